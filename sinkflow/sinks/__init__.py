@@ -1,0 +1,1 @@
+"""Destinations: the Sink protocol, one module per destination, templates and property models."""

@@ -1,0 +1,1 @@
+"""Streams: schemas and Timeplus types, the durable append-only log per stream, ingestion, demo data."""
