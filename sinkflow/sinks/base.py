@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 import pyarrow as pa
 
@@ -81,33 +81,58 @@ class PartialWriteError(SinkError):
 
 @dataclass(frozen=True)
 class WriteContext:
-    """Where a batch sits in the pipeline's history, for destinations that deduplicate.
+    """Where a batch sits in the query's output, for destinations that deduplicate.
 
-    ``sink_id`` and ``epoch`` identify the delivery batch; ``(sink_id, epoch, row_offset + i)``
-    names row ``i`` of the batch stably across a replay of the same epoch after a restart.
+    ``first_row`` is the position of the epoch's first row in everything the sink's query has
+    emitted since the sink was created; the engine is deterministic, so after a restart the
+    same position holds the same row. ``row_ids`` are the positions of the written rows within
+    the epoch's batch (``None``: 0..n-1), so a retry of some rows keeps each row's key.
     """
 
     sink_id: str
     epoch: int
-    row_offset: int = 0
+    first_row: int = 0
+    row_ids: tuple[int, ...] | None = None
+
+    def row_number(self, index: int) -> int:
+        """The output position of row ``index`` of the written batch."""
+        return self.first_row + (self.row_ids[index] if self.row_ids is not None else index)
 
     def row_key(self, index: int) -> str:
-        """A stable idempotency key for row ``index`` of the batch."""
-        return f"{self.sink_id}-{self.epoch}-{self.row_offset + index}"
+        """A stable idempotency key for row ``index`` of the written batch (an HTTP Idempotency-Key)."""
+        return f"{self.sink_id}-{self.row_number(index)}"
+
+    def batch_key(self, num_rows: int) -> str:
+        """A stable key for a whole written batch of ``num_rows`` rows (ClickHouse's insert
+        deduplication token): the same rows replayed in the same cut get the same key."""
+        return f"{self.sink_id}-{self.row_number(0)}-{num_rows}"
+
+
+class StreamTarget(Protocol):
+    """What the stream sink may do with sinkflow's streams, provided by the runtime so that
+    destinations never import the storage layer."""
+
+    def ensure(self, name: str, schema: pa.Schema) -> None:
+        """Create stream ``name`` with ``schema`` when absent; raise PermanentError naming the
+        first column that does not fit when it exists with other columns."""
+
+    def append(self, name: str, batch: pa.RecordBatch, ctx: WriteContext) -> int:
+        """Append the rows of ``batch`` whose output positions (``ctx.row_number``) were not
+        appended by this sink before; return how many were appended."""
 
 
 @dataclass(frozen=True)
 class SinkEnv:
     """What the runtime gives a sink besides its properties.
 
-    ``output_schema`` is the query's result schema. ``append_to_stream`` lets the stream
-    sink append to a sinkflow stream without the sink importing the storage layer.
+    ``output_schema`` is the query's result schema; ``streams`` is set for sinks that write to
+    sinkflow's own streams.
     """
 
     sink_id: str
     sink_name: str
     output_schema: pa.Schema
-    streams: object | None = None
+    streams: StreamTarget | None = None
 
 
 class Sink(abc.ABC):

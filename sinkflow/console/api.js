@@ -1,0 +1,135 @@
+/**
+ * The console's only way to talk to the server: the REST API v1beta2.
+ *
+ * Every call carries the API key (header `X-Api-Key`) once one is set. Failures become
+ * `ApiError`s holding the server's `{code, message, position?, property?}` body, so callers can
+ * point at the SQL position or the sink property the server named.
+ */
+
+import { SseParser } from "./sse.js";
+
+const BASE = "/api/v1beta2";
+const KEY_STORAGE = "sinkflow.apiKey";
+
+/** An error answer from the server (or a network failure, with status 0). */
+export class ApiError extends Error {
+  /**
+   * @param {number} status HTTP status (0 when the server could not be reached)
+   * @param {{code?: string, message?: string, position?: {line: number, column: number}, property?: string}} body
+   */
+  constructor(status, body) {
+    super(body.message || `HTTP ${status}`);
+    this.status = status;
+    this.code = body.code || (status === 0 ? "NETWORK_ERROR" : "HTTP_ERROR");
+    this.position = body.position || null;
+    this.property = body.property || null;
+  }
+}
+
+export class ApiClient {
+  constructor() {
+    /** @type {string|null} kept for this browser tab only */
+    this.apiKey = sessionStorage.getItem(KEY_STORAGE);
+    /** Called with the ApiError when the server answers 401, e.g. to ask for a key. */
+    this.onUnauthorized = null;
+  }
+
+  /** Use `key` for every later call (null forgets it). */
+  setApiKey(key) {
+    this.apiKey = key || null;
+    if (this.apiKey) sessionStorage.setItem(KEY_STORAGE, this.apiKey);
+    else sessionStorage.removeItem(KEY_STORAGE);
+  }
+
+  headers(extra = {}) {
+    const headers = { ...extra };
+    if (this.apiKey) headers["X-Api-Key"] = this.apiKey;
+    return headers;
+  }
+
+  /**
+   * One JSON request.
+   * @returns {Promise<any>} the decoded body (null for 204)
+   * @throws {ApiError} on any non-2xx answer or network failure
+   */
+  async request(method, path, body = undefined) {
+    const init = { method, headers: this.headers({ Accept: "application/json" }) };
+    if (body !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    let response;
+    try {
+      response = await fetch(BASE + path, init);
+    } catch (err) {
+      throw new ApiError(0, { message: `server unreachable: ${err.message}` });
+    }
+    if (!response.ok) throw await this.errorOf(response);
+    if (response.status === 204) return null;
+    const text = await response.text();
+    return text ? JSON.parse(text) : null;
+  }
+
+  /** The ApiError for a failed response; a 401 is also reported to `onUnauthorized`. */
+  async errorOf(response) {
+    let body = {};
+    try {
+      body = await response.json();
+    } catch {
+      body = { message: `${response.status} ${response.statusText}` };
+    }
+    // FastAPI's own errors say {"detail": ...}; ours say {"code", "message"}.
+    if (!body.message && body.detail) body = { message: typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail) };
+    const error = new ApiError(response.status, body);
+    if (response.status === 401 && this.onUnauthorized) this.onUnauthorized(error);
+    return error;
+  }
+
+  info() { return this.request("GET", "/info"); }
+  streams() { return this.request("GET", "/streams"); }
+  sinkTypes() { return this.request("GET", "/sink-types"); }
+  sinks() { return this.request("GET", "/sinks"); }
+  createSink(sink) { return this.request("POST", "/sinks", sink); }
+  deleteSink(id) { return this.request("DELETE", `/sinks/${encodeURIComponent(id)}`); }
+  /** @param {"pause"|"resume"|"restart"} action */
+  sinkAction(id, action) { return this.request("POST", `/sinks/${encodeURIComponent(id)}/${action}`); }
+  stopQuery(id) { return this.request("DELETE", `/queries/${encodeURIComponent(id)}`); }
+
+  /**
+   * Start a query and yield its live events as they arrive.
+   *
+   * Yields `{event, data}` with `data` decoded from JSON: "query" ({id, columns}) first, then
+   * "message" (one result row each), and finally "error" or "end". Aborting `signal` closes the
+   * connection, which also stops the query on the server.
+   * @throws {ApiError} when the server refuses the query before streaming (e.g. bad SQL, 400)
+   */
+  async *queryEvents(sql, signal) {
+    let response;
+    try {
+      response = await fetch(BASE + "/queries", {
+        method: "POST",
+        headers: this.headers({ "Content-Type": "application/json", Accept: "text/event-stream" }),
+        body: JSON.stringify({ sql }),
+        signal,
+      });
+    } catch (err) {
+      if (err.name === "AbortError") return;
+      throw new ApiError(0, { message: `server unreachable: ${err.message}` });
+    }
+    if (!response.ok) throw await this.errorOf(response);
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    const parser = new SseParser();
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        for (const { event, data } of parser.feed(value)) yield { event, data: JSON.parse(data) };
+      }
+    } catch (err) {
+      if (err.name === "AbortError") return;
+      throw err;
+    } finally {
+      reader.releaseLock();
+    }
+  }
+}

@@ -1,0 +1,178 @@
+/**
+ * "Send to…": turn the running query into a sink.
+ *
+ * Lists the destinations the server offers (`GET /sink-types`), shows the chosen one's
+ * properties as a generated form, and creates the sink with `POST /sinks`. A 400 naming a
+ * `property` is shown next to that field; other errors at the top of the form.
+ */
+
+import { ApiError } from "./api.js";
+import { h, replaceChildren } from "./dom.js";
+import { FieldError, SchemaForm } from "./schema_form.js";
+import { renderHighlighted } from "./sql_highlight.js";
+
+/** Destinations in the order and with the names the console shows (unknown types follow, by name). */
+const DESTINATIONS = [
+  ["slack", "Slack", "a message per row to a channel"],
+  ["email", "E-mail", "an e-mail per row over SMTP"],
+  ["webhook", "Webhook", "trigger an action per row"],
+  ["http", "HTTP", "call any HTTP API per row"],
+  ["kafka", "Kafka", "JSON documents on a topic"],
+  ["pulsar", "Pulsar", "messages on a topic"],
+  ["clickhouse", "ClickHouse", "rows into a table"],
+  ["snowflake", "Snowflake", "rows into a table"],
+  ["timeplus", "Stream", "append to a sinkflow stream"],
+];
+
+/** The first stream a query reads (`from tumble(car_live_data, 2s)` → car_live_data), for a default name. */
+function sourceName(sql) {
+  const m = /\bfrom\s+(?:(?:tumble|hop|session|table|dedup)\s*\(\s*)?`?([A-Za-z_][A-Za-z0-9_]*)/i.exec(sql);
+  return m ? m[1] : "query";
+}
+
+export class SendDialog {
+  /**
+   * @param {HTMLDialogElement} dialog
+   * @param {import("./api.js").ApiClient} api
+   * @param {{onCreated: (sink: object) => void, existingNames: () => string[]}} hooks
+   */
+  constructor(dialog, api, { onCreated, existingNames }) {
+    this.dialog = dialog;
+    this.api = api;
+    this.onCreated = onCreated;
+    this.existingNames = existingNames;
+    this.types = null; // cached GET /sink-types
+    this.typeList = h("nav.dest-list", { "aria-label": "Destinations" });
+    this.sqlView = h("pre.sql-view");
+    this.nameInput = h("input#sink-name", { type: "text", spellcheck: "false", autocomplete: "off" });
+    this.descriptionInput = h("input#sink-description", { type: "text", placeholder: "optional" });
+    this.propsHost = h("div.props");
+    this.formError = h("div.form-error#send-error", { role: "alert", hidden: true });
+    this.createButton = h("button.primary#create-sink", { type: "submit" }, "Create sink");
+    this.title = h("h2", {}, "Send results to…");
+    const simpleField = (property, label, input) =>
+      h("div.field", { dataset: { property } }, h("label.field-label", { htmlFor: input.id }, h("span.prop-name", {}, label)), input, h("div.field-error", { role: "alert" }));
+    this.form = h("form.send-form", { novalidate: true, onsubmit: (e) => { e.preventDefault(); this.create(); } },
+      h("div.fields.basics", {},
+        simpleField("name", "sink name", this.nameInput),
+        simpleField("description", "description", this.descriptionInput)),
+      h("div.field", { dataset: { property: "sql" } }, h("div.field-label", {}, h("span.prop-name", {}, "query")), this.sqlView, h("div.field-error", { role: "alert" })),
+      this.formError,
+      this.propsHost,
+      h("footer.dialog-actions", {},
+        h("button", { type: "button", onclick: () => this.dialog.close() }, "Cancel"),
+        this.createButton),
+    );
+    dialog.replaceChildren(
+      h("header.dialog-head", {}, this.title, h("button.icon", { type: "button", "aria-label": "Close", onclick: () => dialog.close() }, "×")),
+      h("div.send-body", {}, this.typeList, this.form),
+    );
+  }
+
+  /**
+   * Open the dialog for a running query.
+   * @param {{sql: string, columns: {name: string, type: string}[]}} query
+   */
+  async open({ sql, columns }) {
+    this.sql = sql;
+    this.columns = columns;
+    renderHighlighted(this.sqlView, sql.trim());
+    this.descriptionInput.value = "";
+    this.showError("");
+    this.dialog.showModal();
+    if (!this.types) {
+      try {
+        this.types = await this.api.sinkTypes();
+      } catch (err) {
+        this.showError(`cannot load the destinations: ${err.message}`);
+        return;
+      }
+    }
+    const known = DESTINATIONS.filter(([type]) => type in this.types);
+    const others = Object.keys(this.types).filter((t) => !DESTINATIONS.some(([d]) => d === t)).sort().map((t) => [t, t, ""]);
+    replaceChildren(this.typeList, [...known, ...others].map(([type, label, blurb]) =>
+      h("button.dest", { type: "button", dataset: { sinkType: type }, onclick: () => this.choose(type) },
+        h("span.dest-name", {}, label), h("span.dest-blurb", {}, blurb))));
+    this.choose(this.type && this.type in this.types ? this.type : (known[0] || others[0])[0]);
+  }
+
+  /** Show the form for destination `type`. */
+  choose(type) {
+    this.type = type;
+    for (const b of this.typeList.querySelectorAll(".dest")) b.classList.toggle("active", b.dataset.sinkType === type);
+    const label = (DESTINATIONS.find(([t]) => t === type) || [type, type])[1];
+    this.title.textContent = `Send results to ${label}`;
+    this.schemaForm = new SchemaForm(this.types[type], this.columns);
+    this.propsHost.replaceChildren(this.schemaForm.element);
+    this.nameInput.value = this.defaultName(type);
+    this.clearErrors();
+  }
+
+  /** `<stream>_to_<type>`, numbered when a sink of that name exists. */
+  defaultName(type) {
+    const base = `${sourceName(this.sql)}_to_${type}`;
+    const taken = new Set(this.existingNames());
+    let name = base;
+    for (let n = 2; taken.has(name); n++) name = `${base}_${n}`;
+    return name;
+  }
+
+  clearErrors() {
+    this.showError("");
+    this.schemaForm?.clearErrors();
+    for (const field of this.form.querySelectorAll(".basics .field.invalid, [data-property=sql].invalid")) {
+      field.classList.remove("invalid");
+      field.querySelector(".field-error").textContent = "";
+    }
+  }
+
+  showError(message) {
+    this.formError.textContent = message;
+    this.formError.hidden = !message;
+  }
+
+  /** Show an error next to the field it names, or at the top of the form. */
+  showFieldError(property, message) {
+    const basic = this.form.querySelector(`:scope > .basics > [data-property="${CSS.escape(property || "")}"], :scope > [data-property="${CSS.escape(property || "")}"]`);
+    if (basic) {
+      basic.classList.add("invalid");
+      basic.querySelector(".field-error").textContent = message;
+      return;
+    }
+    if (!property || !this.schemaForm.showError(property, message)) this.showError(message);
+  }
+
+  async create() {
+    this.clearErrors();
+    let properties;
+    try {
+      properties = this.schemaForm.values();
+    } catch (err) {
+      if (err instanceof FieldError) return this.showFieldError(err.property, err.message);
+      throw err;
+    }
+    const name = this.nameInput.value.trim();
+    if (!name) return this.showFieldError("name", "a sink needs a name");
+    this.createButton.disabled = true;
+    try {
+      const sink = await this.api.createSink({
+        name,
+        description: this.descriptionInput.value.trim(),
+        sql: this.sql,
+        type: this.type,
+        properties,
+      });
+      this.dialog.close();
+      this.onCreated(sink);
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+      if (err.position) {
+        this.showFieldError("sql", `line ${err.position.line}, column ${err.position.column}: ${err.message}`);
+      } else {
+        this.showFieldError(err.property, err.message);
+      }
+    } finally {
+      this.createButton.disabled = false;
+    }
+  }
+}

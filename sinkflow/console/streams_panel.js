@@ -1,0 +1,73 @@
+/**
+ * The streams list: names, columns with types, row counts; clicking a name queries the stream.
+ *
+ * It polls `GET /streams` every `intervalMs` so row counts stay current.
+ */
+
+import { h, replaceChildren } from "./dom.js";
+import { formatCount, quoteIdent } from "./format.js";
+
+export class StreamsPanel {
+  /**
+   * @param {HTMLElement} host
+   * @param {import("./api.js").ApiClient} api
+   * @param {{onQuery: (sql: string) => void, onError: (message: string) => void, intervalMs?: number}} hooks
+   */
+  constructor(host, api, { onQuery, onError, intervalMs = 5000 }) {
+    this.api = api;
+    this.onQuery = onQuery;
+    this.onError = onError;
+    this.intervalMs = intervalMs;
+    this.expanded = new Set();
+    this.seen = new Set();
+    this.list = h("ul.stream-list#stream-list");
+    host.replaceChildren(h("div.panel-head", {}, h("h2", {}, "Streams")), this.list);
+  }
+
+  start() {
+    const tick = async () => {
+      await this.refresh();
+      this.timer = setTimeout(tick, this.intervalMs);
+    };
+    tick();
+  }
+
+  async refresh() {
+    let streams;
+    try {
+      streams = await this.api.streams();
+    } catch (err) {
+      this.onError(`streams: ${err.message}`);
+      return;
+    }
+    for (const s of streams) {
+      // Columns start unfolded for the first few streams the page sees, folded after that.
+      if (!this.seen.has(s.name) && this.seen.size < 3) this.expanded.add(s.name);
+      this.seen.add(s.name);
+    }
+    replaceChildren(this.list, streams.length ? streams.map((s) => this.item(s)) : h("li.empty", {}, "no streams"));
+  }
+
+  item(stream) {
+    const open = this.expanded.has(stream.name);
+    const toggle = h("button.twisty", {
+      type: "button", "aria-expanded": String(open), title: open ? "hide columns" : "show columns",
+      onclick: () => {
+        if (open) this.expanded.delete(stream.name); else this.expanded.add(stream.name);
+        this.refresh();
+      },
+    }, open ? "▾" : "▸");
+    const query = h("button.stream-name", {
+      type: "button", title: `SELECT * FROM ${stream.name}`,
+      onclick: () => this.onQuery(`SELECT * FROM ${quoteIdent(stream.name)}`),
+    }, stream.name);
+    const columns = open
+      ? h("ul.columns", {}, stream.columns.map((c) =>
+          h("li", { className: c.name === stream.event_time_column ? "event-time" : "" },
+            h("span.col-name", {}, c.name), h("span.col-type", {}, c.type))))
+      : null;
+    return h("li.stream", { dataset: { stream: stream.name }, title: stream.description || "" },
+      h("div.stream-head", {}, toggle, query, h("span.row-count", { title: "rows" }, formatCount(stream.row_count ?? 0))),
+      columns);
+  }
+}

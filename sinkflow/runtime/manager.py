@@ -1,0 +1,155 @@
+"""The sinks of a server: validated creation, storage, pipelines, control and status."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from sinkflow.catalog import Catalog, Checkpoint, SinkRecord
+from sinkflow.engine import Engine
+from sinkflow.errors import ConfigError, InvalidInput, NotFound
+from sinkflow.runtime.pipeline import Pipeline, RuntimeSettings
+from sinkflow.runtime.status import SinkStatus
+from sinkflow.sinks import registry
+from sinkflow.sinks.template import check_columns
+from sinkflow.streams.store import StreamStore
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass
+class SinkDefinition:
+    """What a user submits: the Timeplus Sink API's ``{name, description, sql, type, properties}``."""
+
+    name: str
+    sql: str
+    type: str
+    description: str = ""
+    properties: dict[str, Any] = field(default_factory=dict)
+
+
+class SinkManager:
+    """Owns every sink's pipeline. All methods run on the server's event loop."""
+
+    def __init__(self, engine: Engine, store: StreamStore, catalog: Catalog,
+                 settings: RuntimeSettings | None = None) -> None:
+        self.engine = engine
+        self.store = store
+        self.catalog = catalog
+        self.settings = settings or RuntimeSettings()
+        self._pipelines: dict[str, Pipeline] = {}
+
+    async def start(self) -> None:
+        """Start every stored sink from its last checkpoint (paused ones stay paused)."""
+        for record in self.catalog.sinks():
+            self._launch(record)
+
+    async def stop(self) -> None:
+        for pipeline in list(self._pipelines.values()):
+            await pipeline.stop()
+
+    def validate(self, definition: SinkDefinition) -> None:
+        """Check everything before anything is stored.
+
+        Raises :class:`InvalidInput` (bad name or type), :class:`ConfigError` naming the
+        property (or the template column), or :class:`SqlError` with the SQL position.
+        """
+        if not _NAME.match(definition.name or ""):
+            raise InvalidInput(
+                f"sink name '{definition.name}' is invalid: use letters, digits and '_', not starting with a digit"
+            )
+        config = registry.parse_properties(definition.type, definition.properties)
+        plan = self.engine.plan(definition.sql)
+        columns = [column.name for column in plan.columns]
+        for prop, text in config.templates().items():
+            check_columns(text, prop, columns)
+        if definition.type == "timeplus" and getattr(config, "stream_name", None) in plan.sources:
+            raise ConfigError("stream_name", "a sink cannot write to a stream its own query reads")
+
+    async def create(self, definition: SinkDefinition) -> SinkRecord:
+        """Validate, store and start a sink. Its query starts at the streams' current head
+        (or where its SQL's ``seek_to`` says); the starting offsets are checkpointed before
+        this returns, so no row produced from now on is lost even if the server dies."""
+        self.validate(definition)
+        public, secrets = registry.split_secrets(definition.type, definition.properties)
+        record = SinkRecord(id=str(uuid.uuid4()), name=definition.name, description=definition.description,
+                            sql=definition.sql, type=definition.type, properties=public, secrets=secrets)
+        self.catalog.add_sink(record)
+        self._initial_checkpoint(record)
+        self._launch(record)
+        return record
+
+    async def update(self, sink_id: str, definition: SinkDefinition) -> SinkRecord:
+        """Replace a sink's definition (validated first); it restarts with its new query."""
+        pipeline = self._get(sink_id)
+        self.validate(definition)
+        public, secrets = registry.split_secrets(definition.type, definition.properties)
+        record = pipeline.record
+        changed = SinkRecord(id=record.id, name=record.name, description=definition.description, sql=definition.sql,
+                             type=definition.type, properties=public, secrets=secrets, paused=record.paused,
+                             created_at=record.created_at)
+        await pipeline.stop()
+        self.catalog.update_sink(changed)
+        self._initial_checkpoint(changed)
+        self._launch(changed)
+        return changed
+
+    async def delete(self, sink_id: str) -> None:
+        pipeline = self._get(sink_id)
+        await pipeline.stop()
+        self.catalog.delete_sink(pipeline.record.id)
+        del self._pipelines[pipeline.record.id]
+
+    def pause(self, sink_id: str) -> SinkRecord:
+        pipeline = self._get(sink_id)
+        pipeline.pause()
+        self.catalog.set_paused(pipeline.record.id, True)
+        return pipeline.record
+
+    def resume(self, sink_id: str) -> SinkRecord:
+        pipeline = self._get(sink_id)
+        pipeline.resume()
+        self.catalog.set_paused(pipeline.record.id, False)
+        return pipeline.record
+
+    async def restart(self, sink_id: str) -> SinkRecord:
+        """Stop the sink and start it again from its last checkpoint (clears a failed state)."""
+        pipeline = self._get(sink_id)
+        await pipeline.stop()
+        pipeline.start()
+        return pipeline.record
+
+    def records(self) -> list[SinkRecord]:
+        return [p.record for p in self._pipelines.values()]
+
+    def record(self, sink_id: str) -> SinkRecord:
+        return self._get(sink_id).record
+
+    def status(self, sink_id: str) -> SinkStatus:
+        return self._get(sink_id).status
+
+    def statuses(self) -> dict[str, tuple[str, SinkStatus]]:
+        return {sid: (p.record.name, p.status) for sid, p in self._pipelines.items()}
+
+    def _get(self, sink_id: str) -> Pipeline:
+        """A sink by id, or by name for convenience. Raises :class:`NotFound`."""
+        pipeline = self._pipelines.get(sink_id)
+        if pipeline is None:
+            pipeline = next((p for p in self._pipelines.values() if p.record.name == sink_id), None)
+        if pipeline is None:
+            raise NotFound(f"sink '{sink_id}' not found")
+        return pipeline
+
+    def _initial_checkpoint(self, record: SinkRecord) -> None:
+        execution = self.engine.start(self.engine.plan(record.sql))
+        try:
+            self.catalog.save_checkpoint(record.id, Checkpoint(0, execution.snapshot(), {}, 0.0))
+        finally:
+            execution.close()
+
+    def _launch(self, record: SinkRecord) -> None:
+        pipeline = Pipeline(record, self.engine, self.store, self.catalog, self.settings)
+        self._pipelines[record.id] = pipeline
+        pipeline.start()

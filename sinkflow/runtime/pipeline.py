@@ -1,0 +1,272 @@
+"""One sink at work: its streaming query feeding its destination, with nothing lost.
+
+The loop, written once for every destination::
+
+    engine step → Batcher (rows / age) → sink.write + sink.flush (retries, dead-letter)
+                → checkpoint (engine snapshot incl. source offsets + counters) in the catalog
+
+A checkpoint is committed only when every row the query produced up to it was acknowledged
+by the destination (or dead-lettered), so a restart from it — after a stop, a crash or a
+``kill -9`` — loses no result row; rows delivered after the last checkpoint may be delivered
+again (at-least-once). The query is not stepped while a batch is being delivered, so a slow
+destination slows its query instead of growing memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from sinkflow.catalog import Catalog, Checkpoint, SinkRecord
+from sinkflow.engine import Engine, QueryExecution
+from sinkflow.runtime.batching import Batcher
+from sinkflow.runtime.dead_letter import DeadLetters
+from sinkflow.runtime.retry import Backoff, is_retriable, retry_after
+from sinkflow.runtime.status import SinkState, SinkStatus
+from sinkflow.runtime.stream_target import StoreStreamTarget
+from sinkflow.sinks import registry
+from sinkflow.sinks.base import PartialWriteError, Sink, SinkEnv, WriteContext
+from sinkflow.sinks.config import RetryPolicy
+from sinkflow.streams.store import StreamStore
+
+log = logging.getLogger("sinkflow.runtime")
+
+#: Retries of a sink that cannot start (destination unreachable at open, or a failing step).
+_SETUP_RETRY = RetryPolicy(max_retries=None, initial_backoff=0.5, max_backoff=15.0)
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """Knobs shared by every pipeline. ``checkpoint_interval``: the longest time between two
+    checkpoints while rows flow (the most a restart may deliver twice)."""
+
+    checkpoint_interval: float = 1.0
+    step_timeout: float = 0.5
+
+
+class Scrubber:
+    """Removes a sink's secret values from any text before it is shown or logged."""
+
+    def __init__(self, secrets: Iterable[Any]) -> None:
+        self._values = sorted({str(v) for v in _flatten(secrets) if str(v)}, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for value in self._values:
+            text = text.replace(value, "********")
+        return text
+
+
+def _flatten(values: Iterable[Any]) -> Iterable[Any]:
+    for value in values:
+        if isinstance(value, dict):
+            yield from _flatten(value.values())
+        elif isinstance(value, (list, tuple)):
+            yield from _flatten(value)
+        elif value is not None and len(str(value)) >= 4:  # short values would scrub ordinary words
+            yield value
+
+
+class Pipeline:
+    """Runs one stored sink until stopped; restarts itself after retryable failures.
+
+    ``status`` is live: the API reads it at any time.
+    """
+
+    def __init__(self, record: SinkRecord, engine: Engine, store: StreamStore, catalog: Catalog,
+                 settings: RuntimeSettings) -> None:
+        self.record = record
+        self.engine = engine
+        self.store = store
+        self.catalog = catalog
+        self.settings = settings
+        self.status = SinkStatus()
+        self.scrub = Scrubber(record.secrets.values())
+        self._running = asyncio.Event()
+        if not record.paused:
+            self._running.set()
+        self._task: asyncio.Task[None] | None = None
+
+    # -- control -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start (or restart after :meth:`stop`) in the background, from the last checkpoint."""
+        self.status.state = SinkState.PAUSED if self.record.paused else SinkState.STARTING
+        self.status.reason = ""
+        self._task = asyncio.create_task(self._run(), name=f"sink:{self.record.name}")
+
+    async def stop(self) -> None:
+        """Stop and wait until the destination is closed. Undelivered rows stay in the log."""
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        if self.status.state not in (SinkState.FAILED, SinkState.FINISHED):
+            self.status.state = SinkState.STOPPED
+
+    def pause(self) -> None:
+        """Stop pulling results after the batch in hand is delivered; the query's state is kept."""
+        self._running.clear()
+        self.record.paused = True
+        if self.status.state in (SinkState.RUNNING, SinkState.STARTING):
+            self.status.state = SinkState.PAUSED
+
+    def resume(self) -> None:
+        self._running.set()
+        self.record.paused = False
+        if self.status.state is SinkState.PAUSED:
+            self.status.state = SinkState.RUNNING
+
+    # -- the loop --------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        backoff = Backoff(_SETUP_RETRY)
+        while True:
+            try:
+                await self._run_once()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # every failure is classified; none escapes the task
+                message = self._error_text(exc)
+                self.status.last_error = message
+                if not is_retriable(exc):
+                    log.error("sink %s failed: %s", self.record.name, message)
+                    self.status.state = SinkState.FAILED
+                    self.status.reason = message
+                    return
+                self.status.state = SinkState.RETRYING
+                delay = backoff.next_delay(retry_after(exc))
+                log.warning("sink %s: %s; retrying in %.1fs", self.record.name, message, delay)
+                await asyncio.sleep(delay)
+
+    def _error_text(self, exc: BaseException) -> str:
+        text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+        return self.scrub(text)
+
+    async def _run_once(self) -> None:
+        record = self.record
+        config = registry.parse_properties(record.type, registry.join_secrets(record.properties, record.secrets))
+        plan = self.engine.plan(record.sql)
+        checkpoint = self.catalog.checkpoint(record.id)
+        if checkpoint is not None:
+            self.status.restore_counters(checkpoint.counters)
+        execution = self.engine.start(plan, snapshot=checkpoint.snapshot if checkpoint else None)
+        streams = StoreStreamTarget(self.store, self.catalog, record.id) if record.type == "timeplus" else None
+        sink = registry.sink_class(record.type)(config, SinkEnv(record.id, record.name, execution.schema, streams))
+        dead = DeadLetters(self.store, record.name)
+        dead.ensure()
+        try:
+            await sink.open()
+            self.status.state = SinkState.RUNNING if self._running.is_set() else SinkState.PAUSED
+            self.status.reason = ""
+            await self._pump(execution, sink, dead, Batcher(config.batch_policy(), execution.schema),
+                             config.retry_policy())
+            self.status.state = SinkState.FINISHED
+        finally:
+            await sink.close()
+            execution.close()
+
+    async def _pump(self, execution: QueryExecution, sink: Sink, dead: DeadLetters, batcher: Batcher,
+                    policy: RetryPolicy) -> None:
+        last_checkpoint = time.monotonic()
+        while not (execution.finished and len(batcher) == 0):
+            if not self._running.is_set():
+                await self._deliver_all(batcher, sink, dead, policy)
+                self._checkpoint(execution)
+                self.status.state = SinkState.PAUSED
+                await self._running.wait()
+                self.status.state = SinkState.RUNNING
+            wait = min(self.settings.step_timeout, max(batcher.wait_left(), 0.0)) if len(batcher) else self.settings.step_timeout
+            if not execution.finished:
+                for batch in await execution.step(wait):
+                    batcher.add(batch)
+            stats = execution.stats()
+            self.status.rows_read = int(stats.get("rows_read", 0))
+            self.status.lag = execution.lag()
+            due_checkpoint = execution.finished or time.monotonic() - last_checkpoint >= self.settings.checkpoint_interval
+            while batcher.due():
+                await self._deliver(batcher.take(), sink, dead, policy)
+            if due_checkpoint:
+                await self._deliver_all(batcher, sink, dead, policy)
+                self._checkpoint(execution)
+                last_checkpoint = time.monotonic()
+
+    async def _deliver_all(self, batcher: Batcher, sink: Sink, dead: DeadLetters, policy: RetryPolicy) -> None:
+        while len(batcher):
+            await self._deliver(batcher.take(), sink, dead, policy)
+
+    def _checkpoint(self, execution: QueryExecution) -> None:
+        """Commit the query's state; called only when every produced row is acknowledged."""
+        now = time.time()
+        self.catalog.save_checkpoint(
+            self.record.id, Checkpoint(self.status.epochs, execution.snapshot(), self.status.counters(), now)
+        )
+        self.status.last_checkpoint_at = now
+
+    async def _deliver(self, batch: pa.RecordBatch, sink: Sink, dead: DeadLetters, policy: RetryPolicy) -> None:
+        """Deliver one epoch's batch: retry what is retryable per ``policy``, dead-letter the rest.
+
+        Returns when every row is acknowledged or dead-lettered.
+        """
+        epoch = self.status.epochs + 1
+        first_row = self.status.rows_emitted
+        pending, ids = batch, tuple(range(batch.num_rows))
+        backoff = Backoff(policy)
+        attempts = 1
+        while pending.num_rows:
+            ctx = WriteContext(self.record.id, epoch, first_row, None if len(ids) == batch.num_rows else ids)
+            try:
+                await sink.write(pending, ctx)
+                await sink.flush(epoch)
+                self.status.rows_delivered += pending.num_rows
+                break
+            except asyncio.CancelledError:
+                raise
+            except PartialWriteError as exc:
+                failed = exc.failures
+                self.status.rows_delivered += pending.num_rows - len(failed)
+                refused = sorted(i for i, err in failed.items() if not is_retriable(err))
+                if refused:
+                    self._dead_letter(dead, pending.take(pa.array(refused)), failed[refused[0]], attempts)
+                again = sorted(i for i, err in failed.items() if is_retriable(err))
+                if not again:
+                    break
+                error: BaseException = failed[again[0]]
+                pending, ids = pending.take(pa.array(again)), tuple(ids[i] for i in again)
+            except Exception as exc:
+                if not is_retriable(exc):
+                    self._dead_letter(dead, pending, exc, attempts)
+                    break
+                error = exc
+            if backoff.exhausted():
+                self._dead_letter(dead, pending, error, attempts, prefix=f"gave up after {attempts} attempts: ")
+                break
+            delay = backoff.next_delay(retry_after(error))
+            self.status.retries += 1
+            self.status.state = SinkState.RETRYING
+            self.status.last_error = self._error_text(error)
+            log.warning("sink %s: %s; retrying %d row(s) in %.2fs", self.record.name, self.status.last_error,
+                        pending.num_rows, delay)
+            await asyncio.sleep(delay)
+            attempts += 1
+        if self.status.state is SinkState.RETRYING:
+            self.status.state = SinkState.RUNNING
+        self.status.epochs = epoch
+        self.status.rows_emitted += batch.num_rows
+
+    def _dead_letter(self, dead: DeadLetters, rows: pa.RecordBatch, error: BaseException, attempts: int,
+                     prefix: str = "") -> None:
+        message = prefix + self._error_text(error)
+        dead.write(rows, message, attempts)
+        self.status.dead_lettered += rows.num_rows
+        self.status.last_error = message
+        log.warning("sink %s: %d row(s) dead-lettered: %s", self.record.name, rows.num_rows, message)

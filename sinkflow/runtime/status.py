@@ -1,0 +1,80 @@
+"""Per-sink status and counters, and their Prometheus text form."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+
+
+class SinkState(str, Enum):
+    STARTING = "starting"
+    RUNNING = "running"
+    RETRYING = "retrying"  # the destination is failing retryably; rows wait, none are lost
+    PAUSED = "paused"
+    FAILED = "failed"  # stopped for good until restarted; ``reason`` says why
+    FINISHED = "finished"  # a bounded query delivered all its rows
+    STOPPED = "stopped"
+
+
+#: Counters that survive a restart: they are committed with each checkpoint.
+COUNTERS = ("rows_delivered", "retries", "dead_lettered", "rows_emitted", "epochs")
+
+
+@dataclass
+class SinkStatus:
+    """What a user checks about a sink. ``last_error`` never holds a secret (the pipeline
+    scrubs every secret value out of it)."""
+
+    state: SinkState = SinkState.STARTING
+    reason: str = ""
+    rows_read: int = 0
+    rows_delivered: int = 0
+    retries: int = 0
+    dead_lettered: int = 0
+    lag: int = 0
+    last_error: str = ""
+    rows_emitted: int = 0
+    epochs: int = 0
+    last_checkpoint_at: float | None = None
+    extra: dict[str, int] = field(default_factory=dict)
+
+    def counters(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in COUNTERS}
+
+    def restore_counters(self, counters: dict[str, int]) -> None:
+        for name in COUNTERS:
+            setattr(self, name, int(counters.get(name, 0)))
+
+    def to_dict(self) -> dict[str, object]:
+        body = asdict(self)
+        body["state"] = self.state.value
+        return body
+
+
+_METRICS = (
+    ("sinkflow_sink_rows_read_total", "counter", "rows_read", "Rows the sink's query read from its streams."),
+    ("sinkflow_sink_rows_delivered_total", "counter", "rows_delivered", "Result rows acknowledged by the destination."),
+    ("sinkflow_sink_retries_total", "counter", "retries", "Delivery retries."),
+    ("sinkflow_sink_dead_lettered_total", "counter", "dead_lettered", "Rows sent to the dead-letter stream."),
+    ("sinkflow_sink_lag_rows", "gauge", "lag", "Rows behind the head of the sink's streams."),
+)
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def prometheus_text(statuses: dict[str, tuple[str, SinkStatus]]) -> str:
+    """Prometheus exposition text for ``{sink_id: (sink_name, status)}``."""
+    lines: list[str] = []
+    for metric, kind, attr, help_text in _METRICS:
+        lines.append(f"# HELP {metric} {help_text}")
+        lines.append(f"# TYPE {metric} {kind}")
+        for sink_id, (name, status) in statuses.items():
+            lines.append(f'{metric}{{sink_id="{_label(sink_id)}",sink="{_label(name)}"}} {getattr(status, attr)}')
+    lines.append("# HELP sinkflow_sink_up 1 when the sink is running, 0 otherwise.")
+    lines.append("# TYPE sinkflow_sink_up gauge")
+    for sink_id, (name, status) in statuses.items():
+        up = 1 if status.state is SinkState.RUNNING else 0
+        lines.append(f'sinkflow_sink_up{{sink_id="{_label(sink_id)}",sink="{_label(name)}",state="{status.state.value}"}} {up}')
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,137 @@
+"""The ``http`` sink: one HTTP request per result row to any HTTP API.
+
+Properties (``spec/SINKS.md``): ``url``, ``content_type``, ``http_method`` (POST),
+``payload_field`` (a ``{{ .col }}`` template; empty: the row as JSON), ``http_header`` ({}),
+``oauth2`` (client-credentials grant), ``paralism`` (1; ``parallelism`` accepted),
+``retries`` (0), ``retry_interval`` (10s), ``timeout`` (10s).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from sinkflow.sinks.base import SinkEnv
+from sinkflow.sinks.config import BatchPolicy, Duration, RetryPolicy, SinkConfig, StrList
+from sinkflow.sinks.delivery import (
+    JSON_TYPE,
+    TEXT_TYPE,
+    Headers,
+    OAuth2Settings,
+    RequestPerRowSink,
+    RequestSpec,
+    UrlText,
+    header_secrets,
+    paralism_field,
+    row_sink_batch_policy,
+    safe_target,
+)
+from sinkflow.sinks.encode import json_document
+from sinkflow.sinks.template import Template, TemplateText
+
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+class OAuth2Config(BaseModel):
+    """The ``oauth2`` property: the OAuth2 client-credentials grant.
+
+    When ``enabled``, ``token_url``, ``client_key`` and ``client_secret`` are required.
+    """
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    enabled: bool = False
+    client_key: str | None = Field(None, validate_default=True)
+    client_secret: str | None = Field(None, validate_default=True)
+    token_url: UrlText | None = Field(None, validate_default=True)
+    scopes: StrList = Field(default_factory=list)
+
+    @field_validator("client_key", "client_secret", "token_url")
+    @classmethod
+    def _required_when_enabled(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("enabled") and not value:
+            raise ValueError("is required when oauth2.enabled is true")
+        return value
+
+
+class HttpConfig(SinkConfig):
+    """Properties of the ``http`` sink; defaults from the spec."""
+
+    secret_fields: ClassVar[tuple[str, ...]] = ("oauth2.client_secret", *header_secrets("http_header"))
+    template_fields: ClassVar[tuple[str, ...]] = ("payload_field",)
+
+    url: UrlText
+    content_type: str | None = None
+    http_method: str = "POST"
+    payload_field: TemplateText = None
+    http_header: Headers = Field(default_factory=dict)
+    oauth2: OAuth2Config = Field(default_factory=OAuth2Config)
+    paralism: int = paralism_field()
+    retries: int = Field(0, ge=0)
+    retry_interval: Duration = 10.0
+    timeout: Duration = Field(10.0, gt=0)
+
+    @field_validator("http_method", mode="before")
+    @classmethod
+    def _method(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().upper() in HTTP_METHODS:
+            return value.strip().upper()
+        raise ValueError(f"must be one of {', '.join(HTTP_METHODS)}")
+
+    def batch_policy(self) -> BatchPolicy:
+        return row_sink_batch_policy(self.paralism)
+
+    def retry_policy(self) -> RetryPolicy:
+        """``retries`` retries, backing off from ``retry_interval``."""
+        return RetryPolicy(
+            max_retries=self.retries, initial_backoff=self.retry_interval, max_backoff=max(30.0, self.retry_interval)
+        )
+
+    def concurrency(self) -> int:
+        return self.paralism
+
+
+class HttpSink(RequestPerRowSink):
+    """Sends one request per result row (``payload_field`` rendered, or the row as JSON).
+
+    Delivery guarantee: at-least-once. A row counts as delivered when the server answers
+    2xx; rows of an epoch that was not acknowledged are sent again after a restart. Every
+    request carries ``Idempotency-Key: <sink id>-<epoch>-<row>``, the same on every resend
+    of that row, so a server that honours the header sees each row exactly once.
+    With ``paralism`` 1 rows arrive in result order; with N, up to N requests are in flight.
+    5xx, 429 (with ``Retry-After``), timeouts and network errors are retryable; other 4xx
+    are permanent for that row only.
+    """
+
+    config_class = HttpConfig
+    config: HttpConfig
+
+    def __init__(self, config: HttpConfig, env: SinkEnv) -> None:
+        self._template = Template.parse(config.payload_field) if config.payload_field else None
+        super().__init__(config, env)
+
+    def request_spec(self) -> RequestSpec:
+        cfg = self.config
+        default_type = TEXT_TYPE if self._template else JSON_TYPE
+        headers = {"Content-Type": cfg.content_type or default_type, **cfg.http_header}
+        oauth = cfg.oauth2
+        settings = None
+        if oauth.enabled:
+            assert oauth.token_url and oauth.client_key and oauth.client_secret  # validated by OAuth2Config
+            settings = OAuth2Settings(oauth.token_url, oauth.client_key, oauth.client_secret, list(oauth.scopes))
+        return RequestSpec(
+            method=cfg.http_method,
+            url=cfg.url,
+            headers=headers,
+            timeout=cfg.timeout,
+            paralism=cfg.paralism,
+            target=f"{cfg.http_method} {safe_target(cfg.url)}",
+            secrets=tuple(v for k, v in cfg.http_header.items() if k.lower() == "authorization"),
+            oauth2=settings,
+        )
+
+    def body(self, row: dict[str, Any]) -> bytes:
+        if self._template is not None:
+            return self._template.render(row).encode()
+        return json_document(row)

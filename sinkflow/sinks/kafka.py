@@ -1,0 +1,482 @@
+"""The ``kafka`` sink: every result row as one JSON document on a Kafka topic.
+
+Works against Apache Kafka, Confluent Platform and Confluent Cloud through librdkafka
+(confluent-kafka): PLAINTEXT, TLS, SASL PLAIN / SCRAM over TLS or not (:func:`librdkafka_config`).
+
+Delivery guarantee:
+
+* ``at_least_once`` (default): an idempotent producer (no duplicates from librdkafka's own
+  retries, order kept per partition); ``flush(epoch)`` returns only when every message of the
+  epoch has a successful delivery report. A failed epoch is written again by the runtime, so
+  rows of an unacknowledged epoch may appear twice on the topic, never zero times.
+* ``exactly_once``: a transactional producer with the stable ``transactional.id``
+  ``sinkflow-<sink id>``. The epoch's messages are one transaction, committed in ``flush``
+  and aborted on any failure; a restarted sink fences its previous incarnation (whose open
+  transaction is aborted). A ``read_committed`` consumer sees every row exactly once.
+
+confluent-kafka calls block, so they run in worker threads (``asyncio.to_thread``); the event
+loop never waits on librdkafka. librdkafka's error callback (broker down, TLS handshake or
+authentication failure) is surfaced in the raised error instead of waiting silently for
+``message.timeout.ms``. The password never appears in an error message or a log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import certifi
+import pyarrow as pa
+from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+from pydantic import Field, field_validator, model_validator
+
+from sinkflow.errors import ConfigError
+from sinkflow.sinks.base import PermanentError, RetryableError, Sink, SinkEnv, SinkError, WriteContext
+from sinkflow.sinks.config import BatchPolicy, SinkConfig, StrList
+from sinkflow.sinks.encode import json_documents, row_dicts, text
+from sinkflow.sinks.template import Template, TemplateText
+
+log = logging.getLogger(__name__)
+
+_TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+_SASL_MECHANISMS = {"plain": "PLAIN", "scram-sha-256": "SCRAM-SHA-256", "scram-sha-512": "SCRAM-SHA-512"}
+
+#: How long the sink waits for the brokers' first answer in ``open()``.
+CONNECT_TIMEOUT = 15.0
+#: With a connection error reported, how long flush waits without any delivery before giving up.
+STALL_TIMEOUT = 5.0
+#: librdkafka's own bound on a message's delivery (after it, the message fails).
+MESSAGE_TIMEOUT_MS = 60_000
+#: How long write() waits for room in librdkafka's local queue before failing the batch.
+QUEUE_FULL_TIMEOUT = 30.0
+#: Transaction commits and aborts.
+TRANSACTION_TIMEOUT = 30.0
+
+# Errors that no retry fixes: the configuration (credentials, certificates, permissions) is wrong.
+_PERMANENT_CODES = frozenset(
+    {
+        KafkaError._SSL,
+        KafkaError._AUTHENTICATION,
+        KafkaError.SASL_AUTHENTICATION_FAILED,
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+        KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+        KafkaError.MSG_SIZE_TOO_LARGE,
+        KafkaError.INVALID_RECORD,
+        KafkaError.TOPIC_EXCEPTION,
+        KafkaError.POLICY_VIOLATION,
+        KafkaError.INVALID_REPLICATION_FACTOR,
+        KafkaError.INVALID_PARTITIONS,
+        KafkaError.INVALID_CONFIG,
+    }
+)
+
+
+class KafkaConfig(SinkConfig):
+    """The ``kafka`` sink's properties: the spec's table plus what Kafka users expect
+    (``message_key``, ``partitions``, ``replication_factor``, ``delivery_guarantee``, ``tls.ca_file``)."""
+
+    brokers: StrList = Field(description="comma-separated broker list, e.g. kafka1:9092,kafka2:9092")
+    topic: str = Field(description="topic to send to; created when absent")
+    batch_count: int = Field(1000, ge=1, description="events per batch (one epoch)")
+    data_type: Literal["json"] = Field("json", description="encoding of each row: json")
+    sasl: Literal["none", "plain", "scram-sha-256", "scram-sha-512"] = Field("none", description="SASL mechanism")
+    username: str | None = Field(None, description="SASL user name (Confluent Cloud: the API key)")
+    password: str | None = Field(None, description="SASL password (Confluent Cloud: the API secret)")
+    tls_disable: bool = Field(False, alias="tls.disable", description="true turns TLS off")
+    tls_skip_verify_server: bool = Field(
+        False, alias="tls.skip_verify_server", description="true skips server certificate verification"
+    )
+    tls_ca_file: str | None = Field(
+        None, alias="tls.ca_file", description="PEM file of the CA that signed the brokers' certificates"
+    )
+    message_key: TemplateText = Field(
+        None, description="message key: a column name, or a template such as '{{ .cid }}-{{ .time }}'"
+    )
+    partitions: int | None = Field(None, ge=1, description="partitions of a topic the sink creates (broker default)")
+    replication_factor: int | None = Field(
+        None, ge=1, description="replication factor of a topic the sink creates (broker default)"
+    )
+    delivery_guarantee: Literal["at_least_once", "exactly_once"] = Field(
+        "at_least_once", description="exactly_once uses Kafka transactions (consumers read_committed)"
+    )
+
+    secret_fields: ClassVar[tuple[str, ...]] = ("password",)
+    template_fields: ClassVar[tuple[str, ...]] = ("message_key",)
+
+    @field_validator("sasl", "data_type", "delivery_guarantee", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("brokers")
+    @classmethod
+    def _brokers(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one broker host:port is required, e.g. 'kafka1:9092'")
+        for broker in value:
+            if any(ch.isspace() for ch in broker):
+                raise ValueError(f"'{broker}' is not a host:port")
+        return value
+
+    @field_validator("topic")
+    @classmethod
+    def _topic(cls, value: str) -> str:
+        if not _TOPIC_NAME.match(value) or value in (".", ".."):
+            raise ValueError("a topic name is 1-249 characters among letters, digits, '.', '_' and '-'")
+        return value
+
+    @model_validator(mode="after")
+    def _credentials(self) -> KafkaConfig:
+        if self.sasl != "none":
+            for prop in ("username", "password"):
+                if not getattr(self, prop):
+                    raise ConfigError(prop, f"is required when sasl is '{self.sasl}'")
+        if self.tls_ca_file is not None:
+            if self.tls_disable:
+                raise ConfigError("tls.ca_file", "cannot be used with tls.disable=true")
+            if not os.path.isfile(self.tls_ca_file):
+                raise ConfigError("tls.ca_file", f"no such file: {self.tls_ca_file}")
+        return self
+
+    def batch_policy(self) -> BatchPolicy:
+        """``batch_count`` rows per write (and per epoch), or what arrived within 100 ms."""
+        return BatchPolicy(max_rows=self.batch_count, max_wait=0.1)
+
+
+def librdkafka_config(config: KafkaConfig) -> dict[str, Any]:
+    """The librdkafka connection and security settings for ``config``.
+
+    ``sasl=none``: ``SSL``, or ``PLAINTEXT`` with ``tls.disable``; a SASL mechanism:
+    ``SASL_SSL``, or ``SASL_PLAINTEXT`` with ``tls.disable``. With TLS, the server
+    certificate is verified against ``tls.ca_file`` (default: the public CAs of certifi, as
+    Confluent Cloud needs) unless ``tls.skip_verify_server`` turns verification off.
+    """
+    tls = not config.tls_disable
+    conf: dict[str, Any] = {"bootstrap.servers": ",".join(config.brokers)}
+    if config.sasl == "none":
+        conf["security.protocol"] = "SSL" if tls else "PLAINTEXT"
+    else:
+        conf["security.protocol"] = "SASL_SSL" if tls else "SASL_PLAINTEXT"
+        conf["sasl.mechanism"] = _SASL_MECHANISMS[config.sasl]
+        conf["sasl.username"] = config.username
+        conf["sasl.password"] = config.password
+    if tls:
+        if config.tls_skip_verify_server:
+            conf["enable.ssl.certificate.verification"] = False
+            conf["ssl.endpoint.identification.algorithm"] = "none"
+        else:
+            conf["enable.ssl.certificate.verification"] = True
+            conf["ssl.endpoint.identification.algorithm"] = "https"
+            conf["ssl.ca.location"] = config.tls_ca_file or certifi.where()
+    return conf
+
+
+@dataclass(frozen=True)
+class _Incident:
+    """One error librdkafka reported through its error callback."""
+
+    code: int
+    text: str
+    at: float
+
+
+class _Scrubbed:
+    """A logger for librdkafka's log lines that removes the password first."""
+
+    def __init__(self, scrub: Callable[[str], str]) -> None:
+        self._scrub = scrub
+
+    def log(self, level: int, msg: str, *args: Any, **_: Any) -> None:
+        log.log(level, "%s", self._scrub(msg % args if args else msg))
+
+
+class KafkaSink(Sink):
+    """One JSON document per result row on ``topic``; see the module docstring for the guarantee.
+
+    ``open()`` creates the topic when absent (PermanentError when the broker refuses) and
+    starts the producer; ``write()`` enqueues; ``flush(epoch)`` waits for every delivery
+    report (RetryableError while the brokers are unreachable, PermanentError for what no
+    retry fixes) and, with ``exactly_once``, commits the epoch's transaction.
+    """
+
+    config_class = KafkaConfig
+    config: KafkaConfig
+
+    def __init__(self, config: KafkaConfig, env: SinkEnv) -> None:
+        super().__init__(config, env)
+        self._key_column: str | None = None
+        self._key_template: Template | None = None
+        key = config.message_key
+        if key is not None:
+            if "{{" in key:
+                self._key_template = Template.parse(key)
+            elif key in env.output_schema.names:
+                self._key_column = key
+            else:
+                columns = ", ".join(env.output_schema.names)
+                raise ConfigError("message_key", f"unknown column '{key}' (columns: {columns})")
+        self._transactional = config.delivery_guarantee == "exactly_once"
+        self._producer: Producer | None = None
+        self._incident: _Incident | None = None
+        self._failures: list[KafkaError] = []
+        self._in_transaction = False
+        self._topic_checked = False
+
+    # ------------------------------------------------------------------ protocol
+
+    async def open(self) -> None:
+        """Create the topic when absent and start the producer (and its transactions)."""
+        await asyncio.to_thread(self._open)
+
+    async def write(self, batch: pa.RecordBatch, ctx: WriteContext) -> None:
+        """Encode the rows and enqueue one message per row (in a transaction with exactly_once)."""
+        await asyncio.to_thread(self._write, batch)
+
+    async def flush(self, epoch: int) -> None:
+        """Return once every message since the last flush is delivered (and committed)."""
+        await asyncio.to_thread(self._flush)
+
+    async def close(self) -> None:
+        """Abort an uncommitted transaction, drop undelivered messages and release the producer."""
+        await asyncio.to_thread(self._close)
+
+    # ------------------------------------------------------------------ blocking parts (worker threads)
+
+    def _open(self) -> None:
+        self._ensure_topic()
+        self._producer = self._new_producer()
+
+    def _write(self, batch: pa.RecordBatch) -> None:
+        if not self._topic_checked:  # the topic vanished or the broker was replaced since
+            self._ensure_topic()
+        producer = self._producer or self._new_producer()
+        self._producer = producer
+        if self._transactional and not self._in_transaction:
+            self._call(producer.begin_transaction)
+            self._in_transaction = True
+        documents = json_documents(batch)
+        keys = self._keys(batch)
+        topic = self.config.topic
+        produce = producer.produce
+        try:
+            if keys is None:
+                for document in documents:
+                    try:
+                        produce(topic, document)
+                    except BufferError:
+                        self._wait_for_room(producer)
+                        produce(topic, document)
+            else:
+                for document, key in zip(documents, keys):
+                    try:
+                        produce(topic, document, key)
+                    except BufferError:
+                        self._wait_for_room(producer)
+                        produce(topic, document, key)
+        except KafkaException as exc:
+            self._fail_epoch(producer)
+            raise self._error(exc.args[0], "producing") from None
+        except SinkError:
+            self._fail_epoch(producer)
+            raise
+        producer.poll(0)  # serve delivery and error callbacks without waiting
+
+    def _flush(self) -> None:
+        producer = self._producer
+        if producer is None:
+            return
+        try:
+            self._await_deliveries(producer)
+            failures, self._failures = self._failures, []
+            if failures:
+                raise self._classify(failures)
+            if self._transactional and self._in_transaction:
+                self._call(producer.commit_transaction, TRANSACTION_TIMEOUT)
+                self._in_transaction = False
+        except SinkError:
+            self._fail_epoch(producer)
+            raise
+
+    def _close(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is None:
+            return
+        try:
+            if self._transactional and self._in_transaction:
+                producer.abort_transaction(TRANSACTION_TIMEOUT)
+        except KafkaException as exc:
+            log.info("kafka sink %s: abort on close failed: %s", self.env.sink_name, self._scrub(str(exc)))
+        self._in_transaction = False
+        producer.purge()
+        producer.flush(1.0)  # collect the purge reports so the producer can be destroyed
+
+    # ------------------------------------------------------------------ helpers
+
+    def _common_config(self) -> dict[str, Any]:
+        return {
+            **librdkafka_config(self.config),
+            "client.id": f"sinkflow-{self.env.sink_name}",
+            "error_cb": self._on_error,
+            "logger": _Scrubbed(self._scrub),
+            "socket.connection.setup.timeout.ms": 10_000,
+            "reconnect.backoff.max.ms": 1_000,
+        }
+
+    def _new_producer(self) -> Producer:
+        conf = {
+            **self._common_config(),
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "message.timeout.ms": MESSAGE_TIMEOUT_MS,
+            # Successful deliveries need no callback: flush() waits for the queue to drain and
+            # only failures are reported, which keeps Python out of the per-message ack path.
+            "delivery.report.only.error": True,
+            "on_delivery": self._on_delivery,
+        }
+        if self._transactional:
+            conf["transactional.id"] = f"sinkflow-{self.env.sink_id}"
+            conf["transaction.timeout.ms"] = MESSAGE_TIMEOUT_MS
+        try:
+            producer = Producer(conf)
+        except KafkaException as exc:
+            raise PermanentError(f"kafka producer: {self._scrub(str(exc.args[0].str()))}") from None
+        if self._transactional:
+            # Fences any earlier producer with the same transactional.id and aborts its open transaction.
+            self._call(producer.init_transactions, TRANSACTION_TIMEOUT)
+        return producer
+
+    def _ensure_topic(self) -> None:
+        """Create the topic when the cluster does not have it; raise when the brokers can't say or refuse."""
+        admin = AdminClient(self._common_config())
+        topic = self.config.topic
+        deadline = time.monotonic() + CONNECT_TIMEOUT
+        while True:
+            try:
+                metadata = admin.list_topics(timeout=1.0)
+                break
+            except KafkaException as exc:
+                incident = self._incident
+                if incident is not None and incident.code in _PERMANENT_CODES:
+                    raise PermanentError(f"kafka brokers {self._brokers()}: {incident.text}") from None
+                if time.monotonic() >= deadline:
+                    detail = incident.text if incident is not None else exc.args[0].str()
+                    raise RetryableError(f"kafka brokers {self._brokers()} unreachable: {detail}") from None
+        if topic not in metadata.topics:
+            new_topic = NewTopic(topic, self.config.partitions or -1, self.config.replication_factor or -1)
+            future = admin.create_topics([new_topic], operation_timeout=10.0, request_timeout=CONNECT_TIMEOUT)[topic]
+            try:
+                future.result()
+                log.info("kafka sink %s: created topic %s", self.env.sink_name, topic)
+            except KafkaException as exc:
+                error: KafkaError = exc.args[0]
+                if error.code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    err = self._error(error, f"creating topic '{topic}'")
+                    raise type(err)(f"the broker refused to create topic '{topic}': {self._scrub(error.str())}") from None
+        self._topic_checked = True
+
+    def _keys(self, batch: pa.RecordBatch) -> list[bytes | None] | None:
+        if self._key_column is not None:
+            return [None if v is None else text(v).encode() for v in batch.column(self._key_column).to_pylist()]
+        if self._key_template is not None:
+            return [self._key_template.render(row).encode() for row in row_dicts(batch)]
+        return None
+
+    def _wait_for_room(self, producer: Producer) -> None:
+        """Serve callbacks until librdkafka's local queue takes messages again (or give up)."""
+        deadline = time.monotonic() + QUEUE_FULL_TIMEOUT
+        while time.monotonic() < deadline:
+            producer.poll(0.05)
+            if len(producer) < 0.9 * 100_000:  # below queue.buffering.max.messages' default
+                return
+        raise self._unreachable("the local queue stayed full")
+
+    def _await_deliveries(self, producer: Producer) -> None:
+        """Wait until librdkafka has a delivery report for every message; raise RetryableError
+        when the brokers are reported unreachable and nothing was delivered for STALL_TIMEOUT."""
+        remaining = len(producer)
+        last_progress = time.monotonic()
+        while remaining:
+            now_remaining = producer.flush(0.2)
+            now = time.monotonic()
+            if now_remaining < remaining:
+                remaining, last_progress = now_remaining, now
+                continue
+            incident = self._incident
+            if incident is not None and now - last_progress >= STALL_TIMEOUT and incident.at >= last_progress - STALL_TIMEOUT:
+                raise self._unreachable(f"{remaining} message(s) undelivered")
+            remaining = now_remaining
+
+    def _unreachable(self, what: str) -> SinkError:
+        incident = self._incident
+        detail = f": {incident.text}" if incident is not None else ""
+        if incident is not None and incident.code in _PERMANENT_CODES:
+            return PermanentError(f"kafka brokers {self._brokers()}{detail}")
+        return RetryableError(f"kafka brokers {self._brokers()} unreachable ({what}){detail}")
+
+    def _fail_epoch(self, producer: Producer) -> None:
+        """Forget the failed epoch: abort its transaction, drop its undelivered messages.
+
+        Dropping them keeps a later retry of the epoch from adding yet another copy. A producer
+        in a fatal state is replaced on the next write.
+        """
+        self._topic_checked = False
+        try:
+            if self._transactional and self._in_transaction:
+                producer.abort_transaction(TRANSACTION_TIMEOUT)
+            else:
+                producer.purge()
+                producer.flush(0.5)
+        except KafkaException as exc:
+            log.info("kafka sink %s: discarding the producer: %s", self.env.sink_name, self._scrub(str(exc)))
+            self._producer = None
+        self._in_transaction = False
+        self._failures = []
+
+    def _call(self, method: Callable[..., None], *args: Any) -> None:
+        """A transactional call; its KafkaException becomes a SinkError."""
+        try:
+            method(*args)
+        except KafkaException as exc:
+            error: KafkaError = exc.args[0]
+            if error.fatal():
+                self._producer = None  # fenced or broken: a new producer (init_transactions) is needed
+            raise self._error(error, method.__name__.replace("_", " ")) from None
+
+    def _classify(self, failures: list[KafkaError]) -> SinkError:
+        first = failures[0]
+        err = self._error(first, "delivery")
+        return type(err)(f"{len(failures)} message(s) not delivered to topic '{self.config.topic}': {err.message}")
+
+    def _error(self, error: KafkaError, doing: str) -> SinkError:
+        text_ = self._scrub(error.str())
+        incident = self._incident
+        if error.code() in (KafkaError._MSG_TIMED_OUT, KafkaError._TIMED_OUT, KafkaError._TRANSPORT) and incident:
+            text_ = f"{text_} ({incident.text})"  # the broker-level cause, e.g. a TLS handshake failure
+        if error.code() in _PERMANENT_CODES or (error.fatal() and not self._transactional):
+            return PermanentError(f"kafka {doing}: {text_}")
+        return RetryableError(f"kafka {doing}: {text_}")
+
+    def _on_error(self, error: KafkaError) -> None:
+        """librdkafka's error callback: remember the latest broker-level problem, for messages."""
+        self._incident = _Incident(error.code(), self._scrub(error.str()), time.monotonic())
+        log.warning("kafka sink %s: %s", self.env.sink_name, self._incident.text)
+
+    def _on_delivery(self, error: KafkaError | None, _message: Any) -> None:
+        if error is not None:
+            self._failures.append(error)
+
+    def _brokers(self) -> str:
+        return ",".join(self.config.brokers)
+
+    def _scrub(self, message: str) -> str:
+        password = self.config.password
+        return message.replace(password, "***") if password else message

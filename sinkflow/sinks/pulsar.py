@@ -1,0 +1,273 @@
+"""Pulsar sink: one JSON document per result row, published to a topic with pulsar-client.
+
+**What it promises.** ``write()`` hands every row of the batch to the producer (batching on,
+``block_if_queue_full`` so a slow broker slows the pipeline instead of failing it) and returns
+without waiting; each send has its own completion callback. ``flush(epoch)`` returns only when
+the broker acknowledged every message written since the previous flush.
+
+**Delivery guarantee.** At-least-once: the runtime commits an epoch only after ``flush``
+returned, and a replayed epoch is sent again, so a consumer may see a row twice after a
+failure (no producer deduplication: pulsar-lite and default Apache Pulsar namespaces don't
+enforce it).
+
+**Errors.** A broker that can't be reached raises :class:`RetryableError` at ``open``; an
+unusable topic or refused credentials raise :class:`PermanentError`. In ``flush``, failed sends
+that may succeed later (timeout, disconnect) fail the epoch with :class:`RetryableError`; when
+some message can never be sent as it is (too big, topic terminated), :class:`PartialWriteError`
+maps every failed row (in write order since the previous flush) to its error, so the runtime
+dead-letters exactly those rows and resends the others. Messages never contain a token or secret.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import pulsar
+import pyarrow as pa
+from pydantic import model_validator
+
+from sinkflow.errors import ConfigError
+from sinkflow.sinks.base import PartialWriteError, PermanentError, RetryableError, Sink, SinkEnv, SinkError, WriteContext
+from sinkflow.sinks.config import BatchPolicy, SinkConfig
+from sinkflow.sinks.encode import json_documents, text
+
+log = logging.getLogger(__name__)
+
+#: auth_type → (required auth_params, optional auth_params). For oauth2, ``private_key`` (a
+#: credentials file URL, as the Pulsar client takes it) may replace ``client_id`` + ``client_secret``.
+AUTH_PARAMS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "": (frozenset(), frozenset()),
+    "token": (frozenset({"token"}), frozenset()),
+    "oauth2": (frozenset({"issuer_url"}), frozenset({"client_id", "client_secret", "private_key", "audience", "scope"})),
+}
+
+# Failures that sending again can't fix (exception class names equal pulsar.Result names).
+_PERMANENT = frozenset(
+    {
+        "AuthenticationError", "AuthorizationError", "InvalidTopicName", "InvalidUrl", "InvalidConfiguration",
+        "MessageTooBig", "InvalidMessage", "TopicTerminated", "IncompatibleSchema", "NotAllowedError",
+        "OperationNotSupported", "UnsupportedVersionError", "ErrorGettingAuthenticationData",
+    }
+)  # fmt: skip
+
+
+class PulsarConfig(SinkConfig):
+    """Properties of the ``pulsar`` sink (spec: ``spec/SINKS.md``, table "pulsar").
+
+    ``message_key`` (an addition to the spec) names an output column whose value keys each message.
+    """
+
+    secret_fields: ClassVar[tuple[str, ...]] = ("auth_params.token", "auth_params.client_secret", "auth_params.private_key")
+
+    topic: str
+    broker_url: str
+    auth_type: Literal["", "token", "oauth2"]
+    auth_params: dict[str, str] = {}
+    message_key: str = ""
+
+    @model_validator(mode="after")
+    def _auth_params_match(self) -> PulsarConfig:
+        if not self.broker_url.startswith(("pulsar://", "pulsar+ssl://")):
+            raise ConfigError("broker_url", "must start with pulsar:// or pulsar+ssl://")
+        required, optional = AUTH_PARAMS[self.auth_type]
+        for name in sorted(required - self.auth_params.keys()):
+            raise ConfigError(f"auth_params.{name}", f"is required when auth_type is '{self.auth_type}'")
+        for name in sorted(self.auth_params.keys() - required - optional):
+            allowed = ", ".join(sorted(required | optional)) or "none"
+            raise ConfigError(f"auth_params.{name}", f"unknown for auth_type '{self.auth_type}' (allowed: {allowed})")
+        if self.auth_type == "oauth2" and "private_key" not in self.auth_params:
+            for name in ("client_id", "client_secret"):
+                if name not in self.auth_params:
+                    raise ConfigError(f"auth_params.{name}", "is required for oauth2 unless private_key is given")
+        return self
+
+    def batch_policy(self) -> BatchPolicy:
+        """Large hand-overs: the producer batches messages itself."""
+        return BatchPolicy(max_rows=1000, max_wait=0.1)
+
+
+@dataclass(frozen=True)
+class PulsarAuth:
+    """How the client authenticates: ``method`` and the parameter string the Pulsar client takes.
+
+    ``params`` is the token for ``token`` and the JSON parameter string of
+    ``AuthenticationOauth2`` for ``oauth2``; it is a secret, kept out of ``repr``.
+    """
+
+    method: Literal["token", "oauth2"]
+    params: str = field(repr=False)
+
+    def build(self) -> pulsar.Authentication:
+        """The pulsar-client authentication object."""
+        if self.method == "token":
+            return pulsar.AuthenticationToken(self.params)
+        return pulsar.AuthenticationOauth2(self.params)
+
+
+def pulsar_auth(auth_type: str, auth_params: dict[str, str]) -> PulsarAuth | None:
+    """The authentication a validated config asks for, or None for ``auth_type`` ``""``.
+
+    oauth2 with ``client_id`` + ``client_secret`` is given to the client as an inline credentials
+    file (``data:application/json;base64,…``), the form its ``private_key`` parameter documents.
+    """
+    if auth_type == "":
+        return None
+    if auth_type == "token":
+        return PulsarAuth("token", auth_params["token"])
+    params = {"issuer_url": auth_params["issuer_url"]}
+    if "private_key" in auth_params:
+        params["private_key"] = auth_params["private_key"]
+    else:
+        credentials = json.dumps({"client_id": auth_params["client_id"], "client_secret": auth_params["client_secret"]})
+        params["private_key"] = "data:application/json;base64," + base64.b64encode(credentials.encode()).decode()
+    for name in ("audience", "scope"):
+        if name in auth_params:
+            params[name] = auth_params[name]
+    return PulsarAuth("oauth2", json.dumps(params))
+
+
+def _classify(failure: BaseException | str) -> SinkError:
+    name = failure if isinstance(failure, str) else type(failure).__name__
+    message = f"Pulsar send failed: {name}"
+    return PermanentError(message) if name in _PERMANENT else RetryableError(message)
+
+
+class _Acks:
+    """Completion callbacks of the sends since the last flush, counted from the client's thread."""
+
+    def __init__(self) -> None:
+        self._done = threading.Condition()
+        self.sent = 0
+        self.pending = 0
+        self.failures: dict[int, SinkError] = {}
+
+    def expect(self) -> Callable[[pulsar.Result, Any], None]:
+        """Count one more send and return its callback (it remembers the send's row index)."""
+        with self._done:
+            index = self.sent
+            self.sent += 1
+            self.pending += 1
+
+        def done(result: pulsar.Result, _message_id: Any) -> None:
+            with self._done:
+                if result != pulsar.Result.Ok:
+                    self.failures[index] = _classify(result.name)
+                self.pending -= 1
+                self._done.notify_all()
+
+        return done
+
+    def wait(self) -> tuple[int, dict[int, SinkError]]:
+        """Block until every callback ran; return (messages sent, failures) and start afresh."""
+        with self._done:
+            self._done.wait_for(lambda: self.pending == 0)
+            sent, failures = self.sent, self.failures
+            self.sent, self.failures = 0, {}
+            return sent, failures
+
+
+class PulsarSink(Sink):
+    """Publishes each result row as a JSON message; see the module docstring for the guarantee."""
+
+    config_class = PulsarConfig
+    config: PulsarConfig
+
+    def __init__(self, config: PulsarConfig, env: SinkEnv) -> None:  # type: ignore[override]
+        super().__init__(config, env)
+        if config.message_key and config.message_key not in env.output_schema.names:
+            columns = ", ".join(env.output_schema.names)
+            raise ConfigError("message_key", f"column '{config.message_key}' is not in the query's output ({columns})")
+        self._client: pulsar.Client | None = None
+        self._producer: pulsar.Producer | None = None
+        self._acks = _Acks()
+
+    async def open(self) -> None:
+        """Connect and create the producer.
+
+        Raises :class:`RetryableError` when the broker can't be reached, :class:`PermanentError`
+        when it refuses the topic or the credentials.
+        """
+        auth = pulsar_auth(self.config.auth_type, self.config.auth_params)
+        self._client = pulsar.Client(
+            self.config.broker_url,
+            authentication=auth.build() if auth else None,
+            operation_timeout_seconds=10,
+            logger=log,
+        )
+        try:
+            self._producer = await asyncio.to_thread(
+                self._client.create_producer,
+                self.config.topic,
+                batching_enabled=True,
+                batching_max_publish_delay_ms=10,
+                block_if_queue_full=True,
+            )
+        except pulsar.PulsarException as exc:
+            await self.close()
+            error = _classify(exc)
+            raise type(error)(f"cannot create a producer for topic '{self.config.topic}': {type(exc).__name__}") from None
+
+    async def write(self, batch: pa.RecordBatch, ctx: WriteContext) -> None:
+        """Enqueue one message per row (blocking sends run off the event loop).
+
+        Never raises for delivery problems: a send the producer refuses is reported by ``flush``.
+        """
+        documents = json_documents(batch)
+        keys: list[str | None] = [None] * len(documents)
+        if self.config.message_key:
+            keys = [None if v is None else text(v) for v in batch.column(self.config.message_key).to_pylist()]
+        await asyncio.to_thread(self._send_all, documents, keys)
+
+    def _send_all(self, documents: list[bytes], keys: list[str | None]) -> None:
+        producer = self._producer
+        refused: pulsar.Result | None = None if producer is not None else pulsar.Result.AlreadyClosed
+        for document, key in zip(documents, keys, strict=True):
+            callback = self._acks.expect()
+            if refused is None:
+                try:
+                    producer.send_async(document, callback, partition_key=key)  # type: ignore[union-attr]
+                    continue
+                except pulsar.PulsarException as exc:
+                    refused = getattr(pulsar.Result, type(exc).__name__, pulsar.Result.UnknownError)
+            # Not enqueued: reported by flush like a failed send, so row indexes stay in write order.
+            callback(refused, None)
+
+    async def flush(self, epoch: int) -> None:
+        """Return once every message since the last flush is acknowledged; raise for the failed ones."""
+        sent, failures = await asyncio.to_thread(self._flush_and_wait)
+        if not failures:
+            return
+        if all(error.retryable for error in failures.values()):
+            first = next(iter(failures.values()))
+            raise RetryableError(f"{len(failures)} of {sent} message(s) of epoch {epoch} not acknowledged: {first.message}")
+        raise PartialWriteError(failures)
+
+    def _flush_and_wait(self) -> tuple[int, dict[int, SinkError]]:
+        if self._producer is not None:
+            try:
+                self._producer.flush()  # sends the open batch now instead of after its delay
+            except pulsar.PulsarException:
+                pass  # the failed sends' callbacks report each of them
+        return self._acks.wait()
+
+    async def close(self) -> None:
+        """Close producer and client; never raises."""
+        producer, client = self._producer, self._client
+        self._producer = self._client = None
+
+        def shut() -> None:
+            for closable in (producer, client):
+                if closable is not None:
+                    try:
+                        closable.close()
+                    except Exception:  # noqa: BLE001 - closing must not fail the pipeline
+                        log.debug("closing the Pulsar %s failed", type(closable).__name__, exc_info=True)
+
+        await asyncio.to_thread(shut)

@@ -1,0 +1,567 @@
+"""Turning rows as users send them (REST, SQL INSERT, CLI files) into Arrow batches of a stream's schema.
+
+Values arrive as JSON gives them: numbers, strings, booleans, null and lists (CSV gives strings).
+:func:`rows_to_batch` converts them column by column with one ``pa.array`` call per column (the
+fast path); only when a column fails does it walk that column value by value, to convert what
+the lenient rules allow (numbers as strings, ``0``/``1`` as booleans, datetimes without a zone…)
+or to name the first bad value. A batch with any bad value raises :class:`InvalidInput`
+``row N, column 'c': cannot convert V to T`` and nothing of it is kept.
+
+Conversion rules (following Timeplus/ClickHouse input formats):
+
+* integers: whole numbers (``1.0`` is 1) or their text, range-checked; ``true``/``false`` as 1/0;
+* floats: numbers or their text (``nan``, ``inf`` included);
+* bool: ``true``/``false``, ``0``/``1`` and their text;
+* string: text; numbers and booleans become their JSON text, lists and objects their JSON;
+* decimal(p, s): exact, from text or numbers (a JSON number is taken as written: ``0.1`` is 0.1);
+  more than ``s`` decimal places or more than ``p - s`` integer digits is an error;
+* uuid: the canonical 8-4-4-4-12 hex form (or what :class:`uuid.UUID` reads), stored lower case;
+* date: ``YYYY-MM-DD`` or a number of days since 1970-01-01;
+* datetime / datetime64(p): ISO-8601 text (``T`` or space, optional fraction, optional zone;
+  without a zone the column's time zone applies; extra sub-unit digits are truncated) or an epoch
+  number in the column's unit (seconds for datetime, milliseconds for datetime64(3));
+* array(T): a list whose elements follow T's rules;
+* null only for nullable columns (and inside arrays of nullable elements); an empty string counts
+  as null for a nullable non-string column (CSV has no other null spelling besides ``\\N``).
+
+A stream column missing from ``columns`` gets null when nullable, else its type's default
+(0, '', false, the epoch, an empty array), as Timeplus does.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sinkflow.errors import InvalidInput
+from sinkflow.streams.types import TP_TIME, TP_TIME_TYPE, Column, DataType, parse_type
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_DATE = date(1970, 1, 1)
+_UUID_RE = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+_TICKS_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+_TRUE = {"true", "1"}
+_FALSE = {"false", "0"}
+
+
+class _Bad(Exception):
+    """One value cannot be converted; ``reason`` (optional) says why beyond 'cannot convert'."""
+
+    def __init__(self, reason: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def show_value(value: object, limit: int = 80) -> str:
+    """A value as an error message shows it: strings quoted, JSON spelling for the rest."""
+    if isinstance(value, str):
+        text = "'" + value + "'"
+    elif value is None:
+        text = "null"
+    elif isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, int | float):
+        text = repr(value)
+    else:
+        try:
+            text = json.dumps(value, default=str, ensure_ascii=False)
+        except (TypeError, ValueError):
+            text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _base_type(dtype: DataType) -> DataType:
+    """The type without its ``nullable(...)`` wrapper."""
+    if dtype.nullable and dtype.name.startswith("nullable("):
+        return parse_type(dtype.name[len("nullable(") : -1])
+    return dtype
+
+
+@dataclass(frozen=True)
+class _Converter:
+    """How one Timeplus type converts: ``fast`` for a whole column (raises anything on failure),
+    ``one`` for a single non-null value (raises :class:`_Bad`). Both produce values ``pa.array``
+    accepts for ``arrow``."""
+
+    name: str
+    arrow: pa.DataType
+    nullable: bool
+    is_string: bool
+    fast: Callable[[Sequence[Any]], pa.Array]
+    one: Callable[[Any], Any]
+    default: Any
+
+    def convert_one(self, value: Any) -> Any:
+        """One value, nulls included (raises :class:`_Bad`)."""
+        if value is None or (value == "" and self.nullable and not self.is_string):
+            if self.nullable:
+                return None
+            raise _Bad(f"null is not allowed (column type {self.name} is not nullable)")
+        return self.one(value)
+
+
+def _inferred(values: Sequence[Any]) -> pa.Array:
+    return pa.array(values, from_pandas=False)
+
+
+def _int_converter(arrow: pa.DataType) -> tuple[Callable[[Sequence[Any]], pa.Array], Callable[[Any], Any]]:
+    bits = arrow.bit_width
+    lo, hi = (0, 2**bits - 1) if pa.types.is_unsigned_integer(arrow) else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+
+    def fast(values: Sequence[Any]) -> pa.Array:
+        arr = _inferred(values)
+        if not (pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type) or pa.types.is_null(arr.type)):
+            raise TypeError(arr.type)
+        return arr.cast(arrow)  # safe cast: overflow and fractions raise
+
+    def one(value: Any) -> int:
+        if isinstance(value, bool):
+            result = int(value)
+        elif isinstance(value, int):
+            result = value
+        elif isinstance(value, float):
+            if not value.is_integer():
+                raise _Bad()
+            result = int(value)
+        elif isinstance(value, str):
+            try:
+                result = int(value.strip())
+            except ValueError:
+                raise _Bad() from None
+        else:
+            raise _Bad()
+        if not lo <= result <= hi:
+            raise _Bad(f"out of range {lo}..{hi}")
+        return result
+
+    return fast, one
+
+
+def _float_converter(arrow: pa.DataType) -> tuple[Callable[[Sequence[Any]], pa.Array], Callable[[Any], Any]]:
+    def fast(values: Sequence[Any]) -> pa.Array:
+        arr = _inferred(values)
+        if not (pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type) or pa.types.is_null(arr.type)):
+            raise TypeError(arr.type)
+        return arr.cast(arrow, safe=False)  # floats are approximate by nature: rounding is the point
+
+    def one(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise _Bad()
+        try:
+            return float(value)
+        except (ValueError, OverflowError):
+            raise _Bad() from None
+
+    return fast, one
+
+
+def _bool_one(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+    raise _Bad()
+
+
+def _bool_fast(values: Sequence[Any]) -> pa.Array:
+    arr = _inferred(values)
+    if not (pa.types.is_boolean(arr.type) or pa.types.is_null(arr.type)):
+        raise TypeError(arr.type)
+    return arr.cast(pa.bool_())
+
+
+def _string_one(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    raise _Bad()
+
+
+def _string_fast(values: Sequence[Any]) -> pa.Array:
+    return pa.array(values, pa.string())
+
+
+def _uuid_one(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _Bad()
+    try:
+        return str(uuid.UUID(value.strip()))
+    except ValueError:
+        raise _Bad() from None
+
+
+def _uuid_fast(values: Sequence[Any]) -> pa.Array:
+    arr = pa.array(values, pa.string())
+    if not pc.all(pc.match_substring_regex(arr, _UUID_RE)).as_py():  # nulls are skipped
+        raise ValueError("not a uuid")
+    return pc.utf8_lower(arr)
+
+
+def _decimal_converter(arrow: pa.Decimal128Type) -> tuple[Callable[[Sequence[Any]], pa.Array], Callable[[Any], Any]]:
+    precision, scale = arrow.precision, arrow.scale
+    max_int_digits = precision - scale
+
+    def one(value: Any) -> Decimal:
+        if isinstance(value, bool):
+            raise _Bad()
+        if isinstance(value, float):
+            text = repr(value)  # the shortest text that reads back as this float: what the JSON said
+        elif isinstance(value, int | str | Decimal):
+            text = str(value).strip()
+        else:
+            raise _Bad()
+        try:
+            number = Decimal(text)
+        except InvalidOperation:
+            raise _Bad() from None
+        if not number.is_finite():
+            raise _Bad()
+        sign, digits, exponent = number.normalize().as_tuple() if number else (0, (0,), 0)
+        assert isinstance(exponent, int)
+        if -exponent > scale:
+            raise _Bad(f"more than {scale} decimal places")
+        if len(digits) + exponent > max_int_digits:
+            raise _Bad(f"more than {max_int_digits} digits before the decimal point")
+        return number
+
+    def fast(values: Sequence[Any]) -> pa.Array:
+        return pa.array([None if v is None else one(v) for v in values], arrow)
+
+    return fast, one
+
+
+def _date_one(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return _EPOCH_DATE + timedelta(days=value)
+        except OverflowError:
+            raise _Bad() from None
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            raise _Bad() from None
+    raise _Bad()
+
+
+def _date_fast(values: Sequence[Any]) -> pa.Array:
+    arr = _inferred(values)
+    if pa.types.is_string(arr.type):
+        return arr.cast(pa.date32())
+    if pa.types.is_integer(arr.type) or pa.types.is_null(arr.type):
+        return arr.cast(pa.int32()).cast(pa.date32())
+    raise TypeError(arr.type)
+
+
+def _zone(tz: str) -> ZoneInfo | Any:
+    if tz.upper() == "UTC":
+        return UTC
+    try:
+        return ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(f"unknown time zone '{tz}'") from None
+
+
+def _timestamp_converter(arrow: pa.TimestampType) -> tuple[Callable[[Sequence[Any]], pa.Array], Callable[[Any], Any]]:
+    unit, tz = arrow.unit, arrow.tz or "UTC"
+    zone = _zone(tz)
+    naive_type = pa.timestamp(unit)
+    per_second = _TICKS_PER_SECOND[unit]
+
+    def fast(values: Sequence[Any]) -> pa.Array:
+        arr = _inferred(values)
+        if pa.types.is_integer(arr.type) or pa.types.is_null(arr.type):
+            return arr.cast(pa.int64()).cast(arrow)
+        if not pa.types.is_string(arr.type):
+            raise TypeError(arr.type)
+        try:
+            return arr.cast(arrow)  # every string carries a zone
+        except pa.ArrowInvalid:
+            naive = arr.cast(naive_type)  # no string carries a zone: they are in the column's zone
+            return pc.assume_timezone(naive, tz) if tz != "UTC" else naive.cast(arrow)
+
+    def ticks(moment: datetime) -> int:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=zone)
+        delta = moment - _EPOCH
+        micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+        # Truncate toward the past (floor), as a clock reading at that unit would show.
+        return micros * per_second // 1_000_000
+
+    def one(value: Any) -> int:
+        if isinstance(value, bool):
+            raise _Bad()
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float):
+            if value != value or value in (float("inf"), float("-inf")):
+                raise _Bad()
+            return int(value)
+        if isinstance(value, datetime):
+            return ticks(value)
+        if isinstance(value, str):
+            text = value.strip()
+            if text.endswith(("z", "Z")):
+                text = text[:-1] + "+00:00"
+            try:
+                return ticks(datetime.fromisoformat(text))
+            except ValueError:
+                raise _Bad() from None
+        raise _Bad()
+
+    return fast, one
+
+
+_SIMPLE_LISTS = (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean, pa.types.is_string)
+
+
+def _array_converter(
+    arrow: pa.ListType, inner: _Converter
+) -> tuple[Callable[[Sequence[Any]], pa.Array], Callable[[Any], Any]]:
+    # Only element types whose Arrow cast follows the rules above may take the vectorized path.
+    vectorizable = inner.name not in ("uuid",) and not pa.types.is_decimal(inner.arrow)
+
+    def fast(values: Sequence[Any]) -> pa.Array:
+        arr = _inferred(values)
+        if not vectorizable or not pa.types.is_list(arr.type):
+            raise TypeError(arr.type)
+        value_type = arr.type.value_type
+        if not (pa.types.is_null(value_type) or any(check(value_type) for check in _SIMPLE_LISTS)):
+            raise TypeError(arr.type)
+        if pa.types.is_floating(value_type) and pa.types.is_integer(inner.arrow):
+            raise TypeError(arr.type)  # let the one-by-one path reject fractions precisely
+        if pa.types.is_boolean(value_type) != pa.types.is_boolean(inner.arrow):
+            raise TypeError(arr.type)
+        result = arr.cast(arrow)
+        if not inner.nullable and result.flatten().null_count:
+            raise ValueError("null element")
+        return result
+
+    def one(value: Any) -> list[Any]:
+        if not isinstance(value, list | tuple):
+            raise _Bad()
+        try:
+            return [inner.convert_one(element) for element in value]
+        except _Bad as bad:
+            raise _Bad(f"element {bad.reason}" if bad.reason else "") from None
+
+    return fast, one
+
+
+def converter(dtype: DataType) -> _Converter:
+    """The converter for a Timeplus type (see the module's rules)."""
+    base = _base_type(dtype)
+    arrow = base.arrow
+    name = base.name
+    default: Any
+    if name == "uuid":
+        fast, one, default = _uuid_fast, _uuid_one, "00000000-0000-0000-0000-000000000000"
+    elif pa.types.is_integer(arrow):
+        (fast, one), default = _int_converter(arrow), 0
+    elif pa.types.is_floating(arrow):
+        (fast, one), default = _float_converter(arrow), 0.0
+    elif pa.types.is_boolean(arrow):
+        fast, one, default = _bool_fast, _bool_one, False
+    elif pa.types.is_string(arrow):
+        fast, one, default = _string_fast, _string_one, ""
+    elif pa.types.is_decimal(arrow):
+        (fast, one), default = _decimal_converter(arrow), Decimal(0)
+    elif pa.types.is_date(arrow):
+        fast, one, default = _date_fast, _date_one, _EPOCH_DATE
+    elif pa.types.is_timestamp(arrow):
+        (fast, one), default = _timestamp_converter(arrow), 0
+    elif pa.types.is_list(arrow):
+        inner = converter(parse_type(name[len("array(") : -1]))
+        (fast, one), default = _array_converter(arrow, inner), []
+    else:
+        raise InvalidInput(f"type {name} cannot be ingested")
+    return _Converter(name, arrow, dtype.nullable, name == "string", fast, one, default)
+
+
+def default_array(dtype: DataType, length: int) -> pa.Array:
+    """``length`` copies of the value a missing column gets: null when nullable, else the type's default."""
+    if dtype.nullable:
+        return pa.nulls(length, dtype.arrow)
+    return pa.array([converter(dtype).default] * length, dtype.arrow)
+
+
+def convert_column(column: Column, values: Sequence[Any], first_row: int = 1) -> pa.Array:
+    """Convert one column's values (row ``first_row`` is ``values[0]``) to its Arrow type.
+
+    Raises :class:`InvalidInput` ``row N, column 'c': cannot convert V to T[: reason]`` for the
+    first bad value."""
+    conv = converter(column.type)
+    try:
+        arr = conv.fast(values)
+        if conv.nullable or arr.null_count == 0:
+            return arr
+    except Exception:  # noqa: BLE001 - any failure of the vectorized path means: go value by value
+        pass
+    converted: list[Any] = []
+    for index, value in enumerate(values):
+        try:
+            converted.append(conv.convert_one(value))
+        except _Bad as bad:
+            reason = f": {bad.reason}" if bad.reason else ""
+            raise InvalidInput(
+                f"row {first_row + index}, column '{column.name}': cannot convert {show_value(value)} "
+                f"to {conv.name}{reason}"
+            ) from None
+    try:
+        return pa.array(converted, conv.arrow)
+    except (pa.ArrowException, OverflowError, ValueError) as exc:
+        # Every value passed its own check, so this is a range the Arrow type can't hold.
+        raise InvalidInput(f"column '{column.name}': values out of range for {conv.name}: {exc}") from None
+
+
+def rows_to_batch(
+    stream: str, columns: Sequence[Column], names: Sequence[str] | None, rows: Sequence[Sequence[Any]],
+    first_row: int = 1,
+) -> pa.RecordBatch:
+    """Convert ``rows`` (each a list of values in the order of ``names``; ``None`` = every column of
+    ``columns`` in order) to a batch with the stream's columns in stream order, plus ``_tp_time``
+    when ``names`` includes it. Rows are numbered from ``first_row`` in error messages.
+
+    Raises :class:`InvalidInput` for an unknown or repeated column name, a row of the wrong length
+    or a value that does not convert (naming row, column and value)."""
+    user_columns = [c for c in columns if c.name != TP_TIME]
+    by_name = {c.name: c for c in user_columns}
+    by_name[TP_TIME] = Column(TP_TIME, TP_TIME_TYPE)
+    names = [c.name for c in user_columns] if names is None else list(names)
+    seen: set[str] = set()
+    for name in names:
+        if name not in by_name:
+            raise InvalidInput(f"unknown column '{name}' in stream '{stream}'")
+        if name in seen:
+            raise InvalidInput(f"column '{name}' is given twice")
+        seen.add(name)
+    width = len(names)
+    if not isinstance(rows, list | tuple):
+        raise InvalidInput("data must be a list of rows")
+    for index, row in enumerate(rows):
+        if not isinstance(row, list | tuple) or len(row) != width:
+            got = f"{len(row)} values" if isinstance(row, list | tuple) else f"{show_value(row)}"
+            raise InvalidInput(f"row {first_row + index}: expected {width} values ({', '.join(names)}), got {got}")
+    count = len(rows)
+    given: dict[str, pa.Array] = {}
+    if count:
+        for name, values in zip(names, zip(*rows, strict=True), strict=True):
+            given[name] = convert_column(by_name[name], values, first_row)
+    else:
+        given = {name: pa.array([], by_name[name].type.arrow) for name in names}
+    arrays: list[pa.Array] = []
+    fields: list[pa.Field] = []
+    for column in user_columns:
+        arrays.append(given[column.name] if column.name in given else default_array(column.type, count))
+        fields.append(column.arrow_field())
+    if TP_TIME in given:
+        arrays.append(given[TP_TIME])
+        fields.append(pa.field(TP_TIME, TP_TIME_TYPE.arrow, nullable=False))
+    return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
+
+
+class FileChunks:
+    """Rows of a JSON-lines (``.jsonl``, ``.ndjson``, ``.json``: one object per line) or CSV
+    (``.csv``: a header row names the columns) file, as ``(columns, rows)`` chunks of at most
+    ``chunk_rows`` rows, for ``sinkflow ingest name FILE``.
+
+    While iterating, :attr:`first_row` is the 1-based data-row number of the current chunk's first
+    row (for :func:`rows_to_batch`'s error messages) and :attr:`bytes_read` / :attr:`total_bytes`
+    drive a progress bar. CSV values are strings (``\\N`` is null) and convert by the same rules.
+    JSON-lines chunks break where the set of keys changes, so every chunk has one column list.
+
+    Raises :class:`InvalidInput` for an unknown file kind, a line that is not a JSON object
+    (naming the line) or a CSV row of the wrong width."""
+
+    def __init__(self, path: Path, chunk_rows: int = 10_000, kind: str | None = None) -> None:
+        self.path = path
+        self.chunk_rows = chunk_rows
+        self.kind = (kind or path.suffix.lstrip(".")).lower()
+        if self.kind in ("jsonl", "ndjson", "json"):
+            self.kind = "jsonl"
+        elif self.kind != "csv":
+            raise InvalidInput(f"cannot ingest '{path.name}': use a .csv or .jsonl file (or name the format)")
+        self.total_bytes = path.stat().st_size
+        self.bytes_read = 0
+        self.first_row = 1
+
+    def __iter__(self) -> Iterator[tuple[list[str], list[list[Any]]]]:
+        with open(self.path, "rb") as raw:
+            text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+            source = self._jsonl(text) if self.kind == "jsonl" else self._csv(text)
+            for columns, rows in source:
+                self.bytes_read = raw.tell()
+                yield columns, rows
+                self.first_row += len(rows)
+            self.bytes_read = self.total_bytes
+
+    def _jsonl(self, text: io.TextIOWrapper) -> Iterator[tuple[list[str], list[list[Any]]]]:
+        columns: list[str] | None = None
+        rows: list[list[Any]] = []
+        for line_no, line in enumerate(text, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InvalidInput(f"line {line_no}: not valid JSON: {exc.msg}") from None
+            if not isinstance(record, dict):
+                raise InvalidInput(f"line {line_no}: expected a JSON object, got {show_value(record)}")
+            keys = list(record)
+            if columns is not None and (keys != columns or len(rows) >= self.chunk_rows):
+                if rows:
+                    yield columns, rows
+                rows = []
+            columns = keys
+            rows.append(list(record.values()))
+        if columns is not None and rows:
+            yield columns, rows
+
+    def _csv(self, text: io.TextIOWrapper) -> Iterator[tuple[list[str], list[list[Any]]]]:
+        reader = csv.reader(text)
+        header = next(reader, None)
+        if header is None:
+            return
+        columns = [name.strip() for name in header]
+        rows: list[list[Any]] = []
+        for row in reader:
+            if not row:
+                continue
+            if len(row) != len(columns):
+                raise InvalidInput(
+                    f"CSV line {reader.line_num}: expected {len(columns)} fields ({', '.join(columns)}), got {len(row)}"
+                )
+            rows.append([None if v == "\\N" else v for v in row])
+            if len(rows) >= self.chunk_rows:
+                yield columns, rows
+                rows = []
+        if rows:
+            yield columns, rows
+

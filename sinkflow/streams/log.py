@@ -1,0 +1,505 @@
+"""The durable append-only log of one stream.
+
+Layout: a directory of segment files named by the sequence number of their first row
+(``00000000000000000000.arrows``). Each segment is an Arrow IPC *stream*: the schema message,
+then one record-batch message per append (no end-of-stream marker, so a segment can be
+reopened and appended to after a restart). Every row has a sequence number; an appended batch
+occupies the contiguous range ``[seq, seq + rows)`` and stays one unit forever: :meth:`StreamLog.read`
+never merges two appends, because the engine advances its watermark per appended batch.
+
+Durability: each append is written with one ``write`` call on an unbuffered file (so it reaches
+the OS before :meth:`append` returns) and, with ``fsync=True``, synced to the disk. After a crash
+the tail of the last segment may hold a torn message: :class:`StreamLog` truncates it on open and
+keeps everything before it.
+
+Retention drops whole segments, oldest first, never the one being written: by size
+(``retention_bytes``: total bytes of all segments) and by age (``retention_ms``: time since the
+segment's last append). The active segment is rolled early enough that retention can bite
+(see :meth:`StreamLog._roll_limits`).
+
+Recent batches stay in memory (bounded by ``cache_bytes``) so tailing readers never touch disk;
+older ones are read back zero-copy from a memory map of their segment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import os
+import threading
+import time
+from bisect import bisect_right
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from operator import attrgetter
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sinkflow.streams.types import TP_TIME
+
+log = logging.getLogger(__name__)
+
+SEGMENT_SUFFIX = ".arrows"
+_SEQ_DIGITS = 20
+
+
+@dataclass(frozen=True)
+class LogOptions:
+    """Tuning of a log. ``segment_bytes``: roll to a new segment file past this size;
+    ``cache_bytes``: bytes of recent batches kept in memory; ``fsync``: sync each append to disk
+    (slower; without it an append survives a process crash but not a power loss)."""
+
+    segment_bytes: int = 64 * 1024 * 1024
+    cache_bytes: int = 128 * 1024 * 1024
+    fsync: bool = False
+    retention_ms: int | None = None
+    retention_bytes: int | None = None
+
+
+class _Segment:
+    """One segment file: its first sequence number, size and (lazily) a memory map for reads."""
+
+    __slots__ = ("path", "first_seq", "size", "last_append_ms", "created_ms", "file", "_map")
+
+    def __init__(self, path: Path, first_seq: int, size: int, last_append_ms: int, created_ms: int) -> None:
+        self.path = path
+        self.first_seq = first_seq
+        self.size = size
+        self.last_append_ms = last_append_ms
+        self.created_ms = created_ms
+        self.file: io.FileIO | None = None  # the unbuffered append handle while this segment is active
+        self._map: pa.Buffer | None = None
+
+    def buffer(self, end: int) -> pa.Buffer:
+        """The file's bytes up to at least ``end``, memory-mapped (re-mapped when the file grew)."""
+        if self._map is None or self._map.size < end:
+            with pa.memory_map(str(self.path)) as mm:
+                self._map = mm.read_buffer()
+        return self._map
+
+    def release(self) -> None:
+        self._map = None
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+
+class _Entry:
+    """One appended batch: where its rows and bytes are, its event-time range, its cached batch."""
+
+    __slots__ = ("seq", "rows", "segment", "offset", "nbytes", "tmin", "tmax", "batch")
+
+    def __init__(
+        self, seq: int, rows: int, segment: _Segment, offset: int, nbytes: int, tmin: int, tmax: int,
+        batch: pa.RecordBatch | None,
+    ) -> None:
+        self.seq = seq
+        self.rows = rows
+        self.segment = segment
+        self.offset = offset
+        self.nbytes = nbytes
+        self.tmin = tmin
+        self.tmax = tmax
+        self.batch = batch
+
+
+_SEQ_KEY = attrgetter("seq")
+
+
+def _time_range(batch: pa.RecordBatch) -> tuple[int, int]:
+    """Min and max ``_tp_time`` of a batch in epoch milliseconds (0, -1 when it has no rows)."""
+    index = batch.schema.get_field_index(TP_TIME)
+    if index < 0 or batch.num_rows == 0:
+        return 0, -1
+    column = batch.column(index)
+    mm = pc.min_max(column.cast(pa.int64()) if column.type != pa.int64() else column)
+    lo, hi = mm["min"].as_py(), mm["max"].as_py()
+    return (lo if lo is not None else 0), (hi if hi is not None else -1)
+
+
+def _segment_name(first_seq: int) -> str:
+    return f"{first_seq:0{_SEQ_DIGITS}d}{SEGMENT_SUFFIX}"
+
+
+def _now_ms(clock: Callable[[], float]) -> int:
+    return int(clock() * 1000)
+
+
+class StreamLog:
+    """An append-only, durable, sequence-numbered log of Arrow record batches with one schema.
+
+    Thread-safety: appends and reads may come from any thread (one lock guards the index);
+    :meth:`wait_for` waiters are woken on their own event loop.
+    """
+
+    def __init__(
+        self, directory: Path, schema: pa.Schema, options: LogOptions | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """Open (or create) the log in ``directory``, recovering from a crash: a torn last message
+        is truncated away, everything before it is kept.
+
+        Raises :class:`ValueError` when a segment holds a different schema."""
+        self.directory = directory
+        self.schema = schema
+        self.options = options or LogOptions()
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._segments: list[_Segment] = []
+        self._entries: list[_Entry] = []
+        self._head = 0
+        self._cached_bytes = 0
+        self._cache_from = 0  # index of the oldest entry whose batch is still cached
+        self._waiters: list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future[bool]]] = []
+        self._schema_bytes = schema.serialize()
+        self._closed = False
+        directory.mkdir(parents=True, exist_ok=True)
+        self._recover()
+
+    # -- state -------------------------------------------------------------------------------
+
+    @property
+    def head(self) -> int:
+        """The next sequence number (rows ever appended, including dropped ones)."""
+        return self._head
+
+    @property
+    def start(self) -> int:
+        """The first retained sequence number (== head when nothing is retained)."""
+        with self._lock:
+            return self._entries[0].seq if self._entries else self._head
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes of all segment files."""
+        with self._lock:
+            return sum(s.size for s in self._segments)
+
+    @property
+    def segment_count(self) -> int:
+        with self._lock:
+            return len(self._segments)
+
+    # -- recovery ----------------------------------------------------------------------------
+
+    def _recover(self) -> None:
+        paths = sorted(
+            (p for p in self.directory.iterdir() if p.suffix == SEGMENT_SUFFIX and p.stem.isdigit()),
+            key=lambda p: int(p.stem),
+        )
+        for path in paths:
+            first_seq = int(path.stem)
+            mtime_ms = int(path.stat().st_mtime * 1000)
+            segment = _Segment(path, first_seq, 0, mtime_ms, mtime_ms)
+            good_end = self._scan(segment, first_seq)
+            actual = path.stat().st_size
+            if good_end < actual:
+                log.warning("segment %s: dropping a torn tail of %d bytes after a crash", path, actual - good_end)
+                os.truncate(path, good_end)
+                segment.release()  # the map covered the torn bytes
+            segment.size = good_end
+            self._segments.append(segment)
+        if self._segments:
+            last = self._segments[-1]
+            self._head = max(self._head, last.first_seq)
+            if self._entries:
+                tail = self._entries[-1]
+                self._head = max(self._head, tail.seq + tail.rows)
+            self._open_for_append(last)
+
+    def _scan(self, segment: _Segment, first_seq: int) -> int:
+        """Index every complete batch of ``segment``; return the byte offset where valid data ends."""
+        size = segment.path.stat().st_size
+        if size == 0:
+            return 0
+        buf = segment.buffer(size)
+        reader = pa.BufferReader(buf)
+        try:
+            schema = pa.ipc.read_schema(pa.ipc.read_message(reader))
+        except (OSError, pa.ArrowInvalid, EOFError):
+            return 0
+        if not schema.equals(self.schema):
+            raise ValueError(f"segment {segment.path} holds schema {schema}, expected {self.schema}")
+        seq = first_seq
+        good = reader.tell()
+        while good < size:
+            try:
+                message = pa.ipc.read_message(reader)
+                batch = pa.ipc.read_record_batch(message, self.schema)
+            except EOFError:
+                # An end-of-stream marker: only a closed writer leaves one; nothing follows it.
+                return good
+            except (OSError, pa.ArrowInvalid):
+                return good
+            end = reader.tell()
+            tmin, tmax = _time_range(batch)
+            self._entries.append(_Entry(seq, batch.num_rows, segment, good, end - good, tmin, tmax, None))
+            seq += batch.num_rows
+            good = end
+        return good
+
+    # -- appending ---------------------------------------------------------------------------
+
+    def _open_for_append(self, segment: _Segment) -> None:
+        if segment.size == 0:
+            with open(segment.path, "wb") as f:
+                f.write(self._schema_bytes)
+            segment.size = len(self._schema_bytes)
+        segment.file = open(segment.path, "ab", buffering=0)  # noqa: SIM115 - held open while active
+
+    def _new_segment(self) -> _Segment:
+        now = _now_ms(self._clock)
+        segment = _Segment(self.directory / _segment_name(self._head), self._head, 0, now, now)
+        self._open_for_append(segment)
+        self._segments.append(segment)
+        return segment
+
+    def _roll_limits(self) -> tuple[int, int | None]:
+        """(max segment bytes, max segment age ms): small enough that retention drops data in
+        steps of about a quarter of its limit rather than waiting for one huge segment."""
+        size = self.options.segment_bytes
+        if self.options.retention_bytes is not None:
+            size = min(size, max(self.options.retention_bytes // 4, 1))
+        age = None if self.options.retention_ms is None else max(self.options.retention_ms // 4, 1)
+        return size, age
+
+    def _active(self, now_ms: int) -> _Segment:
+        segment = self._segments[-1] if self._segments else None
+        if segment is None or segment.file is None:
+            return self._new_segment()
+        max_size, max_age = self._roll_limits()
+        has_data = segment.size > len(self._schema_bytes)
+        too_old = max_age is not None and now_ms - segment.created_ms >= max_age
+        if has_data and (segment.size >= max_size or too_old):
+            segment.release()
+            return self._new_segment()
+        return segment
+
+    def append(self, batch: pa.RecordBatch) -> int:
+        """Append ``batch`` (must have exactly the log's schema) durably; return its first seq.
+
+        The batch is on its way to disk (written to the OS, synced with ``fsync``) when this returns.
+        Raises :class:`ValueError` for a schema mismatch, :class:`OSError` when the write fails
+        (then nothing of the batch is kept)."""
+        if not batch.schema.equals(self.schema):
+            raise ValueError(f"batch schema {batch.schema} does not match the log's {self.schema}")
+        data = batch.serialize()
+        with self._lock:
+            if self._closed:
+                raise ValueError(f"log {self.directory} is closed")
+            now = _now_ms(self._clock)
+            segment = self._active(now)
+            offset = segment.size
+            self._write(segment, data, offset)
+            seq = self._head
+            tmin, tmax = _time_range(batch)
+            self._entries.append(_Entry(seq, batch.num_rows, segment, offset, data.size, tmin, tmax, batch))
+            segment.size = offset + data.size
+            segment.last_append_ms = now
+            self._head = seq + batch.num_rows
+            self._cached_bytes += data.size
+            self._evict()
+            self._apply_retention(now)
+            self._notify()
+        return seq
+
+    def _write(self, segment: _Segment, data: pa.Buffer, offset: int) -> None:
+        f = segment.file
+        assert f is not None
+        view = memoryview(data)  # type: ignore[arg-type]
+        try:
+            written = 0
+            while written < len(view):
+                written += f.write(view[written:]) or 0
+            if self.options.fsync:
+                os.fsync(f.fileno())
+        except BaseException:
+            # Leave no half message behind: the next append must start at a message boundary.
+            os.truncate(segment.path, offset)
+            raise
+
+    def _evict(self) -> None:
+        budget = self.options.cache_bytes
+        entries = self._entries
+        i = self._cache_from
+        # Keep at least the newest batch cached so a tailing reader never waits on disk.
+        while self._cached_bytes > budget and i < len(entries) - 1:
+            entry = entries[i]
+            if entry.batch is not None:
+                entry.batch = None
+                self._cached_bytes -= entry.nbytes
+            i += 1
+        self._cache_from = i
+
+    # -- retention ---------------------------------------------------------------------------
+
+    def enforce_retention(self) -> int:
+        """Apply retention now (appends do it too); return the number of segments dropped.
+        A quiet stream's expired active segment is closed and dropped here."""
+        with self._lock:
+            return self._apply_retention(_now_ms(self._clock), roll_expired=True)
+
+    def _apply_retention(self, now_ms: int, roll_expired: bool = False) -> int:
+        retention_ms, retention_bytes = self.options.retention_ms, self.options.retention_bytes
+        if retention_ms is None and retention_bytes is None:
+            return 0
+        if roll_expired and retention_ms is not None and self._segments:
+            active = self._segments[-1]
+            if active.size > len(self._schema_bytes) and now_ms - active.last_append_ms >= retention_ms:
+                active.release()
+                # An empty successor keeps the head durable: its name is the next seq.
+                self._new_segment()
+        dropped = 0
+        total = sum(s.size for s in self._segments)
+        while len(self._segments) > 1:
+            oldest = self._segments[0]
+            too_big = retention_bytes is not None and total > retention_bytes
+            too_old = retention_ms is not None and now_ms - oldest.last_append_ms >= retention_ms
+            if not (too_big or too_old):
+                break
+            self._drop_oldest()
+            total -= oldest.size
+            dropped += 1
+        return dropped
+
+    def _drop_oldest(self) -> None:
+        segment = self._segments.pop(0)
+        n = 0
+        while n < len(self._entries) and self._entries[n].segment is segment:
+            if self._entries[n].batch is not None:
+                self._cached_bytes -= self._entries[n].nbytes
+            n += 1
+        del self._entries[:n]
+        self._cache_from = max(0, self._cache_from - n)
+        segment.release()
+        segment.path.unlink(missing_ok=True)
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def _batch(self, entry: _Entry) -> pa.RecordBatch:
+        batch = entry.batch
+        if batch is not None:
+            return batch
+        buf = entry.segment.buffer(entry.offset + entry.nbytes)
+        message = pa.ipc.read_message(buf.slice(entry.offset, entry.nbytes))
+        return pa.ipc.read_record_batch(message, self.schema)
+
+    def read(self, seq: int, max_rows: int) -> list[tuple[int, pa.RecordBatch]]:
+        """Batches from ``seq`` on, as ``(first seq, batch)`` pairs, one per appended batch.
+
+        The first batch is sliced when ``seq`` falls inside it; the others are whole appends.
+        At least one batch comes back when data exists at or after ``seq``; more follow while the
+        total stays within ``max_rows``. A ``seq`` older than :attr:`start` (dropped by retention)
+        reads from the oldest retained row. Returns ``[]`` when ``seq >= head``."""
+        out: list[tuple[int, pa.RecordBatch]] = []
+        with self._lock:
+            entries = self._entries
+            if seq >= self._head or not entries:
+                return out
+            i = max(bisect_right(entries, seq, key=_SEQ_KEY) - 1, 0)
+            entry = entries[i]
+            if seq >= entry.seq + entry.rows:  # seq falls in a gap (after a truncated segment)
+                i += 1
+                if i >= len(entries):
+                    return out
+                entry = entries[i]
+            skip = seq - entry.seq if seq > entry.seq else 0
+            batch = self._batch(entry)
+            if skip:
+                batch = batch.slice(skip)
+            out.append((entry.seq + skip, batch))
+            total = batch.num_rows
+            for entry in entries[i + 1:]:
+                if total + entry.rows > max_rows:
+                    break
+                out.append((entry.seq, self._batch(entry)))
+                total += entry.rows
+        return out
+
+    def table(self) -> pa.Table:
+        """Every retained row as one table (the appended batches concatenated, zero-copy)."""
+        with self._lock:
+            batches = [self._batch(e) for e in self._entries]
+        return pa.Table.from_batches(batches, schema=self.schema)
+
+    def seek_time(self, ts: datetime) -> int:
+        """The seq of the first row with ``_tp_time >= ts`` in the first appended batch that has one
+        (a naive ``ts`` is UTC); rows after it may still be older (events arrive out of order).
+        Returns :attr:`head` when no retained row is that recent."""
+        if ts.tzinfo is None:
+            ts = ts.replace(tzinfo=UTC)
+        target = int(ts.timestamp() * 1000)
+        with self._lock:
+            for entry in self._entries:
+                if entry.tmax >= target:
+                    column = self._batch(entry).column(TP_TIME).cast(pa.int64())
+                    index = pc.index(pc.greater_equal(column, target), True).as_py()
+                    return entry.seq + max(index, 0)
+            return self._head
+
+    # -- waiting -----------------------------------------------------------------------------
+
+    async def wait_for(self, seq: int, timeout: float) -> bool:
+        """Wait until ``head > seq`` (a row with sequence number ``seq`` exists) or ``timeout``
+        seconds pass; return whether it exists. Appends from any thread wake the waiter."""
+        if self._head > seq:
+            return True
+        if timeout <= 0:
+            return False
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
+        waiter = (seq, loop, future)
+        with self._lock:
+            if self._head > seq:
+                return True
+            self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout(timeout):
+                await future
+        except TimeoutError:
+            pass
+        finally:
+            with self._lock:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+        return self._head > seq
+
+    def _notify(self) -> None:
+        if not self._waiters:
+            return
+        head = self._head
+        ready = [w for w in self._waiters if w[0] < head]
+        if not ready:
+            return
+        self._waiters = [w for w in self._waiters if w[0] >= head]
+        try:
+            current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            current = None
+        for _, loop, future in ready:
+            if loop is current:
+                _resolve(future)
+            else:
+                try:
+                    loop.call_soon_threadsafe(_resolve, future)
+                except RuntimeError:  # that loop is closed: nobody is waiting any more
+                    pass
+
+    def close(self) -> None:
+        """Close the segment files; the log can be reopened from its directory."""
+        with self._lock:
+            self._closed = True
+            for segment in self._segments:
+                segment.release()
+            for entry in self._entries:
+                entry.batch = None
+            self._cached_bytes = 0
+
+
+def _resolve(future: asyncio.Future[bool]) -> None:
+    if not future.done():
+        future.set_result(True)

@@ -1,0 +1,356 @@
+"""Streams: named, typed, durable append-only logs with an event time per row.
+
+Each stream lives in ``data_dir/streams/<name>/``: ``stream.json`` (its columns as Timeplus type
+strings and its settings) and ``log/`` (the segments of its :class:`~sinkflow.streams.log.StreamLog`).
+:class:`StreamStore` reloads every stream from there on start. Every stream's last column is
+``_tp_time datetime64(3, 'UTC')``: the event time, taken from ``event_time_column`` or the time
+of ingest.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sinkflow.errors import AlreadyExists, InvalidInput, NotFound
+from sinkflow.streams.ingest import default_array, rows_to_batch, show_value
+from sinkflow.streams.log import LogOptions, StreamLog
+from sinkflow.streams.types import TP_TIME, TP_TIME_TYPE, Column, parse_type
+
+logger = logging.getLogger(__name__)
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_META = "stream.json"
+_META_VERSION = 1
+_DROPPED_PREFIX = ".dropped-"
+
+
+def check_identifier(kind: str, name: object) -> str:
+    """Return ``name`` when it is an identifier ``[A-Za-z_][A-Za-z0-9_]*``.
+
+    Raises :class:`InvalidInput` naming the ``kind`` ("stream", "column") and the bad name."""
+    if not isinstance(name, str) or not _IDENTIFIER.match(name):
+        raise InvalidInput(
+            f"invalid {kind} name {show_value(name)}: use letters, digits and '_', not starting with a digit"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """Per-stream settings (Timeplus's ``SETTINGS`` of ``CREATE STREAM``).
+
+    ``event_time_column`` names a datetime/datetime64 column that becomes ``_tp_time`` (else the
+    ingest time does); ``retention_ms`` / ``retention_bytes`` bound the data kept (whole old
+    segments are dropped); ``description`` is free text."""
+
+    event_time_column: str | None = None
+    retention_ms: int | None = None
+    retention_bytes: int | None = None
+    description: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StreamSettings:
+        known = {k: data[k] for k in ("event_time_column", "retention_ms", "retention_bytes", "description") if k in data}
+        return cls(**known)
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """Where an append landed: rows ``first_seq .. first_seq + count - 1``."""
+
+    first_seq: int
+    count: int
+
+
+def _validate(name: str, columns: Sequence[Column], settings: StreamSettings) -> list[Column]:
+    """The user columns of a new stream (without ``_tp_time``), after checking everything.
+
+    Raises :class:`InvalidInput` naming the stream, column or setting at fault."""
+    check_identifier("stream", name)
+    if not columns:
+        raise InvalidInput(f"stream '{name}' needs at least one column")
+    user: list[Column] = []
+    seen: set[str] = set()
+    for column in columns:
+        check_identifier("column", column.name)
+        if column.name in seen:
+            raise InvalidInput(f"column '{column.name}' is defined twice in stream '{name}'")
+        seen.add(column.name)
+        if column.name == TP_TIME:
+            if not pa.types.is_timestamp(column.type.arrow):
+                raise InvalidInput(f"column '{TP_TIME}' is the event time: it must be datetime64(3), not {column.type}")
+            continue  # every stream has it anyway, typed datetime64(3, 'UTC')
+        user.append(column)
+    if not user:
+        raise InvalidInput(f"stream '{name}' needs at least one column besides {TP_TIME}")
+    etc = settings.event_time_column
+    if etc is not None:
+        match = next((c for c in user if c.name == etc), None)
+        if match is None:
+            raise InvalidInput(f"event_time_column '{etc}' is not a column of stream '{name}'")
+        if not pa.types.is_timestamp(match.type.arrow):
+            raise InvalidInput(f"event_time_column '{etc}' must be a datetime or datetime64 column, not {match.type}")
+    for setting in ("retention_ms", "retention_bytes"):
+        value = getattr(settings, setting)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+            raise InvalidInput(f"setting '{setting}' must be a positive integer, got {show_value(value)}")
+    if not isinstance(settings.description, str):
+        raise InvalidInput("setting 'description' must be a string")
+    return user
+
+
+class Stream:
+    """One stream: its schema (user columns then ``_tp_time``), settings and durable log."""
+
+    def __init__(
+        self, name: str, user_columns: list[Column], settings: StreamSettings, directory: Path,
+        options: LogOptions, clock: Callable[[], float],
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.directory = directory
+        self.user_columns = user_columns
+        self.columns: list[Column] = [*user_columns, Column(TP_TIME, TP_TIME_TYPE)]
+        self.schema = pa.schema(
+            [c.arrow_field() for c in user_columns] + [pa.field(TP_TIME, TP_TIME_TYPE.arrow, nullable=False)]
+        )
+        self._clock = clock
+        self._by_name = {c.name: i for i, c in enumerate(user_columns)}
+        self._event_index = None if settings.event_time_column is None else self._by_name[settings.event_time_column]
+        log_options = replace(options, retention_ms=settings.retention_ms, retention_bytes=settings.retention_bytes)
+        self.log = StreamLog(directory / "log", self.schema, log_options, clock)
+
+    @property
+    def head(self) -> int:
+        """The next sequence number (= rows ever appended)."""
+        return self.log.head
+
+    @property
+    def start(self) -> int:
+        """The first retained sequence number."""
+        return self.log.start
+
+    def append_rows(self, columns: list[str] | None, rows: list[list[Any]], first_row: int = 1) -> AppendResult:
+        """Validate and append rows as users send them (see :mod:`sinkflow.streams.ingest`).
+
+        ``columns`` names the values of each row (``None``: all user columns in order); missing
+        columns get their defaults. Raises :class:`InvalidInput` naming the row (numbered from
+        ``first_row``), column and value; then nothing is stored."""
+        batch = rows_to_batch(self.name, self.user_columns, columns, rows, first_row)
+        return self.append_batch(batch)
+
+    def append_batch(self, batch: pa.RecordBatch) -> AppendResult:
+        """Append a typed batch: columns matched by name, cast safely to the stream's types,
+        missing ones defaulted; ``_tp_time`` is taken from the batch when it has it, else from
+        ``event_time_column``, else the ingest time (nulls also get the ingest time).
+
+        Raises :class:`InvalidInput` for an unknown column or a type that does not cast."""
+        if batch.num_rows == 0:
+            return AppendResult(self.head, 0)
+        stored = self._conform(batch)
+        first = self.log.append(stored)
+        return AppendResult(first, stored.num_rows)
+
+    def _conform(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        count = batch.num_rows
+        for name in batch.schema.names:
+            if name not in self._by_name and name != TP_TIME:
+                raise InvalidInput(f"unknown column '{name}' in stream '{self.name}'")
+        arrays: list[pa.Array] = []
+        for column in self.user_columns:
+            index = batch.schema.get_field_index(column.name)
+            if index < 0:
+                arrays.append(default_array(column.type, count))
+                continue
+            array = batch.column(index)
+            if array.type != column.type.arrow:
+                try:
+                    array = array.cast(column.type.arrow)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                    raise InvalidInput(
+                        f"column '{column.name}': cannot store {array.type} values as {column.type}: {exc}"
+                    ) from None
+            arrays.append(array)
+        tp_index = batch.schema.get_field_index(TP_TIME)
+        if tp_index >= 0:
+            event_time = batch.column(tp_index)
+        elif self._event_index is not None:
+            event_time = arrays[self._event_index]
+        else:
+            event_time = None
+        arrays.append(self._tp_time(event_time, count))
+        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+
+    def _tp_time(self, event_time: pa.Array | None, count: int) -> pa.Array:
+        target = TP_TIME_TYPE.arrow
+        now = pa.scalar(int(self._clock() * 1000), target)
+        if event_time is None:
+            return pc.fill_null(pa.nulls(count, target), now)
+        if event_time.type != target:
+            # Sub-millisecond digits are cut, as datetime64(3) keeps milliseconds.
+            event_time = event_time.cast(target, safe=False)
+        return pc.fill_null(event_time, now) if event_time.null_count else event_time
+
+    def read(self, seq: int, max_rows: int) -> list[tuple[int, pa.RecordBatch]]:
+        """See :meth:`StreamLog.read`: whole appended batches from ``seq`` (the first may be sliced)."""
+        return self.log.read(seq, max_rows)
+
+    async def wait_for(self, seq: int, timeout: float) -> bool:
+        """True once ``head > seq``; False after ``timeout`` seconds without that."""
+        return await self.log.wait_for(seq, timeout)
+
+    def seek_time(self, ts: datetime) -> int:
+        """See :meth:`StreamLog.seek_time`."""
+        return self.log.seek_time(ts)
+
+    def table(self) -> pa.Table:
+        """All retained rows (with ``_tp_time``) as one table."""
+        return self.log.table()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stream as the REST API describes it (Timeplus's shape plus our offsets)."""
+        return {
+            "name": self.name,
+            "columns": [c.to_dict() for c in self.columns],
+            **self.settings.to_dict(),
+            "head": self.head,
+            "start": self.start,
+        }
+
+    def close(self) -> None:
+        self.log.close()
+
+
+@dataclass
+class _Meta:
+    name: str
+    columns: list[dict[str, str]]
+    settings: dict[str, Any] = field(default_factory=dict)
+    version: int = _META_VERSION
+
+
+class StreamStore:
+    """All streams under ``data_dir/streams``; reloads them on construction.
+
+    ``log_options`` tunes every log (segment size, cache, fsync); ``clock`` (seconds since the
+    epoch) is the ingest time and retention clock, replaceable in tests."""
+
+    def __init__(
+        self, data_dir: Path, log_options: LogOptions | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.root = self.data_dir / "streams"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._options = log_options or LogOptions()
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._streams: dict[str, Stream] = {}
+        self._load()
+
+    def _load(self) -> None:
+        for directory in sorted(self.root.iterdir()):
+            if directory.name.startswith(_DROPPED_PREFIX):
+                shutil.rmtree(directory, ignore_errors=True)  # a drop interrupted by a crash
+                continue
+            meta_path = directory / _META
+            if not meta_path.is_file():
+                continue
+            try:
+                meta = json.loads(meta_path.read_text())
+                columns = [Column(c["name"], parse_type(c["type"])) for c in meta["columns"]]
+                settings = StreamSettings.from_dict(meta.get("settings", {}))
+                stream = Stream(meta["name"], columns, settings, directory, self._options, self._clock)
+            except (OSError, ValueError, KeyError, TypeError, InvalidInput) as exc:
+                # One damaged stream must not keep the server from starting with the others.
+                logger.error("stream in %s could not be loaded: %s", directory, exc)
+                continue
+            self._streams[stream.name] = stream
+
+    def create(self, name: str, columns: list[Column], settings: StreamSettings | None = None) -> Stream:
+        """Create a stream (durably: its metadata is on disk when this returns).
+
+        Raises :class:`InvalidInput` for a bad name, column or setting, :class:`AlreadyExists`."""
+        settings = settings or StreamSettings()
+        user = _validate(name, columns, settings)
+        with self._lock:
+            if name in self._streams:
+                raise AlreadyExists(f"stream '{name}' already exists")
+            directory = self.root / name
+            if directory.exists():
+                shutil.rmtree(directory)  # leftovers without metadata: never a live stream
+            directory.mkdir(parents=True)
+            meta = _Meta(name, [c.to_dict() for c in user], settings.to_dict())
+            _write_atomically(directory / _META, json.dumps(asdict(meta), indent=2))
+            stream = Stream(name, user, settings, directory, self._options, self._clock)
+            self._streams[name] = stream
+            return stream
+
+    def drop(self, name: str) -> None:
+        """Delete a stream and its data. Raises :class:`NotFound`."""
+        with self._lock:
+            stream = self.get(name)
+            del self._streams[name]
+            stream.close()
+            # Rename first so a crash mid-delete never leaves a half stream that would load again.
+            graveyard = self.root / f"{_DROPPED_PREFIX}{name}-{uuid.uuid4().hex[:8]}"
+            os.replace(stream.directory, graveyard)
+            shutil.rmtree(graveyard, ignore_errors=True)
+
+    def get(self, name: str) -> Stream:
+        """The stream called ``name``. Raises :class:`NotFound`."""
+        stream = self._streams.get(name)
+        if stream is None:
+            raise NotFound(f"stream '{name}' does not exist")
+        return stream
+
+    def exists(self, name: str) -> bool:
+        return name in self._streams
+
+    def list(self) -> list[Stream]:
+        """Every stream, by name."""
+        with self._lock:
+            return [self._streams[n] for n in sorted(self._streams)]
+
+    def enforce_retention(self) -> None:
+        """Apply every stream's retention now (appends do it too; call this for quiet streams)."""
+        for stream in self.list():
+            stream.log.enforce_retention()
+
+    def close(self) -> None:
+        """Close every log; a new store on the same directory sees everything."""
+        with self._lock:
+            for stream in self._streams.values():
+                stream.close()
+            self._streams.clear()
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

@@ -1,0 +1,124 @@
+"""A real SMTP server for tests: aiosmtpd on a free 127.0.0.1 port, in a thread of the test process.
+
+Modes: ``starttls`` (plain connect, STARTTLS required before AUTH and mail), ``ssl`` (TLS from
+the first byte, SMTPS) and ``none`` (no TLS, no AUTH). AUTH PLAIN/LOGIN is checked against
+``users``; a wrong password is answered ``535``. The certificate is self-signed for
+``IP:127.0.0.1``, made with the ``cryptography`` package into the given directory. Every
+accepted message is kept in :attr:`SmtpServer.messages`. A server that cannot start raises:
+the test using it fails, never skips.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import ssl
+from dataclasses import dataclass
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any, Literal
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from tests.servers.clickhouse import free_port
+
+Mode = Literal["starttls", "ssl", "none"]
+
+
+def make_self_signed_cert(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate and key for ``127.0.0.1`` (SAN IP), as PEM files in ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "smtp-cert.pem", directory / "smtp-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path
+
+
+@dataclass
+class Received:
+    """One accepted message: the envelope and the parsed message."""
+
+    mail_from: str
+    rcpt_tos: list[str]
+    message: EmailMessage
+    login: str | None
+
+
+class _Handler:
+    def __init__(self, server: SmtpServer) -> None:
+        self.server = server
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802 - aiosmtpd hook
+        content = envelope.original_content or envelope.content
+        assert isinstance(content, bytes)
+        message = message_from_bytes(content, policy=policy.default)
+        assert isinstance(message, EmailMessage)
+        login = session.auth_data.login.decode() if isinstance(session.auth_data, LoginPassword) else None
+        self.server.messages.append(Received(envelope.mail_from or "", list(envelope.rcpt_tos), message, login))
+        return "250 Message accepted for delivery"
+
+
+class SmtpServer:
+    """aiosmtpd on 127.0.0.1: :meth:`start`, then send to :attr:`port`, read :attr:`messages`, :meth:`stop`."""
+
+    host = "127.0.0.1"
+
+    def __init__(self, directory: Path, mode: Mode = "starttls", users: dict[str, str] | None = None) -> None:
+        self.mode = mode
+        self.users = users if users is not None else {"alerts": "s3cret-pw"}
+        self.cert_path, self.key_path = make_self_signed_cert(directory)
+        self.port = free_port()
+        self.messages: list[Received] = []
+        self.refused_logins = 0
+        self._controller: Controller | None = None
+
+    def _authenticate(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any) -> AuthResult:
+        ok = (
+            isinstance(data, LoginPassword)
+            and self.users.get(data.login.decode()) == data.password.decode()
+        )
+        if not ok:
+            self.refused_logins += 1
+            return AuthResult(success=False, handled=False)  # not handled: aiosmtpd answers 535
+        return AuthResult(success=True, auth_data=data)
+
+    def start(self) -> None:
+        """Start serving; returns once the server answers. Raises when it cannot start."""
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.cert_path, self.key_path)
+        kwargs: dict[str, Any] = {}
+        if self.mode == "starttls":
+            kwargs = {"tls_context": context, "require_starttls": True, "auth_required": True,
+                      "authenticator": self._authenticate}
+        elif self.mode == "ssl":
+            kwargs = {"ssl_context": context, "auth_required": True, "auth_require_tls": False,
+                      "authenticator": self._authenticate}
+        self._controller = Controller(_Handler(self), hostname=self.host, port=self.port, ready_timeout=10, **kwargs)
+        self._controller.start()
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
