@@ -51,7 +51,7 @@ def check(response: httpx.Response) -> None:
     except ValueError:
         raise click.ClickException(f"HTTP {response.status_code}: {response.text[:200]}") from None
     message = body.get("message", response.text)
-    if "position" in body:
+    if "position" in body and "line " not in message:
         message += f" (line {body['position']['line']}, column {body['position']['column']})"
     raise click.ClickException(message)
 

@@ -26,6 +26,17 @@ export class ApiError extends Error {
   }
 }
 
+/** The events of a one-document JSON answer: rows as a finished query, or a statement's status. */
+function* jsonAnswerEvents(body) {
+  if (Array.isArray(body.rows)) {
+    yield { event: "query", data: { id: null, columns: body.columns || [] } };
+    for (const row of body.rows) yield { event: "message", data: row };
+    yield { event: "end", data: {} };
+  } else {
+    yield { event: "status", data: body };
+  }
+}
+
 export class ApiClient {
   constructor() {
     /** @type {string|null} kept for this browser tab only */
@@ -99,7 +110,8 @@ export class ApiClient {
    * Start a query and yield its live events as they arrive.
    *
    * Yields `{event, data}` with `data` decoded from JSON: "query" ({id, columns}) first, then
-   * "message" (one result row each), and finally "error" or "end". Aborting `signal` closes the
+   * "message" (one result row each), and finally "error" or "end"; a statement that returns no
+   * rows (DDL, INSERT) yields one "status" ({status, message}). Aborting `signal` closes the
    * connection, which also stops the query on the server.
    * @throws {ApiError} when the server refuses the query before streaming (e.g. bad SQL, 400)
    */
@@ -117,6 +129,11 @@ export class ApiClient {
       throw new ApiError(0, { message: `server unreachable: ${err.message}` });
     }
     if (!response.ok) throw await this.errorOf(response);
+    if (!(response.headers.get("Content-Type") || "").startsWith("text/event-stream")) {
+      // Statements that are not streaming SELECTs (CREATE, INSERT, …) answer one JSON document.
+      yield* jsonAnswerEvents(await response.json());
+      return;
+    }
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
     const parser = new SseParser();
     try {

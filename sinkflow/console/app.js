@@ -40,7 +40,8 @@ function notify(message, kind = "info") {
 }
 
 function showQueryError(error) {
-  const where = error.position ? `line ${error.position.line}, column ${error.position.column}: ` : "";
+  const at = error.position ? `line ${error.position.line}, column ${error.position.column}` : "";
+  const where = at && !error.message.includes(at) ? `${at}: ` : ""; // said once, even when the message says it
   errorBox.textContent = `${error.code ? error.code + " · " : ""}${where}${error.message}`;
   errorBox.hidden = false;
   editor.markError(error.position);
@@ -64,6 +65,10 @@ const runner = new QueryRunner(api, {
     meter.add(rows.length);
   },
   onError: showQueryError,
+  onStatus(message) {
+    notify(message);
+    streams.refresh(); // a CREATE or INSERT may have changed the streams
+  },
   onState(state) {
     const running = RUNNING.has(state);
     const stateEl = byId("query-state");
@@ -86,7 +91,7 @@ function run(sql) {
 
 function updateStats() {
   byId("rows-total").textContent = formatCount(meter.total);
-  byId("row-rate").textContent = RUNNING.has(runner.state) ? formatCount(meter.rate()) : "0";
+  byId("row-rate").textContent = RUNNING.has(runner.state) ? meter.rate().toFixed(1) : "0";
   const seconds = Math.floor((performance.now() - meter.started) / 1000);
   byId("elapsed").textContent = RUNNING.has(runner.state) ? `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}` : "";
 }
@@ -126,6 +131,9 @@ byId("key-form").addEventListener("submit", () => {
   waiters.forEach((resolve) => resolve());
   streams.refresh();
   sinks.refresh();
+});
+keyDialog.addEventListener("cancel", (event) => {
+  if (!api.apiKey) event.preventDefault(); // without a key nothing on the page can work
 });
 byId("api-key-button").addEventListener("click", () => askForKey());
 api.onUnauthorized = (error) => askForKey(api.apiKey ? `the server refused this key: ${error.message}` : "");

@@ -3,7 +3,7 @@
  *
  * Line mode: x is the result's time column (`window_end`, `time`, `_tp_time` or the first
  * datetime column; the arrival order when there is none), y the chosen numeric column, one line
- * per key (the first string column, such as `cid`) for the `maxKeys` most recently active keys.
+ * per key (the first string column, such as `cid`) for the `maxKeys` keys with the highest average.
  * Without a key column every numeric column can be drawn as its own line.
  * Bar mode: the latest value of each of those lines.
  */
@@ -11,7 +11,7 @@
 import { h, replaceChildren } from "./dom.js";
 import { formatValue, isNumericType, isStringType, isTimeType, timeMs } from "./format.js";
 
-const PALETTE = ["#4cc9f0", "#f72585", "#ffd166", "#06d6a0", "#b388ff", "#ff8c42", "#8ecae6", "#ef476f", "#c5e063", "#f4a261"];
+const PALETTE = ["#4cc9f0", "#f72585", "#ffd166", "#06d6a0", "#b388ff", "#ff8c42", "#d9d9d9", "#5e8bff", "#c5e063", "#ff9e9e"];
 const TIME_COLUMNS = ["window_end", "time", "_tp_time"];
 const ALL = "*";
 const TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400].map((s) => s * 1000);
@@ -45,7 +45,7 @@ export class StreamChart {
    * @param {{maxKeys?: number, maxPoints?: number, trackedKeys?: number}} options
    */
   constructor(host, { maxKeys = 8, maxPoints = 600, trackedKeys = 200 } = {}) {
-    this.maxKeys = maxKeys;
+    this.maxKeys = Math.min(maxKeys, PALETTE.length); // one distinct colour per line
     this.maxPoints = maxPoints;
     this.trackedKeys = trackedKeys;
     this.mode = "line";
@@ -75,14 +75,14 @@ export class StreamChart {
       columns.find((c) => isTimeType(c.type)) || null;
     this.keyColumn = columns.find((c) => isStringType(c.type) && c !== this.xColumn) || null;
     this.metrics = columns.filter((c) => isNumericType(c.type)).map((c) => c.name);
-    this.series = new Map(); // key → {color, points: [{x, v}], lastSeen, count}
-    this.colorOf = new Map();
+    this.series = new Map(); // key → {points: [{x, v}], lastSeen}
+    this.colorOf = new Map(); // key → the colour it was last drawn in
     this.sequence = 0;
     const options = this.metrics.map((m) => h("option", { value: m }, m));
     if (!this.keyColumn && this.metrics.length > 1) options.unshift(h("option", { value: ALL }, "all numeric columns"));
     replaceChildren(this.metricSelect, options);
     this.metricSelect.disabled = !this.metrics.length;
-    this.info.textContent = this.keyColumn ? `one line per ${this.keyColumn.name} (top ${this.maxKeys})` : "";
+    this.info.textContent = this.keyColumn ? `top ${this.maxKeys} ${this.keyColumn.name} by average` : "";
     this.schedule();
   }
 
@@ -112,8 +112,7 @@ export class StreamChart {
     let series = this.series.get(key);
     if (!series) {
       if (this.series.size >= this.trackedKeys) this.evictQuietest();
-      if (!this.colorOf.has(key)) this.colorOf.set(key, PALETTE[this.colorOf.size % PALETTE.length]);
-      series = { points: [], lastSeen: 0, count: 0 };
+      series = { points: [], lastSeen: 0 };
       this.series.set(key, series);
     }
     const pts = series.points;
@@ -123,7 +122,6 @@ export class StreamChart {
     pts.splice(i, 0, point);
     if (pts.length > this.maxPoints) pts.shift();
     series.lastSeen = this.sequence;
-    series.count += 1;
   }
 
   evictQuietest() {
@@ -146,16 +144,35 @@ export class StreamChart {
         points: only.points.map((p) => [p.x, p.v[m]]).filter(([, y]) => Number.isFinite(y)),
       }));
     }
-    // The most recently active keys, shown in a stable (sorted) order so colours and legend don't jump.
-    const top = [...this.series.entries()]
-      .sort((a, b) => b[1].lastSeen - a[1].lastSeen || b[1].count - a[1].count)
+    // The top keys by their average over the kept points (an average moves slowly, so the chosen
+    // keys rarely change), shown in name order so the legend doesn't jump.
+    const byName = (a, b) => a.label.localeCompare(b.label, "en", { numeric: true });
+    const candidates = [...this.series.entries()].map(([key, s]) => {
+      const points = s.points.map((p) => [p.x, p.v[metric]]).filter(([, y]) => Number.isFinite(y));
+      const mean = points.reduce((sum, [, y]) => sum + y, 0) / (points.length || 1);
+      return { label: key, points, mean };
+    });
+    const shown = candidates
+      .sort((a, b) => b.mean - a.mean || byName(a, b))
       .slice(0, this.maxKeys)
-      .sort((a, b) => a[0].localeCompare(b[0], "en", { numeric: true }));
-    return top.map(([key, s]) => ({
-      label: key,
-      color: this.colorOf.get(key),
-      points: s.points.map((p) => [p.x, p.v[metric]]).filter(([, y]) => Number.isFinite(y)),
-    }));
+      .sort(byName);
+    this.assignColours(shown);
+    return shown;
+  }
+
+  /** Give each shown line a colour no other shown line has; a key keeps its colour while it stays. */
+  assignColours(lines) {
+    const used = new Set();
+    for (const line of lines) {
+      const colour = this.colorOf.get(line.label);
+      line.color = colour && !used.has(colour) ? colour : null;
+      if (line.color) used.add(line.color);
+    }
+    for (const line of lines.filter((l) => !l.color)) {
+      line.color = PALETTE.find((c) => !used.has(c)) || PALETTE[0];
+      used.add(line.color);
+      this.colorOf.set(line.label, line.color);
+    }
   }
 
   schedule() {
@@ -230,9 +247,9 @@ export class StreamChart {
     const wanted = Math.max(2, Math.floor(area.w / 90));
     if (this.xColumn) {
       const step = TIME_STEPS.find((s) => (xMax - xMin) / s <= wanted) || TIME_STEPS[TIME_STEPS.length - 1];
-      for (let t = Math.ceil(xMin / step) * step; t <= xMax; t += step) ctx.fillText(timeLabel(t, step), xOf(t), area.y + area.h + 8);
+      for (let t = Math.ceil(xMin / step) * step; t <= xMax; t += step) this.xLabel(ctx, area, timeLabel(t, step), xOf(t));
     } else {
-      for (const t of niceTicks(xMin, xMax, wanted)) if (t >= xMin && t <= xMax) ctx.fillText(String(t), xOf(t), area.y + area.h + 8);
+      for (const t of niceTicks(xMin, xMax, wanted)) if (t >= xMin && t <= xMax) this.xLabel(ctx, area, String(t), xOf(t));
     }
     ctx.lineWidth = 2;
     ctx.lineJoin = "round";
@@ -247,6 +264,13 @@ export class StreamChart {
         for (const [x, y] of l.points) { ctx.beginPath(); ctx.arc(xOf(x), yOf(y), 2.5, 0, Math.PI * 2); ctx.fill(); }
       }
     }
+  }
+
+  /** An x-axis label centred under `x`, shifted inwards where it would overflow the canvas. */
+  xLabel(ctx, area, text, x) {
+    const half = ctx.measureText(text).width / 2;
+    const right = this.canvas.clientWidth - 2;
+    ctx.fillText(text, Math.max(half + 2, Math.min(x, right - half)), area.y + area.h + 8);
   }
 
   drawBars(ctx, area, lines, muted, grid) {

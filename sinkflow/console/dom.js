@@ -7,16 +7,19 @@
 
 /**
  * Create an element.
- * @param {string} tag element name, optionally with classes: "button.primary.small"
+ * @param {string} tag element name, optionally with an id and classes: "button#run.primary.small"
  * @param {Object<string, any>} [attrs] attributes; `on<event>` keys add listeners, `dataset` sets data-*,
  *   boolean `true` sets an empty attribute, `false`/null/undefined skip it
  * @param {...(Node|string|number|null|undefined|false|Array)} children text or nodes; falsy ones are skipped
  * @returns {HTMLElement}
  */
 export function h(tag, attrs = {}, ...children) {
-  const [name, ...classes] = tag.split(".");
+  const [name, ...parts] = tag.match(/^[a-z0-9]+|[.#][\w-]+/gi);
   const el = document.createElement(name);
-  if (classes.length) el.classList.add(...classes);
+  for (const part of parts) {
+    if (part[0] === "#") el.id = part.slice(1);
+    else el.classList.add(part.slice(1));
+  }
   for (const [key, value] of Object.entries(attrs || {})) {
     if (value === false || value === null || value === undefined) continue;
     if (key.startsWith("on") && typeof value === "function") {

@@ -14,6 +14,7 @@ import { ApiError } from "./api.js";
  * @property {(rows: object[]) => void} onRows rows oldest first
  * @property {(error: ApiError) => void} onError bad SQL (before streaming) or a failure while streaming
  * @property {(state: string) => void} onState "starting" | "running" | "finished" | "stopped" | "failed"
+ * @property {(message: string) => void} onStatus the answer of a statement without rows (CREATE, INSERT…)
  */
 
 export class QueryRunner {
@@ -57,6 +58,10 @@ export class QueryRunner {
           this.flush();
           this.handlers.onError(new ApiError(200, data));
           outcome = "failed";
+          break;
+        } else if (event === "status") {
+          this.handlers.onStatus(data.message || data.status || "done");
+          outcome = "finished";
           break;
         } else if (event === "end") {
           outcome = "finished";

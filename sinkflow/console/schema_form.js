@@ -163,7 +163,7 @@ export class SchemaForm {
     const leaf = path.split(".").pop();
     const isTemplate = this.templates.has(path);
     const isSecret = this.secrets.has(path) || schema.format === "password" || schema.writeOnly === true;
-    const control = this.control(path, schema, { required, isTemplate, isSecret });
+    const control = this.control(path, schema, { isTemplate, isSecret });
     const kind = isTemplate ? "template" : isSecret ? "secret" : schema.format === "duration" ? "duration" : control.kind;
     const defaultText = describeDefault(schema);
     const label = h("label.field-label", { htmlFor: control.id || null },
@@ -190,7 +190,7 @@ export class SchemaForm {
   }
 
   /** The input(s) for one property. @returns {{el, read, kind, id?, group?}} */
-  control(path, schema, { required, isTemplate, isSecret }) {
+  control(path, schema, { isTemplate, isSecret }) {
     const id = `prop-${path.replace(/[^A-Za-z0-9_-]/g, "_")}`;
     const type = Array.isArray(schema.type) ? schema.type.find((t) => t !== "null") : schema.type;
     const initial = schema.default;
@@ -203,7 +203,7 @@ export class SchemaForm {
     }
     if (type === "boolean") {
       const box = h("input", { type: "checkbox", id, checked: initial === true });
-      return { el: h("span.checkbox", {}, box, h("span", {}, "enabled")), id, kind: "boolean", read: () => box.checked };
+      return { el: h("span.checkbox", {}, box), id, kind: "boolean", read: () => box.checked };
     }
     if (type === "integer" || type === "number") {
       const input = h("input", {
@@ -229,7 +229,7 @@ export class SchemaForm {
       const { el, rows } = rowsEditor("+ add item", (value) => {
         const input = h("input", { type: itemType === "string" || !itemType ? "text" : "number", value: value ?? "" });
         return { el: input, focus: () => input.focus(), read: () => (input.value === "" ? undefined : itemType === "string" || !itemType ? input.value : Number(input.value)) };
-      }, Array.isArray(initial) ? initial : []);
+      }, Array.isArray(initial) && initial.length ? initial : [undefined]); // one empty row invites the first item
       return {
         el, kind: "list",
         read: () => {
@@ -262,8 +262,11 @@ export class SchemaForm {
     }
     if (type === "object") {
       const { el, rows } = rowsEditor("+ add entry", (pair) => {
-        const key = h("input.kv-key", { type: "text", placeholder: "name", value: pair ? pair[0] : "" });
-        const value = h("input.kv-value", { type: "text", placeholder: "value", value: pair ? pair[1] : "" });
+        const value = h("input.kv-value", { type: "text", autocomplete: "off", placeholder: "value", value: pair ? pair[1] : "" });
+        // Some entries are secrets (`http_header.Authorization`, `auth_params.token`): hide their values.
+        const mask = () => { value.type = this.secrets.has(`${path}.${key.value.trim()}`) ? "password" : "text"; };
+        const key = h("input.kv-key", { type: "text", placeholder: "name", value: pair ? pair[0] : "", oninput: mask });
+        mask();
         return { el: h("span.kv", {}, key, value), focus: () => key.focus(), read: () => (key.value.trim() ? [key.value.trim(), value.value] : undefined) };
       }, initial && typeof initial === "object" ? Object.entries(initial) : []);
       return {
@@ -291,7 +294,8 @@ export class SchemaForm {
 
   /** A template textarea with one chip per query column; a chip inserts `{{ .col }}` at the caret. */
   templateControl(id, initial) {
-    const area = h("textarea.template", { id, rows: 3, spellcheck: "false", placeholder: "empty: the row as JSON", value: initial || "" });
+    const example = this.columns.length ? `e.g. {{ .${this.columns[0].name} }}` : "";
+    const area = h("textarea.template", { id, rows: 3, spellcheck: "false", placeholder: example, value: initial || "" });
     const insert = (text) => {
       area.focus();
       area.setRangeText(text, area.selectionStart, area.selectionEnd, "end");

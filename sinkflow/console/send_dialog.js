@@ -103,7 +103,8 @@ export class SendDialog {
     const label = (DESTINATIONS.find(([t]) => t === type) || [type, type])[1];
     this.title.textContent = `Send results to ${label}`;
     this.schemaForm = new SchemaForm(this.types[type], this.columns);
-    this.propsHost.replaceChildren(this.schemaForm.element);
+    const about = (this.types[type].description || "").replace(/``/g, "").trim();
+    this.propsHost.replaceChildren(about ? h("p.type-about", {}, about) : "", this.schemaForm.element);
     this.nameInput.value = this.defaultName(type);
     this.clearErrors();
   }

@@ -7,6 +7,9 @@
 import { h, replaceChildren } from "./dom.js";
 import { formatCount, quoteIdent } from "./format.js";
 
+/** States a sink leaves only when restarted. */
+const RESTARTABLE = new Set(["failed", "stopped", "finished"]);
+
 export class SinksPanel {
   /**
    * @param {HTMLElement} host
@@ -81,7 +84,7 @@ export class SinksPanel {
     const actions = this.confirming === sink.id
       ? [h("span.confirm", {}, "Delete?"), act("Yes, delete", "delete", ".danger"), act("Keep", "keep")]
       : [
-          paused ? act("Resume", "resume") : act("Pause", "pause"),
+          paused ? act("Resume", "resume") : RESTARTABLE.has(state) ? act("Restart", "restart") : act("Pause", "pause"),
           act("Dead letters", "dlq"),
           act("Delete", "ask-delete", ".danger"),
         ];
@@ -89,11 +92,11 @@ export class SinksPanel {
       h("td", {}, h("div.sink-name", { title: sink.description || "" }, sink.name), h("span.type-badge", {}, sink.type)),
       h("td", {}, h(`span.state.state-${state}`, { title: st.reason || "" }, state)),
       h("td.num.delivered", {}, formatCount(st.rows_delivered ?? 0)),
-      h("td.num", {}, formatCount(st.retries ?? 0)),
-      h("td.num", { className: st.dead_lettered ? "num warn" : "num" }, formatCount(st.dead_lettered ?? 0)),
-      h("td.num", {}, formatCount(st.lag ?? 0)),
-      h("td.last-error", { title: st.last_error || "" }, st.last_error || "—"),
-      h("td.actions", {}, actions),
+      h("td.num.retries", {}, formatCount(st.retries ?? 0)),
+      h(st.dead_lettered ? "td.num.dead-lettered.warn" : "td.num.dead-lettered", {}, formatCount(st.dead_lettered ?? 0)),
+      h("td.num.lag", {}, formatCount(st.lag ?? 0)),
+      h(st.last_error ? "td.last-error" : "td.last-error.none", { title: st.last_error || "" }, st.last_error || "—"),
+      h("td", {}, h("div.actions", {}, actions)),
     );
   }
 

@@ -63,7 +63,7 @@ export class StreamsPanel {
     }, stream.name);
     const columns = open
       ? h("ul.columns", {}, stream.columns.map((c) =>
-          h("li", { className: c.name === stream.event_time_column ? "event-time" : "" },
+          h("li", c.name === stream.event_time_column ? { className: "event-time", title: "event time column" } : {},
             h("span.col-name", {}, c.name), h("span.col-type", {}, c.type))))
       : null;
     return h("li.stream", { dataset: { stream: stream.name }, title: stream.description || "" },

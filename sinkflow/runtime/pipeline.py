@@ -31,7 +31,7 @@ from sinkflow.runtime.retry import Backoff, is_retriable, retry_after
 from sinkflow.runtime.status import SinkState, SinkStatus
 from sinkflow.runtime.stream_target import StoreStreamTarget
 from sinkflow.sinks import registry
-from sinkflow.sinks.base import PartialWriteError, Sink, SinkEnv, WriteContext
+from sinkflow.sinks.base import NotAttempted, PartialWriteError, Sink, SinkEnv, WriteContext
 from sinkflow.sinks.config import RetryPolicy
 from sinkflow.streams.store import StreamStore
 
@@ -178,6 +178,7 @@ class Pipeline:
     async def _pump(self, execution: QueryExecution, sink: Sink, dead: DeadLetters, batcher: Batcher,
                     policy: RetryPolicy) -> None:
         last_checkpoint = time.monotonic()
+        checkpointed_epochs = self.status.epochs
         while not (execution.finished and len(batcher) == 0):
             if not self._running.is_set():
                 await self._deliver_all(batcher, sink, dead, policy)
@@ -186,19 +187,24 @@ class Pipeline:
                 await self._running.wait()
                 self.status.state = SinkState.RUNNING
             wait = min(self.settings.step_timeout, max(batcher.wait_left(), 0.0)) if len(batcher) else self.settings.step_timeout
-            if not execution.finished:
-                for batch in await execution.step(wait):
-                    batcher.add(batch)
+            outputs = await execution.step(wait) if not execution.finished else []
+            for batch in outputs:
+                batcher.add(batch)
             stats = execution.stats()
             self.status.rows_read = int(stats.get("rows_read", 0))
             self.status.lag = execution.lag()
-            due_checkpoint = execution.finished or time.monotonic() - last_checkpoint >= self.settings.checkpoint_interval
+            # Checkpoint on a timer while rows flow, and at once when the query goes quiet
+            # (then nothing delivered is left to replay after a crash).
+            quiet = not outputs and len(batcher) == 0 and self.status.epochs > checkpointed_epochs
+            due_checkpoint = (execution.finished or quiet
+                              or time.monotonic() - last_checkpoint >= self.settings.checkpoint_interval)
             while batcher.due():
                 await self._deliver(batcher.take(), sink, dead, policy)
             if due_checkpoint:
                 await self._deliver_all(batcher, sink, dead, policy)
                 self._checkpoint(execution)
                 last_checkpoint = time.monotonic()
+                checkpointed_epochs = self.status.epochs
 
     async def _deliver_all(self, batcher: Batcher, sink: Sink, dead: DeadLetters, policy: RetryPolicy) -> None:
         while len(batcher):
@@ -215,7 +221,8 @@ class Pipeline:
     async def _deliver(self, batch: pa.RecordBatch, sink: Sink, dead: DeadLetters, policy: RetryPolicy) -> None:
         """Deliver one epoch's batch: retry what is retryable per ``policy``, dead-letter the rest.
 
-        Returns when every row is acknowledged or dead-lettered.
+        Returns when every row is acknowledged or dead-lettered. Rows that were not sent
+        because an earlier row failed (ordered delivery) spend no retries of their own.
         """
         epoch = self.status.epochs + 1
         first_row = self.status.rows_emitted
@@ -232,31 +239,34 @@ class Pipeline:
             except asyncio.CancelledError:
                 raise
             except PartialWriteError as exc:
-                failed = exc.failures
-                self.status.rows_delivered += pending.num_rows - len(failed)
-                refused = sorted(i for i, err in failed.items() if not is_retriable(err))
-                if refused:
-                    self._dead_letter(dead, pending.take(pa.array(refused)), failed[refused[0]], attempts)
-                again = sorted(i for i, err in failed.items() if is_retriable(err))
-                if not again:
-                    break
-                error: BaseException = failed[again[0]]
-                pending, ids = pending.take(pa.array(again)), tuple(ids[i] for i in again)
+                failures: dict[int, BaseException] = dict(exc.failures)
+                self.status.rows_delivered += pending.num_rows - len(failures)
             except Exception as exc:
-                if not is_retriable(exc):
-                    self._dead_letter(dead, pending, exc, attempts)
-                    break
-                error = exc
-            if backoff.exhausted():
-                self._dead_letter(dead, pending, error, attempts, prefix=f"gave up after {attempts} attempts: ")
+                failures = dict.fromkeys(range(pending.num_rows), exc)
+            refused = sorted(i for i, err in failures.items() if not is_retriable(err))
+            if refused:
+                self._dead_letter(dead, pending.take(pa.array(refused)), failures[refused[0]], attempts)
+            again = sorted(i for i, err in failures.items() if is_retriable(err))
+            if not again:
                 break
-            delay = backoff.next_delay(retry_after(error))
-            self.status.retries += 1
-            self.status.state = SinkState.RETRYING
-            self.status.last_error = self._error_text(error)
-            log.warning("sink %s: %s; retrying %d row(s) in %.2fs", self.record.name, self.status.last_error,
-                        pending.num_rows, delay)
-            await asyncio.sleep(delay)
+            if backoff.exhausted():
+                tried = [i for i in again if not isinstance(failures[i], NotAttempted)]
+                if tried:
+                    self._dead_letter(dead, pending.take(pa.array(tried)), failures[tried[0]], attempts,
+                                      prefix=f"gave up after {attempts} attempts: ")
+                again = [i for i in again if isinstance(failures[i], NotAttempted)]
+                backoff.reset()
+                attempts = 0
+            error = failures[again[0]] if again else None
+            pending, ids = pending.take(pa.array(again, pa.int64())), tuple(ids[i] for i in again)
+            if error is not None and attempts:
+                delay = backoff.next_delay(retry_after(error))
+                self.status.retries += 1
+                self.status.state = SinkState.RETRYING
+                self.status.last_error = self._error_text(error)
+                log.warning("sink %s: %s; retrying %d row(s) in %.2fs", self.record.name, self.status.last_error,
+                            pending.num_rows, delay)
+                await asyncio.sleep(delay)
             attempts += 1
         if self.status.state is SinkState.RETRYING:
             self.status.state = SinkState.RUNNING

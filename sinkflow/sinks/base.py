@@ -66,6 +66,14 @@ class PermanentError(SinkError):
     retryable = False
 
 
+class NotAttempted(RetryableError):
+    """A row that was not sent because an earlier row failed and rows go in order (paralism 1).
+
+    It spends no retry of its own: when the failed row is dead-lettered, the runtime goes on
+    with the rows behind it.
+    """
+
+
 class PartialWriteError(SinkError):
     """Some rows of a write (or of the writes since the last flush) failed; the others were delivered.
 

@@ -32,7 +32,15 @@ import httpx
 import pyarrow as pa
 from pydantic import AfterValidator, AliasChoices, Field
 
-from sinkflow.sinks.base import PartialWriteError, PermanentError, RetryableError, Sink, SinkError, WriteContext
+from sinkflow.sinks.base import (
+    NotAttempted,
+    PartialWriteError,
+    PermanentError,
+    RetryableError,
+    Sink,
+    SinkError,
+    WriteContext,
+)
 from sinkflow.sinks.config import BatchPolicy
 from sinkflow.sinks.encode import row_dicts
 
@@ -44,15 +52,18 @@ _REDACTED = "***"
 # --------------------------------------------------------------------------- sending rows
 
 
-async def deliver_rows(count: int, send: Callable[[int], Awaitable[None]], paralism: int) -> None:
+async def deliver_rows(
+    count: int, send: Callable[[int], Awaitable[None]], paralism: int, *, will_retry: bool = True
+) -> None:
     """Call ``send(i)`` for every row index ``i`` in ``range(count)``, at most ``paralism`` at once.
 
     ``send`` raises :class:`SinkError` for a row it could not deliver. With ``paralism`` 1
     rows go strictly one after another in result order; at the first *retryable* failure
-    sending stops and every later row is reported as a retryable "not sent" failure, so a
-    retry delivers them in order after the failed one. A permanent failure does not stop
-    the batch: that row can never be delivered (it goes to the dead-letter stream), so
-    skipping it keeps the order of everything that is delivered.
+    sending stops and every later row is reported as a retryable "not sent" failure, so the
+    runtime's retry delivers them in order after the failed one. A failure that will not be
+    retried (a permanent one, or any when ``will_retry`` is false because the sink's retry
+    policy allows no retries) does not stop the batch: that row goes to the dead-letter
+    stream, so sending the next rows keeps the order of everything that is delivered.
 
     With ``paralism`` N > 1 every row is tried, N at a time, in no guaranteed order.
 
@@ -66,8 +77,8 @@ async def deliver_rows(count: int, send: Callable[[int], Awaitable[None]], paral
                 await send(index)
             except SinkError as exc:
                 failures[index] = exc
-                if exc.retryable:
-                    not_sent = RetryableError(
+                if exc.retryable and will_retry:
+                    not_sent = NotAttempted(
                         f"not sent: row {index} before it failed and rows are sent in order (paralism 1)",
                         retry_after=exc.retry_after,
                     )
@@ -160,7 +171,8 @@ def response_error(response: httpx.Response, target: str, secrets: Iterable[str]
     status = response.status_code
     if status < 400:
         return None
-    excerpt = _excerpt(response.text)
+    # Scrub before cutting: a secret cut in half by the excerpt would no longer match.
+    excerpt = _excerpt(scrub(response.text, secrets))
     message = scrub(f"{target} answered HTTP {status} {response.reason_phrase}: {excerpt}".rstrip(": "), secrets)
     if status == 429 or status >= 500:
         return RetryableError(message, retry_after=parse_retry_after(response.headers.get("retry-after")))
@@ -347,6 +359,7 @@ class RequestPerRowSink(Sink):
         self._client: httpx.AsyncClient | None = None
         self._tokens: TokenSource | None = None
         self._pacer = Pacer(self.spec.rate) if self.spec.rate else None
+        self._will_retry = config.retry_policy().max_retries != 0
 
     @abc.abstractmethod
     def request_spec(self) -> RequestSpec:
@@ -379,7 +392,9 @@ class RequestPerRowSink(Sink):
     async def write(self, batch: pa.RecordBatch, ctx: WriteContext) -> None:
         """Send every row of ``batch``; see the class contract."""
         rows = row_dicts(batch)
-        await deliver_rows(len(rows), lambda i: self._send(rows[i], ctx.row_key(i)), self.spec.paralism)
+        await deliver_rows(
+            len(rows), lambda i: self._send(rows[i], ctx.row_key(i)), self.spec.paralism, will_retry=self._will_retry
+        )
 
     async def close(self) -> None:
         if self._client is not None:

@@ -98,6 +98,9 @@ class EmailSink(Sink):
         self._body = Template.parse(config.body) if config.body else None
         self._smtp: aiosmtplib.SMTP | None = None
         self._where = f"SMTP server {config.host}:{config.effective_port()}"
+        # The SMTP envelope takes bare addresses; the headers keep the display names.
+        self._envelope_from = parseaddr(config.sender)[1]
+        self._envelope_to = [parseaddr(to)[1] for to in config.to]
 
     async def open(self) -> None:
         """Connect (with TLS as configured) and log in, so a wrong password fails here."""
@@ -158,7 +161,7 @@ class EmailSink(Sink):
         for attempt in (1, 2):
             smtp = self._smtp if self._smtp is not None and self._smtp.is_connected else await self._connect()
             try:
-                await smtp.send_message(msg, sender=self.config.sender, recipients=self.config.to)
+                await smtp.send_message(msg, sender=self._envelope_from, recipients=self._envelope_to)
                 return
             except aiosmtplib.SMTPServerDisconnected as exc:
                 self._smtp = None

@@ -10,9 +10,11 @@ Delivery guarantee:
   epoch has a successful delivery report. A failed epoch is written again by the runtime, so
   rows of an unacknowledged epoch may appear twice on the topic, never zero times.
 * ``exactly_once``: a transactional producer with the stable ``transactional.id``
-  ``sinkflow-<sink id>``. The epoch's messages are one transaction, committed in ``flush``
-  and aborted on any failure; a restarted sink fences its previous incarnation (whose open
-  transaction is aborted). A ``read_committed`` consumer sees every row exactly once.
+  ``sinkflow-<sink id>``. ``write`` only encodes; ``flush`` sends the epoch's messages as one
+  transaction and commits it, aborting it on any failure, so an epoch abandoned before its
+  flush never reaches the log, and a restarted sink fences its previous incarnation (the
+  broker aborts that one's open transaction). A ``read_committed`` consumer sees every row
+  exactly once.
 
 confluent-kafka calls block, so they run in worker threads (``asyncio.to_thread``); the event
 loop never waits on librdkafka. librdkafka's error callback (broker down, TLS handshake or
@@ -46,6 +48,8 @@ from sinkflow.sinks.template import Template, TemplateText
 log = logging.getLogger(__name__)
 
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+# librdkafka's " (after 12ms in state CONNECT, 2 identical error(s) suppressed)": noise in a message.
+_TIMING = re.compile(r" \(after \d+ms in state [A-Z_]+[^)]*\)")
 _SASL_MECHANISMS = {"plain": "PLAIN", "scram-sha-256": "SCRAM-SHA-256", "scram-sha-512": "SCRAM-SHA-512"}
 
 #: How long the sink waits for the brokers' first answer in ``open()``.
@@ -62,7 +66,6 @@ TRANSACTION_TIMEOUT = 30.0
 # Errors that no retry fixes: the configuration (credentials, certificates, permissions) is wrong.
 _PERMANENT_CODES = frozenset(
     {
-        KafkaError._SSL,
         KafkaError._AUTHENTICATION,
         KafkaError.SASL_AUTHENTICATION_FAILED,
         KafkaError.TOPIC_AUTHORIZATION_FAILED,
@@ -77,6 +80,14 @@ _PERMANENT_CODES = frozenset(
         KafkaError.INVALID_CONFIG,
     }
 )
+
+
+
+
+def _is_permanent(code: int, message: str) -> bool:
+    """Whether no retry can fix this error: credentials, certificates, permissions, sizes."""
+    # A TLS error is permanent when the certificate is refused; a reset handshake is not.
+    return code in _PERMANENT_CODES or (code == KafkaError._SSL and "certificate" in message)
 
 
 class KafkaConfig(SinkConfig):
@@ -189,13 +200,15 @@ class _Incident:
 
 
 class _Scrubbed:
-    """A logger for librdkafka's log lines that removes the password first."""
+    """A logger for librdkafka's own log lines: password removed, at DEBUG level, because
+    what matters in them also reaches the error callback, which is logged once per change."""
 
     def __init__(self, scrub: Callable[[str], str]) -> None:
         self._scrub = scrub
 
     def log(self, level: int, msg: str, *args: Any, **_: Any) -> None:
-        log.log(level, "%s", self._scrub(msg % args if args else msg))
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("librdkafka: %s", self._scrub(msg % args if args else msg))
 
 
 class KafkaSink(Sink):
@@ -229,6 +242,8 @@ class KafkaSink(Sink):
         self._failures: list[KafkaError] = []
         self._in_transaction = False
         self._topic_checked = False
+        #: exactly_once: the epoch's encoded (documents, keys), produced in flush().
+        self._pending: list[tuple[list[bytes], list[bytes | None] | None]] = []
 
     # ------------------------------------------------------------------ protocol
 
@@ -237,11 +252,11 @@ class KafkaSink(Sink):
         await asyncio.to_thread(self._open)
 
     async def write(self, batch: pa.RecordBatch, ctx: WriteContext) -> None:
-        """Encode the rows and enqueue one message per row (in a transaction with exactly_once)."""
+        """Encode the rows; enqueue one message per row (exactly_once: keep them for flush)."""
         await asyncio.to_thread(self._write, batch)
 
     async def flush(self, epoch: int) -> None:
-        """Return once every message since the last flush is delivered (and committed)."""
+        """Return once every message since the last flush is delivered (exactly_once: committed)."""
         await asyncio.to_thread(self._flush)
 
     async def close(self) -> None:
@@ -255,15 +270,57 @@ class KafkaSink(Sink):
         self._producer = self._new_producer()
 
     def _write(self, batch: pa.RecordBatch) -> None:
-        if not self._topic_checked:  # the topic vanished or the broker was replaced since
+        messages = (json_documents(batch), self._keys(batch))
+        if self._transactional:
+            # The epoch's transaction is opened, filled and committed in flush(): an epoch
+            # abandoned before its flush (a crash, a close) never reaches the log at all.
+            self._pending.append(messages)
+            return
+        producer = self._ready_producer()
+        try:
+            self._produce(producer, *messages)
+        except SinkError:
+            self._fail_epoch(producer)
+            raise
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, []
+        if self._transactional and not pending:
+            return
+        producer = self._ready_producer() if pending else self._producer
+        if producer is None:
+            return
+        try:
+            if pending:
+                self._call(producer.begin_transaction)
+                self._in_transaction = True
+                for documents, keys in pending:
+                    self._produce(producer, documents, keys)
+            try:
+                self._await_deliveries(producer)
+            except KafkaException as exc:  # a fatal producer error, e.g. a broker that lost our producer id
+                raise self._fatal(exc.args[0], "delivery") from None
+            failures, self._failures = self._failures, []
+            if failures:
+                raise self._classify(failures)
+            if self._in_transaction:
+                self._call(producer.commit_transaction, TRANSACTION_TIMEOUT)
+                self._in_transaction = False
+        except SinkError:
+            self._fail_epoch(producer)
+            raise
+
+    def _ready_producer(self) -> Producer:
+        """The producer, after re-checking the topic when an epoch failed since (the topic may be
+        gone, or the broker replaced), and a new producer when the last one was discarded."""
+        if not self._topic_checked:
             self._ensure_topic()
-        producer = self._producer or self._new_producer()
-        self._producer = producer
-        if self._transactional and not self._in_transaction:
-            self._call(producer.begin_transaction)
-            self._in_transaction = True
-        documents = json_documents(batch)
-        keys = self._keys(batch)
+        if self._producer is None:
+            self._producer = self._new_producer()
+        return self._producer
+
+    def _produce(self, producer: Producer, documents: list[bytes], keys: list[bytes | None] | None) -> None:
+        """Enqueue one message per document; waits for room when librdkafka's queue is full."""
         topic = self.config.topic
         produce = producer.produce
         try:
@@ -282,30 +339,11 @@ class KafkaSink(Sink):
                         self._wait_for_room(producer)
                         produce(topic, document, key)
         except KafkaException as exc:
-            self._fail_epoch(producer)
             raise self._error(exc.args[0], "producing") from None
-        except SinkError:
-            self._fail_epoch(producer)
-            raise
         producer.poll(0)  # serve delivery and error callbacks without waiting
 
-    def _flush(self) -> None:
-        producer = self._producer
-        if producer is None:
-            return
-        try:
-            self._await_deliveries(producer)
-            failures, self._failures = self._failures, []
-            if failures:
-                raise self._classify(failures)
-            if self._transactional and self._in_transaction:
-                self._call(producer.commit_transaction, TRANSACTION_TIMEOUT)
-                self._in_transaction = False
-        except SinkError:
-            self._fail_epoch(producer)
-            raise
-
     def _close(self) -> None:
+        self._pending = []
         producer, self._producer = self._producer, None
         if producer is None:
             return
@@ -358,16 +396,17 @@ class KafkaSink(Sink):
         """Create the topic when the cluster does not have it; raise when the brokers can't say or refuse."""
         admin = AdminClient(self._common_config())
         topic = self.config.topic
-        deadline = time.monotonic() + CONNECT_TIMEOUT
+        started = time.monotonic()
         while True:
             try:
                 metadata = admin.list_topics(timeout=1.0)
                 break
             except KafkaException as exc:
+                admin.poll(0)  # serve the error callback: it says why (refused, TLS, authentication)
                 incident = self._incident
-                if incident is not None and incident.code in _PERMANENT_CODES:
+                if incident is not None and _is_permanent(incident.code, incident.text) and incident.at >= started:
                     raise PermanentError(f"kafka brokers {self._brokers()}: {incident.text}") from None
-                if time.monotonic() >= deadline:
+                if self._stalled(started) or time.monotonic() - started >= CONNECT_TIMEOUT:
                     detail = incident.text if incident is not None else exc.args[0].str()
                     raise RetryableError(f"kafka brokers {self._brokers()} unreachable: {detail}") from None
         if topic not in metadata.topics:
@@ -410,46 +449,59 @@ class KafkaSink(Sink):
             if now_remaining < remaining:
                 remaining, last_progress = now_remaining, now
                 continue
-            incident = self._incident
-            if incident is not None and now - last_progress >= STALL_TIMEOUT and incident.at >= last_progress - STALL_TIMEOUT:
+            if self._stalled(last_progress):
                 raise self._unreachable(f"{remaining} message(s) undelivered")
             remaining = now_remaining
+
+    def _stalled(self, since: float) -> bool:
+        """Nothing happened since ``since`` for STALL_TIMEOUT while librdkafka keeps reporting errors."""
+        now, incident = time.monotonic(), self._incident
+        return now - since >= STALL_TIMEOUT and incident is not None and now - incident.at <= STALL_TIMEOUT
 
     def _unreachable(self, what: str) -> SinkError:
         incident = self._incident
         detail = f": {incident.text}" if incident is not None else ""
-        if incident is not None and incident.code in _PERMANENT_CODES:
+        if incident is not None and _is_permanent(incident.code, incident.text):
             return PermanentError(f"kafka brokers {self._brokers()}{detail}")
         return RetryableError(f"kafka brokers {self._brokers()} unreachable ({what}){detail}")
 
     def _fail_epoch(self, producer: Producer) -> None:
-        """Forget the failed epoch: abort its transaction, drop its undelivered messages.
+        """Forget the failed epoch: abort its transaction or drop its undelivered messages, and
+        discard the producer.
 
-        Dropping them keeps a later retry of the epoch from adding yet another copy. A producer
-        in a fatal state is replaced on the next write.
+        Dropping the messages keeps a retry of the epoch from adding yet another copy. A fresh
+        producer on the next write starts from a clean idempotence state (a purged or fatal
+        idempotent producer may otherwise wait for a broker that forgot it).
         """
         self._topic_checked = False
+        self._producer = None
+        in_transaction, self._in_transaction = self._in_transaction, False
+        self._failures = []
         try:
-            if self._transactional and self._in_transaction:
+            if self._transactional and in_transaction:
                 producer.abort_transaction(TRANSACTION_TIMEOUT)
             else:
                 producer.purge()
                 producer.flush(0.5)
         except KafkaException as exc:
-            log.info("kafka sink %s: discarding the producer: %s", self.env.sink_name, self._scrub(str(exc)))
-            self._producer = None
-        self._in_transaction = False
-        self._failures = []
+            log.info("kafka sink %s: cleanup after a failed epoch: %s", self.env.sink_name, self._scrub(str(exc)))
 
     def _call(self, method: Callable[..., None], *args: Any) -> None:
         """A transactional call; its KafkaException becomes a SinkError."""
+        doing = method.__name__.replace("_", " ")
         try:
             method(*args)
         except KafkaException as exc:
             error: KafkaError = exc.args[0]
             if error.fatal():
-                self._producer = None  # fenced or broken: a new producer (init_transactions) is needed
-            raise self._error(error, method.__name__.replace("_", " ")) from None
+                raise self._fatal(error, doing) from None
+            raise self._error(error, doing) from None
+
+    def _fatal(self, error: KafkaError, doing: str) -> SinkError:
+        """A producer in a fatal state (fenced, or a broker that forgot its producer id) is
+        retryable: the failed epoch discards it and the retry starts a new one, whose
+        init_transactions fences the old one."""
+        return RetryableError(f"kafka {doing}: {self._scrub(error.str())}; the producer is restarted")
 
     def _classify(self, failures: list[KafkaError]) -> SinkError:
         first = failures[0]
@@ -461,17 +513,24 @@ class KafkaSink(Sink):
         incident = self._incident
         if error.code() in (KafkaError._MSG_TIMED_OUT, KafkaError._TIMED_OUT, KafkaError._TRANSPORT) and incident:
             text_ = f"{text_} ({incident.text})"  # the broker-level cause, e.g. a TLS handshake failure
-        if error.code() in _PERMANENT_CODES or (error.fatal() and not self._transactional):
+        if _is_permanent(error.code(), text_):
             return PermanentError(f"kafka {doing}: {text_}")
         return RetryableError(f"kafka {doing}: {text_}")
 
     def _on_error(self, error: KafkaError) -> None:
         """librdkafka's error callback: remember the latest broker-level problem, for messages."""
-        self._incident = _Incident(error.code(), self._scrub(error.str()), time.monotonic())
-        log.warning("kafka sink %s: %s", self.env.sink_name, self._incident.text)
+        previous, now = self._incident, time.monotonic()
+        if error.code() == KafkaError._ALL_BROKERS_DOWN and previous is not None:
+            # "1/1 brokers are down" says less than the connection error that preceded it.
+            self._incident = _Incident(previous.code, previous.text, now)
+            return
+        self._incident = _Incident(error.code(), self._scrub(_TIMING.sub("", error.str())), now)
+        if previous is None or previous.text != self._incident.text:  # librdkafka repeats itself every reconnect
+            log.warning("kafka sink %s: %s", self.env.sink_name, self._incident.text)
 
     def _on_delivery(self, error: KafkaError | None, _message: Any) -> None:
-        if error is not None:
+        # Purged messages belong to an epoch already failed and discarded by _fail_epoch.
+        if error is not None and error.code() not in (KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT):
             self._failures.append(error)
 
     def _brokers(self) -> str:

@@ -194,6 +194,8 @@ class PulsarSink(Sink):
         Raises :class:`RetryableError` when the broker can't be reached, :class:`PermanentError`
         when it refuses the topic or the credentials.
         """
+        await self.close()  # a reopen after a failed open starts afresh
+        self._acks = _Acks()
         auth = pulsar_auth(self.config.auth_type, self.config.auth_params)
         self._client = pulsar.Client(
             self.config.broker_url,
@@ -212,20 +214,23 @@ class PulsarSink(Sink):
         except pulsar.PulsarException as exc:
             await self.close()
             error = _classify(exc)
-            raise type(error)(f"cannot create a producer for topic '{self.config.topic}': {type(exc).__name__}") from None
+            raise type(error)(
+                f"cannot create a producer for topic '{self.config.topic}' at {self.config.broker_url}: "
+                f"{type(exc).__name__}"
+            ) from None
 
     async def write(self, batch: pa.RecordBatch, ctx: WriteContext) -> None:
-        """Enqueue one message per row (blocking sends run off the event loop).
+        """Enqueue one message per row (encoding and blocking sends run off the event loop).
 
         Never raises for delivery problems: a send the producer refuses is reported by ``flush``.
         """
+        await asyncio.to_thread(self._send_all, batch)
+
+    def _send_all(self, batch: pa.RecordBatch) -> None:
         documents = json_documents(batch)
         keys: list[str | None] = [None] * len(documents)
         if self.config.message_key:
             keys = [None if v is None else text(v) for v in batch.column(self.config.message_key).to_pylist()]
-        await asyncio.to_thread(self._send_all, documents, keys)
-
-    def _send_all(self, documents: list[bytes], keys: list[str | None]) -> None:
         producer = self._producer
         refused: pulsar.Result | None = None if producer is not None else pulsar.Result.AlreadyClosed
         for document, key in zip(documents, keys, strict=True):

@@ -60,8 +60,9 @@ def parse_properties(sink_type: str, properties: dict[str, Any]) -> SinkConfig:
         if err["type"] == "missing":
             raise ConfigError(prop, "is required") from None
         message = err["msg"].removeprefix("Value error, ")
-        if "input" in err and err["type"] != "model_type" and not _is_secret(model, prop):
-            message = f"{message} (got {err['input']!r})"
+        given = repr(err.get("input"))
+        if "input" in err and err["type"] != "model_type" and given not in message and not _is_secret(model, prop):
+            message = f"{message} (got {given})"
         raise ConfigError(prop, message) from None
 
 
@@ -121,7 +122,8 @@ def property_schemas() -> dict[str, dict[str, Any]]:
             model = sink_class(sink_type).config_class
         except ImportError:  # a destination whose client library is not installed is not offered
             continue
-        schema = model.model_json_schema(by_alias=True)
+        # Serialization mode shows defaults as users write them (durations as "10s").
+        schema = model.model_json_schema(by_alias=True, mode="serialization")
         schema["secrets"] = list(model.secret_fields)
         schema["templates"] = list(model.template_fields)
         schemas[sink_type] = schema

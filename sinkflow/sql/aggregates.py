@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
+from sinkflow.sql.parse import QUANTILE_ALIAS
+
 
 @dataclass(frozen=True)
 class Decomposition:
@@ -69,6 +71,7 @@ _DISTINCT = Decomposition(
 _FIXED: dict[str, Decomposition] = {
     "count_star": Decomposition(("count(*)",), ("sum({p0})::BIGINT",), "coalesce({p0}, 0)", "count(*)", 0),
     "count": Decomposition(("count({a0})",), ("sum({p0})::BIGINT",), "coalesce({p0}, 0)", "count({a0})", 1),
+    "count_if": Decomposition(("count_if({a0})",), ("sum({p0})::BIGINT",), "coalesce({p0}, 0)", "count_if({a0})", 1),
     "sum": _simple("sum", "sum"),
     "min": _simple("min", "min"),
     "max": _simple("max", "max"),
@@ -94,6 +97,8 @@ _ALIASES = {
     "min_by": "arg_min",
     "max_by": "arg_max",
     "uniq": "count_distinct",
+    "unique": "count_distinct",
+    "unique_exact": "count_distinct",
     "uniq_exact": "count_distinct",
     "uniqexact": "count_distinct",
     "approxdistinct": "count_distinct",
@@ -129,7 +134,7 @@ def is_aggregate(node: exp.Expression, extra_names: frozenset[str] = frozenset()
         return True
     if isinstance(node, exp.Anonymous):
         name = function_name(node)
-        return name in extra_names or _canonical(name) in _FIXED or name in _PERCENTILE or name in ("quantile", "quantil_")
+        return name in extra_names or _canonical(name) in _FIXED or name in _PERCENTILE or name in ("quantile", QUANTILE_ALIAS)
     return False
 
 
@@ -165,7 +170,7 @@ def aggregate_call(node: exp.Expression) -> AggregateCall | str:
     if isinstance(node, (exp.ArgMin, exp.ArgMax)):
         canon = "arg_min" if isinstance(node, exp.ArgMin) else "arg_max"
         return AggregateCall(canon, (node.this, node.expression), _ARG_BY[canon])
-    if isinstance(node, exp.Anonymous) and name in ("quantile", "quantil_"):
+    if isinstance(node, exp.Anonymous) and name in ("quantile", QUANTILE_ALIAS):
         args = node.expressions
         level = _level(args[1]) if len(args) == 2 else None
         if level is None:

@@ -13,7 +13,8 @@ Where Timeplus's result depends on the argument's type (``length`` of a string c
 array elements; ``to_int32(3.9)`` truncates while ``to_int32('7')`` parses), the argument's kind is
 taken from literals, from the functions that produced it, and from the optional ``schema`` (column
 name → type) the planner passes. Without a known kind the mapping picks a DuckDB form that is right
-for every kind DuckDB accepts, or one that fails loudly in DuckDB for the others.
+for every kind DuckDB accepts, or one that fails loudly in DuckDB for the others — with one
+exception: ``length`` of text of unknown kind counts characters (= bytes for ASCII text).
 
 The DuckDB connection that runs the rendered SQL must use ``SET TimeZone='UTC'`` (date parts and
 truncation of ``TIMESTAMPTZ`` follow the session time zone; Timeplus streams are UTC).
@@ -24,6 +25,7 @@ aggregates can be merged and the DuckDB expressions that compute, merge and fini
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -33,12 +35,12 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.dialects.duckdb import DuckDB
 
-from sinkflow.errors import Position, SqlError
+from sinkflow.errors import InvalidInput, Position, SqlError
 from sinkflow.streams.types import TP_TIME, DataType, parse_type
-from sinkflow.errors import InvalidInput
 
 __all__ = [
     "AGGREGATES",
+    "AggregateCall",
     "AggregateInfo",
     "aggregate_call",
     "function_name",
@@ -68,6 +70,7 @@ STRING, INT, FLOAT, DECIMAL, BOOL, TIME, DATE, ARRAY, BINARY = (
     "string", "int", "float", "decimal", "bool", "time", "date", "array", "binary",
 )
 _KIND = "tp_kind"  # key in a node's meta where the mapping records the kind it produced
+_UNIT = "tp_unit"  # … and, for datetimes, the Arrow unit ("s", "ms", "us", "ns") of its type
 
 Schema = Mapping[str, "DataType | pa.DataType | str"]
 
@@ -94,12 +97,10 @@ def _arrow_kind(arrow: pa.DataType) -> str | None:
     return None
 
 
-def _schema_kind(value: DataType | pa.DataType | str) -> str | None:
+def _schema_arrow(value: DataType | pa.DataType | str) -> pa.DataType:
     if isinstance(value, str):
         value = parse_type(value)
-    if isinstance(value, DataType):
-        value = value.arrow
-    return _arrow_kind(value)
+    return value.arrow if isinstance(value, DataType) else value
 
 
 def _kind(node: exp.Expression, schema: Schema | None) -> str | None:
@@ -117,7 +118,12 @@ def _kind(node: exp.Expression, schema: Schema | None) -> str | None:
         return ARRAY
     if isinstance(node, exp.Column) and schema is not None:
         found = schema.get(node.name)
-        return _schema_kind(found) if found is not None else None
+        if found is None:
+            return None
+        arrow = _schema_arrow(found)
+        if pa.types.is_timestamp(arrow):
+            node.meta[_UNIT] = arrow.unit  # to_string prints a datetime64(3) with milliseconds
+        return _arrow_kind(arrow)
     if isinstance(node, (exp.Paren, exp.Neg)):
         return _kind(node.this, schema)
     if isinstance(node, (exp.Predicate, exp.Not, exp.And, exp.Or)):
@@ -129,7 +135,7 @@ def _kind(node: exp.Expression, schema: Schema | None) -> str | None:
     if isinstance(node, (exp.Add, exp.Sub, exp.Mul, exp.Mod)):
         left, right = _kind(node.this, schema), _kind(node.expression, schema)
         if TIME in (left, right):
-            return TIME
+            return TIME if left != right else None  # a datetime minus a datetime is an interval
         if left == right:
             return left
         if {left, right} <= {INT, FLOAT}:
@@ -141,10 +147,17 @@ def _kind(node: exp.Expression, schema: Schema | None) -> str | None:
     return None
 
 
-def _mark(node: exp.Expression, kind: str | None) -> exp.Expression:
+def _mark(node: exp.Expression, kind: str | None, unit: str | None = None) -> exp.Expression:
     if kind is not None:
         node.meta[_KIND] = kind
+    if kind == TIME and unit is not None:
+        node.meta[_UNIT] = unit
     return node
+
+
+def _time_unit_of(node: exp.Expression) -> str | None:
+    """The recorded Arrow unit of a datetime expression (after :func:`_kind` looked at it)."""
+    return node.meta.get(_UNIT) if node.meta else None
 
 
 # --- templates --------------------------------------------------------------------------------
@@ -203,20 +216,30 @@ class _Fn:
     build: Builder
     min_args: int
     max_args: int | None  # None: any number
-    returns: str | None = None  # kind of the result, when it does not depend on the arguments
+    # Kind of the result: a kind, the index of the argument whose kind it has, or None (unknown).
+    returns: str | int | None = None
 
 
 _FUNCTIONS: dict[str, _Fn] = {}
 
 
 def _register(names: str, build: Builder | str, min_args: int, max_args: int | None = -1,
-              returns: str | None = None) -> None:
+              returns: str | int | None = None) -> None:
+    """Map each of the space-separated Timeplus ``names`` (lower case) to ``build``.
+
+    ``build`` is a builder or a DuckDB SQL template (see :func:`_fill`); ``max_args`` defaults to
+    ``min_args`` and None means any number."""
     if isinstance(build, str):
         template = build
         build = lambda args, kinds, node: _fill(template, args)  # noqa: E731
     top = min_args if max_args == -1 else max_args
     for name in names.split():
         _FUNCTIONS[name] = _Fn(build, min_args, top, returns)
+
+
+def _same_args(duck: str) -> Builder:
+    """A builder calling DuckDB's ``duck`` with the arguments as given (any number of them)."""
+    return lambda args, kinds, node: exp.Anonymous(this=duck, expressions=[a.copy() for a in args])
 
 
 def _literal_text(node: exp.Expression, what: str) -> str:
@@ -234,29 +257,47 @@ def _literal_number(node: exp.Expression, what: str) -> float:
 
 
 # Conversions ---------------------------------------------------------------------------------------
-_INT_TYPES = {
-    "int8": "TINYINT", "int16": "SMALLINT", "int32": "INTEGER", "int64": "BIGINT",
-    "uint8": "UTINYINT", "uint16": "USMALLINT", "uint32": "UINTEGER", "uint64": "UBIGINT",
-}
+def duckdb_type(data_type: DataType) -> str:
+    """The DuckDB SQL type that holds a Timeplus type (datetimes are UTC TIMESTAMPTZ)."""
+    return _duckdb_arrow_type(data_type.arrow)
+
+
+def _duckdb_arrow_type(arrow: pa.DataType) -> str:
+    simple = {
+        pa.int8(): "TINYINT", pa.int16(): "SMALLINT", pa.int32(): "INTEGER", pa.int64(): "BIGINT",
+        pa.uint8(): "UTINYINT", pa.uint16(): "USMALLINT", pa.uint32(): "UINTEGER", pa.uint64(): "UBIGINT",
+        pa.float32(): "FLOAT", pa.float64(): "DOUBLE", pa.bool_(): "BOOLEAN", pa.string(): "VARCHAR",
+        pa.date32(): "DATE",
+    }
+    if arrow in simple:
+        return simple[arrow]
+    if pa.types.is_decimal(arrow):
+        return f"DECIMAL({arrow.precision}, {arrow.scale})"
+    if pa.types.is_timestamp(arrow):
+        return "TIMESTAMPTZ"
+    if pa.types.is_list(arrow):
+        return f"{_duckdb_arrow_type(arrow.value_type)}[]"
+    raise InvalidInput(f"the type {arrow} has no DuckDB counterpart")
 
 
 def _to_integer(duck_type: str) -> Builder:
     def build(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
         kind = kinds[0]
-        if kind in (INT, BOOL, STRING):
+        if kind in (INT, BOOL):
             return _fill(f"CAST({{0}} AS {duck_type})", args)
         if kind in (FLOAT, DECIMAL):
             # Timeplus truncates toward zero; DuckDB's CAST rounds.
             return _fill(f"CAST(TRUNC({{0}}) AS {duck_type})", args)
-        # Unknown kind: DECIMAL(38, 9) accepts numbers, text and bools exactly enough for every
-        # integer type, so one form truncates floats and parses text alike.
+        # Text or unknown kind: DECIMAL(38, 9) reads numbers, text and bools exactly enough for
+        # every integer type, so one form parses text ('7') and truncates fractions alike (DuckDB's
+        # CAST('3.9' AS INTEGER) would round).
         return _fill(f"CAST(TRUNC(CAST({{0}} AS DECIMAL(38, 9))) AS {duck_type})", args)
 
     return build
 
 
-for _name, _duck in _INT_TYPES.items():
-    _register(f"to_{_name}", _to_integer(_duck), 1, returns=INT)
+for _name in ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"):
+    _register(f"to_{_name}", _to_integer(duckdb_type(parse_type(_name))), 1, returns=INT)
 _register("to_int", _to_integer("BIGINT"), 1, returns=INT)
 _register("to_float32", "CAST({0} AS FLOAT)", 1, returns=FLOAT)
 _register("to_float64 to_float", "CAST({0} AS DOUBLE)", 1, returns=FLOAT)
@@ -274,11 +315,26 @@ def _to_decimal(args: list[exp.Expression], kinds: list[str | None], node: exp.E
 _register("to_decimal", _to_decimal, 2, returns=DECIMAL)
 
 
+_FRACTION = {"ms": ".%g", "us": ".%f", "ns": ".%n"}
+
+
+def _text(arg: exp.Expression, kind: str | None) -> exp.Expression:
+    """``arg`` printed as Timeplus prints values of its kind."""
+    if kind == STRING:
+        return arg
+    if kind == TIME:
+        # '2022-01-23 10:00:00' for datetime, '2022-01-23 10:00:00.120' for datetime64(3): no zone
+        # (DuckDB's CAST adds '+00' and drops trailing zeros of the fraction).
+        return _fill(f"STRFTIME({{0}}, '%Y-%m-%d %H:%M:%S{_FRACTION.get(_time_unit_of(arg) or 's', '')}')", [arg])
+    if kind == FLOAT:
+        # Timeplus prints a whole float without '.0' (1.0 → '1'); DuckDB keeps it.
+        return _fill("CASE WHEN ISFINITE({0}) AND {0} = TRUNC({0}) AND ABS({0}) < 1e15 "
+                     "THEN CAST(CAST({0} AS BIGINT) AS VARCHAR) ELSE CAST({0} AS VARCHAR) END", [arg])
+    return _fill("CAST({0} AS VARCHAR)", [arg])
+
+
 def _to_string(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
-    if kinds[0] == TIME:
-        # Timeplus prints datetimes without zone: '2022-01-23 10:00:00' (DuckDB's CAST adds '+00').
-        return _fill("STRFTIME({0}, '%Y-%m-%d %H:%M:%S')", args)
-    return _fill("CAST({0} AS VARCHAR)", args)
+    return _text(args[0], kinds[0])
 
 
 _register("to_string", _to_string, 1, returns=STRING)
@@ -305,20 +361,59 @@ def _to_time(args: list[exp.Expression], kinds: list[str | None], node: exp.Expr
 
 
 # to_time is Timeplus's alias of parse_datetime_best_effort: ISO-8601 text with or without zone.
-_register("to_time parse_datetime_best_effort parse_datetime64_best_effort", _to_time, 1, 2, returns=TIME)
+_register("to_time parse_datetime_best_effort", _to_time, 1, 2, returns=TIME)
 _register("to_date", "CAST({0} AS DATE)", 1, returns=DATE)
+_PRECISION_UNITS = {0: ("s", "second"), 3: ("ms", "milliseconds"), 6: ("us", None)}
+
+
+def _to_datetime64(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
+    precision = _literal_number(args[1], "to_datetime64's precision")
+    if precision not in _PRECISION_UNITS:
+        raise _error("to_datetime64's precision must be 0, 3 or 6", args[1])
+    unit, truncate = _PRECISION_UNITS[int(precision)]
+    value = _fill("TO_TIMESTAMP({0})", args[:1]) if kinds[0] in (INT, FLOAT, DECIMAL) else _to_time(args[:1], kinds, node)
+    result = _fill(f"DATE_TRUNC('{truncate}', {{0}})", [value]) if truncate else value
+    return _mark(result, TIME, unit)
+
+
+_register("to_datetime64", _to_datetime64, 2, returns=TIME)
 
 # Date and time -----------------------------------------------------------------------------------
 _register("now", "DATE_TRUNC('second', GET_CURRENT_TIMESTAMP())", 0, returns=TIME)
 _register("now64", "GET_CURRENT_TIMESTAMP()", 0, returns=TIME)
 _register("today", "CURRENT_DATE", 0, returns=DATE)
-for _unit in ("second", "minute", "hour", "day", "month", "quarter", "year"):
-    _register(f"to_start_of_{_unit}", f"DATE_TRUNC('{_unit}', {{0}})", 1,
-              returns=DATE if _unit in ("month", "quarter", "year") else TIME)
-_register("to_start_of_week", "DATE_TRUNC('week', {0})", 1, returns=DATE)  # weeks start on Monday
+for _unit in ("second", "minute", "hour", "day"):
+    _register(f"to_start_of_{_unit}", f"DATE_TRUNC('{_unit}', {{0}})", 1, returns=TIME)
+# Timeplus answers a date for these (weeks start on Monday in both).
+for _unit in ("week", "month", "quarter", "year"):
+    _register(f"to_start_of_{_unit}", f"CAST(DATE_TRUNC('{_unit}', {{0}}) AS DATE)", 1, returns=DATE)
+
+
+def _to_start_of_interval(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
+    interval = args[1]
+    unit = interval.args.get("unit") if isinstance(interval, exp.Interval) else None
+    if unit is None or unit.name.upper() not in ("MILLISECOND", "SECOND", "MINUTE", "HOUR", "DAY"):
+        raise _error("to_start_of_interval takes an interval of milliseconds, seconds, minutes, hours or days "
+                     "such as INTERVAL 5 MINUTE", interval)
+    # Buckets are aligned to the epoch, as in Timeplus.
+    return _fill("TIME_BUCKET({1}, {0}, TIMESTAMPTZ '1970-01-01 00:00:00+00')", args)
+
+
+_register("to_start_of_interval", _to_start_of_interval, 2, returns=0)
+
+
+def _date_trunc(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
+    unit = _unit_literal(args[0])
+    if unit == "microsecond":
+        raise _error("date_trunc takes year, quarter, month, week, day, hour, minute or second", args[0])
+    # A datetime in every case: date_trunc('month', now()) is the first instant of the month.
+    return _fill(f"DATE_TRUNC('{unit}', CAST({{0}} AS TIMESTAMPTZ))", args[1:2])
+
+
+_register("date_trunc", _date_trunc, 2, returns=TIME)
 for _names, _part in (("to_year year", "year"), ("to_quarter quarter", "quarter"), ("to_month month", "month"),
-                      ("to_day_of_month day to_day", "day"), ("to_day_of_year day_of_year", "doy"),
-                      ("to_day_of_week day_of_week", "isodow"), ("to_hour hour", "hour"),
+                      ("to_day_of_month day", "day"), ("to_day_of_year day_of_year", "doy"),
+                      ("to_day_of_week day_of_week weekday", "isodow"), ("to_hour hour", "hour"),
                       ("to_minute minute", "minute"), ("to_second second", "second")):
     _register(_names, f"CAST(DATE_PART('{_part}', {{0}}) AS INTEGER)", 1, returns=INT)
 
@@ -333,29 +428,32 @@ _register("to_unix_timestamp64_milli", "EPOCH_MS({0})", 1, returns=INT)
 _register("from_unix_timestamp", "TO_TIMESTAMP({0})", 1, returns=TIME)
 _register("from_unix_timestamp64_milli", "CAST(EPOCH_MS({0}) AS TIMESTAMPTZ)", 1, returns=TIME)
 
+# Unit names, with the short ones Timeplus documents for date_diff (m is minutes, not months).
 _UNITS = {
-    "second": "second", "seconds": "second", "ss": "second", "s": "second",
-    "minute": "minute", "minutes": "minute", "mi": "minute", "n": "minute",
-    "hour": "hour", "hours": "hour", "hh": "hour", "h": "hour",
-    "day": "day", "days": "day", "dd": "day", "d": "day",
-    "week": "week", "weeks": "week", "wk": "week", "ww": "week",
-    "month": "month", "months": "month", "mm": "month", "m": "month",
-    "quarter": "quarter", "quarters": "quarter", "qq": "quarter", "q": "quarter",
-    "year": "year", "years": "year", "yyyy": "year", "yy": "year",
+    "microsecond": "microsecond", "microseconds": "microsecond", "us": "microsecond",
+    "millisecond": "millisecond", "milliseconds": "millisecond", "ms": "millisecond",
+    "second": "second", "seconds": "second", "s": "second",
+    "minute": "minute", "minutes": "minute", "m": "minute",
+    "hour": "hour", "hours": "hour", "h": "hour",
+    "day": "day", "days": "day", "d": "day",
+    "week": "week", "weeks": "week",
+    "month": "month", "months": "month",
+    "quarter": "quarter", "quarters": "quarter",
+    "year": "year", "years": "year",
 }
 
 
-def _unit(node: exp.Expression) -> str:
+def _unit_literal(node: exp.Expression) -> str:
     text = node.name if isinstance(node, (exp.Var, exp.Literal, exp.Column)) else ""
     unit = _UNITS.get(text.lower())
     if unit is None:
-        raise _error(f"unknown time unit '{node.sql('clickhouse')}' (use second, minute, hour, day, week, "
+        raise _error(f"unknown time unit '{text.lower() or node.sql('clickhouse')}' (use second, minute, hour, day, week, "
                      "month, quarter or year)", node)
     return unit
 
 
 def _date_diff(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
-    unit = _unit(args[0])
+    unit = _unit_literal(args[0])
     if unit == "week":
         # Timeplus counts Monday week boundaries crossed; DuckDB's 'week' counts whole weeks.
         return _fill("DATE_DIFF('day', DATE_TRUNC('week', {0}), DATE_TRUNC('week', {1})) // 7", args[1:])
@@ -365,40 +463,53 @@ def _date_diff(args: list[exp.Expression], kinds: list[str | None], node: exp.Ex
 def _date_shift(sign: str) -> Builder:
     def build(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
         if len(args) == 2:  # date_add(t, INTERVAL 1 SECOND)
-            return _fill(f"{{0}} {sign} {{1}}", args)
-        unit = _unit(args[0])
-        return _fill(f"{{1}} {sign} TO_{unit.upper()}S(CAST({{0}} AS INTEGER))" if unit not in ("week", "quarter")
-                     else f"{{1}} {sign} INTERVAL ({{0}}) {unit.upper()}", args[1:])
+            moment, kind, whole_days = args[0], kinds[0], False
+            result = _fill(f"{{0}} {sign} {{1}}", args)
+        else:  # date_add(unit, n, t)
+            unit = _unit_literal(args[0])
+            moment, kind = args[2], kinds[2]
+            whole_days = unit in ("day", "week", "month", "quarter", "year")
+            result = _fill(f"{{1}} {sign} TO_{unit.upper()}S(CAST({{0}} AS BIGINT))", args[1:])
+        if kind == DATE and whole_days:
+            return _mark(_fill("CAST({0} AS DATE)", [result]), DATE)  # a date stays a date
+        return _mark(result, TIME, _time_unit_of(moment))
 
     return build
 
 
 _register("date_diff", _date_diff, 3, returns=INT)
-_register("date_add", _date_shift("+"), 2, 3, returns=TIME)
-_register("date_sub", _date_shift("-"), 2, 3, returns=TIME)
+_register("date_add", _date_shift("+"), 2, 3)
+_register("date_sub", _date_shift("-"), 2, 3)
+
+
+# format_datetime placeholders that strftime spells differently; the others listed in
+# _SAME_SPECIFIERS mean the same in both. %i is ClickHouse's minute.
+_SPECIFIERS = {"i": "%M", "F": "%Y-%m-%d", "T": "%H:%M:%S", "D": "%m/%d/%y"}
+_SAME_SPECIFIERS = "YymdHMSjpIeuw%"
 
 
 def _format_datetime(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
     fmt = _literal_text(args[1], "format_datetime's format")
-    # Timeplus (ClickHouse 22) and strftime agree on %Y %m %d %H %M %S %F %T %y %j %p %I %e %u %%;
-    # %i is ClickHouse's minute. Anything else is refused rather than printed differently.
     out: list[str] = []
     i = 0
     while i < len(fmt):
         char = fmt[i]
         if char == "%" and i + 1 < len(fmt):
             spec = fmt[i + 1]
-            if spec not in "YmdHMSFTyjpIeu%i":
+            if spec not in _SPECIFIERS and spec not in _SAME_SPECIFIERS:
+                # Refused rather than printed differently from Timeplus.
                 raise _error(f"format_datetime: unsupported format specifier '%{spec}'", args[1])
-            out.append("%M" if spec == "i" else f"%{spec}")
+            out.append(_SPECIFIERS.get(spec, f"%{spec}"))
             i += 2
             continue
         out.append(char)
         i += 1
-    return _fill("STRFTIME({0}, {1})", [args[0], exp.Literal.string("".join(out))])
+    # The optional third argument is the time zone the wall-clock time is printed in.
+    value = _fill("TIMEZONE({1}, {0})", [args[0], args[2]]) if len(args) > 2 else args[0]
+    return _fill("STRFTIME({0}, {1})", [value, exp.Literal.string("".join(out))])
 
 
-_register("format_datetime", _format_datetime, 2, returns=STRING)
+_register("format_datetime", _format_datetime, 2, 3, returns=STRING)
 
 # Strings ---------------------------------------------------------------------------------------
 _register("lower", "LOWER({0})", 1, returns=STRING)
@@ -416,12 +527,11 @@ def _length(args: list[exp.Expression], kinds: list[str | None], node: exp.Expre
 
 
 _register("length", _length, 1, returns=INT)
-_register("length_utf8 char_length", "LENGTH({0})", 1, returns=INT)
 
 
 def _concat(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
     # Timeplus's concat of a NULL is NULL, like DuckDB's ||, unlike DuckDB's CONCAT.
-    parts = [arg if kind == STRING else _fill("CAST({0} AS VARCHAR)", [arg]) for arg, kind in zip(args, kinds)]
+    parts = [_text(arg, kind) for arg, kind in zip(args, kinds)]
     result = parts[0]
     for part in parts[1:]:
         result = exp.DPipe(this=result, expression=part, safe=True)
@@ -429,13 +539,8 @@ def _concat(args: list[exp.Expression], kinds: list[str | None], node: exp.Expre
 
 
 _register("concat", _concat, 1, None, returns=STRING)
-_register("substring substr", "SUBSTRING({0}, {1}, {2})", 2, 3, returns=STRING)
-_FUNCTIONS["substring"] = _FUNCTIONS["substr"] = _Fn(
-    lambda args, kinds, node: _fill("SUBSTRING({0}, {1})" if len(args) == 2 else "SUBSTRING({0}, {1}, {2})", args),
-    2, 3, STRING)
+_register("substring substr", _same_args("SUBSTRING"), 2, 3, returns=STRING)
 _register("trim", "TRIM({0})", 1, returns=STRING)
-_register("ltrim trim_left", "LTRIM({0})", 1, returns=STRING)
-_register("rtrim trim_right", "RTRIM({0})", 1, returns=STRING)
 _register("replace_all replace", "REPLACE({0}, {1}, {2})", 3, returns=STRING)
 _register(
     "replace_one",
@@ -443,7 +548,11 @@ _register(
     "CASE WHEN {1} = '' OR STRPOS({0}, {1}) = 0 THEN {0} "
     "ELSE SUBSTRING({0}, 1, STRPOS({0}, {1}) - 1) || {2} || SUBSTRING({0}, STRPOS({0}, {1}) + LENGTH({1})) END",
     3, returns=STRING)
-_register("replace_regex", "REGEXP_REPLACE({0}, {1}, {2}, 'g')", 3, returns=STRING)
+_register("match", "REGEXP_MATCHES({0}, {1})", 2, returns=BOOL)  # both are RE2
+_register("replace_regex", "REGEXP_REPLACE({0}, {1}, {2}, 'g')", 3, returns=STRING)  # \\1 back-references in both
+# DuckDB's LENGTH counts a string's characters and an array's elements: zero either way.
+_register("empty", "(LENGTH({0}) = 0)", 1, returns=BOOL)
+_register("not_empty", "(LENGTH({0}) > 0)", 1, returns=BOOL)
 _register("starts_with", "STARTS_WITH({0}, {1})", 2, returns=BOOL)
 _register("ends_with", "ENDS_WITH({0}, {1})", 2, returns=BOOL)
 _register("position", "STRPOS({0}, {1})", 2, returns=INT)
@@ -451,18 +560,38 @@ _register("split_by_string", "STRING_SPLIT({1}, {0})", 2, returns=ARRAY)  # (sep
 
 
 def _reverse(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
-    if kinds[0] == ARRAY:
-        return _mark(_fill("LIST_REVERSE({0})", args), ARRAY)
-    return _mark(_fill("REVERSE({0})", args), STRING if kinds[0] == STRING else None)
+    return _fill("LIST_REVERSE({0})" if kinds[0] == ARRAY else "REVERSE({0})", args)
 
 
-_register("reverse", _reverse, 1)
-_register("lpad left_pad", "LPAD({0}, {1}, {2})", 3, returns=STRING)
-_register("rpad right_pad", "RPAD({0}, {1}, {2})", 3, returns=STRING)
-_register("format", "FORMAT({0}, {1})", 1, None, returns=STRING)
-_FUNCTIONS["format"] = _Fn(
-    lambda args, kinds, node: exp.Anonymous(this="FORMAT", expressions=[a.copy() for a in args]), 1, None, STRING)
+_register("reverse", _reverse, 1, returns=0)
+_register("lpad", "LPAD({0}, {1}, {2})", 3, returns=STRING)
+_register("rpad", "RPAD({0}, {1}, {2})", 3, returns=STRING)
+_register("format", _same_args("FORMAT"), 1, None, returns=STRING)  # both use {} / {0} placeholders
 _register("hex", "HEX({0})", 1, returns=STRING)
+_register("base64_encode", "TO_BASE64(ENCODE({0}))", 1, returns=STRING)
+_register("base64_decode", "DECODE(FROM_BASE64({0}))", 1, returns=STRING)
+_register("uuid", "CAST(UUID() AS VARCHAR)", 0, returns=STRING)
+
+
+def _extract(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
+    # Timeplus returns the first capture group when the pattern has one, else the whole match,
+    # and '' without a match (so does DuckDB's REGEXP_EXTRACT).
+    pattern = _literal_text(args[1], "extract's pattern")
+    group = 1 if re.search(r"(?<!\\)\((?!\?)", pattern) else 0
+    return _fill(f"REGEXP_EXTRACT({{0}}, {{1}}, {group})", args)
+
+
+_register("extract", _extract, 2, returns=STRING)
+
+
+def _multi_search_any(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
+    needle = exp.to_identifier("__tp_needle")
+    contains = exp.Anonymous(this="CONTAINS", expressions=[args[0].copy(), exp.column(needle.copy())])
+    matches = exp.Anonymous(this="LIST_TRANSFORM", expressions=[args[1].copy(), exp.Lambda(this=contains, expressions=[needle])])
+    return _fill("COALESCE(LIST_BOOL_OR({0}), FALSE)", [matches])
+
+
+_register("multi_search_any", _multi_search_any, 2, returns=BOOL)
 _register("md5", "UNHEX(MD5({0}))", 1, returns=BINARY)  # 16 raw bytes; hex(md5(s)) prints them
 _register("sha256", "UNHEX(SHA256({0}))", 1, returns=BINARY)
 
@@ -473,29 +602,29 @@ def _json_path(key: exp.Expression) -> exp.Expression:
     return _fill("'$.\"' || REPLACE({0}, '\"', '\\\"') || '\"'", [key])
 
 
-def _json(template: str) -> Builder:
-    # Malformed JSON or a missing key gives the type's default ('' / 0 / false) as in Timeplus,
-    # instead of failing the whole query on one bad row.
-    def build(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
-        return _fill(f"CASE WHEN {{0}} IS NULL THEN NULL WHEN NOT JSON_VALID({{0}}) THEN {template.split('|')[1]} "
-                     f"ELSE {template.split('|')[0]} END", [args[0], _json_path(args[1])])
+def _json(value: str, default: str) -> Builder:
+    """``value`` (a template over the document {0} and the key's JSON path {1}) for valid JSON.
 
-    return build
+    Malformed JSON gives the type's ``default`` as in Timeplus, instead of failing the whole
+    query on one bad row; a NULL document gives NULL."""
+    template = f"CASE WHEN {{0}} IS NULL THEN NULL WHEN NOT JSON_VALID({{0}}) THEN {default} ELSE {value} END"
+    return lambda args, kinds, node: _fill(template, [args[0], _json_path(args[1])])
 
 
-_register("json_extract_string", _json("COALESCE(JSON_EXTRACT_STRING({0}, {1}), '')|''"), 2, returns=STRING)
+# A missing key or a value of another JSON type also gives the default ('' / 0 / false).
+_register("json_extract_string", _json("COALESCE(JSON_EXTRACT_STRING({0}, {1}), '')", "''"), 2, returns=STRING)
 _register("json_extract_int", _json(
     "CASE JSON_TYPE({0}, {1}) WHEN 'BIGINT' THEN CAST(JSON_EXTRACT_STRING({0}, {1}) AS BIGINT) "
     "WHEN 'UBIGINT' THEN CAST(JSON_EXTRACT_STRING({0}, {1}) AS BIGINT) "
-    "WHEN 'DOUBLE' THEN CAST(TRUNC(CAST(JSON_EXTRACT_STRING({0}, {1}) AS DOUBLE)) AS BIGINT) ELSE 0 END|0"),
+    "WHEN 'DOUBLE' THEN CAST(TRUNC(CAST(JSON_EXTRACT_STRING({0}, {1}) AS DOUBLE)) AS BIGINT) ELSE 0 END", "0"),
     2, returns=INT)
 _register("json_extract_float", _json(
     "CASE WHEN JSON_TYPE({0}, {1}) IN ('BIGINT', 'UBIGINT', 'DOUBLE') "
-    "THEN CAST(JSON_EXTRACT_STRING({0}, {1}) AS DOUBLE) ELSE 0.0 END|0.0"), 2, returns=FLOAT)
+    "THEN CAST(JSON_EXTRACT_STRING({0}, {1}) AS DOUBLE) ELSE 0.0 END", "0.0"), 2, returns=FLOAT)
 _register("json_extract_bool", _json(
     "CASE WHEN JSON_TYPE({0}, {1}) = 'BOOLEAN' THEN CAST(JSON_EXTRACT_STRING({0}, {1}) AS BOOLEAN) "
-    "ELSE FALSE END|FALSE"), 2, returns=BOOL)
-_register("json_has", _json("JSON_EXISTS({0}, {1})|FALSE"), 2, returns=BOOL)
+    "ELSE FALSE END", "FALSE"), 2, returns=BOOL)
+_register("json_has", _json("JSON_EXISTS({0}, {1})", "FALSE"), 2, returns=BOOL)
 
 
 def _json_value(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
@@ -506,34 +635,103 @@ def _json_value(args: list[exp.Expression], kinds: list[str | None], node: exp.E
 
 
 _register("json_value", _json_value, 2, returns=STRING)
+_register("is_valid_json", "COALESCE(JSON_VALID({0}), FALSE)", 1, returns=BOOL)
 
 # Arrays ---------------------------------------------------------------------------------------
 
 
 def _lambda_call(duck: str) -> Builder:
     def build(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
-        if not isinstance(args[0], exp.Lambda):
+        # sqlglot keeps the lambda first or second depending on how the name was spelled.
+        lambdas = [arg for arg in args if isinstance(arg, exp.Lambda)]
+        arrays = [arg for arg in args if not isinstance(arg, exp.Lambda)]
+        if len(lambdas) != 1:
             raise _error(f"the first argument of {function_name(node)} must be a lambda such as x -> x + 1", node)
-        if len(args[0].expressions) != 1:
+        if len(lambdas[0].expressions) != 1 or len(arrays) != 1:
             raise _error(f"{function_name(node)} over several arrays is not supported", node)
-        return exp.Anonymous(this=duck, expressions=[args[1].copy(), args[0].copy()])
+        return exp.Anonymous(this=duck, expressions=[arrays[0].copy(), lambdas[0].copy()])
 
     return build
 
 
 _register("array_map", _lambda_call("LIST_TRANSFORM"), 2, returns=ARRAY)
 _register("array_filter", _lambda_call("LIST_FILTER"), 2, returns=ARRAY)
-_register("array_element", "{0}[{1}]", 2)
+_register("array_element", "LIST_EXTRACT({0}, {1})", 2)  # 1-based, negative from the end, as arr[i]
 _register("has", "LIST_CONTAINS({0}, {1})", 2, returns=BOOL)
 _register("index_of", "COALESCE(LIST_POSITION({0}, {1}), 0)", 2, returns=INT)
-_register("array_string_concat", "ARRAY_TO_STRING({0}, COALESCE({1}, ''))", 1, 2, returns=STRING)
-_FUNCTIONS["array_string_concat"] = _Fn(
-    lambda args, kinds, node: _fill("ARRAY_TO_STRING({0}, {1})", args if len(args) == 2
-                                    else [args[0], exp.Literal.string("")]), 1, 2, STRING)
-_register("array_sum", "LIST_SUM({0})", 1)
-_register("array_min", "LIST_MIN({0})", 1)
-_register("array_max", "LIST_MAX({0})", 1)
-_register("array_avg", "LIST_AVG({0})", 1, returns=FLOAT)
+_register("array_string_concat", lambda args, kinds, node: _fill(
+    "ARRAY_TO_STRING({0}, {1})", [args[0], args[1] if len(args) > 1 else exp.Literal.string("")]), 1, 2,
+    returns=STRING)  # the separator defaults to ''
+
+def _array_fold(duck: str, default: str | None = None) -> Builder:
+    """``duck`` over the array, or over ``func`` applied to each element for ``(func, array)``."""
+
+    def build(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
+        lambdas = [arg for arg in args if isinstance(arg, exp.Lambda)]
+        arrays = [arg for arg in args if not isinstance(arg, exp.Lambda)]
+        if len(arrays) != 1 or len(lambdas) > 1:
+            raise _error(f"{function_name(node)} takes an array, optionally after a lambda such as x -> x * 2", node)
+        values = arrays[0]
+        if lambdas:
+            values = exp.Anonymous(this="LIST_TRANSFORM", expressions=[values.copy(), lambdas[0].copy()])
+        result = exp.Anonymous(this=duck, expressions=[values.copy()])
+        # An empty array gives Timeplus's neutral value where DuckDB answers NULL.
+        return _fill(f"COALESCE({{0}}, {default})", [result]) if default is not None else result
+
+    return build
+
+
+_register("array_sum", _array_fold("LIST_SUM", "0"), 1, 2)
+_register("array_avg", _array_fold("LIST_AVG"), 1, 2, returns=FLOAT)
+_register("array_min", _array_fold("LIST_MIN"), 1)
+_register("array_max", _array_fold("LIST_MAX"), 1)
+_register("array_product", _array_fold("LIST_PRODUCT"), 1, returns=FLOAT)
+# Without a lambda, array_exists / array_all / array_count test elements for being non-zero.
+_register("array_exists", _array_fold("LIST_BOOL_OR", "FALSE"), 1, 2, returns=BOOL)
+_register("array_all", _array_fold("LIST_BOOL_AND", "TRUE"), 1, 2, returns=BOOL)
+
+
+def _array_count(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
+    lambdas = [arg for arg in args if isinstance(arg, exp.Lambda)]
+    arrays = [arg for arg in args if not isinstance(arg, exp.Lambda)]
+    if len(arrays) != 1 or len(lambdas) > 1:
+        raise _error("array_count takes an array, optionally after a lambda such as x -> x > 1", node)
+    if lambdas:
+        return _fill("LENGTH({0})", [exp.Anonymous(this="LIST_FILTER", expressions=[arrays[0].copy(), lambdas[0].copy()])])
+    return _fill("LENGTH(LIST_FILTER({0}, lambda __tp_x: CAST(__tp_x AS BOOLEAN)))", arrays)
+
+
+_register("array_count", _array_count, 1, 2, returns=INT)
+_register("array_uniq", "LIST_UNIQUE({0})", 1, returns=INT)
+_register("array_concat", _same_args("LIST_CONCAT"), 2, None, returns=ARRAY)
+_register("array_reverse", "LIST_REVERSE({0})", 1, returns=ARRAY)
+_register("array_sort", "LIST_SORT({0})", 1, returns=ARRAY)
+_register("array_push_back", "LIST_APPEND({0}, {1})", 2, returns=ARRAY)
+_register("array_push_front", "LIST_PREPEND({1}, {0})", 2, returns=ARRAY)
+_register("array_pop_back", "LIST_SLICE({0}, 1, -2)", 1, returns=ARRAY)
+_register("array_pop_front", "LIST_SLICE({0}, 2, 2147483647)", 1, returns=ARRAY)
+_register("array_cast", lambda args, kinds, node: exp.Array(expressions=[a.copy() for a in args]), 1, None,
+          returns=ARRAY)
+
+
+def _array_distinct(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
+    # Keep each value's first occurrence in order, as Timeplus does (DuckDB's LIST_DISTINCT reorders).
+    value, index = exp.to_identifier("__tp_v"), exp.to_identifier("__tp_i")
+    first = _fill("LIST_POSITION({0}, {1}) = {2}", [args[0], exp.column(value.copy()), exp.column(index.copy())])
+    return exp.Anonymous(this="LIST_FILTER", expressions=[args[0].copy(), exp.Lambda(this=first, expressions=[value, index])])
+
+
+_register("array_distinct", _array_distinct, 1, returns=ARRAY)
+
+
+def _array_slice(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
+    if len(args) == 2:
+        return _fill("LIST_SLICE({0}, {1}, 2147483647)", args)
+    # Timeplus's third argument is a length; DuckDB's is the (inclusive) end position.
+    return _fill("LIST_SLICE({0}, {1}, CASE WHEN {1} < 0 AND {1} + {2} > 0 THEN -1 ELSE {1} + {2} - 1 END)", args)
+
+
+_register("array_slice", _array_slice, 2, 3, returns=ARRAY)
 
 # Conditionals ---------------------------------------------------------------------------------
 
@@ -541,37 +739,32 @@ _register("array_avg", "LIST_AVG({0})", 1, returns=FLOAT)
 def _multi_if(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
     if len(args) < 3 or len(args) % 2 == 0:
         raise _error("multi_if takes pairs of condition, value and a final else value", node)
-    case = exp.Case(ifs=[exp.If(this=args[i].copy(), true=args[i + 1].copy()) for i in range(0, len(args) - 1, 2)],
+    return exp.Case(ifs=[exp.If(this=args[i].copy(), true=args[i + 1].copy()) for i in range(0, len(args) - 1, 2)],
                     default=args[-1].copy())
-    return _mark(case, kinds[1])
 
 
-_register("multi_if", _multi_if, 3, None)
-_FUNCTIONS["if"] = _Fn(lambda args, kinds, node: _mark(_fill("CASE WHEN {0} THEN {1} ELSE {2} END", args), kinds[1]),
-                       3, 3)
-_FUNCTIONS["coalesce"] = _Fn(
-    lambda args, kinds, node: _mark(exp.Coalesce(this=args[0].copy(), expressions=[a.copy() for a in args[1:]]),
-                                    next((k for k in kinds if k), None)), 1, None)
-_FUNCTIONS["if_null"] = _Fn(lambda args, kinds, node: _mark(_fill("COALESCE({0}, {1})", args), kinds[0]), 2, 2)
-_FUNCTIONS["null_if"] = _FUNCTIONS["nullif"] = _Fn(
-    lambda args, kinds, node: _mark(_fill("NULLIF({0}, {1})", args), kinds[0]), 2, 2)
+_register("multi_if", _multi_if, 3, None, returns=1)
+_register("if", "CASE WHEN {0} THEN {1} ELSE {2} END", 3, returns=1)
+_register("coalesce", _same_args("COALESCE"), 1, None, returns=0)
+_register("if_null", "COALESCE({0}, {1})", 2, returns=0)
+_register("nullif", "NULLIF({0}, {1})", 2, returns=0)
 _register("is_null", "({0} IS NULL)", 1, returns=BOOL)
 _register("is_not_null", "({0} IS NOT NULL)", 1, returns=BOOL)
 
 # Math ---------------------------------------------------------------------------------------------
-_FUNCTIONS["abs"] = _Fn(lambda args, kinds, node: _mark(_fill("ABS({0})", args), kinds[0]), 1, 1)
+_register("abs", "ABS({0})", 1, returns=0)
 
 
 def _round(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
     # Timeplus rounds floats half to even (banker's rounding) and decimals half away from zero.
     duck = "ROUND" if kinds[0] in (DECIMAL, INT) else "ROUND_EVEN"
     digits = args[1] if len(args) > 1 else exp.Literal.number(0)
-    return _mark(_fill(f"{duck}({{0}}, {{1}})", [args[0], digits]), kinds[0])
+    return _fill(f"{duck}({{0}}, {{1}})", [args[0], digits])
 
 
-_register("round", _round, 1, 2)
-_register("floor", "FLOOR({0})", 1)
-_register("ceil ceiling", "CEIL({0})", 1)
+_register("round", _round, 1, 2, returns=0)
+_register("floor", "FLOOR({0})", 1, returns=0)
+_register("ceil ceiling", "CEIL({0})", 1, returns=0)
 _register("sqrt", "SQRT({0})", 1, returns=FLOAT)
 _register("pow power", "POW({0}, {1})", 2, returns=FLOAT)
 _register("exp", "EXP({0})", 1, returns=FLOAT)
@@ -579,12 +772,22 @@ _register("log ln", "LN({0})", 1, returns=FLOAT)
 _register("log2", "LOG2({0})", 1, returns=FLOAT)
 _register("log10", "LOG10({0})", 1, returns=FLOAT)
 _register("int_div", "({0} // {1})", 2, returns=INT)
-_FUNCTIONS["greatest"] = _Fn(lambda args, kinds, node: _mark(exp.Greatest(
-    this=args[0].copy(), expressions=[a.copy() for a in args[1:]]), kinds[0]), 2, None)
-_FUNCTIONS["least"] = _Fn(lambda args, kinds, node: _mark(exp.Least(
-    this=args[0].copy(), expressions=[a.copy() for a in args[1:]]), kinds[0]), 2, None)
+_register("greatest", _same_args("GREATEST"), 2, None, returns=0)
+_register("least", _same_args("LEAST"), 2, None, returns=0)
 # rand() is a random UInt32 in Timeplus, not a float in [0, 1).
 _register("rand", "CAST(FLOOR(RANDOM() * 4294967296) AS UINTEGER)", 0, returns=INT)
+_register("e", "EXP(1)", 0, returns=FLOAT)
+_register("pi", "PI()", 0, returns=FLOAT)
+_register("exp2", "POW(2, {0})", 1, returns=FLOAT)
+_register("exp10", "POW(10, {0})", 1, returns=FLOAT)
+for _fn in ("cbrt", "sin", "cos", "tan", "asin", "acos", "atan", "degrees", "radians"):
+    _register(_fn, f"{_fn.upper()}(CAST({{0}} AS DOUBLE))", 1, returns=FLOAT)
+_register("sign", "SIGN({0})", 1, returns=INT)
+_register("is_finite", "ISFINITE(CAST({0} AS DOUBLE))", 1, returns=BOOL)
+_register("is_infinite", "ISINF(CAST({0} AS DOUBLE))", 1, returns=BOOL)
+_register("is_nan", "ISNAN(CAST({0} AS DOUBLE))", 1, returns=BOOL)
+# xor of values taken as booleans (non-zero is true), as Timeplus does.
+_register("xor", "(CAST({0} AS BOOLEAN) <> CAST({1} AS BOOLEAN))", 2, returns=BOOL)
 
 
 # --- aggregates ---------------------------------------------------------------------------------
@@ -615,6 +818,9 @@ class AggregateInfo:
     max_args: int = 1
     implicit_args: tuple[str, ...] = ()
     params: tuple[str, ...] = field(default=())  # names of trailing literal parameters (quantile level)
+    # The state is the result itself (sum): a result cast applies to partial and merged states too,
+    # so every state has one type whatever DuckDB's statistics chose for a chunk.
+    cast_states: bool = False
 
     def direct_expr(self, args: Sequence[exp.Expression]) -> exp.Expression:
         """The DuckDB aggregate over converted ``args`` (implicit columns included)."""
@@ -638,16 +844,21 @@ def _agg(name: str, **kwargs: object) -> AggregateInfo:
 
 
 _SUM_MERGE = "SUM({0})"
+# Merged states keep their partial's type (DuckDB would widen a SUM of counts to int128), so
+# merged states can be merged again with fresh partials.
+_COUNT_MERGE = "CAST(SUM({0}) AS BIGINT)"
 AGGREGATES: dict[str, AggregateInfo] = {
     info.name: info
     for info in (
-        _agg("count", decomposable=True, direct="COUNT({0})", partials=("COUNT({0})",), merges=(_SUM_MERGE,),
+        _agg("count", decomposable=True, direct="COUNT({0})", partials=("COUNT({0})",), merges=(_COUNT_MERGE,),
              final="CAST(COALESCE({0}, 0) AS BIGINT)", min_args=0),
-        _agg("count_if", decomposable=True, direct="COUNT_IF({0})", partials=("COUNT_IF({0})",),
-             merges=(_SUM_MERGE,), final="CAST(COALESCE({0}, 0) AS BIGINT)"),
-        _agg("sum", decomposable=True, direct="SUM({0})", partials=("SUM({0})",), merges=(_SUM_MERGE,)),
+        _agg("count_if", decomposable=True, direct="CAST(COUNT_IF({0}) AS BIGINT)",
+             partials=("CAST(COUNT_IF({0}) AS BIGINT)",),
+             merges=(_COUNT_MERGE,), final="CAST(COALESCE({0}, 0) AS BIGINT)"),
+        _agg("sum", decomposable=True, direct="SUM({0})", partials=("SUM({0})",), merges=(_SUM_MERGE,),
+             cast_states=True),
         _agg("avg", decomposable=True, direct="AVG({0})", partials=("SUM({0})", "COUNT({0})"),
-             merges=("SUM({0})", "SUM({1})"), final="CAST({0} AS DOUBLE) / NULLIF({1}, 0)"),
+             merges=("SUM({0})", "CAST(SUM({1}) AS BIGINT)"), final="CAST({0} AS DOUBLE) / NULLIF({1}, 0)"),
         _agg("min", decomposable=True, direct="MIN({0})", partials=("MIN({0})",), merges=("MIN({0})",)),
         _agg("max", decomposable=True, direct="MAX({0})", partials=("MAX({0})",), merges=("MAX({0})",)),
         _agg("any", decomposable=True, direct="ANY_VALUE({0})", partials=("ANY_VALUE({0})",),
@@ -674,3 +885,353 @@ AGGREGATES: dict[str, AggregateInfo] = {
         ),
     )
 }
+
+
+def is_aggregate(name: str) -> bool:
+    """True if ``name`` (any case) is a Timeplus aggregate function this module maps."""
+    return name.lower() in AGGREGATES
+
+
+@dataclass(frozen=True)
+class AggregateCall:
+    """One aggregate call of a query: its function, converted DuckDB arguments and result cast.
+
+    ``args`` include implicit columns (``_tp_time`` for earliest/latest) and literal parameters
+    (the quantile level). ``result_cast`` is a DuckDB type the result is cast to so it keeps
+    Timeplus's type (a sum of integers is int64, where DuckDB would answer int128).
+    """
+
+    info: AggregateInfo
+    args: tuple[exp.Expression, ...]
+    result_cast: str | None = None
+
+    def _cast(self, node: exp.Expression) -> exp.Expression:
+        return _fill(f"CAST({{0}} AS {self.result_cast})", [node]) if self.result_cast else node
+
+    def direct(self) -> exp.Expression:
+        """The DuckDB aggregate over raw rows."""
+        return self._cast(self.info.direct_expr(self.args))
+
+    def partials(self) -> list[exp.Expression]:
+        """DuckDB aggregates over raw rows giving the partial state columns (decomposable only)."""
+        states = self.info.partial_exprs(self.args)
+        return [self._cast(s) for s in states] if self.info.cast_states else states
+
+    def merges(self, columns: Sequence[exp.Expression]) -> list[exp.Expression]:
+        """DuckDB aggregates over partial state columns giving merged state columns of the same types."""
+        states = self.info.merge_exprs(columns)
+        return [self._cast(s) for s in states] if self.info.cast_states else states
+
+    def final(self, columns: Sequence[exp.Expression]) -> exp.Expression:
+        """The DuckDB scalar over merged state columns giving the result."""
+        return self._cast(self.info.final_expr(columns))
+
+
+# --- typed sqlglot nodes → Timeplus name and arguments ------------------------------------------
+def _keys(*keys: str) -> Callable[[exp.Expression], list[exp.Expression]]:
+    def extract(node: exp.Expression) -> list[exp.Expression]:
+        out: list[exp.Expression] = []
+        for key in keys:
+            value = node.args.get(key)
+            if isinstance(value, list):
+                out.extend(value)
+            elif value is not None:
+                out.append(value)
+        return out
+
+    return extract
+
+
+def _pad_name(node: exp.Expression) -> str:
+    return "lpad" if node.args.get("is_left") else "rpad"
+
+
+def _trim_name(node: exp.Expression) -> str:
+    # ltrim/rtrim and trim(BOTH 'x' FROM s) come out as Trim with a position or characters.
+    return "trim" if not node.args.get("position") and not node.args.get("expression") else "trim_with_options"
+
+
+def _sha_name(node: exp.Expression) -> str:
+    length = node.args.get("length")
+    return "sha256" if length is None or length.name == "256" else f"sha{length.name}"
+
+
+def _log_name(node: exp.Expression) -> str:
+    # log2(x) / log10(x) come out as Log(this=<base>, expression=x).
+    base = node.this.name if isinstance(node.this, exp.Literal) else ""
+    return {"2": "log2", "10": "log10"}.get(base, "log_with_base")
+
+
+def _date_shift_args(node: exp.Expression) -> list[exp.Expression]:
+    unit = node.args.get("unit")
+    if unit is None:  # date_add(t, INTERVAL 1 MINUTE)
+        return [node.this, node.expression]
+    return [unit, node.expression, node.this]
+
+
+def _count_args(node: exp.Expression) -> list[exp.Expression]:
+    this = node.this
+    if this is None or isinstance(this, exp.Star):
+        return []
+    if isinstance(this, exp.Distinct):
+        return list(this.expressions)
+    return [this]
+
+
+def _count_name(node: exp.Expression) -> str:
+    return "count_distinct" if isinstance(node.this, exp.Distinct) else "count"
+
+
+# Every typed node sqlglot's ClickHouse parser produces for a function this module maps, with the
+# Timeplus name it stands for. A typed node not listed here is refused, never passed through.
+_TYPED: dict[type[exp.Expression], tuple[str | Callable[[exp.Expression], str], Callable[[exp.Expression], list]]] = {
+    exp.Length: ("length", _keys("this")),
+    exp.Lower: ("lower", _keys("this")),
+    exp.Upper: ("upper", _keys("this")),
+    exp.Concat: ("concat", _keys("expressions")),
+    exp.Substring: ("substring", _keys("this", "start", "length")),
+    exp.StrPosition: ("position", _keys("this", "substr")),
+    exp.StartsWith: ("starts_with", _keys("this", "expression")),
+    exp.RegexpLike: ("match", _keys("this", "expression")),
+    exp.EndsWith: ("ends_with", _keys("this", "expression")),
+    exp.StringToArray: ("split_by_string", _keys("this", "expression")),
+    exp.Trim: (_trim_name, _keys("this")),
+    exp.SHA2: (_sha_name, _keys("this")),
+    exp.Quarter: ("quarter", _keys("this")),
+    exp.ArraySum: ("array_sum", _keys("this")),
+    exp.ArrayMin: ("array_min", _keys("this")),
+    exp.ArrayMax: ("array_max", _keys("this")),
+    exp.Reverse: ("reverse", _keys("this")),
+    exp.Pad: (_pad_name, _keys("this", "expression", "fill_pattern")),
+    exp.Replace: ("replace", _keys("this", "expression", "replacement")),
+    exp.Format: ("format", _keys("this", "expressions")),
+    exp.Hex: ("hex", _keys("this")),
+    exp.MD5Digest: ("md5", _keys("this")),
+    exp.Round: ("round", _keys("this", "decimals")),
+    exp.Pow: ("pow", _keys("this", "expression")),
+    exp.Ln: ("log", _keys("this")),
+    exp.Log: (_log_name, _keys("expression")),
+    exp.Abs: ("abs", _keys("this")),
+    exp.Exp: ("exp", _keys("this")),
+    exp.Ceil: ("ceil", _keys("this")),
+    exp.Floor: ("floor", _keys("this")),
+    exp.Sqrt: ("sqrt", _keys("this")),
+    exp.Greatest: ("greatest", _keys("this", "expressions")),
+    exp.Least: ("least", _keys("this", "expressions")),
+    exp.Rand: ("rand", _keys()),
+    exp.Coalesce: ("coalesce", _keys("this", "expressions")),
+    exp.Nullif: ("nullif", _keys("this", "expression")),
+    exp.If: ("if", _keys("this", "true", "false")),
+    exp.ArrayContains: ("has", _keys("this", "expression")),
+    exp.ArraySum: ("array_sum", _keys("this", "expression")),
+    exp.ArrayAll: ("array_all", _keys("this", "expression")),
+    exp.ArrayConcat: ("array_concat", _keys("this", "expressions")),
+    exp.ArraySlice: ("array_slice", _keys("this", "start", "end")),  # "end" is Timeplus's length
+    exp.ArraySort: ("array_sort", _keys("this")),
+    exp.ArrayReverse: ("array_reverse", _keys("this")),
+    exp.ArrayDistinct: ("array_distinct", _keys("this")),
+    exp.Base64Encode: ("base64_encode", _keys("this")),
+    exp.Uuid: ("uuid", _keys()),
+    exp.Sign: ("sign", _keys("this")),
+    exp.IsNan: ("is_nan", _keys("this")),
+    exp.Pi: ("pi", _keys()),
+    exp.Cbrt: ("cbrt", _keys("this")),
+    exp.Sin: ("sin", _keys("this")),
+    exp.Cos: ("cos", _keys("this")),
+    exp.Tan: ("tan", _keys("this")),
+    exp.Asin: ("asin", _keys("this")),
+    exp.Acos: ("acos", _keys("this")),
+    exp.Atan: ("atan", _keys("this")),
+    exp.Degrees: ("degrees", _keys("this")),
+    exp.Radians: ("radians", _keys("this")),
+    exp.Xor: ("xor", _keys("this", "expression")),
+    exp.DateTrunc: ("date_trunc", _keys("unit", "this")),
+    exp.Transform: ("array_map", lambda n: [n.expression, n.this]),
+    exp.ArrayFilter: ("array_filter", _keys("this", "expression")),
+    # date_diff('unit', a, b) is DateDiff(this=b, expression=a); date_add('unit', n, t) is DateAdd(this=t, expression=n)
+    exp.DateDiff: ("date_diff", lambda n: [n.args["unit"], n.expression, n.this]),
+    exp.DateAdd: ("date_add", _date_shift_args),
+    exp.DateSub: ("date_sub", _date_shift_args),
+    # toStartOfMinute(t) and its twins (unit SECOND … YEAR)
+    exp.TimestampTrunc: (lambda n: f"to_start_of_{n.args['unit'].name.lower()}", _keys("this")),
+    exp.Year: ("year", _keys("this")),
+    exp.Month: ("month", _keys("this")),
+    exp.Day: ("day", _keys("this")),
+    exp.Hour: ("hour", _keys("this")),
+    exp.Minute: ("minute", _keys("this")),
+    exp.Second: ("second", _keys("this")),
+    exp.Count: (_count_name, _count_args),
+    exp.CountIf: ("count_if", _keys("this")),
+    exp.Sum: ("sum", _keys("this")),
+    exp.Avg: ("avg", _keys("this")),
+    exp.Min: ("min", _keys("this")),
+    exp.Max: ("max", _keys("this")),
+    exp.AnyValue: ("any", _keys("this")),
+    exp.ArgMin: ("arg_min", _keys("this", "expression")),
+    exp.ArgMax: ("arg_max", _keys("this", "expression")),
+    exp.Quantile: ("quantile", _keys("this", "quantile")),
+    exp.ApproxDistinct: ("unique", _keys("this")),
+}
+
+
+def _call(node: exp.Expression) -> tuple[str, list[exp.Expression]] | None:
+    """The Timeplus function name and arguments of a function-call node, None if it is no call."""
+    if isinstance(node, exp.Anonymous):
+        return node.name.lower(), list(node.expressions)
+    typed = _TYPED.get(type(node))
+    if typed is not None:
+        name, extract = typed
+        return (name if isinstance(name, str) else name(node)), extract(node)
+    return None
+
+
+def function_name(node: exp.Expression) -> str:
+    """The Timeplus name of a function-call node, else as written (or as sqlglot spells it in ClickHouse)."""
+    call = _call(node)
+    if call is not None:
+        return call[0]
+    text = node.sql(dialect="clickhouse")
+    return text.split("(", 1)[0] if "(" in text else type(node).__name__
+
+
+def _unknown(node: exp.Expression) -> SqlError:
+    """The error for a function call that is not mapped, with a hint at Timeplus's spelling."""
+    written = node.name if isinstance(node, exp.Anonymous) else function_name(node)
+    if written.lower() == "array_join" or isinstance(node, exp.Explode):
+        return _error("array_join is not supported (it turns one row into several)", node)
+    squashed = written.replace("_", "").lower()
+    # ClickHouse's toDateTime is Timeplus's to_datetime: point at the name that works.
+    twin = next((n for n in supported_functions() if n.replace("_", "") == squashed), None)
+    hint = f" (Timeplus spells it {twin})" if twin and twin != written.lower() else ""
+    return _error(f"unknown function '{written}'{hint}", node)
+
+
+def supported_functions() -> list[str]:
+    """Every Timeplus function name :func:`to_duckdb` maps (scalar and aggregate), sorted."""
+    return sorted(set(_FUNCTIONS) | set(AGGREGATES))
+
+
+# --- casts ------------------------------------------------------------------------------------
+_TIME_UNIT_TRUNC = {"s": "second", "ms": "milliseconds", "us": None, "ns": None}
+
+
+def _cast(node: exp.Expression, target_text: str, value: exp.Expression, kind: str | None) -> exp.Expression:
+    try:
+        target = parse_type(target_text)
+    except InvalidInput as err:
+        raise _error(f"CAST: {err.message}", node) from None
+    arrow = target.arrow
+    if pa.types.is_integer(arrow):
+        return _mark(_to_integer(_duckdb_arrow_type(arrow))([value], [kind], node), INT)
+    if pa.types.is_timestamp(arrow):
+        truncate = _TIME_UNIT_TRUNC[arrow.unit]
+        result = _to_time([value], [kind], node) if kind != TIME else _fill("CAST({0} AS TIMESTAMPTZ)", [value])
+        if truncate:
+            result = _fill(f"DATE_TRUNC('{truncate}', {{0}})", [result])
+        return _mark(result, TIME, arrow.unit)
+    if pa.types.is_string(arrow):
+        return _mark(_to_string([value], [kind], node), STRING)
+    if pa.types.is_decimal(arrow):
+        return _mark(_fill(f"CAST(TRUNC(CAST({{0}} AS DECIMAL(38, 18)), {arrow.scale}) AS "
+                           f"DECIMAL({arrow.precision}, {arrow.scale}))", [value]), DECIMAL)
+    return _mark(_fill(f"CAST({{0}} AS {_duckdb_arrow_type(arrow)})", [value]), _arrow_kind(arrow))
+
+
+# The precision of the datetimes functions return, as Timeplus types them (datetime: seconds).
+_RESULT_UNITS = {
+    "to_datetime": "s", "now": "s", "from_unix_timestamp": "s", "to_start_of_minute": "s",
+    "to_start_of_hour": "s", "to_start_of_day": "s", "now64": "ms", "to_time": "ms",
+    "parse_datetime_best_effort": "ms", "from_unix_timestamp64_milli": "ms", "to_start_of_second": "ms",
+}
+
+
+# --- the conversion ----------------------------------------------------------------------------
+def to_duckdb(node: exp.Expression, schema: Schema | None = None) -> exp.Expression:
+    """Map a Timeplus expression tree (sqlglot, ClickHouse dialect) onto DuckDB.
+
+    Returns a new tree; ``node`` is not modified. Table sources (``exp.Table``, e.g.
+    ``tumble(...)`` in FROM) are left as they are: they are the planner's. ``schema`` maps column
+    names to their types (:class:`DataType`, Arrow type or type text) and makes type-dependent
+    functions exact.
+
+    Raises :class:`SqlError` naming the function (and its position when the node carries one) for
+    an unknown function, a wrong number of arguments or an argument that must be a literal.
+    """
+    return _convert(node.copy(), schema)
+
+
+def _convert(node: exp.Expression, schema: Schema | None) -> exp.Expression:
+    if isinstance(node, exp.Table):
+        return node
+    for key, value in list(node.args.items()):
+        if isinstance(value, exp.Expression):
+            node.set(key, _convert(value, schema))
+        elif isinstance(value, list):
+            node.set(key, [_convert(v, schema) if isinstance(v, exp.Expression) else v for v in value])
+    return _map(node, schema)
+
+
+def _map(node: exp.Expression, schema: Schema | None) -> exp.Expression:
+    if isinstance(node, exp.Cast):
+        return _cast(node, node.to.sql(dialect="clickhouse"), node.this, _kind(node.this, schema))
+    if isinstance(node, exp.CastToStrType):
+        target = node.args["to"]
+        return _cast(node, _literal_text(target, "the type of cast(x, 'type')"), node.this, _kind(node.this, schema))
+    if isinstance(node, exp.Bracket):
+        return node  # arr[i]: 1-based in both, negative counts from the end in both
+    call = _call(node)
+    if call is None:
+        if isinstance(node, exp.Func) and not isinstance(node, (exp.Case, exp.Array, exp.Extract, exp.Distinct)):
+            raise _unknown(node)
+        return node
+    name, args = call
+    if name in AGGREGATES:
+        return aggregate_call(node, schema, converted=True).direct()
+    spec = _FUNCTIONS.get(name)
+    if spec is None:
+        raise _unknown(node)
+    _check_arity(name, spec.min_args, spec.max_args, args, node)
+    kinds = [_kind(arg, schema) for arg in args]
+    result = spec.build(args, kinds, node)
+    returns = spec.returns
+    if isinstance(returns, int):
+        return _mark(result, kinds[returns], _time_unit_of(args[returns])) if returns < len(args) else result
+    return _mark(result, returns, _RESULT_UNITS.get(name))
+
+
+def _check_arity(name: str, low: int, high: int | None, args: Sequence[exp.Expression], node: exp.Expression) -> None:
+    if len(args) < low or (high is not None and len(args) > high):
+        if high is None:
+            expected = f"at least {low}"
+        elif low == high:
+            expected = str(low)
+        else:
+            expected = f"{low} to {high}"
+        raise _error(f"function '{name}' takes {expected} argument{'s' if expected != '1' else ''}, "
+                     f"got {len(args)}", node)
+
+
+def aggregate_call(node: exp.Expression, schema: Schema | None = None, *, converted: bool = False) -> AggregateCall:
+    """Describe an aggregate function-call node (``count(*)``, ``p90(x)``, ``earliest(x)`` …).
+
+    The arguments in the result are DuckDB expressions (converted here unless ``converted`` says
+    they already are). Raises :class:`SqlError` if the node is not an aggregate this module maps,
+    has the wrong number of arguments or a non-literal quantile level.
+    """
+    call = _call(node)
+    if call is None or call[0] not in AGGREGATES:
+        raise _error(f"'{function_name(node)}' is not an aggregate function", node)
+    name, args = call
+    info = AGGREGATES[name]
+    if not converted:
+        args = [_convert(arg.copy(), schema) for arg in args]
+    _check_arity(name, info.min_args, info.max_args, args, node)
+    if info.params:
+        level = _literal_number(args[-1], f"{name}'s level")
+        if not 0 <= level <= 1:
+            raise _error(f"{name}'s level must be between 0 and 1", args[-1])
+    if name == "count" and not args:
+        args = [exp.Star()]
+    args = [*args, *(exp.column(col) for col in info.implicit_args)]
+    result_cast = "BIGINT" if name == "sum" and _kind(args[0], schema) in (INT, BOOL) else None
+    return AggregateCall(info, tuple(args), result_cast)

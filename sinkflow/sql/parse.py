@@ -177,9 +177,31 @@ def _parse_emit(sql: str, toks: list[Token]) -> EmitClause:
     )
 
 
+# Timeplus writes ``quantile(x, 0.9)``, which the ClickHouse grammar rejects (it expects the
+# parametric ``quantile(0.9)(x)``); such calls are renamed in place to this same-length name.
+QUANTILE_ALIAS = "quantil_"
+
+
+def _rename_quantile(sql: str, toks: list[Token]) -> str:
+    for i, tok in enumerate(toks[:-1]):
+        if tok.text.lower() != "quantile" or toks[i + 1].token_type != TokenType.L_PAREN:
+            continue
+        depth, j = 0, i + 1
+        while j < len(toks):
+            depth += {TokenType.L_PAREN: 1, TokenType.R_PAREN: -1}.get(toks[j].token_type, 0)
+            if depth == 0:
+                break
+            j += 1
+        parametric = j + 1 < len(toks) and toks[j + 1].token_type == TokenType.L_PAREN
+        if not parametric:
+            sql = sql[: tok.start] + QUANTILE_ALIAS + sql[tok.end + 1 :]
+    return sql
+
+
 def _cut_emit(sql: str) -> tuple[str, EmitClause | None]:
-    """Blank out the top-level EMIT clause (same length, newlines kept) and parse it."""
+    """Blank out the top-level EMIT clause (same length, newlines kept) and parse it; rename 2-argument quantiles."""
     toks = _tokens(sql)
+    sql = _rename_quantile(sql, toks)
     depth = 0
     start: int | None = None
     for i, tok in enumerate(toks):

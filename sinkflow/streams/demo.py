@@ -14,6 +14,7 @@ still and is not in use; a car in use is unlocked.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -28,6 +29,7 @@ from sinkflow.streams.types import Column, parse_type
 logger = logging.getLogger(__name__)
 
 CAR_STREAM = "car_live_data"
+DEMO_RETENTION_BYTES = 512 * 1024 * 1024
 DIM_STREAM = "dim_car_info"
 
 CAR_COLUMNS = [
@@ -48,19 +50,27 @@ DIM_COLUMNS = [
 _CAR_SCHEMA = pa.schema([c.arrow_field() for c in CAR_COLUMNS])
 
 _MODELS = [
-    "Tesla Model 3", "Toyota Prius", "Nissan Leaf", "Volkswagen ID.3", "Honda Civic", "BMW i3",
-    "Kia Niro", "Hyundai Ioniq", "Renault Zoe", "Ford Focus",
+    "Tesla Model 3",
+    "Toyota Prius",
+    "Nissan Leaf",
+    "Volkswagen ID.3",
+    "Honda Civic",
+    "BMW i3",
+    "Kia Niro",
+    "Hyundai Ioniq",
+    "Renault Zoe",
+    "Ford Focus",
 ]
 _FIRST = ["Ada", "Ben", "Chloe", "Dan", "Eva", "Finn", "Grace", "Hugo", "Iris", "Jack", "Kim", "Liam", "Mia", "Noah"]
 _LAST = ["Smith", "Chen", "Garcia", "Müller", "Kowalski", "Rossi", "Dubois", "Tanaka", "Silva", "Novak"]
 
 # Per-second rates and physics of the model.
-_UNLOCK_RATE = 1 / 40  # a parked car starts a trip about every 40 s
-_END_TRIP_RATE = 1 / 90  # a trip ends after about 90 s
+_UNLOCK_RATE = 1 / 60  # a parked car starts a trip about every minute
+_END_TRIP_RATE = 1 / 120  # a trip ends after about two minutes
 _RETARGET_RATE = 1 / 8  # the driver picks a new cruising speed about every 8 s
 _ACCEL_KMH_PER_S = 8.0
 _MAX_SPEED = 140.0
-_GAS_PER_KM = 0.4  # percent of the tank per km (a short-range city car, so refuels happen in a demo)
+_GAS_PER_KM = 1.0  # percent of the tank per km (a short-range city car, so refuels happen in a demo)
 _REFUEL_BELOW = 8.0
 
 
@@ -93,7 +103,7 @@ class CarSimulator:
             cid=f"c{index + 1:05d}",
             speed=target * rng.uniform(0.6, 1.0),
             total_km=round(rng.uniform(1_000, 60_000), 1),
-            gas=rng.uniform(15, 100),
+            gas=rng.uniform(_REFUEL_BELOW + 1, 100),
             locked=not driving,
             in_use=driving,
             target=target,
@@ -175,8 +185,12 @@ class CarSimulator:
                 in_use.append(car.in_use)
                 times.append(at)
         arrays = [
-            pa.array(cids, pa.string()), pa.array(speed, pa.float32()), pa.array(total, pa.float64()),
-            pa.array(gas, pa.float32()), pa.array(locked, pa.bool_()), pa.array(in_use, pa.bool_()),
+            pa.array(cids, pa.string()),
+            pa.array(speed, pa.float32()),
+            pa.array(total, pa.float64()),
+            pa.array(gas, pa.float32()),
+            pa.array(locked, pa.bool_()),
+            pa.array(in_use, pa.bool_()),
             pa.array(times, pa.timestamp("ms", tz="UTC")),
         ]
         return pa.RecordBatch.from_arrays(arrays, schema=_CAR_SCHEMA)
@@ -185,15 +199,23 @@ class CarSimulator:
 def ensure_demo_streams(store: StreamStore) -> tuple[Stream, Stream]:
     """Create ``car_live_data`` and ``dim_car_info`` unless they exist; return both."""
     if not store.exists(CAR_STREAM):
-        store.create(CAR_STREAM, CAR_COLUMNS, StreamSettings(event_time_column="time", description="car telemetry (demo)"))
+        # Bounded, so a demo left running for days does not fill the disk (~10 kB/s at the defaults).
+        settings = StreamSettings(
+            event_time_column="time", retention_bytes=DEMO_RETENTION_BYTES, description="car telemetry (demo)"
+        )
+        store.create(CAR_STREAM, CAR_COLUMNS, settings)
     if not store.exists(DIM_STREAM):
         store.create(DIM_STREAM, DIM_COLUMNS, StreamSettings(description="car dimension data (demo)"))
     return store.get(CAR_STREAM), store.get(DIM_STREAM)
 
 
 async def run_demo(
-    store: StreamStore, stop: asyncio.Event, rate_per_car: float = 2.0, cars: int = 100,
-    seed: int | None = None, interval: float = 0.5,
+    store: StreamStore,
+    stop: asyncio.Event,
+    rate_per_car: float = 2.0,
+    cars: int = 100,
+    seed: int | None = None,
+    interval: float = 0.5,
 ) -> None:
     """Feed the demo streams until ``stop`` is set: about every ``interval`` seconds one batch with
     ``rate_per_car * interval`` events per car (fractions carried over). Fills ``dim_car_info``
@@ -220,7 +242,5 @@ async def run_demo(
             except (SinkflowError, OSError, ValueError) as exc:
                 logger.error("demo: append to %s failed: %s", CAR_STREAM, exc)
         next_at += interval
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), max(0.0, next_at - time.monotonic()))
-        except TimeoutError:
-            pass

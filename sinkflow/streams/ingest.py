@@ -31,6 +31,7 @@ A stream column missing from ``columns`` gets null when nullable, else its type'
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import uuid
@@ -108,12 +109,23 @@ class _Converter:
         if value is None or (value == "" and self.nullable and not self.is_string):
             if self.nullable:
                 return None
-            raise _Bad(f"null is not allowed (column type {self.name} is not nullable)")
+            raise _Bad("not nullable")
         return self.one(value)
 
 
 def _inferred(values: Sequence[Any]) -> pa.Array:
     return pa.array(values, from_pandas=False)
+
+
+def _numeric_or_text(arrow: pa.DataType) -> bool:
+    """Whether a column inferred as ``arrow`` may take the vectorized numeric cast (text included:
+    Arrow parses numbers from CSV-style text; anything it can't parse falls back value by value)."""
+    return bool(
+        pa.types.is_integer(arrow)
+        or pa.types.is_floating(arrow)
+        or pa.types.is_null(arrow)
+        or pa.types.is_string(arrow)
+    )
 
 
 def _int_converter(arrow: pa.DataType) -> tuple[Callable[[Sequence[Any]], pa.Array], Callable[[Any], Any]]:
@@ -122,9 +134,9 @@ def _int_converter(arrow: pa.DataType) -> tuple[Callable[[Sequence[Any]], pa.Arr
 
     def fast(values: Sequence[Any]) -> pa.Array:
         arr = _inferred(values)
-        if not (pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type) or pa.types.is_null(arr.type)):
+        if not _numeric_or_text(arr.type):
             raise TypeError(arr.type)
-        return arr.cast(arrow)  # safe cast: overflow and fractions raise
+        return arr.cast(arrow)  # safe cast: overflow and fractions raise; text is parsed
 
     def one(value: Any) -> int:
         if isinstance(value, bool):
@@ -136,8 +148,10 @@ def _int_converter(arrow: pa.DataType) -> tuple[Callable[[Sequence[Any]], pa.Arr
                 raise _Bad()
             result = int(value)
         elif isinstance(value, str):
+            text = value.strip()
             try:
-                result = int(value.strip())
+                # Hexadecimal as Arrow's vectorized text parsing reads it, so both paths agree.
+                result = int(text, 16) if text.lower().startswith(("0x", "-0x")) else int(text)
             except ValueError:
                 raise _Bad() from None
         else:
@@ -152,7 +166,7 @@ def _int_converter(arrow: pa.DataType) -> tuple[Callable[[Sequence[Any]], pa.Arr
 def _float_converter(arrow: pa.DataType) -> tuple[Callable[[Sequence[Any]], pa.Array], Callable[[Any], Any]]:
     def fast(values: Sequence[Any]) -> pa.Array:
         arr = _inferred(values)
-        if not (pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type) or pa.types.is_null(arr.type)):
+        if not _numeric_or_text(arr.type):
             raise TypeError(arr.type)
         return arr.cast(arrow, safe=False)  # floats are approximate by nature: rounding is the point
 
@@ -183,7 +197,8 @@ def _bool_one(value: Any) -> bool:
 
 def _bool_fast(values: Sequence[Any]) -> pa.Array:
     arr = _inferred(values)
-    if not (pa.types.is_boolean(arr.type) or pa.types.is_null(arr.type)):
+    # Arrow parses exactly true/false/1/0 (any case) from text, as _bool_one does.
+    if not (pa.types.is_boolean(arr.type) or pa.types.is_null(arr.type) or pa.types.is_string(arr.type)):
         raise TypeError(arr.type)
     return arr.cast(pa.bool_())
 
@@ -239,7 +254,7 @@ def _decimal_converter(arrow: pa.Decimal128Type) -> tuple[Callable[[Sequence[Any
             raise _Bad() from None
         if not number.is_finite():
             raise _Bad()
-        sign, digits, exponent = number.normalize().as_tuple() if number else (0, (0,), 0)
+        _, digits, exponent = number.normalize().as_tuple() if number else (0, (0,), 0)
         assert isinstance(exponent, int)
         if -exponent > scale:
             raise _Bad(f"more than {scale} decimal places")
@@ -367,19 +382,28 @@ def _array_converter(
     def one(value: Any) -> list[Any]:
         if not isinstance(value, list | tuple):
             raise _Bad()
-        try:
-            return [inner.convert_one(element) for element in value]
-        except _Bad as bad:
-            raise _Bad(f"element {bad.reason}" if bad.reason else "") from None
+        converted: list[Any] = []
+        for position, element in enumerate(value, start=1):
+            try:
+                converted.append(inner.convert_one(element))
+            except _Bad as bad:
+                detail = f": {bad.reason}" if bad.reason else ""
+                raise _Bad(
+                    f"element {position}: cannot convert {show_value(element)} to {inner.name}{detail}"
+                ) from None
+        return converted
 
     return fast, one
 
 
+@functools.lru_cache(maxsize=512)
 def converter(dtype: DataType) -> _Converter:
-    """The converter for a Timeplus type (see the module's rules)."""
+    """The converter for a Timeplus type (see the module's rules); cached, as converters are stateless."""
     base = _base_type(dtype)
     arrow = base.arrow
     name = base.name
+    fast: Callable[[Sequence[Any]], pa.Array]
+    one: Callable[[Any], Any]
     default: Any
     if name == "uuid":
         fast, one, default = _uuid_fast, _uuid_one, "00000000-0000-0000-0000-000000000000"
@@ -422,7 +446,7 @@ def convert_column(column: Column, values: Sequence[Any], first_row: int = 1) ->
         arr = conv.fast(values)
         if conv.nullable or arr.null_count == 0:
             return arr
-    except Exception:  # noqa: BLE001 - any failure of the vectorized path means: go value by value
+    except Exception:  # any failure of the vectorized path means: go value by value
         pass
     converted: list[Any] = []
     for index, value in enumerate(values):
@@ -442,7 +466,10 @@ def convert_column(column: Column, values: Sequence[Any], first_row: int = 1) ->
 
 
 def rows_to_batch(
-    stream: str, columns: Sequence[Column], names: Sequence[str] | None, rows: Sequence[Sequence[Any]],
+    stream: str,
+    columns: Sequence[Column],
+    names: Sequence[str] | None,
+    rows: Sequence[Sequence[Any]],
     first_row: int = 1,
 ) -> pa.RecordBatch:
     """Convert ``rows`` (each a list of values in the order of ``names``; ``None`` = every column of
@@ -465,10 +492,12 @@ def rows_to_batch(
     width = len(names)
     if not isinstance(rows, list | tuple):
         raise InvalidInput("data must be a list of rows")
-    for index, row in enumerate(rows):
-        if not isinstance(row, list | tuple) or len(row) != width:
-            got = f"{len(row)} values" if isinstance(row, list | tuple) else f"{show_value(row)}"
-            raise InvalidInput(f"row {first_row + index}: expected {width} values ({', '.join(names)}), got {got}")
+    # Checked with C-level map() first: the per-row Python loop runs only to name a bad row.
+    if not set(map(type, rows)) <= {list, tuple} or not set(map(len, rows)) <= {width}:
+        for index, row in enumerate(rows):
+            if not isinstance(row, list | tuple) or len(row) != width:
+                got = f"{len(row)} values" if isinstance(row, list | tuple) else f"{show_value(row)}"
+                raise InvalidInput(f"row {first_row + index}: expected {width} values ({', '.join(names)}), got {got}")
     count = len(rows)
     given: dict[str, pa.Array] = {}
     if count:
@@ -564,4 +593,3 @@ class FileChunks:
                 rows = []
         if rows:
             yield columns, rows
-

@@ -24,6 +24,7 @@ older ones are read back zero-copy from a memory map of their segment.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import os
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 
 SEGMENT_SUFFIX = ".arrows"
 _SEQ_DIGITS = 20
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ class LogOptions:
 class _Segment:
     """One segment file: its first sequence number, size and (lazily) a memory map for reads."""
 
-    __slots__ = ("path", "first_seq", "size", "last_append_ms", "created_ms", "file", "_map")
+    __slots__ = ("_map", "created_ms", "file", "first_seq", "last_append_ms", "path", "size")
 
     def __init__(self, path: Path, first_seq: int, size: int, last_append_ms: int, created_ms: int) -> None:
         self.path = path
@@ -91,10 +93,17 @@ class _Segment:
 class _Entry:
     """One appended batch: where its rows and bytes are, its event-time range, its cached batch."""
 
-    __slots__ = ("seq", "rows", "segment", "offset", "nbytes", "tmin", "tmax", "batch")
+    __slots__ = ("batch", "nbytes", "offset", "rows", "segment", "seq", "tmax", "tmin")
 
     def __init__(
-        self, seq: int, rows: int, segment: _Segment, offset: int, nbytes: int, tmin: int, tmax: int,
+        self,
+        seq: int,
+        rows: int,
+        segment: _Segment,
+        offset: int,
+        nbytes: int,
+        tmin: int,
+        tmax: int,
         batch: pa.RecordBatch | None,
     ) -> None:
         self.seq = seq
@@ -137,7 +146,10 @@ class StreamLog:
     """
 
     def __init__(
-        self, directory: Path, schema: pa.Schema, options: LogOptions | None = None,
+        self,
+        directory: Path,
+        schema: pa.Schema,
+        options: LogOptions | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """Open (or create) the log in ``directory``, recovering from a crash: a torn last message
@@ -172,6 +184,10 @@ class StreamLog:
         """The first retained sequence number (== head when nothing is retained)."""
         with self._lock:
             return self._entries[0].seq if self._entries else self._head
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     @property
     def size_bytes(self) -> int:
@@ -225,7 +241,7 @@ class StreamLog:
         if not schema.equals(self.schema):
             raise ValueError(f"segment {segment.path} holds schema {schema}, expected {self.schema}")
         seq = first_seq
-        good = reader.tell()
+        good: int = reader.tell()
         while good < size:
             try:
                 message = pa.ipc.read_message(reader)
@@ -235,7 +251,7 @@ class StreamLog:
                 return good
             except (OSError, pa.ArrowInvalid):
                 return good
-            end = reader.tell()
+            end: int = reader.tell()
             tmin, tmax = _time_range(batch)
             self._entries.append(_Entry(seq, batch.num_rows, segment, good, end - good, tmin, tmax, None))
             seq += batch.num_rows
@@ -248,6 +264,15 @@ class StreamLog:
         if segment.size == 0:
             with open(segment.path, "wb") as f:
                 f.write(self._schema_bytes)
+                if self.options.fsync:
+                    os.fsync(f.fileno())
+            if self.options.fsync:
+                # The new file's directory entry must be durable too, or a power loss could lose it.
+                dir_fd = os.open(self.directory, os.O_RDONLY)
+                try:
+                    os.fsync(dir_fd)
+                finally:
+                    os.close(dir_fd)
             segment.size = len(self._schema_bytes)
         segment.file = open(segment.path, "ab", buffering=0)  # noqa: SIM115 - held open while active
 
@@ -310,7 +335,7 @@ class StreamLog:
     def _write(self, segment: _Segment, data: pa.Buffer, offset: int) -> None:
         f = segment.file
         assert f is not None
-        view = memoryview(data)  # type: ignore[arg-type]
+        view = memoryview(data)
         try:
             written = 0
             while written < len(view):
@@ -413,7 +438,7 @@ class StreamLog:
                 batch = batch.slice(skip)
             out.append((entry.seq + skip, batch))
             total = batch.num_rows
-            for entry in entries[i + 1:]:
+            for entry in entries[i + 1 :]:
                 if total + entry.rows > max_rows:
                     break
                 out.append((entry.seq, self._batch(entry)))
@@ -432,13 +457,15 @@ class StreamLog:
         Returns :attr:`head` when no retained row is that recent."""
         if ts.tzinfo is None:
             ts = ts.replace(tzinfo=UTC)
-        target = int(ts.timestamp() * 1000)
+        delta = ts - _EPOCH
+        # Exact integer milliseconds, rounded up: a row at 1003 ms is not at or after 1003.5 ms.
+        target = (delta.days * 86_400 + delta.seconds) * 1000 + -(-delta.microseconds // 1000)
         with self._lock:
             for entry in self._entries:
                 if entry.tmax >= target:
                     column = self._batch(entry).column(TP_TIME).cast(pa.int64())
                     index = pc.index(pc.greater_equal(column, target), True).as_py()
-                    return entry.seq + max(index, 0)
+                    return entry.seq + max(int(index), 0)
             return self._head
 
     # -- waiting -----------------------------------------------------------------------------
@@ -448,7 +475,7 @@ class StreamLog:
         seconds pass; return whether it exists. Appends from any thread wake the waiter."""
         if self._head > seq:
             return True
-        if timeout <= 0:
+        if timeout <= 0 or self._closed:
             return False
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bool] = loop.create_future()
@@ -476,6 +503,10 @@ class StreamLog:
         if not ready:
             return
         self._waiters = [w for w in self._waiters if w[0] >= head]
+        self._wake(ready)
+
+    @staticmethod
+    def _wake(ready: list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future[bool]]]) -> None:
         try:
             current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
@@ -484,15 +515,17 @@ class StreamLog:
             if loop is current:
                 _resolve(future)
             else:
-                try:
+                # A closed loop raises RuntimeError: nobody is waiting there any more.
+                with contextlib.suppress(RuntimeError):
                     loop.call_soon_threadsafe(_resolve, future)
-                except RuntimeError:  # that loop is closed: nobody is waiting any more
-                    pass
 
     def close(self) -> None:
-        """Close the segment files; the log can be reopened from its directory."""
+        """Close the segment files and wake every waiter (they see no new rows); the log can be
+        reopened from its directory."""
         with self._lock:
             self._closed = True
+            self._wake(list(self._waiters))
+            self._waiters = []
             for segment in self._segments:
                 segment.release()
             for entry in self._entries:

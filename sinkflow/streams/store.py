@@ -68,8 +68,41 @@ class StreamSettings:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StreamSettings:
-        known = {k: data[k] for k in ("event_time_column", "retention_ms", "retention_bytes", "description") if k in data}
-        return cls(**known)
+        """Settings from a mapping, as REST bodies and SQL ``SETTINGS`` give them. Timeplus's names
+        ``logstore_retention_ms`` / ``logstore_retention_bytes`` are accepted for the retention
+        settings; numbers may come as text (``'86400000'``); ``None`` values are ignored.
+
+        Raises :class:`InvalidInput` naming an unknown setting or a value of the wrong type."""
+        values: dict[str, Any] = {}
+        for key, value in data.items():
+            name = _SETTING_ALIASES.get(key, key)
+            if value is None:
+                continue
+            if name in ("retention_ms", "retention_bytes"):
+                values[name] = _positive_int(key, value)
+            elif name in ("event_time_column", "description"):
+                if not isinstance(value, str):
+                    raise InvalidInput(f"setting '{key}' must be a string, got {show_value(value)}")
+                values[name] = value
+            else:
+                raise InvalidInput(
+                    f"unknown stream setting '{key}' (known: event_time_column, retention_ms, retention_bytes, "
+                    "logstore_retention_ms, logstore_retention_bytes, description)"
+                )
+        return cls(**values)
+
+
+_SETTING_ALIASES = {"logstore_retention_ms": "retention_ms", "logstore_retention_bytes": "retention_bytes"}
+
+
+def _positive_int(key: str, value: object) -> int:
+    """``value`` as a positive integer (text such as ``'1000'`` allowed), else :class:`InvalidInput`."""
+    number: object = value
+    if isinstance(value, str) and value.strip().isdigit():
+        number = int(value.strip())
+    if isinstance(number, bool) or not isinstance(number, int) or number <= 0:
+        raise InvalidInput(f"setting '{key}' must be a positive integer, got {show_value(value)}")
+    return number
 
 
 @dataclass(frozen=True)
@@ -80,8 +113,9 @@ class AppendResult:
     count: int
 
 
-def _validate(name: str, columns: Sequence[Column], settings: StreamSettings) -> list[Column]:
-    """The user columns of a new stream (without ``_tp_time``), after checking everything.
+def _validate(name: str, columns: Sequence[Column], settings: StreamSettings) -> tuple[list[Column], StreamSettings]:
+    """The user columns of a new stream (without ``_tp_time``) and its settings (numbers given as
+    text made numbers), after checking everything.
 
     Raises :class:`InvalidInput` naming the stream, column or setting at fault."""
     check_identifier("stream", name)
@@ -98,6 +132,12 @@ def _validate(name: str, columns: Sequence[Column], settings: StreamSettings) ->
             if not pa.types.is_timestamp(column.type.arrow):
                 raise InvalidInput(f"column '{TP_TIME}' is the event time: it must be datetime64(3), not {column.type}")
             continue  # every stream has it anyway, typed datetime64(3, 'UTC')
+        if column.default is not None:
+            # A default the store would not apply is refused rather than silently dropped.
+            raise InvalidInput(
+                f"column '{column.name}': DEFAULT expressions are not supported (a value missing from an "
+                "ingest is null for nullable columns, else the type's zero value)"
+            )
         user.append(column)
     if not user:
         raise InvalidInput(f"stream '{name}' needs at least one column besides {TP_TIME}")
@@ -108,21 +148,26 @@ def _validate(name: str, columns: Sequence[Column], settings: StreamSettings) ->
             raise InvalidInput(f"event_time_column '{etc}' is not a column of stream '{name}'")
         if not pa.types.is_timestamp(match.type.arrow):
             raise InvalidInput(f"event_time_column '{etc}' must be a datetime or datetime64 column, not {match.type}")
-    for setting in ("retention_ms", "retention_bytes"):
-        value = getattr(settings, setting)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
-            raise InvalidInput(f"setting '{setting}' must be a positive integer, got {show_value(value)}")
+    if settings.retention_ms is not None:
+        settings = replace(settings, retention_ms=_positive_int("retention_ms", settings.retention_ms))
+    if settings.retention_bytes is not None:
+        settings = replace(settings, retention_bytes=_positive_int("retention_bytes", settings.retention_bytes))
     if not isinstance(settings.description, str):
         raise InvalidInput("setting 'description' must be a string")
-    return user
+    return user, settings
 
 
 class Stream:
     """One stream: its schema (user columns then ``_tp_time``), settings and durable log."""
 
     def __init__(
-        self, name: str, user_columns: list[Column], settings: StreamSettings, directory: Path,
-        options: LogOptions, clock: Callable[[], float],
+        self,
+        name: str,
+        user_columns: list[Column],
+        settings: StreamSettings,
+        directory: Path,
+        options: LogOptions,
+        clock: Callable[[], float],
     ) -> None:
         self.name = name
         self.settings = settings
@@ -157,14 +202,18 @@ class Stream:
         batch = rows_to_batch(self.name, self.user_columns, columns, rows, first_row)
         return self.append_batch(batch)
 
-    def append_batch(self, batch: pa.RecordBatch) -> AppendResult:
-        """Append a typed batch: columns matched by name, cast safely to the stream's types,
-        missing ones defaulted; ``_tp_time`` is taken from the batch when it has it, else from
-        ``event_time_column``, else the ingest time (nulls also get the ingest time).
+    def append_batch(self, batch: pa.RecordBatch | pa.Table) -> AppendResult:
+        """Append a typed batch (a table is appended as one batch): columns matched by name, cast
+        safely to the stream's types, missing ones defaulted; ``_tp_time`` is taken from the batch
+        when it has it, else from ``event_time_column``, else the ingest time (nulls also get the
+        ingest time). The rows get consecutive sequence numbers and stay one unit for readers.
 
-        Raises :class:`InvalidInput` for an unknown column or a type that does not cast."""
+        Raises :class:`InvalidInput` for an unknown column or a type that does not cast; then
+        nothing is stored."""
         if batch.num_rows == 0:
             return AppendResult(self.head, 0)
+        if isinstance(batch, pa.Table):
+            batch = batch.combine_chunks().to_batches()[0]
         stored = self._conform(batch)
         first = self.log.append(stored)
         return AppendResult(first, stored.num_rows)
@@ -210,7 +259,11 @@ class Stream:
         return pc.fill_null(event_time, now) if event_time.null_count else event_time
 
     def read(self, seq: int, max_rows: int) -> list[tuple[int, pa.RecordBatch]]:
-        """See :meth:`StreamLog.read`: whole appended batches from ``seq`` (the first may be sliced)."""
+        """See :meth:`StreamLog.read`: whole appended batches from ``seq`` (the first may be sliced).
+
+        Raises :class:`NotFound` once the stream was dropped (or the store closed)."""
+        if self.log.closed:
+            raise NotFound(f"stream '{self.name}' was dropped")
         return self.log.read(seq, max_rows)
 
     async def wait_for(self, seq: int, timeout: float) -> bool:
@@ -242,7 +295,7 @@ class Stream:
 @dataclass
 class _Meta:
     name: str
-    columns: list[dict[str, str]]
+    columns: list[dict[str, object]]
     settings: dict[str, Any] = field(default_factory=dict)
     version: int = _META_VERSION
 
@@ -288,14 +341,16 @@ class StreamStore:
         """Create a stream (durably: its metadata is on disk when this returns).
 
         Raises :class:`InvalidInput` for a bad name, column or setting, :class:`AlreadyExists`."""
-        settings = settings or StreamSettings()
-        user = _validate(name, columns, settings)
+        user, settings = _validate(name, columns, settings or StreamSettings())
         with self._lock:
             if name in self._streams:
                 raise AlreadyExists(f"stream '{name}' already exists")
             directory = self.root / name
+            if (directory / _META).exists():
+                # A stream whose metadata or log failed to load: never delete data implicitly.
+                raise AlreadyExists(f"stream '{name}' exists on disk but could not be loaded (see the server log)")
             if directory.exists():
-                shutil.rmtree(directory)  # leftovers without metadata: never a live stream
+                shutil.rmtree(directory)  # a create interrupted before its metadata was written
             directory.mkdir(parents=True)
             meta = _Meta(name, [c.to_dict() for c in user], settings.to_dict())
             _write_atomically(directory / _META, json.dumps(asdict(meta), indent=2))

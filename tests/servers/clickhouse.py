@@ -26,6 +26,7 @@ BINARY = "clickhouse-server"
 USER = "sinkflow"
 PASSWORD = "ch-test-secret-7f3a"
 START_TIMEOUT = 30.0
+STOP_GRACE = 2.0
 
 _CONFIG = """<yandex>
   <logger><level>warning</level><log>{dir}/log/server.log</log><errorlog>{dir}/log/error.log</errorlog></logger>
@@ -122,13 +123,17 @@ class ClickHouseServer:
         raise RuntimeError(f"clickhouse-server did not answer /ping within {START_TIMEOUT}s: {self._log_tail()}")
 
     def stop(self) -> None:
-        """Stop the server by its pid (SIGTERM, then SIGKILL after 10 s) and wait until it is gone."""
+        """Stop the server by its pid and wait until it is gone.
+
+        SIGTERM first; ClickHouse then waits for open client connections, so after a short grace
+        it is killed (its MergeTree parts are written when an INSERT returns, so none is lost).
+        """
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
             return
         os.kill(process.pid, signal.SIGTERM)
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=STOP_GRACE)
         except subprocess.TimeoutExpired:
             os.kill(process.pid, signal.SIGKILL)
             process.wait(timeout=10)

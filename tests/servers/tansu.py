@@ -75,13 +75,14 @@ class TansuBroker:
         raise RuntimeError(f"tansu did not answer within {START_TIMEOUT}s: {self._log_tail()}")
 
     def stop(self) -> None:
-        """Stop the broker by its pid (SIGTERM, then SIGKILL after 10 s)."""
+        """Stop the broker by its pid (SIGTERM, then SIGKILL after 1 s: it keeps nothing on disk,
+        and it may otherwise linger on its clients' open connections)."""
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
             return
         os.kill(process.pid, signal.SIGTERM)
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=1)
         except subprocess.TimeoutExpired:
             os.kill(process.pid, signal.SIGKILL)
             process.wait(timeout=10)

@@ -25,7 +25,7 @@ async def deliver(sink: Sink, batches: Iterable[pa.RecordBatch], epoch: int = 1)
     try:
         offset = 0
         for batch in batches:
-            await sink.write(batch, WriteContext(SINK_ID, epoch, offset))
+            await sink.write(batch, WriteContext(SINK_ID, epoch, first_row=offset))
             offset += batch.num_rows
         await sink.flush(epoch)
     finally:

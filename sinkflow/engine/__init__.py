@@ -1,0 +1,62 @@
+"""The streaming SQL engine: plans Timeplus SELECTs and runs them incrementally on DuckDB over Arrow.
+
+:class:`Engine` is the entry point the runtime and the API use::
+
+    engine = Engine(store)
+    plan = engine.plan(sql)                  # SqlError (with position) for bad SQL
+    execution = engine.start(plan, snapshot) # continue from a snapshot, or start fresh
+    batches = await execution.step(0.5)      # Arrow batches conforming to execution.schema
+    state = execution.snapshot()
+
+``execute(sql)`` runs any statement: non-SELECT statements go to
+:func:`sinkflow.engine.statements.execute_statement`.
+"""
+
+from __future__ import annotations
+
+from sinkflow.engine.compile import QueryPlan, compile_plan
+from sinkflow.engine.execution import QueryExecution
+from sinkflow.engine.result import StatementResult
+from sinkflow.sql.plan import build_plan
+from sinkflow.streams.store import StreamStore
+
+__all__ = ["Engine", "QueryExecution", "QueryPlan", "StatementResult"]
+
+
+class Engine:
+    """Plans and starts queries over the streams of one :class:`StreamStore`."""
+
+    def __init__(self, store: StreamStore) -> None:
+        self.store = store
+
+    def plan(self, sql: str) -> QueryPlan:
+        """Plan a SELECT. Raises :class:`SqlError` (with a position where known) for anything it cannot run."""
+        logical = build_plan(sql, self.store)
+        dims = [self.store.get(lk.stream).schema for lk in logical.lookups]
+        return compile_plan(logical, dims)
+
+    def start(self, plan: QueryPlan, snapshot: bytes | None = None, idle_timeout: float | None = None) -> QueryExecution:
+        """Start ``plan``, fresh or from a :meth:`QueryExecution.snapshot` of the same query.
+
+        ``idle_timeout`` (seconds) is the default processing-time close of open windows when the
+        source is quiet; the query's ``SETTINGS idle_timeout=…`` overrides it. Raises
+        :class:`InvalidInput` for a snapshot of another query.
+        """
+        return QueryExecution(plan, self.store, snapshot, idle_timeout)
+
+    def execute(self, sql: str) -> StatementResult:
+        """Run any statement: DDL/INSERT answer a status, a bounded SELECT its rows, a streaming SELECT a started execution."""
+        from sinkflow.engine.statements import execute_statement
+        from sinkflow.sql.statements import parse_statement
+
+        statement = parse_statement(sql)
+        if statement is not None:
+            return execute_statement(statement, self.store)
+        plan = self.plan(sql)
+        execution = self.start(plan)
+        if plan.bounded:
+            try:
+                return StatementResult("rows", table=execution.run_to_end())
+            finally:
+                execution.close()
+        return StatementResult("stream", execution=execution)

@@ -1,0 +1,315 @@
+"""From a logical plan to the DuckDB queries one execution runs, and the query's output schema.
+
+Relations the queries read (registered by the execution before each run):
+
+* ``__raw``: input rows of the source stream plus ``__seq`` (log sequence number) and, for
+  aggregation over hop windows, ``__e`` (the closed-window frontier, microseconds, when the row's
+  ingest batch arrived: windows ending at or before it are already emitted; late tumble rows are
+  dropped before they reach DuckDB);
+* ``__dim<i>``: the dimension tables of lookups;
+* ``__state``/``__fold``: partial aggregates (the open windows / running groups) and the ones just
+  folded from new rows; ``__closing``: merged partials whose windows are to be emitted.
+
+Partial rows have the columns ``__ws`` (window start, µs; windowed only), ``__k<j>`` (group keys)
+and ``__p<i>_<j>`` (partial state ``j`` of aggregate ``i``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import duckdb
+import pyarrow as pa
+
+from sinkflow.errors import InvalidInput, SqlError
+from sinkflow.sql.plan import SRC, LogicalPlan
+from sinkflow.streams.types import Column, from_arrow
+
+_WINDOW_TS = pa.timestamp("ms", tz="UTC")
+_PASSTHROUGH = re.compile(r'^(__src|__dim\d+)\."((?:[^"]|"")+)"$')
+# DuckDB widens integer sums to 128 bits; Timeplus keeps 64.
+_NARROW = {"HUGEINT": "BIGINT", "UHUGEINT": "UBIGINT"}
+
+
+def connect() -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection set up as the generated SQL expects (UTC session time zone)."""
+    con = duckdb.connect()
+    con.execute("SET TimeZone='UTC'")
+    return con
+
+
+@dataclass(frozen=True)
+class QueryPlan:
+    """A planned SELECT, ready to start: the logical plan, its DuckDB queries and its output schema."""
+
+    logical: LogicalPlan
+    output_schema: pa.Schema
+    columns: list[Column]
+    raw_schema: pa.Schema
+    stateless_sql: str | None
+    fold_sql: str | None
+    merge_sql: str | None
+    final_sql: str | None
+    partial_schema: pa.Schema | None
+
+    @property
+    def bounded(self) -> bool:
+        return self.logical.bounded
+
+    @property
+    def sources(self) -> list[str]:
+        return self.logical.sources
+
+    @property
+    def sql(self) -> str:
+        return self.logical.sql
+
+    def describe(self) -> str:
+        """A one-line EXPLAIN: source, window, dedup, lookups, filter, aggregation, emit policy, limit, settings, output columns."""
+        lg = self.logical
+        parts = [f"source={'table(' + lg.source.stream + ')' if lg.bounded else lg.source.stream}"]
+        if lg.window:
+            w = lg.window
+            spans = f"{w.size_us / 1e6:g}s" if w.kind == "tumble" else f"{w.slide_us / 1e6:g}s, {w.size_us / 1e6:g}s"
+            parts.append(f"{w.kind}({w.time_column}, {spans})")
+        if lg.dedup:
+            ttl = f", {lg.dedup.ttl_us / 1e6:g}s" if lg.dedup.ttl_us else ""
+            parts.append(f"dedup({', '.join(lg.dedup.keys)}{ttl})")
+        parts += [f"{lk.kind.lower()} join table({lk.stream})" for lk in lg.lookups]
+        if lg.where:
+            parts.append("where")
+        if lg.aggregate:
+            calls = ", ".join(c.name for c in lg.aggregate.calls)
+            parts.append(f"group by {len(lg.aggregate.keys)} key(s): {calls}")
+        if lg.having:
+            parts.append("having")
+        emit = lg.emit
+        detail = {"watermark": f" delay {emit.delay_us / 1e6:g}s", "periodic": f" {emit.period_us / 1e6:g}s"}
+        parts.append(f"emit {emit.mode}{detail.get(emit.mode, '')}")
+        if lg.order_by:
+            parts.append(f"order by {len(lg.order_by)} key(s)")
+        if lg.limit is not None:
+            parts.append(f"limit {lg.limit}")
+        if lg.idle_timeout is not None:
+            parts.append(f"idle_timeout {lg.idle_timeout:g}s")
+        if lg.source.seek_to != "latest":
+            parts.append(f"seek_to {lg.source.seek_to}")
+        parts.append("-> " + ", ".join(f"{c.name} {c.type.name}" for c in self.columns))
+        return " | ".join(parts)
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def raw_schema(plan: LogicalPlan) -> pa.Schema:
+    """The schema of ``__raw``: the source's columns, ``__seq`` and (hop aggregation) ``__e``."""
+    fields = [c.arrow_field() for c in plan.input_columns] + [pa.field("__seq", pa.int64())]
+    if _uses_frontier(plan):
+        fields.append(pa.field("__e", pa.int64()))
+    return pa.schema(fields)
+
+
+def _uses_frontier(plan: LogicalPlan) -> bool:
+    return plan.window is not None and plan.window.kind == "hop" and plan.aggregate is not None
+
+
+def _from(plan: LogicalPlan) -> str:
+    src = "__raw"
+    if plan.window is not None and plan.aggregate is None:
+        # Per-row window bounds for a windowed query without aggregation (tumble only).
+        t = f"epoch_us({SRC}.{_q(plan.window.time_column)})"
+        size = plan.window.size_us
+        ws = f"({t} - (({t} % {size}) + {size}) % {size})"
+        src = (
+            f"(SELECT {SRC}.*, make_timestamp({ws})::TIMESTAMPTZ AS __window_start,"
+            f" make_timestamp({ws} + {size})::TIMESTAMPTZ AS __window_end FROM __raw AS {SRC})"
+        )
+    parts = [f"FROM {src} AS {SRC}"]
+    for lk in plan.lookups:
+        parts.append(f"{'LEFT ' if lk.kind == 'LEFT' else ''}JOIN {lk.relation} ON {lk.on}")
+    if plan.where:
+        parts.append(f"WHERE {plan.where}")
+    return " ".join(parts)
+
+
+def _stateless_sql(plan: LogicalPlan) -> str:
+    cols = ", ".join(f"{sql} AS {_q(name)}" for name, sql in plan.projection)
+    order = f" ORDER BY {SRC}.__seq" if plan.lookups else ""  # joins may reorder rows; keep arrival order
+    return f"SELECT {cols} {_from(plan)}{order}"
+
+
+def _pre_sql(plan: LogicalPlan) -> str:
+    agg = plan.aggregate
+    assert agg is not None
+    time_col = plan.window.time_column if plan.window else "_tp_time"
+    cols = [f"epoch_us({SRC}.{_q(time_col)}) AS __t", f"{SRC}.__seq AS __s"]
+    if _uses_frontier(plan):
+        cols.append(f"{SRC}.__e AS __e")
+    cols += [f"{k} AS __k{j}" for j, k in enumerate(agg.keys)]
+    cols += [f"{a} AS __a{n}" for n, a in enumerate(agg.args)]
+    return f"SELECT {', '.join(cols)} {_from(plan)}"
+
+
+def _key_cols(plan: LogicalPlan) -> list[str]:
+    assert plan.aggregate is not None
+    return (["__ws"] if plan.window else []) + [f"__k{j}" for j in range(len(plan.aggregate.keys))]
+
+
+def _partial_names(plan: LogicalPlan) -> list[list[str]]:
+    assert plan.aggregate is not None
+    return [[f"__p{i}_{j}" for j in range(len(c.decomposition.partials))] for i, c in enumerate(plan.aggregate.calls)]
+
+
+def _fill(template: str, plan_args: tuple[str, ...], partials: list[str] | None = None) -> str:
+    values = {f"a{n}": a for n, a in enumerate(plan_args)}
+    values.update({"t": "__t", "s": "__s"})
+    if partials is not None:
+        values.update({f"p{j}": p for j, p in enumerate(partials)})
+    return template.format(**values)
+
+
+def _group_by(keys: list[str]) -> str:
+    return f" GROUP BY {', '.join(keys)}" if keys else ""
+
+
+def _fold_sql(plan: LogicalPlan) -> str:
+    agg = plan.aggregate
+    assert agg is not None
+    names = _partial_names(plan)
+    aggs = [
+        f"{_fill(t, call.arg_columns)} AS {names[i][j]}"
+        for i, call in enumerate(agg.calls)
+        for j, t in enumerate(call.decomposition.partials)
+    ]
+    keys = _key_cols(plan)
+    select = ", ".join(keys + aggs)
+    pre = _pre_sql(plan)
+    w = plan.window
+    if w is None:
+        return f"WITH __pre AS ({pre}) SELECT {select} FROM __pre{_group_by(keys)}"
+    base = f"(__t - ((__t % {w.slide_us}) + {w.slide_us}) % {w.slide_us})"
+    if w.kind == "tumble":
+        return f"WITH __pre AS ({pre}) SELECT {select} FROM (SELECT *, {base} AS __ws FROM __pre){_group_by(keys)}"
+    copies = -(-w.size_us // w.slide_us)
+    win = f"SELECT *, {base} - __h.i * {w.slide_us} AS __ws FROM __pre, range({copies}) AS __h(i)"
+    # Only windows still open when the row's batch arrived; each copy's window must contain the row.
+    cond = f"__ws + {w.size_us} > __e AND __ws + {w.size_us} > __t"
+    return f"WITH __pre AS ({pre}), __win AS ({win}) SELECT {select} FROM __win WHERE {cond}{_group_by(keys)}"
+
+
+def _merge_sql(plan: LogicalPlan) -> str:
+    agg = plan.aggregate
+    assert agg is not None
+    names = _partial_names(plan)
+    merges = [
+        f"{_fill(t, call.arg_columns, names[i])} AS {names[i][j]}"
+        for i, call in enumerate(agg.calls)
+        for j, t in enumerate(call.decomposition.merges)
+    ]
+    keys = _key_cols(plan)
+    return (
+        f"SELECT {', '.join(keys + merges)} FROM (SELECT * FROM __state UNION ALL SELECT * FROM __fold)"
+        f"{_group_by(keys)}"
+    )
+
+
+def _final_sql(plan: LogicalPlan, result_types: list[str]) -> str:
+    agg = plan.aggregate
+    assert agg is not None
+    names = _partial_names(plan)
+    inner = ["*"]
+    if plan.window is not None:
+        size = plan.window.size_us
+        inner += [
+            "make_timestamp(__ws)::TIMESTAMPTZ AS __ws_ts",
+            f"make_timestamp(__ws + {size})::TIMESTAMPTZ AS __we_ts",
+        ]
+    inner += [
+        f"CAST({_fill(call.decomposition.final, call.arg_columns, names[i])} AS {result_types[i]}) AS __f{i}"
+        for i, call in enumerate(agg.calls)
+    ]
+    cols = ", ".join(f"{sql} AS {_q(name)}" for name, sql in plan.projection)
+    where = f" WHERE {plan.having}" if plan.having else ""
+    order = _key_cols(plan)
+    order_by = f" ORDER BY {', '.join(order)}" if order else ""
+    return f"SELECT {cols} FROM (SELECT {', '.join(inner)} FROM __closing){where}{order_by}"
+
+
+def _result_types(con: duckdb.DuckDBPyConnection, plan: LogicalPlan) -> list[str]:
+    """The DuckDB type of each aggregate's one-shot reference (64-bit where DuckDB widens to 128)."""
+    agg = plan.aggregate
+    assert agg is not None
+    if not agg.calls:
+        return []
+    refs = ", ".join(f"{_fill(c.decomposition.reference, c.arg_columns)} AS r{i}" for i, c in enumerate(agg.calls))
+    rows = con.sql(f"DESCRIBE WITH __pre AS ({_pre_sql(plan)}) SELECT {refs} FROM __pre").fetchall()
+    return [_NARROW.get(str(r[1]), str(r[1])) for r in rows]
+
+
+def _normalize(schema: pa.Schema, plan: LogicalPlan, inputs: dict[str, dict[str, pa.DataType]]) -> pa.Schema:
+    """Timeplus types for DuckDB's output: plain strings, UTC datetimes, window bounds in ms, passthrough columns as stored."""
+    fields = []
+    for f, (_, sql) in zip(schema, plan.projection):
+        typ = f.type
+        m = _PASSTHROUGH.match(sql)
+        if m and m.group(2).replace('""', '"') in inputs.get(m.group(1), {}):
+            typ = inputs[m.group(1)][m.group(2).replace('""', '"')]
+        elif sql in ("__ws_ts", "__we_ts", "__window_start", "__window_end"):
+            typ = _WINDOW_TS
+        elif pa.types.is_large_string(typ) or pa.types.is_string_view(typ):
+            typ = pa.string()
+        elif pa.types.is_timestamp(typ):
+            typ = pa.timestamp(typ.unit, tz="UTC")
+        fields.append(pa.field(f.name, typ, nullable=True))
+    return pa.schema(fields)
+
+
+def _duck_error(plan: LogicalPlan, err: duckdb.Error) -> SqlError:
+    text = str(err).split("\n")[0]
+    return SqlError(f"the query cannot run: {text}")
+
+
+def compile_plan(plan: LogicalPlan, dim_schemas: list[pa.Schema]) -> QueryPlan:
+    """Generate the DuckDB queries of ``plan`` and infer its output schema by running them on empty input.
+
+    Raises :class:`SqlError` when DuckDB rejects the generated SQL (e.g. a type mismatch such as
+    ``sum`` over a string column), quoting DuckDB's reason, or when a result type has no Timeplus
+    counterpart.
+    """
+    con = connect()
+    raw = raw_schema(plan)
+    con.register("__raw", raw.empty_table())
+    inputs = {SRC: {c.name: c.type.arrow for c in plan.input_columns}}
+    for lk, schema in zip(plan.lookups, dim_schemas):
+        con.register(lk.relation, schema.empty_table())
+        inputs[lk.relation] = {f.name: f.type for f in schema}
+    try:
+        if plan.aggregate is None:
+            stateless = _stateless_sql(plan)
+            out = con.sql(stateless).to_arrow_table().schema
+            fold = merge = final = None
+            partial_schema = None
+        else:
+            stateless = None
+            fold = _fold_sql(plan)
+            partial = con.sql(fold).to_arrow_table().slice(0, 0)
+            partial_schema = partial.schema
+            merge = _merge_sql(plan)
+            final = _final_sql(plan, _result_types(con, plan))
+            con.register("__closing", partial)
+            con.register("__state", partial)
+            con.register("__fold", partial)
+            con.sql(merge).to_arrow_table()
+            out = con.sql(final).to_arrow_table().schema
+    except duckdb.Error as err:
+        raise _duck_error(plan, err) from None
+    finally:
+        con.close()
+    schema = _normalize(out, plan, inputs)
+    try:
+        columns = [Column(f.name, from_arrow(f.type)) for f in schema]
+    except InvalidInput as err:
+        raise SqlError(err.message) from None
+    return QueryPlan(plan, schema, columns, raw, stateless, fold, merge, final, partial_schema)

@@ -1,0 +1,675 @@
+"""The logical plan of a streaming SELECT: names resolved, types checked, expressions in DuckDB SQL.
+
+:func:`build_plan` turns a Timeplus SELECT into a :class:`LogicalPlan` the engine executes. It
+resolves streams and columns against the stream store (unknown ones are errors naming them, with
+their position), recognises the streaming constructs (``tumble``/``hop``/``dedup``/``table()``,
+``EMIT``, ``SETTINGS``), splits aggregates into incremental parts (:mod:`sinkflow.sql.aggregates`)
+and translates every scalar expression to DuckDB (via :mod:`sinkflow.sql.functions`).
+
+Relation names in the generated SQL: the source rows are ``__src`` (with ``__seq``, the log
+sequence number of each row), lookup dimensions ``__dim0``, ``__dim1`` …. An aggregated query's
+projection refers to ``__ws_ts``/``__we_ts`` (window bounds), ``__k<j>`` (group keys) and
+``__f<i>`` (finished aggregates).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Literal, Protocol
+
+import pyarrow as pa
+from sqlglot import exp
+
+from sinkflow.errors import NotFound, SqlError
+from sinkflow.sql import translate as functions
+from sinkflow.sql.aggregates import AggregateCall, Decomposition, aggregate_call, function_name, is_aggregate
+from sinkflow.sql.parse import DIALECT, QUANTILE_ALIAS, EmitClause, error_at, interval_micros, parse_select
+from sinkflow.streams.types import TP_TIME, Column
+
+SRC = "__src"
+WINDOW_COLUMNS = ("window_start", "window_end")
+DEFAULT_PERIOD_US = 2_000_000
+_SETTINGS = ("seek_to", "idle_timeout")
+
+
+class StreamLookup(Protocol):
+    """What the planner needs from the stream store: a stream's columns by name (NotFound if none)."""
+
+    def get(self, name: str) -> _HasColumns: ...
+
+
+class _HasColumns(Protocol):
+    columns: list[Column]
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """The stream a query reads; ``bounded`` for ``table(stream)``; ``seek_to`` is 'earliest', 'latest' or an ISO time."""
+
+    stream: str
+    bounded: bool
+    seek_to: str
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """A ``tumble`` (slide == size) or ``hop`` window over ``time_column``, aligned to the epoch."""
+
+    kind: Literal["tumble", "hop"]
+    time_column: str
+    size_us: int
+    slide_us: int
+
+
+@dataclass(frozen=True)
+class DedupSpec:
+    """``dedup(stream, keys…, ttl)``: a row whose key was seen within ``ttl_us`` of event time is dropped."""
+
+    keys: tuple[str, ...]
+    ttl_us: int | None
+    time_column: str
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """A JOIN of the stream with ``table(stream)``: the dimension is registered as ``relation``."""
+
+    stream: str
+    relation: str
+    kind: Literal["INNER", "LEFT"]
+    on: str
+
+
+@dataclass(frozen=True)
+class PlannedAggregate:
+    """One aggregate call: its decomposition and the pre-projection columns holding its arguments."""
+
+    name: str
+    arg_columns: tuple[str, ...]
+    decomposition: Decomposition
+
+
+@dataclass(frozen=True)
+class AggregateSpec:
+    """Group keys (``__k<j>``) and arguments (``__a<n>``) as DuckDB SQL over the input, plus the calls (``__f<i>``)."""
+
+    keys: tuple[str, ...]
+    args: tuple[str, ...]
+    calls: tuple[PlannedAggregate, ...]
+
+
+@dataclass(frozen=True)
+class EmitSpec:
+    """When results come out: per row ('rows'), when the watermark passes a window ('watermark'),
+    every ``period_us`` of processing time ('periodic'), or once at the end of a bounded query ('final')."""
+
+    mode: Literal["rows", "watermark", "periodic", "final"]
+    delay_us: int = 0
+    period_us: int = DEFAULT_PERIOD_US
+
+
+@dataclass(frozen=True)
+class LogicalPlan:
+    """A resolved streaming SELECT (see the module docstring for the relation names in its SQL)."""
+
+    sql: str
+    source: SourceSpec
+    dedup: DedupSpec | None
+    lookups: tuple[Lookup, ...]
+    where: str | None
+    window: WindowSpec | None
+    aggregate: AggregateSpec | None
+    projection: tuple[tuple[str, str], ...]
+    having: str | None
+    emit: EmitSpec
+    idle_timeout: float | None
+    limit: int | None
+    order_by: tuple[str, ...] = ()
+    input_columns: tuple[Column, ...] = field(default=())
+
+    @property
+    def bounded(self) -> bool:
+        return self.source.bounded
+
+    @property
+    def sources(self) -> list[str]:
+        return [self.source.stream, *(lk.stream for lk in self.lookups if lk.stream != self.source.stream)]
+
+
+@dataclass
+class _Relation:
+    name: str  # the DuckDB relation name (__src, __dim0 …)
+    labels: set[str]  # names the user may qualify columns with
+    stream: str
+    columns: dict[str, Column]
+
+
+def _dq(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _output_name(node: exp.Expression) -> str:
+    if isinstance(node, exp.Alias):
+        return node.alias
+    if isinstance(node, exp.Column) and isinstance(node.this, exp.Identifier):
+        return node.name
+    text = node.sql(dialect=DIALECT, normalize_functions="lower")
+    for generated, written in _GENERATED_NAMES.items():
+        text = text.replace(generated, written)
+    return text
+
+
+# sqlglot's ClickHouse spelling of calls whose Timeplus name differs, for output column names.
+_GENERATED_NAMES = {f"{QUANTILE_ALIAS}(": "quantile(", "argmin(": "arg_min(", "argmax(": "arg_max("}
+
+
+class _Planner:
+    def __init__(self, sql: str, store: StreamLookup) -> None:
+        self.sql = sql
+        self.store = store
+        self.relations: list[_Relation] = []
+        self.window: WindowSpec | None = None
+        self.dedup: DedupSpec | None = None
+        self.bounded = False
+        self.calls: list[AggregateCall] = []
+        self.call_keys: list[tuple[str, tuple[str, ...]]] = []
+        self.args: list[str] = []
+        self.planned: list[PlannedAggregate] = []
+
+    def duck(self, node: exp.Expression) -> str:
+        """A resolved expression in DuckDB SQL, Timeplus functions translated."""
+        schema = {name: col.type for rel in reversed(self.relations) for name, col in rel.columns.items()}
+        return functions.to_duckdb(node, schema)
+
+    # -- errors -------------------------------------------------------------------------------
+    def err(self, node: exp.Expression | None, message: str) -> SqlError:
+        return error_at(self.sql, node, message)
+
+    # -- sources ------------------------------------------------------------------------------
+    def stream_columns(self, name: str, node: exp.Expression) -> list[Column]:
+        try:
+            return list(self.store.get(name).columns)
+        except NotFound:
+            raise self.err(node, f"unknown stream '{name}'") from None
+
+    def _stream_name(self, node: exp.Expression, what: str) -> str:
+        if isinstance(node, (exp.Column, exp.Table)) and not node.args.get("table") and isinstance(node.this, exp.Identifier):
+            return node.name
+        raise self.err(node, f"{what} must name a stream, not '{node.sql(DIALECT)}'")
+
+    def source(self, node: exp.Expression) -> tuple[str, exp.Expression]:
+        """Unwrap ``table()``/``dedup()`` around a stream name; returns the stream and its name node."""
+        if isinstance(node, exp.Table) and isinstance(node.this, exp.Anonymous):
+            node = node.this
+        if isinstance(node, exp.Anonymous):
+            fname = function_name(node)
+            args = list(node.expressions)
+            if fname == "table":
+                if len(args) != 1:
+                    raise self.err(node, "table() takes one stream name")
+                self.bounded = True
+                return self.source(args[0])
+            if fname == "dedup":
+                return self.dedup_source(node, args)
+            if fname in ("tumble", "hop"):
+                raise self.err(node, f"{fname}() must be the outermost source of a query")
+            if fname == "session":
+                raise self.err(node, "session windows are not supported")
+            raise self.err(node, f"table function {fname}() is not supported")
+        if isinstance(node, (exp.Subquery, exp.Select)):
+            raise self.err(node, "subqueries are not supported")
+        return self._stream_name(node, "the source"), node
+
+    def dedup_source(self, node: exp.Anonymous, args: list[exp.Expression]) -> tuple[str, exp.Expression]:
+        if len(args) < 2:
+            raise self.err(node, "dedup(stream, key…[, ttl]) needs a stream and at least one key column")
+        ttl: int | None = None
+        if isinstance(args[-1], exp.Interval) or (isinstance(args[-1], exp.Literal) and args[-1].is_string):
+            ttl = interval_micros(self.sql, args[-1], "the dedup ttl")
+            args = args[:-1]
+        if len(args) < 2:
+            raise self.err(node, "dedup(stream, key…[, ttl]) needs at least one key column")
+        stream, name_node = self.source(args[0])
+        columns = {c.name: c for c in self.stream_columns(stream, name_node)}
+        keys: list[str] = []
+        for key in args[1:]:
+            if not (isinstance(key, exp.Column) and not key.table and key.name in columns):
+                raise self.err(key, f"dedup key '{key.sql(DIALECT)}' must be a column of stream '{stream}'")
+            keys.append(key.name)
+        if self.dedup is not None:
+            raise self.err(node, "nested dedup() is not supported")
+        self.dedup = DedupSpec(tuple(keys), ttl, TP_TIME)
+        return stream, name_node
+
+    def from_clause(self, select: exp.Select) -> tuple[str, set[str]]:
+        from_ = select.args.get("from_") or select.args.get("from")
+        if from_ is None:
+            raise SqlError("a streaming query needs FROM <stream>")
+        table = from_.this
+        alias = table.args.get("alias") if isinstance(table, exp.Table) else None
+        if alias is not None and alias.columns and not alias.name:
+            # sqlglot reads an unknown call such as session(s, 5s) as a table with column aliases.
+            what = "session windows are" if table.name.lower() == "session" else f"table function {table.name}() is"
+            raise self.err(table, f"{what} not supported")
+        labels: set[str] = set()
+        if isinstance(table, exp.Table) and table.alias:
+            labels.add(table.alias)
+        func = table.this if isinstance(table, exp.Table) else table
+        if isinstance(func, exp.Anonymous) and function_name(func) in ("tumble", "hop"):
+            stream = self.window_source(func)
+        else:
+            stream, _ = self.source(table)
+        labels.add(stream)
+        return stream, labels
+
+    def window_source(self, func: exp.Anonymous) -> str:
+        kind = function_name(func)
+        args = list(func.expressions)
+        n_intervals = 1 if kind == "tumble" else 2
+        if len(args) not in (1 + n_intervals, 2 + n_intervals):
+            shape = "tumble(stream, [time_column,] size)" if kind == "tumble" else "hop(stream, [time_column,] slide, size)"
+            raise self.err(func, f"{kind}() takes {shape}")
+        stream, name_node = self.source(args[0])
+        columns = {c.name: c for c in self.stream_columns(stream, name_node)}
+        time_col = TP_TIME
+        if len(args) == 2 + n_intervals:
+            tnode = args[1]
+            if not (isinstance(tnode, exp.Column) and not tnode.table):
+                raise self.err(tnode, f"the time column of {kind}() must be a column name")
+            time_col = tnode.name
+            if time_col not in columns:
+                raise self.err(tnode, f"unknown column '{time_col}' in stream '{stream}'")
+            if not pa.types.is_timestamp(columns[time_col].type.arrow):
+                raise self.err(tnode, f"the time column '{time_col}' of {kind}() must be a datetime, not {columns[time_col].type.name}")
+        sizes = [interval_micros(self.sql, a, f"the {kind}() interval") for a in args[-n_intervals:]]
+        if kind == "tumble":
+            self.window = WindowSpec("tumble", time_col, sizes[0], sizes[0])
+        else:
+            slide, size = sizes
+            if slide > size:
+                raise self.err(func, "hop() slide must not be larger than its size")
+            self.window = WindowSpec("hop", time_col, size, slide)
+        return stream
+
+    def lookup(self, join: exp.Join, index: int) -> tuple[_Relation, Literal["INNER", "LEFT"]]:
+        side, kind = (join.side or "").upper(), (join.kind or "").upper()
+        if join.args.get("strictness") or join.args.get("global_"):
+            raise self.err(join.this, f"{join.args.get('strictness') or 'GLOBAL'} JOIN is not supported")
+        if side == "LEFT" and kind in ("", "OUTER"):
+            how: Literal["INNER", "LEFT"] = "LEFT"
+        elif not side and kind in ("", "INNER"):
+            how = "INNER"
+        else:
+            raise self.err(join.this, f"{(side + ' ' + kind).strip()} JOIN is not supported; use JOIN or LEFT JOIN with table(dimension)")
+        target = join.this
+        func = target.this if isinstance(target, exp.Table) else target
+        if not (isinstance(func, exp.Anonymous) and function_name(func) == "table" and len(func.expressions) == 1):
+            raise self.err(target, "a stream can only be joined with a dimension written table(stream)")
+        dim = self._stream_name(func.expressions[0], "table()")
+        columns = self.stream_columns(dim, func.expressions[0])
+        labels = {dim}
+        if isinstance(target, exp.Table) and target.alias:
+            labels = {target.alias}
+        rel = _Relation(f"__dim{index}", labels, dim, {c.name: c for c in columns})
+        return rel, how
+
+    # -- names --------------------------------------------------------------------------------
+    def resolve(self, node: exp.Expression, allow_window: bool) -> exp.Expression:
+        """Qualify every column with its relation; unknown ones are errors naming them."""
+
+        def fix(n: exp.Expression) -> exp.Expression:
+            if not isinstance(n, exp.Column) or isinstance(n.this, exp.Star):
+                return n
+            name, table = n.name, n.table
+            if name in WINDOW_COLUMNS and (not table or table in self.relations[0].labels) and self.window is not None:
+                if not allow_window:
+                    raise self.err(n, f"{name} cannot be used here")
+                col = exp.column(f"__{name}")
+                col.meta.update(n.this.meta)
+                return col
+            matches = [
+                r for r in self.relations if name in r.columns and (not table or table in r.labels)
+            ]
+            if table and not any(table in r.labels for r in self.relations):
+                raise self.err(n, f"unknown table '{table}' in column '{table}.{name}'")
+            if not matches:
+                where = f"stream '{self.relations[0].stream}'" if len(self.relations) == 1 and not table else "the query's sources"
+                raise self.err(n, f"unknown column '{name}' in {where}")
+            if len(matches) > 1 and matches[0] is self.relations[0]:
+                matches = matches[:1]  # as in ClickHouse, an unqualified name prefers the left (stream) side
+            if len(matches) > 1:
+                raise self.err(n, f"column '{name}' is ambiguous; qualify it with a table name")
+            ident = exp.to_identifier(name, quoted=True)
+            ident.meta.update(n.this.meta)
+            return exp.Column(this=ident, table=exp.to_identifier(matches[0].name))
+
+        return node.copy().transform(fix)
+
+    def expand_star(self, select: exp.Select) -> list[exp.Expression]:
+        out: list[exp.Expression] = []
+        for proj in select.expressions:
+            star_table = None
+            if isinstance(proj, exp.Star):
+                star_table = ""
+            elif isinstance(proj, exp.Column) and isinstance(proj.this, exp.Star):
+                star_table = proj.table
+            if star_table is None:
+                out.append(proj)
+                continue
+            rels = [r for r in self.relations if not star_table or star_table in r.labels]
+            if not rels:
+                raise self.err(proj, f"unknown table '{star_table}' in '{star_table}.*'")
+            taken = {_output_name(p) for p in select.expressions if not isinstance(p, exp.Star)}
+            for rel in rels:
+                for col in rel.columns:
+                    label = sorted(rel.labels)[0]
+                    node = exp.column(col, table=label)
+                    if col in taken:
+                        node = exp.alias_(node, f"{label}.{col}", quoted=True)
+                    else:
+                        node = exp.alias_(node, col, quoted=True) if rel is not self.relations[0] else exp.column(col)
+                    taken.add(col)
+                    out.append(node)
+            if self.window is not None and not star_table:
+                out.extend(exp.column(c) for c in WINDOW_COLUMNS)
+        return out
+
+    # -- aggregates ---------------------------------------------------------------------------
+    def arg_column(self, node: exp.Expression) -> str:
+        for inner in node.walk():
+            if isinstance(inner, exp.Expression) and is_aggregate(inner, functions.aggregate_names()):
+                raise self.err(inner, f"aggregate function {function_name(inner)}() cannot be nested in another aggregate")
+        for col in node.find_all(exp.Column):
+            if col.name in ("__window_start", "__window_end"):
+                raise self.err(col, f"{col.name[2:]} cannot be used inside an aggregate function")
+        sql = self.duck(node)
+        if sql not in self.args:
+            self.args.append(sql)
+        return f"__a{self.args.index(sql)}"
+
+    def aggregate_ref(self, node: exp.Expression) -> exp.Expression:
+        call = aggregate_call(node)
+        if isinstance(call, str):
+            raise self.err(node, call)
+        arg_cols = tuple(self.arg_column(a) for a in call.args)
+        key = (call.decomposition.final + "|".join(call.decomposition.partials), arg_cols)
+        if key not in self.call_keys:
+            self.call_keys.append(key)
+            self.planned.append(PlannedAggregate(call.name, arg_cols, call.decomposition))
+        return exp.column(f"__f{self.call_keys.index(key)}")
+
+    def finish(self, node: exp.Expression, keys: list[exp.Expression]) -> str:
+        """Rewrite an output expression of an aggregated query onto keys, window bounds and aggregates."""
+        agg_names = functions.aggregate_names()
+
+        def sub(n: exp.Expression) -> exp.Expression:
+            for j, key in enumerate(keys):
+                if n == key:
+                    return exp.column(f"__k{j}")
+            if isinstance(n, exp.Column) and n.name in ("__window_start", "__window_end"):
+                return exp.column("__ws_ts" if n.name == "__window_start" else "__we_ts")
+            if is_aggregate(n, agg_names):
+                return self.aggregate_ref(n)
+            return n
+
+        rewritten = node.transform(sub)
+        for col in rewritten.find_all(exp.Column):
+            if col.table:
+                raise self.err(col, f"column '{col.name}' must appear in GROUP BY or be used inside an aggregate function")
+        return self.duck(rewritten)
+
+
+def _setting_value(node: exp.Expression) -> str:
+    if isinstance(node, exp.Literal):
+        return str(node.this)
+    if isinstance(node, exp.Interval):
+        return node.sql(DIALECT)
+    if isinstance(node, (exp.Column, exp.Identifier, exp.Var)):
+        return node.name
+    return node.sql(DIALECT)
+
+
+def _seek_to(p: _Planner, node: exp.Expression) -> str:
+    value = _setting_value(node).strip()
+    if value.lower() in ("earliest", "latest"):
+        return value.lower()
+    try:
+        ts = datetime.fromisoformat(value)
+    except ValueError:
+        raise p.err(node, f"seek_to must be 'earliest', 'latest' or a timestamp like '2024-01-01 00:00:00', not '{value}'") from None
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=timezone.utc)
+    return ts.isoformat()
+
+
+def _idle_timeout(p: _Planner, node: exp.Expression) -> float:
+    if isinstance(node, exp.Literal) and not node.is_string:
+        seconds = float(node.this)
+    else:
+        from sinkflow.sql.parse import interval_from_text
+
+        micros = interval_from_text(_setting_value(node))
+        if micros is None:
+            raise p.err(node, f"idle_timeout must be an interval such as '5s', not '{_setting_value(node)}'")
+        seconds = micros / 1e6
+    if seconds <= 0:
+        raise p.err(node, "idle_timeout must be positive")
+    return seconds
+
+
+_UNSUPPORTED_CLAUSES = {
+    "with": "WITH (common table expressions)",
+    "distinct": "SELECT DISTINCT",
+    "qualify": "QUALIFY",
+    "prewhere": "PREWHERE",
+    "sample": "SAMPLE",
+    "offset": "OFFSET",
+    "laterals": "ARRAY JOIN / LATERAL",
+    "windows": "WINDOW",
+    "into": "SELECT INTO",
+    "format": "FORMAT",
+    "kind": "SELECT AS STRUCT/VALUE",
+}
+
+
+def build_plan(sql: str, store: StreamLookup) -> LogicalPlan:
+    """Plan a Timeplus SELECT against the streams in ``store``.
+
+    Raises :class:`SqlError` (with a position where one is known) for SQL that does not parse, an
+    unknown stream or column, a construct that is not supported (named in the message), and
+    aggregation mistakes such as a column neither grouped nor aggregated.
+    """
+    parsed = parse_select(sql)
+    select = parsed.tree
+    p = _Planner(sql, store)
+    for key, label in _UNSUPPORTED_CLAUSES.items():
+        if select.args.get(key):
+            raise p.err(select.args[key], f"{label} is not supported in streaming queries")
+    for win in select.find_all(exp.Window):
+        raise p.err(win, "window functions (OVER …) are not supported")
+    for sub in select.find_all(exp.Subquery, exp.Exists):
+        raise p.err(sub, "subqueries are not supported")
+    if len([s for s in select.find_all(exp.Select)]) > 1:
+        raise SqlError("subqueries are not supported")
+
+    stream, labels = p.from_clause(select)
+    p.relations.append(_Relation(SRC, labels, stream, {c.name: c for c in p.stream_columns(stream, select)}))
+    lookups: list[Lookup] = []
+    for i, join in enumerate(select.args.get("joins") or []):
+        rel, how = p.lookup(join, i)
+        p.relations.append(rel)
+        on = join.args.get("on")
+        using = join.args.get("using")
+        if using:
+            names = [u.name for u in using]
+            on = exp.and_(*(exp.EQ(this=exp.column(n, table=SRC), expression=exp.column(n, table=rel.name)) for n in names))
+            for n in names:
+                if n not in rel.columns or n not in p.relations[0].columns:
+                    raise p.err(join.this, f"USING column '{n}' must exist in both '{stream}' and '{rel.stream}'")
+        if on is None:
+            raise p.err(join.this, "a JOIN needs ON <condition> or USING (columns)")
+        lookups.append(Lookup(rel.stream, rel.name, how, p.duck(p.resolve(on, False))))
+
+    settings = {"seek_to": "latest"}
+    idle_timeout: float | None = None
+    for item in select.args.get("settings") or []:
+        if not isinstance(item, exp.EQ):
+            raise p.err(item, f"SETTINGS expects key=value, not '{item.sql(DIALECT)}'")
+        name = item.this.name
+        if name == "seek_to":
+            if p.bounded:
+                raise p.err(item, "seek_to applies to streaming queries, not to table()")
+            settings["seek_to"] = _seek_to(p, item.expression)
+        elif name == "idle_timeout":
+            idle_timeout = _idle_timeout(p, item.expression)
+        else:
+            raise p.err(item, f"unknown setting '{name}'; supported: {', '.join(_SETTINGS)}")
+
+    projections = p.expand_star(select)
+    names = [_output_name(e) for e in projections]
+    dup = next((n for i, n in enumerate(names) if n in names[:i]), None)
+    if dup is not None:
+        raise p.err(projections[names.index(dup, names.index(dup) + 1)], f"duplicate output column '{dup}'; give it an alias")
+    aliases = {n: e.this for n, e in zip(names, projections) if isinstance(e, exp.Alias)}
+    resolved = [p.resolve(e.this if isinstance(e, exp.Alias) else e, True) for e in projections]
+
+    agg_names = functions.aggregate_names()
+    where = select.args.get("where")
+    where_sql: str | None = None
+    if where is not None:
+        for n in where.find_all(exp.Func):
+            if is_aggregate(n, agg_names):
+                raise p.err(n, f"aggregate function {function_name(n)}() is not allowed in WHERE; use HAVING")
+        where_sql = p.duck(p.resolve(where.this, False))
+
+    group = select.args.get("group")
+    having = select.args.get("having")
+    is_agg = group is not None or having is not None or any(
+        is_aggregate(n, agg_names) for e in resolved for n in e.walk() if isinstance(n, exp.Expression)
+    )
+    emit = parsed.emit
+    aggregate: AggregateSpec | None = None
+    having_sql: str | None = None
+    if is_agg:
+        keys = _group_keys(p, group, names, resolved, aliases)
+        projection = tuple((n, p.finish(e, keys)) for n, e in zip(names, resolved))
+        if having is not None:
+            having_sql = p.finish(_having_expr(p, having.this, aliases), keys)
+        aggregate = AggregateSpec(tuple(p.duck(k) for k in keys), tuple(p.args), tuple(p.planned))
+        emit_spec = _agg_emit(p, emit)
+    else:
+        if p.window is not None and p.window.kind == "hop":
+            raise SqlError("hop() without aggregation is not supported; use tumble() or GROUP BY")
+        if emit is not None:
+            raise SqlError(f"EMIT needs an aggregation (GROUP BY or an aggregate function) (line {emit.position.line}, column {emit.position.column})", position=emit.position)
+        projection = tuple((n, p.duck(e)) for n, e in zip(names, resolved))
+        emit_spec = EmitSpec("rows")
+
+    order_by = _order_by(p, select.args.get("order"), names, projections)
+    limit_node = select.args.get("limit")
+    limit: int | None = None
+    if limit_node is not None:
+        value = limit_node.expression
+        if not (isinstance(value, exp.Literal) and not value.is_string and value.this.isdigit()):
+            raise p.err(limit_node, "LIMIT needs a non-negative integer")
+        limit = int(value.this)
+        if limit_node.args.get("offset"):
+            raise p.err(limit_node, "LIMIT … OFFSET is not supported")
+
+    return LogicalPlan(
+        sql=sql,
+        source=SourceSpec(stream, p.bounded, settings["seek_to"]),
+        dedup=p.dedup,
+        lookups=tuple(lookups),
+        where=where_sql,
+        window=p.window,
+        aggregate=aggregate,
+        projection=projection,
+        having=having_sql,
+        emit=emit_spec,
+        idle_timeout=idle_timeout,
+        limit=limit,
+        order_by=order_by,
+        input_columns=tuple(p.relations[0].columns.values()),
+    )
+
+
+def _order_by(p: _Planner, order: exp.Order | None, names: list[str], projections: list[exp.Expression]) -> tuple[str, ...]:
+    """ORDER BY of a bounded query as DuckDB terms over the output columns (a streaming query never ends, so it has none)."""
+    if order is None:
+        return ()
+    if not p.bounded:
+        raise p.err(order, "ORDER BY is not supported in streaming queries; it needs the end of the data (use table(stream))")
+    exprs = [e.this if isinstance(e, exp.Alias) else e for e in projections]
+    terms: list[str] = []
+    for item in order.expressions:
+        key = item.this
+        if isinstance(key, exp.Literal) and not key.is_string and key.this.isdigit() and 0 < int(key.this) <= len(names):
+            name = names[int(key.this) - 1]
+        elif isinstance(key, exp.Column) and not key.table and key.name in names:
+            name = key.name
+        elif key in exprs:
+            name = names[exprs.index(key)]
+        else:
+            raise p.err(key, f"ORDER BY '{key.sql(DIALECT)}' must name an output column or its position")
+        direction = " DESC" if item.args.get("desc") else ""
+        nulls = " NULLS FIRST" if item.args.get("nulls_first") else " NULLS LAST"
+        terms.append(f'"{name.replace(chr(34), chr(34) * 2)}"{direction}{nulls}')
+    return tuple(terms)
+
+
+def _group_keys(
+    p: _Planner, group: exp.Group | None, names: list[str], resolved: list[exp.Expression], aliases: dict[str, exp.Expression]
+) -> list[exp.Expression]:
+    keys: list[exp.Expression] = []
+    agg_names = functions.aggregate_names()
+    for item in group.expressions if group is not None else []:
+        if isinstance(item, exp.Literal) and not item.is_string and item.this.isdigit():
+            idx = int(item.this) - 1
+            if not 0 <= idx < len(resolved):
+                raise p.err(item, f"GROUP BY position {item.this} is out of range")
+            key = resolved[idx]
+        elif isinstance(item, exp.Column) and not item.table and item.name in aliases and item.name not in p.relations[0].columns:
+            key = p.resolve(aliases[item.name], True)
+        else:
+            key = p.resolve(item, True)
+        if isinstance(key, exp.Column) and key.name in ("__window_start", "__window_end"):
+            continue  # windows are always grouped
+        if any(is_aggregate(n, agg_names) for n in key.walk() if isinstance(n, exp.Expression)):
+            raise p.err(item, "GROUP BY cannot contain an aggregate function")
+        if any(isinstance(c, exp.Column) and c.name.startswith("__window") for c in key.find_all(exp.Column)):
+            raise p.err(item, "GROUP BY may use window_start/window_end only as plain columns")
+        if key not in keys:
+            keys.append(key)
+    return keys
+
+
+def _having_expr(p: _Planner, node: exp.Expression, aliases: dict[str, exp.Expression]) -> exp.Expression:
+    """HAVING may name output aliases (ClickHouse allows it): substitute their expressions, then resolve."""
+
+    def sub(n: exp.Expression) -> exp.Expression:
+        if isinstance(n, exp.Column) and not n.table and n.name in aliases:
+            return aliases[n.name].copy()
+        return n
+
+    return p.resolve(node.copy().transform(sub), True)
+
+
+def _agg_emit(p: _Planner, emit: EmitClause | None) -> EmitSpec:
+    if p.bounded:
+        return EmitSpec("final")
+    if p.window is not None:
+        if emit is not None and emit.kind == "periodic":
+            raise SqlError(
+                f"EMIT PERIODIC with a tumble/hop window is not supported; windows emit when the watermark passes them"
+                f" (line {emit.position.line}, column {emit.position.column})",
+                position=emit.position,
+            )
+        return EmitSpec("watermark", delay_us=emit.interval_us if emit else 0)
+    if emit is not None and emit.kind == "watermark":
+        raise SqlError(
+            f"EMIT AFTER WATERMARK needs a tumble() or hop() window (line {emit.position.line}, column {emit.position.column})",
+            position=emit.position,
+        )
+    return EmitSpec("periodic", period_us=emit.interval_us if emit else DEFAULT_PERIOD_US)

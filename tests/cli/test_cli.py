@@ -1,0 +1,72 @@
+"""The ``sinkflow`` command against a real server process, as a user at a terminal runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.servers.sinkflow import SinkflowServer
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SinkflowServer]:
+    srv = SinkflowServer(tmp_path_factory.mktemp("cli") / "data")
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def run(server: SinkflowServer, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([sys.executable, "-m", "sinkflow.cli", "--server", server.url, *args],
+                          capture_output=True, text=True, timeout=120)
+    if ok:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
+def test_streams_ingest_and_bounded_queries(server: SinkflowServer, tmp_path: Path) -> None:
+    run(server, "stream", "create", "readings", "dev:string", "temp:float64", "ok:bool")
+    assert "temp float64" in run(server, "stream", "list").stdout
+    assert "float64" in run(server, "stream", "describe", "readings").stdout
+    csv_file = tmp_path / "r.csv"
+    csv_file.write_text("dev,temp,ok\n" + "".join(f"d{i % 3},{i / 2},{'true' if i % 2 else 'false'}\n" for i in range(2500)))
+    done = run(server, "ingest", "readings", str(csv_file), "--batch-size", "1000")
+    assert "ingested 2,500 rows" in done.stdout
+    jsonl = tmp_path / "r.jsonl"
+    jsonl.write_text("".join(json.dumps({"dev": "dz", "temp": 1.5, "ok": True}) + "\n" for _ in range(10)))
+    assert "ingested 10 rows" in run(server, "ingest", "readings", str(jsonl)).stdout
+    out = run(server, "query", "--format", "jsonl", "select dev, count() as n from table(readings) group by dev order by dev").stdout
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert rows == [{"dev": "d0", "n": 834}, {"dev": "d1", "n": 833}, {"dev": "d2", "n": 833}, {"dev": "dz", "n": 10}]
+
+
+def test_a_bad_file_row_is_named_by_its_line_in_the_file(server: SinkflowServer, tmp_path: Path) -> None:
+    run(server, "stream", "create", "strict", "n:int32")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("n\n" + "".join(f"{i}\n" for i in range(1, 1500)) + "many\n")
+    done = run(server, "ingest", "strict", str(bad), "--batch-size", "1000", ok=False)
+    assert done.returncode != 0
+    assert "row 1500" in done.stderr and "'n'" in done.stderr and "many" in done.stderr
+
+
+def test_sink_commands(server: SinkflowServer) -> None:
+    run(server, "stream", "create", "src", "v:int64")
+    run(server, "sink", "create", "--name", "copy_v", "--type", "timeplus", "--sql", "select v from src",
+        "-p", "stream_name=copied")
+    listed = run(server, "sink", "list").stdout
+    assert "copy_v" in listed and "timeplus" in listed
+    shown = json.loads(run(server, "sink", "show", "copy_v").stdout)
+    assert shown["query"] == "select v from src" and shown["properties"] == {"stream_name": "copied"}
+    run(server, "sink", "pause", "copy_v")
+    assert json.loads(run(server, "sink", "show", "copy_v").stdout)["status"]["state"] == "paused"
+    run(server, "sink", "resume", "copy_v")
+    run(server, "sink", "delete", "copy_v")
+    assert "copy_v" not in run(server, "sink", "list").stdout
+    refused = run(server, "sink", "create", "--name", "x", "--type", "kafka", "--sql", "select v from src",
+                  "-p", "topic=t", ok=False)
+    assert "brokers" in refused.stderr

@@ -1,0 +1,147 @@
+"""The Kafka sink when things go wrong: TLS verification, a broker that goes away and comes back,
+and secrets that must not leak into errors or logs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sinkflow.sinks.base import PermanentError, RetryableError, WriteContext
+from tests.clickhouse.car_results import car_batch
+from tests.kafka.kafka_support import consume, deliver, make_sink
+from tests.servers.clickhouse import free_port
+from tests.servers.stunnel import Certificate, Stunnel, self_signed_certificate
+from tests.servers.tansu import TansuBroker
+
+
+class TlsBroker:
+    """A Tansu broker reachable only through stunnel (TLS, self-signed certificate for 127.0.0.1)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.certificate: Certificate = self_signed_certificate(directory / "cert")
+        self.tls_port = free_port()
+        self.broker = TansuBroker(directory / "broker", advertised_port=self.tls_port)
+        self.tunnel = Stunnel(directory / "stunnel", self.certificate, self.broker.port, self.tls_port)
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.tls_port}"
+
+
+@pytest.fixture(scope="module")
+def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsBroker]:
+    tls = TlsBroker(tmp_path_factory.mktemp("kafka-tls"))
+    tls.broker.start()
+    try:
+        tls.tunnel.start()
+        yield tls
+    finally:
+        tls.tunnel.stop()
+        tls.broker.stop()
+
+
+async def test_tls_with_verification_and_no_ca_fails_clearly_at_open(tls_broker: TlsBroker, topic: str) -> None:
+    sink = make_sink({"brokers": tls_broker.bootstrap, "topic": topic})  # TLS on, verification on, public CAs
+    with pytest.raises(PermanentError) as failure:
+        await sink.open()
+    await sink.close()
+    assert "certificate verify failed" in failure.value.message
+    assert tls_broker.bootstrap in failure.value.message
+
+
+@pytest.mark.parametrize("how", ["skip_verify", "ca_file"])
+async def test_tls_delivers_with_skip_verify_or_with_the_ca(tls_broker: TlsBroker, topic: str, how: str) -> None:
+    props: dict[str, object] = {"brokers": tls_broker.bootstrap, "topic": topic}
+    if how == "skip_verify":
+        props["tls.skip_verify_server"] = True
+    else:
+        props["tls.ca_file"] = str(tls_broker.certificate.cert_file)
+    batches = [car_batch(0), car_batch(1)]
+    sink = make_sink(props)
+    await sink.open()
+    await deliver(sink, batches)
+    await sink.close()
+
+    tls_consumer = {"security.protocol": "SSL", "ssl.ca.location": str(tls_broker.certificate.cert_file)}
+    records = consume(tls_broker.bootstrap, topic, 6, extra=tls_consumer)
+    assert sorted((json.loads(r.value)["time"], json.loads(r.value)["cid"]) for r in records) == sorted(
+        (row["time"].isoformat(timespec="milliseconds"), row["cid"]) for b in batches for row in b.to_pylist()
+    )
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[TansuBroker]:
+    """A broker this test alone stops and starts again."""
+    broker = TansuBroker(tmp_path / "tansu")
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+async def test_broker_down_mid_stream_then_back_loses_nothing(own_broker: TansuBroker, topic: str) -> None:
+    sink = make_sink({"brokers": own_broker.bootstrap, "topic": topic, "tls.disable": True})
+    await sink.open()
+    await deliver(sink, [car_batch(0)])
+
+    own_broker.stop()
+    down = car_batch(1)
+    await sink.write(down, WriteContext("sink-1", 2))
+    with pytest.raises(RetryableError) as failure:
+        await sink.flush(2)
+    assert "unreachable" in failure.value.message and own_broker.bootstrap in failure.value.message
+    with pytest.raises(RetryableError):  # still down: the runtime's retry fails the same way
+        await deliver(sink, [down], first_epoch=2)
+
+    # The broker comes back on the same address. It keeps topics in memory only, so it comes
+    # back empty, like a replaced broker: the sink creates the topic again.
+    own_broker.start()
+    for _attempt in range(10):  # the runtime retries the epoch until it is acknowledged
+        try:
+            await deliver(sink, [down], first_epoch=2)
+            break
+        except RetryableError:
+            await asyncio.sleep(0.5)
+    else:
+        pytest.fail("epoch 2 was never delivered after the broker came back")
+    await deliver(sink, [car_batch(2)], first_epoch=3)
+    await sink.close()
+
+    records = consume(own_broker.bootstrap, topic, 6)
+    received = sorted((json.loads(r.value)["time"], json.loads(r.value)["cid"]) for r in records)
+    assert received == sorted(
+        (row["time"].isoformat(timespec="milliseconds"), row["cid"])
+        for b in (down, car_batch(2))
+        for row in b.to_pylist()
+    )
+
+
+async def test_the_password_never_appears_in_errors_or_logs(
+    tansu_broker: TansuBroker, topic: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    password = "pa55-Secret-Value"
+    caplog.set_level(logging.DEBUG, logger="sinkflow")
+    # SASL against a broker without SASL: the login cannot succeed, librdkafka complains at length.
+    sink = make_sink(
+        {
+            "brokers": tansu_broker.bootstrap,
+            "topic": topic,
+            "tls.disable": True,
+            "sasl": "scram-sha-512",
+            "username": "api-key",
+            "password": password,
+        }
+    )
+    with pytest.raises((PermanentError, RetryableError)) as failure:
+        await sink.open()
+        await deliver(sink, [car_batch(0)])
+    await sink.close()
+    assert password not in failure.value.message and password not in str(failure.value)
+    assert caplog.records, "librdkafka's complaints should be logged"
+    assert all(password not in record.getMessage() for record in caplog.records)

@@ -1,0 +1,17 @@
+"""Fixtures of the Pulsar sink tests: a real pulsar-lite broker (see tests/servers/pulsar.py)."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from tests.servers.pulsar import pulsar_server  # noqa: F401 - fixture
+
+_names = itertools.count()
+
+
+@pytest.fixture
+def topic() -> str:
+    """A topic no other test uses (the session's broker is shared)."""
+    return f"persistent://public/default/cars-{next(_names)}"
