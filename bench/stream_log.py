@@ -12,6 +12,7 @@ Run: ``python bench/stream_log.py [--rows 5000000] [--batch 10000]``.
 from __future__ import annotations
 
 import argparse
+import functools
 import random
 import tempfile
 import time
@@ -88,14 +89,14 @@ def main() -> None:
         raw_write_s = timed(raw_write)
         raw_read_s = timed(raw_read)
 
-        results = {}
+        results: dict[str, tuple[float, float]] = {}
         for label, cache in (("cached", 1 << 31), ("from disk", 1 << 20)):
             store = StreamStore(root / label.replace(" ", "_"), LogOptions(cache_bytes=cache))
             stream = store.create("car_live_data", CAR_COLUMNS, StreamSettings(event_time_column="time"))
 
             results[label] = (
-                timed(lambda s=stream: append(s, batches, count)),
-                timed(lambda s=stream: tail(s, args.batch, rows)),
+                timed(functools.partial(append, stream, batches, count)),
+                timed(functools.partial(tail, stream, args.batch, rows)),
             )
             store.close()
 

@@ -3,9 +3,8 @@
 Relations the queries read (registered by the execution before each run):
 
 * ``__raw``: input rows of the source stream plus ``__seq`` (log sequence number) and, for
-  aggregation over hop windows, ``__e`` (the closed-window frontier, microseconds, when the row's
-  ingest batch arrived: windows ending at or before it are already emitted; late tumble rows are
-  dropped before they reach DuckDB);
+  windowed aggregation, ``__e`` (the closed-window frontier, microseconds, when the row's ingest
+  batch arrived: windows ending at or before it are already emitted, so the row is late for them);
 * ``__dim<i>``: the dimension tables of lookups;
 * ``__state``/``__fold``: partial aggregates (the open windows / running groups) and the ones just
   folded from new rows; ``__closing``: merged partials whose windows are to be emitted.
@@ -104,7 +103,7 @@ def _q(name: str) -> str:
 
 
 def raw_schema(plan: LogicalPlan) -> pa.Schema:
-    """The schema of ``__raw``: the source's columns, ``__seq`` and (hop aggregation) ``__e``."""
+    """The schema of ``__raw``: the source's columns, ``__seq`` and (windowed aggregation) ``__e``."""
     fields = [c.arrow_field() for c in plan.input_columns] + [pa.field("__seq", pa.int64())]
     if _uses_frontier(plan):
         fields.append(pa.field("__e", pa.int64()))
@@ -112,7 +111,7 @@ def raw_schema(plan: LogicalPlan) -> pa.Schema:
 
 
 def _uses_frontier(plan: LogicalPlan) -> bool:
-    return plan.window is not None and plan.window.kind == "hop" and plan.aggregate is not None
+    return plan.window is not None and plan.aggregate is not None
 
 
 def _from(plan: LogicalPlan) -> str:
@@ -191,7 +190,8 @@ def _fold_sql(plan: LogicalPlan) -> str:
         return f"WITH __pre AS ({pre}) SELECT {select} FROM __pre{_group_by(keys)}"
     base = f"(__t - ((__t % {w.slide_us}) + {w.slide_us}) % {w.slide_us})"
     if w.kind == "tumble":
-        return f"WITH __pre AS ({pre}) SELECT {select} FROM (SELECT *, {base} AS __ws FROM __pre){_group_by(keys)}"
+        win = f"SELECT *, {base} AS __ws FROM __pre"
+        return f"WITH __pre AS ({pre}) SELECT {select} FROM ({win}) WHERE __ws + {w.size_us} > __e{_group_by(keys)}"
     copies = -(-w.size_us // w.slide_us)
     win = f"SELECT *, {base} - __h.i * {w.slide_us} AS __ws FROM __pre, range({copies}) AS __h(i)"
     # Only windows still open when the row's batch arrived; each copy's window must contain the row.

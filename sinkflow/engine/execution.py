@@ -62,6 +62,12 @@ class _Sequences:
 _sequences = _Sequences()
 
 
+def _runs(run_ends: list[int], values: list[int]) -> pa.Array:
+    """One int64 value per row: ``values[i]`` for the rows before ``run_ends[i]``."""
+    encoded = pa.RunEndEncodedArray.from_arrays(pa.array(run_ends, pa.int32()), pa.array(values, pa.int64()))
+    return pc.run_end_decode(encoded)
+
+
 class QueryExecution:
     """A running query (see the module docstring). ``schema`` is the output schema every batch conforms to."""
 
@@ -227,12 +233,15 @@ class QueryExecution:
         return self._watermark - self._delay
 
     def _prepare(self, entries: list[tuple[int, pa.RecordBatch]]) -> pa.Table | None:
-        """The ``__raw`` table of one step: dedup, drop late rows, tag rows with their sequence
-        numbers (and, for hop windows, their batch's frontier), advancing the watermark per batch."""
+        """The ``__raw`` table of one step: dedup, count late rows, tag rows with their sequence
+        numbers (and, for windows, their batch's frontier), advancing the watermark per batch."""
         window = self.logical.window if self.logical.aggregate is not None else None
         batches: list[pa.RecordBatch] = []
         seqs: list[pa.Array] = []
-        frontiers: list[pa.Array] = []
+        run_ends: list[int] = []  # per kept batch: its end row, its frontier and late threshold
+        frontiers: list[int] = []
+        thresholds: list[int] = []
+        rows = 0
         for seq, batch in entries:
             self._stats["rows_read"] += batch.num_rows
             seq_array = _sequences(seq, batch.num_rows)
@@ -240,40 +249,40 @@ class QueryExecution:
                 keep = self._dedup_filter(batch)
                 if keep is not None:
                     batch, seq_array = batch.take(keep), seq_array.take(keep)
-            if window is not None and batch.num_rows:
-                batch, seq_array = self._window_batch(window.time_column, window.kind, batch, seq_array, frontiers)
-            if batch.num_rows:
-                batches.append(batch)
-                seqs.append(seq_array)
+            if batch.num_rows == 0:
+                continue
+            batches.append(batch)
+            seqs.append(seq_array)
+            rows += batch.num_rows
+            if window is not None:
+                run_ends.append(rows)
+                frontiers.append(self._frontier())
+                thresholds.append(self._late_threshold(frontiers[-1]))
+                self._advance_watermark(batch.column(window.time_column))
         if not batches:
             return None
         table = pa.Table.from_batches(batches).append_column("__seq", pa.chunked_array(seqs, pa.int64()))
-        if frontiers:
-            table = table.append_column("__e", pa.chunked_array(frontiers, pa.int64()))
-        return table
+        if window is None:
+            return table
+        if any(t > _NO_FRONTIER for t in thresholds):
+            # Rows whose newest window was already emitted when their batch arrived are late.
+            on_time = pc.greater_equal(_micros(table.column(window.time_column)), _runs(run_ends, thresholds))
+            self._stats["late_rows_dropped"] += table.num_rows - (pc.sum(on_time).as_py() or 0)
+        # The fold keeps only windows ending after the frontier their row's batch saw.
+        return table.append_column("__e", _runs(run_ends, frontiers))
 
-    def _window_batch(self, time_column: str, kind: str, batch: pa.RecordBatch, seq_array: pa.Array,
-                      frontiers: list[pa.Array]) -> tuple[pa.RecordBatch, pa.Array]:
-        """Count (tumble: drop) the batch's rows whose windows are all emitted, then advance the watermark."""
-        times = batch.column(time_column)
-        bounds = pc.min_max(times)
-        factor = _UNITS.get(times.type.unit)
-        lo, hi = (bounds["min"].value, bounds["max"].value)
-        lo, hi = (lo // 1000, hi // 1000) if factor is None else (lo * factor, hi * factor)
-        frontier = self._frontier()
-        # A row is late when even its newest window ends at or before the frontier:
-        # floor(t / slide) * slide + size <= frontier  <=>  t < threshold.
-        threshold = ((frontier - self._size) // self._slide + 1) * self._slide
-        if frontier != _NO_FRONTIER and lo < threshold:
-            on_time = pc.greater_equal(_micros(times), threshold)
-            self._stats["late_rows_dropped"] += batch.num_rows - (pc.sum(on_time).as_py() or 0)
-            if kind == "tumble":
-                batch, seq_array = batch.filter(on_time), seq_array.filter(on_time)
-        if kind == "hop":
-            # Hop rows may still belong to open windows; the fold keeps windows ending after this.
-            frontiers.append(pa.repeat(pa.scalar(frontier, pa.int64()), batch.num_rows))
-        self._watermark = hi if self._watermark is None else max(self._watermark, hi)
-        return batch, seq_array
+    def _late_threshold(self, frontier: int) -> int:
+        """Rows older than this are late: even their newest window ends at or before ``frontier``.
+
+        floor(t / slide) * slide + size <= frontier  <=>  t < threshold."""
+        if frontier == _NO_FRONTIER:
+            return _NO_FRONTIER
+        return ((frontier - self._size) // self._slide + 1) * self._slide
+
+    def _advance_watermark(self, times: pa.Array) -> None:
+        top = pc.max(times).value
+        top = top // 1000 if times.type.unit == "ns" else top * _UNITS[times.type.unit]
+        self._watermark = top if self._watermark is None else max(self._watermark, top)
 
     def _dedup_filter(self, batch: pa.RecordBatch) -> pa.Array | None:
         spec = self.logical.dedup

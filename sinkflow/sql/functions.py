@@ -16,6 +16,10 @@ name → type) the planner passes. Without a known kind the mapping picks a Duck
 for every kind DuckDB accepts, or one that fails loudly in DuckDB for the others — with one
 exception: ``length`` of text of unknown kind counts characters (= bytes for ASCII text).
 
+Known differences, all outside ASCII text: Timeplus's ``position``, ``substr``, ``lpad``/``rpad``
+and ``reverse`` count bytes where DuckDB counts characters, and its ``lower``/``upper`` change ASCII
+letters only where DuckDB's change every letter.
+
 The DuckDB connection that runs the rendered SQL must use ``SET TimeZone='UTC'`` (date parts and
 truncation of ``TIMESTAMPTZ`` follow the session time zone; Timeplus streams are UTC).
 
@@ -326,6 +330,17 @@ def _text(arg: exp.Expression, kind: str | None) -> exp.Expression:
         # '2022-01-23 10:00:00' for datetime, '2022-01-23 10:00:00.120' for datetime64(3): no zone
         # (DuckDB's CAST adds '+00' and drops trailing zeros of the fraction).
         return _fill(f"STRFTIME({{0}}, '%Y-%m-%d %H:%M:%S{_FRACTION.get(_time_unit_of(arg) or 's', '')}')", [arg])
+    if kind == ARRAY:
+        # Timeplus prints [1,2] and ['a','b\'c'] (no spaces, strings quoted); DuckDB [1, 2] and [a, b'c].
+        item = exp.to_identifier("__tp_item")
+        element = _fill(
+            "COALESCE(CASE WHEN TYPEOF({0}) = 'VARCHAR' "
+            r"THEN '''' || REPLACE(REPLACE(CAST({0} AS VARCHAR), '\', '\\'), '''', '\''') || '''' "
+            "ELSE CAST({0} AS VARCHAR) END, 'NULL')",
+            [exp.column(item.copy())],
+        )
+        texts = exp.Anonymous(this="LIST_TRANSFORM", expressions=[arg.copy(), exp.Lambda(this=element, expressions=[item])])
+        return _fill("'[' || ARRAY_TO_STRING({0}, ',') || ']'", [texts])
     if kind == FLOAT:
         # Timeplus prints a whole float without '.0' (1.0 → '1'); DuckDB keeps it.
         return _fill("CASE WHEN ISFINITE({0}) AND {0} = TRUNC({0}) AND ABS({0}) < 1e15 "
@@ -340,29 +355,67 @@ def _to_string(args: list[exp.Expression], kinds: list[str | None], node: exp.Ex
 _register("to_string", _to_string, 1, returns=STRING)
 
 
-def _to_datetime(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
-    kind = kinds[0]
+# Text Timeplus's parse_datetime_best_effort reads (ISO-8601 with or without a zone, US m/d/y, an
+# epoch number). Anything else is an error, never a guess: DuckDB's own CAST would read '1/2/22'
+# as the year 1.
+_ISO = r"\d{4}-\d{1,2}-\d{1,2}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?"
+_ZONE = r"(Z|z|[+-]\d{2}(:?\d{2})?)"
+_US_DATE = r"\d{1,2}/\d{1,2}/(\d{2}|\d{4})"
+_EPOCH_TEXT = r"\d{9,10}"
+_US_FORMATS = "['%m/%d/%y', '%m/%d/%Y']"
+
+
+def _parse_text_time(text: exp.Expression, zone: exp.Expression | None) -> exp.Expression:
+    """A TIMESTAMPTZ from Timeplus datetime text; wall-clock text is read in ``zone`` (else UTC)."""
+
+    def wall(timestamp: str) -> str:
+        return f"TIMEZONE({{1}}, {timestamp})" if zone is not None else f"CAST({timestamp} AS TIMESTAMPTZ)"
+
+    # The patterns are arguments, not template text: their braces ({4}) would read as placeholders.
+    template = (
+        "CASE WHEN {0} IS NULL THEN NULL "
+        "WHEN REGEXP_FULL_MATCH({0}, {2}) THEN CAST({0} AS TIMESTAMPTZ) "
+        f"WHEN REGEXP_FULL_MATCH({{0}}, {{3}}) THEN {wall('CAST({0} AS TIMESTAMP)')} "
+        f"WHEN REGEXP_FULL_MATCH({{0}}, {{4}}) THEN {wall('STRPTIME({0}, ' + _US_FORMATS + ')')} "
+        "WHEN REGEXP_FULL_MATCH({0}, {5}) THEN TO_TIMESTAMP(CAST({0} AS BIGINT)) "
+        "ELSE ERROR('cannot read ''' || {0} || ''' as a datetime') END"
+    )
+    patterns = [exp.Literal.string(p) for p in (_ISO + _ZONE, _ISO, _US_DATE, _EPOCH_TEXT)]
+    return _fill(template, [text, zone if zone is not None else exp.Null(), *patterns])
+
+
+def _moment(value: exp.Expression, kind: str | None, zone: exp.Expression | None = None) -> exp.Expression:
+    """``value`` of any kind as a TIMESTAMPTZ (numbers are seconds since the epoch)."""
     if kind in (INT, FLOAT, DECIMAL):
-        value = "TO_TIMESTAMP({0})"  # a number is seconds since the epoch
-    elif len(args) > 1 and kind in (STRING, None):
-        value = "TIMEZONE({1}, CAST({0} AS TIMESTAMP))"  # text read as wall-clock time in zone {1}
-    else:
-        value = "CAST({0} AS TIMESTAMPTZ)"
-    return _fill(f"DATE_TRUNC('second', {value})", args)
+        return _fill("TO_TIMESTAMP({0})", [value])
+    if kind == STRING:
+        return _parse_text_time(value, zone)
+    # A datetime, a date, or a kind not known here (DuckDB's CAST then reads ISO text leniently).
+    return _fill("CAST({0} AS TIMESTAMPTZ)", [value])
+
+
+def _to_datetime(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
+    zone = args[1] if len(args) > 1 else None
+    return _fill("DATE_TRUNC('second', {0})", [_moment(args[0], kinds[0], zone)])
 
 
 _register("to_datetime", _to_datetime, 1, 2, returns=TIME)
 
 
 def _to_time(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
-    if len(args) > 1:
-        return _fill("TIMEZONE({1}, CAST({0} AS TIMESTAMP))", args)
-    return _fill("CAST({0} AS TIMESTAMPTZ)", args)
+    return _moment(args[0], kinds[0], args[1] if len(args) > 1 else None)
 
 
-# to_time is Timeplus's alias of parse_datetime_best_effort: ISO-8601 text with or without zone.
+# to_time is Timeplus's alias of parse_datetime_best_effort.
 _register("to_time parse_datetime_best_effort", _to_time, 1, 2, returns=TIME)
-_register("to_date", "CAST({0} AS DATE)", 1, returns=DATE)
+
+
+def _to_date(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
+    value = _parse_text_time(args[0], None) if kinds[0] == STRING else args[0]
+    return _fill("CAST({0} AS DATE)", [value])
+
+
+_register("to_date", _to_date, 1, returns=DATE)
 _PRECISION_UNITS = {0: ("s", "second"), 3: ("ms", "milliseconds"), 6: ("us", None)}
 
 
@@ -371,12 +424,12 @@ def _to_datetime64(args: list[exp.Expression], kinds: list[str | None], node: ex
     if precision not in _PRECISION_UNITS:
         raise _error("to_datetime64's precision must be 0, 3 or 6", args[1])
     unit, truncate = _PRECISION_UNITS[int(precision)]
-    value = _fill("TO_TIMESTAMP({0})", args[:1]) if kinds[0] in (INT, FLOAT, DECIMAL) else _to_time(args[:1], kinds, node)
+    value = _moment(args[0], kinds[0], args[2] if len(args) > 2 else None)
     result = _fill(f"DATE_TRUNC('{truncate}', {{0}})", [value]) if truncate else value
     return _mark(result, TIME, unit)
 
 
-_register("to_datetime64", _to_datetime64, 2, returns=TIME)
+_register("to_datetime64", _to_datetime64, 2, 3, returns=TIME)
 
 # Date and time -----------------------------------------------------------------------------------
 _register("now", "DATE_TRUNC('second', GET_CURRENT_TIMESTAMP())", 0, returns=TIME)
@@ -419,8 +472,8 @@ for _names, _part in (("to_year year", "year"), ("to_quarter quarter", "quarter"
 
 
 def _to_unix_timestamp(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
-    value = "CAST({0} AS TIMESTAMPTZ)" if kinds[0] == STRING else "{0}"
-    return _fill(f"CAST(FLOOR(EPOCH({value})) AS BIGINT)", args)
+    value = _parse_text_time(args[0], None) if kinds[0] == STRING else args[0]
+    return _fill("CAST(FLOOR(EPOCH({0})) AS BIGINT)", [value])
 
 
 _register("to_unix_timestamp", _to_unix_timestamp, 1, returns=INT)
@@ -1125,7 +1178,7 @@ def _cast(node: exp.Expression, target_text: str, value: exp.Expression, kind: s
         return _mark(_to_integer(_duckdb_arrow_type(arrow))([value], [kind], node), INT)
     if pa.types.is_timestamp(arrow):
         truncate = _TIME_UNIT_TRUNC[arrow.unit]
-        result = _to_time([value], [kind], node) if kind != TIME else _fill("CAST({0} AS TIMESTAMPTZ)", [value])
+        result = _moment(value, kind)
         if truncate:
             result = _fill(f"DATE_TRUNC('{truncate}', {{0}})", [result])
         return _mark(result, TIME, arrow.unit)

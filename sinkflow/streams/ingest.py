@@ -543,9 +543,16 @@ class FileChunks:
 
     def __iter__(self) -> Iterator[tuple[list[str], list[list[Any]]]]:
         with open(self.path, "rb") as raw:
-            text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+            # utf-8-sig: a byte-order mark (as spreadsheet exports write) must not become part of a name.
+            text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
             source = self._jsonl(text) if self.kind == "jsonl" else self._csv(text)
-            for columns, rows in source:
+            while True:
+                try:
+                    columns, rows = next(source)
+                except StopIteration:
+                    break
+                except UnicodeDecodeError as exc:
+                    raise InvalidInput(f"'{self.path.name}' is not UTF-8 text: {exc.reason}") from None
                 self.bytes_read = raw.tell()
                 yield columns, rows
                 self.first_row += len(rows)

@@ -124,10 +124,9 @@ def _time_range(batch: pa.RecordBatch) -> tuple[int, int]:
     index = batch.schema.get_field_index(TP_TIME)
     if index < 0 or batch.num_rows == 0:
         return 0, -1
-    column = batch.column(index)
-    mm = pc.min_max(column.cast(pa.int64()) if column.type != pa.int64() else column)
-    lo, hi = mm["min"].as_py(), mm["max"].as_py()
-    return (lo if lo is not None else 0), (hi if hi is not None else -1)
+    mm = pc.min_max(batch.column(index))  # on the timestamps themselves: no cast, no copy
+    lo, hi = mm["min"], mm["max"]
+    return (lo.value if lo.is_valid else 0), (hi.value if hi.is_valid else -1)
 
 
 def _segment_name(first_seq: int) -> str:
@@ -155,7 +154,11 @@ class StreamLog:
         """Open (or create) the log in ``directory``, recovering from a crash: a torn last message
         is truncated away, everything before it is kept.
 
-        Raises :class:`ValueError` when a segment holds a different schema."""
+        Raises :class:`ValueError` when a segment holds a different schema or the schema's
+        ``_tp_time`` (optional) is not a millisecond timestamp."""
+        tp_index = schema.get_field_index(TP_TIME)
+        if tp_index >= 0 and schema.field(tp_index).type not in (pa.timestamp("ms"), pa.timestamp("ms", tz="UTC")):
+            raise ValueError(f"{TP_TIME} must be timestamp[ms], not {schema.field(tp_index).type}")
         self.directory = directory
         self.schema = schema
         self.options = options or LogOptions()

@@ -6,6 +6,7 @@ import itertools
 
 import pytest
 
+from tests.clickhouse.car_results import car_runtime  # noqa: F401 - fixture
 from tests.servers.pulsar import pulsar_server  # noqa: F401 - fixture
 
 _names = itertools.count()

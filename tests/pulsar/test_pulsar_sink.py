@@ -13,39 +13,12 @@ from sinkflow.sinks.base import PartialWriteError, PermanentError, SinkEnv, Writ
 from sinkflow.sinks.pulsar import PulsarSink
 from sinkflow.sinks.registry import parse_properties
 from tests.clickhouse.car_results import SCHEMA, car_batch
-from tests.servers.pulsar import PulsarServer
+from tests.servers.pulsar import PulsarServer, consume
 
 
 def make_sink(props: dict[str, Any], schema: pa.Schema = SCHEMA) -> PulsarSink:
     config = parse_properties("pulsar", props)
     return PulsarSink(config, SinkEnv(sink_id="sink-1", sink_name="sink-1", output_schema=schema))  # type: ignore[arg-type]
-
-
-def consume(server: PulsarServer, topic: str, expected: int) -> list[pulsar.Message]:
-    """Every message of ``topic`` from the start, each once (pulsar-lite may redeliver: dedupe by id)."""
-    client = pulsar.Client(server.url, logger=None)
-    try:
-        consumer = client.subscribe(
-            topic, "check", initial_position=pulsar.InitialPosition.Earliest, consumer_type=pulsar.ConsumerType.Exclusive
-        )
-        seen: dict[str, pulsar.Message] = {}
-        while len(seen) < expected:
-            try:
-                message = consumer.receive(timeout_millis=5000)
-            except pulsar.Timeout:
-                break
-            seen.setdefault(str(message.message_id()), message)
-            consumer.acknowledge(message)
-        while True:  # anything beyond the expected count is a duplicate or an extra row: fail on it
-            try:
-                message = consumer.receive(timeout_millis=300)
-            except pulsar.Timeout:
-                break
-            seen.setdefault(str(message.message_id()), message)
-            consumer.acknowledge(message)
-        return list(seen.values())
-    finally:
-        client.close()
 
 
 def documents(batch: pa.RecordBatch) -> list[dict[str, Any]]:

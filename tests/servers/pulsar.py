@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pulsar
 import pytest
 from pulsar_lite.binary_finder import find_pulsar_lite_binary
 
@@ -85,6 +86,33 @@ class PulsarServer:
     def _log_tail(self) -> str:
         path = self.directory / "broker.log"
         return path.read_text(errors="replace")[-2000:] if path.exists() else ""
+
+
+def consume(server: PulsarServer, topic: str, expected: int) -> list[pulsar.Message]:
+    """Every message of ``topic`` from the start, each once (pulsar-lite may redeliver: dedupe by id)."""
+    client = pulsar.Client(server.url, logger=None)
+    try:
+        consumer = client.subscribe(
+            topic, "check", initial_position=pulsar.InitialPosition.Earliest, consumer_type=pulsar.ConsumerType.Exclusive
+        )
+        seen: dict[str, pulsar.Message] = {}
+        while len(seen) < expected:
+            try:
+                message = consumer.receive(timeout_millis=5000)
+            except pulsar.Timeout:
+                break
+            seen.setdefault(str(message.message_id()), message)
+            consumer.acknowledge(message)
+        while True:  # anything beyond the expected count is a duplicate or an extra row: fail on it
+            try:
+                message = consumer.receive(timeout_millis=300)
+            except pulsar.Timeout:
+                break
+            seen.setdefault(str(message.message_id()), message)
+            consumer.acknowledge(message)
+        return list(seen.values())
+    finally:
+        client.close()
 
 
 @pytest.fixture(scope="session")

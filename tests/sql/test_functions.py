@@ -48,6 +48,8 @@ CASES: list[tuple[str, dict[str, tuple[str, object]], object]] = [
     ("to_string(to_datetime(t))", {"t": ("datetime64(3)", T)}, "2024-03-09 13:45:30"),
     ("to_string(x)", {"x": ("float64", 2.0)}, "2"),
     ("to_string(x)", {"x": ("float64", -0.25)}, "-0.25"),
+    ("to_string(a)", {"a": ("array(int32)", [1, 2])}, "[1,2]"),
+    ("to_string(a)", {"a": ("array(nullable(string))", ["a", "it's", None])}, r"['a','it\'s',NULL]"),
     ("concat(s, ' at ', t)", {"s": ("string", "car"), "t": ("datetime64(3)", T)}, "car at 2024-03-09 13:45:30.250"),
     ("to_bool(s)", {"s": ("string", "true")}, True),
     ("to_bool(x)", {"x": ("int32", 0)}, False),

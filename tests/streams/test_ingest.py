@@ -533,3 +533,55 @@ def test_batch_types_match_schema(store: StreamStore) -> None:
     stream.append_rows(["i8"], [[1]])
     assert stream.table().schema == stream.schema
     assert stream.schema.field("dec").type == pa.decimal128(10, 2)
+
+
+def test_every_type_round_trips_through_disk(data_dir: Path) -> None:
+    store = StreamStore(data_dir)
+    stream = store.create("t", [Column(n, parse_type(t)) for n, t in ALL_TYPES.items()])
+    row = [
+        1,
+        2,
+        3,
+        4,
+        5,
+        6,
+        7,
+        8,
+        1.5,
+        2.5,
+        "3.25",
+        True,
+        "s",
+        "2022-01-23",
+        "2022-01-23 10:00:00",
+        "2022-01-23T10:00:00.123Z",
+        "2022-01-23 10:00:00.5",
+        "2022-01-23T10:00:00.000001Z",
+        UUID,
+        [1],
+        ["a", None],
+        7,
+        "x",
+        "1.5",
+    ]
+    stream.append_rows(None, [row, row])
+    before = stream.table()
+    store.close()
+    reopened = StreamStore(data_dir).get("t")
+    assert [(c.name, c.type.name) for c in reopened.columns] == [*ALL_TYPES.items(), (TP_TIME, "datetime64(3, 'UTC')")]
+    assert reopened.schema == stream.schema
+    assert reopened.table().equals(before)
+    assert reopened.table().to_pylist()[0]["nd"] == Decimal("1.5")
+
+
+def test_csv_with_byte_order_mark(tmp_path: Path) -> None:
+    path = tmp_path / "excel.csv"
+    path.write_bytes("\ufeffcid,n\r\nc1,1\r\n".encode())
+    assert list(FileChunks(path)) == [(["cid", "n"], [["c1", "1"]])]
+
+
+def test_file_that_is_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("name\nJosé\n".encode("latin-1"))
+    with pytest.raises(InvalidInput, match=r"'latin1\.csv' is not UTF-8 text"):
+        list(FileChunks(path))

@@ -311,3 +311,30 @@ def test_kill_9_loses_no_acknowledged_append(log_dir: Path) -> None:
     head = log.head
     assert log.append(batch(head, 3)) == head
     log.close()
+
+
+def test_concurrent_appends_get_disjoint_sequence_ranges(log_dir: Path) -> None:
+    log = StreamLog(log_dir, SCHEMA, LogOptions(segment_bytes=20_000))
+    firsts: list[tuple[int, int]] = []
+    lock = threading.Lock()
+
+    def writer(tag: int) -> None:
+        for i in range(50):
+            size = 1 + (tag + i) % 7
+            seq = log.append(batch(tag * 1_000_000 + i * 10, size))
+            with lock:
+                firsts.append((seq, size))
+
+    threads = [threading.Thread(target=writer, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    firsts.sort()
+    # The ranges tile 0..head exactly: no overlap, no gap.
+    assert [s for s, _ in firsts] == [sum(n for _, n in firsts[:i]) for i in range(len(firsts))]
+    assert log.head == sum(n for _, n in firsts)
+    on_read = [(s, b.num_rows) for s, b in log.read(0, 10**9)]
+    assert on_read == firsts
+    log.close()
+    assert [(s, b.num_rows) for s, b in StreamLog(log_dir, SCHEMA).read(0, 10**9)] == firsts
