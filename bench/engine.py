@@ -69,7 +69,7 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-async def throughput(store: StreamStore, events: pa.Table, batch: int) -> tuple[float, int]:
+async def throughput(store: StreamStore, events: pa.Table, batch: int) -> tuple[float, int, int]:
     """Append ``events`` to the log in ``batch``-row appends, then time the seed query draining it."""
     stream = store.get("car_live_data")
     engine = Engine(store)
@@ -81,8 +81,9 @@ async def throughput(store: StreamStore, events: pa.Table, batch: int) -> tuple[
     while execution.lag() > 0:
         rows += sum(b.num_rows for b in await execution.step(0))
     elapsed = time.perf_counter() - start
+    late = execution.stats()["late_rows_dropped"]
     execution.close()
-    return elapsed, rows
+    return elapsed, rows, late
 
 
 async def latency(store: StreamStore, samples: int) -> list[float]:
@@ -123,14 +124,16 @@ def main() -> None:
     con = duckdb.connect()
     con.execute("SET TimeZone='UTC'")
     con.register("events", events)
-    start = time.perf_counter()
-    expected = con.sql(ONE_SHOT).to_arrow_table().num_rows
-    one_shot = time.perf_counter() - start
+    one_shot = float("inf")
+    for _ in range(3):  # the best of three: DuckDB's first run pays its warm-up
+        start = time.perf_counter()
+        expected = con.sql(ONE_SHOT).to_arrow_table().num_rows
+        one_shot = min(one_shot, time.perf_counter() - start)
 
     with tempfile.TemporaryDirectory() as tmp:
         store = StreamStore(Path(tmp))
         store.create("car_live_data", [Column(n, parse_type(t)) for n, t in COLUMNS])
-        elapsed, emitted = asyncio.run(throughput(store, events, args.batch))
+        elapsed, emitted, late = asyncio.run(throughput(store, events, args.batch))
         lat = asyncio.run(latency(store, args.samples))
         store.close()
 
@@ -140,8 +143,8 @@ def main() -> None:
     p99 = lat_ms[min(len(lat_ms) - 1, int(len(lat_ms) * 0.99))]
     print(f"events: {args.events:,} in log batches of {args.batch:,}")
     print(f"streaming seed query (log -> emitted windows): {elapsed:.2f} s, {streaming_rate / 1e6:.2f} M events/s, "
-          f"{emitted:,} rows emitted (one-shot: {expected:,} rows; the last window stays open)")
-    print(f"one-shot DuckDB GROUP BY over the same Arrow table: {one_shot:.3f} s, {one_shot_rate / 1e6:.2f} M events/s")
+          f"{emitted:,} rows emitted, {late:,} late rows dropped (one-shot: {expected:,} rows; the last window stays open)")
+    print(f"one-shot DuckDB GROUP BY over the same Arrow table (best of 3): {one_shot:.3f} s, {one_shot_rate / 1e6:.2f} M events/s")
     print(f"ratio streaming / one-shot: {streaming_rate / one_shot_rate:.2f}")
     print(f"peak RSS: {peak_rss_mb():.0f} MB")
     print(f"ingest -> stateless query output latency over {len(lat_ms)} rows: "

@@ -23,7 +23,8 @@ import asyncio
 import multiprocessing
 import socket
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
+from functools import partial
 from typing import Any
 
 import httpx
@@ -132,7 +133,7 @@ async def run_bare(url: str, bodies: list[bytes], paralism: int) -> None:
         for start in range(0, len(bodies), BATCH_ROWS):  # same batch boundaries as the sink sees
             indexes = iter(range(start, min(start + BATCH_ROWS, len(bodies))))
 
-            async def worker() -> None:
+            async def worker(indexes: Iterator[int] = indexes) -> None:
                 for i in indexes:
                     headers = {"Content-Type": "application/json", "Idempotency-Key": f"bench-{i}"}
                     response = await client.post(url, content=bodies[i], headers=headers)
@@ -173,8 +174,8 @@ async def bench(rows: int, rounds: int, port: int) -> None:
         bare: list[tuple[float, float]] = []
         sink: list[tuple[float, float]] = []
         for _ in range(rounds):
-            bare.append(await timed(lambda: run_bare(url, bodies, paralism), rows, base, expected))
-            sink.append(await timed(lambda: run_sink(url, batches, paralism), rows, base, expected))
+            bare.append(await timed(partial(run_bare, url, bodies, paralism), rows, base, expected))
+            sink.append(await timed(partial(run_sink, url, batches, paralism), rows, base, expected))
         bare_rate, sink_rate = max(r for r, _ in bare), max(r for r, _ in sink)
         bare_cpu, sink_cpu = min(c for _, c in bare), min(c for _, c in sink)
         print(

@@ -62,8 +62,11 @@ async def list_streams(srv: Server = Depends(server)) -> list[dict[str, Any]]:
 async def create_stream(body: StreamIn, srv: Server = Depends(server)) -> dict[str, Any]:
     columns = []
     for i, col in enumerate(body.columns):
+        if col.default:
+            raise InvalidInput(f"columns[{i}] '{col.name}': column defaults are not supported; "
+                               "a missing non-nullable value is stored as its type's zero value")
         try:
-            columns.append(Column(col.name, parse_type(col.type), col.default))
+            columns.append(Column(col.name, parse_type(col.type)))
         except InvalidInput as exc:
             raise InvalidInput(f"columns[{i}] '{col.name}': {exc.message}") from None
     settings = StreamSettings(event_time_column=body.event_time_column, retention_ms=body.retention_ms,

@@ -248,14 +248,43 @@ def _result_types(con: duckdb.DuckDBPyConnection, plan: LogicalPlan) -> list[str
     return [_NARROW.get(str(r[1]), str(r[1])) for r in rows]
 
 
+# Aggregates whose result is one of their argument's values: the result keeps the argument's type.
+_VALUE_AGGREGATES = {"min", "max", "any", "earliest", "latest", "arg_min", "arg_max"}
+
+
+def _stored_type(sql: str, inputs: dict[str, dict[str, pa.DataType]]) -> pa.DataType | None:
+    """The stored type of a plain column reference (DuckDB would widen e.g. ms datetimes to µs)."""
+    m = _PASSTHROUGH.match(sql)
+    if m is None:
+        return None
+    return inputs.get(m.group(1), {}).get(m.group(2).replace('""', '"'))
+
+
+def _kept_types(plan: LogicalPlan, inputs: dict[str, dict[str, pa.DataType]]) -> dict[str, pa.DataType]:
+    """Output placeholders (``__k<j>``, ``__f<i>``) that carry a stored column's values unchanged."""
+    kept: dict[str, pa.DataType] = {}
+    if plan.aggregate is None:
+        return kept
+    for j, key in enumerate(plan.aggregate.keys):
+        if (typ := _stored_type(key, inputs)) is not None:
+            kept[f"__k{j}"] = typ
+    for i, call in enumerate(plan.aggregate.calls):
+        if call.name in _VALUE_AGGREGATES and call.arg_columns:
+            arg = plan.aggregate.args[int(call.arg_columns[0][3:])]
+            if (typ := _stored_type(arg, inputs)) is not None:
+                kept[f"__f{i}"] = typ
+    return kept
+
+
 def _normalize(schema: pa.Schema, plan: LogicalPlan, inputs: dict[str, dict[str, pa.DataType]]) -> pa.Schema:
-    """Timeplus types for DuckDB's output: plain strings, UTC datetimes, window bounds in ms, passthrough columns as stored."""
+    """Timeplus types for DuckDB's output: plain strings, UTC datetimes, window bounds in ms, stored columns' own types."""
     fields = []
+    kept = _kept_types(plan, inputs)
     for f, (_, sql) in zip(schema, plan.projection):
         typ = f.type
-        m = _PASSTHROUGH.match(sql)
-        if m and m.group(2).replace('""', '"') in inputs.get(m.group(1), {}):
-            typ = inputs[m.group(1)][m.group(2).replace('""', '"')]
+        stored = _stored_type(sql, inputs) or kept.get(sql)
+        if stored is not None:
+            typ = stored
         elif sql in ("__ws_ts", "__we_ts", "__window_start", "__window_end"):
             typ = _WINDOW_TS
         elif pa.types.is_large_string(typ) or pa.types.is_string_view(typ):

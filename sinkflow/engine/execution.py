@@ -209,6 +209,8 @@ class QueryExecution:
             self._offset = seq + batch.num_rows
             if raw is not None:
                 out.extend(self._process(raw))
+            elif self.logical.window is not None and self.logical.aggregate is not None:
+                out.extend(self._close())  # every row was dropped, but the watermark moved
         out.extend(self._timers(now))
         if self.logical.order_by:
             # A bounded ORDER BY: hold every row until the end, then sort once.
@@ -245,6 +247,10 @@ class QueryExecution:
         for seq, batch in entries:
             self._stats["rows_read"] += batch.num_rows
             seq_array = _sequences(seq, batch.num_rows)
+            frontier = self._frontier()
+            if window is not None:
+                # The watermark follows the source: rows dedup or WHERE drop move it too.
+                self._advance_watermark(batch.column(window.time_column))
             if self.logical.dedup is not None:
                 keep = self._dedup_filter(batch)
                 if keep is not None:
@@ -256,9 +262,8 @@ class QueryExecution:
             rows += batch.num_rows
             if window is not None:
                 run_ends.append(rows)
-                frontiers.append(self._frontier())
-                thresholds.append(self._late_threshold(frontiers[-1]))
-                self._advance_watermark(batch.column(window.time_column))
+                frontiers.append(frontier)
+                thresholds.append(self._late_threshold(frontier))
         if not batches:
             return None
         table = pa.Table.from_batches(batches).append_column("__seq", pa.chunked_array(seqs, pa.int64()))

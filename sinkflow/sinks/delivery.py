@@ -225,8 +225,6 @@ class TokenSource:
         self._expires_at = float("inf")
         self._lock = asyncio.Lock()
         self._basic_auth: bool | None = None  # None: not yet known which style the server takes
-        #: How many tokens were fetched (for status and tests).
-        self.fetches = 0
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -269,17 +267,20 @@ class TokenSource:
         target = "OAuth2 token endpoint"
         if error := response_error(response, target, self.secrets):
             if isinstance(error, PermanentError):
-                error = PermanentError(f"OAuth2 token request refused (check client_key/client_secret/scopes): {error.message}")
+                hint = "check client_key/client_secret/scopes"
+                error = PermanentError(f"OAuth2 token request refused ({hint}): {error.message}")
             raise error
         try:
             payload = response.json()
             token = str(payload["access_token"])
             expires_in = float(payload["expires_in"]) if payload.get("expires_in") is not None else None
         except (ValueError, KeyError, TypeError):
-            raise PermanentError(f"{target} answered without an access_token: {_excerpt(response.text)}") from None
+            excerpt = _excerpt(scrub(response.text, self.secrets))
+            raise PermanentError(f"{target} answered without an access_token: {excerpt}") from None
         self._token = token
-        self._expires_at = float("inf") if expires_in is None else time.monotonic() + expires_in - min(30.0, expires_in / 10)
-        self.fetches += 1
+        self._expires_at = float("inf")
+        if expires_in is not None:
+            self._expires_at = time.monotonic() + expires_in - min(30.0, expires_in / 10)
         return token
 
     async def _post(self, form: dict[str, str], basic: bool) -> httpx.Response:
@@ -368,11 +369,6 @@ class RequestPerRowSink(Sink):
     @abc.abstractmethod
     def body(self, row: dict[str, Any]) -> bytes:
         """The request body for one row."""
-
-    @property
-    def tokens(self) -> TokenSource | None:
-        """The OAuth2 token source, when OAuth2 is enabled and the sink is open."""
-        return self._tokens
 
     async def open(self) -> None:
         """Open the connection pool; with OAuth2, fetch a first token so bad credentials fail here."""

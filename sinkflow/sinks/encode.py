@@ -14,6 +14,8 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import math
+import re
+import struct
 from typing import Any
 
 import orjson
@@ -70,63 +72,69 @@ def json_documents(batch: pa.RecordBatch) -> list[bytes]:
         parts.append(("{" if i == 0 else ",") + key + ":")
         parts.append(_json_fragments(column))
     parts.append("}")
-    joined = pc.binary_join_element_wise(*parts, "")
+    # A null fragment is a JSON null: the join writes it, no per-column fill needed.
+    joined = pc.binary_join_element_wise(*parts, "", null_handling="replace", null_replacement="null")
     docs: list[bytes] = joined.cast(pa.binary()).to_pylist()
     return docs
 
 
-_CONTROL_CHARS = r"[\x00-\x1f]"
-_QUOTE_OR_BACKSLASH = r'["\\]'
+_CONTROL_CHARS = re.compile(rb"[\x00-\x1f]")
+_QUOTE_OR_BACKSLASH = re.compile(rb'["\\]')
 _UTC_NAMES = frozenset({"UTC", "Etc/UTC", "GMT", "Z", "+00:00"})
 
 
 def _json_fragments(column: pa.Array) -> pa.Array:
-    """``column``'s values as JSON text (a string array without nulls), per the module's rules."""
+    """``column``'s values as JSON text: a string array, null where the value is a JSON null."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
     typ = column.type
     if pa.types.is_dictionary(typ):
         return _json_fragments(column.dictionary_decode())
-    if pa.types.is_integer(typ):
-        frags = column.cast(pa.string())
-    elif pa.types.is_boolean(typ):
-        frags = pc.if_else(column, "true", "false")
-    elif pa.types.is_decimal(typ) and typ.scale >= 0:
-        frags = column.cast(pa.string())
-    elif pa.types.is_floating(typ):
+    if pa.types.is_integer(typ) or (pa.types.is_decimal(typ) and typ.scale >= 0):
+        return column.cast(pa.string())
+    if pa.types.is_boolean(typ):
+        return pc.if_else(column, "true", "false")
+    if pa.types.is_floating(typ):
         # orjson's float text (shortest round-trip, 1.0 not 1, NaN/inf as null) is the contract;
         # floats never contain a comma, so one dumps of the whole column splits back into values.
         return pa.array(orjson.dumps(column.to_pylist()).decode()[1:-1].split(","), pa.string())
-    elif pa.types.is_timestamp(typ):
-        frags = _in_quotes(_iso_datetimes(column))
-    elif pa.types.is_date(typ):
-        frags = _in_quotes(column.cast(pa.string()))
-    elif pa.types.is_string(typ) or pa.types.is_large_string(typ):
+    if pa.types.is_timestamp(typ):
+        return _iso_datetimes(column)
+    if pa.types.is_date(typ):
+        return pc.binary_join_element_wise('"', column.cast(pa.string()), '"', "")
+    if pa.types.is_string(typ) or pa.types.is_large_string(typ):
         column = column.cast(pa.string())
-        if pc.any(pc.match_substring_regex(column, _CONTROL_CHARS)).as_py():
+        # One scan of the characters is cheaper than a regex kernel per value.
+        text = _string_bytes(column)
+        if _CONTROL_CHARS.search(text):
             return _fragments_by_value(column)  # rare: orjson's \uXXXX escapes are the reference
-        if pc.any(pc.match_substring_regex(column, _QUOTE_OR_BACKSLASH)).as_py():
+        if _QUOTE_OR_BACKSLASH.search(text):
             column = pc.replace_substring(pc.replace_substring(column, "\\", "\\\\"), '"', '\\"')
-        frags = _in_quotes(column)
-    else:
-        return _fragments_by_value(column)
-    return pc.fill_null(frags, "null")
+        return pc.binary_join_element_wise('"', column, '"', "")
+    return _fragments_by_value(column)
+
+
+def _string_bytes(column: pa.StringArray) -> memoryview:
+    """The UTF-8 bytes of every value of ``column`` (a slice sees only its own values)."""
+    _validity, offsets, data = column.buffers()
+    if data is None or len(column) == 0:
+        return memoryview(b"")
+    first, = struct.unpack_from("<i", offsets, 4 * column.offset)
+    end, = struct.unpack_from("<i", offsets, 4 * (column.offset + len(column)))
+    return memoryview(data)[first:end]
 
 
 def _iso_datetimes(column: pa.Array) -> pa.Array:
-    """ISO-8601 text with milliseconds and offset, as ``datetime.isoformat(timespec="milliseconds")``."""
+    """Quoted ISO-8601 text with milliseconds and offset, as ``isoformat(timespec="milliseconds")``."""
     # Truncate to milliseconds the way isoformat does (towards the past, also before 1970).
-    millis = pc.floor_temporal(column, unit="millisecond")
+    millis = column if column.type.unit in ("s", "ms") else pc.floor_temporal(column, unit="millisecond")
     tz = column.type.tz
     if tz is None or tz in _UTC_NAMES:  # naive datetimes are UTC, as json_document treats them
         # Casting to text is ~20x faster than strftime, which consults the tz database per value.
         plain = millis.cast(pa.timestamp("ms")).cast(pa.string())
-        return pc.binary_join_element_wise(pc.replace_substring(plain, " ", "T", max_replacements=1), "+00:00", "")
-    return pc.strftime(millis.cast(pa.timestamp("ms", tz)), format="%Y-%m-%dT%H:%M:%S%Ez")
-
-
-def _in_quotes(strings: pa.Array) -> pa.Array:
-    return pc.binary_join_element_wise('"', strings, '"', "")
+        return pc.binary_join_element_wise('"', pc.replace_substring(plain, " ", "T", max_replacements=1), '+00:00"', "")
+    local = pc.strftime(millis.cast(pa.timestamp("ms", tz)), format="%Y-%m-%dT%H:%M:%S%Ez")
+    return pc.binary_join_element_wise('"', local, '"', "")
 
 
 def _fragments_by_value(column: pa.Array) -> pa.Array:

@@ -66,7 +66,7 @@ class HttpConfig(SinkConfig):
     http_method: str = "POST"
     payload_field: TemplateText = None
     http_header: Headers = Field(default_factory=dict)
-    oauth2: OAuth2Config = Field(default_factory=OAuth2Config)
+    oauth2: OAuth2Config = OAuth2Config()
     paralism: int = paralism_field()
     retries: int = Field(0, ge=0)
     retry_interval: Duration = 10.0

@@ -76,7 +76,9 @@ class Template:
 
     __slots__ = ("source", "columns", "_head", "_steps")
 
-    def __init__(self, source: str, columns: frozenset[str], head: str, steps: tuple[tuple[Renderer, str], ...]) -> None:
+    def __init__(
+        self, source: str, columns: frozenset[str], head: str, steps: tuple[tuple[Renderer, str], ...]
+    ) -> None:
         self.source = source
         #: Every column the template names (``{{ json . }}`` names none in particular).
         self.columns = columns

@@ -28,10 +28,9 @@ class Decomposition:
     merges: tuple[str, ...]
     final: str
     reference: str
-    arity: int
 
 
-def _arg_extreme(fn: str, key: str, guard: str, arity: int = 1) -> Decomposition:
+def _arg_extreme(fn: str, key: str, guard: str) -> Decomposition:
     """``fn`` is arg_min or arg_max; the partial keeps the winning value and its key."""
     best = "min" if fn == "arg_min" else "max"
     flt = f" FILTER (WHERE {guard} IS NOT NULL)"
@@ -40,13 +39,17 @@ def _arg_extreme(fn: str, key: str, guard: str, arity: int = 1) -> Decomposition
         merges=(f"{fn}({{p0}}, {{p1}})", f"{best}({{p1}})"),
         final="{p0}",
         reference=f"{fn}({{a0}}, {key}){flt}",
-        arity=arity,
     )
 
 
-def _simple(fn: str, merge: str, arity: int = 1) -> Decomposition:
-    arg = "{a0}" if arity else "*"
-    return Decomposition((f"{fn}({arg})",), (f"{merge}({{p0}})",), "{p0}", f"{fn}({arg})", arity)
+def _simple(fn: str) -> Decomposition:
+    """An aggregate that merges with itself (sum, min, max)."""
+    return Decomposition((f"{fn}({{a0}})",), (f"{fn}({{p0}})",), "{p0}", f"{fn}({{a0}})")
+
+
+def _counting(fn: str) -> Decomposition:
+    """A count: partial counts are summed (kept 64-bit)."""
+    return Decomposition((fn,), ("sum({p0})::BIGINT",), "coalesce({p0}, 0)", fn)
 
 
 def _quantile(level: float) -> Decomposition:
@@ -56,7 +59,6 @@ def _quantile(level: float) -> Decomposition:
         merges=("flatten(list({p0}))",),
         final=f"list_aggregate({{p0}}, 'quantile_cont', {level!r})",
         reference=f"quantile_cont({{a0}}, {level!r})",
-        arity=1,
     )
 
 
@@ -65,27 +67,24 @@ _DISTINCT = Decomposition(
     merges=("list_distinct(flatten(list({p0})))",),
     final="coalesce(len({p0}), 0)",
     reference="count(DISTINCT {a0})",
-    arity=1,
 )
 
 _FIXED: dict[str, Decomposition] = {
-    "count_star": Decomposition(("count(*)",), ("sum({p0})::BIGINT",), "coalesce({p0}, 0)", "count(*)", 0),
-    "count": Decomposition(("count({a0})",), ("sum({p0})::BIGINT",), "coalesce({p0}, 0)", "count({a0})", 1),
-    "count_if": Decomposition(("count_if({a0})",), ("sum({p0})::BIGINT",), "coalesce({p0}, 0)", "count_if({a0})", 1),
-    "sum": _simple("sum", "sum"),
-    "min": _simple("min", "min"),
-    "max": _simple("max", "max"),
-    "avg": Decomposition(
-        ("sum({a0})", "count({a0})"), ("sum({p0})", "sum({p1})::BIGINT"), "{p0} / NULLIF({p1}, 0)", "avg({a0})", 1
-    ),
+    "count_star": _counting("count(*)"),
+    "count": _counting("count({a0})"),
+    "count_if": _counting("count_if({a0})"),
+    "sum": _simple("sum"),
+    "min": _simple("min"),
+    "max": _simple("max"),
+    "avg": Decomposition(("sum({a0})", "count({a0})"), ("sum({p0})", "sum({p1})::BIGINT"), "{p0} / NULLIF({p1}, 0)", "avg({a0})"),
     "any": _arg_extreme("arg_min", "{s}", "{a0}"),
     "earliest": _arg_extreme("arg_min", "{{'t': {t}, 's': {s}}}", "{a0}"),
     "latest": _arg_extreme("arg_max", "{{'t': {t}, 's': -{s}}}", "{a0}"),
     "count_distinct": _DISTINCT,
 }
 _ARG_BY = {
-    "arg_min": _arg_extreme("arg_min", "{{'v': {a1}, 's': {s}}}", "{a1}", arity=2),
-    "arg_max": _arg_extreme("arg_max", "{{'v': {a1}, 's': -{s}}}", "{a1}", arity=2),
+    "arg_min": _arg_extreme("arg_min", "{{'v': {a1}, 's': {s}}}", "{a1}"),
+    "arg_max": _arg_extreme("arg_max", "{{'v': {a1}, 's': -{s}}}", "{a1}"),
 }
 
 # Timeplus/ClickHouse spellings → the canonical names above.
@@ -103,8 +102,6 @@ _ALIASES = {
     "uniqexact": "count_distinct",
     "approxdistinct": "count_distinct",
     "countdistinct": "count_distinct",
-    "earliest": "earliest",
-    "latest": "latest",
 }
 _PERCENTILE = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99, "median": 0.5}
 
@@ -134,7 +131,8 @@ def is_aggregate(node: exp.Expression, extra_names: frozenset[str] = frozenset()
         return True
     if isinstance(node, exp.Anonymous):
         name = function_name(node)
-        return name in extra_names or _canonical(name) in _FIXED or name in _PERCENTILE or name in ("quantile", QUANTILE_ALIAS)
+        canon = _canonical(name)
+        return name in extra_names or canon in _FIXED or canon in _ARG_BY or name in _PERCENTILE or name in ("quantile", QUANTILE_ALIAS)
     return False
 
 

@@ -435,11 +435,11 @@ _register("to_datetime64", _to_datetime64, 2, 3, returns=TIME)
 _register("now", "DATE_TRUNC('second', GET_CURRENT_TIMESTAMP())", 0, returns=TIME)
 _register("now64", "GET_CURRENT_TIMESTAMP()", 0, returns=TIME)
 _register("today", "CURRENT_DATE", 0, returns=DATE)
-for _unit in ("second", "minute", "hour", "day"):
-    _register(f"to_start_of_{_unit}", f"DATE_TRUNC('{_unit}', {{0}})", 1, returns=TIME)
+for _trunc in ("second", "minute", "hour", "day"):
+    _register(f"to_start_of_{_trunc}", f"DATE_TRUNC('{_trunc}', {{0}})", 1, returns=TIME)
 # Timeplus answers a date for these (weeks start on Monday in both).
-for _unit in ("week", "month", "quarter", "year"):
-    _register(f"to_start_of_{_unit}", f"CAST(DATE_TRUNC('{_unit}', {{0}}) AS DATE)", 1, returns=DATE)
+for _trunc in ("week", "month", "quarter", "year"):
+    _register(f"to_start_of_{_trunc}", f"CAST(DATE_TRUNC('{_trunc}', {{0}}) AS DATE)", 1, returns=DATE)
 
 
 def _to_start_of_interval(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
@@ -500,8 +500,8 @@ def _unit_literal(node: exp.Expression) -> str:
     text = node.name if isinstance(node, (exp.Var, exp.Literal, exp.Column)) else ""
     unit = _UNITS.get(text.lower())
     if unit is None:
-        raise _error(f"unknown time unit '{text.lower() or node.sql('clickhouse')}' (use second, minute, hour, day, week, "
-                     "month, quarter or year)", node)
+        raise _error(f"unknown time unit '{text.lower() or node.sql('clickhouse')}' (use us, ms, second, minute, hour, "
+                     "day, week, month, quarter or year)", node)
     return unit
 
 
@@ -693,16 +693,26 @@ _register("is_valid_json", "COALESCE(JSON_VALID({0}), FALSE)", 1, returns=BOOL)
 # Arrays ---------------------------------------------------------------------------------------
 
 
+def _lambda_and_array(args: list[exp.Expression], node: exp.Expression) -> tuple[exp.Lambda | None, exp.Expression]:
+    """The optional one-parameter lambda and the array of ``(func, array)`` / ``(array)`` calls.
+
+    sqlglot keeps the lambda first or second depending on how the function name was spelled."""
+    lambdas = [arg for arg in args if isinstance(arg, exp.Lambda)]
+    arrays = [arg for arg in args if not isinstance(arg, exp.Lambda)]
+    if len(arrays) != 1 or len(lambdas) > 1 or (lambdas and len(lambdas[0].expressions) != 1):
+        raise _error(f"{function_name(node)} takes one array, after a one-parameter lambda such as x -> x * 2 "
+                     "where one applies", node)
+    return (lambdas[0] if lambdas else None), arrays[0]
+
+
 def _lambda_call(duck: str) -> Builder:
+    """DuckDB's ``duck(array, lambda)`` for Timeplus's ``f(lambda, array)``; the lambda is required."""
+
     def build(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
-        # sqlglot keeps the lambda first or second depending on how the name was spelled.
-        lambdas = [arg for arg in args if isinstance(arg, exp.Lambda)]
-        arrays = [arg for arg in args if not isinstance(arg, exp.Lambda)]
-        if len(lambdas) != 1:
+        func, array = _lambda_and_array(args, node)
+        if func is None:
             raise _error(f"the first argument of {function_name(node)} must be a lambda such as x -> x + 1", node)
-        if len(lambdas[0].expressions) != 1 or len(arrays) != 1:
-            raise _error(f"{function_name(node)} over several arrays is not supported", node)
-        return exp.Anonymous(this=duck, expressions=[arrays[0].copy(), lambdas[0].copy()])
+        return exp.Anonymous(this=duck, expressions=[array.copy(), func.copy()])
 
     return build
 
@@ -715,19 +725,20 @@ _register("index_of", "COALESCE(LIST_POSITION({0}, {1}), 0)", 2, returns=INT)
 _register("array_string_concat", lambda args, kinds, node: _fill(
     "ARRAY_TO_STRING({0}, {1})", [args[0], args[1] if len(args) > 1 else exp.Literal.string("")]), 1, 2,
     returns=STRING)  # the separator defaults to ''
+# Without a lambda, array_exists / array_all / array_count test the elements for being non-zero.
+_NON_ZERO = "lambda __tp_x: CAST(__tp_x AS BOOLEAN)"
 
-def _array_fold(duck: str, default: str | None = None) -> Builder:
+
+def _array_fold(duck: str, default: str | None = None, predicate: bool = False) -> Builder:
     """``duck`` over the array, or over ``func`` applied to each element for ``(func, array)``."""
 
     def build(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
-        lambdas = [arg for arg in args if isinstance(arg, exp.Lambda)]
-        arrays = [arg for arg in args if not isinstance(arg, exp.Lambda)]
-        if len(arrays) != 1 or len(lambdas) > 1:
-            raise _error(f"{function_name(node)} takes an array, optionally after a lambda such as x -> x * 2", node)
-        values = arrays[0]
-        if lambdas:
-            values = exp.Anonymous(this="LIST_TRANSFORM", expressions=[values.copy(), lambdas[0].copy()])
-        result = exp.Anonymous(this=duck, expressions=[values.copy()])
+        func, array = _lambda_and_array(args, node)
+        if func is not None:
+            values = exp.Anonymous(this="LIST_TRANSFORM", expressions=[array.copy(), func.copy()])
+        else:
+            values = _fill(f"LIST_TRANSFORM({{0}}, {_NON_ZERO})", [array]) if predicate else array.copy()
+        result = exp.Anonymous(this=duck, expressions=[values])
         # An empty array gives Timeplus's neutral value where DuckDB answers NULL.
         return _fill(f"COALESCE({{0}}, {default})", [result]) if default is not None else result
 
@@ -739,19 +750,15 @@ _register("array_avg", _array_fold("LIST_AVG"), 1, 2, returns=FLOAT)
 _register("array_min", _array_fold("LIST_MIN"), 1)
 _register("array_max", _array_fold("LIST_MAX"), 1)
 _register("array_product", _array_fold("LIST_PRODUCT"), 1, returns=FLOAT)
-# Without a lambda, array_exists / array_all / array_count test elements for being non-zero.
-_register("array_exists", _array_fold("LIST_BOOL_OR", "FALSE"), 1, 2, returns=BOOL)
-_register("array_all", _array_fold("LIST_BOOL_AND", "TRUE"), 1, 2, returns=BOOL)
+_register("array_exists", _array_fold("LIST_BOOL_OR", "FALSE", predicate=True), 1, 2, returns=BOOL)
+_register("array_all", _array_fold("LIST_BOOL_AND", "TRUE", predicate=True), 1, 2, returns=BOOL)
 
 
 def _array_count(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
-    lambdas = [arg for arg in args if isinstance(arg, exp.Lambda)]
-    arrays = [arg for arg in args if not isinstance(arg, exp.Lambda)]
-    if len(arrays) != 1 or len(lambdas) > 1:
-        raise _error("array_count takes an array, optionally after a lambda such as x -> x > 1", node)
-    if lambdas:
-        return _fill("LENGTH({0})", [exp.Anonymous(this="LIST_FILTER", expressions=[arrays[0].copy(), lambdas[0].copy()])])
-    return _fill("LENGTH(LIST_FILTER({0}, lambda __tp_x: CAST(__tp_x AS BOOLEAN)))", arrays)
+    func, array = _lambda_and_array(args, node)
+    if func is not None:
+        return _fill("LENGTH({0})", [exp.Anonymous(this="LIST_FILTER", expressions=[array.copy(), func.copy()])])
+    return _fill(f"LENGTH(LIST_FILTER({{0}}, {_NON_ZERO}))", [array])
 
 
 _register("array_count", _array_count, 1, 2, returns=INT)
@@ -1108,6 +1115,8 @@ _TYPED: dict[type[exp.Expression], tuple[str | Callable[[exp.Expression], str], 
     # toStartOfMinute(t) and its twins (unit SECOND … YEAR)
     exp.TimestampTrunc: (lambda n: f"to_start_of_{n.args['unit'].name.lower()}", _keys("this")),
     exp.Year: ("year", _keys("this")),
+    exp.DayOfYear: ("day_of_year", _keys("this")),
+    exp.DayOfWeek: ("day_of_week", _keys("this")),  # Monday is 1, from day_of_week or toDayOfWeek
     exp.Month: ("month", _keys("this")),
     exp.Day: ("day", _keys("this")),
     exp.Hour: ("hour", _keys("this")),

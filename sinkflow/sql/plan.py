@@ -23,8 +23,16 @@ from sqlglot import exp
 
 from sinkflow.errors import NotFound, SqlError
 from sinkflow.sql import translate as functions
-from sinkflow.sql.aggregates import AggregateCall, Decomposition, aggregate_call, function_name, is_aggregate
-from sinkflow.sql.parse import DIALECT, QUANTILE_ALIAS, EmitClause, error_at, interval_micros, parse_select
+from sinkflow.sql.aggregates import Decomposition, aggregate_call, function_name, is_aggregate
+from sinkflow.sql.parse import (
+    DIALECT,
+    QUANTILE_ALIAS,
+    EmitClause,
+    error_at,
+    interval_from_text,
+    interval_micros,
+    parse_select,
+)
 from sinkflow.streams.types import TP_TIME, Column
 
 SRC = "__src"
@@ -172,7 +180,6 @@ class _Planner:
         self.window: WindowSpec | None = None
         self.dedup: DedupSpec | None = None
         self.bounded = False
-        self.calls: list[AggregateCall] = []
         self.call_keys: list[tuple[str, tuple[str, ...]]] = []
         self.args: list[str] = []
         self.planned: list[PlannedAggregate] = []
@@ -259,7 +266,8 @@ class _Planner:
         if isinstance(func, exp.Anonymous) and function_name(func) in ("tumble", "hop"):
             stream = self.window_source(func)
         else:
-            stream, _ = self.source(table)
+            stream, name_node = self.source(table)
+            self.stream_columns(stream, name_node)  # an unknown stream is named at its position
         labels.add(stream)
         return stream, labels
 
@@ -447,8 +455,6 @@ def _idle_timeout(p: _Planner, node: exp.Expression) -> float:
     if isinstance(node, exp.Literal) and not node.is_string:
         seconds = float(node.this)
     else:
-        from sinkflow.sql.parse import interval_from_text
-
         micros = interval_from_text(_setting_value(node))
         if micros is None:
             raise p.err(node, f"idle_timeout must be an interval such as '5s', not '{_setting_value(node)}'")

@@ -436,6 +436,14 @@ def default_array(dtype: DataType, length: int) -> pa.Array:
     return pa.array([converter(dtype).default] * length, dtype.arrow)
 
 
+def fill_defaults(dtype: DataType, array: pa.Array) -> pa.Array:
+    """``array`` with its nulls replaced by the type's default when ``dtype`` is not nullable
+    (Timeplus stores a null sent to a non-nullable column as the default)."""
+    if dtype.nullable or array.null_count == 0:
+        return array
+    return pc.fill_null(array, pa.scalar(converter(dtype).default, dtype.arrow))
+
+
 def convert_column(column: Column, values: Sequence[Any], first_row: int = 1) -> pa.Array:
     """Convert one column's values (row ``first_row`` is ``values[0]``) to its Arrow type.
 

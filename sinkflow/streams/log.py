@@ -45,6 +45,7 @@ from sinkflow.streams.types import TP_TIME
 log = logging.getLogger(__name__)
 
 SEGMENT_SUFFIX = ".arrows"
+INDEX_SUFFIX = ".idx"
 _SEQ_DIGITS = 20
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -214,14 +215,23 @@ class StreamLog:
             first_seq = int(path.stem)
             mtime_ms = int(path.stat().st_mtime * 1000)
             segment = _Segment(path, first_seq, 0, mtime_ms, mtime_ms)
-            good_end = self._scan(segment, first_seq)
             actual = path.stat().st_size
+            if self._load_index(segment, actual):
+                segment.size = actual
+                self._segments.append(segment)
+                continue
+            good_end = self._scan(segment, first_seq)
             if good_end < actual:
                 log.warning("segment %s: dropping a torn tail of %d bytes after a crash", path, actual - good_end)
                 os.truncate(path, good_end)
                 segment.release()  # the map covered the torn bytes
             segment.size = good_end
             self._segments.append(segment)
+        for stray in self.directory.glob("*" + INDEX_SUFFIX):
+            if not stray.with_suffix(SEGMENT_SUFFIX).exists():
+                stray.unlink(missing_ok=True)  # its segment was dropped just before a crash
+        for partial in self.directory.glob("*" + INDEX_SUFFIX + ".tmp"):
+            partial.unlink(missing_ok=True)  # an index write cut short
         if self._segments:
             last = self._segments[-1]
             self._head = max(self._head, last.first_seq)
@@ -260,6 +270,56 @@ class StreamLog:
             seq += batch.num_rows
             good = end
         return good
+
+    # -- segment index -----------------------------------------------------------------------
+
+    def _seal(self, segment: _Segment) -> None:
+        """Stop appending to ``segment`` and write its index, so reopening reads the index instead
+        of scanning every message. An index is trusted only while the segment keeps the size it
+        records (segments only grow, so that size pins the content). A failed index write only
+        costs a scan at the next open."""
+        segment.release()
+        rows = [e for e in self._entries if e.segment is segment]
+        table = pa.table(
+            {
+                "offset": pa.array([e.offset for e in rows], pa.int64()),
+                "nbytes": pa.array([e.nbytes for e in rows], pa.int64()),
+                "rows": pa.array([e.rows for e in rows], pa.int64()),
+                "tmin": pa.array([e.tmin for e in rows], pa.int64()),
+                "tmax": pa.array([e.tmax for e in rows], pa.int64()),
+            }
+        ).replace_schema_metadata({"segment_size": str(segment.size)})
+        path = segment.path.with_suffix(INDEX_SUFFIX)
+        tmp = path.with_suffix(INDEX_SUFFIX + ".tmp")
+        try:
+            with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+                writer.write_table(table)
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.warning("segment %s: could not write its index (%s); the next open scans it", segment.path, exc)
+
+    def _load_index(self, segment: _Segment, size: int) -> bool:
+        """Index ``segment`` from its index file; False (nothing loaded) when there is none or it is stale."""
+        path = segment.path.with_suffix(INDEX_SUFFIX)
+        if not path.exists():
+            return False
+        try:
+            with pa.memory_map(str(path)) as source:
+                table = pa.ipc.open_file(source).read_all()
+        except (OSError, pa.ArrowInvalid):
+            return False
+        metadata = table.schema.metadata or {}
+        if metadata.get(b"segment_size") != str(size).encode():
+            path.unlink(missing_ok=True)  # the segment changed after the index was written
+            return False
+        columns = table.to_pydict()
+        seq = segment.first_seq
+        for offset, nbytes, rows, tmin, tmax in zip(
+            columns["offset"], columns["nbytes"], columns["rows"], columns["tmin"], columns["tmax"], strict=True
+        ):
+            self._entries.append(_Entry(seq, rows, segment, offset, nbytes, tmin, tmax, None))
+            seq += rows
+        return True
 
     # -- appending ---------------------------------------------------------------------------
 
@@ -303,7 +363,7 @@ class StreamLog:
         has_data = segment.size > len(self._schema_bytes)
         too_old = max_age is not None and now_ms - segment.created_ms >= max_age
         if has_data and (segment.size >= max_size or too_old):
-            segment.release()
+            self._seal(segment)
             return self._new_segment()
         return segment
 
@@ -378,7 +438,7 @@ class StreamLog:
         if roll_expired and retention_ms is not None and self._segments:
             active = self._segments[-1]
             if active.size > len(self._schema_bytes) and now_ms - active.last_append_ms >= retention_ms:
-                active.release()
+                self._seal(active)
                 # An empty successor keeps the head durable: its name is the next seq.
                 self._new_segment()
         dropped = 0
@@ -405,6 +465,7 @@ class StreamLog:
         self._cache_from = max(0, self._cache_from - n)
         segment.release()
         segment.path.unlink(missing_ok=True)
+        segment.path.with_suffix(INDEX_SUFFIX).unlink(missing_ok=True)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -529,6 +590,8 @@ class StreamLog:
             self._closed = True
             self._wake(list(self._waiters))
             self._waiters = []
+            if self._segments and self._segments[-1].file is not None:
+                self._seal(self._segments[-1])  # so the next open need not scan it
             for segment in self._segments:
                 segment.release()
             for entry in self._entries:

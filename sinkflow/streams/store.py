@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sinkflow.errors import AlreadyExists, InvalidInput, NotFound
-from sinkflow.streams.ingest import default_array, rows_to_batch, show_value
+from sinkflow.streams.ingest import default_array, fill_defaults, rows_to_batch, show_value
 from sinkflow.streams.log import LogOptions, StreamLog
 from sinkflow.streams.types import TP_TIME, TP_TIME_TYPE, Column, parse_type
 
@@ -206,7 +206,8 @@ class Stream:
         """Append a typed batch (a table is appended as one batch): columns matched by name, cast
         safely to the stream's types, missing ones defaulted; ``_tp_time`` is taken from the batch
         when it has it, else from ``event_time_column``, else the ingest time (nulls also get the
-        ingest time). The rows get consecutive sequence numbers and stay one unit for readers.
+        ingest time). Nulls in a non-nullable column become the type's default, as in Timeplus.
+        The rows get consecutive sequence numbers and stay one unit for readers.
 
         Raises :class:`InvalidInput` for an unknown column or a type that does not cast; then
         nothing is stored."""
@@ -233,14 +234,16 @@ class Stream:
             if array.type != column.type.arrow:
                 try:
                     array = array.cast(column.type.arrow)
-                except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                except pa.ArrowException as exc:
                     raise InvalidInput(
                         f"column '{column.name}': cannot store {array.type} values as {column.type}: {exc}"
                     ) from None
-            arrays.append(array)
+            arrays.append(fill_defaults(column.type, array))
         tp_index = batch.schema.get_field_index(TP_TIME)
         if tp_index >= 0:
             event_time = batch.column(tp_index)
+            if not pa.types.is_timestamp(event_time.type):
+                raise InvalidInput(f"column '{TP_TIME}' must hold timestamps, not {event_time.type}")
         elif self._event_index is not None:
             event_time = arrays[self._event_index]
         else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -13,6 +14,7 @@ from sinkflow.sinks.clickhouse import ClickHouseSink
 from sinkflow.sinks.registry import parse_properties
 from tests.clickhouse.car_results import COLUMNS, SCHEMA, car_batch, rows_of
 from tests.servers.clickhouse import ClickHouseServer, free_port
+from tests.servers.stunnel import Stunnel, self_signed_certificate
 
 SELECT = f"SELECT {', '.join(COLUMNS)} FROM {{table}} ORDER BY cid, time"
 
@@ -252,3 +254,26 @@ async def test_sub_second_times_keep_whole_seconds_on_a_server_without_datetime6
     assert clickhouse_server.client().execute(f"SELECT time, cid FROM {table_name}") == [
         (at.replace(microsecond=0), "c1")
     ]
+
+
+async def test_a_secure_dsn_passes_through(
+    clickhouse_server: ClickHouseServer, table_name: str, tmp_path: Path
+) -> None:
+    # TLS in front of the native port (stunnel), as a server's port 9440 would offer it.
+    certificate = self_signed_certificate(tmp_path / "tls")
+    tunnel = Stunnel(tmp_path / "stunnel", certificate, target_port=clickhouse_server.tcp_port)
+    tunnel.start()
+    try:
+        base = f"clickhouse://{clickhouse_server.user}:{clickhouse_server.password}@127.0.0.1:{tunnel.port}/default"
+        dsn = f"{base}?secure=true&ca_certs={certificate.cert_file}"
+        batch = car_batch(5)
+        await deliver(make_sink({"table_name": table_name, "dsn": dsn, "engine": "Memory"}), [batch])
+        assert clickhouse_server.client().execute(SELECT.format(table=table_name)) == rows_of(batch)
+        # Without trusting the certificate the connection is refused, and the error says so without the DSN.
+        sink = make_sink({"table_name": table_name, "dsn": f"{base}?secure=true", "engine": "Memory"})
+        with pytest.raises(RetryableError) as caught:
+            await sink.open()
+        await sink.close()
+        assert "CERTIFICATE" in caught.value.message.upper() and clickhouse_server.password not in caught.value.message
+    finally:
+        tunnel.stop()

@@ -164,10 +164,10 @@ def test_execute_runs_statements_and_starts_streaming_selects(engine: Engine, st
 
 def test_bounded_order_by_and_limit_sort_all_rows_first(engine: Engine, cars: Stream) -> None:
     cars.append_batch(to_batch([row(0, cid="b", total_km=2.0), row(1, cid="a", total_km=3.0)]))
-    cars.append_batch(to_batch([row(2, cid="c", total_km=1.0), row(3, cid="a", total_km=None)]))
-    result = engine.execute("select cid, total_km from table(car_live_data) order by total_km desc nulls first limit 3")
-    assert result.table.to_pylist() == [{"cid": "a", "total_km": None}, {"cid": "a", "total_km": 3.0},
-                                        {"cid": "b", "total_km": 2.0}]
+    cars.append_batch(to_batch([row(2, cid="c", total_km=1.0), row(3, cid="a", total_km=0.5)]))
+    result = engine.execute("select cid, total_km from table(car_live_data) order by total_km desc limit 3")
+    assert result.table.to_pylist() == [{"cid": "a", "total_km": 3.0}, {"cid": "b", "total_km": 2.0},
+                                        {"cid": "c", "total_km": 1.0}]
     counts = engine.execute("select cid, count() as n from table(car_live_data) group by cid order by n desc, cid")
     assert counts.table.to_pylist() == [{"cid": "a", "n": 2}, {"cid": "b", "n": 1}, {"cid": "c", "n": 1}]
 
@@ -179,3 +179,24 @@ def test_bounded_windows_keep_out_of_order_rows(engine: Engine, cars: Stream) ->
     result = engine.execute("select window_start, count() as n from tumble(table(car_live_data), 2s) group by window_start")
     assert [((r["window_start"] - T0).total_seconds(), r["n"]) for r in result.table.to_pylist()] == [
         (0.0, 2), (2.0, 1), (8.0, 1)]
+
+
+async def test_windowed_aggregation_over_a_lookup_join(engine: Engine, cars: Stream, dims: Stream) -> None:
+    dims.append_rows(None, [["a", "KA", "tesla"], ["b", "KB", "bmw"], ["c", "KC", "tesla"]])
+    execution = engine.start(engine.plan(
+        "select window_start, d.model, count() as n, max(c._tp_time) as last from tumble(car_live_data, 5s) as c "
+        "join table(dim_car_info) as d on c.cid = d.cid group by window_start, d.model"))
+    cars.append_batch(to_batch([row(0, cid="a"), row(1, cid="b"), row(2, cid="c"), row(3, cid="a"), row(4, cid="x")]))
+    cars.append_batch(to_batch([row(9000, cid="a")]))
+    got = await drain(execution)
+    assert [(r["model"], r["n"], r["last"]) for r in got] == [
+        ("bmw", 1, T0 + timedelta(milliseconds=1)), ("tesla", 3, T0 + timedelta(milliseconds=3))]
+    assert str(execution.schema.field("last").type) == "timestamp[ms, tz=UTC]"  # max keeps the column's type
+
+
+async def test_rows_dropped_by_dedup_still_move_the_watermark(engine: Engine, cars: Stream) -> None:
+    execution = engine.start(engine.plan(
+        "select window_start, cid, count() as n from tumble(dedup(car_live_data, cid, 1h), 5s) group by window_start, cid"))
+    cars.append_batch(to_batch([row(0, cid="a"), row(1, cid="b"), row(2, cid="a")]))
+    cars.append_batch(to_batch([row(9000, cid="a")]))  # a duplicate of 'a': dropped, but time moved on
+    assert [(r["cid"], r["n"]) for r in await drain(execution)] == [("a", 1), ("b", 1)]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import decimal
-import json
 import socket
 
 import pyarrow as pa
@@ -139,7 +138,7 @@ async def test_429_is_retryable_with_retry_after_seconds(receiver: HTTPServer) -
 
 
 async def test_429_retry_after_as_http_date(receiver: HTTPServer) -> None:
-    when = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=120)
+    when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=120)
     date = when.strftime("%a, %d %b %Y %H:%M:%S GMT")
     api = Api(answer=lambda rec: Response("", status=429, headers={"Retry-After": date}))
     url = api_on(receiver, api)

@@ -97,6 +97,9 @@ PLANS: list[tuple[str, str]] = [
 ERRORS: list[tuple[str, str, tuple[int, int] | None]] = [
     ("select speed from car_live_data", "unknown column 'speed' in stream 'car_live_data'", (1, 8)),
     ("select *\nfrom nope", "unknown stream 'nope'", (2, 6)),
+    ("select cid from nope", "unknown stream 'nope'", (1, 17)),
+    ("select count() from tumble(table(nope), 2s)", "unknown stream 'nope'", (1, 34)),
+    ("select cid from car_live_data join table(nope) on cid = x", "unknown stream 'nope'", (1, 42)),
     ("select cid,\n  speed_kmh +\nfrom car_live_data", "invalid SQL at line 3, column 1 near 'from'", (3, 1)),
     ("select cid from car_live_data emit changelog", "EMIT CHANGELOG is not supported", (1, 31)),
     ("select cid, speed_kmh, count() from car_live_data group by cid",

@@ -202,6 +202,12 @@ def test_create_existing_and_drop(store: StreamStore) -> None:
         run("DESCRIBE s", store)
 
 
+def test_create_with_the_event_time_column_spelled_out(store: StreamStore) -> None:
+    run("CREATE STREAM s (a int32, _tp_time datetime64(3, 'UTC') DEFAULT now64(3, 'UTC'))", store)
+    assert [(c.name, c.type.name) for c in store.get("s").columns] == [
+        ("a", "int32"), ("_tp_time", "datetime64(3, 'UTC')")]
+
+
 def test_create_with_bad_settings_stores_nothing(store: StreamStore) -> None:
     with pytest.raises(InvalidInput, match="event_time_column 'nope'"):
         run("CREATE STREAM s (a int32) SETTINGS event_time_column='nope'", store)

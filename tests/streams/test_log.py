@@ -338,3 +338,43 @@ def test_concurrent_appends_get_disjoint_sequence_ranges(log_dir: Path) -> None:
     assert on_read == firsts
     log.close()
     assert [(s, b.num_rows) for s, b in StreamLog(log_dir, SCHEMA).read(0, 10**9)] == firsts
+
+
+def test_sealed_segments_reopen_from_their_index(log_dir: Path) -> None:
+    options = LogOptions(segment_bytes=3000)
+    log = StreamLog(log_dir, SCHEMA, options)
+    fill(log, [30] * 12)
+    expected = seqs(log, 0, 10**9)
+    log.close()
+    indexes = sorted(log_dir.glob("*.idx"))
+    assert [p.stem for p in indexes] == [p.stem for p in segment_files(log_dir)]  # every segment, the last on close
+    log = StreamLog(log_dir, SCHEMA, options)
+    assert seqs(log, 0, 10**9) == expected
+    assert log.seek_time(datetime.fromtimestamp(0.2, UTC)) == 200  # event-time ranges come back too
+    log.close()
+
+
+def test_stale_or_damaged_index_falls_back_to_a_scan(log_dir: Path) -> None:
+    log = StreamLog(log_dir, SCHEMA)
+    fill(log, [3, 4])
+    log.close()
+    [index] = log_dir.glob("*.idx")
+    # The process appended after reopening and crashed before sealing: the index is stale.
+    log = StreamLog(log_dir, SCHEMA)
+    fill(log, [5])
+    del log  # no close: nothing rewrites the index
+    log = StreamLog(log_dir, SCHEMA)
+    assert seqs(log, 0, 100) == [(0, [0, 1, 2]), (3, [3, 4, 5, 6]), (7, [7, 8, 9, 10, 11])]
+    log.close()
+    index.write_bytes(b"not an arrow file")
+    log = StreamLog(log_dir, SCHEMA)
+    assert log.table().column("v").to_pylist() == list(range(12))
+    log.close()
+
+
+def test_retention_removes_index_files_with_their_segments(log_dir: Path) -> None:
+    log = StreamLog(log_dir, SCHEMA, LogOptions(retention_bytes=8000))
+    fill(log, [50] * 20)
+    assert {p.stem for p in log_dir.glob("*.idx")} <= {p.stem for p in segment_files(log_dir)}
+    log.close()
+    assert {p.stem for p in log_dir.glob("*.idx")} == {p.stem for p in segment_files(log_dir)}

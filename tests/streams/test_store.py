@@ -175,6 +175,8 @@ def test_append_batch_with_explicit_tp_time(store: StreamStore) -> None:
         (pa.record_batch({"a": [1], "zzz": [2]}), "unknown column 'zzz' in stream 's'"),
         (pa.record_batch({"a": [300]}), "column 'a': cannot store int64 values as int8"),
         (pa.record_batch({"a": ["x"]}), "column 'a': cannot store string values as int8"),
+        (pa.record_batch({"a": pa.array([[1]])}), "column 'a': cannot store list<item: int64> values as int8"),
+        (pa.record_batch({"a": [1], TP_TIME: ["now"]}), "column '_tp_time' must hold timestamps, not string"),
     ],
 )
 def test_append_batch_rejections_store_nothing(store: StreamStore, batch: pa.RecordBatch, message: str) -> None:
@@ -322,3 +324,21 @@ def test_column_defaults_are_refused_not_ignored(store: StreamStore) -> None:
         "s", [Column("n", parse_type("int32")), Column(TP_TIME, parse_type("datetime64(3)"), "now64(3)")]
     )
     assert stream.schema.names == ["n", TP_TIME]
+
+
+def test_append_batch_nulls_in_non_nullable_columns_become_defaults(store: StreamStore) -> None:
+    stream = store.create("s", cols(a="int32", b="string", c="array(int8)", d="nullable(int8)"))
+    stream.append_batch(
+        pa.record_batch(
+            {
+                "a": pa.array([None, 1], pa.int32()),
+                "b": pa.array([None, "x"]),
+                "c": pa.array([None, [1]], pa.list_(pa.int8())),
+                "d": pa.array([None, 2], pa.int8()),
+            }
+        )
+    )
+    assert stream.table().drop_columns([TP_TIME]).to_pylist() == [
+        {"a": 0, "b": "", "c": [], "d": None},
+        {"a": 1, "b": "x", "c": [1], "d": 2},
+    ]
