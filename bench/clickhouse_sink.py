@@ -4,9 +4,12 @@ Both sides insert the same car-query result rows into identical tables with the 
 INSERT. The tables use the Memory engine by default: a MergeTree part written per INSERT costs
 both sides the same disk time and its background merges make the shared machine noisier, which
 would hide the sink's own overhead (``--engine "MergeTree() ORDER BY (cid, time)"`` to see it). The sink starts from Arrow batches (as the runtime hands them over) and pays
-for converting them; the bare client gets ready-made Python column lists (built outside the
-timing), as a program holding its rows in Python would pass them. Rounds alternate between
-the two and the median of each is reported, since the machine is shared.
+for converting them. Two bare baselines get ready-made Python column lists (built outside the
+timing): "bare" holds the rows as a Python program would (datetime objects, Decimals), and
+"limit" holds exactly the values the sink hands the driver (times as epoch seconds), so
+sink/limit is the sink's own overhead (conversion from Arrow, the hop to a worker thread).
+Rounds rotate the order of the three sides and the median of each is reported, since the
+machine is shared.
 
     python bench/clickhouse_sink.py [--rows 50000] [--large-rows 200000] [--rounds 3] [--engine Memory] [--dsn clickhouse://…]
 
@@ -32,7 +35,7 @@ from clickhouse_driver import Client
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for tests.servers
 
 from sinkflow.sinks.base import SinkEnv, WriteContext  # noqa: E402
-from sinkflow.sinks.clickhouse import ClickHouseSink  # noqa: E402
+from sinkflow.sinks.clickhouse import ClickHouseSink, converter  # noqa: E402
 from sinkflow.sinks.registry import parse_properties  # noqa: E402
 from tests.clickhouse.car_results import SCHEMA, car_batch  # noqa: E402
 from tests.servers.clickhouse import ClickHouseServer  # noqa: E402
@@ -71,7 +74,8 @@ async def run_sink(dsn: str, table: str, batches: list[pa.RecordBatch], batch_co
 
 
 def run_bare(client: Client, table: str, columns: list[list[list[object]]]) -> float:
-    """Seconds for plain columnar INSERTs of the same rows, one per batch."""
+    """Seconds for plain columnar INSERTs of the same rows, one per batch (copies: the driver
+    converts the lists in place)."""
     sql = f"INSERT INTO {table} ({', '.join(SCHEMA.names)}) VALUES"
     started = time.perf_counter()
     for values in columns:
@@ -93,28 +97,38 @@ def server_dsn(dsn: str | None) -> Iterator[str]:
             server.stop()
 
 
-def measure(dsn: str, engine: str, rows: pa.Table, batch_count: int, rounds: int) -> tuple[float, float]:
-    """Median rows/s of (sink, bare) at ``batch_count`` rows per INSERT."""
+def measure(dsn: str, engine: str, rows: pa.Table, batch_count: int, rounds: int) -> dict[str, float]:
+    """Median rows/s of each side (sink, bare, limit) at ``batch_count`` rows per INSERT."""
     client = Client.from_url(dsn)
     batches = batches_of(rows, batch_count)
-    # The bare client's input: Python column lists (datetimes as datetime objects), prepared untimed.
-    columns = [[batch.column(i).to_pylist() for i in range(batch.num_columns)] for batch in batches]
-    sink_rates, bare_rates = [], []
+    client.execute(DDL.format(table="bench_types", engine=engine))
+    table_types = [row[1] for row in client.execute("DESCRIBE TABLE bench_types")]
+    client.execute("DROP TABLE bench_types")
+    inputs = {
+        "bare": [[batch.column(i).to_pylist() for i in range(batch.num_columns)] for batch in batches],
+        "limit": [
+            [converter(field.type, ch_type)(batch.column(i)) for i, (field, ch_type) in enumerate(zip(SCHEMA, table_types))]
+            for batch in batches
+        ],
+    }
+    rates: dict[str, list[float]] = {"sink": [], "bare": [], "limit": []}
+    sides = list(rates)
     for round_no in range(rounds):
-        # Alternate which side goes first, so neither always follows the other's leftovers.
-        for side in ("bare", "sink") if round_no % 2 == 0 else ("sink", "bare"):
+        # Rotate the order, so no side always follows the same other side's leftovers.
+        for side in sides[round_no % 3 :] + sides[: round_no % 3]:
             table = f"bench_{side}_{batch_count}_{round_no}"
             client.execute(f"DROP TABLE IF EXISTS {table}")
             client.execute(DDL.format(table=table, engine=engine))
-            if side == "bare":
-                bare_rates.append(rows.num_rows / run_bare(client, table, columns))
+            if side == "sink":
+                seconds = asyncio.run(run_sink(dsn, table, batches, batch_count))
             else:
-                sink_rates.append(rows.num_rows / asyncio.run(run_sink(dsn, table, batches, batch_count)))
+                seconds = run_bare(client, table, inputs[side])
+            rates[side].append(rows.num_rows / seconds)
             stored = client.execute(f"SELECT count() FROM {table}")[0][0]
             assert stored == rows.num_rows, f"{table}: {stored} rows stored, {rows.num_rows} sent"
             client.execute(f"DROP TABLE {table}")
     client.disconnect()
-    return statistics.median(sink_rates), statistics.median(bare_rates)
+    return {side: statistics.median(values) for side, values in rates.items()}
 
 
 def main() -> None:
@@ -129,13 +143,14 @@ def main() -> None:
     with server_dsn(args.dsn) as dsn:
         version = Client.from_url(dsn).execute("SELECT version()")[0][0]
         print(f"ClickHouse {version}, ENGINE = {args.engine}; {args.rounds} alternating rounds, medians")
-        results = {}
+        sink_rates = {}
         for batch_count, count in ((128, args.rows), (10_000, args.large_rows)):
-            sink, bare = measure(dsn, args.engine, result_rows(count), batch_count, args.rounds)
-            results[batch_count] = sink
-            print(f"batch_count={batch_count:>6}: {count} rows  sink {sink:>10,.0f} rows/s  "
-                  f"bare driver {bare:>10,.0f} rows/s  ratio sink/bare {sink / bare:.2f} (goal >= 0.8)")
-        print(f"sink at batch_count 10000 vs 128: {results[10_000] / results[128]:.1f}x the rows/s")
+            rate = measure(dsn, args.engine, result_rows(count), batch_count, args.rounds)
+            sink_rates[batch_count] = rate["sink"]
+            print(f"batch_count={batch_count:>6}: {count} rows  sink {rate['sink']:>9,.0f} rows/s  "
+                  f"bare {rate['bare']:>9,.0f} rows/s  limit {rate['limit']:>9,.0f} rows/s  "
+                  f"ratio sink/bare {rate['sink'] / rate['bare']:.2f} (goal >= 0.8)  sink/limit {rate['sink'] / rate['limit']:.2f}")
+        print(f"sink at batch_count 10000 vs 128: {sink_rates[10_000] / sink_rates[128]:.1f}x the rows/s")
 
 
 if __name__ == "__main__":

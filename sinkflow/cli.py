@@ -86,7 +86,7 @@ def server(ctx: click.Context, host: str, port: int, data_dir: Path, no_demo: bo
 
     import uvicorn
 
-    from sinkflow.api.app import create_app
+    from sinkflow.api.app import create_app, data_dir_lock
     from sinkflow.api.context import ServerSettings
 
     settings = ServerSettings(host=host, port=port, data_dir=data_dir, demo=not no_demo, api_key=ctx.obj["api_key"])
@@ -96,9 +96,13 @@ def server(ctx: click.Context, host: str, port: int, data_dir: Path, no_demo: bo
             "(clients then send it as X-Api-Key)"
         )
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    console.print(f"sinkflow listening on [bold]http://{host}:{port}[/] (data in {data_dir.resolve()}, "
-                  f"demo {'off' if no_demo else 'on'})")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=False)
+    try:
+        with data_dir_lock(data_dir):
+            console.print(f"sinkflow listening on [bold]http://{host}:{port}[/] (data in {data_dir.resolve()}, "
+                          f"demo {'off' if no_demo else 'on'}, console at http://{host}:{port}/)")
+            uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=False)
+    except SinkflowError as exc:
+        raise click.ClickException(exc.message) from None
 
 
 # -- query -------------------------------------------------------------------------------------

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import hmac
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -19,7 +20,7 @@ from sinkflow.api import queries, sinks, streams
 from sinkflow.api.context import Server, ServerSettings
 from sinkflow.catalog import Catalog
 from sinkflow.engine import Engine
-from sinkflow.errors import SinkflowError
+from sinkflow.errors import InvalidInput, SinkflowError
 from sinkflow.runtime.manager import SinkManager
 from sinkflow.runtime.status import prometheus_text
 from sinkflow.streams.demo import run_demo
@@ -29,6 +30,35 @@ log = logging.getLogger("sinkflow.api")
 
 CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
 _OPEN_PATHS = ("/api/v1beta2/info",)
+RETENTION_INTERVAL = 10.0
+
+
+@contextmanager
+def data_dir_lock(data_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``data_dir`` so two servers never write the same streams.
+
+    The kernel releases it when the process dies, even by ``kill -9``. Raises
+    :class:`InvalidInput` when another process holds it.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with open(data_dir / ".lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InvalidInput(f"another sinkflow server is using the data dir {data_dir}") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+async def _enforce_retention(store: StreamStore, stop: asyncio.Event) -> None:
+    """Expire old data of quiet streams too (appends expire their own stream's data)."""
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), RETENTION_INTERVAL)
+        except TimeoutError:
+            store.enforce_retention()
 
 
 def create_app(settings: ServerSettings) -> FastAPI:
@@ -42,14 +72,15 @@ def create_app(settings: ServerSettings) -> FastAPI:
         catalog = Catalog(settings.data_dir)
         srv = Server(settings, store, engine, catalog, SinkManager(engine, store, catalog))
         app.state.server = srv
-        demo = asyncio.create_task(run_demo(store, srv.stop_demo)) if settings.demo else None
+        background = [asyncio.create_task(_enforce_retention(store, srv.stopping))]
+        if settings.demo:
+            background.append(asyncio.create_task(run_demo(store, srv.stopping)))
         await srv.sinks.start()
         try:
             yield
         finally:
-            srv.stop_demo.set()
-            if demo is not None:
-                await demo
+            srv.stopping.set()
+            await asyncio.gather(*background)
             await srv.sinks.stop()
             catalog.close()
             store.close()

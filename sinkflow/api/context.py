@@ -40,7 +40,8 @@ class ServerSettings:
 
 @dataclass
 class Server:
-    """The running parts. ``queries`` holds live streaming queries by id, for ``DELETE``."""
+    """The running parts. ``queries`` holds live streaming queries by id, for ``DELETE``;
+    ``stopping`` is set when the server shuts down, ending its background tasks."""
 
     settings: ServerSettings
     store: StreamStore
@@ -48,7 +49,7 @@ class Server:
     catalog: Catalog
     sinks: SinkManager
     queries: dict[str, QueryExecution] = field(default_factory=dict)
-    stop_demo: asyncio.Event = field(default_factory=asyncio.Event)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 def server(request: Request) -> Server:

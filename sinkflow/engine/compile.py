@@ -20,12 +20,14 @@ from dataclasses import dataclass
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from sinkflow.errors import InvalidInput, SqlError
 from sinkflow.sql.plan import SRC, LogicalPlan
 from sinkflow.streams.types import Column, from_arrow
 
 _WINDOW_TS = pa.timestamp("ms", tz="UTC")
+_BOUND_TYPE = pa.timestamp("us", tz="UTC")
 _PASSTHROUGH = re.compile(r'^(__src|__dim\d+)\."((?:[^"]|"")+)"$')
 # DuckDB widens integer sums to 128 bits; Timeplus keeps 64.
 _NARROW = {"HUGEINT": "BIGINT", "UHUGEINT": "UBIGINT"}
@@ -216,25 +218,39 @@ def _merge_sql(plan: LogicalPlan) -> str:
 
 
 def _final_sql(plan: LogicalPlan, result_types: list[str]) -> str:
+    """Finish merged partials (already sorted, with window bounds: see :func:`closing_input`).
+
+    No ORDER BY: DuckDB keeps the input order of a projection and filter, and sorting the small
+    partial table with Arrow beforehand is cheaper."""
     agg = plan.aggregate
     assert agg is not None
     names = _partial_names(plan)
-    inner = ["*"]
-    if plan.window is not None:
-        size = plan.window.size_us
-        inner += [
-            "make_timestamp(__ws)::TIMESTAMPTZ AS __ws_ts",
-            f"make_timestamp(__ws + {size})::TIMESTAMPTZ AS __we_ts",
-        ]
-    inner += [
+    inner = ["*"] + [
         f"CAST({_fill(call.decomposition.final, call.arg_columns, names[i])} AS {result_types[i]}) AS __f{i}"
         for i, call in enumerate(agg.calls)
     ]
     cols = ", ".join(f"{sql} AS {_q(name)}" for name, sql in plan.projection)
     where = f" WHERE {plan.having}" if plan.having else ""
-    order = _key_cols(plan)
-    order_by = f" ORDER BY {', '.join(order)}" if order else ""
-    return f"SELECT {cols} FROM (SELECT {', '.join(inner)} FROM __closing){where}{order_by}"
+    return f"SELECT {cols} FROM (SELECT {', '.join(inner)} FROM __closing){where}"
+
+
+def closing_input(plan: LogicalPlan, partials: pa.Table) -> pa.Table:
+    """Merged partials ready for the final query: ordered by window and group keys (the output
+    order), with the window bounds ``__ws_ts``/``__we_ts`` as UTC datetimes."""
+    keys = _key_cols(plan)
+    if keys and partials.num_rows > 1:
+        try:
+            partials = partials.sort_by([(k, "ascending") for k in keys])
+        except pa.ArrowNotImplementedError:  # keys Arrow cannot sort (nested types): let DuckDB
+            con = connect()
+            con.register("__p", partials)
+            partials = con.sql(f"SELECT * FROM __p ORDER BY {', '.join(keys)}").to_arrow_table()
+            con.close()
+    if plan.window is not None:
+        ws = partials.column("__ws")
+        partials = partials.append_column("__ws_ts", ws.cast(_BOUND_TYPE)).append_column(
+            "__we_ts", pc.add(ws, plan.window.size_us).cast(_BOUND_TYPE))
+    return partials
 
 
 def _result_types(con: duckdb.DuckDBPyConnection, plan: LogicalPlan) -> list[str]:
@@ -327,7 +343,7 @@ def compile_plan(plan: LogicalPlan, dim_schemas: list[pa.Schema]) -> QueryPlan:
             partial_schema = partial.schema
             merge = _merge_sql(plan)
             final = _final_sql(plan, _result_types(con, plan))
-            con.register("__closing", partial)
+            con.register("__closing", closing_input(plan, partial))
             con.register("__state", partial)
             con.register("__fold", partial)
             con.sql(merge).to_arrow_table()

@@ -18,20 +18,20 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from sinkflow.engine import state as codec
-from sinkflow.engine.compile import QueryPlan, connect
+from sinkflow.engine.compile import QueryPlan, closing_input, connect
 from sinkflow.errors import InvalidInput
 from sinkflow.sql.plan import LogicalPlan
 from sinkflow.streams.store import Stream, StreamStore
 
 #: Rows read from the log per step at most (whole ingest batches; the first is always taken).
-MAX_ROWS_PER_STEP = 500_000
+MAX_ROWS_PER_STEP = 1_000_000
 #: Work on more rows than this runs in a worker thread so the event loop stays responsive.
 THREAD_ROWS = 20_000
 _NO_FRONTIER = -(2**62)
@@ -120,6 +120,9 @@ class QueryExecution:
             self._offset = src.head
         elif seek == "earliest":
             self._offset = src.start
+        elif seek.startswith("-"):
+            ago = timedelta(microseconds=int(seek[1:].removesuffix("us")))
+            self._offset = src.seek_time(datetime.now(timezone.utc) - ago)
         else:
             self._offset = src.seek_time(datetime.fromisoformat(seek))
 
@@ -239,26 +242,30 @@ class QueryExecution:
         numbers (and, for windows, their batch's frontier), advancing the watermark per batch."""
         window = self.logical.window if self.logical.aggregate is not None else None
         batches: list[pa.RecordBatch] = []
-        seqs: list[pa.Array] = []
         run_ends: list[int] = []  # per kept batch: its end row, its frontier and late threshold
         frontiers: list[int] = []
         thresholds: list[int] = []
         rows = 0
+        # Sequence numbers: one array for the step when the batches are contiguous and kept whole,
+        # else per batch (dedup drops rows; retention may leave gaps).
+        contiguous = self.logical.dedup is None and all(
+            entries[i][0] == entries[i - 1][0] + entries[i - 1][1].num_rows for i in range(1, len(entries)))
+        seqs: list[pa.Array] = []
         for seq, batch in entries:
             self._stats["rows_read"] += batch.num_rows
-            seq_array = _sequences(seq, batch.num_rows)
             frontier = self._frontier()
             if window is not None:
                 # The watermark follows the source: rows dedup or WHERE drop move it too.
                 self._advance_watermark(batch.column(window.time_column))
-            if self.logical.dedup is not None:
-                keep = self._dedup_filter(batch)
+            if not contiguous:
+                seq_array = _sequences(seq, batch.num_rows)
+                keep = self._dedup_filter(batch) if self.logical.dedup is not None else None
                 if keep is not None:
                     batch, seq_array = batch.take(keep), seq_array.take(keep)
+                seqs.append(seq_array)
             if batch.num_rows == 0:
                 continue
             batches.append(batch)
-            seqs.append(seq_array)
             rows += batch.num_rows
             if window is not None:
                 run_ends.append(rows)
@@ -266,7 +273,8 @@ class QueryExecution:
                 thresholds.append(self._late_threshold(frontier))
         if not batches:
             return None
-        table = pa.Table.from_batches(batches).append_column("__seq", pa.chunked_array(seqs, pa.int64()))
+        seq_column = _sequences(entries[0][0], rows) if contiguous else pa.chunked_array(seqs, pa.int64())
+        table = pa.Table.from_batches(batches).append_column("__seq", seq_column)
         if window is None:
             return table
         if any(t > _NO_FRONTIER for t in thresholds):
@@ -285,7 +293,10 @@ class QueryExecution:
         return ((frontier - self._size) // self._slide + 1) * self._slide
 
     def _advance_watermark(self, times: pa.Array) -> None:
-        top = pc.max(times).value
+        newest = pc.max(times)
+        if not newest.is_valid:  # no event time in this batch (a nullable time column)
+            return
+        top = newest.value
         top = top // 1000 if times.type.unit == "ns" else top * _UNITS[times.type.unit]
         self._watermark = top if self._watermark is None else max(self._watermark, top)
 
@@ -330,15 +341,25 @@ class QueryExecution:
             return [self._conform(self._run(plan.stateless_sql, __raw=raw))]
         assert plan.fold_sql is not None and plan.merge_sql is not None
         fold = self._run(plan.fold_sql, __raw=raw)
-        if self._partials is None or self._partials.num_rows == 0:
-            merged = fold
-        else:
-            merged = self._run(plan.merge_sql, __state=self._partials, __fold=fold.cast(self._partials.schema))
-        self._partials = merged
+        self._partials = fold if self._partials is None else self._merge(self._partials, fold.cast(self._partials.schema))
         self._dirty = True
         if self.logical.window is not None:
             return self._close()
         return []
+
+    def _merge(self, state: pa.Table, fold: pa.Table) -> pa.Table:
+        """Open groups with the newly folded ones; only windows present in both need DuckDB."""
+        assert self.plan.merge_sql is not None
+        if state.num_rows == 0:
+            return fold
+        if self.logical.window is None:
+            return self._run(self.plan.merge_sql, __state=state, __fold=fold)
+        shared = pc.is_in(fold.column("__ws"), value_set=pc.unique(state.column("__ws")))
+        overlap = fold.filter(shared)
+        fresh = fold.filter(pc.invert(shared))
+        if overlap.num_rows:
+            state = self._run(self.plan.merge_sql, __state=state, __fold=overlap).cast(state.schema)
+        return pa.concat_tables([state, fresh])
 
     def _close(self, everything: bool = False) -> list[pa.Table]:
         """Emit the windows whose end the frontier reached (all of them if ``everything``)."""
@@ -356,7 +377,7 @@ class QueryExecution:
 
     def _final(self, partials: pa.Table) -> pa.Table:
         assert self.plan.final_sql is not None
-        return self._conform(self._run(self.plan.final_sql, __closing=partials))
+        return self._conform(self._run(self.plan.final_sql, __closing=closing_input(self.logical, partials)))
 
     def _timers(self, now: float) -> list[pa.Table]:
         mode = self.logical.emit.mode

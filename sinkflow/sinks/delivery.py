@@ -38,10 +38,11 @@ from sinkflow.sinks.base import (
     PermanentError,
     RetryableError,
     Sink,
+    SinkEnv,
     SinkError,
     WriteContext,
 )
-from sinkflow.sinks.config import BatchPolicy
+from sinkflow.sinks.config import BatchPolicy, SinkConfig
 from sinkflow.sinks.encode import row_dicts
 
 #: Longest excerpt of a response body quoted in an error message.
@@ -166,11 +167,18 @@ def _excerpt(body: str) -> str:
 
 
 def response_error(response: httpx.Response, target: str, secrets: Iterable[str] = ()) -> SinkError | None:
-    """None for a 2xx/3xx answer, else its error: 429 and 5xx retryable (with ``Retry-After``),
-    other 4xx permanent. The message names ``target``, the status and a body excerpt, scrubbed."""
+    """None for a 2xx answer, else its error: 429 and 5xx retryable (with ``Retry-After``),
+    other 4xx permanent, and 3xx permanent too (redirects are not followed: a POST must not
+    silently turn into something else). The message names ``target``, the status and a body
+    excerpt, scrubbed of ``secrets``."""
     status = response.status_code
-    if status < 400:
+    if status < 300:
         return None
+    if status < 400:
+        return PermanentError(
+            f"{target} answered HTTP {status} {response.reason_phrase}: redirects are not followed;"
+            " configure the final URL"
+        )
     # Scrub before cutting: a secret cut in half by the excerpt would no longer match.
     excerpt = _excerpt(scrub(response.text, secrets))
     message = scrub(f"{target} answered HTTP {status} {response.reason_phrase}: {excerpt}".rstrip(": "), secrets)
@@ -354,7 +362,7 @@ class RequestPerRowSink(Sink):
     fetches a new token and sends the row once more.
     """
 
-    def __init__(self, config: Any, env: Any) -> None:
+    def __init__(self, config: SinkConfig, env: SinkEnv) -> None:
         super().__init__(config, env)
         self.spec = self.request_spec()
         self._client: httpx.AsyncClient | None = None
@@ -405,7 +413,10 @@ class RequestPerRowSink(Sink):
         if client is None:
             raise RuntimeError("write() before open()")
         spec = self.spec
-        content = self.body(row)
+        try:
+            content = self.body(row)
+        except (TypeError, ValueError) as exc:  # a value the encoding cannot represent: only this row fails
+            raise PermanentError(f"row cannot be encoded for {spec.target}: {exc}") from None
         headers = {**spec.headers, "Idempotency-Key": key}
         retried_auth = False
         while True:

@@ -373,7 +373,7 @@ class KafkaSink(Sink):
             **self._common_config(),
             "enable.idempotence": True,
             "acks": "all",
-            "linger.ms": 5,
+            "linger.ms": 5,  # flush() sends at once; within an epoch, fewer larger requests
             "message.timeout.ms": MESSAGE_TIMEOUT_MS,
             # Successful deliveries need no callback: flush() waits for the queue to drain and
             # only failures are reported, which keeps Python out of the per-message ack path.

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 import logging
 import threading
@@ -39,6 +40,7 @@ from sinkflow.sinks.config import BatchPolicy, SinkConfig
 from sinkflow.sinks.encode import json_documents, text
 
 log = logging.getLogger(__name__)
+_OK = int(pulsar.Result.Ok)
 
 #: auth_type → (required auth_params, optional auth_params). For oauth2, ``private_key`` (a
 #: credentials file URL, as the Pulsar client takes it) may replace ``client_id`` + ``client_secret``.
@@ -143,26 +145,31 @@ class _Acks:
     """Completion callbacks of the sends since the last flush, counted from the client's thread."""
 
     def __init__(self) -> None:
-        self._done = threading.Condition()
+        # A plain Lock: the default RLock costs more, and this runs once per message.
+        self._done = threading.Condition(threading.Lock())
         self.sent = 0
         self.pending = 0
         self.failures: dict[int, SinkError] = {}
 
-    def expect(self) -> Callable[[pulsar.Result, Any], None]:
-        """Count one more send and return its callback (it remembers the send's row index)."""
+    def reserve(self, count: int) -> int:
+        """Count ``count`` more sends; return the row index of the first."""
         with self._done:
-            index = self.sent
-            self.sent += 1
-            self.pending += 1
+            first = self.sent
+            self.sent += count
+            self.pending += count
+        return first
 
-        def done(result: pulsar.Result, _message_id: Any) -> None:
-            with self._done:
-                if result != pulsar.Result.Ok:
-                    self.failures[index] = _classify(result.name)
-                self.pending -= 1
+    def callback(self, index: int) -> Callable[[pulsar.Result, Any], None]:
+        """The completion callback of the send of row ``index`` (reserved before)."""
+        return functools.partial(self._complete, index)
+
+    def _complete(self, index: int, result: pulsar.Result, _message_id: Any) -> None:
+        with self._done:
+            if int(result) != _OK:  # comparing pybind enums costs twice as much, once per message
+                self.failures[index] = _classify(result.name)
+            self.pending -= 1
+            if self.pending == 0:
                 self._done.notify_all()
-
-        return done
 
     def wait(self) -> tuple[int, dict[int, SinkError]]:
         """Block until every callback ran; return (messages sent, failures) and start afresh."""
@@ -233,8 +240,9 @@ class PulsarSink(Sink):
             keys = [None if v is None else text(v) for v in batch.column(self.config.message_key).to_pylist()]
         producer = self._producer
         refused: pulsar.Result | None = None if producer is not None else pulsar.Result.AlreadyClosed
-        for document, key in zip(documents, keys, strict=True):
-            callback = self._acks.expect()
+        first = self._acks.reserve(len(documents))
+        for offset, (document, key) in enumerate(zip(documents, keys, strict=True)):
+            callback = self._acks.callback(first + offset)
             if refused is None:
                 try:
                     producer.send_async(document, callback, partition_key=key)  # type: ignore[union-attr]

@@ -53,7 +53,8 @@ class _HasColumns(Protocol):
 
 @dataclass(frozen=True)
 class SourceSpec:
-    """The stream a query reads; ``bounded`` for ``table(stream)``; ``seek_to`` is 'earliest', 'latest' or an ISO time."""
+    """The stream a query reads; ``bounded`` for ``table(stream)``; ``seek_to`` is 'earliest', 'latest',
+    an ISO time or ``-<n>us`` (that long before the query starts)."""
 
     stream: str
     bounded: bool
@@ -442,10 +443,13 @@ def _seek_to(p: _Planner, node: exp.Expression) -> str:
     value = _setting_value(node).strip()
     if value.lower() in ("earliest", "latest"):
         return value.lower()
+    if value.startswith("-") and (micros := interval_from_text(value[1:])) is not None:
+        return f"-{micros}us"  # relative to when the query starts
     try:
         ts = datetime.fromisoformat(value)
     except ValueError:
-        raise p.err(node, f"seek_to must be 'earliest', 'latest' or a timestamp like '2024-01-01 00:00:00', not '{value}'") from None
+        raise p.err(node, f"seek_to must be 'earliest', 'latest', a timestamp like '2024-01-01 00:00:00'"
+                          f" or a time ago like '-1h', not '{value}'") from None
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=timezone.utc)
     return ts.isoformat()

@@ -323,3 +323,27 @@ async def test_tokens_never_appear_in_error_messages(receiver: HTTPServer) -> No
     message = caught.value.failures[0].message
     assert "HTTP 400" in message
     assert "tok-1" not in message and "***" in message
+
+
+async def test_redirects_are_not_followed_and_fail_the_row(receiver: HTTPServer) -> None:
+    other = Api()
+    receiver.expect_request("/moved").respond_with_data("", status=302, headers={"Location": "/elsewhere"})
+    receiver.expect_request("/elsewhere").respond_with_handler(other)
+    with pytest.raises(PartialWriteError) as caught:
+        await deliver(http_sink({"url": receiver.url_for("/moved")}), [readings(1)])
+    error = caught.value.failures[0]
+    assert isinstance(error, PermanentError)
+    assert "HTTP 302" in error.message and "redirects are not followed" in error.message
+    assert other.received == []
+
+
+async def test_a_row_that_cannot_be_encoded_fails_alone(receiver: HTTPServer) -> None:
+    api = Api()
+    url = api_on(receiver, api)
+    batch = pa.record_batch({"id": [1, 2, 3], "blob": pa.array([None, b"\x00\xff", None], pa.binary())})
+    with pytest.raises(PartialWriteError) as caught:
+        await deliver(http_sink({"url": url}, batch.schema), [batch])
+    assert list(caught.value.failures) == [1]
+    assert isinstance(caught.value.failures[1], PermanentError)
+    assert "cannot be encoded" in caught.value.failures[1].message
+    assert [b["id"] for b in api.bodies()] == [1, 3]  # type: ignore[index]

@@ -76,6 +76,10 @@ PLANS: list[tuple[str, str]] = [
         " | -> window_start datetime64(3, 'UTC'), window_end datetime64(3, 'UTC'), cid string",
     ),
     (
+        "select cid from car_live_data settings seek_to='-1h'",
+        "source=car_live_data | emit rows | seek_to -3600000000us | -> cid string",
+    ),
+    (
         "select cid from car_live_data settings seek_to='earliest', idle_timeout='5s'",
         "source=car_live_data | emit rows | idle_timeout 5s | seek_to earliest | -> cid string",
     ),
