@@ -178,7 +178,7 @@ class Pipeline:
     async def _pump(self, execution: QueryExecution, sink: Sink, dead: DeadLetters, batcher: Batcher,
                     policy: RetryPolicy) -> None:
         last_checkpoint = time.monotonic()
-        checkpointed_epochs = self.status.epochs
+        checkpointed = self._progress()
         while not (execution.finished and len(batcher) == 0):
             if not self._running.is_set():
                 await self._deliver_all(batcher, sink, dead, policy)
@@ -194,17 +194,22 @@ class Pipeline:
             self.status.rows_read = int(stats.get("rows_read", 0))
             self.status.lag = execution.lag()
             # Checkpoint on a timer while rows flow, and at once when the query goes quiet
-            # (then nothing delivered is left to replay after a crash).
-            quiet = not outputs and len(batcher) == 0 and self.status.epochs > checkpointed_epochs
-            due_checkpoint = (execution.finished or quiet
-                              or time.monotonic() - last_checkpoint >= self.settings.checkpoint_interval)
+            # (then nothing delivered is left to replay after a crash); never when nothing moved.
+            moved = self._progress() != checkpointed
+            quiet = not outputs and len(batcher) == 0
+            timer = time.monotonic() - last_checkpoint >= self.settings.checkpoint_interval
+            due_checkpoint = execution.finished or (moved and (quiet or timer))
             while batcher.due():
                 await self._deliver(batcher.take(), sink, dead, policy)
             if due_checkpoint:
                 await self._deliver_all(batcher, sink, dead, policy)
                 self._checkpoint(execution)
                 last_checkpoint = time.monotonic()
-                checkpointed_epochs = self.status.epochs
+                checkpointed = self._progress()
+
+    def _progress(self) -> tuple[int, int]:
+        """What a checkpoint would record that can change: input read, epochs delivered."""
+        return self.status.rows_read, self.status.epochs
 
     async def _deliver_all(self, batcher: Batcher, sink: Sink, dead: DeadLetters, policy: RetryPolicy) -> None:
         while len(batcher):
