@@ -13,18 +13,28 @@ For ``paralism`` 1 and 8 the bench sends the same rows:
 Each side runs ``--rounds`` times alternately; the best round of each is compared, and the
 ratio sink/bare is printed (goal: at least 0.8), with the client's CPU time per row of each
 (the steadier figure on a busy machine). The receiver's count is checked after each
-round so that a lost request fails the bench. Usage: ``python bench/http_sink.py [--rows N]``.
+round so that a lost request fails the bench.
+
+Then the latency from ingest to webhook receipt: the real runtime (streams, engine, catalog,
+sink manager with default settings) runs a stateless query into a webhook sink, one row is
+ingested every 10 ms with its wall-clock time, and the receiver records how long each row
+took to arrive; p50/p99 are printed (goal: p99 under 50 ms).
+
+Usage: ``python bench/http_sink.py [--rows N] [--rounds R] [--latency-rows N]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import multiprocessing
 import socket
+import tempfile
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -41,8 +51,21 @@ BATCH_ROWS = 500
 # ----------------------------------------------------------------------------- the receiver
 
 
-async def _serve_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, counter: list[int]) -> None:
-    reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
+class _Tally:
+    """What the receiver saw: how many rows, and for ``/latency`` requests the delay from the
+    ``sent`` wall-clock time in the row to its receipt."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.latencies: list[float] = []
+
+
+def _reply(body: bytes) -> bytes:
+    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nContent-Type: text/plain\r\n\r\n%s" % (len(body), body)
+
+
+async def _serve_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tally: _Tally) -> None:
+    ok = _reply(b"ok")
     try:
         while True:
             head = await reader.readuntil(b"\r\n\r\n")
@@ -50,14 +73,16 @@ async def _serve_connection(reader: asyncio.StreamReader, writer: asyncio.Stream
             for line in head.split(b"\r\n"):
                 if line[:15].lower() == b"content-length:":
                     length = int(line[15:])
-            if length:
-                await reader.readexactly(length)
+            body = await reader.readexactly(length) if length else b""
             if head.startswith(b"GET /count"):
-                body = str(counter[0]).encode()
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+                writer.write(_reply(str(tally.count).encode()))
+            elif head.startswith(b"GET /latencies"):
+                writer.write(_reply(json.dumps(tally.latencies).encode()))
             else:
-                counter[0] += 1
-                writer.write(reply)
+                if head.startswith(b"POST /latency"):
+                    tally.latencies.append(time.time() - json.loads(body)["sent"])
+                tally.count += 1
+                writer.write(ok)
     except (asyncio.IncompleteReadError, ConnectionError):
         pass
     finally:
@@ -73,9 +98,9 @@ def _receiver(port: int, ready: Any) -> None:
         pass
 
     async def main() -> None:
-        counter = [0]
+        tally = _Tally()
         server = await asyncio.start_server(
-            lambda r, w: _serve_connection(r, w, counter), "127.0.0.1", port, backlog=1024
+            lambda r, w: _serve_connection(r, w, tally), "127.0.0.1", port, backlog=1024
         )
         ready.set()
         async with server:
@@ -117,7 +142,7 @@ def make_batches(rows: int) -> list[pa.RecordBatch]:
 
 async def run_sink(url: str, batches: list[pa.RecordBatch], paralism: int) -> None:
     config = parse_properties("http", {"url": url, "paralism": paralism})
-    sink = HttpSink(config, SinkEnv("bench", "bench", batches[0].schema))  # type: ignore[arg-type]
+    sink = HttpSink(config, SinkEnv("bench", "bench", batches[0].schema))
     await sink.open()
     offset = 0
     for epoch, batch in enumerate(batches, start=1):
@@ -185,10 +210,53 @@ async def bench(rows: int, rounds: int, port: int) -> None:
     print("ratio = sink rows/s ÷ bare rows/s (goal ≥ 0.8); cpu ratio = bare ÷ sink client CPU per row")
 
 
+async def latency(port: int, rows: int, interval: float) -> None:
+    """Ingest → webhook receipt through the real runtime: a stream, a stateless streaming query,
+    a webhook sink with the default settings; one row ingested every ``interval`` seconds."""
+    from sinkflow.catalog import Catalog
+    from sinkflow.engine import Engine
+    from sinkflow.runtime.manager import SinkDefinition, SinkManager
+    from sinkflow.streams.store import StreamSettings, StreamStore
+    from sinkflow.streams.types import Column, parse_type
+
+    base = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory() as data_dir:
+        store = StreamStore(Path(data_dir))
+        catalog = Catalog(Path(data_dir))
+        manager = SinkManager(Engine(store), store, catalog)
+        await manager.start()
+        try:
+            columns = [Column("id", parse_type("int64")), Column("sent", parse_type("float64"))]
+            events = store.create("events", columns, StreamSettings())
+            sql = "select id, sent from events where id >= 0"
+            await manager.create(SinkDefinition("latency", sql, "webhook", properties={"url": f"{base}/latency"}))
+            await asyncio.sleep(0.5)  # let the pipeline start before the clock runs
+            for i in range(rows):
+                events.append_rows(["id", "sent"], [[i, time.time()]])
+                await asyncio.sleep(interval)
+            async with httpx.AsyncClient() as client:
+                for _ in range(200):
+                    seen: list[float] = json.loads((await client.get(f"{base}/latencies")).text)
+                    if len(seen) >= rows:
+                        break
+                    await asyncio.sleep(0.05)
+        finally:
+            await manager.stop()
+            catalog.close()
+            store.close()
+    if len(seen) != rows:
+        raise SystemExit(f"the receiver got {len(seen)} of {rows} rows")
+    ms = sorted(x * 1000 for x in seen)
+    p50, p99 = ms[len(ms) // 2], ms[min(len(ms) - 1, int(len(ms) * 0.99))]
+    print(f"\ningest → webhook receipt, stateless query, {rows} rows one every {interval * 1000:g} ms:")
+    print(f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {ms[-1]:.1f} ms (goal: p99 under 50 ms)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--latency-rows", type=int, default=300)
     args = parser.parse_args()
     port = _free_port()
     ready = multiprocessing.Event()
@@ -198,6 +266,7 @@ def main() -> None:
         if not ready.wait(10):
             raise SystemExit("the receiver did not start")
         asyncio.run(bench(args.rows, args.rounds, port))
+        asyncio.run(latency(port, args.latency_rows, 0.01))
     finally:
         receiver.terminate()
         receiver.join()

@@ -21,12 +21,13 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from sinkflow.engine import state as codec
 from sinkflow.engine.compile import QueryPlan, closing_input, connect
-from sinkflow.errors import InvalidInput
+from sinkflow.errors import InvalidInput, SqlError
 from sinkflow.sql.plan import LogicalPlan
 from sinkflow.streams.store import Stream, StreamStore
 
@@ -39,12 +40,14 @@ _UNITS = {"s": 1_000_000, "ms": 1_000, "us": 1}
 _ARANGE_BLOCK = 1 << 16
 
 
-def _micros(array: pa.Array) -> pa.Array:
-    """Epoch microseconds of a timestamp array, as int64."""
-    values = array.cast(pa.int64())
-    if array.type.unit == "ns":
-        return pc.divide(values, 1000)
-    return pc.multiply(values, _UNITS[array.type.unit])
+def _to_micros(value: int, unit: str) -> int:
+    """A timestamp value in ``unit`` as epoch microseconds (nanoseconds rounded down)."""
+    return value // 1000 if unit == "ns" else value * _UNITS[unit]
+
+
+def _from_micros_ceil(micros: int, unit: str) -> int:
+    """The smallest timestamp value in ``unit`` at or after ``micros``."""
+    return micros * 1000 if unit == "ns" else -(-micros // _UNITS[unit])
 
 
 class _Sequences:
@@ -83,6 +86,7 @@ class QueryExecution:
         self._dim_heads: list[int] = [-1] * len(self._dims)
         self._con = connect()
         self._busy = threading.Lock()
+        self._failure: Exception | None = None
         self._closed = False
         self._close_pending = False
         self._idle = self.logical.idle_timeout if self.logical.idle_timeout is not None else idle_timeout
@@ -191,12 +195,24 @@ class QueryExecution:
         return max(0.0, min(waits))
 
     def _advance(self, entries: list[tuple[int, pa.RecordBatch]]) -> list[pa.RecordBatch]:
-        """Process ``entries`` and due timers; the whole state change of one step."""
+        """Process ``entries`` and due timers; the whole state change of one step.
+
+        A failure leaves the state half-changed, so it sticks: every later step raises it again
+        (restart from a snapshot taken before it)."""
         with self._busy:
             if self._closed:
                 return []
+            if self._failure is not None:
+                raise self._failure
             try:
                 return self._advance_locked(entries)
+            except duckdb.Error as err:
+                self._failure = SqlError(f"the query failed on the data read from '{self._source.name}': "
+                                         f"{str(err).splitlines()[0]}")
+                raise self._failure from err
+            except Exception as err:
+                self._failure = err
+                raise
             finally:
                 if self._close_pending:
                     self._release()
@@ -242,9 +258,8 @@ class QueryExecution:
         numbers (and, for windows, their batch's frontier), advancing the watermark per batch."""
         window = self.logical.window if self.logical.aggregate is not None else None
         batches: list[pa.RecordBatch] = []
-        run_ends: list[int] = []  # per kept batch: its end row, its frontier and late threshold
+        run_ends: list[int] = []  # per kept batch: its end row and the frontier it saw
         frontiers: list[int] = []
-        thresholds: list[int] = []
         rows = 0
         # Sequence numbers: one array for the step when the batches are contiguous and kept whole,
         # else per batch (dedup drops rows; retention may leave gaps).
@@ -255,8 +270,9 @@ class QueryExecution:
             self._stats["rows_read"] += batch.num_rows
             frontier = self._frontier()
             if window is not None:
-                # The watermark follows the source: rows dedup or WHERE drop move it too.
-                self._advance_watermark(batch.column(window.time_column))
+                # Count the batch's late rows; the watermark follows the source (rows dedup or
+                # WHERE drop move it too).
+                self._window_batch(batch.column(window.time_column), frontier)
             if not contiguous:
                 seq_array = _sequences(seq, batch.num_rows)
                 keep = self._dedup_filter(batch) if self.logical.dedup is not None else None
@@ -270,41 +286,40 @@ class QueryExecution:
             if window is not None:
                 run_ends.append(rows)
                 frontiers.append(frontier)
-                thresholds.append(self._late_threshold(frontier))
         if not batches:
             return None
         seq_column = _sequences(entries[0][0], rows) if contiguous else pa.chunked_array(seqs, pa.int64())
         table = pa.Table.from_batches(batches).append_column("__seq", seq_column)
         if window is None:
             return table
-        if any(t > _NO_FRONTIER for t in thresholds):
-            # Rows whose newest window was already emitted when their batch arrived are late.
-            on_time = pc.greater_equal(_micros(table.column(window.time_column)), _runs(run_ends, thresholds))
-            self._stats["late_rows_dropped"] += table.num_rows - (pc.sum(on_time).as_py() or 0)
         # The fold keeps only windows ending after the frontier their row's batch saw.
         return table.append_column("__e", _runs(run_ends, frontiers))
 
-    def _late_threshold(self, frontier: int) -> int:
-        """Rows older than this are late: even their newest window ends at or before ``frontier``.
-
-        floor(t / slide) * slide + size <= frontier  <=>  t < threshold."""
-        if frontier == _NO_FRONTIER:
-            return _NO_FRONTIER
-        return ((frontier - self._size) // self._slide + 1) * self._slide
-
-    def _advance_watermark(self, times: pa.Array) -> None:
-        newest = pc.max(times)
-        if not newest.is_valid:  # no event time in this batch (a nullable time column)
+    def _window_batch(self, times: pa.Array, frontier: int) -> None:
+        """Count the rows late for ``frontier`` (even their newest window ends at or before it),
+        then advance the watermark to the batch's newest event time."""
+        bounds = pc.min_max(times)
+        if not bounds["max"].is_valid:  # no event time in this batch (a nullable time column)
+            self._stats["late_rows_dropped"] += len(times)
             return
-        top = newest.value
-        top = top // 1000 if times.type.unit == "ns" else top * _UNITS[times.type.unit]
-        self._watermark = top if self._watermark is None else max(self._watermark, top)
+        unit = times.type.unit
+        lo, hi = (_to_micros(bounds[k].value, unit) for k in ("min", "max"))
+        if frontier != _NO_FRONTIER:
+            # floor(t / slide) * slide + size <= frontier  <=>  t < threshold
+            threshold = ((frontier - self._size) // self._slide + 1) * self._slide
+            if lo < threshold:
+                on_time = pc.greater_equal(times, pa.scalar(_from_micros_ceil(threshold, unit), times.type))
+                self._stats["late_rows_dropped"] += len(times) - (pc.sum(on_time).as_py() or 0)
+        self._watermark = hi if self._watermark is None else max(self._watermark, hi)
 
     def _dedup_filter(self, batch: pa.RecordBatch) -> pa.Array | None:
+        """Indices of the rows to keep (None: all): a key seen less than the ttl of event time
+        ago is a duplicate. Keys expire by event time, so replaying the log repeats the decisions."""
         spec = self.logical.dedup
         assert spec is not None
         keys = list(zip(*(batch.column(k).to_pylist() for k in spec.keys)))
-        times = _micros(batch.column(spec.time_column)).to_pylist()
+        column = batch.column(spec.time_column)  # _tp_time: never null
+        times = [_to_micros(v, column.type.unit) for v in column.cast(pa.int64()).to_pylist()]
         ttl = spec.ttl_us
         keep: list[int] = []
         seen = self._dedup
@@ -396,12 +411,9 @@ class QueryExecution:
         return []
 
     def _finish(self) -> list[pa.Table]:
-        """End of a bounded query: emit every open window or the final aggregate, sorted if asked."""
+        """End of a bounded query: emit every window or group (a bounded query emits 'final'), sorted if asked."""
         out: list[pa.Table] = []
-        mode = self.logical.emit.mode
-        if mode == "watermark":
-            out = self._close(everything=True)
-        elif mode in ("final", "periodic"):
+        if self.logical.emit.mode == "final":
             if self._partials is None:
                 assert self.plan.fold_sql is not None
                 # No input at all: an aggregate without GROUP BY still answers one row (count() = 0).
@@ -432,6 +444,10 @@ class QueryExecution:
     # -- snapshots ---------------------------------------------------------------------------
     def snapshot(self) -> bytes:
         """The whole state after the last step: offsets, watermark, open windows/groups, dedup keys, counters."""
+        with self._busy:  # never half a step, even if one runs in a worker thread
+            return self._snapshot()
+
+    def _snapshot(self) -> bytes:
         meta = {
             "sql": self.logical.sql,
             "offset": self._offset,

@@ -15,9 +15,10 @@ destination slows its query instead of growing memory.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +40,20 @@ log = logging.getLogger("sinkflow.runtime")
 
 #: Retries of a sink that cannot start (destination unreachable at open, or a failing step).
 _SETUP_RETRY = RetryPolicy(max_retries=None, initial_backoff=0.5, max_backoff=15.0)
+
+
+#: How a retried operation is called: (pending rows, their positions, whether this is the first try).
+_Send = Callable[[pa.RecordBatch, list[int], bool], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class _Written:
+    """Rows written but not yet flushed, with what their keys were made of."""
+
+    rows: pa.RecordBatch
+    epoch: int
+    first_row: int
+    positions: list[int]
 
 
 @dataclass(frozen=True)
@@ -91,6 +106,8 @@ class Pipeline:
         if not record.paused:
             self._running.set()
         self._task: asyncio.Task[None] | None = None
+        self._unflushed: list[_Written] = []
+        self._acks_on_write = registry.sink_class(record.type).flush is Sink.flush
 
     # -- control -------------------------------------------------------------------------
 
@@ -179,6 +196,9 @@ class Pipeline:
                     policy: RetryPolicy) -> None:
         last_checkpoint = time.monotonic()
         checkpointed = self._progress()
+        # Rows written but unflushed are held for a re-write: bound them.
+        flush_at = max(16 * batcher.policy.max_rows, 10_000)
+        self._unflushed = []
         while not (execution.finished and len(batcher) == 0):
             if not self._running.is_set():
                 await self._deliver_all(batcher, sink, dead, policy)
@@ -193,27 +213,31 @@ class Pipeline:
             stats = execution.stats()
             self.status.rows_read = int(stats.get("rows_read", 0))
             self.status.lag = execution.lag()
+            while batcher.due():
+                await self._deliver(batcher.take(), sink, dead, policy)
+            if sum(w.rows.num_rows for w in self._unflushed) >= flush_at:
+                await self._flush(sink, dead, policy)
             # Checkpoint on a timer while rows flow, and at once when the query goes quiet
             # (then nothing delivered is left to replay after a crash); never when nothing moved.
             moved = self._progress() != checkpointed
             quiet = not outputs and len(batcher) == 0
             timer = time.monotonic() - last_checkpoint >= self.settings.checkpoint_interval
-            due_checkpoint = execution.finished or (moved and (quiet or timer))
-            while batcher.due():
-                await self._deliver(batcher.take(), sink, dead, policy)
-            if due_checkpoint:
+            if execution.finished or (moved and (quiet or timer)):
                 await self._deliver_all(batcher, sink, dead, policy)
                 self._checkpoint(execution)
                 last_checkpoint = time.monotonic()
                 checkpointed = self._progress()
+        await self._flush(sink, dead, policy)
 
     def _progress(self) -> tuple[int, int]:
         """What a checkpoint would record that can change: input read, epochs delivered."""
         return self.status.rows_read, self.status.epochs
 
     async def _deliver_all(self, batcher: Batcher, sink: Sink, dead: DeadLetters, policy: RetryPolicy) -> None:
+        """Write and flush every waiting row: afterwards everything produced is acknowledged."""
         while len(batcher):
             await self._deliver(batcher.take(), sink, dead, policy)
+        await self._flush(sink, dead, policy)
 
     def _checkpoint(self, execution: QueryExecution) -> None:
         """Commit the query's state; called only when every produced row is acknowledged."""
@@ -224,37 +248,77 @@ class Pipeline:
         self.status.last_checkpoint_at = now
 
     async def _deliver(self, batch: pa.RecordBatch, sink: Sink, dead: DeadLetters, policy: RetryPolicy) -> None:
-        """Deliver one epoch's batch: retry what is retryable per ``policy``, dead-letter the rest.
-
-        Returns when every row is acknowledged or dead-lettered. Rows that were not sent
-        because an earlier row failed (ordered delivery) spend no retries of their own.
-        """
+        """Write one epoch's batch, retrying write failures per ``policy`` and dead-lettering
+        what cannot be written. A sink that acknowledges in ``write`` has then delivered the
+        rows; the others' rows wait in ``_unflushed`` for :meth:`_flush`."""
         epoch = self.status.epochs + 1
         first_row = self.status.rows_emitted
-        pending, ids = batch, tuple(range(batch.num_rows))
+
+        async def write(rows: pa.RecordBatch, positions: list[int], first: bool) -> None:
+            whole = len(positions) == batch.num_rows
+            await sink.write(rows, WriteContext(self.record.id, epoch, first_row, None if whole else tuple(positions)))
+
+        written = await self._retrying(batch, write, dead, policy)
+        self.status.epochs = epoch
+        self.status.rows_emitted += batch.num_rows
+        if self._acks_on_write:
+            self.status.rows_delivered += len(written)
+        elif written:
+            self._unflushed.append(_Written(batch.take(pa.array(written, pa.int64())), epoch, first_row, written))
+
+    async def _flush(self, sink: Sink, dead: DeadLetters, policy: RetryPolicy) -> None:
+        """Flush everything written since the last flush. When the destination fails some of
+        it, those rows are written again (with their original keys) and flushed again, per
+        ``policy``; what cannot be delivered is dead-lettered. Returns with nothing unflushed."""
+        if not self._unflushed:
+            return
+        rows = pa.Table.from_batches([w.rows for w in self._unflushed]).combine_chunks().to_batches()[0]
+        origin = [(w.epoch, w.first_row, position) for w in self._unflushed for position in w.positions]
+
+        async def flush(pending: pa.RecordBatch, indexes: list[int], first: bool) -> None:
+            if not first:
+                for (epoch, first_row), group in itertools.groupby(indexes, key=lambda k: origin[k][:2]):
+                    members = list(group)
+                    ctx = WriteContext(self.record.id, epoch, first_row, tuple(origin[k][2] for k in members))
+                    try:
+                        await sink.write(rows.take(pa.array(members, pa.int64())), ctx)
+                    except PartialWriteError as exc:  # indexes of a re-write are not the flush's
+                        raise next(iter(exc.failures.values())) from None
+            await sink.flush(self.status.epochs)
+
+        delivered = await self._retrying(rows, flush, dead, policy)
+        self.status.rows_delivered += len(delivered)
+        self._unflushed.clear()
+
+    async def _retrying(self, rows: pa.RecordBatch, send: _Send, dead: DeadLetters, policy: RetryPolicy) -> list[int]:
+        """Call ``send`` until every row of ``rows`` succeeded or was dead-lettered; return the
+        positions (in ``rows``) of the rows that succeeded.
+
+        ``send(subset, positions, first)`` gets the rows still pending. A PartialWriteError
+        names failed rows by their index in ``subset``. Rows that were not sent because an
+        earlier row failed (ordered delivery) spend no retries of their own.
+        """
+        positions = list(range(rows.num_rows))
+        pending, succeeded = rows, []
         backoff = Backoff(policy)
-        attempts = 1
-        while pending.num_rows:
-            ctx = WriteContext(self.record.id, epoch, first_row, None if len(ids) == batch.num_rows else ids)
+        attempts, first = 1, True
+        while positions:
             try:
-                await sink.write(pending, ctx)
-                await sink.flush(epoch)
-                self.status.rows_delivered += pending.num_rows
+                await send(pending, positions, first)
+                succeeded.extend(positions)
                 break
             except asyncio.CancelledError:
                 raise
             except PartialWriteError as exc:
                 failures: dict[int, BaseException] = dict(exc.failures)
-                self.status.rows_delivered += pending.num_rows - len(failures)
             except Exception as exc:
-                failures = dict.fromkeys(range(pending.num_rows), exc)
+                failures = dict.fromkeys(range(len(positions)), exc)
+            succeeded.extend(p for i, p in enumerate(positions) if i not in failures)
             refused = sorted(i for i, err in failures.items() if not is_retriable(err))
             if refused:
                 self._dead_letter(dead, pending.take(pa.array(refused)), failures[refused[0]], attempts)
             again = sorted(i for i, err in failures.items() if is_retriable(err))
-            if not again:
-                break
-            if backoff.exhausted():
+            if again and backoff.exhausted():
                 tried = [i for i in again if not isinstance(failures[i], NotAttempted)]
                 if tried:
                     self._dead_letter(dead, pending.take(pa.array(tried)), failures[tried[0]], attempts,
@@ -262,21 +326,20 @@ class Pipeline:
                 again = [i for i in again if isinstance(failures[i], NotAttempted)]
                 backoff.reset()
                 attempts = 0
-            error = failures[again[0]] if again else None
-            pending, ids = pending.take(pa.array(again, pa.int64())), tuple(ids[i] for i in again)
-            if error is not None and attempts:
+            elif again:
+                error = failures[again[0]]
                 delay = backoff.next_delay(retry_after(error))
                 self.status.retries += 1
                 self.status.state = SinkState.RETRYING
                 self.status.last_error = self._error_text(error)
                 log.warning("sink %s: %s; retrying %d row(s) in %.2fs", self.record.name, self.status.last_error,
-                            pending.num_rows, delay)
+                            len(again), delay)
                 await asyncio.sleep(delay)
-            attempts += 1
+            pending, positions = pending.take(pa.array(again, pa.int64())), [positions[i] for i in again]
+            attempts, first = attempts + 1, False
         if self.status.state is SinkState.RETRYING:
             self.status.state = SinkState.RUNNING
-        self.status.epochs = epoch
-        self.status.rows_emitted += batch.num_rows
+        return sorted(succeeded)
 
     def _dead_letter(self, dead: DeadLetters, rows: pa.RecordBatch, error: BaseException, attempts: int,
                      prefix: str = "") -> None:

@@ -106,13 +106,14 @@ def host_port(entry: str) -> tuple[str, int]:
 
     Raises ``ValueError`` naming the entry when it is not a host.
     """
+    problem = ValueError(f"'{entry}' is not host or host:port")
     try:
         parts = urlsplit("//" + entry.strip())
-        host, port = parts.hostname, parts.port
+        host, port = parts.hostname, parts.port  # .port raises ValueError for a bad port
     except ValueError:
-        host, port = None, None
-    if not host or parts.path or parts.username:
-        raise ValueError(f"'{entry}' is not host or host:port")
+        raise problem from None
+    if not host or parts.path or parts.username or parts.query:
+        raise problem
     return host, port or DEFAULT_PORT
 
 
@@ -244,6 +245,11 @@ def _texts(array: pa.Array) -> list[str | None]:
     return [None if value is None else text(value) for value in array.to_pylist()]
 
 
+def _arrays(array: pa.Array) -> list[list[Any]]:
+    # ClickHouse has no Nullable(Array): a NULL list is stored as the empty array.
+    return [[] if items is None else items for items in array.to_pylist()]
+
+
 def _to_pylist(array: pa.Array) -> list[Any]:
     return array.to_pylist()
 
@@ -260,8 +266,10 @@ def converter(arrow_type: pa.DataType, ch_type: str) -> Converter:
             return lambda array: _epoch_ints(array, 0)
     if pa.types.is_decimal(arrow_type) and inner.startswith("Decimal"):
         return _decimals
-    string_like = pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
-    if (inner == "String" or inner.startswith("FixedString")) and not string_like:
+    if inner.startswith("Array("):
+        return _arrays
+    text_or_bytes = any(check(arrow_type) for check in (pa.types.is_string, pa.types.is_large_string, pa.types.is_binary))
+    if (inner == "String" or inner.startswith("FixedString")) and not text_or_bytes:
         # Timeplus prints values this way (datetime as 2022-01-23 10:00:00.123), and ClickHouse parses it back.
         return _texts
     return _to_pylist
@@ -271,8 +279,13 @@ def converter(arrow_type: pa.DataType, ch_type: str) -> Converter:
 class _TargetColumn:
     name: str
     ch_type: str
-    nullable: bool
+    accepts_null: bool  # Nullable(T), or Array(T) where NULL becomes []
     convert: Converter
+
+    @classmethod
+    def of(cls, name: str, arrow_type: pa.DataType, ch_type: str) -> _TargetColumn:
+        inner, nullable = _unwrap(ch_type)
+        return cls(name, ch_type, nullable or inner.startswith("Array("), converter(arrow_type, ch_type))
 
 
 # --------------------------------------------------------------------------- errors
@@ -405,12 +418,9 @@ class ClickHouseSink(Sink):
                 f"table {self.config.table_name} has no column {names} that the query produces "
                 f"(table columns: {', '.join(table_types)})"
             )
-        self._columns = []
-        for field in self.env.output_schema:
-            ch_type = table_types[field.name]
-            self._columns.append(
-                _TargetColumn(field.name, ch_type, _unwrap(ch_type)[1], converter(field.type, ch_type))
-            )
+        self._columns = [
+            _TargetColumn.of(field.name, field.type, table_types[field.name]) for field in self.env.output_schema
+        ]
         names = ", ".join(quote_identifier(column.name) for column in self._columns)
         self._insert_sql = f"INSERT INTO {self.table} ({names}) VALUES"
 
@@ -447,7 +457,7 @@ class ClickHouseSink(Sink):
         values = []
         for column in self._columns:
             array = batch.column(column.name)
-            if array.null_count and not column.nullable:
+            if array.null_count and not column.accepts_null:
                 row = array.is_null().to_pylist().index(True)
                 raise PermanentError(
                     f"row {row}: column '{column.name}' is NULL but the table column is {column.ch_type} (not Nullable)"

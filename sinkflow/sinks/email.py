@@ -41,17 +41,17 @@ class EmailConfig(SinkConfig):
     secret_fields: ClassVar[tuple[str, ...]] = ("password",)
     template_fields: ClassVar[tuple[str, ...]] = ("subject", "body")
 
-    host: str = Field(min_length=1)
-    port: int | None = Field(None, ge=1, le=65535)
-    username: str | None = None
-    password: str | None = Field(None, validate_default=True)
-    tls: Literal["starttls", "ssl", "none"] = "starttls"
-    tls_skip_verify: bool = False
-    sender: str = Field(alias="from")
-    to: StrList = Field(min_length=1)
-    subject: TemplateText = None
-    body: TemplateText = None
-    timeout: Duration = Field(10.0, gt=0)
+    host: str = Field(min_length=1, description="SMTP server host")
+    port: int | None = Field(None, ge=1, le=65535, description="SMTP port (default 587, 465 with ssl, 25 with none)")
+    username: str | None = Field(None, description="user name to log in with")
+    password: str | None = Field(None, validate_default=True, description="password to log in with")
+    tls: Literal["starttls", "ssl", "none"] = Field("starttls", description="starttls, ssl (SMTPS) or none")
+    tls_skip_verify: bool = Field(False, description="true skips server certificate verification")
+    sender: str = Field(alias="from", description="sender address, e.g. Alerts <alerts@example.org>")
+    to: StrList = Field(min_length=1, description="recipient addresses (a list, or comma-separated)")
+    subject: TemplateText = Field(None, description="subject template ({{ .col }})")
+    body: TemplateText = Field(None, description="body template ({{ .col }}); empty: the row as JSON")
+    timeout: Duration = Field(10.0, gt=0, description="connection and reply timeout")
 
     @field_validator("password")
     @classmethod
@@ -83,10 +83,11 @@ class EmailSink(Sink):
 
     Delivery guarantee: at-least-once. A row is delivered when the server accepted its
     message (250 after DATA). Each message's ``Message-ID`` is derived from the row's
-    idempotency key (``<sink id>-<epoch>-<row>@sinkflow``), the same on a resend after a
-    restart, so mail clients can recognise a duplicate. A refused login (535) and 5xx
-    replies are permanent errors (the message says what the server refused, never the
-    password); a server that is down, drops the connection or answers 4xx is retryable.
+    idempotency key (``<sink id>-<row number>@sinkflow``, the row's position in the query's
+    output), the same on a resend after a restart, so mail clients can recognise a
+    duplicate. A refused login (535) and 5xx replies are permanent errors (the message says
+    what the server refused, never the password); a server that is down, drops the
+    connection or answers 4xx is retryable.
     """
 
     config_class = EmailConfig

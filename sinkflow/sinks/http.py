@@ -12,7 +12,6 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from sinkflow.sinks.base import SinkEnv
 from sinkflow.sinks.config import BatchPolicy, Duration, RetryPolicy, SinkConfig, StrList
 from sinkflow.sinks.delivery import (
     JSON_TYPE,
@@ -22,12 +21,12 @@ from sinkflow.sinks.delivery import (
     RequestPerRowSink,
     RequestSpec,
     UrlText,
+    authorization_values,
     header_secrets,
     paralism_field,
     row_sink_batch_policy,
     safe_target,
 )
-from sinkflow.sinks.encode import json_document
 from sinkflow.sinks.template import Template, TemplateText
 
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -41,11 +40,11 @@ class OAuth2Config(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    enabled: bool = False
-    client_key: str | None = Field(None, validate_default=True)
-    client_secret: str | None = Field(None, validate_default=True)
-    token_url: UrlText | None = Field(None, validate_default=True)
-    scopes: StrList = Field(default_factory=list)
+    enabled: bool = Field(False, description="use the OAuth2 client-credentials grant")
+    client_key: str | None = Field(None, validate_default=True, description="client id")
+    client_secret: str | None = Field(None, validate_default=True, description="client secret")
+    token_url: UrlText | None = Field(None, validate_default=True, description="token endpoint URL")
+    scopes: StrList = Field(default_factory=list, description="scopes requested, a list of strings")
 
     @field_validator("client_key", "client_secret", "token_url")
     @classmethod
@@ -61,16 +60,18 @@ class HttpConfig(SinkConfig):
     secret_fields: ClassVar[tuple[str, ...]] = ("oauth2.client_secret", *header_secrets("http_header"))
     template_fields: ClassVar[tuple[str, ...]] = ("payload_field",)
 
-    url: UrlText
-    content_type: str | None = None
-    http_method: str = "POST"
-    payload_field: TemplateText = None
-    http_header: Headers = Field(default_factory=dict)
-    oauth2: OAuth2Config = OAuth2Config()
+    url: UrlText = Field(description="target URL")
+    content_type: str | None = Field(
+        None, description="Content-Type header (default: application/json, or text/plain for a payload template)"
+    )
+    http_method: str = Field("POST", description="GET, POST, PUT, PATCH or DELETE")
+    payload_field: TemplateText = Field(None, description="request body template ({{ .col }}); empty: the row as JSON")
+    http_header: Headers = Field(default_factory=dict, description="object of extra headers")
+    oauth2: OAuth2Config = Field(OAuth2Config(), description="OAuth2 client-credentials settings")
     paralism: int = paralism_field()
-    retries: int = Field(0, ge=0)
-    retry_interval: Duration = 10.0
-    timeout: Duration = Field(10.0, gt=0)
+    retries: int = Field(0, ge=0, description="retries of a row after a retryable failure")
+    retry_interval: Duration = Field(10.0, description="wait before the first retry (then backing off)")
+    timeout: Duration = Field(10.0, gt=0, description="request timeout")
 
     @field_validator("http_method", mode="before")
     @classmethod
@@ -97,7 +98,7 @@ class HttpSink(RequestPerRowSink):
 
     Delivery guarantee: at-least-once. A row counts as delivered when the server answers
     2xx; rows of an epoch that was not acknowledged are sent again after a restart. Every
-    request carries ``Idempotency-Key: <sink id>-<epoch>-<row>``, the same on every resend
+    request carries ``Idempotency-Key: <sink id>-<row number>``, the same on every resend
     of that row, so a server that honours the header sees each row exactly once.
     With ``paralism`` 1 rows arrive in result order; with N, up to N requests are in flight.
     5xx, 429 (with ``Retry-After``), timeouts and network errors are retryable; other 4xx
@@ -107,13 +108,10 @@ class HttpSink(RequestPerRowSink):
     config_class = HttpConfig
     config: HttpConfig
 
-    def __init__(self, config: HttpConfig, env: SinkEnv) -> None:
-        self._template = Template.parse(config.payload_field) if config.payload_field else None
-        super().__init__(config, env)
-
     def request_spec(self) -> RequestSpec:
         cfg = self.config
-        default_type = TEXT_TYPE if self._template else JSON_TYPE
+        template = Template.parse(cfg.payload_field) if cfg.payload_field else None
+        default_type = TEXT_TYPE if template else JSON_TYPE
         headers = {"Content-Type": cfg.content_type or default_type, **cfg.http_header}
         oauth = cfg.oauth2
         settings = None
@@ -127,11 +125,7 @@ class HttpSink(RequestPerRowSink):
             timeout=cfg.timeout,
             paralism=cfg.paralism,
             target=f"{cfg.http_method} {safe_target(cfg.url)}",
-            secrets=tuple(v for k, v in cfg.http_header.items() if k.lower() == "authorization"),
+            template=template,
+            secrets=authorization_values(cfg.http_header),
             oauth2=settings,
         )
-
-    def body(self, row: dict[str, Any]) -> bytes:
-        if self._template is not None:
-            return self._template.render(row).encode()
-        return json_document(row)

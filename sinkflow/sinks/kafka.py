@@ -13,8 +13,12 @@ Delivery guarantee:
   ``sinkflow-<sink id>``. ``write`` only encodes; ``flush`` sends the epoch's messages as one
   transaction and commits it, aborting it on any failure, so an epoch abandoned before its
   flush never reaches the log, and a restarted sink fences its previous incarnation (the
-  broker aborts that one's open transaction). A ``read_committed`` consumer sees every row
-  exactly once.
+  broker aborts that one's open transaction). The transaction also commits the sink's
+  progress, the output position (:meth:`WriteContext.row_number`) after its last row, as the
+  offset of consumer group ``sinkflow-<sink id>`` on partition 0 of the topic (as Kafka
+  Streams commits its input offsets). Rows the runtime replays after a crash that are
+  already committed are recognised by their position and not sent again. A
+  ``read_committed`` consumer sees every row exactly once.
 
 confluent-kafka calls block, so they run in worker threads (``asyncio.to_thread``); the event
 loop never waits on librdkafka. librdkafka's error callback (broker down, TLS handshake or
@@ -35,7 +39,7 @@ from typing import Any, ClassVar, Literal
 
 import certifi
 import pyarrow as pa
-from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from pydantic import Field, field_validator, model_validator
 
@@ -43,7 +47,7 @@ from sinkflow.errors import ConfigError
 from sinkflow.sinks.base import PermanentError, RetryableError, Sink, SinkEnv, SinkError, WriteContext
 from sinkflow.sinks.config import BatchPolicy, SinkConfig, StrList
 from sinkflow.sinks.encode import json_documents, row_dicts, text
-from sinkflow.sinks.template import Template, TemplateText
+from sinkflow.sinks.template import Template, TemplateText, check_columns
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +161,14 @@ class KafkaConfig(SinkConfig):
                 raise ConfigError("tls.ca_file", f"no such file: {self.tls_ca_file}")
         return self
 
+    def templates(self) -> dict[str, str]:
+        """The message key as a template, a bare column name included (``cid`` as ``{{ .cid }}``),
+        so that creation checks the column against the query's output like any template."""
+        key = self.message_key
+        if key and "{{" not in key and key.isidentifier():
+            return {"message_key": f"{{{{ .{key} }}}}"}
+        return super().templates()
+
     def batch_policy(self) -> BatchPolicy:
         """``batch_count`` rows per write (and per epoch), or what arrived within 100 ms."""
         return BatchPolicy(max_rows=self.batch_count, max_wait=0.1)
@@ -229,13 +241,15 @@ class KafkaSink(Sink):
         self._key_template: Template | None = None
         key = config.message_key
         if key is not None:
+            columns = env.output_schema.names
+            for prop, template in config.templates().items():
+                check_columns(template, prop, columns)
             if "{{" in key:
                 self._key_template = Template.parse(key)
-            elif key in env.output_schema.names:
+            elif key in columns:
                 self._key_column = key
             else:
-                columns = ", ".join(env.output_schema.names)
-                raise ConfigError("message_key", f"unknown column '{key}' (columns: {columns})")
+                raise ConfigError("message_key", f"unknown column '{key}' (columns: {', '.join(columns)})")
         self._transactional = config.delivery_guarantee == "exactly_once"
         self._producer: Producer | None = None
         self._incident: _Incident | None = None
@@ -244,6 +258,10 @@ class KafkaSink(Sink):
         self._topic_checked = False
         #: exactly_once: the epoch's encoded (documents, keys), produced in flush().
         self._pending: list[tuple[list[bytes], list[bytes | None] | None]] = []
+        #: exactly_once: the group whose committed offset is the sink's progress, and that progress.
+        self._progress: Consumer | None = None
+        self._next_row = 0
+        self._epoch_end = 0
 
     # ------------------------------------------------------------------ protocol
 
@@ -253,7 +271,7 @@ class KafkaSink(Sink):
 
     async def write(self, batch: pa.RecordBatch, ctx: WriteContext) -> None:
         """Encode the rows; enqueue one message per row (exactly_once: keep them for flush)."""
-        await asyncio.to_thread(self._write, batch)
+        await asyncio.to_thread(self._write, batch, ctx)
 
     async def flush(self, epoch: int) -> None:
         """Return once every message since the last flush is delivered (exactly_once: committed)."""
@@ -268,14 +286,24 @@ class KafkaSink(Sink):
     def _open(self) -> None:
         self._ensure_topic()
         self._producer = self._new_producer()
-
-    def _write(self, batch: pa.RecordBatch) -> None:
-        messages = (json_documents(batch), self._keys(batch))
         if self._transactional:
+            self._progress = Consumer({**self._common_config(), "group.id": self._transactional_id(),
+                                       "enable.auto.commit": False, "isolation.level": "read_committed"})
+            self._next_row = self._committed_progress()
+
+    def _write(self, batch: pa.RecordBatch, ctx: WriteContext) -> None:
+        if self._transactional:
+            # Rows at positions the sink committed before (a replay after a crash) are skipped.
+            fresh = [i for i in range(batch.num_rows) if ctx.row_number(i) >= self._next_row]
+            if not fresh:
+                return
+            rows = batch if len(fresh) == batch.num_rows else batch.take(pa.array(fresh))
             # The epoch's transaction is opened, filled and committed in flush(): an epoch
             # abandoned before its flush (a crash, a close) never reaches the log at all.
-            self._pending.append(messages)
+            self._pending.append((json_documents(rows), self._keys(rows)))
+            self._epoch_end = max(self._epoch_end, ctx.row_number(fresh[-1]) + 1)
             return
+        messages = (json_documents(batch), self._keys(batch))
         producer = self._ready_producer()
         try:
             self._produce(producer, *messages)
@@ -304,11 +332,33 @@ class KafkaSink(Sink):
             if failures:
                 raise self._classify(failures)
             if self._in_transaction:
-                self._call(producer.commit_transaction, TRANSACTION_TIMEOUT)
-                self._in_transaction = False
+                self._commit(producer)
+            self._incident = None  # delivered: earlier broker trouble is over
         except SinkError:
             self._fail_epoch(producer)
             raise
+
+    def _commit(self, producer: Producer) -> None:
+        """Commit the epoch's messages together with the sink's new progress."""
+        assert self._progress is not None
+        position = [TopicPartition(self.config.topic, 0, self._epoch_end)]
+        self._call(producer.send_offsets_to_transaction, position, self._progress.consumer_group_metadata(),
+                   TRANSACTION_TIMEOUT)
+        self._call(producer.commit_transaction, TRANSACTION_TIMEOUT)
+        self._in_transaction = False
+        self._next_row = self._epoch_end
+
+    def _committed_progress(self) -> int:
+        """The output position after the last row a committed transaction of this sink sent."""
+        assert self._progress is not None
+        try:
+            [position] = self._progress.committed([TopicPartition(self.config.topic, 0)], timeout=CONNECT_TIMEOUT)
+        except KafkaException as exc:
+            raise self._error(exc.args[0], "reading the sink's committed progress") from None
+        return max(position.offset, 0)  # no commit yet: a negative "invalid offset"
+
+    def _transactional_id(self) -> str:
+        return f"sinkflow-{self.env.sink_id}"
 
     def _ready_producer(self) -> Producer:
         """The producer, after re-checking the topic when an epoch failed since (the topic may be
@@ -329,21 +379,34 @@ class KafkaSink(Sink):
                     try:
                         produce(topic, document)
                     except BufferError:
-                        self._wait_for_room(producer)
-                        produce(topic, document)
+                        self._when_room(producer, lambda d=document: produce(topic, d))
             else:
                 for document, key in zip(documents, keys):
                     try:
                         produce(topic, document, key)
                     except BufferError:
-                        self._wait_for_room(producer)
-                        produce(topic, document, key)
+                        self._when_room(producer, lambda d=document, k=key: produce(topic, d, k))
         except KafkaException as exc:
             raise self._error(exc.args[0], "producing") from None
         producer.poll(0)  # serve delivery and error callbacks without waiting
 
+    def _when_room(self, producer: Producer, enqueue: Callable[[], None]) -> None:
+        """Serve delivery reports until librdkafka's full local queue takes ``enqueue()`` (or give up)."""
+        deadline = time.monotonic() + QUEUE_FULL_TIMEOUT
+        while True:
+            producer.poll(0.05)
+            try:
+                enqueue()
+                return
+            except BufferError:
+                if time.monotonic() >= deadline:
+                    raise self._unreachable("the local queue stayed full") from None
+
     def _close(self) -> None:
         self._pending = []
+        progress, self._progress = self._progress, None
+        if progress is not None:
+            progress.close()
         producer, self._producer = self._producer, None
         if producer is None:
             return
@@ -381,7 +444,7 @@ class KafkaSink(Sink):
             "on_delivery": self._on_delivery,
         }
         if self._transactional:
-            conf["transactional.id"] = f"sinkflow-{self.env.sink_id}"
+            conf["transactional.id"] = self._transactional_id()
             conf["transaction.timeout.ms"] = MESSAGE_TIMEOUT_MS
         try:
             producer = Producer(conf)
@@ -429,15 +492,6 @@ class KafkaSink(Sink):
             return [self._key_template.render(row).encode() for row in row_dicts(batch)]
         return None
 
-    def _wait_for_room(self, producer: Producer) -> None:
-        """Serve callbacks until librdkafka's local queue takes messages again (or give up)."""
-        deadline = time.monotonic() + QUEUE_FULL_TIMEOUT
-        while time.monotonic() < deadline:
-            producer.poll(0.05)
-            if len(producer) < 0.9 * 100_000:  # below queue.buffering.max.messages' default
-                return
-        raise self._unreachable("the local queue stayed full")
-
     def _await_deliveries(self, producer: Producer) -> None:
         """Wait until librdkafka has a delivery report for every message; raise RetryableError
         when the brokers are reported unreachable and nothing was delivered for STALL_TIMEOUT."""
@@ -475,6 +529,7 @@ class KafkaSink(Sink):
         """
         self._topic_checked = False
         self._producer = None
+        self._epoch_end = self._next_row
         in_transaction, self._in_transaction = self._in_transaction, False
         self._failures = []
         try:

@@ -11,7 +11,9 @@ failure (no producer deduplication: pulsar-lite and default Apache Pulsar namesp
 enforce it).
 
 **Errors.** A broker that can't be reached raises :class:`RetryableError` at ``open``; an
-unusable topic or refused credentials raise :class:`PermanentError`. In ``flush``, failed sends
+unusable topic or refused credentials raise :class:`PermanentError`. When the broker goes away
+mid-stream the client reconnects by itself and ``flush`` waits for the acknowledgements (up to
+the producer's 30 s send timeout, after which the sends fail). In ``flush``, failed sends
 that may succeed later (timeout, disconnect) fail the epoch with :class:`RetryableError`; when
 some message can never be sent as it is (too big, topic terminated), :class:`PartialWriteError`
 maps every failed row (in write order since the previous flush) to its error, so the runtime
@@ -41,6 +43,9 @@ from sinkflow.sinks.encode import json_documents, text
 
 log = logging.getLogger(__name__)
 _OK = int(pulsar.Result.Ok)
+#: How long the producer holds a batch open for more messages; flush waits at most this long
+#: for the last batch of an epoch to leave.
+PUBLISH_DELAY_MS = 1
 
 #: auth_type → (required auth_params, optional auth_params). For oauth2, ``private_key`` (a
 #: credentials file URL, as the Pulsar client takes it) may replace ``client_id`` + ``client_secret``.
@@ -142,18 +147,23 @@ def _classify(failure: BaseException | str) -> SinkError:
 
 
 class _Acks:
-    """Completion callbacks of the sends since the last flush, counted from the client's thread."""
+    """Completion callbacks of the sends since the last flush, counted from the client's thread.
 
-    def __init__(self) -> None:
-        # A plain Lock: the default RLock costs more, and this runs once per message.
-        self._done = threading.Condition(threading.Lock())
+    :meth:`wait` awaits on the event loop (the last callback wakes it), so an epoch waiting for
+    a broker that is away holds no worker thread.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._idle: asyncio.Future[None] | None = None
         self.sent = 0
         self.pending = 0
         self.failures: dict[int, SinkError] = {}
 
     def reserve(self, count: int) -> int:
         """Count ``count`` more sends; return the row index of the first."""
-        with self._done:
+        with self._lock:
             first = self.sent
             self.sent += count
             self.pending += count
@@ -164,20 +174,29 @@ class _Acks:
         return functools.partial(self._complete, index)
 
     def _complete(self, index: int, result: pulsar.Result, _message_id: Any) -> None:
-        with self._done:
+        with self._lock:
             if int(result) != _OK:  # comparing pybind enums costs twice as much, once per message
                 self.failures[index] = _classify(result.name)
             self.pending -= 1
-            if self.pending == 0:
-                self._done.notify_all()
+            idle = self._idle if self.pending == 0 else None
+        if idle is not None:
+            self._loop.call_soon_threadsafe(_set_done, idle)
 
-    def wait(self) -> tuple[int, dict[int, SinkError]]:
-        """Block until every callback ran; return (messages sent, failures) and start afresh."""
-        with self._done:
-            self._done.wait_for(lambda: self.pending == 0)
+    async def wait(self) -> tuple[int, dict[int, SinkError]]:
+        """Return (messages sent, failures) once every callback ran, and start afresh."""
+        with self._lock:
+            idle = self._idle = self._loop.create_future() if self.pending else None
+        if idle is not None:
+            await idle
+        with self._lock:
             sent, failures = self.sent, self.failures
-            self.sent, self.failures = 0, {}
-            return sent, failures
+            self.sent, self.failures, self._idle = 0, {}, None
+        return sent, failures
+
+
+def _set_done(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class PulsarSink(Sink):
@@ -193,7 +212,7 @@ class PulsarSink(Sink):
             raise ConfigError("message_key", f"column '{config.message_key}' is not in the query's output ({columns})")
         self._client: pulsar.Client | None = None
         self._producer: pulsar.Producer | None = None
-        self._acks = _Acks()
+        self._acks: _Acks | None = None
 
     async def open(self) -> None:
         """Connect and create the producer.
@@ -202,21 +221,26 @@ class PulsarSink(Sink):
         when it refuses the topic or the credentials.
         """
         await self.close()  # a reopen after a failed open starts afresh
-        self._acks = _Acks()
+        self._acks = _Acks(asyncio.get_running_loop())
         auth = pulsar_auth(self.config.auth_type, self.config.auth_params)
         self._client = pulsar.Client(
             self.config.broker_url,
             authentication=auth.build() if auth else None,
             operation_timeout_seconds=10,
-            logger=log,
+            # Not a Python logger: the client would hand it two formatted DEBUG lines per message
+            # (filtered only in Python), a fifth of the send cost. Warnings go to the console.
+            logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Warn),
         )
         try:
             self._producer = await asyncio.to_thread(
                 self._client.create_producer,
                 self.config.topic,
                 batching_enabled=True,
-                batching_max_publish_delay_ms=10,
+                batching_max_publish_delay_ms=PUBLISH_DELAY_MS,
                 block_if_queue_full=True,
+                # Room for a whole write: flush empties the queue each epoch, so a write never
+                # blocks its thread on a full queue.
+                max_pending_messages=max(1000, self.config.batch_policy().max_rows),
             )
         except pulsar.PulsarException as exc:
             await self.close()
@@ -231,21 +255,22 @@ class PulsarSink(Sink):
 
         Never raises for delivery problems: a send the producer refuses is reported by ``flush``.
         """
-        await asyncio.to_thread(self._send_all, batch)
+        if self._producer is None or self._acks is None:
+            raise RetryableError("the Pulsar sink is not open")
+        await asyncio.to_thread(self._send_all, self._producer, self._acks, batch)
 
-    def _send_all(self, batch: pa.RecordBatch) -> None:
+    def _send_all(self, producer: pulsar.Producer, acks: _Acks, batch: pa.RecordBatch) -> None:
         documents = json_documents(batch)
         keys: list[str | None] = [None] * len(documents)
         if self.config.message_key:
             keys = [None if v is None else text(v) for v in batch.column(self.config.message_key).to_pylist()]
-        producer = self._producer
-        refused: pulsar.Result | None = None if producer is not None else pulsar.Result.AlreadyClosed
-        first = self._acks.reserve(len(documents))
+        refused: pulsar.Result | None = None
+        first = acks.reserve(len(documents))
         for offset, (document, key) in enumerate(zip(documents, keys, strict=True)):
-            callback = self._acks.callback(first + offset)
+            callback = acks.callback(first + offset)
             if refused is None:
                 try:
-                    producer.send_async(document, callback, partition_key=key)  # type: ignore[union-attr]
+                    producer.send_async(document, callback, partition_key=key)
                     continue
                 except pulsar.PulsarException as exc:
                     refused = getattr(pulsar.Result, type(exc).__name__, pulsar.Result.UnknownError)
@@ -253,22 +278,20 @@ class PulsarSink(Sink):
             callback(refused, None)
 
     async def flush(self, epoch: int) -> None:
-        """Return once every message since the last flush is acknowledged; raise for the failed ones."""
-        sent, failures = await asyncio.to_thread(self._flush_and_wait)
+        """Return once every message since the last flush is acknowledged; raise for the failed ones.
+
+        The producer sends its last open batch within ``batching_max_publish_delay_ms``; waiting
+        for that, instead of calling the client's blocking ``flush()``, keeps threads free.
+        """
+        if self._acks is None:
+            raise RetryableError("the Pulsar sink is not open")
+        sent, failures = await self._acks.wait()
         if not failures:
             return
         if all(error.retryable for error in failures.values()):
             first = next(iter(failures.values()))
             raise RetryableError(f"{len(failures)} of {sent} message(s) of epoch {epoch} not acknowledged: {first.message}")
         raise PartialWriteError(failures)
-
-    def _flush_and_wait(self) -> tuple[int, dict[int, SinkError]]:
-        if self._producer is not None:
-            try:
-                self._producer.flush()  # sends the open batch now instead of after its delay
-            except pulsar.PulsarException:
-                pass  # the failed sends' callbacks report each of them
-        return self._acks.wait()
 
     async def close(self) -> None:
         """Close producer and client; never raises."""

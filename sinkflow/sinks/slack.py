@@ -7,12 +7,11 @@ Properties (``spec/SINKS.md``): ``url`` (the webhook URL, a secret), ``template`
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import orjson
 from pydantic import Field
 
-from sinkflow.sinks.base import SinkEnv
 from sinkflow.sinks.config import BatchPolicy, Duration, RetryPolicy, SinkConfig
 from sinkflow.sinks.delivery import (
     JSON_TYPE,
@@ -20,10 +19,10 @@ from sinkflow.sinks.delivery import (
     RequestPerRowSink,
     RequestSpec,
     UrlText,
+    authorization_values,
     header_secrets,
     row_sink_batch_policy,
 )
-from sinkflow.sinks.encode import json_document
 from sinkflow.sinks.template import Template, TemplateText
 
 
@@ -33,11 +32,13 @@ class SlackConfig(SinkConfig):
     secret_fields: ClassVar[tuple[str, ...]] = ("url", *header_secrets("header"))
     template_fields: ClassVar[tuple[str, ...]] = ("template",)
 
-    url: UrlText
-    template: TemplateText = None
-    header: Headers = Field(default_factory=dict)
-    messages_per_second: float = Field(1.0, gt=0, le=1000)
-    timeout: Duration = Field(10.0, gt=0)
+    url: UrlText = Field(description="the channel's incoming-webhook URL (a secret)")
+    template: TemplateText = Field(None, description="message template ({{ .col }}); empty: the row as JSON")
+    header: Headers = Field(default_factory=dict, description="object of extra HTTP headers")
+    messages_per_second: float = Field(
+        1.0, gt=0, le=1000, description="messages sent per second at most (Slack allows about 1 per webhook)"
+    )
+    timeout: Duration = Field(10.0, gt=0, description="request timeout")
 
     def batch_policy(self) -> BatchPolicy:
         return row_sink_batch_policy(1)
@@ -61,10 +62,6 @@ class SlackSink(RequestPerRowSink):
     config_class = SlackConfig
     config: SlackConfig
 
-    def __init__(self, config: SlackConfig, env: SinkEnv) -> None:
-        self._template = Template.parse(config.template) if config.template else None
-        super().__init__(config, env)
-
     def request_spec(self) -> RequestSpec:
         cfg = self.config
         return RequestSpec(
@@ -74,10 +71,11 @@ class SlackSink(RequestPerRowSink):
             timeout=cfg.timeout,
             paralism=1,
             target="Slack webhook",
-            secrets=(cfg.url, *(v for k, v in cfg.header.items() if k.lower() == "authorization")),
+            template=Template.parse(cfg.template) if cfg.template else None,
+            secrets=(cfg.url, *authorization_values(cfg.header)),
             rate=cfg.messages_per_second,
         )
 
-    def body(self, row: dict[str, Any]) -> bytes:
-        text = self._template.render(row) if self._template is not None else json_document(row).decode()
-        return orjson.dumps({"text": text})
+    def wrap(self, body: bytes) -> bytes:
+        """Slack's payload: the row's text in ``{"text": …}``, JSON-escaped whatever it holds."""
+        return orjson.dumps({"text": body.decode()})

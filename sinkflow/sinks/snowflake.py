@@ -10,10 +10,12 @@ The table is created from the query's result schema when absent (:func:`snowflak
 an existing table must have a column for every result column (matched as Snowflake matches
 unquoted names: case-insensitively), else ``open()`` raises :class:`PermanentError` naming it.
 
-Delivery guarantee: at-least-once. ``write`` returns only after ``COMMIT`` succeeded, so an
+Delivery guarantee: exactly-once. ``write`` returns only after ``COMMIT`` succeeded, so an
 acknowledged batch is durable; a failed batch is rolled back entirely and retried by the
-runtime. After a crash, the rows of the epoch that was committed but not yet checkpointed
-are inserted again.
+runtime. The same transaction records, in the table ``SINKFLOW_OFFSETS`` beside the target,
+the output position (:meth:`WriteContext.row_number`) after the sink's last inserted row: a
+batch replayed after a crash (committed here, not yet checkpointed by the runtime) finds its
+rows already recorded and inserts only the ones that are not.
 
 Column names are created upper-cased when they are plain identifiers (``cid`` → ``CID``), so
 SQL users query them unquoted; other names keep their exact spelling, quoted.
@@ -41,6 +43,8 @@ _PLAIN_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 #: Rows per INSERT statement, and a bound on its text (Snowflake accepts up to 1 MB of SQL text).
 ROWS_PER_STATEMENT = 1000
 BYTES_PER_STATEMENT = 512 * 1024
+#: Per-sink progress, committed with the rows (see the module docstring).
+OFFSETS_TABLE = "SINKFLOW_OFFSETS"
 LOGIN_TIMEOUT = 30
 #: Shorter "secrets" are not scrubbed from messages: replacing every "p" would garble them.
 MIN_SECRET_LENGTH = 4
@@ -164,6 +168,7 @@ class SnowflakeSink(Sink):
         super().__init__(config, env)
         self._columns = [_Column(f.name, identifier(f.name), snowflake_type(f.type)) for f in env.output_schema]
         self._table = ".".join(identifier(part) for part in (config.database, config.schema_, config.table))
+        self._offsets = ".".join(identifier(part) for part in (config.database, config.schema_, OFFSETS_TABLE))
         self._insert_head = (
             f"INSERT INTO {self._table} ({', '.join(c.ident for c in self._columns)}) "
             f"SELECT {', '.join(c.select_expression() for c in self._columns)} FROM (SELECT PARSE_JSON(column1) AS v FROM VALUES "
@@ -175,8 +180,8 @@ class SnowflakeSink(Sink):
         await asyncio.to_thread(self._open)
 
     async def write(self, batch: pa.RecordBatch, ctx: WriteContext) -> None:
-        """Insert the batch in one transaction; returns once it is committed."""
-        await asyncio.to_thread(self._insert, batch)
+        """Insert the rows not inserted before in one transaction; returns once it is committed."""
+        await asyncio.to_thread(self._insert, batch, ctx)
 
     async def close(self) -> None:
         """Close the connection."""
@@ -190,6 +195,9 @@ class SnowflakeSink(Sink):
         self._connection = self._connect()
         columns = ", ".join(f"{c.ident} {c.type}" for c in self._columns)
         self._execute(f"CREATE TABLE IF NOT EXISTS {self._table} ({columns})")
+        self._execute(
+            f"CREATE TABLE IF NOT EXISTS {self._offsets} (SINK_ID VARCHAR, TABLE_NAME VARCHAR, NEXT_ROW NUMBER(38,0))"
+        )
         found = self._execute(
             "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s",
             [_unquoted(identifier(self.config.schema_)), _unquoted(identifier(self.config.table))],
@@ -204,6 +212,8 @@ class SnowflakeSink(Sink):
                     )
 
     def _connect(self) -> Any:
+        # Imported here: the connector takes a while to import, and a server that lists sink
+        # types (importing this module) but never runs a snowflake sink should not pay for it.
         import snowflake.connector
         from snowflake.connector import errors
 
@@ -232,14 +242,27 @@ class SnowflakeSink(Sink):
         except errors.Error as exc:
             raise self._error(exc, "connecting") from None
 
-    def _insert(self, batch: pa.RecordBatch) -> None:
-        documents = [doc.decode() for doc in json_documents(batch)]
+    def _insert(self, batch: pa.RecordBatch, ctx: WriteContext) -> None:
         if self._connection is None:  # a failed batch closed it; reconnect for the retry
             self._connection = self._connect()
+        key = [self.env.sink_id, self._table]
         self._execute("BEGIN")
         try:
-            for chunk in _chunks(documents):
-                self._execute(self._insert_head + ", ".join(["(%s)"] * len(chunk)) + ")", chunk)
+            found = self._execute(f"SELECT NEXT_ROW FROM {self._offsets} WHERE SINK_ID = %s AND TABLE_NAME = %s", key)
+            next_row = int(found[0][0]) if found else 0
+            fresh = [i for i in range(batch.num_rows) if ctx.row_number(i) >= next_row]
+            if fresh:
+                rows = batch if len(fresh) == batch.num_rows else batch.take(pa.array(fresh))
+                documents = [doc.decode() for doc in json_documents(rows)]
+                for chunk in _chunks(documents):
+                    self._execute(self._insert_head + ", ".join(["(%s)"] * len(chunk)) + ")", chunk)
+                self._execute(f"DELETE FROM {self._offsets} WHERE SINK_ID = %s AND TABLE_NAME = %s", key)
+                self._execute(
+                    f"INSERT INTO {self._offsets} (SINK_ID, TABLE_NAME, NEXT_ROW) VALUES (%s, %s, %s)",
+                    [*key, ctx.row_number(fresh[-1]) + 1],
+                )
+            else:
+                log.info("snowflake sink %s: batch already inserted, skipped", self.env.sink_name)
             self._execute("COMMIT")
         except SinkError:
             self._rollback()

@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Annotated, Any
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, StringConstraints
 
 from sinkflow.errors import ConfigError, InvalidInput, Position
 from sinkflow.sinks.encode import json_document, text
@@ -141,16 +141,18 @@ class Template:
 
 
 def _check_template(value: str | None) -> str | None:
-    if value:
-        try:
-            Template.parse(value)
-        except TemplateError as exc:
-            raise ValueError(exc.message) from None
-    return value or None
+    if value is None or not value.strip():
+        return None
+    try:
+        Template.parse(value)
+    except TemplateError as exc:
+        raise ValueError(exc.message) from None
+    return value
 
 
-#: A template property: validated at creation (the error names the construct); empty means "none".
-TemplateText = Annotated[str | None, AfterValidator(_check_template)]
+#: A template property: validated at creation (the error names the construct); empty or blank
+#: means "none". Unlike other text properties its surrounding whitespace is kept: it is content.
+TemplateText = Annotated[str | None, StringConstraints(strip_whitespace=False), AfterValidator(_check_template)]
 
 
 def check_columns(template_text: str, prop_name: str, columns: Iterable[str]) -> None:

@@ -7,11 +7,10 @@ rendered for the row, or by default the whole row as a JSON document. Properties
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from pydantic import Field
 
-from sinkflow.sinks.base import SinkEnv
 from sinkflow.sinks.config import BatchPolicy, Duration, SinkConfig
 from sinkflow.sinks.delivery import (
     JSON_TYPE,
@@ -20,12 +19,12 @@ from sinkflow.sinks.delivery import (
     RequestPerRowSink,
     RequestSpec,
     UrlText,
+    authorization_values,
     header_secrets,
     paralism_field,
     row_sink_batch_policy,
     safe_target,
 )
-from sinkflow.sinks.encode import json_document
 from sinkflow.sinks.template import Template, TemplateText
 
 
@@ -36,11 +35,11 @@ class WebhookConfig(SinkConfig):
     secret_fields: ClassVar[tuple[str, ...]] = header_secrets("headers")
     template_fields: ClassVar[tuple[str, ...]] = ("body",)
 
-    url: UrlText
-    body: TemplateText = None
-    headers: Headers = Field(default_factory=dict)
+    url: UrlText = Field(description="the webhook's URL")
+    body: TemplateText = Field(None, description="message body template ({{ .col }}); empty: the row as JSON")
+    headers: Headers = Field(default_factory=dict, description="object of extra headers")
     paralism: int = paralism_field()
-    timeout: Duration = Field(10.0, gt=0)
+    timeout: Duration = Field(10.0, gt=0, description="request timeout")
 
     def batch_policy(self) -> BatchPolicy:
         return row_sink_batch_policy(self.paralism)
@@ -53,7 +52,7 @@ class WebhookSink(RequestPerRowSink):
     """POSTs one request per result row: the ``body`` template rendered
     (``text/plain; charset=utf-8`` unless ``headers`` sets a Content-Type), or the row as JSON.
 
-    Delivery guarantee: at-least-once, with an ``Idempotency-Key: <sink id>-<epoch>-<row>``
+    Delivery guarantee: at-least-once, with an ``Idempotency-Key: <sink id>-<row number>``
     header that is the same on every resend of a row (a receiver honouring it sees each row
     once). A row is delivered when the webhook answers 2xx. With ``paralism`` 1 rows arrive
     in result order. 5xx, 429, timeouts and network errors are retryable; other 4xx are
@@ -63,23 +62,16 @@ class WebhookSink(RequestPerRowSink):
     config_class = WebhookConfig
     config: WebhookConfig
 
-    def __init__(self, config: WebhookConfig, env: SinkEnv) -> None:
-        self._template = Template.parse(config.body) if config.body else None
-        super().__init__(config, env)
-
     def request_spec(self) -> RequestSpec:
         cfg = self.config
+        template = Template.parse(cfg.body) if cfg.body else None
         return RequestSpec(
             method="POST",
             url=cfg.url,
-            headers={"Content-Type": TEXT_TYPE if self._template else JSON_TYPE, **cfg.headers},
+            headers={"Content-Type": TEXT_TYPE if template else JSON_TYPE, **cfg.headers},
             timeout=cfg.timeout,
             paralism=cfg.paralism,
             target=f"webhook {safe_target(cfg.url)}",
-            secrets=tuple(v for k, v in cfg.headers.items() if k.lower() == "authorization"),
+            template=template,
+            secrets=authorization_values(cfg.headers),
         )
-
-    def body(self, row: dict[str, Any]) -> bytes:
-        if self._template is not None:
-            return self._template.render(row).encode()
-        return json_document(row)

@@ -8,7 +8,9 @@ result must equal; the engine takes the output type from it.
 
 Templates use ``{a0}``/``{a1}`` for argument columns, ``{t}`` for the event time in microseconds,
 ``{s}`` for the row's log sequence number (ties are broken by arrival order, so results are
-deterministic), and ``{p0}``/``{p1}`` for partial columns.
+deterministic), ``{p0}``/``{p1}`` for partial columns, and ``{sum}`` for the summing aggregate:
+``fsum`` (compensated) over floating-point values, whose plain sums would differ in the last bits
+with DuckDB's parallelism and with how rows were grouped into steps, ``sum`` otherwise.
 """
 
 from __future__ import annotations
@@ -42,9 +44,9 @@ def _arg_extreme(fn: str, key: str, guard: str) -> Decomposition:
     )
 
 
-def _simple(fn: str) -> Decomposition:
+def _simple(fn: str, reference: str) -> Decomposition:
     """An aggregate that merges with itself (sum, min, max)."""
-    return Decomposition((f"{fn}({{a0}})",), (f"{fn}({{p0}})",), "{p0}", f"{fn}({{a0}})")
+    return Decomposition((f"{fn}({{a0}})",), (f"{fn}({{p0}})",), "{p0}", f"{reference}({{a0}})")
 
 
 def _counting(fn: str) -> Decomposition:
@@ -73,10 +75,12 @@ _FIXED: dict[str, Decomposition] = {
     "count_star": _counting("count(*)"),
     "count": _counting("count({a0})"),
     "count_if": _counting("count_if({a0})"),
-    "sum": _simple("sum"),
-    "min": _simple("min"),
-    "max": _simple("max"),
-    "avg": Decomposition(("sum({a0})", "count({a0})"), ("sum({p0})", "sum({p1})::BIGINT"), "{p0} / NULLIF({p1}, 0)", "avg({a0})"),
+    "sum": _simple("{sum}", "sum"),
+    "min": _simple("min", "min"),
+    "max": _simple("max", "max"),
+    "avg": Decomposition(
+        ("{sum}({a0})", "count({a0})"), ("{sum}({p0})", "sum({p1})::BIGINT"), "{p0} / NULLIF({p1}, 0)", "avg({a0})"
+    ),
     "any": _arg_extreme("arg_min", "{s}", "{a0}"),
     "earliest": _arg_extreme("arg_min", "{{'t': {t}, 's': {s}}}", "{a0}"),
     "latest": _arg_extreme("arg_max", "{{'t': {t}, 's': -{s}}}", "{a0}"),

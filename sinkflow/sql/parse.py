@@ -93,11 +93,13 @@ class EmitClause:
 
 @dataclass(frozen=True)
 class ParsedSelect:
-    """A SELECT statement: the sqlglot tree (intervals rewritten), its EMIT clause and its text."""
+    """A SELECT statement: the sqlglot tree (intervals rewritten), its EMIT clause, its text, and
+    the text of each item of its SELECT list as written (whitespace collapsed; None if unknown)."""
 
     sql: str
     tree: exp.Select
     emit: EmitClause | None
+    select_texts: list[str] | None = None
 
 
 def interval_from_text(text: str) -> int | None:
@@ -266,4 +268,28 @@ def parse_select(sql: str) -> ParsedSelect:
         raise SqlError(f"expected a SELECT statement, got {tree.key.upper()}")
     tree = tree.transform(_rewrite_shorthand)
     assert isinstance(tree, exp.Select)
-    return ParsedSelect(sql, tree, emit)
+    texts = _select_texts(sql, _tokens(text))
+    return ParsedSelect(sql, tree, emit, texts if texts is not None and len(texts) == len(tree.expressions) else None)
+
+
+def _select_texts(sql: str, toks: list[Token]) -> list[str] | None:
+    """The SELECT list's items as written in ``sql``, split at its top-level commas (output names
+    of unaliased expressions, as ClickHouse names them by their text)."""
+    if not toks or toks[0].token_type != TokenType.SELECT:
+        return None
+    items: list[list[Token]] = [[]]
+    depth = 0
+    for tok in toks[1:]:
+        if depth == 0 and tok.token_type in (TokenType.FROM, TokenType.SEMICOLON):
+            break
+        if tok.token_type in (TokenType.L_PAREN, TokenType.L_BRACKET):
+            depth += 1
+        elif tok.token_type in (TokenType.R_PAREN, TokenType.R_BRACKET):
+            depth -= 1
+        if depth == 0 and tok.token_type == TokenType.COMMA:
+            items.append([])
+        else:
+            items[-1].append(tok)
+    if any(not item for item in items):
+        return None
+    return [" ".join(sql[item[0].start : item[-1].end + 1].split()) for item in items]

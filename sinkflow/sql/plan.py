@@ -26,7 +26,6 @@ from sinkflow.sql import translate as functions
 from sinkflow.sql.aggregates import Decomposition, aggregate_call, function_name, is_aggregate
 from sinkflow.sql.parse import (
     DIALECT,
-    QUANTILE_ALIAS,
     EmitClause,
     error_at,
     interval_from_text,
@@ -158,22 +157,19 @@ def _dq(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _output_name(node: exp.Expression) -> str:
+def _output_name(node: exp.Expression, written: str | None = None) -> str:
+    """An output column's name: its alias, its column name, else the expression as written."""
     if isinstance(node, exp.Alias):
         return node.alias
     if isinstance(node, exp.Column) and isinstance(node.this, exp.Identifier):
         return node.name
-    text = node.sql(dialect=DIALECT, normalize_functions="lower")
-    for generated, written in _GENERATED_NAMES.items():
-        text = text.replace(generated, written)
-    return text
-
-
-# sqlglot's ClickHouse spelling of calls whose Timeplus name differs, for output column names.
-_GENERATED_NAMES = {f"{QUANTILE_ALIAS}(": "quantile(", "argmin(": "arg_min(", "argmax(": "arg_max("}
+    return written if written is not None else node.sql(dialect=DIALECT)
 
 
 class _Planner:
+    """The state of planning one statement: its relations, window, dedup and the aggregate calls
+    and argument columns collected so far. Every error it raises is positioned in ``sql``."""
+
     def __init__(self, sql: str, store: StreamLookup) -> None:
         self.sql = sql
         self.store = store
@@ -230,6 +226,7 @@ class _Planner:
         return self._stream_name(node, "the source"), node
 
     def dedup_source(self, node: exp.Anonymous, args: list[exp.Expression]) -> tuple[str, exp.Expression]:
+        """``dedup(stream, key…[, ttl])``: record the dedup, return the stream and its name node."""
         if len(args) < 2:
             raise self.err(node, "dedup(stream, key…[, ttl]) needs a stream and at least one key column")
         ttl: int | None = None
@@ -251,6 +248,7 @@ class _Planner:
         return stream, name_node
 
     def from_clause(self, select: exp.Select) -> tuple[str, set[str]]:
+        """The source stream of FROM and the names its columns may be qualified with."""
         from_ = select.args.get("from_") or select.args.get("from")
         if from_ is None:
             raise SqlError("a streaming query needs FROM <stream>")
@@ -273,6 +271,7 @@ class _Planner:
         return stream, labels
 
     def window_source(self, func: exp.Anonymous) -> str:
+        """``tumble(…)``/``hop(…)`` in FROM: record the window, return the stream."""
         kind = function_name(func)
         args = list(func.expressions)
         n_intervals = 1 if kind == "tumble" else 2
@@ -302,6 +301,7 @@ class _Planner:
         return stream
 
     def lookup(self, join: exp.Join, index: int) -> tuple[_Relation, Literal["INNER", "LEFT"]]:
+        """A JOIN with ``table(dim)``: the dimension's relation and the join kind (other joins are errors)."""
         side, kind = (join.side or "").upper(), (join.kind or "").upper()
         if join.args.get("strictness") or join.args.get("global_"):
             raise self.err(join.this, f"{join.args.get('strictness') or 'GLOBAL'} JOIN is not supported")
@@ -356,6 +356,7 @@ class _Planner:
         return node.copy().transform(fix)
 
     def expand_star(self, select: exp.Select) -> list[exp.Expression]:
+        """Projections with ``*``/``t.*`` replaced by columns (a joined side's clashing names become ``alias.col``)."""
         out: list[exp.Expression] = []
         for proj in select.expressions:
             star_table = None
@@ -386,6 +387,7 @@ class _Planner:
 
     # -- aggregates ---------------------------------------------------------------------------
     def arg_column(self, node: exp.Expression) -> str:
+        """The pre-projection column (``__a<n>``) computing an aggregate's argument; identical arguments share one."""
         for inner in node.walk():
             if isinstance(inner, exp.Expression) and is_aggregate(inner, functions.aggregate_names()):
                 raise self.err(inner, f"aggregate function {function_name(inner)}() cannot be nested in another aggregate")
@@ -398,6 +400,7 @@ class _Planner:
         return f"__a{self.args.index(sql)}"
 
     def aggregate_ref(self, node: exp.Expression) -> exp.Expression:
+        """The column (``__f<i>``) standing for an aggregate call; identical calls share one."""
         call = aggregate_call(node)
         if isinstance(call, str):
             raise self.err(node, call)
@@ -513,7 +516,8 @@ def build_plan(sql: str, store: StreamLookup) -> LogicalPlan:
         using = join.args.get("using")
         if using:
             names = [u.name for u in using]
-            on = exp.and_(*(exp.EQ(this=exp.column(n, table=SRC), expression=exp.column(n, table=rel.name)) for n in names))
+            left, right = sorted(p.relations[0].labels)[0], sorted(rel.labels)[0]
+            on = exp.and_(*(exp.EQ(this=exp.column(n, table=left), expression=exp.column(n, table=right)) for n in names))
             for n in names:
                 if n not in rel.columns or n not in p.relations[0].columns:
                     raise p.err(join.this, f"USING column '{n}' must exist in both '{stream}' and '{rel.stream}'")
@@ -536,8 +540,12 @@ def build_plan(sql: str, store: StreamLookup) -> LogicalPlan:
         else:
             raise p.err(item, f"unknown setting '{name}'; supported: {', '.join(_SETTINGS)}")
 
+    written = dict(zip(map(id, select.expressions), parsed.select_texts or []))
     projections = p.expand_star(select)
-    names = [_output_name(e) for e in projections]
+    names = [_output_name(e, written.get(id(e))) for e in projections]
+    for i, (name, node) in enumerate(zip(names, projections)):
+        if name in names[:i] and isinstance(node, exp.Column) and node.table:
+            names[i] = f"{node.table}.{name}"  # as ClickHouse names the joined side's same-named column
     dup = next((n for i, n in enumerate(names) if n in names[:i]), None)
     if dup is not None:
         raise p.err(projections[names.index(dup, names.index(dup) + 1)], f"duplicate output column '{dup}'; give it an alias")

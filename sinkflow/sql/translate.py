@@ -21,7 +21,35 @@ def to_duckdb(node: exp.Expression, schema: Mapping[str, DataType]) -> str:
 
     ``schema`` (column name → type) lets type-dependent functions (``length``) pick the right form.
     """
-    return functions.to_duckdb(node.transform(_case_as_if), schema).sql(dialect="duckdb")
+    return _convert(node.transform(_case_as_if), schema).sql(dialect="duckdb")
+
+
+_CONNECTOR = "__connector{}"
+
+
+def _convert(node: exp.Expression, schema: Mapping[str, DataType]) -> exp.Expression:
+    """The function map applied around AND/OR/XOR.
+
+    sqlglot 30 makes connectors subclasses of ``exp.Func`` and the function map refuses them as
+    unknown functions, so each connector is converted here, operand by operand, and hidden from
+    the map behind a placeholder column while the expression around it is converted.
+    """
+    hidden: dict[str, exp.Expression] = {}
+
+    def hide(n: exp.Expression) -> exp.Expression:
+        if isinstance(n, exp.Connector):
+            name = _CONNECTOR.format(len(hidden))
+            hidden[name] = type(n)(this=_convert(n.this, schema), expression=_convert(n.expression, schema))
+            return exp.column(name)
+        return n
+
+    def reveal(n: exp.Expression) -> exp.Expression:
+        if isinstance(n, exp.Column) and not n.table and n.name in hidden:
+            return hidden[n.name]
+        return n
+
+    converted = functions.to_duckdb(node.transform(hide), schema)
+    return converted.transform(reveal) if hidden else converted
 
 
 def _case_as_if(node: exp.Expression) -> exp.Expression:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.clickhouse.car_results import car_runtime  # noqa: F401 - fixture
+from tests.clickhouse.car_pipeline import car_runtime  # noqa: F401 - fixture
 from tests.servers.clickhouse import clickhouse_server, private_clickhouse_server  # noqa: F401 - fixtures
 
 _names = itertools.count()

@@ -11,7 +11,7 @@ from typing import Any
 
 from sinkflow.runtime.manager import SinkDefinition
 from sinkflow.runtime.status import SinkState
-from tests.clickhouse.car_results import CARS, SEED_SQL, expected_windows, ingest
+from tests.clickhouse.car_pipeline import CARS, SEED_SQL, expected_windows, ingest
 from tests.runtime.support import Runtime, eventually
 from tests.servers.clickhouse import ClickHouseServer
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 from pathlib import Path
 from typing import Any
 
@@ -277,3 +278,31 @@ async def test_a_secure_dsn_passes_through(
         assert "CERTIFICATE" in caught.value.message.upper() and clickhouse_server.password not in caught.value.message
     finally:
         tunnel.stop()
+
+
+async def test_every_mapped_type_round_trips_with_nulls(clickhouse_server: ClickHouseServer, table_name: str) -> None:
+    schema = pa.schema(
+        [
+            ("i8", pa.int8()), ("u64", pa.uint64()), ("f32", pa.float32()), ("day", pa.date32()),
+            ("sec", pa.timestamp("s", tz="UTC")), ("paris", pa.timestamp("us", tz="Europe/Paris")),
+            ("tags", pa.list_(pa.string())), ("ids", pa.list_(pa.int32())), ("raw", pa.binary()),
+            ("ok", pa.bool_()), ("whole", pa.decimal128(5, 0)),
+        ]
+    )  # fmt: skip
+    at = dt.datetime(2022, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
+    full = {
+        "i8": -3, "u64": 2**63, "f32": 1.5, "day": dt.date(2022, 1, 2), "sec": at, "paris": at,
+        "tags": ["a", None], "ids": [1, 2], "raw": b"\x00\xff", "ok": True, "whole": decimal.Decimal("-12"),
+    }  # fmt: skip
+    batch = pa.RecordBatch.from_pylist([full, dict.fromkeys(schema.names)], schema=schema)
+    await deliver(make_sink(hosts_props(clickhouse_server, table_name, engine="Memory"), schema=schema), [batch])
+
+    client = clickhouse_server.client()
+    rows = client.execute(f"SELECT {', '.join(schema.names)} FROM {table_name} ORDER BY i8 NULLS LAST")
+    # Times keep their zone; a NULL list is stored as [] (ClickHouse has no nullable arrays); bool as 1.
+    assert rows == [
+        tuple(full.values()),
+        (None, None, None, None, None, None, [], [], None, None, None),
+    ]
+    types = dict(client.execute(f"SELECT name, type FROM system.columns WHERE table = '{table_name}'"))
+    assert types["paris"] == "Nullable(DateTime('Europe/Paris'))" and types["tags"] == "Array(Nullable(String))"

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -95,10 +96,9 @@ async def drain(execution: QueryExecution, max_steps: int = 1000) -> list[dict]:
     return out
 
 
-async def step_until(execution: QueryExecution, predicate, timeout: float = 5.0, wait: float = 0.05) -> list[dict]:
+async def step_until(execution: QueryExecution, predicate: Callable[[list[dict]], bool], timeout: float = 5.0,
+                     wait: float = 0.05) -> list[dict]:
     """Step (waiting up to ``wait`` each) until ``predicate(rows so far)`` holds or ``timeout`` passes."""
-    import time
-
     out: list[dict] = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not predicate(out):

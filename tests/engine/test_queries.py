@@ -24,9 +24,11 @@ async def test_filter_and_projection_see_only_new_events(engine: Engine, cars: S
     execution = engine.start(engine.plan(
         "select cid, speed_kmh * 2 as double_speed, if(locked, 'locked', 'open') as state, "
         "multi_if(speed_kmh > 50, 'fast', speed_kmh > 20, 'medium', 'slow') as pace, "
-        "case when in_use then 1 else 0 end as used from car_live_data where speed_kmh > 20"
+        "case when in_use then 1 else 0 end as used from car_live_data "
+        "where speed_kmh > 20 and (cid in ('c1', 'c2') or total_km > 100)"
     ))
-    cars.append_batch(to_batch([row(1, speed_kmh=30.0), row(2, speed_kmh=5.0), row(3, speed_kmh=60.0, locked=True, in_use=False)]))
+    cars.append_batch(to_batch([row(1, speed_kmh=30.0), row(2, speed_kmh=5.0), row(3, speed_kmh=60.0, locked=True, in_use=False),
+                                row(4, speed_kmh=70.0, cid="c9")]))
     got = await drain(execution)
     assert got == [
         {"cid": "c1", "double_speed": 60.0, "state": "open", "pace": "medium", "used": 1},
@@ -200,3 +202,17 @@ async def test_rows_dropped_by_dedup_still_move_the_watermark(engine: Engine, ca
     cars.append_batch(to_batch([row(0, cid="a"), row(1, cid="b"), row(2, cid="a")]))
     cars.append_batch(to_batch([row(9000, cid="a")]))  # a duplicate of 'a': dropped, but time moved on
     assert [(r["cid"], r["n"]) for r in await drain(execution)] == [("a", 1), ("b", 1)]
+
+
+async def test_a_query_failing_on_the_data_reports_it_and_stays_failed(engine: Engine, store) -> None:
+    from sinkflow.errors import SqlError
+    from sinkflow.streams.types import Column, parse_type
+
+    texts = store.create("texts", [Column("v", parse_type("string"))])
+    execution = engine.start(engine.plan("select to_int32(v) as n from texts"))
+    texts.append_rows(["v"], [["7"]])
+    assert await drain(execution) == [{"n": 7}]
+    texts.append_rows(["v"], [["seven"]])
+    for _ in range(2):  # the failure sticks: the state is not trusted after it
+        with pytest.raises(SqlError, match="the query failed on the data read from 'texts'"):
+            await execution.step(0)

@@ -27,11 +27,12 @@ def make_sink(props: dict[str, Any], schema: pa.Schema = SCHEMA, sink_id: str = 
     return sink
 
 
-async def deliver(sink: KafkaSink, batches: list[pa.RecordBatch], first_epoch: int = 1) -> None:
-    """Write and flush one batch per epoch, as the runtime does."""
+async def deliver(sink: KafkaSink, batches: list[pa.RecordBatch], first_epoch: int = 1, first_row: int = 0) -> None:
+    """Write and flush one batch per epoch, as the runtime does: row positions continue across epochs."""
     for epoch, batch in enumerate(batches, start=first_epoch):
-        await sink.write(batch, WriteContext(sink.env.sink_id, epoch))
+        await sink.write(batch, WriteContext(sink.env.sink_id, epoch, first_row))
         await sink.flush(epoch)
+        first_row += batch.num_rows
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import pytest
 from sinkflow.errors import ConfigError
 from sinkflow.sinks.kafka import KafkaConfig, librdkafka_config
 from sinkflow.sinks.registry import masked, parse_properties, split_secrets
+from sinkflow.sinks.template import check_columns
 from tests.kafka.kafka_support import make_sink
 
 BASE = {"brokers": "kafka1:9092,kafka2:9092", "topic": "cars"}
@@ -118,10 +119,15 @@ def test_missing_brokers_or_topic_are_named() -> None:
         assert failure.value.prop == missing and "required" in failure.value.message
 
 
-def test_a_message_key_naming_no_output_column_is_refused() -> None:
-    with pytest.raises(ConfigError) as failure:
-        make_sink({**BASE, "message_key": "car_id"}, schema=pa.schema([("cid", pa.string())]))
-    assert failure.value.prop == "message_key" and "unknown column 'car_id' (columns: cid)" in failure.value.message
+@pytest.mark.parametrize("key", ["car_id", "{{ .car_id }}-x"])
+def test_a_message_key_naming_no_output_column_is_refused_at_creation(key: str) -> None:
+    config = parse_properties("kafka", {**BASE, "message_key": key})
+    with pytest.raises(ConfigError) as failure:  # what sink creation checks, before anything is stored
+        for prop, text in config.templates().items():
+            check_columns(text, prop, ["cid", "time"])
+    assert failure.value.prop == "message_key" and "unknown column 'car_id' (columns: cid, time)" in failure.value.message
+    with pytest.raises(ConfigError):  # and the sink itself refuses it too
+        make_sink({**BASE, "message_key": key}, schema=pa.schema([("cid", pa.string())]))
 
 
 def test_the_password_is_a_secret_never_shown_back() -> None:

@@ -85,32 +85,35 @@ def own_broker(tmp_path: Path) -> Iterator[TansuBroker]:
         broker.stop()
 
 
-async def test_broker_down_mid_stream_then_back_loses_nothing(own_broker: TansuBroker, topic: str) -> None:
-    sink = make_sink({"brokers": own_broker.bootstrap, "topic": topic, "tls.disable": True})
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
+async def test_broker_down_mid_stream_then_back_loses_nothing(own_broker: TansuBroker, topic: str, guarantee: str) -> None:
+    sink = make_sink(
+        {"brokers": own_broker.bootstrap, "topic": topic, "tls.disable": True, "delivery_guarantee": guarantee}
+    )
     await sink.open()
     await deliver(sink, [car_batch(0)])
 
     own_broker.stop()
     down = car_batch(1)
-    await sink.write(down, WriteContext("sink-1", 2))
+    await sink.write(down, WriteContext("sink-1", 2, 3))
     with pytest.raises(RetryableError) as failure:
         await sink.flush(2)
-    assert "unreachable" in failure.value.message and own_broker.bootstrap in failure.value.message
+    assert own_broker.bootstrap in failure.value.message
     with pytest.raises(RetryableError):  # still down: the runtime's retry fails the same way
-        await deliver(sink, [down], first_epoch=2)
+        await deliver(sink, [down], first_epoch=2, first_row=3)
 
     # The broker comes back on the same address. It keeps topics in memory only, so it comes
     # back empty, like a replaced broker: the sink creates the topic again.
     own_broker.start()
     for _attempt in range(10):  # the runtime retries the epoch until it is acknowledged
         try:
-            await deliver(sink, [down], first_epoch=2)
+            await deliver(sink, [down], first_epoch=2, first_row=3)
             break
         except RetryableError:
             await asyncio.sleep(0.5)
     else:
         pytest.fail("epoch 2 was never delivered after the broker came back")
-    await deliver(sink, [car_batch(2)], first_epoch=3)
+    await deliver(sink, [car_batch(2)], first_epoch=3, first_row=6)
     await sink.close()
 
     records = consume(own_broker.bootstrap, topic, 6)
@@ -144,4 +147,26 @@ async def test_the_password_never_appears_in_errors_or_logs(
     await sink.close()
     assert password not in failure.value.message and password not in str(failure.value)
     assert caplog.records, "librdkafka's complaints should be logged"
+    assert all(password not in record.getMessage() for record in caplog.records)
+
+
+async def test_a_refused_sasl_login_fails_clearly_without_the_password(
+    tmp_path: Path, topic: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    password = "Wonder-Land-42"
+    caplog.set_level(logging.DEBUG, logger="sinkflow")
+    broker = TansuBroker(tmp_path / "tansu-auth", authentication=True)  # SCRAM required, no such user
+    broker.start()
+    try:
+        sink = make_sink(
+            {"brokers": broker.bootstrap, "topic": topic, "tls.disable": True, "sasl": "scram-sha-512",
+             "username": "alice", "password": password}
+        )
+        with pytest.raises(PermanentError) as failure:
+            await sink.open()
+        await sink.close()
+    finally:
+        broker.stop()
+    assert "SASL SCRAM authentication failed" in failure.value.message
+    assert broker.bootstrap in failure.value.message and password not in failure.value.message
     assert all(password not in record.getMessage() for record in caplog.records)

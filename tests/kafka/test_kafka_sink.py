@@ -122,12 +122,12 @@ async def test_exactly_once_a_read_committed_consumer_sees_each_row_once_across_
     await first.open()
     await deliver(first, batches[:2])
     # Epoch 3 is written but never flushed: the sink goes away with the epoch unacknowledged.
-    await first.write(batches[2], WriteContext("eos-sink", 3))
+    await first.write(batches[2], WriteContext("eos-sink", 3, 6))
     await first.close()
 
     restarted = make_sink(props, sink_id="eos-sink")
     await restarted.open()
-    await deliver(restarted, batches[2:], first_epoch=3)  # the runtime replays epoch 3, then goes on
+    await deliver(restarted, batches[2:], first_epoch=3, first_row=6)  # the runtime replays epoch 3, goes on
     await restarted.close()
 
     expected = sorted((doc["time"], doc["cid"]) for b in batches for doc in expected_documents(b))
@@ -145,10 +145,10 @@ async def test_exactly_once_a_crashed_sink_is_fenced_by_its_successor(tansu_brok
     await deliver(crashed, [car_batch(0)])
     successor = make_sink(props, sink_id="eos-fenced")
     await successor.open()  # same transactional.id: the crashed producer is fenced
-    await deliver(successor, [car_batch(1)], first_epoch=2)
+    await deliver(successor, [car_batch(1)], first_epoch=2, first_row=3)
     # The zombie's next epoch is refused by the broker, never committed beside the successor's.
     with pytest.raises(SinkError):
-        await deliver(crashed, [car_batch(2)], first_epoch=3)
+        await deliver(crashed, [car_batch(2)], first_epoch=3, first_row=6)
     await crashed.close()
     await successor.close()
 
@@ -156,6 +156,28 @@ async def test_exactly_once_a_crashed_sink_is_fenced_by_its_successor(tansu_brok
     assert sorted(window_and_cid(r) for r in committed) == sorted(
         (doc["time"], doc["cid"]) for b in (car_batch(0), car_batch(1)) for doc in expected_documents(b)
     )
+
+
+async def test_exactly_once_rows_replayed_after_a_crash_past_the_commit_are_not_sent_again(
+    tansu_broker: TansuBroker, topic: str
+) -> None:
+    props = {"brokers": tansu_broker.bootstrap, "topic": topic, "tls.disable": True, "delivery_guarantee": "exactly_once"}
+    batches = [car_batch(window) for window in range(3)]
+    first = make_sink(props, sink_id="eos-replay")
+    await first.open()
+    await deliver(first, batches[:2])  # row positions 0..5, committed in Kafka
+    # The process dies before the runtime checkpoints epoch 2: after the restart the runtime
+    # replays from position 3, this time cut as one batch of epoch 2's rows and new ones.
+    restarted = make_sink(props, sink_id="eos-replay")
+    await restarted.open()
+    replay = pa.Table.from_batches(batches[1:]).combine_chunks().to_batches()[0]
+    await deliver(restarted, [replay], first_epoch=2, first_row=3)
+    await restarted.close()
+    await first.close()
+
+    expected = sorted((doc["time"], doc["cid"]) for b in batches for doc in expected_documents(b))
+    everything = consume(tansu_broker.bootstrap, topic, 9, isolation="read_uncommitted")
+    assert sorted(window_and_cid(r) for r in everything) == expected
 
 
 def test_decimal_text_is_exact_in_the_documents() -> None:

@@ -6,8 +6,8 @@ import itertools
 
 import pytest
 
-from tests.clickhouse.car_results import car_runtime  # noqa: F401 - fixture
-from tests.servers.pulsar import pulsar_server  # noqa: F401 - fixture
+from tests.clickhouse.car_pipeline import car_runtime  # noqa: F401 - fixture
+from tests.servers.pulsar import private_pulsar_server, pulsar_server  # noqa: F401 - fixtures
 
 _names = itertools.count()
 

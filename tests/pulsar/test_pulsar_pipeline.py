@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from sinkflow.runtime.manager import SinkDefinition
-from tests.clickhouse.car_results import SEED_SQL, expected_windows, ingest
+from tests.clickhouse.car_pipeline import SEED_SQL, expected_windows, ingest
 from tests.runtime.support import Runtime, eventually
 from tests.servers.pulsar import PulsarServer, consume
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -91,3 +92,27 @@ async def test_a_message_too_big_fails_only_its_row(pulsar_server: PulsarServer,
     await sink.flush(2)
     await sink.close()
     assert sorted(json.loads(m.data())["cid"] for m in consume(pulsar_server, topic, 3)) == ["c1", "c1", "c3"]
+
+
+async def test_a_broker_restart_mid_stream_loses_nothing(private_pulsar_server: PulsarServer, topic: str) -> None:
+    server = private_pulsar_server
+    sink = make_sink({"topic": topic, "broker_url": server.url, "auth_type": ""})
+    await sink.open()
+    await sink.write(car_batch(0), WriteContext("sink-1", 1, 0))
+    await sink.flush(1)
+
+    server.stop()
+    await sink.write(car_batch(1), WriteContext("sink-1", 2, 0))  # enqueued while the broker is down
+
+    async def restart_later() -> None:
+        await asyncio.sleep(1)
+        await asyncio.to_thread(server.start)
+
+    restart = asyncio.create_task(restart_later())
+    await sink.flush(2)  # returns only once the broker has acknowledged the epoch's messages
+    await restart
+    await sink.close()
+    received = [json.loads(m.data()) for m in consume(server, topic, 6)]
+    expected = documents(car_batch(0)) + documents(car_batch(1))
+    key = lambda doc: (doc["time"], doc["cid"])  # noqa: E731
+    assert sorted(received, key=key) == sorted(expected, key=key)

@@ -124,3 +124,14 @@ def pulsar_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulsarSe
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def private_pulsar_server(tmp_path: Path) -> Iterator[PulsarServer]:
+    """A broker of the test's own, for tests that stop and restart it (same port, same data)."""
+    server = PulsarServer(tmp_path / "pulsar")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

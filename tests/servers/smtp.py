@@ -4,7 +4,8 @@ Modes: ``starttls`` (plain connect, STARTTLS required before AUTH and mail), ``s
 the first byte, SMTPS) and ``none`` (no TLS, no AUTH). AUTH PLAIN/LOGIN is checked against
 ``users``; a wrong password is answered ``535``. The certificate is self-signed for
 ``IP:127.0.0.1``, made with the ``cryptography`` package into the given directory. Every
-accepted message is kept in :attr:`SmtpServer.messages`. A server that cannot start raises:
+accepted message is kept in :attr:`SmtpServer.messages`; recipients in
+:attr:`SmtpServer.unknown_recipients` are refused with ``550``. A server that cannot start raises:
 the test using it fails, never skips.
 """
 
@@ -70,6 +71,14 @@ class _Handler:
     def __init__(self, server: SmtpServer) -> None:
         self.server = server
 
+    async def handle_RCPT(  # noqa: N802 - aiosmtpd hook
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if address in self.server.unknown_recipients:
+            return "550 5.1.1 No such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802 - aiosmtpd hook
         content = envelope.original_content or envelope.content
         assert isinstance(content, bytes)
@@ -92,9 +101,13 @@ class SmtpServer:
         self.port = free_port()
         self.messages: list[Received] = []
         self.refused_logins = 0
+        #: Recipients answered ``550 No such user``.
+        self.unknown_recipients: set[str] = set()
         self._controller: Controller | None = None
 
-    def _authenticate(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any) -> AuthResult:
+    def _authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
         ok = (
             isinstance(data, LoginPassword)
             and self.users.get(data.login.decode()) == data.password.decode()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -32,8 +33,10 @@ class TansuBroker:
 
     host = "127.0.0.1"
 
-    def __init__(self, directory: Path, advertised_port: int | None = None) -> None:
+    def __init__(self, directory: Path, advertised_port: int | None = None, authentication: bool = False) -> None:
         self.directory = directory
+        #: With authentication, clients must log in with SASL SCRAM (its users live in memory too).
+        self.authentication = authentication
         directory.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.advertised_port = advertised_port or self.port
@@ -53,6 +56,7 @@ class TansuBroker:
                 "--listener-url", f"tcp://{self.host}:{self.port}",
                 "--advertised-listener-url", f"tcp://{self.host}:{self.advertised_port}",
                 "--storage-engine", "memory://tansu/",
+                *(["--authentication"] if self.authentication else []),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -67,9 +71,12 @@ class TansuBroker:
             if self.process.poll() is not None:
                 raise RuntimeError(f"tansu exited with {self.process.returncode}: {self._log_tail()}")
             try:
-                admin.list_topics(timeout=0.5)
+                if self.authentication:  # an anonymous metadata request would be refused
+                    socket.create_connection((self.host, self.port), timeout=0.5).close()
+                else:
+                    admin.list_topics(timeout=0.5)
                 return
-            except KafkaException:
+            except (KafkaException, OSError):
                 time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"tansu did not answer within {START_TIMEOUT}s: {self._log_tail()}")

@@ -159,3 +159,14 @@ def test_bad_property_is_named(properties: dict[str, Any], message: str) -> None
     with pytest.raises(ConfigError) as caught:
         parse_properties("email", properties)
     assert caught.value.message.startswith(message)
+
+
+async def test_refused_recipients_are_a_permanent_error(smtp: SmtpServer) -> None:
+    smtp.unknown_recipients = {"oncall@example.org", "boss@example.org"}
+    with pytest.raises(PartialWriteError) as caught:
+        await deliver(email_sink(props(smtp)), [ROWS])
+    assert sorted(caught.value.failures) == [0, 1]
+    error = caught.value.failures[0]
+    assert isinstance(error, PermanentError)
+    assert "refused the recipients" in error.message and "550" in error.message and "oncall@example.org" in error.message
+    assert smtp.messages == []

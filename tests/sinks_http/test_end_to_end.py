@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import pytest
 from pytest_httpserver import HTTPServer
@@ -94,3 +95,31 @@ async def test_templates_are_checked_against_the_query_at_creation(
                                                   properties=properties))
     assert caught.value.message.startswith(message)
     assert runtime.catalog.sinks() == []
+
+
+async def test_slow_answers_beyond_timeout_are_retried_until_every_row_arrives(
+    runtime: Runtime, receiver: HTTPServer  # noqa: F811
+) -> None:
+    slow = {"left": 2}
+
+    def answer(rec: object) -> None:
+        if slow["left"] > 0:  # the first two requests hang past the sink's timeout
+            slow["left"] -= 1
+            time.sleep(0.6)
+        return None
+
+    api = Api(answer=answer)
+    receiver.expect_request("/api").respond_with_handler(api)
+    make_sensors(runtime)
+    properties = {"url": receiver.url_for("/api"), "timeout": "200ms", "retries": 5, "retry_interval": "50ms"}
+    record = await runtime.sinks.create(SinkDefinition("slowpoke", "select number, note from sensors", "http",
+                                                       properties=properties))
+    ingest(runtime, [(i, i, f"n{i}") for i in range(5)])
+    status = runtime.sinks.status(record.id)
+    await eventually(lambda: status.rows_delivered == 5, what="5 delivered rows")
+    # the answers that came too late may have been recorded too (at-least-once): every row is there, in order
+    numbers = [b["number"] for b in api.bodies()]  # type: ignore[index]
+    assert sorted(set(numbers)) == [0, 1, 2, 3, 4]
+    assert [n for i, n in enumerate(numbers) if n not in numbers[:i]] == [0, 1, 2, 3, 4]
+    assert status.dead_lettered == 0 and status.retries >= 1
+    assert "did not answer within 0.2s" in status.last_error

@@ -118,11 +118,11 @@ async def test_paralism_1_delivers_in_result_order_one_at_a_time(receiver: HTTPS
 
 @pytest.mark.parametrize("spelling", ["paralism", "parallelism"])
 async def test_paralism_n_keeps_n_requests_in_flight(receiver: HTTPServer, spelling: str) -> None:
-    api = Api(delay=0.05)
+    api = Api(delay=0.2)  # long enough for all 8 to overlap even on a busy machine
     url = api_on(receiver, api)
-    await deliver(http_sink({"url": url, spelling: 8}), [readings(32)])
+    await deliver(http_sink({"url": url, spelling: 8}), [readings(24)])
     assert api.max_in_flight == 8
-    assert sorted(b["number"] for b in api.bodies()) == list(range(32))  # type: ignore[index]
+    assert sorted(b["number"] for b in api.bodies()) == list(range(24))  # type: ignore[index]
 
 
 async def test_429_is_retryable_with_retry_after_seconds(receiver: HTTPServer) -> None:
@@ -269,12 +269,12 @@ async def test_oauth2_client_credentials_as_form_fields_when_basic_is_refused(re
 
 
 async def test_oauth2_token_is_fetched_again_after_it_expires(receiver: HTTPServer) -> None:
-    api, tokens = Api(), TokenEndpoint("sinkflow", "cl1ent-s3cret", expires_in=1)
+    api, tokens = Api(), TokenEndpoint("sinkflow", "cl1ent-s3cret", expires_in=2)
     sink = http_sink(oauth_props(receiver, api, tokens))
     await sink.open()
     try:
         await sink.write(readings(2), WriteContext("sink-1", 1))
-        await asyncio.sleep(1.0)  # past expires_in minus the refresh margin
+        await asyncio.sleep(2.0)  # past expires_in minus the refresh margin (0.2 s)
         await sink.write(readings(2, start=2), WriteContext("sink-1", 2, first_row=2))
     finally:
         await sink.close()

@@ -78,3 +78,11 @@ async def test_webhook_down_is_retryable_and_retried_without_limit(receiver: HTT
     assert all(isinstance(e, RetryableError) for e in caught.value.failures.values())
     assert sink.config.retry_policy().max_retries is None
     assert len(receiver.log) == 1  # in order: the second row waits for the first
+
+
+async def test_template_whitespace_is_content(receiver: HTTPServer) -> None:
+    api = Api()
+    receiver.expect_request("/hook").respond_with_handler(api)
+    props = {"url": receiver.url_for("/hook"), "body": "  {{.cid}}\n"}
+    await deliver(make_sink("webhook", props, CARS.schema), [CARS.slice(0, 1)])
+    assert [r.body for r in api.received] == [b"  c00001\n"]

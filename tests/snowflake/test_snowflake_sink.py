@@ -33,10 +33,12 @@ def make_sink(props: dict[str, Any], schema: pa.Schema = SCHEMA) -> SnowflakeSin
     return sink
 
 
-async def deliver(sink: SnowflakeSink, batches: list[pa.RecordBatch]) -> None:
-    for epoch, batch in enumerate(batches, start=1):
-        await sink.write(batch, WriteContext("sf-1", epoch))
+async def deliver(sink: SnowflakeSink, batches: list[pa.RecordBatch], first_epoch: int = 1, first_row: int = 0) -> None:
+    """Write and flush one batch per epoch as the runtime does: row positions continue across epochs."""
+    for epoch, batch in enumerate(batches, start=first_epoch):
+        await sink.write(batch, WriteContext("sf-1", epoch, first_row))
         await sink.flush(epoch)
+        first_row += batch.num_rows
 
 
 def table_rows(connection: Any, table: str = "CAR_STATS") -> list[tuple[object, ...]]:
@@ -82,7 +84,7 @@ async def test_an_existing_table_is_appended_to(patched_snowflake: Any) -> None:
     await first.close()
     again = make_sink(PROPS)  # a restarted sink finds its table and appends
     await again.open()
-    await deliver(again, [car_batch(1)])
+    await deliver(again, [car_batch(1)], first_epoch=2, first_row=3)
     await again.close()
     assert table_rows(patched_snowflake) == rows_of(car_batch(0), car_batch(1))
 
@@ -157,6 +159,25 @@ async def test_key_pair_login_is_accepted(patched_snowflake: Any) -> None:
     await sink.close()
     assert table_rows(patched_snowflake) == rows_of(car_batch(0))
     assert pem not in repr(masked("snowflake", props))
+
+
+async def test_a_replayed_batch_is_not_inserted_twice(patched_snowflake: Any) -> None:
+    batches = [car_batch(window) for window in range(3)]
+    first = make_sink(PROPS)
+    await first.open()
+    await deliver(first, batches[:2])
+    await first.close()
+    # The process died after epoch 2 was committed here but before the runtime checkpointed it:
+    # the restarted pipeline replays from row position 3, this time cut as one batch of 6 rows
+    # (epoch 2's rows again, then new ones): only positions 6..8 are inserted.
+    restarted = make_sink(PROPS)
+    await restarted.open()
+    replay = pa.Table.from_batches(batches[1:]).combine_chunks().to_batches()[0]
+    await deliver(restarted, [replay], first_epoch=2, first_row=3)
+    # A retry of a batch whose first attempt committed (the acknowledgement was lost) is skipped too.
+    await restarted.write(batches[2], WriteContext("sf-1", 3, 6))
+    await restarted.close()
+    assert table_rows(patched_snowflake) == rows_of(*batches)
 
 
 @pytest.mark.parametrize(

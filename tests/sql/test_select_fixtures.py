@@ -24,6 +24,15 @@ PLANS: list[tuple[str, str]] = [
     ),
     ("select * from car_live_data", f"source=car_live_data | emit rows | -> {CARS}"),
     (
+        "select cid from car_live_data where speed_kmh > 100 and (cid in ('a', 'b') or not locked)",
+        "source=car_live_data | where | emit rows | -> cid string",
+    ),
+    (
+        "select median(speed_kmh), COUNT( * ),  p90(gas_percent) * 2, quantile(total_km, 0.5) from car_live_data",
+        "source=car_live_data | group by 0 key(s): quantile, count, p90, quantile | emit periodic 2s"
+        " | -> median(speed_kmh) float64, COUNT( * ) int64, p90(gas_percent) * 2 float64, quantile(total_km, 0.5) float64",
+    ),
+    (
         "select cid, speed_kmh from car_live_data where speed_kmh > 100 limit 10",
         "source=car_live_data | where | emit rows | limit 10 | -> cid string, speed_kmh float64",
     ),
@@ -71,6 +80,10 @@ PLANS: list[tuple[str, str]] = [
         " | -> cid string, count() int64",
     ),
     (
+        "select cid, d.cid, d.license_plate from car_live_data join table(dim_car_info) as d using (cid)",
+        "source=car_live_data | inner join table(dim_car_info) | emit rows | -> cid string, d.cid string, license_plate string",
+    ),
+    (
         "select window_start, window_end, cid from tumble(car_live_data, 10s)",
         "source=car_live_data | tumble(_tp_time, 10s) | emit rows"
         " | -> window_start datetime64(3, 'UTC'), window_end datetime64(3, 'UTC'), cid string",
@@ -94,7 +107,7 @@ PLANS: list[tuple[str, str]] = [
         "source=car_live_data | group by 1 key(s): latest, earliest, arg_max, quantile, any, sum, arg_min"
         " | emit periodic 2s | -> cid string, latest(speed_kmh) float64, earliest(total_km) float64,"
         " arg_max(cid, speed_kmh) string, quantile(speed_kmh, 0.99) float64, any(locked) bool,"
-        " sum(total_km) float64, arg_min(speed_kmh, total_km) float64",
+        " sum(total_km) float64, min_by(speed_kmh, total_km) float64",
     ),
 ]
 
@@ -136,7 +149,7 @@ ERRORS: list[tuple[str, str, tuple[int, int] | None]] = [
     ("select cid from hop(car_live_data, 1s, 5s)", "hop() without aggregation is not supported", None),
     ("select cid, row_number() over (partition by cid) from car_live_data", "window functions (OVER …) are not supported", (1, 13)),
     ("select cid from car_live_data union all select cid from car_live_data", "UNION is not supported", None),
-    ("select cid from car_live_data settings seek_to='yesterday'", "seek_to must be 'earliest', 'latest' or a timestamp", (1, 48)),
+    ("select cid from car_live_data settings seek_to='yesterday'", "seek_to must be 'earliest', 'latest', a timestamp", (1, 48)),
     ("select cid from table(car_live_data) settings seek_to='earliest'", "seek_to applies to streaming queries", None),
     ("select cid, cid from car_live_data", "duplicate output column 'cid'", None),
     ("select cid from dedup(car_live_data, nope, 5s)", "dedup key 'nope' must be a column of stream 'car_live_data'", (1, 38)),
