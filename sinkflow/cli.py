@@ -339,6 +339,27 @@ def sink_show(ctx: click.Context, sink_id: str) -> None:
     out.print_json(json.dumps(s))
 
 
+@sink.command("types")
+@click.argument("sink_type", required=False)
+@click.pass_context
+def sink_types(ctx: click.Context, sink_type: str | None) -> None:
+    """List the sink types, or one type's properties with their defaults."""
+    types = client(ctx.parent.parent).call("GET", "/api/v1beta2/sink-types")  # type: ignore[union-attr]
+    if sink_type is None:
+        out.print("  ".join(sorted(types)))
+        return
+    if sink_type not in types:
+        raise click.ClickException(f"unknown sink type '{sink_type}' (known: {', '.join(sorted(types))})")
+    schema = types[sink_type]
+    table = Table("property", "required", "default", "meaning", title=f"{sink_type} sink")
+    for name, prop in schema["properties"].items():
+        default = "" if "default" not in prop else json.dumps(prop["default"], ensure_ascii=False)
+        secret = " (secret)" if name in schema["secrets"] else ""
+        table.add_row(name, "yes" if name in schema.get("required", []) else "", default,
+                      prop.get("description", "") + secret)
+    out.print(table)
+
+
 def _sink_action(action: str) -> click.Command:
     @click.command(action, help=f"{action.capitalize()} a sink (by id or name).")
     @click.argument("sink_id")

@@ -176,7 +176,8 @@ class Pipeline:
         checkpoint = self.catalog.checkpoint(record.id)
         if checkpoint is not None:
             self.status.restore_counters(checkpoint.counters)
-        execution = self.engine.start(plan, snapshot=checkpoint.snapshot if checkpoint else None)
+        execution = self.engine.start(plan, snapshot=checkpoint.snapshot if checkpoint else None,
+                                      idle_timeout=config.idle_timeout)
         streams = StoreStreamTarget(self.store, self.catalog, record.id) if record.type == "timeplus" else None
         sink = registry.sink_class(record.type)(config, SinkEnv(record.id, record.name, execution.schema, streams))
         dead = DeadLetters(self.store, record.name)

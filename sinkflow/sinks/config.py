@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ns|us|ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -94,6 +94,12 @@ class SinkConfig(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, str_strip_whitespace=True)
+
+    idle_timeout: Duration | None = Field(
+        None,
+        description="Close open windows after this long without new input, so results of a quiet "
+        "stream still reach the destination (processing time; off by default, as in Timeplus).",
+    )
 
     #: Dotted property paths that are secrets: stored apart, masked in responses, never logged.
     secret_fields: ClassVar[tuple[str, ...]] = ()

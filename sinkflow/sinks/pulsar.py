@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import functools
 import json
 import logging
@@ -45,7 +46,7 @@ log = logging.getLogger(__name__)
 _OK = int(pulsar.Result.Ok)
 #: How long the producer holds a batch open for more messages; flush waits at most this long
 #: for the last batch of an epoch to leave.
-PUBLISH_DELAY_MS = 1
+PUBLISH_DELAY_MS = 10
 
 #: auth_type → (required auth_params, optional auth_params). For oauth2, ``private_key`` (a
 #: credentials file URL, as the Pulsar client takes it) may replace ``client_id`` + ``client_secret``.
@@ -180,7 +181,8 @@ class _Acks:
             self.pending -= 1
             idle = self._idle if self.pending == 0 else None
         if idle is not None:
-            self._loop.call_soon_threadsafe(_set_done, idle)
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+                self._loop.call_soon_threadsafe(_set_done, idle)
 
     async def wait(self) -> tuple[int, dict[int, SinkError]]:
         """Return (messages sent, failures) once every callback ran, and start afresh."""

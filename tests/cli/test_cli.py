@@ -67,6 +67,8 @@ def test_sink_commands(server: SinkflowServer) -> None:
     run(server, "sink", "resume", "copy_v")
     run(server, "sink", "delete", "copy_v")
     assert "copy_v" not in run(server, "sink", "list").stdout
+    http_props = run(server, "sink", "types", "http").stdout
+    assert "retry_interval" in http_props and '"10s"' in http_props
     refused = run(server, "sink", "create", "--name", "x", "--type", "kafka", "--sql", "select v from src",
                   "-p", "topic=t", ok=False)
     assert "brokers" in refused.stderr

@@ -221,3 +221,25 @@ async def test_snapshot_of_another_query_is_refused(engine: Engine, cars: Stream
     snapshot = engine.start(engine.plan(SEED_QUERY)).snapshot()
     with pytest.raises(InvalidInput, match="different query"):
         engine.start(engine.plan("select cid from car_live_data"), snapshot=snapshot)
+
+
+async def test_a_hop_row_late_for_some_windows_still_counts_in_its_open_ones(engine: Engine, cars: Stream) -> None:
+    execution = engine.start(engine.plan(
+        "select window_start, count() as n from hop(car_live_data, 1s, 2s) group by window_start"))
+    base = {k: v for k, v in FLUSH.items() if k != "cid"}
+
+    def at(ms: int) -> dict:
+        return {**base, "cid": "c", "_tp_time": T0 + timedelta(milliseconds=ms)}
+
+    cars.append_batch(to_batch([at(500)]))     # windows [-1s, 1s) and [0s, 2s)
+    cars.append_batch(to_batch([at(1200)]))    # watermark 1.2s: [-1s, 1s) is emitted
+    first = await drain(execution)
+    assert [((r["window_start"] - T0).total_seconds(), r["n"]) for r in first] == [(-1.0, 1)]
+    cars.append_batch(to_batch([at(900)]))     # late for [-1s, 1s), on time for [0s, 2s)
+    cars.append_batch(to_batch([at(5000)]))
+    second = await drain(execution)
+    assert [((r["window_start"] - T0).total_seconds(), r["n"]) for r in second] == [(0.0, 3), (1.0, 1)]
+    assert execution.stats()["late_rows_dropped"] == 0  # a row is late only when all its windows were emitted
+    cars.append_batch(to_batch([at(300)]))     # every window of this row is emitted now
+    await drain(execution)
+    assert execution.stats()["late_rows_dropped"] == 1

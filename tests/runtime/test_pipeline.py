@@ -211,3 +211,14 @@ async def test_invalid_sinks_are_refused_with_the_problem_named_and_nothing_stor
     assert runtime.catalog.sinks() == []
     assert runtime.sinks.records() == []
     assert not runtime.store.exists("s_dlq")
+
+
+async def test_idle_timeout_closes_windows_of_a_quiet_stream(runtime: Runtime, receiver: Receiver) -> None:
+    runtime.store.create("ticks", [Column("k", parse_type("string")), Column("v", parse_type("int64"))], StreamSettings())
+    sql = "select window_end, k, sum(v) as total from tumble(ticks, 10s) group by k, window_end"
+    await runtime.sinks.create(SinkDefinition(name="quiet", sql=sql, type="webhook",
+                                              properties={"url": receiver.url, "idle_timeout": "300ms"}))
+    runtime.store.get("ticks").append_rows(["k", "v"], [["a", 1], ["a", 2], ["b", 5]])
+    # No later event moves the watermark past the window's end: only the idle timeout can close it.
+    await eventually(lambda: len(receiver.requests) == 2, what="the quiet window's two rows")
+    assert sorted((b["k"], b["total"]) for b in receiver.bodies()) == [("a", 3), ("b", 5)]
