@@ -240,8 +240,8 @@ class PulsarSink(Sink):
                 batching_enabled=True,
                 batching_max_publish_delay_ms=PUBLISH_DELAY_MS,
                 block_if_queue_full=True,
-                # Room for a whole write: flush empties the queue each epoch, so a write never
-                # blocks its thread on a full queue.
+                # Room for at least a whole write, so a write's thread waits on a full queue
+                # only when the broker falls behind.
                 max_pending_messages=max(1000, self.config.batch_policy().max_rows),
             )
         except pulsar.PulsarException as exc:

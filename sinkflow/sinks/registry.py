@@ -124,6 +124,9 @@ def property_schemas() -> dict[str, dict[str, Any]]:
             continue
         # Serialization mode shows defaults as users write them (durations as "10s").
         schema = model.model_json_schema(by_alias=True, mode="serialization")
+        # Properties every sink shares (the runtime's) come after the destination's own.
+        own = {k: v for k, v in schema["properties"].items() if k not in SinkConfig.model_fields}
+        schema["properties"] = own | {k: v for k, v in schema["properties"].items() if k not in own}
         schema["secrets"] = list(model.secret_fields)
         schema["templates"] = list(model.template_fields)
         schemas[sink_type] = schema

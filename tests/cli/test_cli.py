@@ -43,6 +43,10 @@ def test_streams_ingest_and_bounded_queries(server: SinkflowServer, tmp_path: Pa
     out = run(server, "query", "--format", "jsonl", "select dev, count() as n from table(readings) group by dev order by dev").stdout
     rows = [json.loads(line) for line in out.splitlines()]
     assert rows == [{"dev": "d0", "n": 834}, {"dev": "d1", "n": 833}, {"dev": "d2", "n": 833}, {"dev": "dz", "n": 10}]
+    table = run(server, "query", "select dev, temp from table(readings) where dev = 'dz' limit 3").stdout
+    assert "3 rows" in table and "dev" in table and "temp" in table and table.count("dz") == 3
+    run(server, "stream", "drop", "readings")
+    assert "readings" not in run(server, "stream", "list").stdout
 
 
 def test_a_bad_file_row_is_named_by_its_line_in_the_file(server: SinkflowServer, tmp_path: Path) -> None:
