@@ -2,11 +2,13 @@
 
 Both sides publish the same car-query result rows, one JSON document per message, with the
 same client and producer settings (batching on, ``block_if_queue_full``) and wait until the
-broker acknowledged every message. The sink is driven as the runtime drives it: Arrow batches
-of its batch policy's size, each written then flushed (an epoch), and it pays for JSON
-encoding; the bare producer gets the documents ready-made (encoded outside the timing), sends
-them all asynchronously and flushes once. The sink is also measured with a single flush at the
-end, like the bare producer. Rounds rotate the order of the sides; medians are reported.
+broker acknowledged every message. The sink gets Arrow batches of its batch policy's size and
+pays for JSON encoding; the bare producer gets the documents ready-made (encoded outside the
+timing), sends them all asynchronously and flushes once. The sink runs two ways: "one flush"
+(every batch written, one flush at the end: the runtime flushes a sink with asynchronous
+acknowledgements at checkpoints, after many writes) and "flush per write" (the most demanding
+pattern, each batch acknowledged before the next). Rounds rotate the order of the sides;
+medians are reported.
 
     python bench/pulsar_sink.py [--rows 50000] [--rounds 5] [--broker-url pulsar://…]
 
@@ -34,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, f
 
 from sinkflow.sinks.base import SinkEnv, WriteContext  # noqa: E402
 from sinkflow.sinks.encode import json_documents  # noqa: E402
-from sinkflow.sinks.pulsar import PUBLISH_DELAY_MS, PulsarSink  # noqa: E402
+from sinkflow.sinks.pulsar import MAX_PENDING, PUBLISH_DELAY_MS, PulsarSink  # noqa: E402
 from sinkflow.sinks.registry import parse_properties  # noqa: E402
 from tests.clickhouse.car_results import SCHEMA, car_batch  # noqa: E402
 from tests.servers.pulsar import PulsarServer  # noqa: E402
@@ -49,8 +51,8 @@ def result_batches(count: int, size: int) -> list[pa.RecordBatch]:
 async def run_sink(url: str, topic: str, batches: list[pa.RecordBatch], flush_each: bool) -> float:
     """Seconds to deliver every batch (open excluded: the runtime opens once).
 
-    ``flush_each``: as the runtime drives a sink, each batch an epoch, written then flushed;
-    otherwise every batch is written and one flush ends the run (the sink's own ceiling).
+    ``flush_each``: each batch an epoch, written then flushed; otherwise every batch is
+    written and one flush ends the run.
     """
     config = parse_properties("pulsar", {"topic": topic, "broker_url": url, "auth_type": ""})
     sink = PulsarSink(config, SinkEnv("bench", "bench", SCHEMA))  # type: ignore[arg-type]
@@ -72,7 +74,8 @@ def run_bare(url: str, topic: str, documents: list[bytes]) -> float:
     """Seconds for send_async of every document plus waiting for every acknowledgement."""
     client = pulsar.Client(url, logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Warn))  # as the sink does
     producer = client.create_producer(
-        topic, batching_enabled=True, batching_max_publish_delay_ms=PUBLISH_DELAY_MS, block_if_queue_full=True
+        topic, batching_enabled=True, batching_max_publish_delay_ms=PUBLISH_DELAY_MS, block_if_queue_full=True,
+        max_pending_messages=MAX_PENDING,
     )
     results: list[pulsar.Result] = []
     done = threading.Event()
@@ -121,7 +124,7 @@ def main() -> None:
     batch_rows = parse_properties("pulsar", {"topic": "t", "broker_url": "pulsar://h:1", "auth_type": ""}).batch_policy().max_rows
     batches = result_batches(args.rows, batch_rows)
     documents = [document for batch in batches for document in json_documents(batch)]
-    sides = ("bare", "sink per-epoch flush", "sink one flush")
+    sides = ("bare", "sink one flush", "sink flush per write")
     with broker_url(args.broker_url) as url:
         rates: dict[str, list[float]] = {side: [] for side in sides}
         for round_no in range(args.rounds):
@@ -131,7 +134,7 @@ def main() -> None:
                 if side == "bare":
                     seconds = run_bare(url, topic, documents)
                 else:
-                    seconds = asyncio.run(run_sink(url, topic, batches, flush_each=side == "sink per-epoch flush"))
+                    seconds = asyncio.run(run_sink(url, topic, batches, flush_each=side == "sink flush per write"))
                 rates[side].append(len(documents) / seconds)
         rate = {side: statistics.median(values) for side, values in rates.items()}
         print(f"pulsar: {len(documents)} messages x {args.rounds} rounds (order rotating), medians; "

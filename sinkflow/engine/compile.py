@@ -24,7 +24,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sinkflow.errors import InvalidInput, SqlError
-from sinkflow.sql.plan import SRC, LogicalPlan
+from sinkflow.sql.aggregates import render
+from sinkflow.sql.plan import SRC, LogicalPlan, PlannedAggregate
 from sinkflow.streams.types import Column, from_arrow
 
 _WINDOW_TS = pa.timestamp("ms", tz="UTC")
@@ -173,18 +174,15 @@ def _key_cols(plan: LogicalPlan) -> list[str]:
 
 def _partial_names(plan: LogicalPlan) -> list[list[str]]:
     assert plan.aggregate is not None
-    return [[f"__p{i}_{j}" for j in range(len(c.decomposition.partials))] for i, c in enumerate(plan.aggregate.calls)]
+    return [[f"__p{i}_{j}" for j in range(len(c.spec.partials))] for i, c in enumerate(plan.aggregate.calls)]
 
 
-def _fill(template: str, plan_args: tuple[str, ...], partials: list[str] | None = None,
-          floats: frozenset[str] = frozenset()) -> str:
-    """Fill an aggregate template (see :mod:`sinkflow.sql.aggregates`); ``floats`` are the
-    floating-point argument columns, summed with the compensated ``fsum``."""
-    values = {f"a{n}": a for n, a in enumerate(plan_args)}
-    values.update({"t": "__t", "s": "__s", "sum": "fsum" if floats.intersection(plan_args) else "sum"})
-    if partials is not None:
-        values.update({f"p{j}": p for j, p in enumerate(partials)})
-    return template.format(**values)
+def _render(template: str, call: PlannedAggregate, states: list[str] | None = None,
+            floats: frozenset[str] = frozenset()) -> str:
+    """An aggregate's template (see :mod:`sinkflow.sql.aggregates`) over the pre-projection columns;
+    ``floats`` are the floating-point argument columns, summed with the compensated ``fsum``."""
+    return render(template, call.arg_columns, states=states or (), time="__t", seq="__s",
+                  sum_function="fsum" if floats.intersection(call.arg_columns) else "sum", level=call.level)
 
 
 def _group_by(keys: list[str]) -> str:
@@ -196,9 +194,9 @@ def _fold_sql(plan: LogicalPlan, floats: frozenset[str]) -> str:
     assert agg is not None
     names = _partial_names(plan)
     aggs = [
-        f"{_fill(t, call.arg_columns, floats=floats)} AS {names[i][j]}"
+        f"{_render(t, call, floats=floats)} AS {names[i][j]}"
         for i, call in enumerate(agg.calls)
-        for j, t in enumerate(call.decomposition.partials)
+        for j, t in enumerate(call.spec.partials)
     ]
     keys = _key_cols(plan)
     select = ", ".join(keys + aggs)
@@ -222,9 +220,9 @@ def _merge_sql(plan: LogicalPlan, floats: frozenset[str]) -> str:
     assert agg is not None
     names = _partial_names(plan)
     merges = [
-        f"{_fill(t, call.arg_columns, names[i], floats)} AS {names[i][j]}"
+        f"{_render(t, call, names[i], floats)} AS {names[i][j]}"
         for i, call in enumerate(agg.calls)
-        for j, t in enumerate(call.decomposition.merges)
+        for j, t in enumerate(call.spec.merges)
     ]
     keys = _key_cols(plan)
     return (
@@ -242,7 +240,7 @@ def _final_sql(plan: LogicalPlan, result_types: list[str]) -> str:
     assert agg is not None
     names = _partial_names(plan)
     inner = ["*"] + [
-        f"CAST({_fill(call.decomposition.final, call.arg_columns, names[i])} AS {result_types[i]}) AS __f{i}"
+        f"CAST({_render(call.spec.final, call, names[i])} AS {result_types[i]}) AS __f{i}"
         for i, call in enumerate(agg.calls)
     ]
     cols = ", ".join(f"{sql} AS {_q(name)}" for name, sql in plan.projection)
@@ -275,19 +273,15 @@ def _float_args(con: duckdb.DuckDBPyConnection, plan: LogicalPlan) -> frozenset[
     return frozenset(str(r[0]) for r in rows if str(r[0]).startswith("__a") and str(r[1]) in ("FLOAT", "DOUBLE"))
 
 
-def _result_types(con: duckdb.DuckDBPyConnection, plan: LogicalPlan) -> list[str]:
-    """The DuckDB type of each aggregate's one-shot reference (64-bit where DuckDB widens to 128)."""
+def _result_types(con: duckdb.DuckDBPyConnection, plan: LogicalPlan, floats: frozenset[str]) -> list[str]:
+    """The DuckDB type of each aggregate's one-shot form (64-bit where DuckDB widens to 128)."""
     agg = plan.aggregate
     assert agg is not None
     if not agg.calls:
         return []
-    refs = ", ".join(f"{_fill(c.decomposition.reference, c.arg_columns)} AS r{i}" for i, c in enumerate(agg.calls))
+    refs = ", ".join(f"{_render(c.spec.direct, c, floats=floats)} AS r{i}" for i, c in enumerate(agg.calls))
     rows = con.sql(f"DESCRIBE WITH __pre AS ({_pre_sql(plan)}) SELECT {refs} FROM __pre").fetchall()
     return [_NARROW.get(str(r[1]), str(r[1])) for r in rows]
-
-
-# Aggregates whose result is one of their argument's values: the result keeps the argument's type.
-_VALUE_AGGREGATES = {"min", "max", "any", "earliest", "latest", "arg_min", "arg_max"}
 
 
 def _stored_type(sql: str, inputs: dict[str, dict[str, pa.DataType]]) -> pa.DataType | None:
@@ -307,7 +301,7 @@ def _kept_types(plan: LogicalPlan, inputs: dict[str, dict[str, pa.DataType]]) ->
         if (typ := _stored_type(key, inputs)) is not None:
             kept[f"__k{j}"] = typ
     for i, call in enumerate(plan.aggregate.calls):
-        if call.name in _VALUE_AGGREGATES and call.arg_columns:
+        if call.spec.keeps_type and call.arg_columns:
             arg = plan.aggregate.args[int(call.arg_columns[0][3:])]
             if (typ := _stored_type(arg, inputs)) is not None:
                 kept[f"__f{i}"] = typ
@@ -363,7 +357,7 @@ def compile_plan(plan: LogicalPlan, dim_schemas: list[pa.Schema]) -> QueryPlan:
             fold = _fold_sql(plan, floats)
             partial = con.sql(fold).to_arrow_table().slice(0, 0)
             merge = _merge_sql(plan, floats)
-            final = _final_sql(plan, _result_types(con, plan))
+            final = _final_sql(plan, _result_types(con, plan, floats))
             con.register("__closing", closing_input(plan, partial))
             con.register("__state", partial)
             con.register("__fold", partial)

@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 
 from sinkflow.engine import state as codec
 from sinkflow.engine.compile import QueryPlan, closing_input, connect
+from sinkflow.engine.dedup import DedupState
 from sinkflow.errors import InvalidInput, SqlError
 from sinkflow.sql.plan import LogicalPlan
 from sinkflow.streams.store import Stream, StreamStore
@@ -99,7 +100,11 @@ class QueryExecution:
         self._end: int | None = None
         self._watermark: int | None = None
         self._partials: pa.Table | None = None
-        self._dedup: dict[tuple[Any, ...], int] = {}
+        self._dedup: DedupState | None = None
+        if self.logical.dedup is not None:
+            types = {c.name: c.type.arrow for c in self.logical.input_columns}
+            spec = self.logical.dedup
+            self._dedup = DedupState(list(spec.keys), [types[k] for k in spec.keys], spec.ttl_us)
         self._held: list[pa.Table] = []
         self._dirty = False
         self._emitted = 0
@@ -275,7 +280,7 @@ class QueryExecution:
                 self._window_batch(batch.column(window.time_column), frontier)
             if not contiguous:
                 seq_array = _sequences(seq, batch.num_rows)
-                keep = self._dedup_filter(batch) if self.logical.dedup is not None else None
+                keep = self._dedup_filter(batch) if self._dedup is not None else None
                 if keep is not None:
                     batch, seq_array = batch.take(keep), seq_array.take(keep)
                 seqs.append(seq_array)
@@ -313,30 +318,12 @@ class QueryExecution:
         self._watermark = hi if self._watermark is None else max(self._watermark, hi)
 
     def _dedup_filter(self, batch: pa.RecordBatch) -> pa.Array | None:
-        """Indices of the rows to keep (None: all): a key seen less than the ttl of event time
-        ago is a duplicate. Keys expire by event time, so replaying the log repeats the decisions."""
-        spec = self.logical.dedup
-        assert spec is not None
-        keys = list(zip(*(batch.column(k).to_pylist() for k in spec.keys)))
-        column = batch.column(spec.time_column)  # _tp_time: never null
-        times = [_to_micros(v, column.type.unit) for v in column.cast(pa.int64()).to_pylist()]
-        ttl = spec.ttl_us
-        keep: list[int] = []
-        seen = self._dedup
-        for i, key in enumerate(keys):
-            t = times[i]
-            first = seen.get(key)
-            if first is not None and (ttl is None or t - first < ttl):
-                continue
-            seen[key] = t
-            keep.append(i)
-        dropped = len(keys) - len(keep)
-        self._stats["dedup_rows_dropped"] += dropped
-        if ttl is not None and len(seen) > 10_000:
-            horizon = max(times) - ttl
-            for key in [k for k, t in seen.items() if t <= horizon]:
-                del seen[key]
-        return None if dropped == 0 else pa.array(keep, pa.int64())
+        """Indices of the rows to keep (None: all), as :class:`DedupState` decides; counts the rest."""
+        assert self._dedup is not None and self.logical.dedup is not None
+        keep = self._dedup.filter(batch, self.logical.dedup.time_column)
+        if keep is not None:
+            self._stats["dedup_rows_dropped"] += batch.num_rows - len(keep)
+        return keep
 
     def _run(self, sql: str, **tables: pa.Table) -> pa.Table:
         for name, table in tables.items():
@@ -462,20 +449,11 @@ class QueryExecution:
         tables: dict[str, pa.Table] = {}
         if self._partials is not None:
             tables["partials"] = self._partials
-        if self._dedup:
-            tables["dedup"] = self._dedup_table()
+        if self._dedup is not None and len(self._dedup):
+            tables["dedup"] = self._dedup.table
         if self._held:
             tables["held"] = pa.concat_tables(self._held)
         return codec.encode(meta, tables)
-
-    def _dedup_table(self) -> pa.Table:
-        spec = self.logical.dedup
-        assert spec is not None
-        types = {c.name: c.type.arrow for c in self.logical.input_columns}
-        keys = list(self._dedup)
-        columns = {f"k{i}": pa.array([k[i] for k in keys], types[name]) for i, name in enumerate(spec.keys)}
-        columns["t"] = pa.array(list(self._dedup.values()), pa.int64())
-        return pa.table(columns)
 
     def _restore(self, data: bytes) -> None:
         meta, tables = codec.decode(data)
@@ -491,11 +469,8 @@ class QueryExecution:
         self._stats.update(meta["stats"])
         self._partials = tables.get("partials")
         self._held = [tables["held"]] if "held" in tables else []
-        if "dedup" in tables:
-            d = tables["dedup"]
-            n_keys = d.num_columns - 1
-            keys = zip(*(d.column(f"k{i}").to_pylist() for i in range(n_keys)))
-            self._dedup = dict(zip(keys, d.column("t").to_pylist()))
+        if "dedup" in tables and self._dedup is not None:
+            self._dedup.restore(tables["dedup"])
 
     def close(self) -> None:
         """Free the DuckDB connection and the state; the execution is finished.
@@ -514,5 +489,5 @@ class QueryExecution:
         if not self._closed:
             self._closed = True
             self._partials = None
-            self._dedup = {}
+            self._dedup = None
             self._con.close()

@@ -16,6 +16,7 @@ import decimal
 import math
 import re
 import struct
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -67,13 +68,23 @@ def json_documents(batch: pa.RecordBatch) -> list[bytes]:
     if batch.num_columns == 0:
         return [b"{}"] * batch.num_rows
     parts: list[pa.Array | str] = []
+    literal = ""  # constant text waiting to go before the next column's values
     for i, (name, column) in enumerate(zip(batch.schema.names, batch.columns)):
-        key = orjson.dumps(name).decode()
-        parts.append(("{" if i == 0 else ",") + key + ":")
-        parts.append(_json_fragments(column))
-    parts.append("}")
-    # A null fragment is a JSON null: the join writes it, no per-column fill needed.
-    joined = pc.binary_join_element_wise(*parts, "", null_handling="replace", null_replacement="null")
+        literal += ("{" if i == 0 else ",") + orjson.dumps(name).decode() + ":"
+        fragments = _json_fragments(column)
+        values = fragments.values
+        if values.null_count == 0:
+            # The quotes around every value join the constant text: one pass over the values less.
+            parts += [literal + fragments.prefix, values]
+            literal = fragments.suffix
+        else:
+            if fragments.prefix or fragments.suffix:  # a null stays null here, then JSON null
+                values = pc.binary_join_element_wise(fragments.prefix, values, fragments.suffix, "")
+            # Filling the few nullable columns is cheaper than the join's own null handling.
+            parts += [literal, values.fill_null("null")]
+            literal = ""
+    parts.append(literal + "}")
+    joined = pc.binary_join_element_wise(*parts, "")
     docs: list[bytes] = joined.cast(pa.binary()).to_pylist()
     return docs
 
@@ -83,35 +94,47 @@ _QUOTE_OR_BACKSLASH = re.compile(rb'["\\]')
 _UTC_NAMES = frozenset({"UTC", "Etc/UTC", "GMT", "Z", "+00:00"})
 
 
-def _json_fragments(column: pa.Array) -> pa.Array:
-    """``column``'s values as JSON text: a string array, null where the value is a JSON null."""
+@dataclass(frozen=True)
+class _Fragments:
+    """A column as JSON text: ``prefix + values[i] + suffix`` for each non-null value, null for
+    a JSON null. The constant prefix and suffix (quotes, a UTC offset) are kept apart so that for
+    a column without nulls they join the text between the columns instead of costing a pass."""
+
+    values: pa.Array
+    prefix: str = ""
+    suffix: str = ""
+
+
+def _json_fragments(column: pa.Array) -> _Fragments:
+    """``column``'s values as JSON text."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
     typ = column.type
     if pa.types.is_dictionary(typ):
         return _json_fragments(column.dictionary_decode())
     if pa.types.is_integer(typ) or (pa.types.is_decimal(typ) and typ.scale >= 0):
-        return column.cast(pa.string())
+        return _Fragments(column.cast(pa.string()))
     if pa.types.is_boolean(typ):
-        return pc.if_else(column, "true", "false")
+        return _Fragments(pc.if_else(column, "true", "false"))
     if pa.types.is_floating(typ):
         # orjson's float text (shortest round-trip, 1.0 not 1, NaN/inf as null) is the contract;
         # floats never contain a comma, so one dumps of the whole column splits back into values.
-        return pa.array(orjson.dumps(column.to_pylist()).decode()[1:-1].split(","), pa.string())
+        # (Arrow's cast writes other exponent forms, and fixing those up cost twice as much.)
+        return _Fragments(pa.array(orjson.dumps(column.to_pylist()).decode()[1:-1].split(","), pa.string()))
     if pa.types.is_timestamp(typ):
         return _iso_datetimes(column)
     if pa.types.is_date(typ):
-        return pc.binary_join_element_wise('"', column.cast(pa.string()), '"', "")
+        return _Fragments(column.cast(pa.string()), '"', '"')
     if pa.types.is_string(typ) or pa.types.is_large_string(typ):
         column = column.cast(pa.string())
         # One scan of the characters is cheaper than a regex kernel per value.
         text = _string_bytes(column)
         if _CONTROL_CHARS.search(text):
-            return _fragments_by_value(column)  # rare: orjson's \uXXXX escapes are the reference
+            return _Fragments(_fragments_by_value(column))  # rare: orjson's \uXXXX escapes are the reference
         if _QUOTE_OR_BACKSLASH.search(text):
             column = pc.replace_substring(pc.replace_substring(column, "\\", "\\\\"), '"', '\\"')
-        return pc.binary_join_element_wise('"', column, '"', "")
-    return _fragments_by_value(column)
+        return _Fragments(column, '"', '"')
+    return _Fragments(_fragments_by_value(column))
 
 
 def _string_bytes(column: pa.StringArray) -> memoryview:
@@ -124,7 +147,7 @@ def _string_bytes(column: pa.StringArray) -> memoryview:
     return memoryview(data)[first:end]
 
 
-def _iso_datetimes(column: pa.Array) -> pa.Array:
+def _iso_datetimes(column: pa.Array) -> _Fragments:
     """Quoted ISO-8601 text with milliseconds and offset, as ``isoformat(timespec="milliseconds")``."""
     # Truncate to milliseconds the way isoformat does (towards the past, also before 1970).
     millis = column if column.type.unit in ("s", "ms") else pc.floor_temporal(column, unit="millisecond")
@@ -132,9 +155,8 @@ def _iso_datetimes(column: pa.Array) -> pa.Array:
     if tz is None or tz in _UTC_NAMES:  # naive datetimes are UTC, as json_document treats them
         # Casting to text is ~20x faster than strftime, which consults the tz database per value.
         plain = millis.cast(pa.timestamp("ms")).cast(pa.string())
-        return pc.binary_join_element_wise('"', pc.replace_substring(plain, " ", "T", max_replacements=1), '+00:00"', "")
-    local = pc.strftime(millis.cast(pa.timestamp("ms", tz)), format="%Y-%m-%dT%H:%M:%S%Ez")
-    return pc.binary_join_element_wise('"', local, '"', "")
+        return _Fragments(pc.replace_substring(plain, " ", "T", max_replacements=1), '"', '+00:00"')
+    return _Fragments(pc.strftime(millis.cast(pa.timestamp("ms", tz)), format="%Y-%m-%dT%H:%M:%S%Ez"), '"', '"')
 
 
 def _fragments_by_value(column: pa.Array) -> pa.Array:

@@ -1,3 +1,4 @@
 """Timeplus SQL: parsing on sqlglot's ClickHouse dialect (:mod:`.parse`), the logical plan of a
-streaming SELECT (:mod:`.plan`), incremental aggregates (:mod:`.aggregates`), Timeplus functions on
-DuckDB (:mod:`.functions`, via :mod:`.translate`) and the other statements (:mod:`.statements`)."""
+streaming SELECT (:mod:`.plan`), Timeplus functions on DuckDB (:mod:`.functions`), the aggregate
+functions' one-shot and incremental forms (:mod:`.aggregates`), SQL positions and errors
+(:mod:`.positions`) and the other statements (:mod:`.statements`)."""

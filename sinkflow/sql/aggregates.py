@@ -1,201 +1,155 @@
-"""Timeplus aggregate functions, decomposed so the engine can compute them incrementally.
+"""Timeplus aggregate functions: the one description of each, for the function map and the engine.
 
-Every supported aggregate is split into three DuckDB steps (see DESIGN.md, "Incremental
-aggregation"): *partial* aggregates computed over a chunk of input rows per group, a *merge* of
-partial rows of the same group (associative, so chunks can be folded in any grouping), and a
-*final* expression over the merged partials. ``reference`` is the one-shot DuckDB aggregate the
-result must equal; the engine takes the output type from it.
+Each :class:`Aggregate` says how DuckDB computes it
 
-Templates use ``{a0}``/``{a1}`` for argument columns, ``{t}`` for the event time in microseconds,
-``{s}`` for the row's log sequence number (ties are broken by arrival order, so results are
-deterministic), ``{p0}``/``{p1}`` for partial columns, and ``{sum}`` for the summing aggregate:
-``fsum`` (compensated) over floating-point values, whose plain sums would differ in the last bits
-with DuckDB's parallelism and with how rows were grouped into steps, ``sum`` otherwise.
+* ``direct``: one-shot, over raw rows (:func:`sinkflow.sql.functions.to_duckdb` renders this);
+* incrementally (the engine, see DESIGN.md "Incremental aggregation"): ``partials`` aggregate a
+  chunk of rows per group into state columns, ``merges`` combine state rows of one group into
+  state columns of the same shape (associative, so chunks fold in any grouping), and ``final``
+  turns merged state into the result.
+
+``decomposable`` is False when the state keeps the (distinct) values themselves, so it grows
+with the input (quantiles, distinct counts: DESIGN.md, "need the raw rows").
+
+Templates are DuckDB SQL with ``str.format`` fields: ``{a0}``, ``{a1}`` the arguments, ``{p0}``,
+``{p1}`` the state columns (merge and final), ``{t}`` the event time in microseconds, ``{s}`` the
+row's log sequence number (ties are broken by arrival order, so the incremental result does not
+depend on how rows were grouped into chunks), ``{level}`` a quantile's constant level, and
+``{sum}`` the summing aggregate: ``fsum`` (compensated) over floating-point values, whose plain
+sums would differ in the last bits with how rows were grouped, ``sum`` otherwise. ``direct``
+never uses ``{s}`` (raw rows have no arrival order): where the incremental form breaks a tie by
+arrival, the one-shot form may pick either tied row.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlglot import exp
-
-from sinkflow.sql.parse import QUANTILE_ALIAS
+__all__ = ["AGGREGATES", "Aggregate", "render"]
 
 
 @dataclass(frozen=True)
-class Decomposition:
-    """Partial, merge and final DuckDB SQL templates of one aggregate (see the module docstring)."""
+class Aggregate:
+    """How one Timeplus aggregate is computed (see the module docstring for the templates).
 
+    ``min_args``/``max_args`` count the user's arguments (without ``level``; ``count()`` takes
+    none and counts rows). ``level`` marks quantiles, whose last argument is a constant level in
+    [0, 1]. ``keeps_type``: the result is one of the first argument's values, so it keeps that
+    argument's stored type (min, max, any, earliest, arg_min …).
+    """
+
+    name: str
+    direct: str
     partials: tuple[str, ...]
     merges: tuple[str, ...]
-    final: str
-    reference: str
+    final: str = "{p0}"
+    decomposable: bool = True
+    min_args: int = 1
+    max_args: int = 1
+    level: bool = False
+    keeps_type: bool = False
 
 
-def _arg_extreme(fn: str, key: str, guard: str) -> Decomposition:
-    """``fn`` is arg_min or arg_max; the partial keeps the winning value and its key."""
+def render(template: str, args: Sequence[str], *, states: Sequence[str] = (), time: str = "", seq: str = "",
+           sum_function: str = "sum", level: str = "") -> str:
+    """``template`` with its fields filled by SQL text (see the module docstring).
+
+    No arguments (``count()``) stand for every row: ``{a0}`` becomes ``*``."""
+    values: dict[str, str] = {f"a{i}": a for i, a in enumerate(args or ["*"])}
+    values.update({f"p{j}": p for j, p in enumerate(states)})
+    values.update(t=time, s=seq, sum=sum_function, level=level)
+    return template.format(**values)
+
+
+def _counting(direct: str) -> Aggregate:
+    """A count: partial counts are summed, kept 64-bit (DuckDB would widen a sum of counts)."""
+    return Aggregate("", direct, (direct,), ("sum({p0})::BIGINT",), "coalesce({p0}, 0)")
+
+
+def _same_merge(fn: str) -> Aggregate:
+    """An aggregate whose states merge with itself (sum, min, max)."""
+    return Aggregate("", f"{fn}({{a0}})", (f"{fn}({{a0}})",), (f"{fn}({{p0}})",))
+
+
+def _arg_extreme(fn: str, direct_key: str, key: str, guard: str) -> Aggregate:
+    """arg_min/arg_max by ``key``: the state keeps the winning value and its key; rows whose
+    ``guard`` is NULL don't take part."""
     best = "min" if fn == "arg_min" else "max"
-    flt = f" FILTER (WHERE {guard} IS NOT NULL)"
-    return Decomposition(
-        partials=(f"{fn}({{a0}}, {key}){flt}", f"{best}({key}){flt}"),
+    only = f" FILTER (WHERE {guard} IS NOT NULL)"
+    return Aggregate(
+        "",
+        direct=f"{fn}({{a0}}, {direct_key}){only}",
+        partials=(f"{fn}({{a0}}, {key}){only}", f"{best}({key}){only}"),
         merges=(f"{fn}({{p0}}, {{p1}})", f"{best}({{p1}})"),
-        final="{p0}",
-        reference=f"{fn}({{a0}}, {key}){flt}",
+        keeps_type=True,
     )
 
 
-def _simple(fn: str, reference: str) -> Decomposition:
-    """An aggregate that merges with itself (sum, min, max)."""
-    return Decomposition((f"{fn}({{a0}})",), (f"{fn}({{p0}})",), "{p0}", f"{reference}({{a0}})")
-
-
-def _counting(fn: str) -> Decomposition:
-    """A count: partial counts are summed (kept 64-bit)."""
-    return Decomposition((fn,), ("sum({p0})::BIGINT",), "coalesce({p0}, 0)", fn)
-
-
-def _quantile(level: float) -> Decomposition:
-    # Quantiles are not decomposable: the partial keeps the values (DESIGN: "need the raw rows").
-    return Decomposition(
+def _quantile(level: str) -> Aggregate:
+    """A quantile at ``level`` (SQL text or ``{level}``): the state keeps the values."""
+    return Aggregate(
+        "",
+        direct=f"quantile_cont({{a0}}, {level})",
         partials=("list({a0}) FILTER (WHERE {a0} IS NOT NULL)",),
         merges=("flatten(list({p0}))",),
-        final=f"list_aggregate({{p0}}, 'quantile_cont', {level!r})",
-        reference=f"quantile_cont({{a0}}, {level!r})",
+        final=f"list_aggregate({{p0}}, 'quantile_cont', {level})",
+        decomposable=False,
     )
 
 
-_DISTINCT = Decomposition(
+_DISTINCT = Aggregate(
+    "",
+    direct="count(DISTINCT {a0})",
     partials=("list(DISTINCT {a0}) FILTER (WHERE {a0} IS NOT NULL)",),
     merges=("list_distinct(flatten(list({p0})))",),
     final="coalesce(len({p0}), 0)",
-    reference="count(DISTINCT {a0})",
+    decomposable=False,
 )
 
-_FIXED: dict[str, Decomposition] = {
-    "count_star": _counting("count(*)"),
-    "count": _counting("count({a0})"),
-    "count_if": _counting("count_if({a0})"),
-    "sum": _simple("{sum}", "sum"),
-    "min": _simple("min", "min"),
-    "max": _simple("max", "max"),
-    "avg": Decomposition(
-        ("{sum}({a0})", "count({a0})"), ("{sum}({p0})", "sum({p1})::BIGINT"), "{p0} / NULLIF({p1}, 0)", "avg({a0})"
-    ),
-    "any": _arg_extreme("arg_min", "{s}", "{a0}"),
-    "earliest": _arg_extreme("arg_min", "{{'t': {t}, 's': {s}}}", "{a0}"),
-    "latest": _arg_extreme("arg_max", "{{'t': {t}, 's': -{s}}}", "{a0}"),
-    "count_distinct": _DISTINCT,
+# Values in arrival order: each keeps its sequence number until the final step sorts by it.
+_GROUP_ARRAY = Aggregate(
+    "",
+    direct="list({a0}) FILTER (WHERE {a0} IS NOT NULL)",
+    partials=("list({{'s': {s}, 'v': {a0}}}) FILTER (WHERE {a0} IS NOT NULL)",),
+    merges=("flatten(list({p0}))",),
+    final="coalesce(list_transform(list_sort({p0}), lambda __e: __e.v), [])",
+    decomposable=False,
+)
+
+
+def _named(name: str, spec: Aggregate, **changes: object) -> Aggregate:
+    fields = {**spec.__dict__, "name": name, **changes}
+    return Aggregate(**fields)  # type: ignore[arg-type]
+
+
+_EARLIEST_KEY = "{{'t': {t}, 's': {s}}}"
+_LATEST_KEY = "{{'t': {t}, 's': -{s}}}"
+
+#: Every aggregate by its Timeplus name (lower case).
+AGGREGATES: Mapping[str, Aggregate] = {
+    spec.name: spec
+    for spec in (
+        _named("count", _counting("count({a0})"), min_args=0),
+        _named("count_if", _counting("count_if({a0})::BIGINT")),  # DuckDB answers a 128-bit count
+        _named("sum", _same_merge("{sum}")),
+        _named("min", _same_merge("min"), keeps_type=True),
+        _named("max", _same_merge("max"), keeps_type=True),
+        Aggregate("avg", "avg({a0})", ("{sum}({a0})", "count({a0})"), ("{sum}({p0})", "sum({p1})::BIGINT"),
+                  "{p0} / NULLIF({p1}, 0)"),
+        # The first non-NULL value met.
+        _named("any", _arg_extreme("arg_min", "{s}", "{s}", "{a0}"), direct="any_value({a0})"),
+        _named("earliest", _arg_extreme("arg_min", "{t}", _EARLIEST_KEY, "{a0}")),
+        _named("latest", _arg_extreme("arg_max", "{t}", _LATEST_KEY, "{a0}")),
+        _named("arg_min", _arg_extreme("arg_min", "{a1}", "{{'v': {a1}, 's': {s}}}", "{a1}"), min_args=2, max_args=2),
+        _named("arg_max", _arg_extreme("arg_max", "{a1}", "{{'v': {a1}, 's': -{s}}}", "{a1}"), min_args=2, max_args=2),
+        _named("group_array", _GROUP_ARRAY),
+        _named("count_distinct", _DISTINCT),
+        _named("unique_exact", _DISTINCT),
+        # Timeplus's unique is approximate; the exact count is within any approximation's bounds.
+        _named("unique", _DISTINCT),
+        _named("quantile", _quantile("{level}"), level=True),
+        _named("median", _quantile("0.5")),
+        *(_named(f"p{p}", _quantile(f"0.{p}")) for p in (50, 90, 95, 99)),
+    )
 }
-_ARG_BY = {
-    "arg_min": _arg_extreme("arg_min", "{{'v': {a1}, 's': {s}}}", "{a1}"),
-    "arg_max": _arg_extreme("arg_max", "{{'v': {a1}, 's': -{s}}}", "{a1}"),
-}
-
-# Timeplus/ClickHouse spellings → the canonical names above.
-_ALIASES = {
-    "anyvalue": "any",
-    "any_value": "any",
-    "argmin": "arg_min",
-    "argmax": "arg_max",
-    "min_by": "arg_min",
-    "max_by": "arg_max",
-    "uniq": "count_distinct",
-    "unique": "count_distinct",
-    "unique_exact": "count_distinct",
-    "uniq_exact": "count_distinct",
-    "uniqexact": "count_distinct",
-    "approxdistinct": "count_distinct",
-    "countdistinct": "count_distinct",
-}
-_PERCENTILE = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99, "median": 0.5}
-
-
-@dataclass(frozen=True)
-class AggregateCall:
-    """One aggregate call found in a query: canonical ``name``, its argument expressions, its decomposition."""
-
-    name: str
-    args: tuple[exp.Expression, ...]
-    decomposition: Decomposition
-
-
-def function_name(node: exp.Expression) -> str:
-    """The name a user wrote for a function call node (lower case)."""
-    if isinstance(node, exp.Anonymous):
-        return str(node.this).lower()
-    if isinstance(node, exp.CombinedAggFunc):
-        return str(node.this).lower()
-    name = node.meta.get("clickhouse_name") if node.meta else None
-    return str(name or node.key).lower()
-
-
-def is_aggregate(node: exp.Expression, extra_names: frozenset[str] = frozenset()) -> bool:
-    """True for a call of an aggregate function (supported or not): sqlglot's or one named in ``extra_names``."""
-    if isinstance(node, exp.AggFunc):
-        return True
-    if isinstance(node, exp.Anonymous):
-        name = function_name(node)
-        canon = _canonical(name)
-        return name in extra_names or canon in _FIXED or canon in _ARG_BY or name in _PERCENTILE or name in ("quantile", QUANTILE_ALIAS)
-    return False
-
-
-def _canonical(name: str) -> str:
-    return _ALIASES.get(name, name)
-
-
-def _level(node: exp.Expression | None) -> float | None:
-    if isinstance(node, exp.Literal) and not node.is_string:
-        value = float(node.this)
-        if 0.0 <= value <= 1.0:
-            return value
-    return None
-
-
-def aggregate_call(node: exp.Expression) -> AggregateCall | str:
-    """Decompose an aggregate call node; on failure return a message naming what is not supported."""
-    name = function_name(node)
-    if isinstance(node, exp.Count):
-        inner = node.this
-        if inner is None or isinstance(inner, exp.Star):
-            return AggregateCall("count", (), _FIXED["count_star"])
-        if isinstance(inner, exp.Distinct):
-            if len(inner.expressions) != 1:
-                return "count(DISTINCT …) with more than one expression is not supported"
-            return AggregateCall("count_distinct", (inner.expressions[0],), _DISTINCT)
-        return AggregateCall("count", (inner,), _FIXED["count"])
-    if isinstance(node, exp.Quantile):
-        level = _level(node.args.get("quantile"))
-        if level is None:
-            return "quantile needs a constant level between 0 and 1"
-        return AggregateCall("quantile", (node.this,), _quantile(level))
-    if isinstance(node, (exp.ArgMin, exp.ArgMax)):
-        canon = "arg_min" if isinstance(node, exp.ArgMin) else "arg_max"
-        return AggregateCall(canon, (node.this, node.expression), _ARG_BY[canon])
-    if isinstance(node, exp.Anonymous) and name in ("quantile", QUANTILE_ALIAS):
-        args = node.expressions
-        level = _level(args[1]) if len(args) == 2 else None
-        if level is None:
-            return "quantile(column, level) needs a constant level between 0 and 1"
-        return AggregateCall("quantile", (args[0],), _quantile(level))
-    if name in _PERCENTILE or isinstance(node, exp.Median):
-        args = [node.this] if not isinstance(node, exp.Anonymous) else list(node.expressions)
-        if len(args) != 1:
-            return f"{name}() takes one argument"
-        return AggregateCall(name, (args[0],), _quantile(_PERCENTILE.get(name, 0.5)))
-    canon = _canonical(name)
-    if canon in _ARG_BY:
-        args = list(node.expressions) if isinstance(node, exp.Anonymous) else [node.this, node.expression]
-        if len(args) != 2:
-            return f"{name}() takes two arguments"
-        return AggregateCall(canon, tuple(args), _ARG_BY[canon])
-    if canon in _FIXED:
-        args = list(node.expressions) if isinstance(node, exp.Anonymous) else [a for a in [node.this] if a is not None]
-        if isinstance(node, exp.AggFunc) and not isinstance(node, exp.Anonymous) and any(
-            k not in ("this",) and v for k, v in node.args.items() if k != "big_int"
-        ):
-            return f"{name}() with these arguments is not supported"
-        if len(args) != 1 or any(isinstance(a, (exp.Star, exp.Distinct)) for a in args):
-            return f"{name}() takes one argument"
-        return AggregateCall(canon, tuple(args), _FIXED[canon])
-    return f"aggregate function {name}() is not supported in streaming queries"

@@ -23,15 +23,16 @@ letters only where DuckDB's change every letter.
 The DuckDB connection that runs the rendered SQL must use ``SET TimeZone='UTC'`` (date parts and
 truncation of ``TIMESTAMPTZ`` follow the session time zone; Timeplus streams are UTC).
 
-:data:`AGGREGATES` describes every aggregate function for the incremental engine: whether partial
-aggregates can be merged and the DuckDB expressions that compute, merge and finish them.
+Aggregate calls are rendered one-shot from their description in :mod:`sinkflow.sql.aggregates`
+(the engine computes the same descriptions incrementally); :func:`aggregate_call` and
+:func:`is_aggregate` recognise them for the planner.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 
 import pyarrow as pa
@@ -39,20 +40,20 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.dialects.duckdb import DuckDB
 
-from sinkflow.errors import InvalidInput, Position, SqlError
+from sinkflow.errors import InvalidInput, SqlError
+from sinkflow.sql.aggregates import AGGREGATES, Aggregate, render
+from sinkflow.sql.parse import DIALECT
+from sinkflow.sql.positions import error_at
 from sinkflow.streams.types import TP_TIME, DataType, parse_type
 
 __all__ = [
-    "AGGREGATES",
     "AggregateCall",
-    "AggregateInfo",
     "aggregate_call",
+    "duckdb_type",
     "function_name",
     "is_aggregate",
-    "node_position",
     "supported_functions",
     "to_duckdb",
-    "duckdb_type",
 ]
 
 
@@ -189,24 +190,8 @@ def _fill(template: str, args: Sequence[exp.Expression]) -> exp.Expression:
     return tree.transform(substitute)
 
 
-# --- position of a node in the SQL text --------------------------------------------------------
-def node_position(node: exp.Expression) -> Position | None:
-    """The 1-based line/column of ``node`` (or of its first token that carries one), if known."""
-    for candidate in node.walk():
-        meta = candidate.meta if candidate._meta else None  # noqa: SLF001 - avoid creating empty metas
-        if meta and "line" in meta and "col" in meta:
-            # sqlglot's "col" is the column of the token's last character; report its first.
-            start = meta.get("start")
-            end = meta.get("end")
-            width = (end - start) if isinstance(start, int) and isinstance(end, int) else 0
-            return Position(meta["line"], max(1, meta["col"] - width))
-    return None
-
-
 def _error(message: str, node: exp.Expression) -> SqlError:
-    position = node_position(node)
-    where = f" at line {position.line}, column {position.column}" if position else ""
-    return SqlError(f"{message}{where}", position=position)
+    return error_at(node, message)
 
 
 # --- the function table -------------------------------------------------------------------------
@@ -500,7 +485,7 @@ def _unit_literal(node: exp.Expression) -> str:
     text = node.name if isinstance(node, (exp.Var, exp.Literal, exp.Column)) else ""
     unit = _UNITS.get(text.lower())
     if unit is None:
-        raise _error(f"unknown time unit '{text.lower() or node.sql('clickhouse')}' (use us, ms, second, minute, hour, "
+        raise _error(f"unknown time unit '{text.lower() or node.sql(DIALECT)}' (use us, ms, second, minute, hour, "
                      "day, week, month, quarter or year)", node)
     return unit
 
@@ -747,8 +732,8 @@ def _array_fold(duck: str, default: str | None = None, predicate: bool = False) 
 
 _register("array_sum", _array_fold("LIST_SUM", "0"), 1, 2)
 _register("array_avg", _array_fold("LIST_AVG"), 1, 2, returns=FLOAT)
-_register("array_min", _array_fold("LIST_MIN"), 1)
-_register("array_max", _array_fold("LIST_MAX"), 1)
+_register("array_min", _array_fold("LIST_MIN"), 1, 2)
+_register("array_max", _array_fold("LIST_MAX"), 1, 2)
 _register("array_product", _array_fold("LIST_PRODUCT"), 1, returns=FLOAT)
 _register("array_exists", _array_fold("LIST_BOOL_OR", "FALSE", predicate=True), 1, 2, returns=BOOL)
 _register("array_all", _array_fold("LIST_BOOL_AND", "TRUE", predicate=True), 1, 2, returns=BOOL)
@@ -852,139 +837,62 @@ _register("xor", "(CAST({0} AS BOOLEAN) <> CAST({1} AS BOOLEAN))", 2, returns=BO
 
 # --- aggregates ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class AggregateInfo:
-    """An aggregate function and how the engine computes it incrementally.
-
-    Templates are DuckDB SQL whose ``{0}``, ``{1}`` … stand for expressions:
-
-    - ``direct``: the one-shot aggregate over the (converted) arguments, for raw rows.
-    - ``partials``: aggregates over the arguments, one per partial state column (decomposable only).
-    - ``merges``: one aggregate per partial column, over the partial columns (``{i}`` = partial column i),
-      combining partial states; merged states have the same shape, so merging can be repeated.
-    - ``final``: a scalar over the merged partial columns giving the result.
-
-    ``decomposable`` is False when partial states cannot be merged exactly (quantiles, distinct
-    counts): the engine must keep the raw rows and apply ``direct``. ``implicit_args`` are column
-    names appended to the user's arguments (``earliest(x)`` orders by ``_tp_time``).
-    """
-
-    name: str
-    decomposable: bool
-    direct: str
-    partials: tuple[str, ...] = ()
-    merges: tuple[str, ...] = ()
-    final: str = "{0}"
-    min_args: int = 1
-    max_args: int = 1
-    implicit_args: tuple[str, ...] = ()
-    params: tuple[str, ...] = field(default=())  # names of trailing literal parameters (quantile level)
-    # The state is the result itself (sum): a result cast applies to partial and merged states too,
-    # so every state has one type whatever DuckDB's statistics chose for a chunk.
-    cast_states: bool = False
-
-    def direct_expr(self, args: Sequence[exp.Expression]) -> exp.Expression:
-        """The DuckDB aggregate over converted ``args`` (implicit columns included)."""
-        return _fill(self.direct, args)
-
-    def partial_exprs(self, args: Sequence[exp.Expression]) -> list[exp.Expression]:
-        """DuckDB aggregates computing the partial state columns from raw rows."""
-        return [_fill(t, args) for t in self.partials]
-
-    def merge_exprs(self, columns: Sequence[exp.Expression]) -> list[exp.Expression]:
-        """DuckDB aggregates combining partial state columns into new ones (same order as ``partials``)."""
-        return [_fill(t, columns) for t in self.merges]
-
-    def final_expr(self, columns: Sequence[exp.Expression]) -> exp.Expression:
-        """The DuckDB scalar turning merged partial columns into the result."""
-        return _fill(self.final, columns)
-
-
-def _agg(name: str, **kwargs: object) -> AggregateInfo:
-    return AggregateInfo(name=name, **kwargs)  # type: ignore[arg-type]
-
-
-_SUM_MERGE = "SUM({0})"
-# Merged states keep their partial's type (DuckDB would widen a SUM of counts to int128), so
-# merged states can be merged again with fresh partials.
-_COUNT_MERGE = "CAST(SUM({0}) AS BIGINT)"
-AGGREGATES: dict[str, AggregateInfo] = {
-    info.name: info
-    for info in (
-        _agg("count", decomposable=True, direct="COUNT({0})", partials=("COUNT({0})",), merges=(_COUNT_MERGE,),
-             final="CAST(COALESCE({0}, 0) AS BIGINT)", min_args=0),
-        _agg("count_if", decomposable=True, direct="CAST(COUNT_IF({0}) AS BIGINT)",
-             partials=("CAST(COUNT_IF({0}) AS BIGINT)",),
-             merges=(_COUNT_MERGE,), final="CAST(COALESCE({0}, 0) AS BIGINT)"),
-        _agg("sum", decomposable=True, direct="SUM({0})", partials=("SUM({0})",), merges=(_SUM_MERGE,),
-             cast_states=True),
-        _agg("avg", decomposable=True, direct="AVG({0})", partials=("SUM({0})", "COUNT({0})"),
-             merges=("SUM({0})", "CAST(SUM({1}) AS BIGINT)"), final="CAST({0} AS DOUBLE) / NULLIF({1}, 0)"),
-        _agg("min", decomposable=True, direct="MIN({0})", partials=("MIN({0})",), merges=("MIN({0})",)),
-        _agg("max", decomposable=True, direct="MAX({0})", partials=("MAX({0})",), merges=("MAX({0})",)),
-        _agg("any", decomposable=True, direct="ANY_VALUE({0})", partials=("ANY_VALUE({0})",),
-             merges=("ANY_VALUE({0})",)),
-        _agg("arg_min", decomposable=True, direct="ARG_MIN({0}, {1})", partials=("ARG_MIN({0}, {1})", "MIN({1})"),
-             merges=("ARG_MIN({0}, {1})", "MIN({1})"), min_args=2, max_args=2),
-        _agg("arg_max", decomposable=True, direct="ARG_MAX({0}, {1})", partials=("ARG_MAX({0}, {1})", "MAX({1})"),
-             merges=("ARG_MAX({0}, {1})", "MAX({1})"), min_args=2, max_args=2),
-        _agg("earliest", decomposable=True, direct="ARG_MIN({0}, {1})", partials=("ARG_MIN({0}, {1})", "MIN({1})"),
-             merges=("ARG_MIN({0}, {1})", "MIN({1})"), implicit_args=(TP_TIME,)),
-        _agg("latest", decomposable=True, direct="ARG_MAX({0}, {1})", partials=("ARG_MAX({0}, {1})", "MAX({1})"),
-             merges=("ARG_MAX({0}, {1})", "MAX({1})"), implicit_args=(TP_TIME,)),
-        _agg("group_array", decomposable=True, direct="LIST({0}) FILTER (WHERE {0} IS NOT NULL)",
-             partials=("LIST({0}) FILTER (WHERE {0} IS NOT NULL)",), merges=("FLATTEN(LIST({0}))",)),
-        _agg("count_distinct", decomposable=False, direct="COUNT(DISTINCT {0})"),
-        _agg("unique_exact", decomposable=False, direct="COUNT(DISTINCT {0})"),
-        _agg("unique", decomposable=False, direct="APPROX_COUNT_DISTINCT({0})"),
-        _agg("median", decomposable=False, direct="QUANTILE_CONT({0}, 0.5)"),
-        _agg("quantile", decomposable=False, direct="QUANTILE_CONT({0}, {1})", min_args=2, max_args=2,
-             params=("level",)),
-        *(
-            _agg(f"p{p}", decomposable=False, direct=f"QUANTILE_CONT({{0}}, 0.{p})")
-            for p in (50, 90, 95, 99)
-        ),
-    )
-}
-
-
-def is_aggregate(name: str) -> bool:
-    """True if ``name`` (any case) is a Timeplus aggregate function this module maps."""
-    return name.lower() in AGGREGATES
-
-
-@dataclass(frozen=True)
 class AggregateCall:
-    """One aggregate call of a query: its function, converted DuckDB arguments and result cast.
+    """One aggregate call of a query: its description, its arguments and its quantile level.
 
-    ``args`` include implicit columns (``_tp_time`` for earliest/latest) and literal parameters
-    (the quantile level). ``result_cast`` is a DuckDB type the result is cast to so it keeps
-    Timeplus's type (a sum of integers is int64, where DuckDB would answer int128).
+    ``args`` are the call's argument expressions as they were given (the planner converts them
+    itself; :func:`to_duckdb` passes converted ones); ``level`` is a quantile's constant level
+    as SQL text ("" for other aggregates).
     """
 
-    info: AggregateInfo
+    spec: Aggregate
     args: tuple[exp.Expression, ...]
-    result_cast: str | None = None
+    level: str = ""
 
-    def _cast(self, node: exp.Expression) -> exp.Expression:
-        return _fill(f"CAST({{0}} AS {self.result_cast})", [node]) if self.result_cast else node
+    @property
+    def name(self) -> str:
+        return self.spec.name
 
-    def direct(self) -> exp.Expression:
-        """The DuckDB aggregate over raw rows."""
-        return self._cast(self.info.direct_expr(self.args))
 
-    def partials(self) -> list[exp.Expression]:
-        """DuckDB aggregates over raw rows giving the partial state columns (decomposable only)."""
-        states = self.info.partial_exprs(self.args)
-        return [self._cast(s) for s in states] if self.info.cast_states else states
+def is_aggregate(node: exp.Expression) -> bool:
+    """True for a call of an aggregate function: one this module maps, or any sqlglot knows as one."""
+    if isinstance(node, exp.AggFunc):
+        return True
+    call = _call(node)
+    return call is not None and call[0] in AGGREGATES
 
-    def merges(self, columns: Sequence[exp.Expression]) -> list[exp.Expression]:
-        """DuckDB aggregates over partial state columns giving merged state columns of the same types."""
-        states = self.info.merge_exprs(columns)
-        return [self._cast(s) for s in states] if self.info.cast_states else states
 
-    def final(self, columns: Sequence[exp.Expression]) -> exp.Expression:
-        """The DuckDB scalar over merged state columns giving the result."""
-        return self._cast(self.info.final_expr(columns))
+def aggregate_call(node: exp.Expression) -> AggregateCall:
+    """Describe an aggregate call node (``count(*)``, ``p90(x)``, ``quantile(x, 0.9)``, ``earliest(x)`` …).
+
+    Raises :class:`SqlError` at the node for an aggregate this module does not map (naming it),
+    a wrong number of arguments, ``DISTINCT``/``*`` where they don't apply, or a quantile level
+    that is not a constant between 0 and 1.
+    """
+    call = _call(node)
+    if call is None or call[0] not in AGGREGATES:
+        raise _unknown(node)
+    name, args = call
+    spec = AGGREGATES[name]
+    if any(isinstance(arg, (exp.Distinct, exp.Star)) for arg in args):
+        raise _error(f"{name}() takes {'no' if spec.max_args == 0 else 'plain'} arguments here, "
+                     "not DISTINCT or *", node)
+    extra = 1 if spec.level else 0
+    _check_arity(name, spec.min_args + extra, spec.max_args + extra, args, node)
+    if not spec.level:
+        return AggregateCall(spec, tuple(args))
+    level = _literal_number(args[-1], f"{name}'s level")
+    if not 0 <= level <= 1:
+        raise _error(f"{name}'s level must be between 0 and 1", args[-1])
+    return AggregateCall(spec, tuple(args[:-1]), repr(level))
+
+
+def _direct(call: AggregateCall, schema: Schema | None) -> exp.Expression:
+    """The one-shot DuckDB aggregate of ``call`` over raw rows (its args already converted)."""
+    floats = any(_kind(arg, schema) == FLOAT for arg in call.args)
+    text = render(call.spec.direct, [f"{{{i}}}" for i in range(len(call.args))],
+                  time=f"epoch_us({TP_TIME})", sum_function="fsum" if floats else "sum", level=call.level)
+    return _fill(text, call.args)
 
 
 # --- typed sqlglot nodes → Timeplus name and arguments ------------------------------------------
@@ -1138,7 +1046,7 @@ _TYPED: dict[type[exp.Expression], tuple[str | Callable[[exp.Expression], str], 
 
 def _call(node: exp.Expression) -> tuple[str, list[exp.Expression]] | None:
     """The Timeplus function name and arguments of a function-call node, None if it is no call."""
-    if isinstance(node, exp.Anonymous):
+    if isinstance(node, (exp.Anonymous, exp.AnonymousAggFunc)):
         return node.name.lower(), list(node.expressions)
     typed = _TYPED.get(type(node))
     if typed is not None:
@@ -1152,13 +1060,13 @@ def function_name(node: exp.Expression) -> str:
     call = _call(node)
     if call is not None:
         return call[0]
-    text = node.sql(dialect="clickhouse")
+    text = node.sql(dialect=DIALECT)
     return text.split("(", 1)[0] if "(" in text else type(node).__name__
 
 
 def _unknown(node: exp.Expression) -> SqlError:
     """The error for a function call that is not mapped, with a hint at Timeplus's spelling."""
-    written = node.name if isinstance(node, exp.Anonymous) else function_name(node)
+    written = node.name if isinstance(node, (exp.Anonymous, exp.AnonymousAggFunc)) else function_name(node)
     if written.lower() == "array_join" or isinstance(node, exp.Explode):
         return _error("array_join is not supported (it turns one row into several)", node)
     squashed = written.replace("_", "").lower()
@@ -1233,22 +1141,30 @@ def _convert(node: exp.Expression, schema: Schema | None) -> exp.Expression:
     return _map(node, schema)
 
 
+# Operators sqlglot 30 types as functions: AND and OR mean the same in DuckDB (xor() is mapped).
+_OPERATORS = (exp.And, exp.Or, exp.Array, exp.Extract, exp.Distinct)
+
+
 def _map(node: exp.Expression, schema: Schema | None) -> exp.Expression:
     if isinstance(node, exp.Cast):
-        return _cast(node, node.to.sql(dialect="clickhouse"), node.this, _kind(node.this, schema))
+        return _cast(node, node.to.sql(dialect=DIALECT), node.this, _kind(node.this, schema))
     if isinstance(node, exp.CastToStrType):
         target = node.args["to"]
         return _cast(node, _literal_text(target, "the type of cast(x, 'type')"), node.this, _kind(node.this, schema))
     if isinstance(node, exp.Bracket):
         return node  # arr[i]: 1-based in both, negative counts from the end in both
+    if isinstance(node, exp.Case) or (isinstance(node, exp.If) and node.arg_key == "ifs"):
+        # CASE means the same in DuckDB; its WHEN … THEN branches are exp.If nodes too, but no
+        # if() calls (their parts are mapped like any expression).
+        return node
     call = _call(node)
     if call is None:
-        if isinstance(node, exp.Func) and not isinstance(node, (exp.Case, exp.Array, exp.Extract, exp.Distinct)):
+        if isinstance(node, exp.Func) and not isinstance(node, _OPERATORS):
             raise _unknown(node)
         return node
     name, args = call
     if name in AGGREGATES:
-        return aggregate_call(node, schema, converted=True).direct()
+        return _direct(aggregate_call(node), schema)
     spec = _FUNCTIONS.get(name)
     if spec is None:
         raise _unknown(node)
@@ -1271,29 +1187,3 @@ def _check_arity(name: str, low: int, high: int | None, args: Sequence[exp.Expre
             expected = f"{low} to {high}"
         raise _error(f"function '{name}' takes {expected} argument{'s' if expected != '1' else ''}, "
                      f"got {len(args)}", node)
-
-
-def aggregate_call(node: exp.Expression, schema: Schema | None = None, *, converted: bool = False) -> AggregateCall:
-    """Describe an aggregate function-call node (``count(*)``, ``p90(x)``, ``earliest(x)`` …).
-
-    The arguments in the result are DuckDB expressions (converted here unless ``converted`` says
-    they already are). Raises :class:`SqlError` if the node is not an aggregate this module maps,
-    has the wrong number of arguments or a non-literal quantile level.
-    """
-    call = _call(node)
-    if call is None or call[0] not in AGGREGATES:
-        raise _error(f"'{function_name(node)}' is not an aggregate function", node)
-    name, args = call
-    info = AGGREGATES[name]
-    if not converted:
-        args = [_convert(arg.copy(), schema) for arg in args]
-    _check_arity(name, info.min_args, info.max_args, args, node)
-    if info.params:
-        level = _literal_number(args[-1], f"{name}'s level")
-        if not 0 <= level <= 1:
-            raise _error(f"{name}'s level must be between 0 and 1", args[-1])
-    if name == "count" and not args:
-        args = [exp.Star()]
-    args = [*args, *(exp.column(col) for col in info.implicit_args)]
-    result_cast = "BIGINT" if name == "sum" and _kind(args[0], schema) in (INT, BOOL) else None
-    return AggregateCall(info, tuple(args), result_cast)

@@ -8,13 +8,19 @@ out as column names. :func:`parse_select` therefore
   reports still points into the user's text) and parses it here into an :class:`EmitClause`;
 * rewrites unquoted identifiers shaped like ``2s``/``5m``/``1h``/``500ms`` into interval nodes;
 * turns sqlglot's errors into :class:`SqlError` with a 1-based line/column.
+
+:class:`Timeplus` is the ClickHouse dialect with Timeplus's function spellings that upstream reads
+as something else: ``quantile(x, level)`` (ClickHouse only has ``quantile(level)(x)``),
+``unique(x)`` (read as an alias list), and ``array_join``/``array_max``/``array_min``/``array_all``
+(bound to upstream nodes of another arity, a ParseError). Those calls come out as plain function
+calls that :mod:`sinkflow.sql.functions` maps or refuses by name.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import sqlglot
 from sqlglot import exp
@@ -23,8 +29,48 @@ from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokens import Token, TokenType
 
 from sinkflow.errors import Position, SqlError
+from sinkflow.sql.positions import error_at, located, position_at
 
-DIALECT = "clickhouse"
+
+class Timeplus(ClickHouse):
+    """sqlglot's ClickHouse dialect reading Timeplus's function calls (see the module docstring)."""
+
+    class Parser(ClickHouse.Parser):
+        # Timeplus's own meaning, with any number of arguments, for names upstream binds otherwise.
+        FUNCTIONS = {
+            k: v for k, v in ClickHouse.Parser.FUNCTIONS.items()
+            if k not in ("ARRAY_JOIN", "ARRAY_MAX", "ARRAY_MIN", "ARRAY_ALL")
+        }
+        FUNCTION_PARSERS = {
+            **ClickHouse.Parser.FUNCTION_PARSERS,
+            "QUANTILE": lambda self: self._parse_timeplus_quantile(),
+        }
+        # UNIQUE is a keyword (constraints); followed by "(" it is Timeplus's unique() aggregate.
+        FUNC_TOKENS = {*ClickHouse.Parser.FUNC_TOKENS, TokenType.UNIQUE}
+
+        def _parse_function(self, *args: Any, **kwargs: Any) -> exp.Expression | None:
+            # Every call carries its name token's place (upstream leaves it off the aggregate
+            # nodes it builds), so an error about a function points at its name.
+            name = self._curr
+            func = super()._parse_function(*args, **kwargs)
+            target = func.this if isinstance(func, exp.Window) else func
+            if isinstance(target, exp.Func) and name is not None and "line" not in target.meta:
+                target.update_positions(name)
+            return func
+
+        def _parse_timeplus_quantile(self) -> exp.Expression:
+            """``quantile(x, level)`` (Timeplus) or ``quantile(level)(x)`` (ClickHouse) → Quantile;
+            other shapes stay a plain call, whose arity the function map reports."""
+            args = self._parse_csv(self._parse_lambda)
+            params = self._parse_func_params()
+            if params and len(args) == 1 and len(params) == 1:
+                return self.expression(exp.Quantile(this=params[0], quantile=args[0]))
+            if not params and len(args) == 2:
+                return self.expression(exp.Quantile(this=args[0], quantile=args[1]))
+            return self.expression(exp.Anonymous(this="quantile", expressions=args + (params or [])))
+
+
+DIALECT = Timeplus
 
 _UNIT_MICROS: dict[str, int] = {
     "ms": 1_000,
@@ -47,35 +93,6 @@ _INTERVAL_TEXT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]+?)s?\s*$")
 
 # Top-level tokens that end an EMIT clause.
 _EMIT_END = {TokenType.SETTINGS, TokenType.LIMIT, TokenType.ORDER_BY, TokenType.SEMICOLON, TokenType.FORMAT}
-
-
-def position_at(sql: str, offset: int) -> Position:
-    """The 1-based line and column of character ``offset`` in ``sql``."""
-    offset = max(0, min(offset, len(sql)))
-    line = sql.count("\n", 0, offset) + 1
-    column = offset - (sql.rfind("\n", 0, offset) + 1) + 1
-    return Position(line, column)
-
-
-def node_position(sql: str, node: exp.Expression | None) -> Position | None:
-    """Where ``node`` (or the first identifier inside it that sqlglot tagged) starts in ``sql``."""
-    if node is None:
-        return None
-    for candidate in [node, *node.find_all(exp.Identifier, exp.Func)]:
-        meta = candidate.meta if candidate.meta else None
-        if meta and "start" in meta:
-            return position_at(sql, int(meta["start"]))
-        if meta and "line" in meta and "col" in meta:
-            return Position(int(meta["line"]), int(meta["col"]))
-    return None
-
-
-def error_at(sql: str, node: exp.Expression | None, message: str) -> SqlError:
-    """A :class:`SqlError` with ``message``, positioned at ``node`` when sqlglot knows where it is."""
-    pos = node_position(sql, node)
-    if pos is not None:
-        message = f"{message} (line {pos.line}, column {pos.column})"
-    return SqlError(message, position=pos)
 
 
 @dataclass(frozen=True)
@@ -127,13 +144,13 @@ def interval_micros(sql: str, node: exp.Expression, what: str) -> int:
     elif isinstance(node, exp.Literal) and node.is_string:
         micros = interval_from_text(node.this)
     if micros is None or micros <= 0:
-        raise error_at(sql, node, f"{what} must be a positive interval such as 2s, 5m or INTERVAL 1 HOUR, not '{node.sql(DIALECT)}'")
+        raise error_at(node, f"{what} must be a positive interval such as 2s, 5m or INTERVAL 1 HOUR, not '{node.sql(DIALECT)}'")
     return micros
 
 
 def _tokens(sql: str) -> list[Token]:
     try:
-        return ClickHouse().tokenize(sql)
+        return Timeplus().tokenize(sql)
     except TokenError as e:
         raise SqlError(f"invalid SQL: {e}") from e
 
@@ -146,11 +163,8 @@ def _emit_interval(sql: str, toks: list[Token], what: str) -> int:
         words = words[1:]
     micros = interval_from_text(" ".join(words))
     if micros is None or micros <= 0:
-        pos = position_at(sql, toks[0].start)
-        raise SqlError(
-            f"{what}: '{' '.join(t.text for t in toks)}' is not an interval such as 2s (line {pos.line}, column {pos.column})",
-            position=pos,
-        )
+        raise located(f"{what}: '{' '.join(t.text for t in toks)}' is not an interval such as 2s",
+                      position_at(sql, toks[0].start))
     return micros
 
 
@@ -166,44 +180,16 @@ def _parse_emit(sql: str, toks: list[Token]) -> EmitClause:
         if len(rest) >= 2 and rest[0].text.lower() in ("with", "and") and rest[1].text.lower() == "delay":
             return EmitClause("watermark", _emit_interval(sql, rest[2:], "EMIT AFTER WATERMARK WITH DELAY"), pos)
         bad = rest[0]
-        bpos = position_at(sql, bad.start)
-        raise SqlError(
-            f"unexpected '{bad.text}' in EMIT clause; expected WITH DELAY <interval> (line {bpos.line}, column {bpos.column})",
-            position=bpos,
-        )
+        raise located(f"unexpected '{bad.text}' in EMIT clause; expected WITH DELAY <interval>",
+                      position_at(sql, bad.start))
     construct = " ".join(t.text.upper() for t in toks[: min(len(toks), 3)])
-    raise SqlError(
-        f"{construct} is not supported; use EMIT AFTER WATERMARK [WITH DELAY <interval>] or EMIT PERIODIC <interval>"
-        f" (line {pos.line}, column {pos.column})",
-        position=pos,
-    )
-
-
-# Timeplus writes ``quantile(x, 0.9)``, which the ClickHouse grammar rejects (it expects the
-# parametric ``quantile(0.9)(x)``); such calls are renamed in place to this same-length name.
-QUANTILE_ALIAS = "quantil_"
-
-
-def _rename_quantile(sql: str, toks: list[Token]) -> str:
-    for i, tok in enumerate(toks[:-1]):
-        if tok.text.lower() != "quantile" or toks[i + 1].token_type != TokenType.L_PAREN:
-            continue
-        depth, j = 0, i + 1
-        while j < len(toks):
-            depth += {TokenType.L_PAREN: 1, TokenType.R_PAREN: -1}.get(toks[j].token_type, 0)
-            if depth == 0:
-                break
-            j += 1
-        parametric = j + 1 < len(toks) and toks[j + 1].token_type == TokenType.L_PAREN
-        if not parametric:
-            sql = sql[: tok.start] + QUANTILE_ALIAS + sql[tok.end + 1 :]
-    return sql
+    raise located(f"{construct} is not supported; use EMIT AFTER WATERMARK [WITH DELAY <interval>] or "
+                  "EMIT PERIODIC <interval>", pos)
 
 
 def _cut_emit(sql: str) -> tuple[str, EmitClause | None]:
-    """Blank out the top-level EMIT clause (same length, newlines kept) and parse it; rename 2-argument quantiles."""
+    """Blank out the top-level EMIT clause (same length, newlines kept) and parse it."""
     toks = _tokens(sql)
-    sql = _rename_quantile(sql, toks)
     depth = 0
     start: int | None = None
     for i, tok in enumerate(toks):
@@ -263,7 +249,7 @@ def parse_select(sql: str) -> ParsedSelect:
         raise SqlError(f"expected one SQL statement, got {len(statements)}")
     tree = statements[0]
     if isinstance(tree, exp.SetOperation):
-        raise error_at(sql, tree, f"{type(tree).__name__.upper()} is not supported")
+        raise error_at(tree, f"{type(tree).__name__.upper()} is not supported")
     if not isinstance(tree, exp.Select):
         raise SqlError(f"expected a SELECT statement, got {tree.key.upper()}")
     tree = tree.transform(_rewrite_shorthand)

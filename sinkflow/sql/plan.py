@@ -3,7 +3,7 @@
 :func:`build_plan` turns a Timeplus SELECT into a :class:`LogicalPlan` the engine executes. It
 resolves streams and columns against the stream store (unknown ones are errors naming them, with
 their position), recognises the streaming constructs (``tumble``/``hop``/``dedup``/``table()``,
-``EMIT``, ``SETTINGS``), splits aggregates into incremental parts (:mod:`sinkflow.sql.aggregates`)
+``EMIT``, ``SETTINGS``), collects the aggregate calls (each described in :mod:`sinkflow.sql.aggregates`)
 and translates every scalar expression to DuckDB (via :mod:`sinkflow.sql.functions`).
 
 Relation names in the generated SQL: the source rows are ``__src`` (with ``__seq``, the log
@@ -22,16 +22,10 @@ import pyarrow as pa
 from sqlglot import exp
 
 from sinkflow.errors import NotFound, SqlError
-from sinkflow.sql import translate as functions
-from sinkflow.sql.aggregates import Decomposition, aggregate_call, function_name, is_aggregate
-from sinkflow.sql.parse import (
-    DIALECT,
-    EmitClause,
-    error_at,
-    interval_from_text,
-    interval_micros,
-    parse_select,
-)
+from sinkflow.sql.aggregates import Aggregate
+from sinkflow.sql.functions import aggregate_call, function_name, is_aggregate, to_duckdb
+from sinkflow.sql.parse import DIALECT, EmitClause, interval_from_text, interval_micros, parse_select
+from sinkflow.sql.positions import error_at
 from sinkflow.streams.types import TP_TIME, Column
 
 SRC = "__src"
@@ -91,11 +85,16 @@ class Lookup:
 
 @dataclass(frozen=True)
 class PlannedAggregate:
-    """One aggregate call: its decomposition and the pre-projection columns holding its arguments."""
+    """One aggregate call: its description, the pre-projection columns holding its arguments and
+    its quantile level (SQL text, "" if none)."""
 
-    name: str
+    spec: Aggregate
     arg_columns: tuple[str, ...]
-    decomposition: Decomposition
+    level: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
 
 
 @dataclass(frozen=True)
@@ -177,18 +176,18 @@ class _Planner:
         self.window: WindowSpec | None = None
         self.dedup: DedupSpec | None = None
         self.bounded = False
-        self.call_keys: list[tuple[str, tuple[str, ...]]] = []
+        self.call_keys: list[tuple[str, str, tuple[str, ...]]] = []
         self.args: list[str] = []
         self.planned: list[PlannedAggregate] = []
 
     def duck(self, node: exp.Expression) -> str:
         """A resolved expression in DuckDB SQL, Timeplus functions translated."""
         schema = {name: col.type for rel in reversed(self.relations) for name, col in rel.columns.items()}
-        return functions.to_duckdb(node, schema)
+        return to_duckdb(node, schema).sql(dialect="duckdb")
 
     # -- errors -------------------------------------------------------------------------------
     def err(self, node: exp.Expression | None, message: str) -> SqlError:
-        return error_at(self.sql, node, message)
+        return error_at(node, message)
 
     # -- sources ------------------------------------------------------------------------------
     def stream_columns(self, name: str, node: exp.Expression) -> list[Column]:
@@ -247,8 +246,9 @@ class _Planner:
         self.dedup = DedupSpec(tuple(keys), ttl, TP_TIME)
         return stream, name_node
 
-    def from_clause(self, select: exp.Select) -> tuple[str, set[str]]:
-        """The source stream of FROM and the names its columns may be qualified with."""
+    def from_clause(self, select: exp.Select) -> _Relation:
+        """The source stream of FROM as the query's first relation (``__src``); an unknown stream
+        is named at its position."""
         from_ = select.args.get("from_") or select.args.get("from")
         if from_ is None:
             raise SqlError("a streaming query needs FROM <stream>")
@@ -263,15 +263,14 @@ class _Planner:
             labels.add(table.alias)
         func = table.this if isinstance(table, exp.Table) else table
         if isinstance(func, exp.Anonymous) and function_name(func) in ("tumble", "hop"):
-            stream = self.window_source(func)
+            stream, name_node = self.window_source(func)
         else:
             stream, name_node = self.source(table)
-            self.stream_columns(stream, name_node)  # an unknown stream is named at its position
         labels.add(stream)
-        return stream, labels
+        return _Relation(SRC, labels, stream, {c.name: c for c in self.stream_columns(stream, name_node)})
 
-    def window_source(self, func: exp.Anonymous) -> str:
-        """``tumble(…)``/``hop(…)`` in FROM: record the window, return the stream."""
+    def window_source(self, func: exp.Anonymous) -> tuple[str, exp.Expression]:
+        """``tumble(…)``/``hop(…)`` in FROM: record the window, return the stream and its name node."""
         kind = function_name(func)
         args = list(func.expressions)
         n_intervals = 1 if kind == "tumble" else 2
@@ -298,7 +297,7 @@ class _Planner:
             if slide > size:
                 raise self.err(func, "hop() slide must not be larger than its size")
             self.window = WindowSpec("hop", time_col, size, slide)
-        return stream
+        return stream, name_node
 
     def lookup(self, join: exp.Join, index: int) -> tuple[_Relation, Literal["INNER", "LEFT"]]:
         """A JOIN with ``table(dim)``: the dimension's relation and the join kind (other joins are errors)."""
@@ -341,14 +340,14 @@ class _Planner:
                 r for r in self.relations if name in r.columns and (not table or table in r.labels)
             ]
             if table and not any(table in r.labels for r in self.relations):
-                raise self.err(n, f"unknown table '{table}' in column '{table}.{name}'")
+                raise self.err(n.args["table"], f"unknown table '{table}' in column '{table}.{name}'")
             if not matches:
                 where = f"stream '{self.relations[0].stream}'" if len(self.relations) == 1 and not table else "the query's sources"
-                raise self.err(n, f"unknown column '{name}' in {where}")
+                raise self.err(n.this, f"unknown column '{name}' in {where}")
             if len(matches) > 1 and matches[0] is self.relations[0]:
                 matches = matches[:1]  # as in ClickHouse, an unqualified name prefers the left (stream) side
             if len(matches) > 1:
-                raise self.err(n, f"column '{name}' is ambiguous; qualify it with a table name")
+                raise self.err(n.this, f"column '{name}' is ambiguous; qualify it with a table name")
             ident = exp.to_identifier(name, quoted=True)
             ident.meta.update(n.this.meta)
             return exp.Column(this=ident, table=exp.to_identifier(matches[0].name))
@@ -389,7 +388,7 @@ class _Planner:
     def arg_column(self, node: exp.Expression) -> str:
         """The pre-projection column (``__a<n>``) computing an aggregate's argument; identical arguments share one."""
         for inner in node.walk():
-            if isinstance(inner, exp.Expression) and is_aggregate(inner, functions.aggregate_names()):
+            if isinstance(inner, exp.Expression) and is_aggregate(inner):
                 raise self.err(inner, f"aggregate function {function_name(inner)}() cannot be nested in another aggregate")
         for col in node.find_all(exp.Column):
             if col.name in ("__window_start", "__window_end"):
@@ -402,26 +401,22 @@ class _Planner:
     def aggregate_ref(self, node: exp.Expression) -> exp.Expression:
         """The column (``__f<i>``) standing for an aggregate call; identical calls share one."""
         call = aggregate_call(node)
-        if isinstance(call, str):
-            raise self.err(node, call)
         arg_cols = tuple(self.arg_column(a) for a in call.args)
-        key = (call.decomposition.final + "|".join(call.decomposition.partials), arg_cols)
+        key = (call.name, call.level, arg_cols)
         if key not in self.call_keys:
             self.call_keys.append(key)
-            self.planned.append(PlannedAggregate(call.name, arg_cols, call.decomposition))
+            self.planned.append(PlannedAggregate(call.spec, arg_cols, call.level))
         return exp.column(f"__f{self.call_keys.index(key)}")
 
     def finish(self, node: exp.Expression, keys: list[exp.Expression]) -> str:
         """Rewrite an output expression of an aggregated query onto keys, window bounds and aggregates."""
-        agg_names = functions.aggregate_names()
-
         def sub(n: exp.Expression) -> exp.Expression:
             for j, key in enumerate(keys):
                 if n == key:
                     return exp.column(f"__k{j}")
             if isinstance(n, exp.Column) and n.name in ("__window_start", "__window_end"):
                 return exp.column("__ws_ts" if n.name == "__window_start" else "__we_ts")
-            if is_aggregate(n, agg_names):
+            if is_aggregate(n):
                 return self.aggregate_ref(n)
             return n
 
@@ -506,8 +501,8 @@ def build_plan(sql: str, store: StreamLookup) -> LogicalPlan:
     if len([s for s in select.find_all(exp.Select)]) > 1:
         raise SqlError("subqueries are not supported")
 
-    stream, labels = p.from_clause(select)
-    p.relations.append(_Relation(SRC, labels, stream, {c.name: c for c in p.stream_columns(stream, select)}))
+    p.relations.append(p.from_clause(select))
+    stream = p.relations[0].stream
     lookups: list[Lookup] = []
     for i, join in enumerate(select.args.get("joins") or []):
         rel, how = p.lookup(join, i)
@@ -518,9 +513,9 @@ def build_plan(sql: str, store: StreamLookup) -> LogicalPlan:
             names = [u.name for u in using]
             left, right = sorted(p.relations[0].labels)[0], sorted(rel.labels)[0]
             on = exp.and_(*(exp.EQ(this=exp.column(n, table=left), expression=exp.column(n, table=right)) for n in names))
-            for n in names:
+            for n, node in zip(names, using):
                 if n not in rel.columns or n not in p.relations[0].columns:
-                    raise p.err(join.this, f"USING column '{n}' must exist in both '{stream}' and '{rel.stream}'")
+                    raise p.err(node, f"USING column '{n}' must exist in both '{stream}' and '{rel.stream}'")
         if on is None:
             raise p.err(join.this, "a JOIN needs ON <condition> or USING (columns)")
         lookups.append(Lookup(rel.stream, rel.name, how, p.duck(p.resolve(on, False))))
@@ -538,7 +533,7 @@ def build_plan(sql: str, store: StreamLookup) -> LogicalPlan:
         elif name == "idle_timeout":
             idle_timeout = _idle_timeout(p, item.expression)
         else:
-            raise p.err(item, f"unknown setting '{name}'; supported: {', '.join(_SETTINGS)}")
+            raise p.err(item.this, f"unknown setting '{name}'; supported: {', '.join(_SETTINGS)}")
 
     written = dict(zip(map(id, select.expressions), parsed.select_texts or []))
     projections = p.expand_star(select)
@@ -552,19 +547,18 @@ def build_plan(sql: str, store: StreamLookup) -> LogicalPlan:
     aliases = {n: e.this for n, e in zip(names, projections) if isinstance(e, exp.Alias)}
     resolved = [p.resolve(e.this if isinstance(e, exp.Alias) else e, True) for e in projections]
 
-    agg_names = functions.aggregate_names()
     where = select.args.get("where")
     where_sql: str | None = None
     if where is not None:
         for n in where.find_all(exp.Func):
-            if is_aggregate(n, agg_names):
+            if is_aggregate(n):
                 raise p.err(n, f"aggregate function {function_name(n)}() is not allowed in WHERE; use HAVING")
         where_sql = p.duck(p.resolve(where.this, False))
 
     group = select.args.get("group")
     having = select.args.get("having")
     is_agg = group is not None or having is not None or any(
-        is_aggregate(n, agg_names) for e in resolved for n in e.walk() if isinstance(n, exp.Expression)
+        is_aggregate(n) for e in resolved for n in e.walk() if isinstance(n, exp.Expression)
     )
     emit = parsed.emit
     aggregate: AggregateSpec | None = None
@@ -641,7 +635,6 @@ def _group_keys(
     p: _Planner, group: exp.Group | None, names: list[str], resolved: list[exp.Expression], aliases: dict[str, exp.Expression]
 ) -> list[exp.Expression]:
     keys: list[exp.Expression] = []
-    agg_names = functions.aggregate_names()
     for item in group.expressions if group is not None else []:
         if isinstance(item, exp.Literal) and not item.is_string and item.this.isdigit():
             idx = int(item.this) - 1
@@ -654,7 +647,7 @@ def _group_keys(
             key = p.resolve(item, True)
         if isinstance(key, exp.Column) and key.name in ("__window_start", "__window_end"):
             continue  # windows are always grouped
-        if any(is_aggregate(n, agg_names) for n in key.walk() if isinstance(n, exp.Expression)):
+        if any(is_aggregate(n) for n in key.walk() if isinstance(n, exp.Expression)):
             raise p.err(item, "GROUP BY cannot contain an aggregate function")
         if any(isinstance(c, exp.Column) and c.name.startswith("__window") for c in key.find_all(exp.Column)):
             raise p.err(item, "GROUP BY may use window_start/window_end only as plain columns")

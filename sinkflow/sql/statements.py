@@ -21,7 +21,8 @@ from sqlglot.dialects.clickhouse import ClickHouse
 from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokens import Token, TokenType
 
-from sinkflow.errors import InvalidInput, Position, SqlError
+from sinkflow.errors import InvalidInput, SqlError
+from sinkflow.sql.positions import located, position_at
 from sinkflow.streams.types import TP_TIME, Column, parse_type
 
 __all__ = [
@@ -106,12 +107,6 @@ _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _WORD_TOKENS = {TokenType.STRING, TokenType.NUMBER}
 
 
-def _position(sql: str, offset: int) -> Position:
-    offset = max(0, min(offset, len(sql)))
-    line = sql.count("\n", 0, offset) + 1
-    return Position(line, offset - (sql.rfind("\n", 0, offset) + 1) + 1)
-
-
 class _Parser:
     """Recursive descent over sqlglot's ClickHouse tokens of one statement."""
 
@@ -124,11 +119,8 @@ class _Parser:
     def error(self, message: str, token: Token | None = None) -> SqlError:
         token = token if token is not None else self.peek()
         if token is None:
-            pos = _position(self.sql, len(self.sql.rstrip()))
-            return SqlError(f"{message} at the end of the statement (line {pos.line}, column {pos.column})",
-                            position=pos)
-        pos = _position(self.sql, token.start)
-        return SqlError(f"{message} at line {pos.line}, column {pos.column}", position=pos)
+            return located(f"{message} at the end of the statement", position_at(self.sql, len(self.sql.rstrip())))
+        return located(message, position_at(self.sql, token.start))
 
     def peek(self, ahead: int = 0) -> Token | None:
         j = self.i + ahead
@@ -437,7 +429,7 @@ def parse_statement(sql: str) -> Statement | None:
         offset = _unterminated_quote(sql)
         if offset is None:
             raise SqlError("invalid SQL: it cannot be split into tokens") from None
-        pos = _position(sql, offset)
+        pos = position_at(sql, offset)
         raise SqlError(f"invalid SQL: the quote at line {pos.line}, column {pos.column} is never closed",
                        position=pos) from None
     if not tokens or all(t.token_type == TokenType.SEMICOLON for t in tokens):

@@ -8,19 +8,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.servers.sinkflow import SinkflowServer
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SinkflowServer]:
-    srv = SinkflowServer(tmp_path_factory.mktemp("api") / "data")
-    srv.start()
-    yield srv
-    srv.stop()
+from tests.servers.sinkflow import SinkflowServer, server  # noqa: F401 - fixture
 
 
 @pytest.fixture
-def api(server: SinkflowServer) -> Iterator[httpx.Client]:
+def api(server: SinkflowServer) -> Iterator[httpx.Client]:  # noqa: F811 - the fixture
     with server.client() as client:
         yield client
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.servers.process import running
 from tests.servers.sinkflow import SinkflowServer
 
 
@@ -201,9 +202,7 @@ def test_sink_types_describe_every_destination_for_forms(api: httpx.Client) -> N
 
 
 def test_ingested_rows_survive_a_server_restart(data_dir: Path) -> None:
-    srv = SinkflowServer(data_dir)
-    srv.start()
-    try:
+    with running(SinkflowServer(data_dir)) as srv:
         with srv.client() as api:
             create_stream(api, "kept")
             for start in range(0, 300, 100):
@@ -214,20 +213,14 @@ def test_ingested_rows_survive_a_server_restart(data_dir: Path) -> None:
         with srv.client() as api:
             rows = sql(api, "select count() as n, sum(id) as total from table(kept)").json()["rows"]
             assert rows == [{"n": 300, "total": sum(range(300))}]
-    finally:
-        srv.stop()
 
 
 def test_an_api_key_guards_every_call_when_set(data_dir: Path) -> None:
-    srv = SinkflowServer(data_dir, api_key="k-123456")
-    srv.start()
-    try:
+    with running(SinkflowServer(data_dir, api_key="k-123456")) as srv:
         assert httpx.get(f"{srv.url}/api/v1beta2/info").json()["auth_required"] is True
         assert httpx.get(f"{srv.url}/api/v1beta2/streams").status_code == 401
         assert httpx.get(f"{srv.url}/api/v1beta2/streams", headers={"X-Api-Key": "wrong"}).status_code == 401
         assert httpx.get(f"{srv.url}/api/v1beta2/streams", headers={"X-Api-Key": "k-123456"}).status_code == 200
-    finally:
-        srv.stop()
 
 
 def test_the_server_refuses_a_non_loopback_address_without_an_api_key(data_dir: Path) -> None:

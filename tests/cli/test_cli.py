@@ -5,20 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from tests.servers.sinkflow import SinkflowServer
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SinkflowServer]:
-    srv = SinkflowServer(tmp_path_factory.mktemp("cli") / "data")
-    srv.start()
-    yield srv
-    srv.stop()
 
 
 def run(server: SinkflowServer, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:

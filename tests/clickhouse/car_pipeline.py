@@ -1,17 +1,17 @@
 """The seed's car query run by sinkflow's runtime, for the ClickHouse and Pulsar pipeline tests:
-a runtime fixture with the ``car_live_data`` stream, readings to ingest, and the result rows
+a runtime with the ``car_live_data`` stream, readings to ingest, and the result rows
 those readings must produce (computed here independently of the engine).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import statistics
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 
 from sinkflow.catalog import Catalog
 from sinkflow.engine import Engine
@@ -27,20 +27,22 @@ T0 = dt.datetime(2022, 1, 23, 10, 0, 0, tzinfo=dt.timezone.utc)
 CARS = 3
 
 
-@pytest.fixture
-async def car_runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
-    """sinkflow's runtime over real streams, engine and catalog, with the ``car_live_data`` stream."""
-    data = tmp_path / "data"
+@contextlib.asynccontextmanager
+async def car_runtime(data: Path) -> AsyncIterator[Runtime]:
+    """sinkflow's runtime over real streams, engine and catalog under ``data``, with the
+    ``car_live_data`` stream; stopped on leaving the block."""
     store = StreamStore(data)
     engine = Engine(store)
     catalog = Catalog(data)
     manager = SinkManager(engine, store, catalog, FAST)
     await manager.start()
-    store.create(CAR_STREAM, CAR_COLUMNS, StreamSettings(event_time_column="time"))
-    yield Runtime(store, engine, catalog, manager, data)
-    await manager.stop()
-    catalog.close()
-    store.close()
+    try:
+        store.create(CAR_STREAM, CAR_COLUMNS, StreamSettings(event_time_column="time"))
+        yield Runtime(store, engine, catalog, manager, data)
+    finally:
+        await manager.stop()
+        catalog.close()
+        store.close()
 
 
 def readings(steps: range) -> list[list[Any]]:

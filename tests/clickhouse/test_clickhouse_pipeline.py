@@ -7,13 +7,24 @@ and rows ClickHouse can't take ending up in the sink's dead-letter stream.
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from sinkflow.runtime.manager import SinkDefinition
 from sinkflow.runtime.status import SinkState
-from tests.clickhouse.car_pipeline import CARS, SEED_SQL, expected_windows, ingest
+from tests.clickhouse.car_pipeline import CARS, SEED_SQL, car_runtime, expected_windows, ingest
 from tests.runtime.support import Runtime, eventually
 from tests.servers.clickhouse import ClickHouseServer
+
+
+@pytest.fixture
+async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
+    async with car_runtime(tmp_path / "data") as rt:
+        yield rt
+
 
 def clickhouse_sink(server: ClickHouseServer, name: str, table: str, **props: Any) -> SinkDefinition:
     properties = {"table_name": table, "hosts": [server.address], "username": server.user, "password": server.password,
@@ -32,10 +43,10 @@ def stored(server: ClickHouseServer, table: str) -> list[tuple[Any, ...]]:
 
 
 async def test_the_seed_query_fills_a_clickhouse_table(
-    car_runtime: Runtime, clickhouse_server: ClickHouseServer, table_name: str
+    runtime: Runtime, clickhouse_server: ClickHouseServer, table_name: str
 ) -> None:
-    await car_runtime.sinks.create(clickhouse_sink(clickhouse_server, "car_stats", table_name))
-    ingest(car_runtime, range(0, 20))
+    await runtime.sinks.create(clickhouse_sink(clickhouse_server, "car_stats", table_name))
+    ingest(runtime, range(0, 20))
     expected = expected_windows(range(0, 20))
     assert len(expected) == 4 * CARS
     await eventually(lambda: len(stored(clickhouse_server, table_name)) >= len(expected), what="rows in ClickHouse")
@@ -43,16 +54,16 @@ async def test_the_seed_query_fills_a_clickhouse_table(
 
 
 async def test_a_server_outage_loses_no_row(
-    car_runtime: Runtime, private_clickhouse_server: ClickHouseServer, table_name: str
+    runtime: Runtime, private_clickhouse_server: ClickHouseServer, table_name: str
 ) -> None:
     server = private_clickhouse_server
-    record = await car_runtime.sinks.create(clickhouse_sink(server, "car_stats", table_name))
-    ingest(car_runtime, range(0, 10))
+    record = await runtime.sinks.create(clickhouse_sink(server, "car_stats", table_name))
+    ingest(runtime, range(0, 10))
     await eventually(lambda: len(stored(server, table_name)) == 2 * CARS, what="the first windows")
 
     server.stop()
-    ingest(car_runtime, range(10, 20))
-    status = car_runtime.sinks.status(record.id)
+    ingest(runtime, range(10, 20))
+    status = runtime.sinks.status(record.id)
     await eventually(lambda: status.state is SinkState.RETRYING, what="the sink to retry")
     assert "unreachable" in status.last_error and server.password not in status.last_error
 
@@ -64,19 +75,19 @@ async def test_a_server_outage_loses_no_row(
 
 
 async def test_rows_the_table_cannot_take_go_to_the_dead_letter_stream(
-    car_runtime: Runtime, clickhouse_server: ClickHouseServer, table_name: str
+    runtime: Runtime, clickhouse_server: ClickHouseServer, table_name: str
 ) -> None:
     clickhouse_server.client().execute(
         f"CREATE TABLE {table_name} (time DateTime, cid UInt32, speed_kmh Float64, total_km Float64, "
         "gas_percent Float64, locked UInt8, in_use UInt8) ENGINE = Memory"
     )
-    record = await car_runtime.sinks.create(clickhouse_sink(clickhouse_server, "wrong_types", table_name))
-    ingest(car_runtime, range(0, 10))  # readings up to 4.5 s close the windows ending at 2 s and 4 s
+    record = await runtime.sinks.create(clickhouse_sink(clickhouse_server, "wrong_types", table_name))
+    ingest(runtime, range(0, 10))  # readings up to 4.5 s close the windows ending at 2 s and 4 s
     expected = expected_windows(range(0, 10))
     assert len(expected) == 2 * CARS
-    status = car_runtime.sinks.status(record.id)
+    status = runtime.sinks.status(record.id)
     await eventually(lambda: status.dead_lettered == len(expected), what="every row dead-lettered")
-    dead = car_runtime.store.get("wrong_types_dlq").table().to_pylist()
+    dead = runtime.store.get("wrong_types_dlq").table().to_pylist()
     documents = [json.loads(row["row"]) for row in dead]
     assert sorted((doc["time"], doc["cid"]) for doc in documents) == [
         (end.isoformat(timespec="milliseconds"), cid) for end, cid, *_ in expected

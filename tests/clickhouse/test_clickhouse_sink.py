@@ -15,7 +15,9 @@ from sinkflow.sinks.clickhouse import ClickHouseSink
 from sinkflow.sinks.registry import parse_properties
 from tests.clickhouse.car_results import COLUMNS, SCHEMA, car_batch, rows_of
 from tests.servers.clickhouse import ClickHouseServer, free_port
-from tests.servers.stunnel import Stunnel, self_signed_certificate
+from tests.servers.certificates import self_signed_certificate
+from tests.servers.process import running
+from tests.servers.stunnel import Stunnel
 
 SELECT = f"SELECT {', '.join(COLUMNS)} FROM {{table}} ORDER BY cid, time"
 
@@ -262,9 +264,7 @@ async def test_a_secure_dsn_passes_through(
 ) -> None:
     # TLS in front of the native port (stunnel), as a server's port 9440 would offer it.
     certificate = self_signed_certificate(tmp_path / "tls")
-    tunnel = Stunnel(tmp_path / "stunnel", certificate, target_port=clickhouse_server.tcp_port)
-    tunnel.start()
-    try:
+    with running(Stunnel(tmp_path / "stunnel", certificate, target_port=clickhouse_server.tcp_port)) as tunnel:
         base = f"clickhouse://{clickhouse_server.user}:{clickhouse_server.password}@127.0.0.1:{tunnel.port}/default"
         dsn = f"{base}?secure=true&ca_certs={certificate.cert_file}"
         batch = car_batch(5)
@@ -276,8 +276,6 @@ async def test_a_secure_dsn_passes_through(
             await sink.open()
         await sink.close()
         assert "CERTIFICATE" in caught.value.message.upper() and clickhouse_server.password not in caught.value.message
-    finally:
-        tunnel.stop()
 
 
 async def test_every_mapped_type_round_trips_with_nulls(clickhouse_server: ClickHouseServer, table_name: str) -> None:

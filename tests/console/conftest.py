@@ -13,6 +13,7 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, sync_playwright
 from pytest_httpserver import HTTPServer
 
+from tests.servers.process import running
 from tests.servers.sinkflow import SinkflowServer
 
 CHROMIUM = "/usr/bin/chromium"
@@ -31,10 +32,8 @@ OUTPUT_DIR = Path(__file__).resolve().parents[2] / "test-output" / "console"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SinkflowServer]:
     """``sinkflow server`` with the demo streams being fed, on a free loopback port."""
-    srv = SinkflowServer(tmp_path_factory.mktemp("console") / "data", demo=True)
-    srv.start()
-    yield srv
-    srv.stop()
+    with running(SinkflowServer(tmp_path_factory.mktemp("console") / "data", demo=True)) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")

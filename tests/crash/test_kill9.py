@@ -22,6 +22,7 @@ import pyarrow as pa
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from tests.servers.process import running
 from tests.servers.sinkflow import SinkflowServer
 
 CARS = 20
@@ -102,9 +103,7 @@ def test_kill_9_mid_stream_loses_no_result_row(tmp_path: Path, httpserver: HTTPS
     httpserver.expect_request("/cars").respond_with_handler(record)
     httpserver.expect_request("/fast").respond_with_handler(record)
     batches = generate()
-    server = SinkflowServer(tmp_path / "data")
-    server.start()
-    try:
+    with running(SinkflowServer(tmp_path / "data")) as server:
         with server.client() as api:
             api.post("/api/v1beta2/queries", json={"sql": (
                 "CREATE STREAM cars (cid string, speed_kmh float64, total_km float64, gas_percent float64, "
@@ -136,8 +135,6 @@ def test_kill_9_mid_stream_loses_no_result_row(tmp_path: Path, httpserver: HTTPS
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not complete():
             time.sleep(0.1)
-    finally:
-        server.stop()
 
     got_cars = Counter(car_key(b) for b in received["/cars"])
     got_fast = Counter(filter_key(b) for b in received["/fast"])

@@ -216,3 +216,28 @@ async def test_a_query_failing_on_the_data_reports_it_and_stays_failed(engine: E
     for _ in range(2):  # the failure sticks: the state is not trusted after it
         with pytest.raises(SqlError, match="the query failed on the data read from 'texts'"):
             await execution.step(0)
+
+
+async def test_group_array_keeps_arrival_order_across_steps_and_snapshots(engine: Engine, cars: Stream) -> None:
+    plan = engine.plan("select cid, group_array(total_km) as kms from car_live_data group by cid emit periodic 100ms")
+    execution = engine.start(plan)
+    cars.append_batch(to_batch([row(5, cid="a", total_km=3.0), row(1, cid="b", total_km=9.0), row(0, cid="a", total_km=1.0)]))
+    assert await step_until(execution, lambda rows: len(rows) > 0) == [{"cid": "a", "kms": [3.0, 1.0]},
+                                                                       {"cid": "b", "kms": [9.0]}]
+    restored = engine.start(plan, snapshot=execution.snapshot())
+    cars.append_batch(to_batch([row(2, cid="a", total_km=2.0)]))
+    assert await step_until(restored, lambda rows: len(rows) > 0) == [{"cid": "a", "kms": [3.0, 1.0, 2.0]},
+                                                                      {"cid": "b", "kms": [9.0]}]
+
+
+def test_boolean_connectives_and_case_filter_and_project_rows(engine: Engine, cars: Stream) -> None:
+    cars.append_batch(to_batch([row(0, cid="a", speed_kmh=50.0, locked=True), row(1, cid="b", speed_kmh=50.0, locked=False),
+                                row(2, cid="c", speed_kmh=5.0, locked=False), row(3, cid="d", speed_kmh=150.0, locked=True)]))
+    result = engine.execute(
+        "select cid, case when speed_kmh > 100 then 'fast' when speed_kmh > 10 then 'ok' else 'slow' end as pace,\n"
+        "  case cid when 'a' then 1 when 'd' then 4 else 0 end as code, xor(locked, speed_kmh > 100) as odd\n"
+        "from table(car_live_data)\nwhere speed_kmh > 1 and (speed_kmh < 100 or not in_use) and not (cid = 'c')")
+    assert result.table.to_pylist() == [
+        {"cid": "a", "pace": "ok", "code": 1, "odd": True},
+        {"cid": "b", "pace": "ok", "code": 0, "odd": False},
+    ]

@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from sinkflow.sinks import kafka as kafka_sink
 from sinkflow.sinks.base import PermanentError, RetryableError, WriteContext
 from tests.clickhouse.car_results import car_batch
 from tests.kafka.kafka_support import consume, deliver, make_sink
-from tests.servers.clickhouse import free_port
-from tests.servers.stunnel import Certificate, Stunnel, self_signed_certificate
+from tests.servers.certificates import Certificate, self_signed_certificate
+from tests.servers.process import free_port, running
+from tests.servers.stunnel import Stunnel
 from tests.servers.tansu import TansuBroker
 
 
@@ -36,13 +38,8 @@ class TlsBroker:
 @pytest.fixture(scope="module")
 def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsBroker]:
     tls = TlsBroker(tmp_path_factory.mktemp("kafka-tls"))
-    tls.broker.start()
-    try:
-        tls.tunnel.start()
+    with running(tls.broker), running(tls.tunnel):
         yield tls
-    finally:
-        tls.tunnel.stop()
-        tls.broker.stop()
 
 
 async def test_tls_with_verification_and_no_ca_fails_clearly_at_open(tls_broker: TlsBroker, topic: str) -> None:
@@ -77,16 +74,17 @@ async def test_tls_delivers_with_skip_verify_or_with_the_ca(tls_broker: TlsBroke
 @pytest.fixture
 def own_broker(tmp_path: Path) -> Iterator[TansuBroker]:
     """A broker this test alone stops and starts again."""
-    broker = TansuBroker(tmp_path / "tansu")
-    broker.start()
-    try:
+    with running(TansuBroker(tmp_path / "tansu")) as broker:
         yield broker
-    finally:
-        broker.stop()
 
 
 @pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
-async def test_broker_down_mid_stream_then_back_loses_nothing(own_broker: TansuBroker, topic: str, guarantee: str) -> None:
+async def test_broker_down_mid_stream_then_back_loses_nothing(
+    own_broker: TansuBroker, topic: str, guarantee: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A flush gives up on an unreachable broker after STALL_TIMEOUT without any delivery; the
+    # outcome checked here does not depend on its length, the suite's run time does.
+    monkeypatch.setattr(kafka_sink, "STALL_TIMEOUT", 1.5)
     sink = make_sink(
         {"brokers": own_broker.bootstrap, "topic": topic, "tls.disable": True, "delivery_guarantee": guarantee}
     )
@@ -155,9 +153,8 @@ async def test_a_refused_sasl_login_fails_clearly_without_the_password(
 ) -> None:
     password = "Wonder-Land-42"
     caplog.set_level(logging.DEBUG, logger="sinkflow")
-    broker = TansuBroker(tmp_path / "tansu-auth", authentication=True)  # SCRAM required, no such user
-    broker.start()
-    try:
+    # SCRAM required, no such user
+    with running(TansuBroker(tmp_path / "tansu-auth", authentication=True)) as broker:
         sink = make_sink(
             {"brokers": broker.bootstrap, "topic": topic, "tls.disable": True, "sasl": "scram-sha-512",
              "username": "alice", "password": password}
@@ -165,8 +162,6 @@ async def test_a_refused_sasl_login_fails_clearly_without_the_password(
         with pytest.raises(PermanentError) as failure:
             await sink.open()
         await sink.close()
-    finally:
-        broker.stop()
     assert "SASL SCRAM authentication failed" in failure.value.message
     assert broker.bootstrap in failure.value.message and password not in failure.value.message
     assert all(password not in record.getMessage() for record in caplog.records)

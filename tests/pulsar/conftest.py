@@ -6,7 +6,6 @@ import itertools
 
 import pytest
 
-from tests.clickhouse.car_pipeline import car_runtime  # noqa: F401 - fixture
 from tests.servers.pulsar import private_pulsar_server, pulsar_server  # noqa: F401 - fixtures
 
 _names = itertools.count()

@@ -3,22 +3,32 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
 
 from sinkflow.runtime.manager import SinkDefinition
-from tests.clickhouse.car_pipeline import SEED_SQL, expected_windows, ingest
+from tests.clickhouse.car_pipeline import SEED_SQL, car_runtime, expected_windows, ingest
 from tests.runtime.support import Runtime, eventually
 from tests.servers.pulsar import PulsarServer, consume
 
 
+@pytest.fixture
+async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
+    async with car_runtime(tmp_path / "data") as rt:
+        yield rt
+
+
 async def test_the_seed_query_publishes_one_json_message_per_result_row(
-    car_runtime: Runtime, pulsar_server: PulsarServer, topic: str
+    runtime: Runtime, pulsar_server: PulsarServer, topic: str
 ) -> None:
     properties = {"topic": topic, "broker_url": pulsar_server.url, "auth_type": "", "message_key": "cid"}
     definition = SinkDefinition(name="car_feed", sql=SEED_SQL, type="pulsar", properties=properties)
-    record = await car_runtime.sinks.create(definition)
-    ingest(car_runtime, range(0, 20))
+    record = await runtime.sinks.create(definition)
+    ingest(runtime, range(0, 20))
     expected = expected_windows(range(0, 20))
-    status = car_runtime.sinks.status(record.id)
+    status = runtime.sinks.status(record.id)
     await eventually(lambda: status.rows_delivered >= len(expected), what="every row acknowledged")
 
     messages = consume(pulsar_server, topic, len(expected))

@@ -9,29 +9,19 @@ from pathlib import Path
 import pytest
 from pytest_httpserver import HTTPServer
 
-from sinkflow.catalog import Catalog
-from sinkflow.engine import Engine
-from sinkflow.runtime.manager import SinkManager
-from sinkflow.streams.store import StreamStore
-from tests.runtime.support import FAST, Receiver, Runtime
+from tests.runtime.support import Runtime, open_runtime
+from tests.servers.http import RecordingEndpoint
 
 
 @pytest.fixture
 async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
-    data = tmp_path / "data"
-    store = StreamStore(data)
-    engine = Engine(store)
-    catalog = Catalog(data)
-    manager = SinkManager(engine, store, catalog, FAST)
-    await manager.start()
-    yield Runtime(store, engine, catalog, manager, data)
-    await manager.stop()
-    catalog.close()
-    store.close()
+    async with open_runtime(tmp_path / "data") as rt:
+        yield rt
 
 
 @pytest.fixture
-def receiver(httpserver: HTTPServer) -> Receiver:
-    rec = Receiver(httpserver)
-    httpserver.expect_request("/hook").respond_with_handler(rec.handle)
-    return rec
+def receiver(httpserver: HTTPServer) -> RecordingEndpoint:
+    """Records every request to its ``url``; answers 200 unless the test sets ``answer``."""
+    endpoint = RecordingEndpoint()
+    endpoint.mount(httpserver, "/hook")
+    return endpoint

@@ -1,18 +1,13 @@
-"""Shared helpers of the runtime tests: a runtime over real parts, a recording HTTP receiver."""
+"""Shared helpers of the runtime tests: a runtime over real parts, waiting for a condition."""
 
 from __future__ import annotations
 
 import asyncio
-import json
-import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from pytest_httpserver import HTTPServer
-from werkzeug import Request, Response
 
 from sinkflow.catalog import Catalog
 from sinkflow.engine import Engine
@@ -32,33 +27,21 @@ class Runtime:
     data_dir: Path
 
 
-@dataclass
-class Receiver:
-    """Records every request; ``respond`` decides each answer (default 200)."""
-
-    server: HTTPServer
-    requests: list[dict[str, Any]] = field(default_factory=list)
-    respond: Callable[[dict[str, Any], int], Response] = lambda body, n: Response("ok", 200)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def url(self) -> str:
-        return self.server.url_for("/hook")
-
-    def handle(self, request: Request) -> Response:
-        text = request.get_data(as_text=True)
-        try:
-            body: Any = json.loads(text)
-        except ValueError:
-            body = text
-        with self.lock:
-            n = len(self.requests)
-            self.requests.append({"body": body, "headers": dict(request.headers), "at": time.monotonic()})
-        return self.respond(body, n)
-
-    def bodies(self) -> list[Any]:
-        with self.lock:
-            return [r["body"] for r in self.requests]
+@asynccontextmanager
+async def open_runtime(data_dir: Path) -> AsyncIterator[Runtime]:
+    """A started runtime over real streams, engine and catalog in ``data_dir``, stopped and closed
+    on leaving the block."""
+    store = StreamStore(data_dir)
+    engine = Engine(store)
+    catalog = Catalog(data_dir)
+    manager = SinkManager(engine, store, catalog, FAST)
+    await manager.start()
+    try:
+        yield Runtime(store, engine, catalog, manager, data_dir)
+    finally:
+        await manager.stop()
+        catalog.close()
+        store.close()
 
 
 async def eventually(check: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:

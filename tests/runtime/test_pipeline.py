@@ -6,7 +6,7 @@ to the dead-letter stream, and that nothing was lost.
 
 from __future__ import annotations
 
-import time
+import asyncio
 from typing import Any
 
 import pytest
@@ -17,7 +17,8 @@ from sinkflow.runtime.manager import SinkDefinition, SinkManager
 from sinkflow.runtime.status import SinkState
 from sinkflow.streams.store import StreamSettings
 from sinkflow.streams.types import Column, parse_type
-from tests.runtime.support import FAST, Receiver, Runtime, eventually
+from tests.runtime.support import FAST, Runtime, eventually
+from tests.servers.http import RecordingEndpoint
 
 
 def make_events(rt: Runtime) -> None:
@@ -36,7 +37,7 @@ def http(name: str, url: str, **props: Any) -> SinkDefinition:
     return SinkDefinition(name=name, sql="select id, msg from events", type="http", properties={"url": url, **props})
 
 
-async def test_every_row_arrives_in_order_with_its_content(runtime: Runtime, receiver: Receiver) -> None:
+async def test_every_row_arrives_in_order_with_its_content(runtime: Runtime, receiver: RecordingEndpoint) -> None:
     make_events(runtime)
     record = await runtime.sinks.create(webhook("even", receiver.url, "select id, msg from events where id % 2 = 0"))
     for start in range(0, 50, 10):
@@ -49,7 +50,7 @@ async def test_every_row_arrives_in_order_with_its_content(runtime: Runtime, rec
     assert status.dead_lettered == 0
 
 
-async def test_rows_before_the_sink_existed_are_not_sent(runtime: Runtime, receiver: Receiver) -> None:
+async def test_rows_before_the_sink_existed_are_not_sent(runtime: Runtime, receiver: RecordingEndpoint) -> None:
     make_events(runtime)
     ingest(runtime, range(0, 5))
     await runtime.sinks.create(webhook("new_only", receiver.url))
@@ -58,8 +59,8 @@ async def test_rows_before_the_sink_existed_are_not_sent(runtime: Runtime, recei
     assert [b["id"] for b in receiver.bodies()] == [5, 6, 7]
 
 
-async def test_server_errors_are_retried_until_every_row_arrives(runtime: Runtime, receiver: Receiver) -> None:
-    receiver.respond = lambda body, n: Response("busy", 503) if n < 3 else Response("ok", 200)
+async def test_server_errors_are_retried_until_every_row_arrives(runtime: Runtime, receiver: RecordingEndpoint) -> None:
+    receiver.answer = lambda r: Response("busy", 503) if r.index < 3 else None
     make_events(runtime)
     record = await runtime.sinks.create(http("retrying", receiver.url, retries=5, retry_interval="20ms"))
     ingest(runtime, range(4))
@@ -71,34 +72,34 @@ async def test_server_errors_are_retried_until_every_row_arrives(runtime: Runtim
     assert "503" in status.last_error
 
 
-async def test_retry_after_is_honoured(runtime: Runtime, receiver: Receiver) -> None:
-    receiver.respond = lambda body, n: Response("slow down", 429, {"Retry-After": "1"}) if n == 0 else Response("ok")
+async def test_retry_after_is_honoured(runtime: Runtime, receiver: RecordingEndpoint) -> None:
+    receiver.answer = lambda r: Response("slow down", 429, {"Retry-After": "1"}) if r.index == 0 else None
     make_events(runtime)
     await runtime.sinks.create(http("polite", receiver.url, retries=3, retry_interval="10ms"))
     ingest(runtime, range(1))
     await eventually(lambda: len(receiver.requests) >= 2, what="the retry")
-    gap = receiver.requests[1]["at"] - receiver.requests[0]["at"]
+    gap = receiver.requests[1].at - receiver.requests[0].at
     assert gap >= 0.9, f"retried {gap:.2f}s after a 429 with Retry-After: 1"
 
 
 async def test_a_refused_row_goes_to_the_dead_letter_stream_and_the_sink_goes_on(
-    runtime: Runtime, receiver: Receiver
+    runtime: Runtime, receiver: RecordingEndpoint
 ) -> None:
-    receiver.respond = lambda body, n: Response("bad row", 400) if body["id"] == 3 else Response("ok")
+    receiver.answer = lambda r: Response("bad row", 400) if r.json()["id"] == 3 else None
     make_events(runtime)
     record = await runtime.sinks.create(http("picky", receiver.url, retries=3, retry_interval="10ms"))
     ingest(runtime, range(6))
     status = runtime.sinks.status(record.id)
     await eventually(lambda: status.rows_delivered == 5 and status.dead_lettered == 1, what="5 delivered, 1 dead")
-    assert [b["id"] for b in receiver.bodies()] == [0, 1, 2, 3, 4, 5]  # the refused row was tried once
+    assert [r.json()["id"] for r in receiver.requests] == [0, 1, 2, 3, 4, 5]  # the refused row was tried once
     dead = runtime.engine.execute("select row, error, attempts from table(picky_dlq)").table
     assert dead is not None
     [row] = dead.to_pylist()
     assert '"id":3' in row["row"] and "400" in row["error"] and row["attempts"] == 1
 
 
-async def test_rows_that_exhaust_their_retries_are_dead_lettered(runtime: Runtime, receiver: Receiver) -> None:
-    receiver.respond = lambda body, n: Response("down", 503) if body["id"] == 1 else Response("ok")
+async def test_rows_that_exhaust_their_retries_are_dead_lettered(runtime: Runtime, receiver: RecordingEndpoint) -> None:
+    receiver.answer = lambda r: Response("down", 503) if r.json()["id"] == 1 else None
     make_events(runtime)
     record = await runtime.sinks.create(http("stubborn", receiver.url, retries=2, retry_interval="10ms"))
     ingest(runtime, range(3))
@@ -110,7 +111,7 @@ async def test_rows_that_exhaust_their_retries_are_dead_lettered(runtime: Runtim
     assert '"id":1' in row["row"] and row["attempts"] == 3 and "gave up" in row["error"]
 
 
-async def test_a_restart_resumes_from_the_checkpoint_without_losing_rows(runtime: Runtime, receiver: Receiver) -> None:
+async def test_a_restart_resumes_from_the_checkpoint_without_losing_rows(runtime: Runtime, receiver: RecordingEndpoint) -> None:
     make_events(runtime)
     await runtime.sinks.create(webhook("durable", receiver.url))
     ingest(runtime, range(10))
@@ -125,25 +126,25 @@ async def test_a_restart_resumes_from_the_checkpoint_without_losing_rows(runtime
         await again.stop()
 
 
-async def test_pause_holds_rows_and_resume_delivers_them(runtime: Runtime, receiver: Receiver) -> None:
+async def test_pause_holds_rows_and_resume_delivers_them(runtime: Runtime, receiver: RecordingEndpoint) -> None:
     make_events(runtime)
     record = await runtime.sinks.create(webhook("pausable", receiver.url))
     runtime.sinks.pause(record.id)
     await eventually(lambda: runtime.sinks.status(record.id).state is SinkState.PAUSED, what="paused")
     ingest(runtime, range(5))
-    time.sleep(0.3)
+    await asyncio.sleep(0.3)  # the runtime runs on this loop meanwhile: a paused sink must send nothing
     assert receiver.requests == []
     runtime.sinks.resume(record.id)
     await eventually(lambda: len(receiver.requests) == 5, what="5 rows after resume")
 
 
-async def test_idempotency_keys_are_stable_per_row(runtime: Runtime, receiver: Receiver) -> None:
-    receiver.respond = lambda body, n: Response("busy", 500) if n == 0 else Response("ok")
+async def test_idempotency_keys_are_stable_per_row(runtime: Runtime, receiver: RecordingEndpoint) -> None:
+    receiver.answer = lambda r: Response("busy", 500) if r.index == 0 else None
     make_events(runtime)
     await runtime.sinks.create(http("keyed", receiver.url, retries=2, retry_interval="10ms"))
     ingest(runtime, range(2))
     await eventually(lambda: len(receiver.requests) >= 3, what="3 calls")
-    keys = [r["headers"]["Idempotency-Key"] for r in receiver.requests]
+    keys = [r.headers["Idempotency-Key"] for r in receiver.requests]
     assert keys[0] == keys[1]  # the retried row kept its key
     assert len(set(keys)) == 2
 
@@ -213,7 +214,7 @@ async def test_invalid_sinks_are_refused_with_the_problem_named_and_nothing_stor
     assert not runtime.store.exists("s_dlq")
 
 
-async def test_idle_timeout_closes_windows_of_a_quiet_stream(runtime: Runtime, receiver: Receiver) -> None:
+async def test_idle_timeout_closes_windows_of_a_quiet_stream(runtime: Runtime, receiver: RecordingEndpoint) -> None:
     runtime.store.create("ticks", [Column("k", parse_type("string")), Column("v", parse_type("int64"))], StreamSettings())
     sql = "select window_end, k, sum(v) as total from tumble(ticks, 10s) group by k, window_end"
     await runtime.sinks.create(SinkDefinition(name="quiet", sql=sql, type="webhook",

@@ -3,8 +3,8 @@ with a log file, waiting for a readiness probe, failing with the log's tail, sto
 
 A server module subclasses :class:`ServerProcess` and says only what is its own: the command
 line (:meth:`ServerProcess.command`), the readiness probe (:meth:`ServerProcess.ready`), its
-config files and, where they differ, its timeouts and log files. :func:`running` is the body
-of a fixture that starts a server and stops it whatever the test did.
+config files and, where they differ, its timeouts and log files. :func:`running`
+starts a server for a ``with`` block (a fixture's body) and stops it whatever the test did.
 
 Contract: :meth:`ServerProcess.start` returns only once the probe answers, and otherwise
 raises :class:`RuntimeError` naming the server and quoting its log, so a test whose server
@@ -22,6 +22,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -104,7 +105,8 @@ class ServerProcess:
         """Start the server and return once :meth:`ready` holds.
 
         Raises RuntimeError (with the log's tail) when the program is missing, exits, or is not
-        ready within :attr:`start_timeout`; a server not ready in time is stopped first.
+        ready within :attr:`start_timeout`. A server that did not become ready is stopped before
+        the error (or any other, such as a Ctrl-C) propagates: nothing is left running.
         """
         command = self.command()
         with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
@@ -116,16 +118,21 @@ class ServerProcess:
                 env=self.environment(),
                 start_new_session=True,  # a Ctrl-C in the terminal goes to pytest, not to the server
             )
+        try:
+            self._wait_until_ready(self.process)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_until_ready(self, process: subprocess.Popen[bytes]) -> None:
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
-            code = self.process.poll()
+            code = process.poll()
             if code is not None:
-                self.process = None
                 raise RuntimeError(f"{self.name} exited with code {code} before it was ready:\n{self.log_tail()}")
             if self.ready():
                 return
             time.sleep(0.05)
-        self.stop()
         raise RuntimeError(f"{self.name} was not ready within {self.start_timeout}s:\n{self.log_tail()}")
 
     def stop(self) -> None:
@@ -160,9 +167,10 @@ class Startable(Protocol):
 S = TypeVar("S", bound=Startable)
 
 
+@contextmanager
 def running(server: S) -> Iterator[S]:
-    """Body of a fixture: ``server`` started (a failure to start fails the test), stopped afterwards
-    whatever happened."""
+    """``server`` started (a failure to start raises, failing the test), stopped on leaving the
+    block whatever happened in it. A fixture says ``with running(Server(...)) as server: yield server``."""
     server.start()
     try:
         yield server

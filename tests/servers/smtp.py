@@ -3,16 +3,13 @@
 Modes: ``starttls`` (plain connect, STARTTLS required before AUTH and mail), ``ssl`` (TLS from
 the first byte, SMTPS) and ``none`` (no TLS, no AUTH). AUTH PLAIN/LOGIN is checked against
 ``users``; a wrong password is answered ``535``. The certificate is self-signed for
-``IP:127.0.0.1``, made with the ``cryptography`` package into the given directory. Every
-accepted message is kept in :attr:`SmtpServer.messages`; recipients in
-:attr:`SmtpServer.unknown_recipients` are refused with ``550``. A server that cannot start raises:
-the test using it fails, never skips.
+``IP:127.0.0.1``, made into the given directory. Every accepted message is kept in
+:attr:`SmtpServer.messages`; recipients in :attr:`SmtpServer.unknown_recipients` are refused
+with ``550``. A server that cannot start raises: the test using it fails, never skips.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import ssl
 from dataclasses import dataclass
 from email import message_from_bytes, policy
@@ -22,39 +19,11 @@ from typing import Any, Literal
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
-from tests.servers.clickhouse import free_port
+from tests.servers.certificates import self_signed_certificate
+from tests.servers.process import free_port
 
 Mode = Literal["starttls", "ssl", "none"]
-
-
-def make_self_signed_cert(directory: Path) -> tuple[Path, Path]:
-    """A self-signed certificate and key for ``127.0.0.1`` (SAN IP), as PEM files in ``directory``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "smtp-cert.pem", directory / "smtp-key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return cert_path, key_path
 
 
 @dataclass
@@ -97,7 +66,7 @@ class SmtpServer:
     def __init__(self, directory: Path, mode: Mode = "starttls", users: dict[str, str] | None = None) -> None:
         self.mode = mode
         self.users = users if users is not None else {"alerts": "s3cret-pw"}
-        self.cert_path, self.key_path = make_self_signed_cert(directory)
+        self.certificate = self_signed_certificate(directory)
         self.port = free_port()
         self.messages: list[Received] = []
         self.refused_logins = 0
@@ -120,7 +89,7 @@ class SmtpServer:
     def start(self) -> None:
         """Start serving; returns once the server answers. Raises when it cannot start."""
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(self.cert_path, self.key_path)
+        context.load_cert_chain(self.certificate.cert_file, self.certificate.key_file)
         kwargs: dict[str, Any] = {}
         if self.mode == "starttls":
             kwargs = {"tls_context": context, "require_starttls": True, "auth_required": True,
@@ -132,6 +101,7 @@ class SmtpServer:
         self._controller.start()
 
     def stop(self) -> None:
+        """Stop serving (open connections are dropped); :meth:`start` serves again on the same port."""
         if self._controller is not None:
             self._controller.stop()
             self._controller = None

@@ -1,64 +1,16 @@
-"""Request handlers for the test HTTP server: a recording API, an OAuth2 token endpoint, a Slack webhook."""
+"""Request handlers for the test HTTP server: an OAuth2 token endpoint and a Slack webhook (the recording
+API endpoint is :class:`tests.servers.http.RecordingEndpoint`)."""
 
 from __future__ import annotations
 
 import base64
 import json
-import threading
 import time
 from dataclasses import dataclass, field
 
 from werkzeug import Request, Response
 
-
-@dataclass
-class Recorded:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    at: float
-
-    def json(self) -> object:
-        return json.loads(self.body)
-
-
-@dataclass
-class Api:
-    """Records every request; answers ``status`` (or what ``answer`` decides for a request), after ``delay``.
-
-    Tracks how many requests were being served at once (``max_in_flight``).
-    """
-
-    status: int = 200
-    delay: float = 0.0
-    answer: object = None  # Callable[[Recorded], Response | None]
-    received: list[Recorded] = field(default_factory=list)
-    in_flight: int = 0
-    max_in_flight: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def __call__(self, request: Request) -> Response:
-        rec = Recorded(request.method, request.path, dict(request.headers), request.get_data(), time.monotonic())
-        with self._lock:
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        try:
-            if self.delay:
-                time.sleep(self.delay)
-            response = self.answer(rec) if callable(self.answer) else None
-            if response is None:
-                response = Response("accepted", status=self.status)
-            if response.status_code < 300:
-                with self._lock:
-                    self.received.append(rec)
-            return response
-        finally:
-            with self._lock:
-                self.in_flight -= 1
-
-    def bodies(self) -> list[object]:
-        return [r.json() for r in self.received]
+from tests.servers.http import Recorded
 
 
 @dataclass
@@ -95,7 +47,7 @@ class TokenEndpoint:
         return Response(json.dumps(payload), content_type="application/json")
 
     def check(self, rec: Recorded) -> Response | None:
-        """For :attr:`Api.answer`: 401 unless the request carries a valid, unrevoked token."""
+        """For :attr:`RecordingEndpoint.answer`: 401 unless the request carries a valid, unrevoked token."""
         auth = rec.headers.get("Authorization", "")
         token = auth.removeprefix("Bearer ")
         if not auth.startswith("Bearer ") or token not in self.issued or token in self.revoked:

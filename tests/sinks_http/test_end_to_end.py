@@ -14,7 +14,8 @@ from sinkflow.streams.store import StreamSettings
 from sinkflow.streams.types import Column, parse_type
 from tests.runtime.conftest import runtime  # noqa: F401 - the runtime fixture over real parts
 from tests.runtime.support import Runtime, eventually
-from tests.sinks_http.servers import Api, SlackWebhook, TokenEndpoint
+from tests.servers.http import RecordingEndpoint
+from tests.sinks_http.servers import SlackWebhook, TokenEndpoint
 
 TEMPLATE = "传感器数据为 {{.time}} {{.number}}，并备注: {{.note}}"
 BASE = dt.datetime(2022, 1, 23, 10, 0, 0, 123000)
@@ -57,7 +58,7 @@ async def test_slack_gets_every_row_in_order_through_rate_limits(runtime: Runtim
 
 async def test_http_with_oauth2_and_paralism_delivers_every_row_once(runtime: Runtime, receiver: HTTPServer) -> None:  # noqa: F811
     tokens = TokenEndpoint("sinkflow", "cl1ent-s3cret")
-    api = Api(answer=tokens.check, delay=0.01)
+    api = RecordingEndpoint(answer=tokens.check, delay=0.01)
     receiver.expect_request("/token").respond_with_handler(tokens)
     receiver.expect_request("/api").respond_with_handler(api)
     make_sensors(runtime)
@@ -108,7 +109,7 @@ async def test_slow_answers_beyond_timeout_are_retried_until_every_row_arrives(
             time.sleep(0.6)
         return None
 
-    api = Api(answer=answer)
+    api = RecordingEndpoint(answer=answer)
     receiver.expect_request("/api").respond_with_handler(api)
     make_sensors(runtime)
     properties = {"url": receiver.url_for("/api"), "timeout": "200ms", "retries": 5, "retry_interval": "50ms"}

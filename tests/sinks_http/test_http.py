@@ -14,7 +14,8 @@ from werkzeug import Response
 
 from sinkflow.sinks.base import PartialWriteError, PermanentError, RetryableError, WriteContext
 from sinkflow.sinks.http import HttpSink
-from tests.sinks_http.servers import Api, Recorded, TokenEndpoint
+from tests.servers.http import Recorded, RecordingEndpoint
+from tests.sinks_http.servers import TokenEndpoint
 from tests.sinks_http.support import deliver, make_sink
 
 
@@ -30,11 +31,6 @@ def readings(n: int, start: int = 0) -> pa.RecordBatch:
     )
 
 
-def api_on(receiver: HTTPServer, api: Api, path: str = "/api", method: str | None = None) -> str:
-    receiver.expect_request(path, method=method or "__ALL").respond_with_handler(api)
-    return receiver.url_for(path)
-
-
 def http_sink(props: dict[str, object], schema: pa.Schema | None = None) -> HttpSink:
     sink = make_sink("http", props, schema or readings(1).schema)
     assert isinstance(sink, HttpSink)
@@ -42,8 +38,8 @@ def http_sink(props: dict[str, object], schema: pa.Schema | None = None) -> Http
 
 
 async def test_each_row_is_posted_as_its_json_document_with_an_idempotency_key(receiver: HTTPServer) -> None:
-    api = Api()
-    url = api_on(receiver, api)
+    api = RecordingEndpoint()
+    url = api.mount(receiver)
     sink = http_sink({"url": url, "http_header": {"X-Team": "ops"}})
     await deliver(sink, [readings(2), readings(3, start=2)], epoch=7)
 
@@ -57,8 +53,8 @@ async def test_each_row_is_posted_as_its_json_document_with_an_idempotency_key(r
 
 
 async def test_payload_template_content_type_and_method(receiver: HTTPServer) -> None:
-    api = Api()
-    url = api_on(receiver, api, method="PUT")
+    api = RecordingEndpoint()
+    url = api.mount(receiver, method="PUT")
     sink = http_sink(
         {
             "url": url,
@@ -77,8 +73,8 @@ async def test_payload_template_content_type_and_method(receiver: HTTPServer) ->
 
 
 async def test_template_body_without_content_type_is_utf8_text(receiver: HTTPServer) -> None:
-    api = Api()
-    url = api_on(receiver, api)
+    api = RecordingEndpoint()
+    url = api.mount(receiver)
     await deliver(http_sink({"url": url, "payload_field": "note: {{.note}} ✓"}), [readings(1)])
     assert [r.body.decode() for r in api.received] == ["note: note 0 ✓"]
     assert api.received[0].headers["Content-Type"] == "text/plain; charset=utf-8"
@@ -86,15 +82,15 @@ async def test_template_body_without_content_type_is_utf8_text(receiver: HTTPSer
 
 @pytest.mark.parametrize("method", ["GET", "PATCH", "DELETE"])
 async def test_other_methods(receiver: HTTPServer, method: str) -> None:
-    api = Api()
-    url = api_on(receiver, api, method=method)
+    api = RecordingEndpoint()
+    url = api.mount(receiver, method=method)
     await deliver(http_sink({"url": url, "http_method": method}), [readings(2)])
     assert [(r.method, r.json()["number"]) for r in api.received] == [(method, 0), (method, 1)]
 
 
 async def test_values_keep_their_types_in_the_json_body(receiver: HTTPServer) -> None:
-    api = Api()
-    url = api_on(receiver, api)
+    api = RecordingEndpoint()
+    url = api.mount(receiver)
     batch = pa.record_batch(
         {
             "price": pa.array([decimal.Decimal("12.30")], pa.decimal128(10, 2)),
@@ -109,8 +105,8 @@ async def test_values_keep_their_types_in_the_json_body(receiver: HTTPServer) ->
 
 
 async def test_paralism_1_delivers_in_result_order_one_at_a_time(receiver: HTTPServer) -> None:
-    api = Api(delay=0.002)
-    url = api_on(receiver, api)
+    api = RecordingEndpoint(delay=0.002)
+    url = api.mount(receiver)
     await deliver(http_sink({"url": url}), [readings(40), readings(20, start=40)])
     assert [b["number"] for b in api.bodies()] == list(range(60))  # type: ignore[index]
     assert api.max_in_flight == 1
@@ -118,16 +114,16 @@ async def test_paralism_1_delivers_in_result_order_one_at_a_time(receiver: HTTPS
 
 @pytest.mark.parametrize("spelling", ["paralism", "parallelism"])
 async def test_paralism_n_keeps_n_requests_in_flight(receiver: HTTPServer, spelling: str) -> None:
-    api = Api(delay=0.2)  # long enough for all 8 to overlap even on a busy machine
-    url = api_on(receiver, api)
+    api = RecordingEndpoint(delay=0.2)  # long enough for all 8 to overlap even on a busy machine
+    url = api.mount(receiver)
     await deliver(http_sink({"url": url, spelling: 8}), [readings(24)])
     assert api.max_in_flight == 8
     assert sorted(b["number"] for b in api.bodies()) == list(range(24))  # type: ignore[index]
 
 
 async def test_429_is_retryable_with_retry_after_seconds(receiver: HTTPServer) -> None:
-    api = Api(answer=lambda rec: Response("slow down", status=429, headers={"Retry-After": "7"}))
-    url = api_on(receiver, api)
+    api = RecordingEndpoint(answer=lambda rec: Response("slow down", status=429, headers={"Retry-After": "7"}))
+    url = api.mount(receiver)
     with pytest.raises(PartialWriteError) as caught:
         await deliver(http_sink({"url": url}), [readings(1)])
     error = caught.value.failures[0]
@@ -140,8 +136,8 @@ async def test_429_is_retryable_with_retry_after_seconds(receiver: HTTPServer) -
 async def test_429_retry_after_as_http_date(receiver: HTTPServer) -> None:
     when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=120)
     date = when.strftime("%a, %d %b %Y %H:%M:%S GMT")
-    api = Api(answer=lambda rec: Response("", status=429, headers={"Retry-After": date}))
-    url = api_on(receiver, api)
+    api = RecordingEndpoint(answer=lambda rec: Response("", status=429, headers={"Retry-After": date}))
+    url = api.mount(receiver)
     with pytest.raises(PartialWriteError) as caught:
         await deliver(http_sink({"url": url}), [readings(1)])
     retry_after = caught.value.failures[0].retry_after
@@ -152,8 +148,8 @@ async def test_500_mid_batch_stops_paralism_1_and_reports_the_rest_retryable(rec
     def answer(rec: Recorded) -> Response | None:
         return Response("database is down", status=503) if rec.json()["number"] == 2 else None  # type: ignore[index]
 
-    api = Api(answer=answer)
-    url = api_on(receiver, api)
+    api = RecordingEndpoint(answer=answer)
+    url = api.mount(receiver)
     with pytest.raises(PartialWriteError) as caught:
         await deliver(http_sink({"url": url, "retries": 3}), [readings(5)])
     failures = caught.value.failures
@@ -172,8 +168,8 @@ async def test_500_without_retries_fails_only_that_row_and_the_rest_go_out_in_or
     def answer(rec: Recorded) -> Response | None:
         return Response("oops", status=500) if rec.json()["number"] == 2 else None  # type: ignore[index]
 
-    api = Api(answer=answer)
-    url = api_on(receiver, api)
+    api = RecordingEndpoint(answer=answer)
+    url = api.mount(receiver)
     with pytest.raises(PartialWriteError) as caught:
         await deliver(http_sink({"url": url}), [readings(5)])
     assert list(caught.value.failures) == [2]
@@ -188,8 +184,8 @@ async def test_400_fails_exactly_that_row_permanently(receiver: HTTPServer, para
             return Response('{"error": "note too long"}', status=400)
         return None
 
-    api = Api(answer=answer)
-    url = api_on(receiver, api)
+    api = RecordingEndpoint(answer=answer)
+    url = api.mount(receiver)
     with pytest.raises(PartialWriteError) as caught:
         await deliver(http_sink({"url": url, "paralism": paralism}), [readings(8)])
     assert list(caught.value.failures) == [3]
@@ -201,16 +197,16 @@ async def test_400_fails_exactly_that_row_permanently(receiver: HTTPServer, para
 
 
 async def test_error_body_excerpt_is_short(receiver: HTTPServer) -> None:
-    api = Api(answer=lambda rec: Response("x" * 5000, status=422))
-    url = api_on(receiver, api)
+    api = RecordingEndpoint(answer=lambda rec: Response("x" * 5000, status=422))
+    url = api.mount(receiver)
     with pytest.raises(PartialWriteError) as caught:
         await deliver(http_sink({"url": url}), [readings(1)])
     assert len(caught.value.failures[0].message) < 300
 
 
 async def test_slow_answer_beyond_timeout_is_retryable(receiver: HTTPServer) -> None:
-    api = Api(delay=0.6)
-    url = api_on(receiver, api)
+    api = RecordingEndpoint(delay=0.6)
+    url = api.mount(receiver)
     with pytest.raises(PartialWriteError) as caught:
         await deliver(http_sink({"url": url, "timeout": "150ms"}), [readings(1)])
     error = caught.value.failures[0]
@@ -234,11 +230,11 @@ async def test_unreachable_server_is_retryable() -> None:
 # ----------------------------------------------------------------------------- OAuth2
 
 
-def oauth_props(receiver: HTTPServer, api: Api, tokens: TokenEndpoint) -> dict[str, object]:
+def oauth_props(receiver: HTTPServer, api: RecordingEndpoint, tokens: TokenEndpoint) -> dict[str, object]:
     receiver.expect_request("/token", method="POST").respond_with_handler(tokens)
     api.answer = tokens.check
     return {
-        "url": api_on(receiver, api),
+        "url": api.mount(receiver),
         "oauth2": {
             "enabled": True,
             "client_key": tokens.client_id,
@@ -250,7 +246,7 @@ def oauth_props(receiver: HTTPServer, api: Api, tokens: TokenEndpoint) -> dict[s
 
 
 async def test_oauth2_token_is_fetched_once_and_sent_as_bearer(receiver: HTTPServer) -> None:
-    api, tokens = Api(), TokenEndpoint("sinkflow", "cl1ent-s3cret")
+    api, tokens = RecordingEndpoint(), TokenEndpoint("sinkflow", "cl1ent-s3cret")
     sink = http_sink(oauth_props(receiver, api, tokens))
     await deliver(sink, [readings(5)])
     assert tokens.issued == ["tok-1"]
@@ -260,7 +256,7 @@ async def test_oauth2_token_is_fetched_once_and_sent_as_bearer(receiver: HTTPSer
 
 
 async def test_oauth2_client_credentials_as_form_fields_when_basic_is_refused(receiver: HTTPServer) -> None:
-    api, tokens = Api(), TokenEndpoint("sinkflow", "cl1ent-s3cret", basic=False)
+    api, tokens = RecordingEndpoint(), TokenEndpoint("sinkflow", "cl1ent-s3cret", basic=False)
     sink = http_sink(oauth_props(receiver, api, tokens))
     await deliver(sink, [readings(2)])
     assert tokens.issued == ["tok-1"]
@@ -269,7 +265,7 @@ async def test_oauth2_client_credentials_as_form_fields_when_basic_is_refused(re
 
 
 async def test_oauth2_token_is_fetched_again_after_it_expires(receiver: HTTPServer) -> None:
-    api, tokens = Api(), TokenEndpoint("sinkflow", "cl1ent-s3cret", expires_in=2)
+    api, tokens = RecordingEndpoint(), TokenEndpoint("sinkflow", "cl1ent-s3cret", expires_in=2)
     sink = http_sink(oauth_props(receiver, api, tokens))
     await sink.open()
     try:
@@ -283,7 +279,7 @@ async def test_oauth2_token_is_fetched_again_after_it_expires(receiver: HTTPServ
 
 
 async def test_oauth2_401_forces_a_new_token_and_the_row_is_sent_again(receiver: HTTPServer) -> None:
-    api, tokens = Api(), TokenEndpoint("sinkflow", "cl1ent-s3cret")
+    api, tokens = RecordingEndpoint(), TokenEndpoint("sinkflow", "cl1ent-s3cret")
     props = oauth_props(receiver, api, tokens)
     check = tokens.check
 
@@ -302,7 +298,7 @@ async def test_oauth2_401_forces_a_new_token_and_the_row_is_sent_again(receiver:
 
 
 async def test_oauth2_refused_client_is_permanent_and_secret_free(receiver: HTTPServer) -> None:
-    api, tokens = Api(), TokenEndpoint("sinkflow", "the-right-secret")
+    api, tokens = RecordingEndpoint(), TokenEndpoint("sinkflow", "the-right-secret")
     props = oauth_props(receiver, api, tokens)
     props["oauth2"]["client_secret"] = "wrong-s3cret-value"  # type: ignore[index]
     sink = http_sink(props)
@@ -315,7 +311,7 @@ async def test_oauth2_refused_client_is_permanent_and_secret_free(receiver: HTTP
 
 
 async def test_tokens_never_appear_in_error_messages(receiver: HTTPServer) -> None:
-    api, tokens = Api(), TokenEndpoint("sinkflow", "cl1ent-s3cret")
+    api, tokens = RecordingEndpoint(), TokenEndpoint("sinkflow", "cl1ent-s3cret")
     props = oauth_props(receiver, api, tokens)
     api.answer = lambda rec: Response(f"bad request, you sent {rec.headers['Authorization']}", status=400)
     with pytest.raises(PartialWriteError) as caught:
@@ -326,7 +322,7 @@ async def test_tokens_never_appear_in_error_messages(receiver: HTTPServer) -> No
 
 
 async def test_redirects_are_not_followed_and_fail_the_row(receiver: HTTPServer) -> None:
-    other = Api()
+    other = RecordingEndpoint()
     receiver.expect_request("/moved").respond_with_data("", status=302, headers={"Location": "/elsewhere"})
     receiver.expect_request("/elsewhere").respond_with_handler(other)
     with pytest.raises(PartialWriteError) as caught:
@@ -338,8 +334,8 @@ async def test_redirects_are_not_followed_and_fail_the_row(receiver: HTTPServer)
 
 
 async def test_a_row_that_cannot_be_encoded_fails_alone(receiver: HTTPServer) -> None:
-    api = Api()
-    url = api_on(receiver, api)
+    api = RecordingEndpoint()
+    url = api.mount(receiver)
     batch = pa.record_batch({"id": [1, 2, 3], "blob": pa.array([None, b"\x00\xff", None], pa.binary())})
     with pytest.raises(PartialWriteError) as caught:
         await deliver(http_sink({"url": url}, batch.schema), [batch])

@@ -11,7 +11,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from sinkflow.sinks.base import PartialWriteError, PermanentError, RetryableError
-from tests.sinks_http.servers import Api
+from tests.servers.http import RecordingEndpoint
 from tests.sinks_http.support import deliver, make_sink
 
 CARS = pa.record_batch(
@@ -26,7 +26,7 @@ CARS = pa.record_batch(
 
 
 async def test_default_body_is_the_whole_row_as_json(receiver: HTTPServer) -> None:
-    api = Api()
+    api = RecordingEndpoint()
     receiver.expect_request("/hook", method="POST").respond_with_handler(api)
     sink = make_sink("webhook", {"url": receiver.url_for("/hook"), "headers": {"X-Source": "sinkflow"}}, CARS.schema)
     await deliver(sink, [CARS])
@@ -40,7 +40,7 @@ async def test_default_body_is_the_whole_row_as_json(receiver: HTTPServer) -> No
 
 
 async def test_body_template(receiver: HTTPServer) -> None:
-    api = Api()
+    api = RecordingEndpoint()
     receiver.expect_request("/hook", method="POST").respond_with_handler(api)
     props = {
         "url": receiver.url_for("/hook"),
@@ -60,7 +60,7 @@ async def test_paralism_and_faults(receiver: HTTPServer) -> None:
         cid = rec.json()["cid"]  # type: ignore[attr-defined]
         return Response("gone", status=410) if cid == "c00002" else None
 
-    api = Api(answer=answer)
+    api = RecordingEndpoint(answer=answer)
     receiver.expect_request("/hook").respond_with_handler(api)
     sink = make_sink("webhook", {"url": receiver.url_for("/hook"), "parallelism": 2}, CARS.schema)
     with pytest.raises(PartialWriteError) as caught:
@@ -81,7 +81,7 @@ async def test_webhook_down_is_retryable_and_retried_without_limit(receiver: HTT
 
 
 async def test_template_whitespace_is_content(receiver: HTTPServer) -> None:
-    api = Api()
+    api = RecordingEndpoint()
     receiver.expect_request("/hook").respond_with_handler(api)
     props = {"url": receiver.url_for("/hook"), "body": "  {{.cid}}\n"}
     await deliver(make_sink("webhook", props, CARS.schema), [CARS.slice(0, 1)])

@@ -18,8 +18,8 @@ from sinkflow.sinks.base import PermanentError, RetryableError, SinkEnv, WriteCo
 from sinkflow.sinks.registry import masked, parse_properties, sink_class
 from sinkflow.sinks.snowflake import SnowflakeSink
 from tests.clickhouse.car_results import COLUMNS, SCHEMA, car_batch, rows_of
-from tests.servers.clickhouse import free_port
 from tests.servers.fakesnow_server import FakesnowServer
+from tests.servers.process import free_port
 from tests.snowflake.conftest import DATABASE, SCHEMA_NAME
 
 PROPS = {"account": "myorg-acct", "user": "loader", "password": "Sn0w-Secret", "database": DATABASE,

@@ -109,6 +109,17 @@ PLANS: list[tuple[str, str]] = [
         " arg_max(cid, speed_kmh) string, quantile(speed_kmh, 0.99) float64, any(locked) bool,"
         " sum(total_km) float64, min_by(speed_kmh, total_km) float64",
     ),
+    (
+        "select cid, unique(cid) as u, group_array(speed_kmh) as speeds, quantile(speed_kmh, 0.9) as q from car_live_data"
+        " where in_use and xor(locked, speed_kmh > 100) group by cid",
+        "source=car_live_data | where | group by 1 key(s): unique, group_array, quantile | emit periodic 2s"
+        " | -> cid string, u int64, speeds array(float64), q float64",
+    ),
+    (
+        "select case cid when 'a' then 1 when 'b' then 2 else 0 end as k, "
+        "case when speed_kmh > 100 and not locked then 'fast' end as f from car_live_data",
+        "source=car_live_data | emit rows | -> k int32, f string",
+    ),
 ]
 
 ERRORS: list[tuple[str, str, tuple[int, int] | None]] = [
@@ -130,8 +141,27 @@ ERRORS: list[tuple[str, str, tuple[int, int] | None]] = [
      "a stream can only be joined with a dimension written table(stream)", (1, 36)),
     ("select count() from session(car_live_data, 5s)", "session windows are not supported", (1, 21)),
     ("select x from (select cid as x from car_live_data)", "subqueries are not supported", None),
-    ("select group_array(cid) from car_live_data",
-     "aggregate function group_array() is not supported in streaming queries", (1, 8)),
+    ("select top_k(cid, 3) from car_live_data", "unknown function 'top_k'", (1, 8)),
+    ("select array_join(cid) from car_live_data", "array_join is not supported", (1, 8)),
+    ("select quantile(speed_kmh) from car_live_data", "function 'quantile' takes 2 arguments, got 1", (1, 8)),
+    # Multi-line SQL: every name error points at the name it names.
+    ("select bogus,\n  cid from nope", "unknown stream 'nope' at line 2, column 12", (2, 12)),
+    ("select cid,\n  bogus from car_live_data", "unknown column 'bogus' in stream 'car_live_data' at line 2, column 3", (2, 3)),
+    ("select cid,\n  lower(cid) as l,\n    nosuch(cid) from car_live_data", "unknown function 'nosuch' at line 3, column 5",
+     (3, 5)),
+    ("select cid,\n  uniqExact(cid) from car_live_data group by cid", "unknown function 'uniqExact'", (2, 3)),
+    ("select cid\nfrom car_live_data\nwhere speed_kmh > 1 and\n      d.x > 2", "unknown table 'd' in column 'd.x'", (4, 7)),
+    ("select c.cid\nfrom car_live_data c\n  join table(dim_car_info) d\n  on c.cid = d.nope", "unknown column 'nope'",
+     (4, 16)),
+    ("select c.cid\nfrom car_live_data c\n  join table(\n    nope) d on c.cid = d.cid", "unknown stream 'nope'", (4, 5)),
+    ("select cid from car_live_data join table(dim_car_info) d\n  using (cid, nope)", "USING column 'nope'", (2, 15)),
+    ("select cid, count()\nfrom car_live_data group by cid\nhaving max(\n  bogus) > 1", "unknown column 'bogus'", (4, 3)),
+    ("select window_start, count()\nfrom tumble(\n  nope, 2s)\ngroup by window_start", "unknown stream 'nope'", (3, 3)),
+    ("select count()\nfrom tumble(car_live_data,\n  bogus, 2s)", "unknown column 'bogus'", (3, 3)),
+    ("select cid\nfrom dedup(car_live_data,\n   bogus)", "dedup key 'bogus' must be a column", (3, 4)),
+    ("select cid\nfrom car_live_data\nsettings seek_to='earliest',\n  fooo=1", "unknown setting 'fooo'", (4, 3)),
+    ("select cid, count()\nfrom car_live_data group by cid\nemit changelog", "EMIT CHANGELOG is not supported", (3, 1)),
+    ("select cid,\n  speed_kmh\nfrom car_live_data\ngroup by\n  cid", "column 'speed_kmh' must appear in GROUP BY", (2, 3)),
     ("select nosuchfn(cid) from car_live_data", "unknown function 'nosuchfn'", (1, 8)),
     ("select sum(cid) from car_live_data", "sum(VARCHAR)", None),
     ("select count() from tumble(car_live_data, 0s) group by window_start",
