@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass
+from typing import Literal
 
 import duckdb
 import pyarrow as pa
@@ -189,15 +190,20 @@ def _group_by(keys: list[str]) -> str:
     return f" GROUP BY {', '.join(keys)}" if keys else ""
 
 
-def _fold_sql(plan: LogicalPlan, floats: frozenset[str]) -> str:
-    agg = plan.aggregate
-    assert agg is not None
+def _state_columns(plan: LogicalPlan, step: Literal["partials", "merges"], floats: frozenset[str]) -> list[str]:
+    """Every aggregate's state columns ``__p<i>_<j>`` computed by its ``step`` templates: "partials"
+    (over the pre-projection rows) or "merges" (over state columns of the same names)."""
+    assert plan.aggregate is not None
     names = _partial_names(plan)
-    aggs = [
-        f"{_render(t, call, floats=floats)} AS {names[i][j]}"
-        for i, call in enumerate(agg.calls)
-        for j, t in enumerate(call.spec.partials)
+    return [
+        f"{_render(t, call, names[i] if step == 'merges' else None, floats)} AS {names[i][j]}"
+        for i, call in enumerate(plan.aggregate.calls)
+        for j, t in enumerate(getattr(call.spec, step))
     ]
+
+
+def _fold_sql(plan: LogicalPlan, floats: frozenset[str]) -> str:
+    aggs = _state_columns(plan, "partials", floats)
     keys = _key_cols(plan)
     select = ", ".join(keys + aggs)
     pre = _pre_sql(plan)
@@ -216,14 +222,7 @@ def _fold_sql(plan: LogicalPlan, floats: frozenset[str]) -> str:
 
 
 def _merge_sql(plan: LogicalPlan, floats: frozenset[str]) -> str:
-    agg = plan.aggregate
-    assert agg is not None
-    names = _partial_names(plan)
-    merges = [
-        f"{_render(t, call, names[i], floats)} AS {names[i][j]}"
-        for i, call in enumerate(agg.calls)
-        for j, t in enumerate(call.spec.merges)
-    ]
+    merges = _state_columns(plan, "merges", floats)
     keys = _key_cols(plan)
     return (
         f"SELECT {', '.join(keys + merges)} FROM (SELECT * FROM __state UNION ALL SELECT * FROM __fold)"

@@ -2,23 +2,28 @@
 
 A row is dropped when its key was last *kept* less than ``ttl`` of event time before it (without
 a ttl: when its key was ever kept). Rows are decided in arrival order, so replaying the log
-repeats the decisions. The state is one Arrow table: the key columns ``k0``, ``k1`` … and ``t``,
-the event time (µs) at which each key was last kept; it is also the snapshot format.
+repeats the decisions. The state maps each key (a tuple) to the event time (µs) it was last
+kept; its snapshot form is an Arrow table with the key columns ``k0``, ``k1`` … and ``t``.
 
-A batch is decided in rounds of Arrow operations over all keys at once instead of a Python loop
-per row: the key columns are dictionary-encoded into one integer id per key; in each round, a
-key's next kept row is its first remaining row whose time reaches the key's last kept time plus
-the ttl (every earlier remaining row of the key is dropped), and the key's later rows go to the
-next round. Rounds repeat while a key keeps one more row, so without a ttl there is one, and
-with a ttl at least as long as a batch's time span at most two. When a short ttl makes keys keep
-many rows of one batch (a round settles few rows), or after :data:`MAX_ROUNDS` rounds, the rows
-left are decided one by one.
+A batch is decided in rounds of Arrow operations over all its keys at once, instead of a Python
+step per row: the batch's key columns are dictionary-encoded into one integer id per distinct
+key, and only the distinct keys meet the state (a dict, so a batch costs the same whatever the
+number of keys remembered). In each round, a key's next kept row is its first remaining row
+whose time reaches the key's last kept time plus the ttl (its earlier remaining rows are
+dropped), and the key's later rows go to the next round. Rounds repeat while a key keeps one
+more row: without a ttl there is one, with a ttl at least as long as a batch's time span at most
+two. When a short ttl makes keys keep most of their rows (a round settles few rows), or after
+:data:`MAX_ROUNDS` rounds, the rows left are decided one by one.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from sinkflow.engine.times import micros_array
 
 __all__ = ["MAX_ROUNDS", "DedupState"]
 
@@ -28,18 +33,11 @@ MAX_ROUNDS = 8
 _SLOW_ROUND = 8
 # Keys are expired by event time only once there are more than this many.
 _EXPIRE_ABOVE = 10_000
-_UNITS = {"s": 1_000_000, "ms": 1_000, "us": 1}
-
-
-def _micros(column: pa.Array) -> pa.Array:
-    """A timestamp column as int64 epoch microseconds (nanoseconds rounded down)."""
-    values = column.cast(pa.int64())
-    unit = column.type.unit
-    return pc.divide(values, 1000) if unit == "ns" else pc.multiply(values, _UNITS[unit])
 
 
 def _key_ids(columns: list[pa.Array]) -> pa.Array:
-    """One int64 per row, equal for rows whose key columns are all equal (NULL equals NULL)."""
+    """One int64 per row: 0..u-1 for the u distinct keys, equal for rows whose key columns are all
+    equal (NULL equals NULL)."""
     ids: pa.Array | None = None
     for column in columns:
         encoded = pc.dictionary_encode(column, null_encoding="encode")
@@ -60,32 +58,38 @@ class DedupState:
         self.keys = keys
         self.ttl_us = ttl_us
         self.schema = pa.schema([pa.field(f"k{i}", t) for i, t in enumerate(key_types)] + [pa.field("t", pa.int64())])
-        self.table: pa.Table = self.schema.empty_table()
+        self.seen: dict[tuple[Any, ...], int] = {}
 
     def __len__(self) -> int:
-        return self.table.num_rows
+        return len(self.seen)
+
+    def to_table(self) -> pa.Table:
+        """The state as a snapshot table (key columns ``k<i>`` with the keys' types, then ``t``)."""
+        keys = list(self.seen)
+        columns = [pa.array([k[i] for k in keys], f.type) for i, f in enumerate(self.schema) if f.name != "t"]
+        return pa.table(columns + [pa.array(list(self.seen.values()), pa.int64())], schema=self.schema)
 
     def restore(self, table: pa.Table) -> None:
-        """Continue from a state :attr:`table` of a snapshot (the same key columns and ``t``)."""
-        self.table = table.cast(self.schema)
+        """Continue from a :meth:`to_table` of a snapshot."""
+        keys = zip(*(table.column(f"k{i}").to_pylist() for i in range(len(self.keys))))
+        self.seen = dict(zip(keys, table.column("t").to_pylist()))
 
     def filter(self, batch: pa.RecordBatch, time_column: str) -> pa.Array | None:
         """Indices (ascending) of the rows of ``batch`` to keep, None if all of them; the state
         then holds the batch's kept rows. ``time_column`` must have no NULLs."""
-        n_old, n = self.table.num_rows, batch.num_rows
-        incoming = [batch.column(name).cast(self.schema[i].type) for i, name in enumerate(self.keys)]
-        ids = _key_ids([pa.concat_arrays([self.table.column(f"k{i}").combine_chunks(), column])
-                        for i, column in enumerate(incoming)])
-        old_ids, new_ids = ids.slice(0, n_old), ids.slice(n_old)
-        times = _micros(batch.column(time_column))
-        # Each row with the time its key was last kept before this batch (NULL: never).
-        last = pc.take(self.table.column("t").combine_chunks(), pc.index_in(new_ids, value_set=old_ids))
+        columns = [batch.column(name) for name in self.keys]
+        ids = _key_ids(columns)
+        times = micros_array(batch.column(time_column))
         # Positions 0..n-1, built in Arrow: the time column has no NULLs, so every row is "valid".
         positions = pc.indices_nonzero(pc.is_valid(times)).cast(pa.int64())
-        rows = pa.table({"pos": positions, "id": new_ids, "t": times, "last": last})
-        kept = self._decide(rows, times)
-        self._remember(incoming, kept, times, new_ids, old_ids)
-        return None if len(kept) == n else kept
+        # The ids are 0..u-1: one row per distinct key (its first), in id order, gives the keys.
+        firsts = pa.table({"id": ids, "pos": positions}).group_by("id", use_threads=False).aggregate(
+            [("pos", "min")]).sort_by("id")["pos_min"]
+        keys = list(zip(*(pc.take(column, firsts).to_pylist() for column in columns)))
+        last = pc.take(pa.array([self.seen.get(key) for key in keys], pa.int64()), ids)
+        kept = self._decide(pa.table({"pos": positions, "id": ids, "t": times, "last": last}), times)
+        self._remember(keys, ids, kept, times)
+        return None if len(kept) == batch.num_rows else kept
 
     def _decide(self, rows: pa.Table, times: pa.Array) -> pa.Array:
         """Positions (ascending) of the kept rows of ``rows`` (pos, id, t, last; pos ascending);
@@ -124,19 +128,17 @@ class DedupState:
                 more.append(pos)
         return _ascending([*kept, pa.array(more, pa.int64())])
 
-    def _remember(self, incoming: list[pa.Array], kept: pa.Array, times: pa.Array, new_ids: pa.Array,
-                  old_ids: pa.Array) -> None:
+    def _remember(self, keys: list[tuple[Any, ...]], ids: pa.Array, kept: pa.Array, times: pa.Array) -> None:
         """Record each key's last kept row of the batch and expire old keys."""
         if len(kept):
-            latest = pa.table({"id": pc.take(new_ids, kept), "pos": kept}).group_by("id", use_threads=False).aggregate(
+            latest = pa.table({"id": pc.take(ids, kept), "pos": kept}).group_by("id", use_threads=False).aggregate(
                 [("pos", "max")])
-            at = latest["pos_max"].combine_chunks()
-            fresh = pa.table([pc.take(column, at) for column in incoming] + [pc.take(times, at)], schema=self.schema)
-            stale = pc.invert(pc.is_in(old_ids, value_set=latest["id"].combine_chunks()))
-            self.table = pa.concat_tables([self.table.filter(stale), fresh])
-        if self.ttl_us is not None and self.table.num_rows > _EXPIRE_ABOVE and len(times):
+            kept_times = pc.take(times, latest["pos_max"]).to_pylist()
+            for key_id, t in zip(latest["id"].to_pylist(), kept_times):
+                self.seen[keys[key_id]] = t
+        if self.ttl_us is not None and len(self.seen) > _EXPIRE_ABOVE and len(times):
             horizon = pc.max(times).as_py() - self.ttl_us
-            self.table = self.table.filter(pc.greater(self.table["t"], horizon))
+            self.seen = {key: t for key, t in self.seen.items() if t > horizon}
 
 
 def _ascending(parts: list[pa.Array]) -> pa.Array:

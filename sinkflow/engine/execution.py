@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 from sinkflow.engine import state as codec
 from sinkflow.engine.compile import QueryPlan, closing_input, connect
 from sinkflow.engine.dedup import DedupState
+from sinkflow.engine.times import from_micros_ceil, micros
 from sinkflow.errors import InvalidInput, SqlError
 from sinkflow.sql.plan import LogicalPlan
 from sinkflow.streams.store import Stream, StreamStore
@@ -37,18 +38,7 @@ MAX_ROWS_PER_STEP = 1_000_000
 #: Work on more rows than this runs in a worker thread so the event loop stays responsive.
 THREAD_ROWS = 20_000
 _NO_FRONTIER = -(2**62)
-_UNITS = {"s": 1_000_000, "ms": 1_000, "us": 1}
 _ARANGE_BLOCK = 1 << 16
-
-
-def _to_micros(value: int, unit: str) -> int:
-    """A timestamp value in ``unit`` as epoch microseconds (nanoseconds rounded down)."""
-    return value // 1000 if unit == "ns" else value * _UNITS[unit]
-
-
-def _from_micros_ceil(micros: int, unit: str) -> int:
-    """The smallest timestamp value in ``unit`` at or after ``micros``."""
-    return micros * 1000 if unit == "ns" else -(-micros // _UNITS[unit])
 
 
 class _Sequences:
@@ -308,12 +298,12 @@ class QueryExecution:
             self._stats["late_rows_dropped"] += len(times)
             return
         unit = times.type.unit
-        lo, hi = (_to_micros(bounds[k].value, unit) for k in ("min", "max"))
+        lo, hi = (micros(bounds[k].value, unit) for k in ("min", "max"))
         if frontier != _NO_FRONTIER:
             # floor(t / slide) * slide + size <= frontier  <=>  t < threshold
             threshold = ((frontier - self._size) // self._slide + 1) * self._slide
             if lo < threshold:
-                on_time = pc.greater_equal(times, pa.scalar(_from_micros_ceil(threshold, unit), times.type))
+                on_time = pc.greater_equal(times, pa.scalar(from_micros_ceil(threshold, unit), times.type))
                 self._stats["late_rows_dropped"] += len(times) - (pc.sum(on_time).as_py() or 0)
         self._watermark = hi if self._watermark is None else max(self._watermark, hi)
 
@@ -450,7 +440,7 @@ class QueryExecution:
         if self._partials is not None:
             tables["partials"] = self._partials
         if self._dedup is not None and len(self._dedup):
-            tables["dedup"] = self._dedup.table
+            tables["dedup"] = self._dedup.to_table()
         if self._held:
             tables["held"] = pa.concat_tables(self._held)
         return codec.encode(meta, tables)

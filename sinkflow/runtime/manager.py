@@ -13,6 +13,7 @@ from sinkflow.errors import ConfigError, InvalidInput, NotFound
 from sinkflow.runtime.pipeline import Pipeline, RuntimeSettings
 from sinkflow.runtime.status import SinkStatus
 from sinkflow.sinks import registry
+from sinkflow.sinks.base import SinkEnv
 from sinkflow.sinks.template import check_columns
 from sinkflow.streams.store import StreamStore
 
@@ -67,6 +68,9 @@ class SinkManager:
             check_columns(text, prop, columns)
         if definition.type == "timeplus" and getattr(config, "stream_name", None) in plan.sources:
             raise ConfigError("stream_name", "a sink cannot write to a stream its own query reads")
+        # Constructing a sink has no side effects; it checks what depends on the query's output
+        # (a key column, a type the destination cannot store) and raises ConfigError.
+        registry.sink_class(definition.type)(config, SinkEnv("", definition.name, plan.output_schema))
 
     async def create(self, definition: SinkDefinition) -> SinkRecord:
         """Validate, store and start a sink. Its query starts at the streams' current head

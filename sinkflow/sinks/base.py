@@ -150,6 +150,8 @@ class Sink(abc.ABC):
     config_class: ClassVar[type[SinkConfig]]
 
     def __init__(self, config: SinkConfig, env: SinkEnv) -> None:
+        """Keep the configuration; no I/O. Subclasses may raise ConfigError for what depends on
+        the query's output schema (``env.output_schema``): creation-time validation calls this."""
         self.config = config
         self.env = env
 

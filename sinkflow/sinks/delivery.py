@@ -108,29 +108,30 @@ async def deliver_rows(
 
 
 class Pacer:
-    """Spaces the starts of sends at least ``1 / rate`` seconds apart, across concurrent callers.
+    """Spaces the actual starts of sends at least ``1 / rate`` seconds apart, across concurrent
+    callers: callers pass one at a time, so a caller woken late never crowds the next one.
 
-    :meth:`hold` pushes the next start back (after a 429 with ``Retry-After``). The pacer is
-    not bound to an event loop: a slot is reserved synchronously, then slept towards.
+    :meth:`hold` pushes the next start back (after a 429 with ``Retry-After``).
     """
 
     def __init__(self, rate: float) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
         self.interval = 1.0 / rate
-        self._next = 0.0
+        self._last_start = float("-inf")
+        self._held_until = 0.0
+        self._turn = asyncio.Lock()
 
     async def wait(self) -> None:
         """Return when the caller may start its send."""
-        now = time.monotonic()
-        slot = max(now, self._next)
-        self._next = slot + self.interval
-        if slot > now:
-            await asyncio.sleep(slot - now)
+        async with self._turn:
+            while (delay := max(self._last_start + self.interval, self._held_until) - time.monotonic()) > 0:
+                await asyncio.sleep(delay)  # may wake a little early: check again
+            self._last_start = time.monotonic()
 
     def hold(self, seconds: float) -> None:
         """Start no send before ``seconds`` from now."""
-        self._next = max(self._next, time.monotonic() + seconds)
+        self._held_until = max(self._held_until, time.monotonic() + seconds)
 
 
 # --------------------------------------------------------------------------- classification

@@ -33,7 +33,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -256,6 +256,10 @@ class KafkaSink(Sink):
         self._failures: list[KafkaError] = []
         self._in_transaction = False
         self._topic_checked = False
+        #: at_least_once: messages enqueued since the last flush, and whether a failed write
+        #: discarded some of them (the runtime retries only the failed batch: see _write).
+        self._since_flush = 0
+        self._dropped = False
         #: exactly_once: the epoch's encoded (documents, keys), produced in flush().
         self._pending: list[tuple[list[bytes], list[bytes | None] | None]] = []
         #: exactly_once: the group whose committed offset is the sink's progress, and that progress.
@@ -294,7 +298,11 @@ class KafkaSink(Sink):
     def _write(self, batch: pa.RecordBatch, ctx: WriteContext) -> None:
         if self._transactional:
             # Rows at positions the sink committed before (a replay after a crash) are skipped.
-            fresh = [i for i in range(batch.num_rows) if ctx.row_number(i) >= self._next_row]
+            fresh: Sequence[int]
+            if ctx.row_ids is None and ctx.row_number(0) >= self._next_row:
+                fresh = range(batch.num_rows)  # the usual case, without a look at every row
+            else:
+                fresh = [i for i in range(batch.num_rows) if ctx.row_number(i) >= self._next_row]
             if not fresh:
                 return
             rows = batch if len(fresh) == batch.num_rows else batch.take(pa.array(fresh))
@@ -303,16 +311,30 @@ class KafkaSink(Sink):
             self._pending.append((json_documents(rows), self._keys(rows)))
             self._epoch_end = max(self._epoch_end, ctx.row_number(fresh[-1]) + 1)
             return
-        messages = (json_documents(batch), self._keys(batch))
+        documents = json_documents(batch)
+        keys = self._keys(batch)
         producer = self._ready_producer()
         try:
-            self._produce(producer, *messages)
+            self._produce(producer, documents, keys)
         except SinkError:
+            # Discarding the producer also drops the messages of the earlier writes since the
+            # last flush, which the runtime holds as written: that flush must fail, so that the
+            # runtime writes them again.
+            self._dropped = self._dropped or self._since_flush > 0
             self._fail_epoch(producer)
             raise
+        self._since_flush += len(documents)
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, []
+        dropped, self._dropped, self._since_flush = self._dropped, False, 0
+        if dropped:
+            if self._producer is not None:
+                self._fail_epoch(self._producer)
+            raise RetryableError(
+                f"kafka topic '{self.config.topic}': messages written since the last flush were dropped "
+                "after a failed write; the epoch is sent again"
+            )
         if self._transactional and not pending:
             return
         producer = self._ready_producer() if pending else self._producer
@@ -394,7 +416,9 @@ class KafkaSink(Sink):
         """Serve delivery reports until librdkafka's full local queue takes ``enqueue()`` (or give up)."""
         deadline = time.monotonic() + QUEUE_FULL_TIMEOUT
         while True:
-            producer.poll(0.05)
+            # Short: successful deliveries raise no event (delivery.report.only.error), so a
+            # poll waits its whole timeout even when the queue has room again.
+            producer.poll(0.005)
             try:
                 enqueue()
                 return
@@ -404,6 +428,7 @@ class KafkaSink(Sink):
 
     def _close(self) -> None:
         self._pending = []
+        self._since_flush, self._dropped = 0, False
         progress, self._progress = self._progress, None
         if progress is not None:
             progress.close()
@@ -436,7 +461,10 @@ class KafkaSink(Sink):
             **self._common_config(),
             "enable.idempotence": True,
             "acks": "all",
-            "linger.ms": 5,  # flush() sends at once; within an epoch, fewer larger requests
+            # flush() sends at once, so lingering costs no acknowledgement any time; between
+            # flushes it makes fewer, fuller requests, which saves the producer's and the broker's
+            # CPU per message (measured on Tansu: 5 -> 50 ms cut the broker's share by ~1/3).
+            "linger.ms": 50,
             "message.timeout.ms": MESSAGE_TIMEOUT_MS,
             # Successful deliveries need no callback: flush() waits for the queue to drain and
             # only failures are reported, which keeps Python out of the per-message ack path.

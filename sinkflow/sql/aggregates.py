@@ -24,7 +24,8 @@ arrival, the one-shot form may pick either tied row.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 __all__ = ["AGGREGATES", "Aggregate", "render"]
 
@@ -118,9 +119,9 @@ _GROUP_ARRAY = Aggregate(
 )
 
 
-def _named(name: str, spec: Aggregate, **changes: object) -> Aggregate:
-    fields = {**spec.__dict__, "name": name, **changes}
-    return Aggregate(**fields)  # type: ignore[arg-type]
+def _named(name: str, spec: Aggregate, **changes: Any) -> Aggregate:
+    """``spec`` under ``name`` (the helpers above describe a computation, not yet a function)."""
+    return replace(spec, name=name, **changes)
 
 
 _EARLIEST_KEY = "{{'t': {t}, 's': {s}}}"

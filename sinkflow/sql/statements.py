@@ -339,13 +339,7 @@ class _Parser:
         rows: list[tuple[object, ...]] = []
         while True:
             self.expect(TokenType.L_PAREN, "(")
-            row: list[object] = []
-            if not self.accept(TokenType.R_PAREN):
-                row.append(self.literal())
-                while self.accept(TokenType.COMMA):
-                    row.append(self.literal())
-                self.expect(TokenType.R_PAREN, ")")
-            rows.append(tuple(row))
+            rows.append(tuple(self.literals_until(TokenType.R_PAREN, ")")))
             if not self.accept(TokenType.COMMA):
                 break
         self.end()
@@ -374,15 +368,19 @@ class _Parser:
         if token.token_type == TokenType.FALSE:
             return False
         if token.token_type == TokenType.L_BRACKET:
-            items: list[object] = []
-            if not self.accept(TokenType.R_BRACKET):
-                items.append(self.literal())
-                while self.accept(TokenType.COMMA):
-                    items.append(self.literal())
-                self.expect(TokenType.R_BRACKET, "]")
-            return items
+            return self.literals_until(TokenType.R_BRACKET, "]")
         raise self.error(f"expected a literal value (number, 'string', NULL, true, false or [array]), "
                          f"found '{token.text}'", token)
+
+    def literals_until(self, close: TokenType, text: str) -> list[object]:
+        """Comma-separated literals up to the ``close`` token (``text``), which it consumes; none is fine."""
+        items: list[object] = []
+        if not self.accept(close):
+            items.append(self.literal())
+            while self.accept(TokenType.COMMA):
+                items.append(self.literal())
+            self.expect(close, text)
+        return items
 
 
 def _number(text: str) -> int | float | None:

@@ -52,9 +52,9 @@ def run(batches: list[list[tuple]], ttl_ms: int | None, snapshot_between: bool) 
             [{"a": a, "b": b, "_tp_time": T0 + timedelta(milliseconds=t)} for a, b, t in rows], schema=SCHEMA)
         keep = state.filter(batch, "_tp_time")
         out.append(list(range(len(rows))) if keep is None else keep.to_pylist())
-        if snapshot_between:  # the state table is the snapshot: a restored state decides the same
+        if snapshot_between:  # a state restored from its snapshot table decides the same
             restored = DedupState(["a", "b"], [pa.string(), pa.int32()], state.ttl_us)
-            restored.restore(state.table)
+            restored.restore(state.to_table())
             state = restored
     return out
 

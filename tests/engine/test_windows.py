@@ -81,7 +81,7 @@ AGG_QUERY = """
 select window_start, cid, count() as n, sum(speed_kmh) as s, min(total_km) as mn, max(total_km) as mx,
        count_distinct(in_use) as cd, earliest(speed_kmh) as e, latest(speed_kmh) as l,
        arg_min(total_km, speed_kmh) as amin, arg_max(total_km, speed_kmh) as amax, any(gas_percent) as a,
-       p90(speed_kmh) as p, quantile(gas_percent, 0.5) as q
+       p90(speed_kmh) as p, quantile(gas_percent, 0.5) as q, group_array(total_km) as ga, unique(in_use) as u
 from tumble(car_live_data, 3s) where speed_kmh > 5 group by window_start, cid having count() > 1
 emit after watermark with delay 1s
 """
@@ -90,7 +90,8 @@ SELECT make_timestamp(ws)::TIMESTAMPTZ AS window_start, cid, count(*) AS n, sum(
        min(total_km) AS mn, max(total_km) AS mx, count(DISTINCT in_use) AS cd,
        arg_min(speed_kmh, _tp_time) AS e, arg_max(speed_kmh, _tp_time) AS l,
        arg_min(total_km, speed_kmh) AS amin, arg_max(total_km, speed_kmh) AS amax, arg_min(gas_percent, arrival) AS a,
-       quantile_cont(speed_kmh, 0.9) AS p, quantile_cont(gas_percent, 0.5) AS q
+       quantile_cont(speed_kmh, 0.9) AS p, quantile_cont(gas_percent, 0.5) AS q,
+       list(total_km ORDER BY arrival) AS ga, count(DISTINCT in_use) AS u
 FROM (SELECT *, epoch_us(_tp_time) // 3000000 * 3000000 AS ws FROM t WHERE speed_kmh > 5)
 GROUP BY ws, cid HAVING count(*) > 1 ORDER BY ws, cid
 """

@@ -9,6 +9,7 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from sinkflow.sinks import kafka as kafka_sink
@@ -165,3 +166,26 @@ async def test_a_refused_sasl_login_fails_clearly_without_the_password(
     assert "SASL SCRAM authentication failed" in failure.value.message
     assert broker.bootstrap in failure.value.message and password not in failure.value.message
     assert all(password not in record.getMessage() for record in caplog.records)
+
+
+async def test_rows_written_before_a_refused_write_are_sent_again_not_lost(tansu_broker: TansuBroker, topic: str) -> None:
+    sink = make_sink({"brokers": tansu_broker.bootstrap, "topic": topic, "tls.disable": True})
+    await sink.open()
+    earlier = car_batch(0)
+    await sink.write(earlier, WriteContext("sink-1", 1, 0))  # written, not yet flushed
+    refused = car_batch(1)
+    note = refused.schema.get_field_index("note")
+    refused = refused.set_column(note, "note", pa.array(["x" * 2_000_000] * refused.num_rows))  # > message.max.bytes
+    with pytest.raises(PermanentError, match="(?i)too large"):
+        await sink.write(refused, WriteContext("sink-1", 2, 3))
+    # The runtime dead-letters the refused rows, then flushes what it holds as written: that
+    # flush must not succeed, since the failed write discarded the earlier messages too ...
+    with pytest.raises(RetryableError, match="sent again"):
+        await sink.flush(2)
+    # ... so that the runtime writes them again, as after any failed flush.
+    await deliver(sink, [earlier], first_epoch=1, first_row=0)
+    await sink.close()
+
+    records = consume(tansu_broker.bootstrap, topic, earlier.num_rows)
+    received = {(json.loads(r.value)["time"], json.loads(r.value)["cid"]) for r in records}
+    assert received == {(row["time"].isoformat(timespec="milliseconds"), row["cid"]) for row in earlier.to_pylist()}

@@ -223,3 +223,12 @@ async def test_idle_timeout_closes_windows_of_a_quiet_stream(runtime: Runtime, r
     # No later event moves the watermark past the window's end: only the idle timeout can close it.
     await eventually(lambda: len(receiver.requests) == 2, what="the quiet window's two rows")
     assert sorted((b["k"], b["total"]) for b in receiver.bodies()) == [("a", 3), ("b", 5)]
+
+
+async def test_a_key_column_the_query_lacks_is_refused_at_creation(runtime: Runtime) -> None:
+    make_events(runtime)
+    with pytest.raises(ConfigError, match="message_key") as caught:
+        await runtime.sinks.create(SinkDefinition("keyed_pulsar", "select id from events", "pulsar", properties={
+            "broker_url": "pulsar://127.0.0.1:1", "topic": "t", "auth_type": "", "message_key": "cid"}))
+    assert "'cid'" in str(caught.value)
+    assert runtime.catalog.sinks() == []

@@ -25,6 +25,7 @@ def test_http_defaults_from_the_spec() -> None:
         "retries": 0,
         "retry_interval": "10s",
         "timeout": "10s",
+        "idle_timeout": None,
     }
     assert cfg.concurrency() == 1
     assert cfg.retry_policy().max_retries == 0
@@ -71,10 +72,12 @@ def test_secrets_are_masked() -> None:
 
 def test_slack_and_webhook_defaults() -> None:
     slack = parse_properties("slack", {"url": URL})
-    assert slack.model_dump() == {"url": URL, "template": None, "header": {}, "messages_per_second": 1.0, "timeout": "10s"}
+    assert slack.model_dump() == {"url": URL, "template": None, "header": {}, "messages_per_second": 1.0, "timeout": "10s",
+                                 "idle_timeout": None}
     assert slack.retry_policy().max_retries is None
     webhook = parse_properties("webhook", {"url": URL})
-    assert webhook.model_dump() == {"url": URL, "body": None, "headers": {}, "paralism": 1, "timeout": "10s"}
+    assert webhook.model_dump() == {"url": URL, "body": None, "headers": {}, "paralism": 1, "timeout": "10s",
+                                   "idle_timeout": None}
 
 
 BAD: list[tuple[str, dict[str, Any], str]] = [
