@@ -86,7 +86,7 @@ class DedupState:
         firsts = pa.table({"id": ids, "pos": positions}).group_by("id", use_threads=False).aggregate(
             [("pos", "min")]).sort_by("id")["pos_min"]
         keys = list(zip(*(pc.take(column, firsts).to_pylist() for column in columns)))
-        last = pc.take(pa.array([self.seen.get(key) for key in keys], pa.int64()), ids)
+        last = pc.take(pa.array(list(map(self.seen.get, keys)), pa.int64()), ids)
         kept = self._decide(pa.table({"pos": positions, "id": ids, "t": times, "last": last}), times)
         self._remember(keys, ids, kept, times)
         return None if len(kept) == batch.num_rows else kept
@@ -134,11 +134,11 @@ class DedupState:
             latest = pa.table({"id": pc.take(ids, kept), "pos": kept}).group_by("id", use_threads=False).aggregate(
                 [("pos", "max")])
             kept_times = pc.take(times, latest["pos_max"]).to_pylist()
-            for key_id, t in zip(latest["id"].to_pylist(), kept_times):
-                self.seen[keys[key_id]] = t
+            self.seen.update(zip(map(keys.__getitem__, latest["id"].to_pylist()), kept_times))
         if self.ttl_us is not None and len(self.seen) > _EXPIRE_ABOVE and len(times):
             horizon = pc.max(times).as_py() - self.ttl_us
-            self.seen = {key: t for key, t in self.seen.items() if t > horizon}
+            for key in [key for key, t in self.seen.items() if t <= horizon]:
+                del self.seen[key]
 
 
 def _ascending(parts: list[pa.Array]) -> pa.Array:

@@ -134,6 +134,15 @@ class Pacer:
         self._held_until = max(self._held_until, time.monotonic() + seconds)
 
 
+_PACERS: dict[tuple[str, float], Pacer] = {}
+
+
+def shared_pacer(url: str, rate: float) -> Pacer:
+    """The process's pacer for ``url``: every sink posting to one webhook shares its rate limit
+    (Slack allows about one message per second per webhook, not per sink)."""
+    return _PACERS.setdefault((url, rate), Pacer(rate))
+
+
 # --------------------------------------------------------------------------- classification
 
 
@@ -374,7 +383,7 @@ class RequestPerRowSink(Sink):
         self.spec = self.request_spec()
         self._client: httpx.AsyncClient | None = None
         self._tokens: TokenSource | None = None
-        self._pacer = Pacer(self.spec.rate) if self.spec.rate else None
+        self._pacer = shared_pacer(self.spec.url, self.spec.rate) if self.spec.rate else None
         self._will_retry = config.retry_policy().max_retries != 0
 
     @abc.abstractmethod

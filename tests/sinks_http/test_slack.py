@@ -151,3 +151,10 @@ async def test_webhook_url_never_reaches_the_logs(receiver: HTTPServer, caplog: 
 def test_url_is_masked_in_properties() -> None:
     props = {"url": "https://hooks.slack.com/services/T/B/secret", "template": "{{.a}}"}
     assert masked("slack", props) == {"url": "********", "template": "{{.a}}"}
+
+
+def test_sinks_posting_to_one_webhook_share_its_pace() -> None:
+    from sinkflow.sinks.delivery import shared_pacer
+
+    assert shared_pacer("https://hooks.slack.com/services/T/B/1", 1.0) is shared_pacer("https://hooks.slack.com/services/T/B/1", 1.0)
+    assert shared_pacer("https://hooks.slack.com/services/T/B/1", 1.0) is not shared_pacer("https://hooks.slack.com/services/T/B/2", 1.0)
