@@ -82,9 +82,8 @@ class DedupState:
         times = micros_array(batch.column(time_column))
         # Positions 0..n-1, built in Arrow: the time column has no NULLs, so every row is "valid".
         positions = pc.indices_nonzero(pc.is_valid(times)).cast(pa.int64())
-        # The ids are 0..u-1: one row per distinct key (its first), in id order, gives the keys.
-        firsts = pa.table({"id": ids, "pos": positions}).group_by("id", use_threads=False).aggregate(
-            [("pos", "min")]).sort_by("id")["pos_min"]
+        # The ids are 0..u-1 in order of first appearance: each one's first row gives its key.
+        _, firsts = _first_rows(ids)
         keys = list(zip(*(pc.take(column, firsts).to_pylist() for column in columns)))
         last = pc.take(pa.array(list(map(self.seen.get, keys)), pa.int64()), ids)
         kept = self._decide(pa.table({"pos": positions, "id": ids, "t": times, "last": last}), times)
@@ -100,16 +99,17 @@ class DedupState:
             due = pc.is_null(rows["last"])
             if ttl is not None:
                 due = pc.or_kleene(due, pc.greater_equal(rows["t"], pc.add(rows["last"], ttl)))
-            firsts = rows.filter(due).group_by("id", use_threads=False).aggregate([("pos", "min")])
-            if firsts.num_rows == 0:
+            candidates = rows.filter(due)
+            if candidates.num_rows == 0:
                 return _ascending(kept)
-            first_pos = firsts["pos_min"].combine_chunks()
+            keeping, at = _first_rows(candidates["id"].combine_chunks())
+            first_pos = pc.take(candidates["pos"], at).combine_chunks()
             kept.append(first_pos)
             if ttl is None:
                 return _ascending(kept)  # every later row of a kept key is a duplicate
             # A key's rows after its kept one go on, with that row's time as the last kept one;
             # the rows of keys that kept nothing are all duplicates.
-            which = pc.index_in(rows["id"], value_set=firsts["id"].combine_chunks())
+            which = pc.index_in(rows["id"], value_set=keeping)
             later = pc.fill_null(pc.greater(rows["pos"], pc.take(first_pos, which)), False)
             before = rows.num_rows
             rows = rows.set_column(3, "last", pc.take(pc.take(times, first_pos), which)).filter(later)
@@ -131,14 +131,20 @@ class DedupState:
     def _remember(self, keys: list[tuple[Any, ...]], ids: pa.Array, kept: pa.Array, times: pa.Array) -> None:
         """Record each key's last kept row of the batch and expire old keys."""
         if len(kept):
-            latest = pa.table({"id": pc.take(ids, kept), "pos": kept}).group_by("id", use_threads=False).aggregate(
-                [("pos", "max")])
-            kept_times = pc.take(times, latest["pos_max"]).to_pylist()
-            self.seen.update(zip(map(keys.__getitem__, latest["id"].to_pylist()), kept_times))
+            backwards = kept[::-1]  # each key's first row backwards is its last kept one
+            keeping, at = _first_rows(pc.take(ids, backwards))
+            kept_times = pc.take(times, pc.take(backwards, at)).to_pylist()
+            self.seen.update(zip(map(keys.__getitem__, keeping.to_pylist()), kept_times))
         if self.ttl_us is not None and len(self.seen) > _EXPIRE_ABOVE and len(times):
             horizon = pc.max(times).as_py() - self.ttl_us
             for key in [key for key, t in self.seen.items() if t <= horizon]:
                 del self.seen[key]
+
+
+def _first_rows(ids: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """The distinct values of ``ids`` in order of first appearance, and the index of each one's first row."""
+    distinct = pc.unique(ids)
+    return distinct, pc.index_in(distinct, value_set=ids)
 
 
 def _ascending(parts: list[pa.Array]) -> pa.Array:

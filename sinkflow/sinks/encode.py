@@ -125,8 +125,8 @@ def _json_fragments(column: pa.Array) -> _Fragments:
         return _iso_datetimes(column)
     if pa.types.is_date(typ):
         return _Fragments(column.cast(pa.string()), '"', '"')
-    if pa.types.is_string(typ) or pa.types.is_large_string(typ):
-        column = column.cast(pa.string())
+    if pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_string_view(typ):
+        column = column.cast(pa.string())  # DuckDB may hand over string views
         # One scan of the characters is cheaper than a regex kernel per value.
         text = _string_bytes(column)
         if _CONTROL_CHARS.search(text):

@@ -875,8 +875,7 @@ def aggregate_call(node: exp.Expression) -> AggregateCall:
     name, args = call
     spec = AGGREGATES[name]
     if any(isinstance(arg, (exp.Distinct, exp.Star)) for arg in args):
-        raise _error(f"{name}() takes {'no' if spec.max_args == 0 else 'plain'} arguments here, "
-                     "not DISTINCT or *", node)
+        raise _error(f"DISTINCT or * is not supported in {name}()", node)
     extra = 1 if spec.level else 0
     _check_arity(name, spec.min_args + extra, spec.max_args + extra, args, node)
     if not spec.level:

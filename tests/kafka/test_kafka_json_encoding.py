@@ -64,6 +64,7 @@ def test_the_seed_query_row_reads_as_users_expect() -> None:
             '"say \\"hi\\""', '"back\\\\slash"', '"tab\\there"', '"bell\\u0007"', '"é/ü 中"', "null",
         ]),
         (pa.array(["a", "b", "a"]).dictionary_encode(), ['"a"', '"b"', '"a"']),
+        (pa.array(['say "hi"', None, "x"]).cast(pa.string_view()), ['"say \\"hi\\""', "null", '"x"']),
         (pa.array([[1, 2], [], None], pa.list_(pa.int32())), ["[1,2]", "[]", "null"]),
         (pa.array([[T]], pa.list_(pa.timestamp("ms", "UTC"))), ['["2022-01-23T10:00:00.123+00:00"]']),
         (pa.array([{"x": 1, "y": "z"}], pa.struct([("x", pa.int8()), ("y", pa.string())])), ['{"x":1,"y":"z"}']),

@@ -416,7 +416,7 @@ ERRORS: list[tuple[str, str]] = [
     ("quantile(x)", "function 'quantile' takes 2 arguments, got 1 at line 1, column 1"),
     ("array_join(a)", "array_join is not supported (it turns one row into several) at line 1, column 1"),
     ("array_max(a, b, c)", "function 'array_max' takes 1 to 2 arguments, got 3"),
-    ("sum(DISTINCT x)", "sum() takes plain arguments here, not DISTINCT or *"),
+    ("sum(DISTINCT x)", "DISTINCT or * is not supported in sum()"),
     ("x + uniqExact(x)", "unknown function 'uniqExact' at line 1, column 5"),
 ]
 
