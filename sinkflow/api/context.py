@@ -38,6 +38,15 @@ class ServerSettings:
         return self.api_key is not None or not self.is_loopback()
 
 
+@dataclass(frozen=True)
+class RunningQuery:
+    """A streaming query answering a client over SSE."""
+
+    sql: str
+    execution: QueryExecution
+    started_at: float
+
+
 @dataclass
 class Server:
     """The running parts. ``queries`` holds live streaming queries by id, for ``DELETE``;
@@ -48,7 +57,7 @@ class Server:
     engine: Engine
     catalog: Catalog
     sinks: SinkManager
-    queries: dict[str, QueryExecution] = field(default_factory=dict)
+    queries: dict[str, RunningQuery] = field(default_factory=dict)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
 

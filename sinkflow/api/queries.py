@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,7 +14,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
-from sinkflow.api.context import Server, server
+from sinkflow.api.context import RunningQuery, Server, server
 from sinkflow.engine import QueryExecution
 from sinkflow.errors import NotFound, SinkflowError
 from sinkflow.sinks.encode import json_documents
@@ -59,7 +60,7 @@ async def run_query(body: QueryIn, request: Request, srv: Server = Depends(serve
     else:
         execution = result.execution
         assert isinstance(execution, QueryExecution)
-        srv.queries[query_id] = execution
+        srv.queries[query_id] = RunningQuery(body.sql, execution, time.time())
         events = _stream_events(query_id, execution, srv)
     return StreamingResponse(events, media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
@@ -87,6 +88,13 @@ async def _stream_events(query_id: str, execution: QueryExecution, srv: Server) 
     finally:
         srv.queries.pop(query_id, None)
         execution.close()
+
+
+@router.get("")
+async def list_queries(srv: Server = Depends(server)) -> list[dict[str, Any]]:
+    """The streaming queries running for clients right now."""
+    return [{"id": qid, "sql": q.sql, "started_at": q.started_at, "rows_read": q.execution.stats().get("rows_read", 0)}
+            for qid, q in srv.queries.items()]
 
 
 @router.delete("/{query_id}", status_code=204)

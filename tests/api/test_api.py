@@ -232,3 +232,31 @@ def test_the_server_refuses_a_non_loopback_address_without_an_api_key(data_dir: 
                           env={"PATH": "/usr/bin:/bin"})
     assert done.returncode != 0
     assert "API key" in done.stderr
+
+
+def test_a_streaming_query_stops_when_deleted_and_when_its_client_goes_away(
+    api: httpx.Client, server: SinkflowServer
+) -> None:
+    name = unique("s")
+    create_stream(api, name)
+    with api.stream("POST", "/api/v1beta2/queries", json={"sql": f"select id from {name}"},
+                    headers={"Accept": "text/event-stream"}) as response:
+        lines = response.iter_lines()
+        first = next(line for line in lines if line.startswith("data: "))
+        query_id = json.loads(first[6:])["id"]
+        assert query_id in [q["id"] for q in api.get("/api/v1beta2/queries").json()]
+        with server.client() as other:
+            assert other.delete(f"/api/v1beta2/queries/{query_id}").status_code == 204
+        assert any(line == "event: end" for line in lines)  # the stream ends by itself
+    with api.stream("POST", "/api/v1beta2/queries", json={"sql": f"select id from {name}"},
+                    headers={"Accept": "text/event-stream"}) as response:
+        first = next(line for line in response.iter_lines() if line.startswith("data: "))
+        query_id = json.loads(first[6:])["id"]
+    # The client went away: the server stops the query and frees it.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if query_id not in [q["id"] for q in api.get("/api/v1beta2/queries").json()]:
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError("the query kept running after its client went away")
