@@ -67,7 +67,9 @@ def main(ctx: click.Context, server_url: str, api_key: str | None) -> None:
 
 
 def client(ctx: click.Context) -> ServerClient:
-    return ServerClient(ctx.obj["url"], ctx.obj["api_key"])
+    """A client of the server named by the top-level options (from any subcommand's context)."""
+    options = ctx.find_root().obj
+    return ServerClient(options["url"], options["api_key"])
 
 
 # -- server ------------------------------------------------------------------------------------
@@ -201,14 +203,14 @@ def stream_create(ctx: click.Context, name: str, columns: tuple[str, ...], event
             raise click.BadParameter(f"'{spec}' is not name:type", param_hint="COLUMNS")
         cols.append({"name": col_name, "type": col_type})
     body = {"name": name, "columns": cols, "event_time_column": event_time_column}
-    client(ctx.parent.parent).call("POST", "/api/v1beta2/streams", json=body)  # type: ignore[union-attr]
+    client(ctx).call("POST", "/api/v1beta2/streams", json=body)  # type: ignore[union-attr]
     out.print(f"created stream {name}")
 
 
 @stream.command("list")
 @click.pass_context
 def stream_list(ctx: click.Context) -> None:
-    streams = client(ctx.parent.parent).call("GET", "/api/v1beta2/streams")  # type: ignore[union-attr]
+    streams = client(ctx).call("GET", "/api/v1beta2/streams")  # type: ignore[union-attr]
     table = Table("name", "columns", "rows")
     for s in streams:
         table.add_row(s["name"], ", ".join(f"{c['name']} {c['type']}" for c in s["columns"]), str(s["row_count"]))
@@ -219,7 +221,7 @@ def stream_list(ctx: click.Context) -> None:
 @click.argument("name")
 @click.pass_context
 def stream_describe(ctx: click.Context, name: str) -> None:
-    s = client(ctx.parent.parent).call("GET", f"/api/v1beta2/streams/{name}")  # type: ignore[union-attr]
+    s = client(ctx).call("GET", f"/api/v1beta2/streams/{name}")  # type: ignore[union-attr]
     table = Table("column", "type", title=f"{s['name']} ({s['row_count']} rows, event time: {s['event_time_column']})")
     for c in s["columns"]:
         table.add_row(c["name"], c["type"])
@@ -230,7 +232,7 @@ def stream_describe(ctx: click.Context, name: str) -> None:
 @click.argument("name")
 @click.pass_context
 def stream_drop(ctx: click.Context, name: str) -> None:
-    client(ctx.parent.parent).call("DELETE", f"/api/v1beta2/streams/{name}")  # type: ignore[union-attr]
+    client(ctx).call("DELETE", f"/api/v1beta2/streams/{name}")  # type: ignore[union-attr]
     out.print(f"dropped stream {name}")
 
 
@@ -314,14 +316,14 @@ def sink_create(ctx: click.Context, name: str | None, sink_type: str | None, sql
     missing = [key for key in ("name", "type", "sql") if not body.get(key) and not (key == "sql" and body.get("query"))]
     if missing:
         raise click.UsageError(f"missing {', '.join('--' + m for m in missing)}")
-    created = client(ctx.parent.parent).call("POST", "/api/v1beta2/sinks", json=body)  # type: ignore[union-attr]
+    created = client(ctx).call("POST", "/api/v1beta2/sinks", json=body)  # type: ignore[union-attr]
     out.print(f"created sink {created['name']} ({created['id']})")
 
 
 @sink.command("list")
 @click.pass_context
 def sink_list(ctx: click.Context) -> None:
-    sinks = client(ctx.parent.parent).call("GET", "/api/v1beta2/sinks")  # type: ignore[union-attr]
+    sinks = client(ctx).call("GET", "/api/v1beta2/sinks")  # type: ignore[union-attr]
     table = Table("name", "type", "state", "delivered", "retries", "dead-lettered", "lag", "last error")
     for s in sinks:
         st = s["status"]
@@ -335,7 +337,7 @@ def sink_list(ctx: click.Context) -> None:
 @click.pass_context
 def sink_show(ctx: click.Context, sink_id: str) -> None:
     """Show a sink (by id or name) with its status; secrets are masked."""
-    s = client(ctx.parent.parent).call("GET", f"/api/v1beta2/sinks/{sink_id}")  # type: ignore[union-attr]
+    s = client(ctx).call("GET", f"/api/v1beta2/sinks/{sink_id}")  # type: ignore[union-attr]
     out.print_json(json.dumps(s))
 
 
@@ -344,7 +346,7 @@ def sink_show(ctx: click.Context, sink_id: str) -> None:
 @click.pass_context
 def sink_types(ctx: click.Context, sink_type: str | None) -> None:
     """List the sink types, or one type's properties with their defaults."""
-    types = client(ctx.parent.parent).call("GET", "/api/v1beta2/sink-types")  # type: ignore[union-attr]
+    types = client(ctx).call("GET", "/api/v1beta2/sink-types")  # type: ignore[union-attr]
     if sink_type is None:
         out.print("  ".join(sorted(types)))
         return
@@ -365,7 +367,7 @@ def _sink_action(action: str) -> click.Command:
     @click.argument("sink_id")
     @click.pass_context
     def command(ctx: click.Context, sink_id: str) -> None:
-        api = client(ctx.parent.parent)  # type: ignore[union-attr]
+        api = client(ctx)
         if action == "delete":
             api.call("DELETE", f"/api/v1beta2/sinks/{sink_id}")
         else:
