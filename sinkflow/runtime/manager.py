@@ -96,7 +96,9 @@ class SinkManager:
                              created_at=record.created_at)
         await pipeline.stop()
         self.catalog.update_sink(changed)
-        self._initial_checkpoint(changed)
+        # Counters carry over so output positions (and the idempotency keys made from them)
+        # never repeat for this sink.
+        self._initial_checkpoint(changed, pipeline.status.counters())
         self._launch(changed)
         return changed
 
@@ -146,10 +148,13 @@ class SinkManager:
             raise NotFound(f"sink '{sink_id}' not found")
         return pipeline
 
-    def _initial_checkpoint(self, record: SinkRecord) -> None:
+    def _initial_checkpoint(self, record: SinkRecord, counters: dict[str, int] | None = None) -> None:
+        """Commit where the sink's query starts, before the sink is announced."""
         execution = self.engine.start(self.engine.plan(record.sql))
+        counters = counters or {}
         try:
-            self.catalog.save_checkpoint(record.id, Checkpoint(0, execution.snapshot(), {}, 0.0))
+            self.catalog.save_checkpoint(record.id, Checkpoint(counters.get("epochs", 0), execution.snapshot(),
+                                                               counters, 0.0))
         finally:
             execution.close()
 

@@ -260,3 +260,21 @@ def test_a_streaming_query_stops_when_deleted_and_when_its_client_goes_away(
         time.sleep(0.2)
     else:
         raise AssertionError("the query kept running after its client went away")
+
+
+def test_a_sink_can_be_redefined_and_a_bad_redefinition_changes_nothing(api: httpx.Client) -> None:
+    name = unique("s")
+    create_stream(api, name)
+    sink_name = unique("copy")
+    body = {"name": sink_name, "type": "timeplus", "sql": f"select id from {name}",
+            "properties": {"stream_name": unique("out")}}
+    sink = api.post("/api/v1beta2/sinks", json=body).json()
+    changed = api.put(f"/api/v1beta2/sinks/{sink['id']}", json={**body, "sql": f"select id, speed from {name}",
+                                                               "description": "now with speed"})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["query"] == f"select id, speed from {name}"
+    refused = api.put(f"/api/v1beta2/sinks/{sink['id']}", json={**body, "sql": f"select nope from {name}"})
+    assert refused.status_code == 400 and "nope" in refused.json()["message"]
+    kept = api.get(f"/api/v1beta2/sinks/{sink['id']}").json()
+    assert (kept["query"], kept["description"]) == (f"select id, speed from {name}", "now with speed")
+    api.delete(f"/api/v1beta2/sinks/{sink['id']}")
