@@ -514,8 +514,19 @@ class KafkaSink(Sink):
         self._topic_checked = True
 
     def _keys(self, batch: pa.RecordBatch) -> list[bytes | None] | None:
+        """Each row's message key as :func:`text` prints the key column (or the rendered template);
+        None without a key, and for a null key column value."""
         if self._key_column is not None:
-            return [None if v is None else text(v).encode() for v in batch.column(self._key_column).to_pylist()]
+            column = batch.column(self._key_column)
+            if pa.types.is_dictionary(column.type):
+                column = column.dictionary_decode()
+            typ = column.type
+            if pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_string_view(typ) \
+                    or pa.types.is_integer(typ):
+                # Text as Timeplus prints it is Arrow's own for these: no Python object per row.
+                keys: list[bytes | None] = column.cast(pa.string()).cast(pa.binary()).to_pylist()
+                return keys
+            return [None if v is None else text(v).encode() for v in column.to_pylist()]
         if self._key_template is not None:
             return [self._key_template.render(row).encode() for row in row_dicts(batch)]
         return None
