@@ -216,8 +216,8 @@ class Pipeline:
             self.status.lag = execution.lag()
             while batcher.due():
                 await self._deliver(batcher.take(), sink, dead, policy)
-            if sum(w.rows.num_rows for w in self._unflushed) >= flush_at:
-                await self._flush(sink, dead, policy)
+                if sum(w.rows.num_rows for w in self._unflushed) >= flush_at:
+                    await self._flush(sink, dead, policy)
             # Checkpoint on a timer while rows flow, and at once when the query goes quiet
             # (then nothing delivered is left to replay after a crash); never when nothing moved.
             moved = self._progress() != checkpointed
@@ -265,7 +265,8 @@ class Pipeline:
         if self._acks_on_write:
             self.status.rows_delivered += len(written)
         elif written:
-            self._unflushed.append(_Written(batch.take(pa.array(written, pa.int64())), epoch, first_row, written))
+            rows = batch if len(written) == batch.num_rows else batch.take(pa.array(written, pa.int64()))
+            self._unflushed.append(_Written(rows, epoch, first_row, written))
 
     async def _flush(self, sink: Sink, dead: DeadLetters, policy: RetryPolicy) -> None:
         """Flush everything written since the last flush. When the destination fails some of
@@ -273,38 +274,52 @@ class Pipeline:
         ``policy``; what cannot be delivered is dead-lettered. Returns with nothing unflushed."""
         if not self._unflushed:
             return
+        try:
+            await sink.flush(self.status.epochs)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # classified by _retrying, which writes the rows again
+            await self._reflush(sink, dead, policy, exc)
+        else:
+            self.status.rows_delivered += sum(len(w.positions) for w in self._unflushed)
+        self._unflushed.clear()
+
+    async def _reflush(self, sink: Sink, dead: DeadLetters, policy: RetryPolicy, failure: Exception) -> None:
+        """After a failed flush: write the unacknowledged rows again, flush, until done."""
         rows = pa.Table.from_batches([w.rows for w in self._unflushed]).combine_chunks().to_batches()[0]
         origin = [(w.epoch, w.first_row, position) for w in self._unflushed for position in w.positions]
 
-        async def flush(pending: pa.RecordBatch, indexes: list[int], first: bool) -> None:
-            if not first:
-                for (epoch, first_row), group in itertools.groupby(indexes, key=lambda k: origin[k][:2]):
-                    members = list(group)
-                    ctx = WriteContext(self.record.id, epoch, first_row, tuple(origin[k][2] for k in members))
-                    try:
-                        await sink.write(rows.take(pa.array(members, pa.int64())), ctx)
-                    except PartialWriteError as exc:  # indexes of a re-write are not the flush's
-                        raise next(iter(exc.failures.values())) from None
+        async def rewrite_and_flush(pending: pa.RecordBatch, indexes: list[int], first: bool) -> None:
+            for (epoch, first_row), group in itertools.groupby(indexes, key=lambda k: origin[k][:2]):
+                members = list(group)
+                ctx = WriteContext(self.record.id, epoch, first_row, tuple(origin[k][2] for k in members))
+                try:
+                    await sink.write(rows.take(pa.array(members, pa.int64())), ctx)
+                except PartialWriteError as exc:  # indexes of a re-write are not the flush's
+                    raise next(iter(exc.failures.values())) from None
             await sink.flush(self.status.epochs)
 
-        delivered = await self._retrying(rows, flush, dead, policy)
+        delivered = await self._retrying(rows, rewrite_and_flush, dead, policy, failure)
         self.status.rows_delivered += len(delivered)
-        self._unflushed.clear()
 
-    async def _retrying(self, rows: pa.RecordBatch, send: _Send, dead: DeadLetters, policy: RetryPolicy) -> list[int]:
+    async def _retrying(self, rows: pa.RecordBatch, send: _Send, dead: DeadLetters, policy: RetryPolicy,
+                        failure: Exception | None = None) -> list[int]:
         """Call ``send`` until every row of ``rows`` succeeded or was dead-lettered; return the
         positions (in ``rows``) of the rows that succeeded.
 
         ``send(subset, positions, first)`` gets the rows still pending. A PartialWriteError
         names failed rows by their index in ``subset``. Rows that were not sent because an
-        earlier row failed (ordered delivery) spend no retries of their own.
+        earlier row failed (ordered delivery) spend no retries of their own. ``failure`` is
+        the outcome of a first attempt already made by the caller.
         """
         positions = list(range(rows.num_rows))
         pending, succeeded = rows, []
         backoff = Backoff(policy)
-        attempts, first = 1, True
+        attempts, first = 1, failure is None
         while positions:
             try:
+                if failure is not None:
+                    raise failure
                 await send(pending, positions, first)
                 succeeded.extend(positions)
                 break
@@ -314,6 +329,7 @@ class Pipeline:
                 failures: dict[int, BaseException] = dict(exc.failures)
             except Exception as exc:
                 failures = dict.fromkeys(range(len(positions)), exc)
+            failure = None
             succeeded.extend(p for i, p in enumerate(positions) if i not in failures)
             refused = sorted(i for i, err in failures.items() if not is_retriable(err))
             if refused:

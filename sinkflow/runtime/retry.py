@@ -26,6 +26,9 @@ def retry_after(error: BaseException) -> float | None:
     return error.retry_after if isinstance(error, SinkError) else None
 
 
+_RNG = random.Random()
+
+
 class Backoff:
     """Exponential backoff with full jitter around the policy's curve.
 
@@ -36,7 +39,7 @@ class Backoff:
     def __init__(self, policy: RetryPolicy, rng: random.Random | None = None) -> None:
         self.policy = policy
         self.attempt = 0
-        self._rng = rng or random.Random()
+        self._rng = rng or _RNG
 
     def exhausted(self) -> bool:
         """True once ``max_retries`` retries were spent (never for an unbounded policy)."""
