@@ -7,7 +7,9 @@ import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fastapi import Request
+from typing import Annotated
+
+from fastapi import Depends, Request
 
 from sinkflow.catalog import Catalog
 from sinkflow.engine import Engine, QueryExecution
@@ -64,3 +66,7 @@ class Server:
 def server(request: Request) -> Server:
     """The :class:`Server` of the app handling ``request`` (a FastAPI dependency)."""
     return request.app.state.server  # type: ignore[no-any-return]
+
+
+#: A route parameter receiving the :class:`Server`.
+ServerDep = Annotated[Server, Depends(server)]

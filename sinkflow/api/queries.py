@@ -10,11 +10,11 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
-from sinkflow.api.context import RunningQuery, Server, server
+from sinkflow.api.context import RunningQuery, Server, ServerDep
 from sinkflow.engine import QueryExecution
 from sinkflow.errors import NotFound, SinkflowError
 from sinkflow.sinks.encode import json_documents
@@ -39,7 +39,7 @@ def _event(name: str, data: dict[str, Any]) -> bytes:
 
 
 @router.post("")
-async def run_query(body: QueryIn, request: Request, srv: Server = Depends(server)) -> Response:
+async def run_query(body: QueryIn, request: Request, srv: ServerDep) -> Response:
     """Run one statement. DDL and INSERT answer a JSON status; a bounded SELECT its rows (or
     SSE when asked with ``Accept: text/event-stream``); a streaming SELECT answers SSE until
     its LIMIT is reached, it is deleted, or the client goes away — then it is stopped."""
@@ -91,13 +91,13 @@ async def _stream_events(query_id: str, execution: QueryExecution, srv: Server) 
 
 
 @router.get("")
-async def list_queries(srv: Server = Depends(server)) -> list[dict[str, Any]]:
+async def list_queries(srv: ServerDep) -> list[dict[str, Any]]:
     """The streaming queries running for clients right now."""
     return [{"id": qid, "sql": q.sql, "started_at": q.started_at, "rows_read": q.execution.stats().get("rows_read", 0)}
             for qid, q in srv.queries.items()]
 
 
 @router.delete("/{query_id}", status_code=204)
-async def stop_query(query_id: str, srv: Server = Depends(server)) -> None:
+async def stop_query(query_id: str, srv: ServerDep) -> None:
     if srv.queries.pop(query_id, None) is None:
         raise NotFound(f"query '{query_id}' is not running")

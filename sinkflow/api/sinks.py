@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import AliasChoices, BaseModel, Field
 
-from sinkflow.api.context import Server, server
+from sinkflow.api.context import Server, ServerDep
 from sinkflow.catalog import SinkRecord
 from sinkflow.runtime.manager import SinkDefinition
 from sinkflow.sinks import registry
@@ -51,45 +51,45 @@ async def sink_types() -> dict[str, Any]:
 
 
 @router.post("/sinks", status_code=201)
-async def create_sink(body: SinkIn, srv: Server = Depends(server)) -> dict[str, Any]:
+async def create_sink(body: SinkIn, srv: ServerDep) -> dict[str, Any]:
     return sink_out(srv, await srv.sinks.create(body.definition()))
 
 
 @router.get("/sinks")
-async def list_sinks(srv: Server = Depends(server)) -> list[dict[str, Any]]:
+async def list_sinks(srv: ServerDep) -> list[dict[str, Any]]:
     return [sink_out(srv, record) for record in srv.sinks.records()]
 
 
 @router.get("/sinks/{sink_id}")
-async def get_sink(sink_id: str, srv: Server = Depends(server)) -> dict[str, Any]:
+async def get_sink(sink_id: str, srv: ServerDep) -> dict[str, Any]:
     return sink_out(srv, srv.sinks.record(sink_id))
 
 
 @router.put("/sinks/{sink_id}")
-async def update_sink(sink_id: str, body: SinkIn, srv: Server = Depends(server)) -> dict[str, Any]:
+async def update_sink(sink_id: str, body: SinkIn, srv: ServerDep) -> dict[str, Any]:
     return sink_out(srv, await srv.sinks.update(sink_id, body.definition()))
 
 
 @router.delete("/sinks/{sink_id}", status_code=204)
-async def delete_sink(sink_id: str, srv: Server = Depends(server)) -> None:
+async def delete_sink(sink_id: str, srv: ServerDep) -> None:
     await srv.sinks.delete(sink_id)
 
 
 @router.get("/sinks/{sink_id}/status")
-async def sink_status(sink_id: str, srv: Server = Depends(server)) -> dict[str, Any]:
+async def sink_status(sink_id: str, srv: ServerDep) -> dict[str, Any]:
     return srv.sinks.status(sink_id).to_dict()
 
 
 @router.post("/sinks/{sink_id}/pause")
-async def pause_sink(sink_id: str, srv: Server = Depends(server)) -> dict[str, Any]:
+async def pause_sink(sink_id: str, srv: ServerDep) -> dict[str, Any]:
     return sink_out(srv, srv.sinks.pause(sink_id))
 
 
 @router.post("/sinks/{sink_id}/resume")
-async def resume_sink(sink_id: str, srv: Server = Depends(server)) -> dict[str, Any]:
+async def resume_sink(sink_id: str, srv: ServerDep) -> dict[str, Any]:
     return sink_out(srv, srv.sinks.resume(sink_id))
 
 
 @router.post("/sinks/{sink_id}/restart")
-async def restart_sink(sink_id: str, srv: Server = Depends(server)) -> dict[str, Any]:
+async def restart_sink(sink_id: str, srv: ServerDep) -> dict[str, Any]:
     return sink_out(srv, await srv.sinks.restart(sink_id))

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from sinkflow.api.context import Server, server
+from sinkflow.api.context import ServerDep
 from sinkflow.errors import InvalidInput
 from sinkflow.streams.store import Stream, StreamSettings
 from sinkflow.streams.types import TP_TIME, Column, parse_type
@@ -54,12 +54,12 @@ def stream_info(stream: Stream) -> dict[str, Any]:
 
 
 @router.get("")
-async def list_streams(srv: Server = Depends(server)) -> list[dict[str, Any]]:
+async def list_streams(srv: ServerDep) -> list[dict[str, Any]]:
     return [stream_info(s) for s in srv.store.list()]
 
 
 @router.post("", status_code=201)
-async def create_stream(body: StreamIn, srv: Server = Depends(server)) -> dict[str, Any]:
+async def create_stream(body: StreamIn, srv: ServerDep) -> dict[str, Any]:
     columns = []
     for i, col in enumerate(body.columns):
         if col.default:
@@ -75,17 +75,17 @@ async def create_stream(body: StreamIn, srv: Server = Depends(server)) -> dict[s
 
 
 @router.get("/{name}")
-async def get_stream(name: str, srv: Server = Depends(server)) -> dict[str, Any]:
+async def get_stream(name: str, srv: ServerDep) -> dict[str, Any]:
     return stream_info(srv.store.get(name))
 
 
 @router.delete("/{name}", status_code=204)
-async def drop_stream(name: str, srv: Server = Depends(server)) -> None:
+async def drop_stream(name: str, srv: ServerDep) -> None:
     srv.store.drop(name)
 
 
 @router.post("/{name}/ingest")
-async def ingest(name: str, body: IngestIn, srv: Server = Depends(server)) -> dict[str, Any]:
+async def ingest(name: str, body: IngestIn, srv: ServerDep) -> dict[str, Any]:
     """Append the rows; a bad value rejects the whole batch (400 naming row, column, value)."""
     result = srv.store.get(name).append_rows(body.columns, body.data)
     return {"first_seq": result.first_seq, "count": result.count}

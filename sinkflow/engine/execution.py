@@ -382,6 +382,7 @@ class QueryExecution:
                 and now - self._last_input >= self._idle):
             # The stream went quiet: close the open windows by processing time, as if the
             # watermark had passed them (later rows for them count as late).
+            assert self._partials is not None  # there are open groups
             top = int(pc.max(self._partials.column("__ws")).as_py()) + self._size + self._delay
             self._watermark = top if self._watermark is None else max(self._watermark, top)
             return self._close(everything=True)
