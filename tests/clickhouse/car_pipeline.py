@@ -12,13 +12,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-
-from sinkflow.catalog import Catalog
-from sinkflow.engine import Engine
-from sinkflow.runtime.manager import SinkManager
 from sinkflow.streams.demo import CAR_COLUMNS, CAR_STREAM
-from sinkflow.streams.store import StreamSettings, StreamStore
-from tests.runtime.support import FAST, Runtime
+from sinkflow.streams.store import StreamSettings
+from tests.runtime.support import Runtime, open_runtime
 
 SEED_SQL = """select window_end as time,cid,avg(speed_kmh) as speed_kmh,max(total_km) as total_km,
 avg(gas_percent) as gas_percent,min(locked) as locked,min(in_use) as in_use
@@ -31,18 +27,9 @@ CARS = 3
 async def car_runtime(data: Path) -> AsyncIterator[Runtime]:
     """sinkflow's runtime over real streams, engine and catalog under ``data``, with the
     ``car_live_data`` stream; stopped on leaving the block."""
-    store = StreamStore(data)
-    engine = Engine(store)
-    catalog = Catalog(data)
-    manager = SinkManager(engine, store, catalog, FAST)
-    await manager.start()
-    try:
-        store.create(CAR_STREAM, CAR_COLUMNS, StreamSettings(event_time_column="time"))
-        yield Runtime(store, engine, catalog, manager, data)
-    finally:
-        await manager.stop()
-        catalog.close()
-        store.close()
+    async with open_runtime(data) as rt:
+        rt.store.create(CAR_STREAM, CAR_COLUMNS, StreamSettings(event_time_column="time"))
+        yield rt
 
 
 def readings(steps: range) -> list[list[Any]]:

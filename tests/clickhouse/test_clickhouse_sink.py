@@ -14,9 +14,9 @@ from sinkflow.sinks.base import PermanentError, RetryableError, SinkEnv, WriteCo
 from sinkflow.sinks.clickhouse import ClickHouseSink
 from sinkflow.sinks.registry import parse_properties
 from tests.clickhouse.car_results import COLUMNS, SCHEMA, car_batch, rows_of
-from tests.servers.clickhouse import ClickHouseServer, free_port
+from tests.servers.clickhouse import ClickHouseServer
 from tests.servers.certificates import self_signed_certificate
-from tests.servers.process import running
+from tests.servers.process import free_port, running
 from tests.servers.stunnel import Stunnel
 
 SELECT = f"SELECT {', '.join(COLUMNS)} FROM {{table}} ORDER BY cid, time"

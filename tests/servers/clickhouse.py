@@ -20,8 +20,6 @@ from clickhouse_driver import Client
 
 from tests.servers.process import ServerProcess, free_port, running
 
-__all__ = ["ClickHouseServer", "clickhouse_server", "free_port", "private_clickhouse_server"]
-
 BINARY = "clickhouse-server"
 USER = "sinkflow"
 PASSWORD = "ch-test-secret-7f3a"
@@ -71,6 +69,7 @@ class ClickHouseServer(ServerProcess):
         super().__init__(directory, "log/stdout.log")
         self.tcp_port = free_port()
         self.http_port = free_port()
+        self._clients: list[Client] = []
         for sub in ("data", "tmp", "user_files", "log"):
             (directory / sub).mkdir(parents=True, exist_ok=True)
         (directory / "users.xml").write_text(_USERS.format(user=USER, password=PASSWORD))
@@ -89,8 +88,18 @@ class ClickHouseServer(ServerProcess):
         return f"clickhouse://{USER}:{password or PASSWORD}@{self.address}/{database}"
 
     def client(self, database: str = "default") -> Client:
-        """A plain clickhouse-driver client logged in as the test user."""
-        return Client(host=self.host, port=self.tcp_port, user=USER, password=PASSWORD, database=database)
+        """A plain clickhouse-driver client logged in as the test user; disconnected by :meth:`stop`."""
+        client = Client(host=self.host, port=self.tcp_port, user=USER, password=PASSWORD, database=database)
+        self._clients.append(client)
+        return client
+
+    def stop(self) -> None:
+        """Disconnect the clients :meth:`client` made (ClickHouse waits for open connections on
+        SIGTERM), then stop the server."""
+        clients, self._clients = self._clients, []
+        for client in clients:
+            client.disconnect()
+        super().stop()
 
     def command(self) -> list[str]:
         if shutil.which(BINARY) is None:

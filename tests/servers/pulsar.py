@@ -56,16 +56,11 @@ def consume(server: PulsarServer, topic: str, expected: int) -> list[pulsar.Mess
             topic, "check", initial_position=pulsar.InitialPosition.Earliest, consumer_type=pulsar.ConsumerType.Exclusive
         )
         seen: dict[str, pulsar.Message] = {}
-        while len(seen) < expected:
+        while True:
+            # Up to the expected count, wait for each message; then drain briefly: a redelivered
+            # message id is dropped, an extra row stays for the caller to see.
             try:
-                message = consumer.receive(timeout_millis=5000)
-            except pulsar.Timeout:
-                break
-            seen.setdefault(str(message.message_id()), message)
-            consumer.acknowledge(message)
-        while True:  # drain: a redelivered message id is dropped, an extra row stays for the caller to see
-            try:
-                message = consumer.receive(timeout_millis=300)
+                message = consumer.receive(timeout_millis=5000 if len(seen) < expected else 300)
             except pulsar.Timeout:
                 break
             seen.setdefault(str(message.message_id()), message)
