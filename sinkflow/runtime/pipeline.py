@@ -2,8 +2,14 @@
 
 The loop, written once for every destination::
 
-    engine step → Batcher (rows / age) → sink.write + sink.flush (retries, dead-letter)
-                → checkpoint (engine snapshot incl. source offsets + counters) in the catalog
+    engine step → Batcher (rows / age) → sink.write (retries, dead-letter)
+                → sink.flush at each checkpoint → checkpoint (engine snapshot incl. source
+                  offsets + counters) in the catalog
+
+A sink that acknowledges in ``write`` (it does not override ``flush``) has delivered its rows
+when ``write`` returns; the others' rows are held until ``flush`` succeeds, and written again
+with their original keys when it fails. Checkpoints come about once a second while rows flow,
+at once when the query goes quiet, and never when nothing moved.
 
 A checkpoint is committed only when every row the query produced up to it was acknowledged
 by the destination (or dead-lettered), so a restart from it — after a stop, a crash or a
@@ -207,7 +213,9 @@ class Pipeline:
                 self.status.state = SinkState.PAUSED
                 await self._running.wait()
                 self.status.state = SinkState.RUNNING
-            wait = min(self.settings.step_timeout, max(batcher.wait_left(), 0.0)) if len(batcher) else self.settings.step_timeout
+            wait = self.settings.step_timeout
+            if len(batcher):
+                wait = min(wait, max(batcher.wait_left(), 0.0))
             outputs = await execution.step(wait) if not execution.finished else []
             for batch in outputs:
                 batcher.add(batch)
@@ -228,7 +236,6 @@ class Pipeline:
                 self._checkpoint(execution)
                 last_checkpoint = time.monotonic()
                 checkpointed = self._progress()
-        await self._flush(sink, dead, policy)
 
     def _progress(self) -> tuple[int, int]:
         """What a checkpoint would record that can change: input read, epochs delivered."""
