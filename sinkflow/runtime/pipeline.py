@@ -40,6 +40,7 @@ from sinkflow.runtime.stream_target import StoreStreamTarget
 from sinkflow.sinks import registry
 from sinkflow.sinks.base import NotAttempted, PartialWriteError, Sink, SinkEnv, WriteContext
 from sinkflow.sinks.config import RetryPolicy
+from sinkflow.sinks.delivery import scrub
 from sinkflow.streams.store import StreamStore
 
 log = logging.getLogger("sinkflow.runtime")
@@ -78,9 +79,7 @@ class Scrubber:
         self._values = sorted({str(v) for v in _flatten(secrets) if str(v)}, key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
-        for value in self._values:
-            text = text.replace(value, "********")
-        return text
+        return scrub(text, self._values)
 
 
 def _flatten(values: Iterable[Any]) -> Iterable[Any]:
