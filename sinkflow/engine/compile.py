@@ -9,6 +9,9 @@ Relations the queries read (registered by the execution before each run):
 * ``__state``/``__fold``: partial aggregates (the open windows / running groups) and the ones just
   folded from new rows; ``__closing``: merged partials whose windows are to be emitted.
 
+A query that only picks source columns (no WHERE, window, join or aggregation) needs none of
+them: :attr:`QueryPlan.passthrough` names the columns and the execution selects them with Arrow.
+
 Partial rows have the columns ``__ws`` (window start, µs; windowed only), ``__k<j>`` (group keys)
 and ``__p<i>_<j>`` (partial state ``j`` of aggregate ``i``).
 """
@@ -68,6 +71,9 @@ class QueryPlan:
     fold_sql: str | None
     merge_sql: str | None
     final_sql: str | None
+    #: For a query that only picks source columns (no WHERE, window, join or aggregation): the
+    #: source column of each output column, which is then the stored column unchanged.
+    passthrough: tuple[str, ...] | None = None
 
     @property
     def bounded(self) -> bool:
@@ -326,6 +332,25 @@ def _normalize(schema: pa.Schema, plan: LogicalPlan, inputs: dict[str, dict[str,
     return pa.schema(fields)
 
 
+def _passthrough(plan: LogicalPlan, raw: pa.Schema, output: pa.Schema) -> tuple[str, ...] | None:
+    """The source column of each output column when every one is a source column as stored and
+    the query neither filters, windows, joins nor aggregates (else None): such a query's result
+    is its input's columns, selected without running DuckDB."""
+    if plan.aggregate is not None or plan.window is not None or plan.lookups or plan.where:
+        return None
+    names: list[str] = []
+    for out, (_, sql) in zip(output, plan.projection):
+        m = _PASSTHROUGH.match(sql)
+        if m is None or m.group(1) != SRC:
+            return None
+        name = m.group(2).replace('""', '"')
+        index = raw.get_field_index(name)
+        if index < 0 or raw.field(index).type != out.type:
+            return None
+        names.append(name)
+    return tuple(names)
+
+
 def _duck_error(err: duckdb.Error) -> SqlError:
     text = str(err).split("\n")[0]
     return SqlError(f"the query cannot run: {text}")
@@ -371,4 +396,5 @@ def compile_plan(plan: LogicalPlan, dim_schemas: list[pa.Schema]) -> QueryPlan:
         columns = [Column(f.name, from_arrow(f.type)) for f in schema]
     except InvalidInput as err:
         raise SqlError(err.message) from None
-    return QueryPlan(plan, schema, columns, raw, stateless, fold, merge, final)
+    passthrough = _passthrough(plan, raw, schema) if stateless is not None else None
+    return QueryPlan(plan, schema, columns, raw, stateless, fold, merge, final, passthrough)

@@ -283,8 +283,11 @@ class QueryExecution:
                 frontiers.append(frontier)
         if not batches:
             return None
+        table = pa.Table.from_batches(batches)
+        if self.plan.passthrough is not None:
+            return table  # a column pick reads no sequence numbers
         seq_column = _sequences(entries[0][0], rows) if contiguous else pa.chunked_array(seqs, pa.int64())
-        table = pa.Table.from_batches(batches).append_column("__seq", seq_column)
+        table = table.append_column("__seq", seq_column)
         if window is None:
             return table
         # The fold keeps only windows ending after the frontier their row's batch saw.
@@ -329,6 +332,9 @@ class QueryExecution:
 
     def _process(self, raw: pa.Table) -> list[pa.Table]:
         plan = self.plan
+        if plan.passthrough is not None:
+            # Zero-copy: the output batches are views of the log's batches.
+            return [pa.Table.from_arrays([raw.column(name) for name in plan.passthrough], schema=self.schema)]
         if plan.stateless_sql is not None:
             return [self._conform(self._run(plan.stateless_sql, __raw=raw))]
         assert plan.fold_sql is not None and plan.merge_sql is not None
@@ -414,7 +420,8 @@ class QueryExecution:
                 continue
             self._emitted += table.num_rows
             self._stats["rows_emitted"] += table.num_rows
-            out.extend(table.combine_chunks().to_batches())
+            # Chunks as they are (no copy): the runtime's Batcher cuts and joins them per write.
+            out.extend(batch for batch in table.to_batches() if batch.num_rows)
         if limit is not None and self._emitted >= limit:
             self.finished = True
         return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 
 import pyarrow as pa
 
@@ -20,7 +21,7 @@ class Batcher:
     def __init__(self, policy: BatchPolicy, schema: pa.Schema) -> None:
         self.policy = policy
         self.schema = schema
-        self._batches: list[pa.RecordBatch] = []
+        self._batches: deque[pa.RecordBatch] = deque()
         self._rows = 0
         self._since: float | None = None
 
@@ -47,21 +48,21 @@ class Batcher:
             return self.policy.max_wait
         return self.policy.max_wait - (time.monotonic() - self._since)
 
-    def take(self) -> pa.RecordBatch:
-        """Remove and return up to ``max_rows`` of the oldest waiting rows as one batch."""
-        first = self._batches[0]
-        if first.num_rows >= self.policy.max_rows or len(self._batches) == 1:
-            # The common case under load: a slice of the oldest batch, no copy.
-            head, rest = first.slice(0, self.policy.max_rows), first.slice(self.policy.max_rows)
-            self._batches = ([rest] if rest.num_rows else []) + self._batches[1:]
-            self._rows -= head.num_rows
-            self._since = time.monotonic() if self._rows else None
-            return head
-        table = pa.Table.from_batches(self._batches, schema=self.schema)
-        head = table.slice(0, self.policy.max_rows).combine_chunks()
-        rest = table.slice(self.policy.max_rows)
-        self._batches = rest.to_batches() if rest.num_rows else []
-        self._rows = rest.num_rows
+    def take(self, rows: int | None = None) -> pa.RecordBatch:
+        """Remove and return up to ``rows`` (default ``max_rows``) of the oldest waiting rows as one batch.
+
+        Only the rows returned are touched: a slice of the oldest batch when it holds enough
+        (no copy, the common case under load), else the oldest batches joined."""
+        need = self.policy.max_rows if rows is None else rows
+        pieces: list[pa.RecordBatch] = []
+        while need and self._batches:
+            batch = self._batches.popleft()
+            if batch.num_rows > need:
+                self._batches.appendleft(batch.slice(need))
+                batch = batch.slice(0, need)
+            pieces.append(batch)
+            need -= batch.num_rows
+        head = pieces[0] if len(pieces) == 1 else pa.concat_batches(pieces)
+        self._rows -= head.num_rows
         self._since = time.monotonic() if self._rows else None
-        batches = head.to_batches()
-        return batches[0] if batches else pa.RecordBatch.from_pylist([], schema=self.schema)
+        return head

@@ -2,14 +2,15 @@
 
 The loop, written once for every destination::
 
-    engine step → Batcher (rows / age) → sink.write (retries, dead-letter)
-                → sink.flush at each checkpoint → checkpoint (engine snapshot incl. source
-                  offsets + counters) in the catalog
+    engine step → Batcher (rows / age) → [EncodeAhead: sink.encode in chunks, during flushes]
+                → sink.write (retries, dead-letter) → sink.flush at each checkpoint
+                → checkpoint (engine snapshot incl. source offsets + counters) in the catalog
 
 A sink that acknowledges in ``write`` (it does not override ``flush``) has delivered its rows
 when ``write`` returns; the others' rows are held until ``flush`` succeeds, and written again
 with their original keys when it fails. Checkpoints come about once a second while rows flow,
-at once when the query goes quiet, and never when nothing moved.
+at once when the query goes quiet (no new input within the batch policy's ``max_wait``), and
+never when nothing moved.
 
 A checkpoint is committed only when every row the query produced up to it was acknowledged
 by the destination (or dead-lettered), so a restart from it — after a stop, a crash or a
@@ -24,7 +25,7 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,7 @@ from sinkflow.catalog import Catalog, Checkpoint, SinkRecord
 from sinkflow.engine import Engine, QueryExecution
 from sinkflow.runtime.batching import Batcher
 from sinkflow.runtime.dead_letter import DeadLetters
+from sinkflow.runtime.encode_ahead import EncodeAhead
 from sinkflow.runtime.retry import Backoff, is_retriable, retry_after
 from sinkflow.runtime.status import SinkState, SinkStatus
 from sinkflow.runtime.stream_target import StoreStreamTarget
@@ -50,7 +52,7 @@ _SETUP_RETRY = RetryPolicy(max_retries=None, initial_backoff=0.5, max_backoff=15
 
 
 #: How a retried operation is called: (pending rows, their positions, whether this is the first try).
-_Send = Callable[[pa.RecordBatch, list[int], bool], Awaitable[None]]
+_Send = Callable[[pa.RecordBatch, Sequence[int], bool], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,7 @@ class _Written:
     rows: pa.RecordBatch
     epoch: int
     first_row: int
-    positions: list[int]
+    positions: Sequence[int]
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,7 @@ class Pipeline:
         self._task: asyncio.Task[None] | None = None
         self._unflushed: list[_Written] = []
         self._acks_on_write = registry.sink_class(record.type).flush is Sink.flush
+        self._encodes = registry.sink_class(record.type).encode is not Sink.encode
 
     # -- control -------------------------------------------------------------------------
 
@@ -187,51 +190,59 @@ class Pipeline:
         sink = registry.sink_class(record.type)(config, SinkEnv(record.id, record.name, execution.schema, streams))
         dead = DeadLetters(self.store, record.name)
         dead.ensure()
+        policy = config.batch_policy()
+        # Rows written but unflushed are held for a re-write: bound them (and the batches encoded ahead).
+        flush_at = max(16 * policy.max_rows, 10_000)
+        batches = EncodeAhead(Batcher(policy, execution.schema), sink if self._encodes else None,
+                              depth=max(1, flush_at // policy.max_rows))
         try:
             await sink.open()
             self.status.state = SinkState.RUNNING if self._running.is_set() else SinkState.PAUSED
             self.status.reason = ""
-            await self._pump(execution, sink, dead, Batcher(config.batch_policy(), execution.schema),
-                             config.retry_policy())
+            await self._pump(execution, sink, dead, batches, config.retry_policy(), flush_at)
             self.status.state = SinkState.FINISHED
         finally:
             await sink.close()
             execution.close()
 
-    async def _pump(self, execution: QueryExecution, sink: Sink, dead: DeadLetters, batcher: Batcher,
-                    policy: RetryPolicy) -> None:
+    async def _pump(self, execution: QueryExecution, sink: Sink, dead: DeadLetters, batches: EncodeAhead,
+                    policy: RetryPolicy, flush_at: int) -> None:
         last_checkpoint = time.monotonic()
         checkpointed = self._progress()
-        # Rows written but unflushed are held for a re-write: bound them.
-        flush_at = max(16 * batcher.policy.max_rows, 10_000)
         self._unflushed = []
-        while not (execution.finished and len(batcher) == 0):
+        while not (execution.finished and len(batches) == 0):
             if not self._running.is_set():
-                await self._deliver_all(batcher, sink, dead, policy)
+                await self._deliver_all(batches, sink, dead, policy)
                 self._checkpoint(execution)
                 self.status.state = SinkState.PAUSED
                 await self._running.wait()
                 self.status.state = SinkState.RUNNING
             wait = self.settings.step_timeout
-            if len(batcher):
-                wait = min(wait, max(batcher.wait_left(), 0.0))
+            if len(batches):
+                wait = min(wait, max(batches.wait_left(), 0.0))
+            elif self._progress() != checkpointed:
+                # Results were written since the checkpoint: wait for more input no longer than
+                # a batch waits for rows, then the query is quiet and they are checkpointed
+                # (also when the last write emptied the batcher).
+                wait = min(wait, batches.batcher.policy.max_wait)
             outputs = await execution.step(wait) if not execution.finished else []
             for batch in outputs:
-                batcher.add(batch)
+                batches.batcher.add(batch)
             stats = execution.stats()
             self.status.rows_read = int(stats.get("rows_read", 0))
             self.status.lag = execution.lag()
-            while batcher.due():
-                await self._deliver(batcher.take(), sink, dead, policy)
+            while batches.due():
+                await self._deliver(*await batches.take(), sink, dead, policy)
                 if sum(w.rows.num_rows for w in self._unflushed) >= flush_at:
-                    await self._flush(sink, dead, policy)
+                    # The next batches are encoded while the destination acknowledges.
+                    await batches.meanwhile(self._flush(sink, dead, policy))
             # Checkpoint on a timer while rows flow, and at once when the query goes quiet
             # (then nothing delivered is left to replay after a crash); never when nothing moved.
             moved = self._progress() != checkpointed
-            quiet = not outputs and len(batcher) == 0
+            quiet = not outputs and len(batches) == 0
             timer = time.monotonic() - last_checkpoint >= self.settings.checkpoint_interval
             if execution.finished or (moved and (quiet or timer)):
-                await self._deliver_all(batcher, sink, dead, policy)
+                await self._deliver_all(batches, sink, dead, policy)
                 self._checkpoint(execution)
                 last_checkpoint = time.monotonic()
                 checkpointed = self._progress()
@@ -240,10 +251,10 @@ class Pipeline:
         """What a checkpoint would record that can change: input read, epochs delivered."""
         return self.status.rows_read, self.status.epochs
 
-    async def _deliver_all(self, batcher: Batcher, sink: Sink, dead: DeadLetters, policy: RetryPolicy) -> None:
+    async def _deliver_all(self, batches: EncodeAhead, sink: Sink, dead: DeadLetters, policy: RetryPolicy) -> None:
         """Write and flush every waiting row: afterwards everything produced is acknowledged."""
-        while len(batcher):
-            await self._deliver(batcher.take(), sink, dead, policy)
+        while len(batches):
+            await self._deliver(*await batches.take(), sink, dead, policy)
         await self._flush(sink, dead, policy)
 
     def _checkpoint(self, execution: QueryExecution) -> None:
@@ -254,16 +265,20 @@ class Pipeline:
         )
         self.status.last_checkpoint_at = now
 
-    async def _deliver(self, batch: pa.RecordBatch, sink: Sink, dead: DeadLetters, policy: RetryPolicy) -> None:
-        """Write one epoch's batch, retrying write failures per ``policy`` and dead-lettering
-        what cannot be written. A sink that acknowledges in ``write`` has then delivered the
-        rows; the others' rows wait in ``_unflushed`` for :meth:`_flush`."""
+    async def _deliver(self, batch: pa.RecordBatch, encoded: Any, sink: Sink, dead: DeadLetters,
+                       policy: RetryPolicy) -> None:
+        """Write one epoch's batch (``encoded``: what ``sink.encode`` made of it, or None),
+        retrying write failures per ``policy`` and dead-lettering what cannot be written. A sink
+        that acknowledges in ``write`` has then delivered the rows; the others' rows wait in
+        ``_unflushed`` for :meth:`_flush`."""
         epoch = self.status.epochs + 1
         first_row = self.status.rows_emitted
 
-        async def write(rows: pa.RecordBatch, positions: list[int], first: bool) -> None:
+        async def write(rows: pa.RecordBatch, positions: Sequence[int], first: bool) -> None:
             whole = len(positions) == batch.num_rows
-            await sink.write(rows, WriteContext(self.record.id, epoch, first_row, None if whole else tuple(positions)))
+            # The encoding is of the whole batch: a retry of some rows encodes them itself.
+            await sink.write(rows, WriteContext(self.record.id, epoch, first_row, None if whole else tuple(positions),
+                                                encoded if whole else None))
 
         written = await self._retrying(batch, write, dead, policy)
         self.status.epochs = epoch
@@ -295,7 +310,7 @@ class Pipeline:
         rows = pa.Table.from_batches([w.rows for w in self._unflushed]).combine_chunks().to_batches()[0]
         origin = [(w.epoch, w.first_row, position) for w in self._unflushed for position in w.positions]
 
-        async def rewrite_and_flush(pending: pa.RecordBatch, indexes: list[int], first: bool) -> None:
+        async def rewrite_and_flush(pending: pa.RecordBatch, indexes: Sequence[int], first: bool) -> None:
             for (epoch, first_row), group in itertools.groupby(indexes, key=lambda k: origin[k][:2]):
                 members = list(group)
                 ctx = WriteContext(self.record.id, epoch, first_row, tuple(origin[k][2] for k in members))
@@ -309,17 +324,19 @@ class Pipeline:
         self.status.rows_delivered += len(delivered)
 
     async def _retrying(self, rows: pa.RecordBatch, send: _Send, dead: DeadLetters, policy: RetryPolicy,
-                        failure: Exception | None = None) -> list[int]:
+                        failure: Exception | None = None) -> Sequence[int]:
         """Call ``send`` until every row of ``rows`` succeeded or was dead-lettered; return the
-        positions (in ``rows``) of the rows that succeeded.
+        positions (in ``rows``) of the rows that succeeded, ascending.
 
         ``send(subset, positions, first)`` gets the rows still pending. A PartialWriteError
         names failed rows by their index in ``subset``. Rows that were not sent because an
         earlier row failed (ordered delivery) spend no retries of their own. ``failure`` is
         the outcome of a first attempt already made by the caller.
         """
-        positions = list(range(rows.num_rows))
-        pending, succeeded = rows, []
+        # A range, not a list: when the first try succeeds (the common case) no per-row list is made.
+        positions: Sequence[int] = range(rows.num_rows)
+        pending, succeeded = rows, list[int]()
+        done: Sequence[int] | None = None  # every position that succeeded, once the rest went through
         backoff = Backoff(policy)
         attempts, first = 1, failure is None
         while positions:
@@ -327,7 +344,7 @@ class Pipeline:
                 if failure is not None:
                     raise failure
                 await send(pending, positions, first)
-                succeeded.extend(positions)
+                done = positions if not succeeded else sorted([*succeeded, *positions])
                 break
             except asyncio.CancelledError:
                 raise
@@ -362,7 +379,7 @@ class Pipeline:
             attempts, first = attempts + 1, False
         if self.status.state is SinkState.RETRYING:
             self.status.state = SinkState.RUNNING
-        return sorted(succeeded)
+        return done if done is not None else sorted(succeeded)
 
     def _dead_letter(self, dead: DeadLetters, rows: pa.RecordBatch, error: BaseException, attempts: int,
                      prefix: str = "") -> None:

@@ -20,6 +20,9 @@ Contract, in the order the runtime calls the methods:
   count rows in write order since the previous flush). After it returns, the runtime may
   commit the checkpoint: this is the delivery guarantee.
 * ``close()`` releases connections; it never raises for delivery problems.
+* ``encode(batch)`` (optional) makes what ``write`` sends of a batch, without I/O; the runtime
+  may call it ahead of the batch's ``write`` while a ``flush`` is in progress, and passes the
+  result as ``ctx.encoded``.
 
 ``write`` and ``flush`` are never called concurrently on one sink instance.
 Errors that are not :class:`SinkError` are classified by :func:`sinkflow.runtime.retry.is_retriable`
@@ -29,8 +32,9 @@ Errors that are not :class:`SinkError` are classified by :func:`sinkflow.runtime
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Protocol
+import asyncio
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import pyarrow as pa
 
@@ -95,12 +99,15 @@ class WriteContext:
     emitted since the sink was created; the engine is deterministic, so after a restart the
     same position holds the same row. ``row_ids`` are the positions of the written rows within
     the epoch's batch (``None``: 0..n-1), so a retry of some rows keeps each row's key.
+    ``encoded`` is what :meth:`Sink.encode` made of exactly the written batch when the runtime
+    encoded it ahead (``None``: not encoded, the sink encodes it itself).
     """
 
     sink_id: str
     epoch: int
     first_row: int = 0
     row_ids: tuple[int, ...] | None = None
+    encoded: Any = field(default=None, compare=False, repr=False)
 
     def row_number(self, index: int) -> int:
         """The output position of row ``index`` of the written batch."""
@@ -143,6 +150,12 @@ class SinkEnv:
     streams: StreamTarget | None = None
 
 
+#: Batches up to this many rows are encoded on the event loop (about a millisecond per thousand
+#: JSON rows): a worker thread would cost more in hand-offs and in contention for the GIL than it
+#: saves. Larger batches are encoded in a worker thread so that the loop never stalls for long.
+INLINE_ENCODE_ROWS = 16_000
+
+
 class Sink(abc.ABC):
     """A destination. Subclasses state their delivery guarantee in their docstring."""
 
@@ -157,6 +170,28 @@ class Sink(abc.ABC):
 
     async def open(self) -> None:  # noqa: B027 - most destinations need nothing here
         """Connect and prepare the destination; see the module contract."""
+
+    def encode(self, batch: pa.RecordBatch) -> tuple[Any, ...] | None:
+        """What ``write`` sends of ``batch`` (e.g. its JSON documents), made without I/O.
+
+        A sink whose encoding costs CPU overrides this: the runtime then encodes several
+        batches with one call, also while it waits for a flush (the destination's
+        acknowledgements), and hands each batch's part to ``write`` as ``ctx.encoded``. So the
+        result is a tuple of per-row sequences (Arrow arrays or lists, or None for a part
+        absent), which the runtime slices per batch. It must not change the sink's state or
+        use its connections. It may raise: ``write`` then gets ``ctx.encoded=None`` and
+        encodes (and raises) itself, through :meth:`encoding`. The default is never called.
+        """
+        return None
+
+    async def encoding(self, batch: pa.RecordBatch, ctx: WriteContext | None = None) -> Any:
+        """``ctx.encoded`` when the runtime encoded the batch ahead, else :meth:`encode` of it:
+        on the event loop up to INLINE_ENCODE_ROWS rows, in a worker thread beyond."""
+        if ctx is not None and ctx.encoded is not None:
+            return ctx.encoded
+        if batch.num_rows <= INLINE_ENCODE_ROWS:
+            return self.encode(batch)
+        return await asyncio.to_thread(self.encode, batch)
 
     @abc.abstractmethod
     async def write(self, batch: pa.RecordBatch, ctx: WriteContext) -> None:

@@ -261,13 +261,18 @@ class PulsarSink(Sink):
         """
         if self._producer is None or self._acks is None:
             raise RetryableError("the Pulsar sink is not open")
-        await asyncio.to_thread(self._send_all, self._producer, self._acks, batch)
+        await asyncio.to_thread(self._send_all, self._producer, self._acks, batch, ctx.encoded)
 
-    def _send_all(self, producer: pulsar.Producer, acks: _Acks, batch: pa.RecordBatch) -> None:
+    def encode(self, batch: pa.RecordBatch) -> tuple[list[bytes], list[str | None]]:
+        """The batch's messages: one JSON document per row, and their partition keys."""
         documents = json_documents(batch)
-        keys: list[str | None] = [None] * len(documents)
-        if self.config.message_key:
-            keys = [None if v is None else text(v) for v in batch.column(self.config.message_key).to_pylist()]
+        if not self.config.message_key:
+            return documents, [None] * len(documents)
+        return documents, [None if v is None else text(v) for v in batch.column(self.config.message_key).to_pylist()]
+
+    def _send_all(self, producer: pulsar.Producer, acks: _Acks, batch: pa.RecordBatch,
+                  encoded: tuple[list[bytes], list[str | None]] | None) -> None:
+        documents, keys = encoded if encoded is not None else self.encode(batch)
         refused: pulsar.Result | None = None
         first = acks.reserve(len(documents))
         for offset, (document, key) in enumerate(zip(documents, keys, strict=True)):

@@ -367,8 +367,10 @@ class StreamLog:
             return self._new_segment()
         return segment
 
-    def append(self, batch: pa.RecordBatch) -> int:
+    def append(self, batch: pa.RecordBatch, time_range: tuple[int, int] | None = None) -> int:
         """Append ``batch`` (must have exactly the log's schema) durably; return its first seq.
+        ``time_range``: the batch's min and max ``_tp_time`` (epoch ms) when the caller knows
+        them (else they are computed).
 
         The batch is on its way to disk (written to the OS, synced with ``fsync``) when this returns.
         Raises :class:`ValueError` for a schema mismatch, :class:`OSError` when the write fails
@@ -384,7 +386,7 @@ class StreamLog:
             offset = segment.size
             self._write(segment, data, offset)
             seq = self._head
-            tmin, tmax = _time_range(batch)
+            tmin, tmax = _time_range(batch) if time_range is None else time_range
             self._entries.append(_Entry(seq, batch.num_rows, segment, offset, data.size, tmin, tmax, batch))
             segment.size = offset + data.size
             segment.last_append_ms = now
@@ -502,7 +504,8 @@ class StreamLog:
                 batch = batch.slice(skip)
             out.append((entry.seq + skip, batch))
             total = batch.num_rows
-            for entry in entries[i + 1 :]:
+            for j in range(i + 1, len(entries)):  # no slice: a long log would be copied per read
+                entry = entries[j]
                 if total + entry.rows > max_rows:
                     break
                 out.append((entry.seq, self._batch(entry)))

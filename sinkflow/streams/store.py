@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import shutil
+import sys
 import threading
 import time
 import uuid
@@ -179,6 +180,8 @@ class Stream:
         )
         self._clock = clock
         self._by_name = {c.name: i for i, c in enumerate(user_columns)}
+        self._user_names = [c.name for c in user_columns]
+        self._user_types = [c.type.arrow for c in user_columns]
         self._event_index = None if settings.event_time_column is None else self._by_name[settings.event_time_column]
         log_options = replace(options, retention_ms=settings.retention_ms, retention_bytes=settings.retention_bytes)
         self.log = StreamLog(directory / "log", self.schema, log_options, clock)
@@ -215,11 +218,34 @@ class Stream:
             return AppendResult(self.head, 0)
         if isinstance(batch, pa.Table):
             batch = batch.combine_chunks().to_batches()[0]
-        stored = self._conform(batch)
-        first = self.log.append(stored)
+        stored, now = self._conform(batch)
+        # Event times all taken from the clock need no scan for the log's time index.
+        first = self.log.append(stored, None if now is None else (now, now))
         return AppendResult(first, stored.num_rows)
 
-    def _conform(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+    def _conform(self, batch: pa.RecordBatch) -> tuple[pa.RecordBatch, int | None]:
+        """``batch`` in the stream's schema, and the ingest time (ms) when every row got it as ``_tp_time``."""
+        if batch.schema.names == self._user_names and batch.schema.types == self._user_types:
+            # Already the stream's user columns, in order (the common case): nothing to look up or cast.
+            arrays = [fill_defaults(c.type, a) for c, a in zip(self.user_columns, batch.columns)]
+            tp_index = -1
+        else:
+            arrays = self._user_arrays(batch)
+            tp_index = batch.schema.get_field_index(TP_TIME)
+        if tp_index >= 0:
+            event_time = batch.column(tp_index)
+            if not pa.types.is_timestamp(event_time.type):
+                raise InvalidInput(f"column '{TP_TIME}' must hold timestamps, not {event_time.type}")
+        elif self._event_index is not None:
+            event_time = arrays[self._event_index]
+        else:
+            event_time = None
+        tp_time, now = self._tp_time(event_time, batch.num_rows)
+        arrays.append(tp_time)
+        return pa.RecordBatch.from_arrays(arrays, schema=self.schema), now
+
+    def _user_arrays(self, batch: pa.RecordBatch) -> list[pa.Array]:
+        """The user columns of ``batch`` matched by name, cast to the stream's types, missing ones defaulted."""
         count = batch.num_rows
         for name in batch.schema.names:
             if name not in self._by_name and name != TP_TIME:
@@ -239,27 +265,23 @@ class Stream:
                         f"column '{column.name}': cannot store {array.type} values as {column.type}: {exc}"
                     ) from None
             arrays.append(fill_defaults(column.type, array))
-        tp_index = batch.schema.get_field_index(TP_TIME)
-        if tp_index >= 0:
-            event_time = batch.column(tp_index)
-            if not pa.types.is_timestamp(event_time.type):
-                raise InvalidInput(f"column '{TP_TIME}' must hold timestamps, not {event_time.type}")
-        elif self._event_index is not None:
-            event_time = arrays[self._event_index]
-        else:
-            event_time = None
-        arrays.append(self._tp_time(event_time, count))
-        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+        return arrays
 
-    def _tp_time(self, event_time: pa.Array | None, count: int) -> pa.Array:
+    def _tp_time(self, event_time: pa.Array | None, count: int) -> tuple[pa.Array, int | None]:
+        """The ``_tp_time`` column: ``event_time`` with its nulls set to now, or now for every row
+        (then now, in ms, is returned as well, else None)."""
         target = TP_TIME_TYPE.arrow
-        now = pa.scalar(int(self._clock() * 1000), target)
+        now = int(self._clock() * 1000)
         if event_time is None:
-            return pc.fill_null(pa.nulls(count, target), now)
+            # ``count`` copies of one int64, built as bytes: no compute call per append.
+            values = pa.py_buffer(now.to_bytes(8, sys.byteorder, signed=True) * count)
+            return pa.Array.from_buffers(target, count, [None, values]), now
         if event_time.type != target:
             # Sub-millisecond digits are cut, as datetime64(3) keeps milliseconds.
             event_time = event_time.cast(target, safe=False)
-        return pc.fill_null(event_time, now) if event_time.null_count else event_time
+        if event_time.null_count:
+            event_time = pc.fill_null(event_time, pa.scalar(now, target))
+        return event_time, None
 
     def read(self, seq: int, max_rows: int) -> list[tuple[int, pa.RecordBatch]]:
         """See :meth:`StreamLog.read`: whole appended batches from ``seq`` (the first may be sliced).
