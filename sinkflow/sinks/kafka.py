@@ -10,11 +10,12 @@ Delivery guarantee:
   epoch has a successful delivery report. A failed epoch is written again by the runtime, so
   rows of an unacknowledged epoch may appear twice on the topic, never zero times.
 * ``exactly_once``: a transactional producer with the stable ``transactional.id``
-  ``sinkflow-<sink id>``. The first ``write`` after a flush begins a transaction, the writes
-  enqueue into it, and ``flush`` commits it once every message is delivered, aborting it on
-  any failure. An epoch abandoned before its flush stays uncommitted: ``close`` aborts it, and
-  a restarted sink fences its previous incarnation (the broker aborts that one's open
-  transaction), so ``read_committed`` consumers never see it. The transaction also commits the sink's
+  ``sinkflow-<sink id>``. ``write`` only encodes; ``flush`` sends the epoch's messages as one
+  transaction and commits it, aborting it on any failure, so an epoch abandoned before its
+  flush never reaches the broker (this does not depend on the broker hiding aborted
+  transactions from ``read_committed`` readers, which Tansu, for one, does not), and a
+  restarted sink fences its previous incarnation (the broker aborts that one's open
+  transaction). The transaction also commits the sink's
   progress, the output position (:meth:`WriteContext.row_number`) after its last row, as the
   offset of consumer group ``sinkflow-<sink id>`` on partition 0 of the topic (as Kafka
   Streams commits its input offsets). Rows the runtime replays after a crash that are
@@ -269,6 +270,8 @@ class KafkaSink(Sink):
         #: discarded some of them (the runtime retries only the failed batch: see _write).
         self._since_flush = 0
         self._dropped = False
+        #: exactly_once: the epoch's encoded (documents, keys), produced in flush().
+        self._pending: list[tuple[pa.Array, pa.Array | None]] = []
         #: exactly_once: the group whose committed offset is the sink's progress, and that progress.
         self._progress: Consumer | None = None
         self._next_row = 0
@@ -291,24 +294,15 @@ class KafkaSink(Sink):
         Enqueueing never waits, so it runs on the event loop; only while librdkafka's local
         queue is full does a worker thread wait for room.
         """
-        rows = batch
-        encoded_for: WriteContext | None = ctx
         if self._transactional:
-            fresh = self._fresh(batch, ctx)
-            if not fresh:
-                return
-            end = ctx.row_number(fresh[-1]) + 1
-            if len(fresh) < batch.num_rows:  # the encoding ahead is of the whole batch
-                rows, encoded_for = batch.take(pa.array(fresh)), None
-        documents, keys = await self.encoding(rows, encoded_for)
+            await self._keep(batch, ctx)
+            return
+        documents, keys = await self.encoding(batch, ctx)
         if self._producer is None or not self._topic_checked:
             await asyncio.to_thread(self._ready_producer)
         producer = self._producer
         assert producer is not None
         try:
-            if self._transactional and not self._in_transaction:
-                self._call(producer.begin_transaction)  # a local step: nothing is sent
-                self._in_transaction = True
             partition = self._partition(keys)
             try:
                 enqueued = producer.produce(self.config.topic, documents, keys, partition)
@@ -318,15 +312,13 @@ class KafkaSink(Sink):
                 rest = None if keys is None else keys.slice(enqueued)
                 await asyncio.to_thread(self._produce, producer, documents.slice(enqueued), rest, partition)
         except SinkError:
-            # Discarding the producer (or aborting the transaction) also drops the messages of
-            # the earlier writes since the last flush, which the runtime holds as written: that
-            # flush must fail, so that the runtime writes them again.
+            # Discarding the producer also drops the messages of the earlier writes since the
+            # last flush, which the runtime holds as written: that flush must fail, so that the
+            # runtime writes them again.
             self._dropped = self._dropped or self._since_flush > 0
             await asyncio.to_thread(self._fail_epoch, producer)
             raise
         self._since_flush += len(documents)
-        if self._transactional:
-            self._epoch_end = max(self._epoch_end, end)
 
     async def flush(self, epoch: int) -> None:
         """Return once every message since the last flush is delivered (exactly_once: committed)."""
@@ -346,14 +338,28 @@ class KafkaSink(Sink):
                                        "enable.auto.commit": False, "isolation.level": "read_committed"})
             self._next_row = self._committed_progress()
 
-    def _fresh(self, batch: pa.RecordBatch, ctx: WriteContext) -> Sequence[int]:
-        """exactly_once: the rows of ``batch`` at positions no committed transaction of this
-        sink sent (a replay after a crash repeats some)."""
+    async def _keep(self, batch: pa.RecordBatch, ctx: WriteContext) -> None:
+        """exactly_once: keep the batch's messages for the epoch's transaction. Rows at positions
+        the sink committed before (a replay after a crash) are skipped."""
+        fresh: Sequence[int]
         if ctx.row_ids is None and ctx.row_number(0) >= self._next_row:
-            return range(batch.num_rows)  # the usual case, without a look at every row
-        return [i for i in range(batch.num_rows) if ctx.row_number(i) >= self._next_row]
+            fresh = range(batch.num_rows)  # the usual case, without a look at every row
+        else:
+            fresh = [i for i in range(batch.num_rows) if ctx.row_number(i) >= self._next_row]
+        if not fresh:
+            return
+        if len(fresh) == batch.num_rows:
+            messages = await self.encoding(batch, ctx)
+        else:  # the encoding ahead is of the whole batch
+            messages = await self.encoding(batch.take(pa.array(fresh)))
+        # The epoch's transaction is opened, filled and committed in flush(): an epoch
+        # abandoned before its flush (a crash, a close) never reaches the broker at all, which
+        # does not rely on the broker filtering aborted transactions for read_committed readers.
+        self._pending.append(messages)
+        self._epoch_end = max(self._epoch_end, ctx.row_number(fresh[-1]) + 1)
 
     def _flush(self) -> None:
+        pending, self._pending = self._pending, []
         dropped, self._dropped, self._since_flush = self._dropped, False, 0
         if dropped:
             if self._producer is not None:
@@ -362,10 +368,17 @@ class KafkaSink(Sink):
                 f"kafka topic '{self.config.topic}': messages written since the last flush were dropped "
                 "after a failed write; the epoch is sent again"
             )
-        producer = self._producer
+        if self._transactional and not pending:
+            return
+        producer = self._ready_producer() if pending else self._producer
         if producer is None:
             return
         try:
+            if pending:
+                self._call(producer.begin_transaction)
+                self._in_transaction = True
+                for documents, keys in pending:
+                    self._produce(producer, documents, keys, self._partition(keys))
             self._await_deliveries(producer)
             failures, self._failures = self._failures, []
             if failures:
@@ -416,6 +429,7 @@ class KafkaSink(Sink):
             raise self._error(exc.args[0], "producing") from None
 
     def _close(self) -> None:
+        self._pending = []
         self._since_flush, self._dropped = 0, False
         progress, self._progress = self._progress, None
         if progress is not None:
