@@ -47,6 +47,7 @@ from sinkflow.engine import Engine  # noqa: E402
 from sinkflow.engine import execution as engine_execution
 from sinkflow.runtime.batching import Batcher  # noqa: E402
 from sinkflow.runtime.dead_letter import DeadLetters  # noqa: E402
+from sinkflow.runtime.encode_ahead import EncodeAhead  # noqa: E402
 from sinkflow.runtime.pipeline import Pipeline, RuntimeSettings  # noqa: E402
 from sinkflow.sinks.base import Sink, WriteContext  # noqa: E402
 from sinkflow.sinks.config import SinkConfig  # noqa: E402
@@ -173,8 +174,10 @@ async def pipeline(batches: list[pa.RecordBatch], config: SinkConfig, query: str
     dead = DeadLetters(space.store, record.name)
     dead.ensure()
     runner._running.set()
-    pump = runner._pump(execution, CountingSink(), dead, Batcher(config.batch_policy(), execution.schema),
-                        config.retry_policy())
+    policy = config.batch_policy()
+    # A sink without encode(): nothing is encoded ahead; the runtime's own flush bound.
+    pump = runner._pump(execution, CountingSink(), dead, EncodeAhead(Batcher(policy, execution.schema), None, 16),
+                        config.retry_policy(), max(16 * policy.max_rows, 10_000))
     task = asyncio.ensure_future(wrap(pump) if wrap else pump)
     try:
         # Every row passes the queries measured (a WHERE, if any, must keep them all).

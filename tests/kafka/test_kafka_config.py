@@ -29,6 +29,7 @@ def test_defaults_are_the_specs() -> None:
     assert cfg.brokers == ["kafka1:9092", "kafka2:9092"]
     assert (cfg.batch_count, cfg.data_type, cfg.sasl) == (1000, "json", "none")
     assert (cfg.tls_disable, cfg.tls_skip_verify_server, cfg.delivery_guarantee) == (False, False, "at_least_once")
+    assert cfg.compression == "none"
     assert cfg.batch_policy().max_rows == 1000
     assert config(batch_count=50).batch_policy().max_rows == 50
 
@@ -99,6 +100,7 @@ def test_confluent_cloud_needs_only_brokers_topic_sasl_plain_and_the_api_key() -
         ({"tls.ca_file": "/no/such/ca.pem"}, "tls.ca_file", "no such file"),
         ({"partitions": 0}, "partitions", "greater than or equal to 1"),
         ({"delivery_guarantee": "at_most_once"}, "delivery_guarantee", "'exactly_once'"),
+        ({"compression": "brotli"}, "compression", "'lz4' or 'zstd'"),
         ({"message_key": "{{ if .cid }}"}, "message_key", "unsupported construct"),
         ({"tls.verify": True}, "tls.verify", "unknown property"),
     ],

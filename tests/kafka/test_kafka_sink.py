@@ -184,3 +184,16 @@ def test_decimal_text_is_exact_in_the_documents() -> None:
     # The decimal column is encoded from its text, never through a float.
     batch = car_batch(7, cars=2)
     assert [re.search(r'"fee":([^,]+)', doc.decode()).group(1) for doc in json_documents(batch)] == ["7.00", "7.01"]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
+async def test_compressed_messages_arrive_as_the_same_documents(tansu_broker: TansuBroker, topic: str, codec: str) -> None:
+    batches = [car_batch(window, cars=50) for window in range(3)]
+    sink = make_sink({"brokers": tansu_broker.bootstrap, "topic": topic, "tls.disable": True, "compression": codec})
+    await sink.open()
+    await deliver(sink, batches)
+    await sink.close()
+
+    records = consume(tansu_broker.bootstrap, topic, 150)
+    expected = sorted(json_documents(batch)[i] for batch in batches for i in range(batch.num_rows))
+    assert sorted(r.value for r in records) == expected
