@@ -11,8 +11,8 @@ acknowledgements alone costs.
 
 The "sink" side calls the Sink protocol directly, batch by batch: Arrow result batches of
 ``batch_count`` rows, one ``write`` per batch (each encoding its own batch), and a ``flush``
-once the unflushed rows reach ``max(16 * batch_count, 10_000)``; without the runtime's encoding
-ahead (in chunks, during flushes) it shows what that adds.
+once the unflushed rows reach the runtime's bound (``BatchPolicy.flush_rows``); without the
+runtime's encoding ahead (in chunks, during flushes) it shows what that adds.
 
 Rounds alternate between the sides on fresh topics; rates are medians over rounds, ratios the
 median of each round's side/bare (the machine's load drifts between rounds more than between
@@ -48,6 +48,7 @@ from sinkflow.catalog import Catalog  # noqa: E402
 from sinkflow.engine import Engine  # noqa: E402
 from sinkflow.runtime.manager import SinkDefinition, SinkManager  # noqa: E402
 from sinkflow.sinks.base import SinkEnv, WriteContext  # noqa: E402
+from sinkflow.sinks.config import BatchPolicy  # noqa: E402
 from sinkflow.sinks.encode import json_document_array, json_documents  # noqa: E402
 from sinkflow.sinks.kafka import KafkaSink  # noqa: E402
 from sinkflow.sinks.registry import parse_properties  # noqa: E402
@@ -78,8 +79,8 @@ def create_topic(brokers: str, topic: str) -> None:
 
 
 def flush_rows(batch_rows: int) -> int:
-    """How many unflushed rows make the runtime flush (``Pipeline._pump``'s bound)."""
-    return max(16 * batch_rows, 10_000)
+    """How many unflushed rows make the runtime flush (``BatchPolicy.flush_rows``)."""
+    return BatchPolicy(max_rows=batch_rows, max_wait=0.0).flush_rows
 
 
 async def run_sink(brokers: str, topic: str, batches: list[pa.RecordBatch], guarantee: str) -> float:

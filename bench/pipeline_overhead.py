@@ -176,8 +176,8 @@ async def pipeline(batches: list[pa.RecordBatch], config: SinkConfig, query: str
     runner._running.set()
     policy = config.batch_policy()
     # A sink without encode(): nothing is encoded ahead; the runtime's own flush bound.
-    pump = runner._pump(execution, CountingSink(), dead, EncodeAhead(Batcher(policy, execution.schema), None, 16),
-                        config.retry_policy(), max(16 * policy.max_rows, 10_000))
+    pump = runner._pump(execution, CountingSink(), dead, EncodeAhead(Batcher(policy, execution.schema), None, 1),
+                        config.retry_policy(), policy.flush_rows)
     task = asyncio.ensure_future(wrap(pump) if wrap else pump)
     try:
         # Every row passes the queries measured (a WHERE, if any, must keep them all).

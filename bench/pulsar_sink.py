@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, f
 
 from sinkflow.sinks.base import SinkEnv, WriteContext  # noqa: E402
 from sinkflow.sinks.encode import json_documents  # noqa: E402
-from sinkflow.sinks.pulsar import MAX_PENDING, PUBLISH_DELAY_MS, PulsarSink  # noqa: E402
+from sinkflow.sinks.pulsar import PUBLISH_DELAY_MS, PulsarConfig, PulsarSink  # noqa: E402
 from sinkflow.sinks.registry import parse_properties  # noqa: E402
 from tests.clickhouse.car_results import SCHEMA, car_batch  # noqa: E402
 from tests.servers.pulsar import PulsarServer  # noqa: E402
@@ -70,12 +70,18 @@ async def run_sink(url: str, topic: str, batches: list[pa.RecordBatch], flush_ea
     return elapsed
 
 
+def max_pending() -> int:
+    config = parse_properties("pulsar", {"topic": "t", "broker_url": "pulsar://h:1", "auth_type": ""})
+    assert isinstance(config, PulsarConfig)
+    return config.max_pending()
+
+
 def run_bare(url: str, topic: str, documents: list[bytes]) -> float:
     """Seconds for send_async of every document plus waiting for every acknowledgement."""
     client = pulsar.Client(url, logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Warn))  # as the sink does
     producer = client.create_producer(
         topic, batching_enabled=True, batching_max_publish_delay_ms=PUBLISH_DELAY_MS, block_if_queue_full=True,
-        max_pending_messages=MAX_PENDING,
+        max_pending_messages=max_pending(),  # as the sink's producer
     )
     results: list[pulsar.Result] = []
     done = threading.Event()

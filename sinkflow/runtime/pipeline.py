@@ -192,7 +192,7 @@ class Pipeline:
         dead.ensure()
         policy = config.batch_policy()
         # Rows written but unflushed are held for a re-write: bound them (and the batches encoded ahead).
-        flush_at = max(16 * policy.max_rows, 10_000)
+        flush_at = policy.flush_rows
         batches = EncodeAhead(Batcher(policy, execution.schema), sink if self._encodes else None,
                               depth=max(1, flush_at // policy.max_rows))
         try:

@@ -47,10 +47,8 @@ _OK = int(pulsar.Result.Ok)
 #: How long the producer holds a batch open for more messages; flush waits at most this long
 #: for the last batch of an epoch to leave.
 PUBLISH_DELAY_MS = 10
-#: Messages the producer may hold unacknowledged. The runtime writes many batches between two
-#: flushes (up to 16 batches); with room for them, a write's thread waits on a full queue only
-#: when the broker falls behind.
-MAX_PENDING = 20_000
+#: The least room for unacknowledged messages (see PulsarConfig.max_pending).
+MIN_PENDING = 20_000
 
 #: auth_type → (required auth_params, optional auth_params). For oauth2, ``private_key`` (a
 #: credentials file URL, as the Pulsar client takes it) may replace ``client_id`` + ``client_secret``.
@@ -103,6 +101,11 @@ class PulsarConfig(SinkConfig):
     def batch_policy(self) -> BatchPolicy:
         """Large hand-overs: the producer batches messages itself."""
         return BatchPolicy(max_rows=1000, max_wait=0.1)
+
+    def max_pending(self) -> int:
+        """Messages the producer may hold unacknowledged: room for all the runtime writes between
+        two flushes, so that a write's thread waits on a full queue only when the broker falls behind."""
+        return max(MIN_PENDING, self.batch_policy().flush_rows)
 
 
 @dataclass(frozen=True)
@@ -244,7 +247,7 @@ class PulsarSink(Sink):
                 batching_enabled=True,
                 batching_max_publish_delay_ms=PUBLISH_DELAY_MS,
                 block_if_queue_full=True,
-                max_pending_messages=MAX_PENDING,
+                max_pending_messages=self.config.max_pending(),
             )
         except pulsar.PulsarException as exc:
             await self.close()

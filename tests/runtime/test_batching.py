@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pyarrow as pa
+import pytest
 
 from sinkflow.runtime.batching import Batcher
 from sinkflow.sinks.config import BatchPolicy
@@ -33,3 +34,8 @@ def test_a_large_chunk_is_cut_then_its_rest_joined_with_the_next() -> None:
     batcher.add(_chunk(10, 3))
     cuts = [batcher.take().column(0).to_pylist() for _ in range(4)]
     assert cuts == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11], [12]]
+
+
+@pytest.mark.parametrize(("max_rows", "flush_rows"), [(1, 10_000), (1000, 64_000), (10_000, 100_000), (500_000, 500_000)])
+def test_a_flush_comes_after_64_batches_within_10_000_to_100_000_rows(max_rows: int, flush_rows: int) -> None:
+    assert BatchPolicy(max_rows=max_rows, max_wait=1).flush_rows == flush_rows
