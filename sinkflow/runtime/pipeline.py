@@ -190,11 +190,11 @@ class Pipeline:
         sink = registry.sink_class(record.type)(config, SinkEnv(record.id, record.name, execution.schema, streams))
         dead = DeadLetters(self.store, record.name)
         dead.ensure()
-        policy = config.batch_policy()
+        batching = config.batch_policy()
         # Rows written but unflushed are held for a re-write: bound them (and the batches encoded ahead).
-        flush_at = policy.flush_rows
-        batches = EncodeAhead(Batcher(policy, execution.schema), sink if self._encodes else None,
-                              depth=max(1, flush_at // policy.max_rows))
+        flush_at = batching.flush_rows
+        batches = EncodeAhead(Batcher(batching, execution.schema), sink if self._encodes else None,
+                              depth=max(1, flush_at // batching.max_rows))
         try:
             await sink.open()
             self.status.state = SinkState.RUNNING if self._running.is_set() else SinkState.PAUSED

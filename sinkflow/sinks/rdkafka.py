@@ -224,7 +224,7 @@ class BatchProducer:
 
         Returns how many of the first values were enqueued: a full local queue refuses the
         rest. Raises KafkaException for any other refusal (e.g. a message too large, a fatal
-        producer); messages before the refused one may be enqueued, the caller purges them.
+        producer); the call's other messages may be enqueued then, and the caller purges them.
         """
         messages = np.zeros(len(values), dtype=_MESSAGE)
         messages["payload"], messages["len"] = _buffer_pointers(values)
