@@ -27,7 +27,6 @@ import argparse
 import asyncio
 import gc
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,6 +42,7 @@ from sinkflow.sinks.clickhouse import ClickHouseSink, converter  # noqa: E402
 from sinkflow.sinks.registry import parse_properties  # noqa: E402
 from tests.clickhouse.car_results import SCHEMA, car_batch  # noqa: E402
 from tests.servers.clickhouse import ClickHouseServer  # noqa: E402
+from tests.servers.process import throwaway  # noqa: E402
 
 DDL = (
     "CREATE TABLE {table} (time DateTime('UTC'), cid String, speed_kmh Float64, total_km Float64, "
@@ -108,13 +108,8 @@ def server_dsn(dsn: str | None) -> Iterator[str]:
     if dsn:
         yield dsn
         return
-    with tempfile.TemporaryDirectory(prefix="bench-clickhouse-") as directory:
-        server = ClickHouseServer(Path(directory))
-        server.start()
-        try:
-            yield server.dsn()
-        finally:
-            server.stop()
+    with throwaway(ClickHouseServer, "bench-clickhouse-") as server:
+        yield server.dsn()
 
 
 def main() -> None:

@@ -55,6 +55,7 @@ from sinkflow.sinks.registry import parse_properties  # noqa: E402
 from sinkflow.streams.store import StreamSettings, StreamStore  # noqa: E402
 from sinkflow.streams.types import Column, from_arrow  # noqa: E402
 from tests.clickhouse.car_results import SCHEMA, car_batch  # noqa: E402
+from tests.servers.process import throwaway  # noqa: E402
 from tests.servers.tansu import TansuBroker  # noqa: E402
 
 
@@ -170,13 +171,8 @@ def broker(brokers: str | None) -> Iterator[str]:
     if brokers:
         yield brokers
         return
-    with tempfile.TemporaryDirectory(prefix="bench-kafka-") as directory:
-        server = TansuBroker(Path(directory))
-        server.start()
-        try:
-            yield server.bootstrap
-        finally:
-            server.stop()
+    with throwaway(TansuBroker, "bench-kafka-") as server:
+        yield server.bootstrap
 
 
 def main() -> None:

@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -39,6 +38,7 @@ from sinkflow.sinks.encode import json_documents  # noqa: E402
 from sinkflow.sinks.pulsar import PUBLISH_DELAY_MS, PulsarConfig, PulsarSink  # noqa: E402
 from sinkflow.sinks.registry import parse_properties  # noqa: E402
 from tests.clickhouse.car_results import SCHEMA, car_batch  # noqa: E402
+from tests.servers.process import throwaway  # noqa: E402
 from tests.servers.pulsar import PulsarServer  # noqa: E402
 
 def result_batches(count: int, size: int) -> list[pa.RecordBatch]:
@@ -110,13 +110,8 @@ def broker_url(url: str | None) -> Iterator[str]:
     if url:
         yield url
         return
-    with tempfile.TemporaryDirectory(prefix="bench-pulsar-") as directory:
-        server = PulsarServer(Path(directory))
-        server.start()
-        try:
-            yield server.url
-        finally:
-            server.stop()
+    with throwaway(PulsarServer, "bench-pulsar-") as server:
+        yield server.url
 
 
 def main() -> None:

@@ -19,9 +19,10 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -176,3 +177,11 @@ def running(server: S) -> Iterator[S]:
         yield server
     finally:
         server.stop()
+
+
+@contextmanager
+def throwaway(make: Callable[[Path], S], prefix: str) -> Iterator[S]:
+    """A server made by ``make(directory)`` in a temporary directory, running for the block and
+    removed with its data afterwards (benchmarks start theirs this way)."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as directory, running(make(Path(directory))) as server:
+        yield server
