@@ -1,0 +1,199 @@
+"""Function-call nodes → the Timeplus name and arguments, and the error for an unknown function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlglot import exp
+
+from sinkflow.errors import SqlError
+from sinkflow.sql.aggregates import AGGREGATES
+from sinkflow.sql.functions.registry import FUNCTIONS, error
+from sinkflow.sql.parse import DIALECT
+
+
+def _keys(*keys: str) -> Callable[[exp.Expression], list[exp.Expression]]:
+    def extract(node: exp.Expression) -> list[exp.Expression]:
+        out: list[exp.Expression] = []
+        for key in keys:
+            value = node.args.get(key)
+            if isinstance(value, list):
+                out.extend(value)
+            elif value is not None:
+                out.append(value)
+        return out
+
+    return extract
+
+
+def _pad_name(node: exp.Expression) -> str:
+    return "lpad" if node.args.get("is_left") else "rpad"
+
+
+def _trim_name(node: exp.Expression) -> str:
+    # ltrim/rtrim and trim(BOTH 'x' FROM s) come out as Trim with a position or characters.
+    return "trim" if not node.args.get("position") and not node.args.get("expression") else "trim_with_options"
+
+
+def _sha_name(node: exp.Expression) -> str:
+    length = node.args.get("length")
+    return "sha256" if length is None or length.name == "256" else f"sha{length.name}"
+
+
+def _log_name(node: exp.Expression) -> str:
+    # log2(x) / log10(x) come out as Log(this=<base>, expression=x).
+    base = node.this.name if isinstance(node.this, exp.Literal) else ""
+    return {"2": "log2", "10": "log10"}.get(base, "log_with_base")
+
+
+def _date_shift_args(node: exp.Expression) -> list[exp.Expression]:
+    unit = node.args.get("unit")
+    if unit is None:  # date_add(t, INTERVAL 1 MINUTE)
+        return [node.this, node.expression]
+    return [unit, node.expression, node.this]
+
+
+def _count_args(node: exp.Expression) -> list[exp.Expression]:
+    this = node.this
+    if this is None or isinstance(this, exp.Star):
+        return []
+    if isinstance(this, exp.Distinct):
+        return list(this.expressions)
+    return [this]
+
+
+def _count_name(node: exp.Expression) -> str:
+    return "count_distinct" if isinstance(node.this, exp.Distinct) else "count"
+
+
+# Every typed node sqlglot's ClickHouse parser produces for a function this module maps, with the
+# Timeplus name it stands for. A typed node not listed here is refused, never passed through.
+_TYPED: dict[type[exp.Expression], tuple[str | Callable[[exp.Expression], str], Callable[[exp.Expression], list]]] = {
+    exp.Length: ("length", _keys("this")),
+    exp.Lower: ("lower", _keys("this")),
+    exp.Upper: ("upper", _keys("this")),
+    exp.Concat: ("concat", _keys("expressions")),
+    exp.Substring: ("substring", _keys("this", "start", "length")),
+    exp.StrPosition: ("position", _keys("this", "substr")),
+    exp.StartsWith: ("starts_with", _keys("this", "expression")),
+    exp.RegexpLike: ("match", _keys("this", "expression")),
+    exp.EndsWith: ("ends_with", _keys("this", "expression")),
+    exp.StringToArray: ("split_by_string", _keys("this", "expression")),
+    exp.Trim: (_trim_name, _keys("this")),
+    exp.SHA2: (_sha_name, _keys("this")),
+    exp.Quarter: ("quarter", _keys("this")),
+    exp.ArraySum: ("array_sum", _keys("this")),
+    exp.ArrayMin: ("array_min", _keys("this")),
+    exp.ArrayMax: ("array_max", _keys("this")),
+    exp.Reverse: ("reverse", _keys("this")),
+    exp.Pad: (_pad_name, _keys("this", "expression", "fill_pattern")),
+    exp.Replace: ("replace", _keys("this", "expression", "replacement")),
+    exp.Format: ("format", _keys("this", "expressions")),
+    exp.Hex: ("hex", _keys("this")),
+    exp.MD5Digest: ("md5", _keys("this")),
+    exp.Round: ("round", _keys("this", "decimals")),
+    exp.Pow: ("pow", _keys("this", "expression")),
+    exp.Ln: ("log", _keys("this")),
+    exp.Log: (_log_name, _keys("expression")),
+    exp.Abs: ("abs", _keys("this")),
+    exp.Exp: ("exp", _keys("this")),
+    exp.Ceil: ("ceil", _keys("this")),
+    exp.Floor: ("floor", _keys("this")),
+    exp.Sqrt: ("sqrt", _keys("this")),
+    exp.Greatest: ("greatest", _keys("this", "expressions")),
+    exp.Least: ("least", _keys("this", "expressions")),
+    exp.Rand: ("rand", _keys()),
+    exp.Coalesce: ("coalesce", _keys("this", "expressions")),
+    exp.Nullif: ("nullif", _keys("this", "expression")),
+    exp.If: ("if", _keys("this", "true", "false")),
+    exp.ArrayContains: ("has", _keys("this", "expression")),
+    exp.ArraySum: ("array_sum", _keys("this", "expression")),
+    exp.ArrayAll: ("array_all", _keys("this", "expression")),
+    exp.ArrayConcat: ("array_concat", _keys("this", "expressions")),
+    exp.ArraySlice: ("array_slice", _keys("this", "start", "end")),  # "end" is Timeplus's length
+    exp.ArraySort: ("array_sort", _keys("this")),
+    exp.ArrayReverse: ("array_reverse", _keys("this")),
+    exp.ArrayDistinct: ("array_distinct", _keys("this")),
+    exp.Base64Encode: ("base64_encode", _keys("this")),
+    exp.Uuid: ("uuid", _keys()),
+    exp.Sign: ("sign", _keys("this")),
+    exp.IsNan: ("is_nan", _keys("this")),
+    exp.Pi: ("pi", _keys()),
+    exp.Cbrt: ("cbrt", _keys("this")),
+    exp.Sin: ("sin", _keys("this")),
+    exp.Cos: ("cos", _keys("this")),
+    exp.Tan: ("tan", _keys("this")),
+    exp.Asin: ("asin", _keys("this")),
+    exp.Acos: ("acos", _keys("this")),
+    exp.Atan: ("atan", _keys("this")),
+    exp.Degrees: ("degrees", _keys("this")),
+    exp.Radians: ("radians", _keys("this")),
+    exp.Xor: ("xor", _keys("this", "expression")),
+    exp.DateTrunc: ("date_trunc", _keys("unit", "this")),
+    exp.Transform: ("array_map", lambda n: [n.expression, n.this]),
+    exp.ArrayFilter: ("array_filter", _keys("this", "expression")),
+    # date_diff('unit', a, b) is DateDiff(this=b, expression=a); date_add('unit', n, t) is DateAdd(this=t, expression=n)
+    exp.DateDiff: ("date_diff", lambda n: [n.args["unit"], n.expression, n.this]),
+    exp.DateAdd: ("date_add", _date_shift_args),
+    exp.DateSub: ("date_sub", _date_shift_args),
+    # toStartOfMinute(t) and its twins (unit SECOND … YEAR)
+    exp.TimestampTrunc: (lambda n: f"to_start_of_{n.args['unit'].name.lower()}", _keys("this")),
+    exp.Year: ("year", _keys("this")),
+    exp.DayOfYear: ("day_of_year", _keys("this")),
+    exp.DayOfWeek: ("day_of_week", _keys("this")),  # Monday is 1, from day_of_week or toDayOfWeek
+    exp.Month: ("month", _keys("this")),
+    exp.Day: ("day", _keys("this")),
+    exp.Hour: ("hour", _keys("this")),
+    exp.Minute: ("minute", _keys("this")),
+    exp.Second: ("second", _keys("this")),
+    exp.Count: (_count_name, _count_args),
+    exp.CountIf: ("count_if", _keys("this")),
+    exp.Sum: ("sum", _keys("this")),
+    exp.Avg: ("avg", _keys("this")),
+    exp.Min: ("min", _keys("this")),
+    exp.Max: ("max", _keys("this")),
+    exp.AnyValue: ("any", _keys("this")),
+    exp.ArgMin: ("arg_min", _keys("this", "expression")),
+    exp.ArgMax: ("arg_max", _keys("this", "expression")),
+    exp.Quantile: ("quantile", _keys("this", "quantile")),
+    exp.ApproxDistinct: ("unique", _keys("this")),
+}
+
+
+def call_of(node: exp.Expression) -> tuple[str, list[exp.Expression]] | None:
+    """The Timeplus function name and arguments of a function-call node, None if it is no call."""
+    if isinstance(node, (exp.Anonymous, exp.AnonymousAggFunc)):
+        return node.name.lower(), list(node.expressions)
+    typed = _TYPED.get(type(node))
+    if typed is not None:
+        name, extract = typed
+        return (name if isinstance(name, str) else name(node)), extract(node)
+    return None
+
+
+def function_name(node: exp.Expression) -> str:
+    """The Timeplus name of a function-call node, else as written (or as sqlglot spells it in ClickHouse)."""
+    call = call_of(node)
+    if call is not None:
+        return call[0]
+    text = node.sql(dialect=DIALECT)
+    return text.split("(", 1)[0] if "(" in text else type(node).__name__
+
+
+def unknown_function(node: exp.Expression) -> SqlError:
+    """The error for a function call that is not mapped, with a hint at Timeplus's spelling."""
+    written = node.name if isinstance(node, (exp.Anonymous, exp.AnonymousAggFunc)) else function_name(node)
+    if written.lower() == "array_join" or isinstance(node, exp.Explode):
+        return error("array_join is not supported (it turns one row into several)", node)
+    squashed = written.replace("_", "").lower()
+    # ClickHouse's toDateTime is Timeplus's to_datetime: point at the name that works.
+    twin = next((n for n in supported_functions() if n.replace("_", "") == squashed), None)
+    hint = f" (Timeplus spells it {twin})" if twin and twin != written.lower() else ""
+    return error(f"unknown function '{written}'{hint}", node)
+
+
+def supported_functions() -> list[str]:
+    """Every Timeplus function name :func:`to_duckdb` maps (scalar and aggregate), sorted."""
+    return sorted(set(FUNCTIONS) | set(AGGREGATES))
+

@@ -1,0 +1,25 @@
+"""Conditionals: ``if``, ``multi_if``, ``coalesce`` and null tests.
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from sinkflow.sql.functions.kinds import BOOL
+from sinkflow.sql.functions.registry import error, register, same_args
+
+
+def _multi_if(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
+    if len(args) < 3 or len(args) % 2 == 0:
+        raise error("multi_if takes pairs of condition, value and a final else value", node)
+    return exp.Case(ifs=[exp.If(this=args[i].copy(), true=args[i + 1].copy()) for i in range(0, len(args) - 1, 2)],
+                    default=args[-1].copy())
+
+
+register("multi_if", _multi_if, 3, None, returns=1)
+register("if", "CASE WHEN {0} THEN {1} ELSE {2} END", 3, returns=1)
+register("coalesce", same_args("COALESCE"), 1, None, returns=0)
+register("if_null", "COALESCE({0}, {1})", 2, returns=0)
+register("nullif", "NULLIF({0}, {1})", 2, returns=0)
+register("is_null", "({0} IS NULL)", 1, returns=BOOL)
+register("is_not_null", "({0} IS NOT NULL)", 1, returns=BOOL)

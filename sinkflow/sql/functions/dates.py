@@ -1,0 +1,144 @@
+"""Date and time functions: ``now``, truncation, parts, ``date_diff``/``date_add``, ``format_datetime``.
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from sinkflow.sql.functions.conversions import parse_text_time
+from sinkflow.sql.functions.kinds import DATE, INT, STRING, TIME, mark, time_unit_of
+from sinkflow.sql.functions.registry import Builder, error, fill, literal_text, register
+from sinkflow.sql.parse import DIALECT
+
+
+register("now", "DATE_TRUNC('second', GET_CURRENT_TIMESTAMP())", 0, returns=TIME)
+register("now64", "GET_CURRENT_TIMESTAMP()", 0, returns=TIME)
+register("today", "CURRENT_DATE", 0, returns=DATE)
+for _trunc in ("second", "minute", "hour", "day"):
+    register(f"to_start_of_{_trunc}", f"DATE_TRUNC('{_trunc}', {{0}})", 1, returns=TIME)
+# Timeplus answers a date for these (weeks start on Monday in both).
+for _trunc in ("week", "month", "quarter", "year"):
+    register(f"to_start_of_{_trunc}", f"CAST(DATE_TRUNC('{_trunc}', {{0}}) AS DATE)", 1, returns=DATE)
+
+
+def _to_start_of_interval(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
+    interval = args[1]
+    unit = interval.args.get("unit") if isinstance(interval, exp.Interval) else None
+    if unit is None or unit.name.upper() not in ("MILLISECOND", "SECOND", "MINUTE", "HOUR", "DAY"):
+        raise error("to_start_of_interval takes an interval of milliseconds, seconds, minutes, hours or days "
+                     "such as INTERVAL 5 MINUTE", interval)
+    # Buckets are aligned to the epoch, as in Timeplus.
+    return fill("TIME_BUCKET({1}, {0}, TIMESTAMPTZ '1970-01-01 00:00:00+00')", args)
+
+
+register("to_start_of_interval", _to_start_of_interval, 2, returns=0)
+
+
+def _date_trunc(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
+    unit = _unit_literal(args[0])
+    if unit == "microsecond":
+        raise error("date_trunc takes year, quarter, month, week, day, hour, minute or second", args[0])
+    # A datetime in every case: date_trunc('month', now()) is the first instant of the month.
+    return fill(f"DATE_TRUNC('{unit}', CAST({{0}} AS TIMESTAMPTZ))", args[1:2])
+
+
+register("date_trunc", _date_trunc, 2, returns=TIME)
+for _names, _part in (("to_year year", "year"), ("to_quarter quarter", "quarter"), ("to_month month", "month"),
+                      ("to_day_of_month day", "day"), ("to_day_of_year day_of_year", "doy"),
+                      ("to_day_of_week day_of_week weekday", "isodow"), ("to_hour hour", "hour"),
+                      ("to_minute minute", "minute"), ("to_second second", "second")):
+    register(_names, f"CAST(DATE_PART('{_part}', {{0}}) AS INTEGER)", 1, returns=INT)
+
+
+def _to_unix_timestamp(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
+    value = parse_text_time(args[0], None) if kinds[0] == STRING else args[0]
+    return fill("CAST(FLOOR(EPOCH({0})) AS BIGINT)", [value])
+
+
+register("to_unix_timestamp", _to_unix_timestamp, 1, returns=INT)
+register("to_unix_timestamp64_milli", "EPOCH_MS({0})", 1, returns=INT)
+register("from_unix_timestamp", "TO_TIMESTAMP({0})", 1, returns=TIME)
+register("from_unix_timestamp64_milli", "CAST(EPOCH_MS({0}) AS TIMESTAMPTZ)", 1, returns=TIME)
+
+# Unit names, with the short ones Timeplus documents for date_diff (m is minutes, not months).
+_UNITS = {
+    "microsecond": "microsecond", "microseconds": "microsecond", "us": "microsecond",
+    "millisecond": "millisecond", "milliseconds": "millisecond", "ms": "millisecond",
+    "second": "second", "seconds": "second", "s": "second",
+    "minute": "minute", "minutes": "minute", "m": "minute",
+    "hour": "hour", "hours": "hour", "h": "hour",
+    "day": "day", "days": "day", "d": "day",
+    "week": "week", "weeks": "week",
+    "month": "month", "months": "month",
+    "quarter": "quarter", "quarters": "quarter",
+    "year": "year", "years": "year",
+}
+
+
+def _unit_literal(node: exp.Expression) -> str:
+    text = node.name if isinstance(node, (exp.Var, exp.Literal, exp.Column)) else ""
+    unit = _UNITS.get(text.lower())
+    if unit is None:
+        raise error(f"unknown time unit '{text.lower() or node.sql(DIALECT)}' (use us, ms, second, minute, hour, "
+                     "day, week, month, quarter or year)", node)
+    return unit
+
+
+def _date_diff(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
+    unit = _unit_literal(args[0])
+    if unit == "week":
+        # Timeplus counts Monday week boundaries crossed; DuckDB's 'week' counts whole weeks.
+        return fill("DATE_DIFF('day', DATE_TRUNC('week', {0}), DATE_TRUNC('week', {1})) // 7", args[1:])
+    return fill(f"DATE_DIFF('{unit}', {{0}}, {{1}})", args[1:])
+
+
+def _date_shift(sign: str) -> Builder:
+    def build(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
+        if len(args) == 2:  # date_add(t, INTERVAL 1 SECOND)
+            moment, kind, whole_days = args[0], kinds[0], False
+            result = fill(f"{{0}} {sign} {{1}}", args)
+        else:  # date_add(unit, n, t)
+            unit = _unit_literal(args[0])
+            moment, kind = args[2], kinds[2]
+            whole_days = unit in ("day", "week", "month", "quarter", "year")
+            result = fill(f"{{1}} {sign} TO_{unit.upper()}S(CAST({{0}} AS BIGINT))", args[1:])
+        if kind == DATE and whole_days:
+            return mark(fill("CAST({0} AS DATE)", [result]), DATE)  # a date stays a date
+        return mark(result, TIME, time_unit_of(moment))
+
+    return build
+
+
+register("date_diff", _date_diff, 3, returns=INT)
+register("date_add", _date_shift("+"), 2, 3)
+register("date_sub", _date_shift("-"), 2, 3)
+
+
+# format_datetime placeholders that strftime spells differently; the others listed in
+# _SAME_SPECIFIERS mean the same in both. %i is ClickHouse's minute.
+_SPECIFIERS = {"i": "%M", "F": "%Y-%m-%d", "T": "%H:%M:%S", "D": "%m/%d/%y"}
+_SAME_SPECIFIERS = "YymdHMSjpIeuw%"
+
+
+def _format_datetime(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
+    fmt = literal_text(args[1], "format_datetime's format")
+    out: list[str] = []
+    i = 0
+    while i < len(fmt):
+        char = fmt[i]
+        if char == "%" and i + 1 < len(fmt):
+            spec = fmt[i + 1]
+            if spec not in _SPECIFIERS and spec not in _SAME_SPECIFIERS:
+                # Refused rather than printed differently from Timeplus.
+                raise error(f"format_datetime: unsupported format specifier '%{spec}'", args[1])
+            out.append(_SPECIFIERS.get(spec, f"%{spec}"))
+            i += 2
+            continue
+        out.append(char)
+        i += 1
+    # The optional third argument is the time zone the wall-clock time is printed in.
+    value = fill("TIMEZONE({1}, {0})", [args[0], args[2]]) if len(args) > 2 else args[0]
+    return fill("STRFTIME({0}, {1})", [value, exp.Literal.string("".join(out))])
+
+
+register("format_datetime", _format_datetime, 2, 3, returns=STRING)

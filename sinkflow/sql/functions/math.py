@@ -1,0 +1,48 @@
+"""Math functions.
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from sinkflow.sql.functions.kinds import BOOL, DECIMAL, FLOAT, INT
+from sinkflow.sql.functions.registry import fill, register, same_args
+
+
+register("abs", "ABS({0})", 1, returns=0)
+
+
+def _round(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
+    # Timeplus rounds floats half to even (banker's rounding) and decimals half away from zero.
+    duck = "ROUND" if kinds[0] in (DECIMAL, INT) else "ROUND_EVEN"
+    digits = args[1] if len(args) > 1 else exp.Literal.number(0)
+    return fill(f"{duck}({{0}}, {{1}})", [args[0], digits])
+
+
+register("round", _round, 1, 2, returns=0)
+register("floor", "FLOOR({0})", 1, returns=0)
+register("ceil ceiling", "CEIL({0})", 1, returns=0)
+register("sqrt", "SQRT({0})", 1, returns=FLOAT)
+register("pow power", "POW({0}, {1})", 2, returns=FLOAT)
+register("exp", "EXP({0})", 1, returns=FLOAT)
+register("log ln", "LN({0})", 1, returns=FLOAT)
+register("log2", "LOG2({0})", 1, returns=FLOAT)
+register("log10", "LOG10({0})", 1, returns=FLOAT)
+register("int_div", "({0} // {1})", 2, returns=INT)
+register("greatest", same_args("GREATEST"), 2, None, returns=0)
+register("least", same_args("LEAST"), 2, None, returns=0)
+# rand() is a random UInt32 in Timeplus, not a float in [0, 1).
+register("rand", "CAST(FLOOR(RANDOM() * 4294967296) AS UINTEGER)", 0, returns=INT)
+register("e", "EXP(1)", 0, returns=FLOAT)
+register("pi", "PI()", 0, returns=FLOAT)
+register("exp2", "POW(2, {0})", 1, returns=FLOAT)
+register("exp10", "POW(10, {0})", 1, returns=FLOAT)
+for _fn in ("cbrt", "sin", "cos", "tan", "asin", "acos", "atan", "degrees", "radians"):
+    register(_fn, f"{_fn.upper()}(CAST({{0}} AS DOUBLE))", 1, returns=FLOAT)
+register("sign", "SIGN({0})", 1, returns=INT)
+register("is_finite", "ISFINITE(CAST({0} AS DOUBLE))", 1, returns=BOOL)
+register("is_infinite", "ISINF(CAST({0} AS DOUBLE))", 1, returns=BOOL)
+register("is_nan", "ISNAN(CAST({0} AS DOUBLE))", 1, returns=BOOL)
+# xor of values taken as booleans (non-zero is true), as Timeplus does.
+register("xor", "(CAST({0} AS BOOLEAN) <> CAST({1} AS BOOLEAN))", 2, returns=BOOL)
+
