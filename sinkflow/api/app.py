@@ -23,7 +23,9 @@ from sinkflow.engine import Engine
 from sinkflow.errors import InvalidInput, SinkflowError
 from sinkflow.runtime.manager import SinkManager
 from sinkflow.runtime.status import prometheus_text
+from sinkflow.sql.defaults import compile_default
 from sinkflow.streams.demo import run_demo
+from sinkflow.streams.random_streams import run_random_streams
 from sinkflow.streams.store import StreamStore
 
 log = logging.getLogger("sinkflow.api")
@@ -63,16 +65,18 @@ async def _enforce_retention(store: StreamStore, stop: asyncio.Event) -> None:
 
 def create_app(settings: ServerSettings) -> FastAPI:
     """Build the app. Start-up opens the streams, the catalog and every stored sink (from its
-    last checkpoint) and, with ``settings.demo``, starts the demo data; shutdown stops them."""
+    last checkpoint), feeds the random streams and, with ``settings.demo``, starts the demo data;
+    shutdown stops them."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = StreamStore(settings.data_dir)
+        store = StreamStore(settings.data_dir, defaults=compile_default)
         engine = Engine(store)
         catalog = Catalog(settings.data_dir)
         srv = Server(settings, store, engine, catalog, SinkManager(engine, store, catalog))
         app.state.server = srv
-        background = [asyncio.create_task(_enforce_retention(store, srv.stopping))]
+        background = [asyncio.create_task(_enforce_retention(store, srv.stopping)),
+                      asyncio.create_task(run_random_streams(store, srv.stopping))]
         if settings.demo:
             background.append(asyncio.create_task(run_demo(store, srv.stopping)))
         await srv.sinks.start()

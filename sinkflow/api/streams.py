@@ -16,9 +16,13 @@ router = APIRouter(prefix="/api/v1beta2/streams")
 
 
 class ColumnIn(BaseModel):
+    """A column: ``default`` is a DEFAULT expression (an ALIAS one with ``alias``), evaluated at ingest."""
+
     name: str
     type: str
     default: str | None = None
+    alias: bool = False
+    comment: str = ""
 
 
 class StreamIn(BaseModel):
@@ -30,6 +34,9 @@ class StreamIn(BaseModel):
     description: str = ""
     retention_ms: int | None = Field(default=None, gt=0)
     retention_bytes: int | None = Field(default=None, gt=0)
+    mode: str = "append"
+    primary_key: list[str] = Field(default_factory=list)
+    version_column: str | None = None
 
 
 class IngestIn(BaseModel):
@@ -48,6 +55,9 @@ def stream_info(stream: Stream) -> dict[str, Any]:
         "description": stream.settings.description,
         "retention_ms": stream.settings.retention_ms,
         "retention_bytes": stream.settings.retention_bytes,
+        "mode": stream.settings.mode,
+        "primary_key": list(stream.settings.primary_key),
+        "version_column": stream.settings.version_column,
         "row_count": stream.head - stream.start,
         "head": stream.head,
     }
@@ -62,15 +72,15 @@ async def list_streams(srv: ServerDep) -> list[dict[str, Any]]:
 async def create_stream(body: StreamIn, srv: ServerDep) -> dict[str, Any]:
     columns = []
     for i, col in enumerate(body.columns):
-        if col.default:
-            raise InvalidInput(f"columns[{i}] '{col.name}': column defaults are not supported; "
-                               "a missing non-nullable value is stored as its type's zero value")
         try:
-            columns.append(Column(col.name, parse_type(col.type)))
+            columns.append(Column(col.name, parse_type(col.type), col.default or None, col.alias, col.comment))
         except InvalidInput as exc:
             raise InvalidInput(f"columns[{i}] '{col.name}': {exc.message}") from None
-    settings = StreamSettings(event_time_column=body.event_time_column, retention_ms=body.retention_ms,
-                              retention_bytes=body.retention_bytes, description=body.description)
+    settings = StreamSettings.from_dict({
+        "event_time_column": body.event_time_column, "retention_ms": body.retention_ms,
+        "retention_bytes": body.retention_bytes, "description": body.description, "mode": body.mode,
+        "primary_key": body.primary_key, "version_column": body.version_column,
+    })
     return stream_info(srv.store.create(body.name, columns, settings))
 
 

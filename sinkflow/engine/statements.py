@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+import re
 from functools import singledispatch
 
 import pyarrow as pa
 
 from sinkflow.engine.result import StatementResult
-from sinkflow.sql.statements import CreateStream, DescribeStream, DropStream, Insert, ShowStreams, Statement
-from sinkflow.streams.store import StreamSettings, StreamStore
+from sinkflow.sql.statements import (
+    CreateStream,
+    DescribeStream,
+    DropStream,
+    Insert,
+    ShowCreateStream,
+    ShowStreams,
+    Statement,
+)
+from sinkflow.streams.store import Stream, StreamSettings, StreamStore
+from sinkflow.streams.types import TP_TIME, Column
 
 __all__ = ["execute_statement"]
 
@@ -19,19 +28,30 @@ _SHOW_SCHEMA = pa.schema([
     pa.field("rows", pa.int64(), nullable=False),
     pa.field("event_time_column", pa.string()),
     pa.field("description", pa.string(), nullable=False),
+    pa.field("mode", pa.string(), nullable=False),
+    pa.field("primary_key", pa.list_(pa.string()), nullable=False),
 ])
+# As Timeplus describes a stream: default_type is '', 'DEFAULT' or 'ALIAS'.
 _DESCRIBE_SCHEMA = pa.schema([
     pa.field("name", pa.string(), nullable=False),
     pa.field("type", pa.string(), nullable=False),
+    pa.field("default_type", pa.string(), nullable=False),
+    pa.field("default_expression", pa.string(), nullable=False),
+    pa.field("comment", pa.string(), nullable=False),
 ])
+_SHOW_CREATE_SCHEMA = pa.schema([pa.field("statement", pa.string(), nullable=False)])
+# The event time's DEFAULT when it is the time of ingest, as Timeplus shows it.
+_INGEST_TIME = "now64(3, 'UTC')"
+_NUMBER = re.compile(r"-?\d+(\.\d+)?\Z")
 
 
 def execute_statement(stmt: Statement, store: StreamStore) -> StatementResult:
     """Perform ``stmt`` on ``store``.
 
     CREATE/DROP STREAM and INSERT answer ``kind="status"`` (INSERT with ``count``); SHOW STREAMS
-    answers rows (name, columns, rows, event_time_column, description), DESCRIBE rows (name, type)
-    including ``_tp_time``. Raises what the store raises: :class:`InvalidInput` for bad
+    answers rows (name, columns, rows, event_time_column, description, mode, primary_key),
+    DESCRIBE rows (name, type, default_type, default_expression, comment) including ``_tp_time``,
+    SHOW CREATE one row holding the CREATE statement. Raises what the store raises: :class:`InvalidInput` for bad
     columns, settings or values (an INSERT with one bad value stores nothing and names its row,
     column and value), :class:`AlreadyExists`, :class:`NotFound`.
     """
@@ -47,7 +67,7 @@ def _execute(stmt: object, store: StreamStore) -> StatementResult:
 def _create(stmt: CreateStream, store: StreamStore) -> StatementResult:
     if stmt.if_not_exists and store.exists(stmt.name):
         return StatementResult("status", f"stream '{stmt.name}' already exists")
-    store.create(stmt.name, list(stmt.columns), StreamSettings(**asdict(stmt.settings)))
+    store.create(stmt.name, list(stmt.columns), StreamSettings.from_dict(dict(stmt.settings)))
     return StatementResult("status", f"created stream '{stmt.name}'")
 
 
@@ -69,6 +89,8 @@ def _show(stmt: ShowStreams, store: StreamStore) -> StatementResult:
             [s.head - s.start for s in streams],
             [s.settings.event_time_column for s in streams],
             [s.settings.description for s in streams],
+            [s.settings.mode for s in streams],
+            [list(s.settings.primary_key) for s in streams],
         ],
         schema=_SHOW_SCHEMA,
     )
@@ -78,11 +100,76 @@ def _show(stmt: ShowStreams, store: StreamStore) -> StatementResult:
 @_execute.register
 def _describe(stmt: DescribeStream, store: StreamStore) -> StatementResult:
     stream = store.get(stmt.name)
+    columns = stream.columns
     table = pa.table(
-        [[c.name for c in stream.columns], [c.type.name for c in stream.columns]],
+        [
+            [c.name for c in columns],
+            [c.type.name for c in columns],
+            [_default_type(c) for c in columns],
+            [_expression(c) or "" for c in columns],
+            [c.comment for c in columns],
+        ],
         schema=_DESCRIBE_SCHEMA,
     )
     return StatementResult("rows", table=table, count=table.num_rows)
+
+
+def _expression(column: Column) -> str | None:
+    if column.name == TP_TIME and column.default is None:
+        return _INGEST_TIME
+    return column.default
+
+
+def _default_type(column: Column) -> str:
+    if _expression(column) is None:
+        return ""
+    return "ALIAS" if column.alias else "DEFAULT"
+
+
+@_execute.register
+def _show_create(stmt: ShowCreateStream, store: StreamStore) -> StatementResult:
+    table = pa.table([[show_create(store.get(stmt.name))]], schema=_SHOW_CREATE_SCHEMA)
+    return StatementResult("rows", table=table, count=1)
+
+
+def show_create(stream: Stream) -> str:
+    """The CREATE statement that makes ``stream`` again (Timeplus's SHOW CREATE STREAM)."""
+    settings = stream.settings
+    kind = "RANDOM STREAM" if settings.random else "MUTABLE STREAM" if settings.mode == "mutable" else "STREAM"
+    lines = []
+    for column in stream.columns:
+        line = f"  `{column.name}` {column.type.name}"
+        expression = _expression(column)
+        if expression is not None:
+            line += f" {_default_type(column)} {expression}"
+        if column.comment:
+            line += f" COMMENT {_quote(column.comment)}"
+        lines.append(line)
+    text = f"CREATE {kind} {stream.name}\n(\n" + ",\n".join(lines) + "\n)"
+    if settings.primary_key:
+        text += f"\nPRIMARY KEY ({', '.join(settings.primary_key)})"
+    pairs: list[tuple[str, object]] = []
+    if settings.mode not in ("append", "mutable"):
+        pairs.append(("mode", settings.mode))
+    if settings.version_column is not None:
+        pairs.append(("version_column", settings.version_column))
+    etc = settings.event_time_column
+    if etc is not None and stream.columns[-1].default != etc:
+        pairs.append(("event_time_column", etc))
+    pairs += [("logstore_retention_ms", settings.retention_ms), ("logstore_retention_bytes", settings.retention_bytes)]
+    if settings.random:
+        pairs.append(("eps", settings.eps))
+    pairs += list(settings.ignored)
+    shown = [f"{k}={_quote(v) if isinstance(v, str) and not _NUMBER.match(v) else v}" for k, v in pairs if v is not None]
+    if shown:
+        text += "\nSETTINGS " + ", ".join(shown)
+    if settings.description:
+        text += f"\nCOMMENT {_quote(settings.description)}"
+    return text
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 @_execute.register

@@ -13,17 +13,18 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-import sqlglot
-from sqlglot import exp
 from sqlglot.dialects.clickhouse import ClickHouse
-from sqlglot.errors import ParseError, TokenError
+from sqlglot.errors import TokenError
 from sqlglot.tokens import Token, TokenType
 
 from sinkflow.errors import InvalidInput, SqlError
+from sinkflow.sql.defaults import parse_expression
+from sinkflow.sql.functions import to_duckdb
 from sinkflow.sql.positions import located, position_at
-from sinkflow.streams.types import TP_TIME, Column, parse_type
+from sinkflow.streams.store import StreamSettings
+from sinkflow.streams.types import TP_TIME, TP_TIME_TYPE, Column, parse_type
 
 __all__ = [
     "CreateStream",
@@ -32,30 +33,25 @@ __all__ = [
     "Insert",
     "ShowStreams",
     "Statement",
-    "StreamSettingsSpec",
+    "ShowCreateStream",
     "parse_statement",
 ]
 
 
 @dataclass(frozen=True)
-class StreamSettingsSpec:
-    """The SETTINGS of CREATE STREAM (the fields of ``sinkflow.streams.store.StreamSettings``)."""
-
-    event_time_column: str | None = None
-    retention_ms: int | None = None
-    retention_bytes: int | None = None
-    description: str = ""
-
-
-@dataclass(frozen=True)
 class CreateStream:
-    """``CREATE STREAM [IF NOT EXISTS] name (col type, …) [SETTINGS k=v, …]``.
+    """``CREATE [RANDOM | MUTABLE] STREAM [IF NOT EXISTS] name (col type [DEFAULT|ALIAS expr]
+    [COMMENT 'c'] [CODEC(…)] [TTL …], …) [PRIMARY KEY …] [ORDER BY …] [PARTITION BY …] [TTL …]
+    [SETTINGS k=v, …] [COMMENT 'c']``.
 
-    DEFAULT is accepted only as ``_tp_time … DEFAULT now64(…)`` (what every stream does)."""
+    ``settings`` are the ``(name, value)`` pairs for
+    :meth:`sinkflow.streams.store.StreamSettings.from_dict`, each already checked there: the
+    SETTINGS as written, plus ``primary_key``, ``mode='mutable'`` for a mutable stream,
+    ``random=True`` for a random stream and ``description`` for the stream's COMMENT."""
 
     name: str
     columns: tuple[Column, ...]
-    settings: StreamSettingsSpec = field(default_factory=StreamSettingsSpec)
+    settings: tuple[tuple[str, object], ...] = ()
     if_not_exists: bool = False
 
 
@@ -80,6 +76,13 @@ class DescribeStream:
 
 
 @dataclass(frozen=True)
+class ShowCreateStream:
+    """``SHOW CREATE [STREAM] name``."""
+
+    name: str
+
+
+@dataclass(frozen=True)
 class Insert:
     """``INSERT INTO name [(col, …)] VALUES (…), (…)``.
 
@@ -91,18 +94,15 @@ class Insert:
     rows: tuple[tuple[object, ...], ...]
 
 
-Statement = CreateStream | DropStream | ShowStreams | DescribeStream | Insert
+Statement = CreateStream | DropStream | ShowStreams | ShowCreateStream | DescribeStream | Insert
 
-# Timeplus's own setting names, and the shorter ones sinkflow's REST API uses, → StreamSettingsSpec field.
-_SETTINGS = {
-    "event_time_column": "event_time_column",
-    "retention_ms": "retention_ms",
-    "logstore_retention_ms": "retention_ms",
-    "retention_bytes": "retention_bytes",
-    "logstore_retention_bytes": "retention_bytes",
-    "description": "description",
-}
-_INT_SETTINGS = {"retention_ms", "retention_bytes"}
+# Words that end a column's type or expression (at the top level of the column list).
+_COLUMN_CLAUSES = ("DEFAULT", "ALIAS", "MATERIALIZED", "EPHEMERAL", "COMMENT", "CODEC", "TTL")
+# Clauses after the column list, each ending at the next one.
+_STREAM_CLAUSES = (("PRIMARY", "KEY"), ("ORDER", "BY"), ("PARTITION", "BY"), ("SAMPLE", "BY"), ("TTL",),
+                   ("SETTINGS",), ("COMMENT",))
+_SHOW_CREATE = re.compile(r"CREATE\s+(?:STREAM\s+)?(`[^`]+`|\"[^\"]+\"|[A-Za-z_][A-Za-z0-9_]*)\s*;?\Z",
+                          re.IGNORECASE)
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _WORD_TOKENS = {TokenType.STRING, TokenType.NUMBER}
 
@@ -142,6 +142,19 @@ class _Parser:
             self.i += len(words)
             return True
         return False
+
+    def phrase(self, words: tuple[str, ...]) -> int:
+        """How many tokens spell ``words`` here (sqlglot makes one token of ``PRIMARY KEY`` or
+        ``ORDER BY``), 0 when they don't."""
+        token = self.peek()
+        if token is not None and token.token_type not in _WORD_TOKENS and " ".join(token.text.upper().split()) \
+                == " ".join(words):
+            return 1
+        return len(words) if all(self.is_word(w, k) for k, w in enumerate(words)) else 0
+
+    def at_stream_clause(self) -> int:
+        """The token count of the stream clause (PRIMARY KEY, SETTINGS …) that starts here, else 0."""
+        return next((n for words in _STREAM_CLAUSES if (n := self.phrase(words))), 0)
 
     def expect_word(self, word: str) -> Token:
         token = self.peek()
@@ -183,7 +196,8 @@ class _Parser:
         return self.sql[first.start:last.end + 1]
 
     def until_column_end(self, what: str) -> tuple[Token, Token]:
-        """Consume tokens up to a top-level ',' or ')' (or a DEFAULT keyword); return first and last."""
+        """Consume tokens up to a top-level ',' or ')' or a column clause (DEFAULT, COMMENT …);
+        return the first and last consumed."""
         first = self.peek()
         depth = 0
         last: Token | None = None
@@ -191,8 +205,8 @@ class _Parser:
             token = self.peek()
             if token is None:
                 raise self.error(f"unterminated column list: expected ')' after {what}")
-            if depth == 0 and (token.token_type in (TokenType.COMMA, TokenType.R_PAREN) or self.is_word("DEFAULT")
-                               or self.is_word("COMMENT")):
+            if depth == 0 and (token.token_type in (TokenType.COMMA, TokenType.R_PAREN)
+                               or any(self.is_word(word) for word in _COLUMN_CLAUSES)):
                 break
             if token.token_type in (TokenType.L_PAREN, TokenType.L_BRACKET):
                 depth += 1
@@ -227,7 +241,12 @@ class _Parser:
 
     def create(self) -> CreateStream:
         kind = self.peek()
-        if not self.accept_word("STREAM"):
+        settings: list[tuple[str, object]] = []
+        if self.accept_word("RANDOM", "STREAM"):
+            settings.append(("random", True))
+        elif self.accept_word("MUTABLE", "STREAM"):
+            settings.append(("mode", "mutable"))
+        elif not self.accept_word("STREAM"):
             words = []
             for ahead in range(3):
                 token = self.peek(ahead)
@@ -237,69 +256,156 @@ class _Parser:
                 if token.text.upper() in ("STREAM", "VIEW", "TABLE", "FUNCTION", "DATABASE", "SINK"):
                     break
             construct = " ".join(["CREATE", *words]) if words else "this CREATE statement"
-            raise self.error(f"{construct} is not supported (only CREATE STREAM is)", kind)
+            raise self.error(f"{construct} is not supported (only CREATE [RANDOM | MUTABLE] STREAM is)", kind)
         if_not_exists = self.accept_word("IF", "NOT", "EXISTS")
         name = self.identifier("a stream name")
         self.expect(TokenType.L_PAREN, "(")
         columns: list[Column] = []
+        expressions: list[tuple[Column, Token]] = []
         while True:
-            columns.append(self.column())
+            if self.accept_word("INDEX") or self.accept_word("FAMILY") or self.accept_word("PROJECTION"):
+                self.until_column_end("the index")  # secondary indexes change nothing here
+            elif self.phrase(("PRIMARY", "KEY")):
+                settings.append(self.primary_key())
+            else:
+                column, first = self.column()
+                columns.append(column)
+                if first is not None:
+                    expressions.append((column, first))
             if self.accept(TokenType.COMMA):
                 continue
             self.expect(TokenType.R_PAREN, ")")
             break
-        settings = self.settings() if self.accept_word("SETTINGS") else StreamSettingsSpec()
+        settings.extend(self.stream_clauses())
         self.end()
-        return CreateStream(name, tuple(columns), settings, if_not_exists)
+        for column, first in expressions:
+            self.check_expression(column, first, columns)
+        return CreateStream(name, tuple(columns), tuple(settings), if_not_exists)
 
-    def column(self) -> Column:
+    def stream_clauses(self) -> list[tuple[str, object]]:
+        """The clauses after the column list, in any order: PRIMARY KEY, SETTINGS and COMMENT
+        are kept; ORDER BY, PARTITION BY, SAMPLE BY and TTL (historical storage) are skipped."""
+        settings: list[tuple[str, object]] = []
+        while self.peek() is not None and self.peek().token_type != TokenType.SEMICOLON:  # type: ignore[union-attr]
+            if self.phrase(("PRIMARY", "KEY")):
+                settings.append(self.primary_key())
+            elif self.accept_word("SETTINGS"):
+                settings.extend(self.settings())
+            elif self.accept_word("COMMENT"):
+                settings.append(("description", self.string("the stream's comment")))
+            elif skip := self.at_stream_clause():
+                self.i += skip
+                self.until_clause_end()
+            else:
+                token = self.peek()
+                assert token is not None
+                raise self.error(f"unexpected '{token.text}' after the column list (expected PRIMARY KEY, ORDER BY, "
+                                 "PARTITION BY, TTL, SETTINGS or COMMENT)", token)
+        return settings
+
+    def until_clause_end(self) -> None:
+        """Skip the tokens of a clause up to the next top-level stream clause or the end."""
+        depth = 0
+        start = self.i
+        while (token := self.peek()) is not None and token.token_type != TokenType.SEMICOLON:
+            if depth == 0 and self.i > start and self.at_stream_clause():
+                return
+            if token.token_type in (TokenType.L_PAREN, TokenType.L_BRACKET):
+                depth += 1
+            elif token.token_type in (TokenType.R_PAREN, TokenType.R_BRACKET):
+                depth -= 1
+            self.i += 1
+        if self.i == start:
+            raise self.error("expected an expression")
+
+    def primary_key(self) -> tuple[str, object]:
+        """``PRIMARY KEY k`` or ``PRIMARY KEY (k1, k2, …)``: column names only."""
+        self.i += self.phrase(("PRIMARY", "KEY"))
+        keys: list[str] = []
+        if self.accept(TokenType.L_PAREN):
+            keys.append(self.identifier("a key column"))
+            while self.accept(TokenType.COMMA):
+                keys.append(self.identifier("a key column"))
+            self.expect(TokenType.R_PAREN, ")")
+        else:
+            keys.append(self.identifier("a key column"))
+        token = self.peek()
+        if token is not None and token.token_type not in (TokenType.COMMA, TokenType.R_PAREN, TokenType.SEMICOLON) \
+                and not self.at_stream_clause():
+            raise self.error("PRIMARY KEY takes column names, such as PRIMARY KEY (device, site)", token)
+        return ("primary_key", tuple(keys))
+
+    def string(self, what: str) -> str:
+        token = self.next(what)
+        if token.token_type != TokenType.STRING:
+            raise self.error(f"expected {what} as a 'quoted string', found '{token.text}'", token)
+        return token.text
+
+    def column(self) -> tuple[Column, Token | None]:
+        """One column definition, and the first token of its expression (None without one)."""
         name = self.identifier("a column name")
+        if any(self.is_word(word) for word in _COLUMN_CLAUSES):
+            raise self.error(f"column '{name}' needs a type (sinkflow does not infer it from the expression)")
         type_first, type_last = self.until_column_end(f"the type of column '{name}'")
-        type_text = self.text_between(type_first, type_last)
         try:
-            data_type = parse_type(type_text)
+            data_type = parse_type(self.text_between(type_first, type_last))
         except InvalidInput as err:
             raise self.error(f"column '{name}': {err.message}", type_first) from None
-        default_token = self.peek()
-        if self.accept_word("DEFAULT"):
-            first, last = self.until_column_end(f"the DEFAULT of column '{name}'")
-            default = self.text_between(first, last)
-            try:
-                tree = sqlglot.parse_one(default, read="clickhouse")
-            except (ParseError, TokenError):
-                raise self.error(f"column '{name}': invalid DEFAULT expression '{default}'", first) from None
-            # The store fills a missing value with null (nullable) or the type's zero value; a
-            # DEFAULT it would ignore is refused rather than silently dropped. The event time's
-            # usual `DEFAULT now64(3, 'UTC')` is what every stream does anyway.
-            now = isinstance(tree, exp.Anonymous) and tree.name.lower() in ("now", "now64")
-            if name != TP_TIME or not now:
-                raise self.error(f"column '{name}': DEFAULT expressions are not supported (a value missing from "
-                                 "an INSERT is null for nullable columns, else the type's zero value)", default_token)
-        if self.is_word("COMMENT"):
-            raise self.error(f"column '{name}': COMMENT is not supported")
-        return Column(name, data_type)
+        default: str | None = None
+        alias = False
+        first: Token | None = None
+        comment = ""
+        while True:
+            clause = self.peek()
+            if self.accept_word("DEFAULT") or self.accept_word("ALIAS") or self.accept_word("MATERIALIZED"):
+                assert clause is not None
+                if default is not None:
+                    raise self.error(f"column '{name}' has two expressions", clause)
+                first, last = self.until_column_end(f"the {clause.text.upper()} expression of column '{name}'")
+                default, alias = self.text_between(first, last), clause.text.upper() != "DEFAULT"
+            elif self.accept_word("EPHEMERAL"):
+                raise self.error(f"column '{name}': EPHEMERAL columns are not supported", clause)
+            elif self.accept_word("COMMENT"):
+                comment = self.string(f"the comment of column '{name}'")
+            elif self.accept_word("CODEC") or self.accept_word("TTL"):
+                self.until_column_end(f"the {clause.text.upper()} of column '{name}'")  # storage only: no effect
+            else:
+                break
+        return Column(name, data_type, default, alias, comment), first
 
-    def settings(self) -> StreamSettingsSpec:
-        values: dict[str, object] = {}
+    def check_expression(self, column: Column, first: Token, columns: list[Column]) -> None:
+        """Parse and map ``column``'s expression, so an error points into the statement."""
+        assert column.default is not None
+        # Blank out everything before the expression (keeping line breaks): positions stay the statement's.
+        padded = re.sub(r"[^\n]", " ", self.sql[:first.start]) + column.default
+        try:
+            tree = parse_expression(padded)
+            schema = {c.name: c.type for c in columns}
+            schema.setdefault(TP_TIME, TP_TIME_TYPE)
+            to_duckdb(tree, schema)
+        except SqlError as err:
+            message = err.message.split(" at line ")[0]
+            raise located(f"column '{column.name}': {message}", err.position or position_at(self.sql, first.start)) \
+                from None
+
+    def settings(self) -> list[tuple[str, object]]:
+        """``k=v, …``: each checked by StreamSettings.from_dict, so a bad one is placed."""
+        values: list[tuple[str, object]] = []
         while True:
             key_token = self.peek()
             key = self.identifier("a setting name")
-            field_name = _SETTINGS.get(key.lower())
-            if field_name is None:
-                raise self.error(f"unknown stream setting '{key}' (supported: {', '.join(sorted(_SETTINGS))})",
-                                 key_token)
             self.expect(TokenType.EQ, "=")
             value_token = self.peek()
             value = self.literal()
-            if field_name in _INT_SETTINGS:
-                if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                    raise self.error(f"setting '{key}' must be a positive integer", value_token)
-            elif not isinstance(value, str):
-                raise self.error(f"setting '{key}' must be a string", value_token)
-            values[field_name] = value
+            try:
+                StreamSettings.from_dict({key.lower(): value})
+            except InvalidInput as err:
+                at = value_token if err.message.startswith("setting") else key_token
+                raise self.error(err.message, at) from None
+            values.append((key.lower(), value))
             if not self.accept(TokenType.COMMA):
                 break
-        return StreamSettingsSpec(**values)  # type: ignore[arg-type]
+        return values
 
     def drop(self) -> DropStream:
         kind = self.peek()
@@ -311,15 +417,20 @@ class _Parser:
         self.end()
         return DropStream(name, if_exists)
 
-    def show(self) -> ShowStreams:
+    def show(self) -> ShowStreams | ShowCreateStream:
         token = self.peek()
         # sqlglot tokenizes SHOW as a command: the rest of the statement is one STRING token.
-        rest = " ".join(token.text.split()).upper() if token is not None else ""
-        if rest != "STREAMS":
-            raise self.error(f"SHOW {rest} is not supported (only SHOW STREAMS is)".replace("  ", " "), token)
+        rest = " ".join(token.text.split()) if token is not None else ""
         self.i += 1
+        if rest.upper() == "STREAMS":
+            self.end()
+            return ShowStreams()
+        match = _SHOW_CREATE.match(rest)
+        if match is None:
+            raise self.error(f"SHOW {rest.upper()} is not supported (SHOW STREAMS and SHOW CREATE [STREAM] name are)"
+                             .replace("  ", " "), token)
         self.end()
-        return ShowStreams()
+        return ShowCreateStream(match.group(1).strip("`\""))
 
     def insert(self) -> Insert:
         self.expect_word("INTO")

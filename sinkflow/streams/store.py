@@ -28,9 +28,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sinkflow.errors import AlreadyExists, InvalidInput, NotFound
+from sinkflow.streams.defaults import ColumnDefaults, DefaultsCompiler, is_ingest_time
 from sinkflow.streams.ingest import default_array, fill_defaults, rows_to_batch, show_value
 from sinkflow.streams.log import LogOptions, StreamLog
-from sinkflow.streams.types import TP_TIME, TP_TIME_TYPE, Column, parse_type
+from sinkflow.streams.types import TP_TIME, TP_TIME_TYPE, Column
 
 logger = logging.getLogger(__name__)
 
@@ -51,49 +52,128 @@ def check_identifier(kind: str, name: object) -> str:
     return name
 
 
+MODES = ("append", "versioned_kv", "changelog_kv", "mutable")
+
+# Settings Timeplus accepts that change nothing here (storage layout, replication, ingest tuning):
+# kept as written, so SHOW CREATE STREAM shows them, and listed in docs/streams.md.
+IGNORED_SETTINGS = frozenset({
+    "shards", "sharding_expr", "replication_factor", "logstore_codec", "logstore_flush_messages",
+    "logstore_flush_ms", "storage_type", "storage_policy", "placement_policies", "shared_disk", "ingest_mode",
+    "ack", "ingest_batch_max_bytes", "ingest_batch_timeout_ms", "fetch_threads", "flush_threshold_count",
+    "flush_threshold_ms", "flush_threshold_bytes", "merge_with_ttl_timeout", "keep_versions", "interval_time",
+    "logstore_request_timeout_ms", "distributed_flush_threshold_count", "distributed_flush_threshold_ms",
+})
+
+
 @dataclass(frozen=True)
 class StreamSettings:
-    """Per-stream settings (Timeplus's ``SETTINGS`` of ``CREATE STREAM``).
+    """Per-stream settings (Timeplus's ``SETTINGS`` of ``CREATE STREAM``, and its stream kind).
 
-    ``event_time_column`` names a datetime/datetime64 column that becomes ``_tp_time`` (else the
-    ingest time does); ``retention_ms`` / ``retention_bytes`` bound the data kept (whole old
-    segments are dropped); ``description`` is free text."""
+    ``event_time_column`` names a datetime/datetime64 column that becomes ``_tp_time``, or is an
+    expression computing it (else the ingest time is ``_tp_time``); ``retention_ms`` /
+    ``retention_bytes`` bound the data kept (whole old segments are dropped); ``description``
+    is free text (Timeplus's stream COMMENT).
+
+    ``mode`` is ``append`` or, for a keyed stream, ``versioned_kv``, ``changelog_kv`` or
+    ``mutable`` (``CREATE MUTABLE STREAM``); a keyed stream has a ``primary_key`` (column names)
+    and optionally a ``version_column`` (Timeplus's default is ``_tp_time``). The log stores every
+    row either way; readers give the keys their meaning.
+
+    ``random`` marks a ``CREATE RANDOM STREAM``: its rows are generated from the columns' DEFAULT
+    expressions, about ``eps`` rows per second. ``ignored`` holds the Timeplus settings that were
+    accepted but have no effect (:data:`IGNORED_SETTINGS`), as ``(name, value text)`` pairs."""
 
     event_time_column: str | None = None
     retention_ms: int | None = None
     retention_bytes: int | None = None
     description: str = ""
+    mode: str = "append"
+    primary_key: tuple[str, ...] = ()
+    version_column: str | None = None
+    random: bool = False
+    eps: float | None = None
+    ignored: tuple[tuple[str, str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The settings as stream.json holds them (the keyed and random ones only when set)."""
+        out: dict[str, Any] = {
+            "event_time_column": self.event_time_column, "retention_ms": self.retention_ms,
+            "retention_bytes": self.retention_bytes, "description": self.description, "mode": self.mode,
+        }
+        if self.primary_key:
+            out["primary_key"] = list(self.primary_key)
+        if self.version_column is not None:
+            out["version_column"] = self.version_column
+        if self.random:
+            out["random"] = True
+            out["eps"] = self.eps
+        if self.ignored:
+            out["ignored"] = dict(self.ignored)
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StreamSettings:
-        """Settings from a mapping, as REST bodies and SQL ``SETTINGS`` give them. Timeplus's names
-        ``logstore_retention_ms`` / ``logstore_retention_bytes`` are accepted for the retention
-        settings; numbers may come as text (``'86400000'``); ``None`` values are ignored.
+        """Settings from a mapping, as REST bodies, SQL ``SETTINGS`` and stream.json give them.
+        Timeplus's names ``logstore_retention_ms`` / ``logstore_retention_bytes`` are accepted for
+        the retention settings (Timeplus's 0 and -1, "the system default" and "no limit", mean no
+        limit here); numbers may come as text (``'86400000'``); ``None`` values are ignored; the
+        settings of :data:`IGNORED_SETTINGS` are kept in ``ignored``.
 
         Raises :class:`InvalidInput` naming an unknown setting or a value of the wrong type."""
         values: dict[str, Any] = {}
+        ignored: dict[str, str] = {}
         for key, value in data.items():
             name = _SETTING_ALIASES.get(key, key)
             if value is None:
                 continue
             if name in ("retention_ms", "retention_bytes"):
-                values[name] = _positive_int(key, value)
-            elif name in ("event_time_column", "description"):
+                if not (isinstance(value, int | str) and str(value).strip() in ("0", "-1")):
+                    values[name] = _positive_int(key, value)
+            elif name in ("event_time_column", "description", "version_column"):
                 if not isinstance(value, str):
                     raise InvalidInput(f"setting '{key}' must be a string, got {show_value(value)}")
                 values[name] = value
+            elif name == "mode":
+                if value not in MODES:
+                    raise InvalidInput(f"setting 'mode' must be one of {', '.join(MODES)}, got {show_value(value)}")
+                values[name] = value
+            elif name == "primary_key":
+                keys = [value] if isinstance(value, str) else value
+                if not isinstance(keys, list | tuple) or not all(isinstance(k, str) for k in keys):
+                    raise InvalidInput(f"setting 'primary_key' must be column names, got {show_value(value)}")
+                values[name] = tuple(keys)
+            elif name == "random":
+                values[name] = bool(value)
+            elif name == "eps":
+                values[name] = _non_negative_float(key, value)
+            elif name == "ignored" and isinstance(value, dict):
+                ignored.update({str(k): str(v) for k, v in value.items()})
+            elif name in IGNORED_SETTINGS:
+                ignored[name] = str(value)
             else:
                 raise InvalidInput(
                     f"unknown stream setting '{key}' (known: event_time_column, retention_ms, retention_bytes, "
-                    "logstore_retention_ms, logstore_retention_bytes, description)"
+                    "logstore_retention_ms, logstore_retention_bytes, description, mode, primary_key, "
+                    "version_column, eps, and Timeplus's storage settings listed in docs/streams.md)"
                 )
+        if ignored:
+            values["ignored"] = tuple(sorted(ignored.items()))
         return cls(**values)
 
 
-_SETTING_ALIASES = {"logstore_retention_ms": "retention_ms", "logstore_retention_bytes": "retention_bytes"}
+_SETTING_ALIASES = {"logstore_retention_ms": "retention_ms", "logstore_retention_bytes": "retention_bytes",
+                    "comment": "description"}
+
+
+def _non_negative_float(key: str, value: object) -> float:
+    """``value`` as a number >= 0 (text allowed), else :class:`InvalidInput`."""
+    try:
+        number = float(value) if isinstance(value, int | float | str) and not isinstance(value, bool) else -1.0
+    except ValueError:
+        number = -1.0
+    if not number >= 0:
+        raise InvalidInput(f"setting '{key}' must be a number >= 0, got {show_value(value)}")
+    return number
 
 
 def _positive_int(key: str, value: object) -> int:
@@ -114,9 +194,10 @@ class AppendResult:
     count: int
 
 
-def _validate(name: str, columns: Sequence[Column], settings: StreamSettings) -> tuple[list[Column], StreamSettings]:
-    """The user columns of a new stream (without ``_tp_time``) and its settings (numbers given as
-    text made numbers), after checking everything.
+def _validate(name: str, columns: Sequence[Column], settings: StreamSettings) -> tuple[list[Column], Column, StreamSettings]:
+    """The user columns of a new stream (without ``_tp_time``), its ``_tp_time`` column (with the
+    expression that computes it, if any) and its settings (numbers given as text made numbers),
+    after checking everything but the expressions themselves (:class:`ColumnDefaults` does).
 
     Raises :class:`InvalidInput` naming the stream, column or setting at fault."""
     check_identifier("stream", name)
@@ -124,6 +205,7 @@ def _validate(name: str, columns: Sequence[Column], settings: StreamSettings) ->
         raise InvalidInput(f"stream '{name}' needs at least one column")
     user: list[Column] = []
     seen: set[str] = set()
+    tp_time = Column(TP_TIME, TP_TIME_TYPE)
     for column in columns:
         check_identifier("column", column.name)
         if column.name in seen:
@@ -132,30 +214,67 @@ def _validate(name: str, columns: Sequence[Column], settings: StreamSettings) ->
         if column.name == TP_TIME:
             if not pa.types.is_timestamp(column.type.arrow):
                 raise InvalidInput(f"column '{TP_TIME}' is the event time: it must be datetime64(3), not {column.type}")
+            if column.alias:
+                raise InvalidInput(f"column '{TP_TIME}' cannot be an ALIAS column (give it a DEFAULT)")
+            if column.default is not None and not is_ingest_time(column.default):
+                tp_time = Column(TP_TIME, TP_TIME_TYPE, column.default)
             continue  # every stream has it anyway, typed datetime64(3, 'UTC')
-        if column.default is not None:
-            # A default the store would not apply is refused rather than silently dropped.
-            raise InvalidInput(
-                f"column '{column.name}': DEFAULT expressions are not supported (a value missing from an "
-                "ingest is null for nullable columns, else the type's zero value)"
-            )
         user.append(column)
     if not user:
         raise InvalidInput(f"stream '{name}' needs at least one column besides {TP_TIME}")
     etc = settings.event_time_column
-    if etc is not None:
+    if etc is not None and _IDENTIFIER.match(etc):
         match = next((c for c in user if c.name == etc), None)
         if match is None:
             raise InvalidInput(f"event_time_column '{etc}' is not a column of stream '{name}'")
         if not pa.types.is_timestamp(match.type.arrow):
             raise InvalidInput(f"event_time_column '{etc}' must be a datetime or datetime64 column, not {match.type}")
+    elif etc is not None:
+        # Timeplus's event_time_column may be an expression: it is then _tp_time's DEFAULT.
+        if tp_time.default is not None:
+            raise InvalidInput(f"stream '{name}' gives both event_time_column and a DEFAULT for {TP_TIME}: keep one")
+        tp_time = Column(TP_TIME, TP_TIME_TYPE, etc)
     if settings.retention_ms is not None:
         settings = replace(settings, retention_ms=_positive_int("retention_ms", settings.retention_ms))
     if settings.retention_bytes is not None:
         settings = replace(settings, retention_bytes=_positive_int("retention_bytes", settings.retention_bytes))
     if not isinstance(settings.description, str):
         raise InvalidInput("setting 'description' must be a string")
-    return user, settings
+    _check_keys(name, user, settings)
+    if settings.random:
+        if settings.eps is None:
+            settings = replace(settings, eps=DEFAULT_RANDOM_EPS)
+        if settings.retention_ms is None and settings.retention_bytes is None:
+            settings = replace(settings, retention_bytes=RANDOM_RETENTION_BYTES)
+    return user, tp_time, settings
+
+
+DEFAULT_RANDOM_EPS = 1000.0  # Timeplus's default rate of a random stream, rows per second
+# Generated rows are kept only this far back by default, so a forgotten random stream cannot fill the disk.
+RANDOM_RETENTION_BYTES = 64 * 1024 * 1024
+
+
+def _check_keys(name: str, user: list[Column], settings: StreamSettings) -> None:
+    """Check a keyed stream's mode, primary key and version column. Raises :class:`InvalidInput`."""
+    if settings.mode not in MODES:
+        raise InvalidInput(f"setting 'mode' must be one of {', '.join(MODES)}, not '{settings.mode}'")
+    names = {c.name for c in user}
+    if settings.mode != "append" and not settings.primary_key:
+        what = "a mutable stream" if settings.mode == "mutable" else f"mode '{settings.mode}'"
+        raise InvalidInput(f"stream '{name}': {what} needs a PRIMARY KEY")
+    for key in settings.primary_key:
+        if key not in names:
+            raise InvalidInput(f"stream '{name}': PRIMARY KEY column '{key}' is not a column of the stream")
+    if len(set(settings.primary_key)) != len(settings.primary_key):
+        raise InvalidInput(f"stream '{name}': a column appears twice in the PRIMARY KEY")
+    version = settings.version_column
+    if version is not None:
+        if settings.mode not in ("versioned_kv", "changelog_kv"):
+            raise InvalidInput(f"stream '{name}': version_column applies to mode 'versioned_kv' or 'changelog_kv'")
+        if version not in names and version != TP_TIME:
+            raise InvalidInput(f"stream '{name}': version_column '{version}' is not a column of the stream")
+    if settings.random and settings.mode != "append":
+        raise InvalidInput(f"stream '{name}': a random stream cannot be keyed")
 
 
 class Stream:
@@ -169,20 +288,29 @@ class Stream:
         directory: Path,
         options: LogOptions,
         clock: Callable[[], float],
+        tp_time: Column | None = None,
+        defaults: ColumnDefaults | None = None,
     ) -> None:
         self.name = name
         self.settings = settings
         self.directory = directory
         self.user_columns = user_columns
-        self.columns: list[Column] = [*user_columns, Column(TP_TIME, TP_TIME_TYPE)]
+        self.columns: list[Column] = [*user_columns, tp_time or Column(TP_TIME, TP_TIME_TYPE)]
         self.schema = pa.schema(
             [c.arrow_field() for c in user_columns] + [pa.field(TP_TIME, TP_TIME_TYPE.arrow, nullable=False)]
         )
         self._clock = clock
+        self._defaults = defaults
+        self._computed = defaults.names if defaults is not None else frozenset()
+        self._aliases = frozenset(c.name for c in user_columns if c.alias)
         self._by_name = {c.name: i for i, c in enumerate(user_columns)}
         self._user_names = [c.name for c in user_columns]
+        self._insertable = [c.name for c in user_columns if not c.alias]
         self._user_types = [c.type.arrow for c in user_columns]
-        self._event_index = None if settings.event_time_column is None else self._by_name[settings.event_time_column]
+        # A batch of exactly the user columns needs no lookup, unless some column is always computed.
+        self._fast = not self._aliases and TP_TIME not in self._computed
+        etc = settings.event_time_column
+        self._event_index = self._by_name.get(etc) if etc is not None else None
         log_options = replace(options, retention_ms=settings.retention_ms, retention_bytes=settings.retention_bytes)
         self.log = StreamLog(directory / "log", self.schema, log_options, clock)
 
@@ -202,8 +330,18 @@ class Stream:
         ``columns`` names the values of each row (``None``: all user columns in order); missing
         columns get their defaults. Raises :class:`InvalidInput` naming the row (numbered from
         ``first_row``), column and value; then nothing is stored."""
-        batch = rows_to_batch(self.name, self.user_columns, columns, rows, first_row)
+        names = self._insertable if columns is None else columns
+        batch = rows_to_batch(self.name, self.user_columns, names, rows, first_row)
+        if self._computed:
+            # Only the given columns: the others are computed from their expressions in _conform.
+            batch = batch.select([n for n in names if n != TP_TIME] + ([TP_TIME] if TP_TIME in names else []))
         return self.append_batch(batch)
+
+    def generate(self, count: int) -> AppendResult:
+        """Append ``count`` rows made only of the columns' DEFAULT expressions (a random stream's
+        rows; a column without one gets its zero value or null), stamped with the ingest time."""
+        empty = pa.RecordBatch.from_struct_array(pa.array([{}] * count, pa.struct([])))
+        return self.append_batch(empty)
 
     def append_batch(self, batch: pa.RecordBatch | pa.Table) -> AppendResult:
         """Append a typed batch (a table is appended as one batch): columns matched by name, cast
@@ -225,36 +363,57 @@ class Stream:
 
     def _conform(self, batch: pa.RecordBatch) -> tuple[pa.RecordBatch, int | None]:
         """``batch`` in the stream's schema, and the ingest time (ms) when every row got it as ``_tp_time``."""
-        if batch.schema.names == self._user_names and batch.schema.types == self._user_types:
+        if self._fast and batch.schema.names == self._user_names and batch.schema.types == self._user_types:
             # Already the stream's user columns, in order (the common case): nothing to look up or cast.
             arrays = [fill_defaults(c.type, a) for c, a in zip(self.user_columns, batch.columns)]
-            tp_index = -1
-        else:
-            arrays = self._user_arrays(batch)
-            tp_index = batch.schema.get_field_index(TP_TIME)
+            event_time = arrays[self._event_index] if self._event_index is not None else None
+            tp_time, now = self._tp_time(event_time, batch.num_rows)
+            return pa.RecordBatch.from_arrays([*arrays, tp_time], schema=self.schema), now
+        found = self._user_arrays(batch)
+        tp_index = batch.schema.get_field_index(TP_TIME)
+        event_time: pa.Array | None = None
         if tp_index >= 0:
             event_time = batch.column(tp_index)
             if not pa.types.is_timestamp(event_time.type):
                 raise InvalidInput(f"column '{TP_TIME}' must hold timestamps, not {event_time.type}")
-        elif self._event_index is not None:
-            event_time = arrays[self._event_index]
-        else:
-            event_time = None
-        tp_time, now = self._tp_time(event_time, batch.num_rows)
-        arrays.append(tp_time)
-        return pa.RecordBatch.from_arrays(arrays, schema=self.schema), now
+        wanted = [name for name, array in found.items() if array is None]
+        if event_time is None and self._event_index is None and TP_TIME in self._computed:
+            wanted.append(TP_TIME)
+        now: int | None = None
+        tp_time: pa.Array | None = None
+        if event_time is None and self._event_index is None and TP_TIME not in wanted:
+            tp_time, now = self._tp_time(None, batch.num_rows)
+        if wanted:
+            assert self._defaults is not None
+            known = {name: array for name, array in found.items() if array is not None}
+            if event_time is not None or tp_time is not None:
+                known[TP_TIME] = event_time if event_time is not None else tp_time
+            computed = self._defaults.evaluate(known, batch.num_rows, wanted)
+            found.update({n: fill_defaults(self.user_columns[self._by_name[n]].type, a)
+                          for n, a in computed.items() if n != TP_TIME})
+            event_time = computed.get(TP_TIME, event_time)
+        arrays = list(found.values())
+        if tp_time is None:
+            if event_time is None and self._event_index is not None:
+                event_time = arrays[self._event_index]
+            tp_time, now = self._tp_time(event_time, batch.num_rows)
+        return pa.RecordBatch.from_arrays([*arrays, tp_time], schema=self.schema), now
 
-    def _user_arrays(self, batch: pa.RecordBatch) -> list[pa.Array]:
-        """The user columns of ``batch`` matched by name, cast to the stream's types, missing ones defaulted."""
+    def _user_arrays(self, batch: pa.RecordBatch) -> dict[str, pa.Array | None]:
+        """The user columns of ``batch`` matched by name and cast to the stream's types, in stream
+        order: a missing one is defaulted, or None when its expression must compute it."""
         count = batch.num_rows
         for name in batch.schema.names:
+            if name in self._aliases:
+                raise InvalidInput(f"column '{name}' of stream '{self.name}' is an ALIAS column: its value is "
+                                   "computed, it cannot be given")
             if name not in self._by_name and name != TP_TIME:
                 raise InvalidInput(f"unknown column '{name}' in stream '{self.name}'")
-        arrays: list[pa.Array] = []
+        arrays: dict[str, pa.Array | None] = {}
         for column in self.user_columns:
             index = batch.schema.get_field_index(column.name)
             if index < 0:
-                arrays.append(default_array(column.type, count))
+                arrays[column.name] = None if column.name in self._computed else default_array(column.type, count)
                 continue
             array = batch.column(index)
             if array.type != column.type.arrow:
@@ -264,7 +423,7 @@ class Stream:
                     raise InvalidInput(
                         f"column '{column.name}': cannot store {array.type} values as {column.type}: {exc}"
                     ) from None
-            arrays.append(fill_defaults(column.type, array))
+            arrays[column.name] = fill_defaults(column.type, array)
         return arrays
 
     def _tp_time(self, event_time: pa.Array | None, count: int) -> tuple[pa.Array, int | None]:
@@ -329,12 +488,16 @@ class StreamStore:
     """All streams under ``data_dir/streams``; reloads them on construction.
 
     ``log_options`` tunes every log (segment size, cache, fsync); ``clock`` (seconds since the
-    epoch) is the ingest time and retention clock, replaceable in tests."""
+    epoch) is the ingest time and retention clock, replaceable in tests. ``defaults`` compiles
+    column DEFAULT / ALIAS expressions (the server passes :func:`sinkflow.sql.defaults.compile_default`);
+    without it a stream with such expressions is refused."""
 
     def __init__(
-        self, data_dir: Path, log_options: LogOptions | None = None, clock: Callable[[], float] = time.time
+        self, data_dir: Path, log_options: LogOptions | None = None, clock: Callable[[], float] = time.time,
+        defaults: DefaultsCompiler | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
+        self._compiler = defaults
         self.root = self.data_dir / "streams"
         self.root.mkdir(parents=True, exist_ok=True)
         self._options = log_options or LogOptions()
@@ -353,9 +516,9 @@ class StreamStore:
                 continue
             try:
                 meta = json.loads(meta_path.read_text())
-                columns = [Column(c["name"], parse_type(c["type"])) for c in meta["columns"]]
+                columns = [Column.from_dict(c) for c in meta["columns"]]
                 settings = StreamSettings.from_dict(meta.get("settings", {}))
-                stream = Stream(meta["name"], columns, settings, directory, self._options, self._clock)
+                stream = self._open(meta["name"], columns, settings, directory)
             except (OSError, ValueError, KeyError, TypeError, InvalidInput) as exc:
                 # One damaged stream must not keep the server from starting with the others.
                 logger.error("stream in %s could not be loaded: %s", directory, exc)
@@ -366,7 +529,9 @@ class StreamStore:
         """Create a stream (durably: its metadata is on disk when this returns).
 
         Raises :class:`InvalidInput` for a bad name, column or setting, :class:`AlreadyExists`."""
-        user, settings = _validate(name, columns, settings or StreamSettings())
+        settings = settings or StreamSettings()
+        user, tp_time, settings = _validate(name, columns, settings)
+        defaults = self._defaults(name, [*user, tp_time])
         with self._lock:
             if name in self._streams:
                 raise AlreadyExists(f"stream '{name}' already exists")
@@ -377,11 +542,27 @@ class StreamStore:
             if directory.exists():
                 shutil.rmtree(directory)  # a create interrupted before its metadata was written
             directory.mkdir(parents=True)
-            meta = _Meta(name, [c.to_dict() for c in user], settings.to_dict())
+            # _tp_time is kept only for its own DEFAULT (event_time_column is a setting).
+            kept = [*user, tp_time] if tp_time.default not in (None, settings.event_time_column) else user
+            meta = _Meta(name, [c.to_dict() for c in kept], settings.to_dict())
             _write_atomically(directory / _META, json.dumps(asdict(meta), indent=2))
-            stream = Stream(name, user, settings, directory, self._options, self._clock)
+            stream = Stream(name, user, settings, directory, self._options, self._clock, tp_time, defaults)
             self._streams[name] = stream
             return stream
+
+    def _open(self, name: str, columns: list[Column], settings: StreamSettings, directory: Path) -> Stream:
+        """The stream stored in ``directory`` (its metadata already read)."""
+        user, tp_time, settings = _validate(name, columns, settings)
+        defaults = self._defaults(name, [*user, tp_time])
+        return Stream(name, user, settings, directory, self._options, self._clock, tp_time, defaults)
+
+    def _defaults(self, name: str, columns: list[Column]) -> ColumnDefaults | None:
+        """The compiled expressions of ``columns``, None when none has one. Raises :class:`InvalidInput`."""
+        if all(c.default is None for c in columns):
+            return None
+        if self._compiler is None:
+            raise InvalidInput(f"stream '{name}': column DEFAULT expressions are not available in this store")
+        return ColumnDefaults(name, columns, self._compiler)
 
     def drop(self, name: str) -> None:
         """Delete a stream and its data. Raises :class:`NotFound`."""

@@ -64,14 +64,35 @@ class DataType:
 
 @dataclass(frozen=True)
 class Column:
-    """A named, typed column of a stream or a query result."""
+    """A named, typed column of a stream or a query result.
+
+    ``default`` is the column's DEFAULT expression as the user wrote it (Timeplus SQL), evaluated
+    at ingest for rows that do not give the column; with ``alias`` it is the column's ALIAS
+    expression, computed for every row (a value for it is refused). ``comment`` is free text."""
 
     name: str
     type: DataType
     default: str | None = field(default=None, compare=False)
+    alias: bool = field(default=False, compare=False)
+    comment: str = field(default="", compare=False)
 
     def to_dict(self) -> dict[str, object]:
-        return {"name": self.name, "type": self.type.name}
+        """The column as stream.json and the REST API hold it (optional keys only when set)."""
+        out: dict[str, object] = {"name": self.name, "type": self.type.name}
+        if self.default is not None:
+            out["default"] = self.default
+        if self.alias:
+            out["alias"] = True
+        if self.comment:
+            out["comment"] = self.comment
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> Column:
+        """The column :meth:`to_dict` described. Raises :class:`InvalidInput` for an unknown type."""
+        default = data.get("default")
+        return cls(str(data["name"]), parse_type(str(data["type"])), None if default is None else str(default),
+                   bool(data.get("alias", False)), str(data.get("comment", "")))
 
     def arrow_field(self) -> pa.Field:
         return pa.field(self.name, self.type.arrow, nullable=self.type.nullable)

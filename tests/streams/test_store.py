@@ -37,6 +37,7 @@ def test_create_describe_list_drop(store: StreamStore, data_dir: Path) -> None:
         "retention_ms": None,
         "retention_bytes": None,
         "description": "web clicks",
+        "mode": "append",
         "head": 0,
         "start": 0,
     }
@@ -277,7 +278,9 @@ def test_settings_from_dict_accepts_timeplus_names_and_text_numbers() -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"mode": "append"}, "unknown stream setting 'mode'"),
+        ({"modus": "append"}, "unknown stream setting 'modus'"),
+        ({"mode": "upsert"}, "setting 'mode' must be one of append, versioned_kv, changelog_kv, mutable, got 'upsert'"),
+        ({"eps": "fast"}, "setting 'eps' must be a number >= 0, got 'fast'"),
         ({"logstore_retention_ms": "soon"}, "setting 'logstore_retention_ms' must be a positive integer, got 'soon'"),
         ({"retention_bytes": True}, "setting 'retention_bytes' must be a positive integer, got true"),
         ({"event_time_column": 5}, "setting 'event_time_column' must be a string, got 5"),
@@ -315,8 +318,9 @@ def test_tp_time_given_in_rows(store: StreamStore) -> None:
     assert row["t"] == datetime(2022, 1, 1, tzinfo=UTC)
 
 
-def test_column_defaults_are_refused_not_ignored(store: StreamStore) -> None:
-    with pytest.raises(InvalidInput, match="column 'n': DEFAULT expressions are not supported"):
+def test_column_defaults_need_a_compiler(store: StreamStore) -> None:
+    # A store without an expression compiler refuses them rather than ignoring them.
+    with pytest.raises(InvalidInput, match="stream 's': column DEFAULT expressions are not available"):
         store.create("s", [Column("n", parse_type("int32"), default="42")])
     assert not store.exists("s")
     # The event time's usual default is what every stream does anyway.

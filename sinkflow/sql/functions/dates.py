@@ -11,8 +11,9 @@ from sinkflow.sql.functions.registry import Builder, error, fill, literal_text, 
 from sinkflow.sql.parse import DIALECT
 
 
-register("now", "DATE_TRUNC('second', GET_CURRENT_TIMESTAMP())", 0, returns=TIME)
-register("now64", "GET_CURRENT_TIMESTAMP()", 0, returns=TIME)
+# The optional precision and zone change how the value prints, not the instant.
+register("now", "DATE_TRUNC('second', GET_CURRENT_TIMESTAMP())", 0, 1, returns=TIME)
+register("now64", "DATE_TRUNC('milliseconds', GET_CURRENT_TIMESTAMP())", 0, 2, returns=TIME)
 register("today", "CURRENT_DATE", 0, returns=DATE)
 for _trunc in ("second", "minute", "hour", "day"):
     register(f"to_start_of_{_trunc}", f"DATE_TRUNC('{_trunc}', {{0}})", 1, returns=TIME)
