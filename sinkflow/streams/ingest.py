@@ -47,7 +47,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sinkflow.errors import InvalidInput
-from sinkflow.streams.types import TP_TIME, TP_TIME_TYPE, Column, DataType, parse_type
+from sinkflow.streams.types import TP_TIME, TP_TIME_TYPE, Column, DataType, from_arrow, parse_type
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_DATE = date(1970, 1, 1)
@@ -396,6 +396,29 @@ def _array_converter(
     return fast, one
 
 
+def _compound_one(arrow: pa.DataType) -> Callable[[Any], Any]:
+    """A map or tuple value checked by Arrow (a tuple given as a list is matched to its items in order)."""
+
+    def one(value: Any) -> Any:
+        if pa.types.is_struct(arrow) and isinstance(value, list | tuple):
+            value = {f.name: v for f, v in zip(arrow, value, strict=False)}
+        if pa.types.is_map(arrow) and isinstance(value, dict):
+            value = list(value.items())
+        try:
+            pa.array([value], arrow)
+        except (pa.ArrowException, TypeError, ValueError) as exc:
+            raise _Bad(str(exc)) from None
+        return value
+
+    return one
+
+
+def _compound_default(arrow: pa.DataType) -> Any:
+    if pa.types.is_map(arrow):
+        return []
+    return {f.name: (None if f.nullable else converter(from_arrow(f.type, False)).default) for f in arrow}
+
+
 @functools.lru_cache(maxsize=512)
 def converter(dtype: DataType) -> _Converter:
     """The converter for a Timeplus type (see the module's rules); cached, as converters are stateless."""
@@ -424,6 +447,9 @@ def converter(dtype: DataType) -> _Converter:
     elif pa.types.is_list(arrow):
         inner = converter(parse_type(name[len("array(") : -1]))
         (fast, one), default = _array_converter(arrow, inner), []
+    elif pa.types.is_map(arrow) or pa.types.is_struct(arrow):
+        # Maps (JSON objects or key/value pairs) and tuples (objects or lists) as Arrow reads them.
+        fast, one, default = functools.partial(pa.array, type=arrow), _compound_one(arrow), _compound_default(arrow)
     else:
         raise InvalidInput(f"type {name} cannot be ingested")
     return _Converter(name, arrow, dtype.nullable, name == "string", fast, one, default)

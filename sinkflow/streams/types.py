@@ -30,7 +30,16 @@ _SIMPLE: dict[str, pa.DataType] = {
     "date": pa.date32(),
     # uuid is kept as its canonical text so DuckDB and every sink read it without an extension type.
     "uuid": pa.string(),
+    # As text too: IP addresses and JSON documents (not validated at ingest: see docs/streams.md).
+    "ipv4": pa.string(),
+    "ipv6": pa.string(),
+    "json": pa.string(),
+    "date32": pa.date32(),
 }
+# Types stored as another one's Arrow type, keeping their own spelling.
+_TEXT_LIKE = frozenset({"uuid", "ipv4", "ipv6", "json"})
+# decimalN(scale): the precision each width holds.
+_DECIMAL_WIDTHS = {"decimal32": 9, "decimal64": 18, "decimal128": 38}
 
 # Names users write that mean one of the canonical types above (ClickHouse/Timeplus spellings).
 _ALIASES: dict[str, str] = {
@@ -44,6 +53,9 @@ _ALIASES: dict[str, str] = {
     "boolean": "bool",
     "varchar": "string",
     "text": "string",
+    "datetime32": "datetime",
+    "lowcardinality": "low_cardinality",
+    "fixedstring": "fixed_string",
 }
 
 _TIME_UNITS = {0: "s", 3: "ms", 6: "us", 9: "ns"}
@@ -101,7 +113,8 @@ class Column:
 class _Parser:
     """A small recursive-descent parser for type expressions."""
 
-    _TOKEN = re.compile(r"\s*(?:(?P<ident>[A-Za-z_][A-Za-z0-9_]*)|(?P<num>\d+)|(?P<str>'[^']*')|(?P<sym>[(),]))")
+    _TOKEN = re.compile(r"\s*(?:(?P<ident>[A-Za-z_][A-Za-z0-9_]*)|(?P<num>-?\d+)|(?P<str>'(?:[^'\\]|\\.)*')"
+                        r"|(?P<sym>[(),=]))")
 
     def __init__(self, text: str) -> None:
         self.text = text
@@ -160,14 +173,43 @@ class _Parser:
         if name == "array":
             inner = self._inner()
             return DataType(f"array({inner.name})", pa.list_(pa.field("item", inner.arrow, nullable=inner.nullable)))
-        if name == "low_cardinality" or name == "lowcardinality":
-            return self._inner()
-        if name == "decimal":
+        if name == "low_cardinality":
+            inner = self._inner()
+            # Only a storage hint in Timeplus: the values are the inner type's.
+            return DataType(f"low_cardinality({inner.name})", inner.arrow, inner.nullable)
+        if name == "decimal256":
+            raise InvalidInput(f"type '{self.text}': decimal256 is not supported (decimals hold up to 38 digits: "
+                               "use decimal128 or decimal(38, s))")
+        if name in ("decimal", *_DECIMAL_WIDTHS):
             args = self.args()
-            precision, scale = (int(args[0]), int(args[1]) if len(args) > 1 else 0) if args else (38, 9)
+            if name in _DECIMAL_WIDTHS:
+                if len(args) != 1:
+                    raise InvalidInput(f"type '{self.text}': {name} takes one argument, the scale")
+                precision, scale = _DECIMAL_WIDTHS[name], int(args[0])
+            else:
+                precision, scale = (int(args[0]), int(args[1]) if len(args) > 1 else 0) if args else (38, 9)
             if not 1 <= precision <= 38 or not 0 <= scale <= precision:
-                raise InvalidInput(f"type '{self.text}': decimal precision must be 1..38 and scale 0..precision")
+                raise InvalidInput(f"type '{self.text}': decimal precision must be 1..38 and scale 0..precision "
+                                   "(wider decimals such as decimal256 are not supported)")
             return DataType(f"decimal({precision}, {scale})", pa.decimal128(precision, scale))
+        if name == "fixed_string":
+            args = self.args()
+            if len(args) != 1 or not args[0].isdigit() or int(args[0]) < 1:
+                raise InvalidInput(f"type '{self.text}': fixed_string takes a positive length")
+            return DataType(f"fixed_string({args[0]})", pa.string())
+        if name in ("enum", "enum8", "enum16"):
+            labels = self.enum_labels()
+            width = "enum16" if name == "enum16" else "enum8"
+            spelled = ", ".join(f"'{label}' = {value}" for label, value in labels)
+            return DataType(f"{width}({spelled})", pa.string())
+        if name == "map":
+            key, value = self._pair()
+            return DataType(f"map({key.name}, {value.name})", pa.map_(key.arrow, value.arrow))
+        if name == "tuple":
+            items = self.tuple_items()
+            fields = [pa.field(n or str(i + 1), t.arrow, nullable=t.nullable) for i, (n, t) in enumerate(items)]
+            spelled = ", ".join(f"{n} {t.name}" if n else t.name for n, t in items)
+            return DataType(f"tuple({spelled})", pa.struct(fields))
         if name == "datetime":
             args = self.args()
             tz = args[0] if args else DEFAULT_TZ
@@ -183,6 +225,53 @@ class _Parser:
         if name in _SIMPLE:
             return DataType(name, _SIMPLE[name])
         raise InvalidInput(f"unknown type '{self.text}'")
+
+    def enum_labels(self) -> list[tuple[str, int]]:
+        """``('a' = 1, 'b' = 2)``: the labels and their numbers."""
+        labels: list[tuple[str, int]] = []
+        if not self.accept("("):
+            self.i = len(self.tokens)
+        while True:
+            token = self.peek()
+            if token is None or token[0] != "str":
+                raise InvalidInput(f"type '{self.text}': an enum lists its values, such as enum8('a' = 1, 'b' = 2)")
+            self.i += 1
+            label = token[1][1:-1]
+            if not self.accept("="):
+                raise InvalidInput(f"type '{self.text}': expected '=' and a number after '{label}'")
+            labels.append((label, int(self.take("num"))))
+            if self.accept(")"):
+                return labels
+            if not self.accept(","):
+                raise InvalidInput(f"type '{self.text}': expected ',' or ')'")
+
+    def _pair(self) -> tuple[DataType, DataType]:
+        if not self.accept("("):
+            raise InvalidInput(f"unknown type '{self.text}': expected '('")
+        key = self.parse()
+        if not self.accept(","):
+            raise InvalidInput(f"type '{self.text}': map takes a key type and a value type")
+        value = self.parse()
+        if not self.accept(")"):
+            raise InvalidInput(f"unknown type '{self.text}': expected ')'")
+        return key, value
+
+    def tuple_items(self) -> list[tuple[str, DataType]]:
+        """``(t1, t2)`` or ``(name1 t1, name2 t2)``: each item's name ('' when unnamed) and type."""
+        if not self.accept("("):
+            raise InvalidInput(f"unknown type '{self.text}': expected '('")
+        items: list[tuple[str, DataType]] = []
+        while True:
+            token, following = self.peek(), self.tokens[self.i + 1] if self.i + 1 < len(self.tokens) else None
+            name = ""
+            if token is not None and token[0] == "ident" and following is not None and following[0] == "ident":
+                name = token[1]
+                self.i += 1
+            items.append((name, self.parse()))
+            if self.accept(")"):
+                return items
+            if not self.accept(","):
+                raise InvalidInput(f"type '{self.text}': expected ',' or ')'")
 
     def _inner(self) -> DataType:
         if not self.accept("("):
@@ -216,7 +305,7 @@ def from_arrow(arrow_type: pa.DataType, nullable: bool = True) -> DataType:
     Raises :class:`InvalidInput` when the Arrow type has no Timeplus counterpart.
     """
     for name, simple in _SIMPLE.items():
-        if name != "uuid" and arrow_type == simple:
+        if name not in _TEXT_LIKE and name != "date32" and arrow_type == simple:
             return DataType(name, simple, nullable)
     if pa.types.is_large_string(arrow_type) or pa.types.is_string_view(arrow_type):
         return DataType("string", pa.string(), nullable)
@@ -225,13 +314,25 @@ def from_arrow(arrow_type: pa.DataType, nullable: bool = True) -> DataType:
     if pa.types.is_timestamp(arrow_type):
         precision = {"s": 0, "ms": 3, "us": 6, "ns": 9}[arrow_type.unit]
         tz = arrow_type.tz or DEFAULT_TZ
-        name = "datetime" if precision == 0 else f"datetime64({precision}, '{tz}')"
+        if precision == 0:
+            name = "datetime" if tz == DEFAULT_TZ else f"datetime('{tz}')"
+        else:
+            name = f"datetime64({precision}, '{tz}')"
         return DataType(name, pa.timestamp(arrow_type.unit, tz=tz), nullable)
     if pa.types.is_date(arrow_type):
         return DataType("date", pa.date32(), nullable)
     if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
         inner = from_arrow(arrow_type.value_type)
         return DataType(f"array({inner.name})", pa.list_(inner.arrow), nullable)
+    if pa.types.is_map(arrow_type):
+        key, item = from_arrow(arrow_type.key_type, False), from_arrow(arrow_type.item_type)
+        return DataType(f"map({key.name}, {item.name})", arrow_type, nullable)
+    if pa.types.is_struct(arrow_type):
+        items = [from_arrow(f.type, f.nullable) for f in arrow_type]
+        # Unnamed tuple items are called 1, 2, … (Timeplus's tuple.1).
+        named = [f.name for f in arrow_type] != [str(i + 1) for i in range(len(items))]
+        spelled = ", ".join(f"{f.name} {t.name}" if named else t.name for f, t in zip(arrow_type, items, strict=True))
+        return DataType(f"tuple({spelled})", arrow_type, nullable)
     if pa.types.is_null(arrow_type):
         return DataType("nullable(string)", pa.string(), True)
     raise InvalidInput(f"the result type {arrow_type} has no Timeplus counterpart")
