@@ -15,6 +15,7 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
 from sinkflow.errors import InvalidInput, Position, SqlError
+from sinkflow.sql import json_shortcuts
 from sinkflow.sql.functions import to_duckdb
 from sinkflow.sql.parse import DIALECT
 from sinkflow.streams.defaults import CompiledDefault
@@ -27,8 +28,9 @@ def parse_expression(text: str) -> exp.Expression:
     """A Timeplus scalar expression parsed with the Timeplus dialect (positions relative to ``text``).
 
     Raises :class:`SqlError` for text that is not one expression."""
+    hidden, shortcuts = json_shortcuts.hide(text)
     try:
-        tree = sqlglot.parse_one(text, dialect=DIALECT)
+        tree = json_shortcuts.restore(sqlglot.parse_one(hidden, dialect=DIALECT), shortcuts)
     except TokenError:
         raise SqlError(f"invalid expression '{text.strip()}': it cannot be split into tokens") from None
     except ParseError as err:

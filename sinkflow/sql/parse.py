@@ -29,6 +29,7 @@ from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokens import Token, TokenType
 
 from sinkflow.errors import Position, SqlError
+from sinkflow.sql import json_shortcuts
 from sinkflow.sql.positions import error_at, located, position_at
 
 
@@ -56,6 +57,7 @@ class Timeplus(ClickHouse):
             target = func.this if isinstance(func, exp.Window) else func
             if isinstance(target, exp.Func) and name is not None and "line" not in target.meta:
                 target.update_positions(name)
+                target.meta["written"] = name.text  # errors name the function as the user wrote it
             return func
 
         def _parse_timeplus_quantile(self) -> exp.Expression:
@@ -232,6 +234,7 @@ def parse_select(sql: str) -> ParsedSelect:
     if not sql or not sql.strip():
         raise SqlError("empty SQL statement")
     text, emit = _cut_emit(sql)
+    text, shortcuts = json_shortcuts.hide(text)  # raw:a.b → a placeholder as long, put back below
     try:
         trees = sqlglot.parse(text, dialect=DIALECT)
     except ParseError as e:
@@ -252,7 +255,7 @@ def parse_select(sql: str) -> ParsedSelect:
         raise error_at(tree, f"{type(tree).__name__.upper()} is not supported")
     if not isinstance(tree, exp.Select):
         raise SqlError(f"expected a SELECT statement, got {tree.key.upper()}")
-    tree = tree.transform(_rewrite_shorthand)
+    tree = json_shortcuts.restore(tree, shortcuts).transform(_rewrite_shorthand)
     assert isinstance(tree, exp.Select)
     texts = _select_texts(sql, _tokens(text))
     return ParsedSelect(sql, tree, emit, texts if texts is not None and len(texts) == len(tree.expressions) else None)

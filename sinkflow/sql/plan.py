@@ -23,7 +23,7 @@ from sqlglot import exp
 
 from sinkflow.errors import NotFound, SqlError
 from sinkflow.sql.aggregates import Aggregate
-from sinkflow.sql.functions import aggregate_call, function_name, is_aggregate, to_duckdb
+from sinkflow.sql.functions import aggregate_call, check_functions, function_name, is_aggregate, to_duckdb
 from sinkflow.sql.parse import DIALECT, EmitClause, interval_from_text, interval_micros, parse_select
 from sinkflow.sql.positions import error_at
 from sinkflow.streams.types import TP_TIME, Column
@@ -490,6 +490,7 @@ def build_plan(sql: str, store: StreamLookup) -> LogicalPlan:
     """
     parsed = parse_select(sql)
     select = parsed.tree
+    check_functions(select)
     p = _Planner(sql, store)
     for key, label in _UNSUPPORTED_CLAUSES.items():
         if select.args.get(key):

@@ -417,7 +417,9 @@ ERRORS: list[tuple[str, str]] = [
     ("array_join(a)", "array_join is not supported (it turns one row into several) at line 1, column 1"),
     ("array_max(a, b, c)", "function 'array_max' takes 1 to 2 arguments, got 3"),
     ("sum(DISTINCT x)", "DISTINCT or * is not supported in sum()"),
-    ("x + uniqExact(x)", "unknown function 'uniqExact' at line 1, column 5"),
+    ("x + uniqExact(x)", "unknown function 'uniqExact' — did you mean 'unique_exact'? at line 1, column 5"),
+    ("avgg(x)", "unknown function 'avgg' — did you mean 'avg'? at line 1, column 1"),
+    ("parseDateTimeBestEffort(x)", "unknown function 'parseDateTimeBestEffort' (Timeplus spells it parse_datetime_best_effort)"),
 ]
 
 

@@ -39,13 +39,14 @@ from __future__ import annotations
 # The section modules register their functions on import.
 from sinkflow.sql.functions import arrays, conditionals, conversions, dates, json, math, strings  # noqa: F401
 from sinkflow.sql.functions.aggregate_calls import AggregateCall, aggregate_call, is_aggregate
-from sinkflow.sql.functions.calls import function_name, supported_functions
+from sinkflow.sql.functions.calls import check_functions, function_name, supported_functions
 from sinkflow.sql.functions.conversions import duckdb_type
 from sinkflow.sql.functions.convert import to_duckdb
 
 __all__ = [
     "AggregateCall",
     "aggregate_call",
+    "check_functions",
     "duckdb_type",
     "function_name",
     "is_aggregate",

@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import difflib
+from collections.abc import Callable, Iterable
 
 from sqlglot import exp
 
@@ -161,15 +162,34 @@ _TYPED: dict[type[exp.Expression], tuple[str | Callable[[exp.Expression], str], 
 }
 
 
+# Operators sqlglot 30 types as functions: AND and OR mean the same in DuckDB (xor() is mapped).
+OPERATORS = (exp.And, exp.Or, exp.Array, exp.Extract, exp.Distinct)
+
+
 def call_of(node: exp.Expression) -> tuple[str, list[exp.Expression]] | None:
-    """The Timeplus function name and arguments of a function-call node, None if it is no call."""
+    """The Timeplus function name and arguments of a function-call node, None if it is no call.
+
+    A typed node sqlglot made of a name this package maps (``parse_datetime`` read as
+    ``StrToTime``) is taken by the name the user wrote, its arguments in sqlglot's order."""
     if isinstance(node, (exp.Anonymous, exp.AnonymousAggFunc)):
         return node.name.lower(), list(node.expressions)
     typed = _TYPED.get(type(node))
     if typed is not None:
         name, extract = typed
         return (name if isinstance(name, str) else name(node)), extract(node)
+    written = written_name(node)
+    if isinstance(node, exp.Func) and written is not None and written.lower() in FUNCTIONS:
+        args: list[exp.Expression] = []
+        for value in node.args.values():
+            args.extend(v for v in (value if isinstance(value, list) else [value]) if isinstance(v, exp.Expression))
+        return written.lower(), args
     return None
+
+
+def written_name(node: exp.Expression) -> str | None:
+    """The function name as the user wrote it, when the parser recorded it."""
+    written = node.meta.get("written") if node._meta else None  # noqa: SLF001 - don't create empty metas
+    return written if isinstance(written, str) else None
 
 
 def function_name(node: exp.Expression) -> str:
@@ -177,23 +197,50 @@ def function_name(node: exp.Expression) -> str:
     call = call_of(node)
     if call is not None:
         return call[0]
+    written = written_name(node)
+    if written is not None:
+        return written
     text = node.sql(dialect=DIALECT)
     return text.split("(", 1)[0] if "(" in text else type(node).__name__
 
 
 def unknown_function(node: exp.Expression) -> SqlError:
-    """The error for a function call that is not mapped, with a hint at Timeplus's spelling."""
-    written = node.name if isinstance(node, (exp.Anonymous, exp.AnonymousAggFunc)) else function_name(node)
+    """The error for a function call that is not mapped, naming it as written, with Timeplus's
+    spelling of a ClickHouse name (``toDateTime`` → ``to_datetime``) or the closest known name."""
+    written = written_name(node) or (node.name if isinstance(node, (exp.Anonymous, exp.AnonymousAggFunc))
+                                     else function_name(node))
     if written.lower() == "array_join" or isinstance(node, exp.Explode):
         return error("array_join is not supported (it turns one row into several)", node)
+    known = supported_functions()
     squashed = written.replace("_", "").lower()
-    # ClickHouse's toDateTime is Timeplus's to_datetime: point at the name that works.
-    twin = next((n for n in supported_functions() if n.replace("_", "") == squashed), None)
-    hint = f" (Timeplus spells it {twin})" if twin and twin != written.lower() else ""
+    twin = next((n for n in known if n.replace("_", "") == squashed), None)
+    if twin and twin != written.lower():
+        return error(f"unknown function '{written}' (Timeplus spells it {twin})", node)
+    close = difflib.get_close_matches(written.lower(), known, n=1, cutoff=0.75)
+    hint = f" — did you mean '{close[0]}'?" if close else ""
     return error(f"unknown function '{written}'{hint}", node)
+
+
+def check_functions(tree: exp.Expression, allowed: Iterable[str] = ()) -> None:
+    """Raise the :func:`unknown_function` error of the first call in ``tree`` (in text order) that
+    this package does not map, so it is reported before any other check of the query. Calls inside
+    table sources (``tumble(…)`` in FROM) and the names in ``allowed`` (the planner's own, such as
+    ``emit_version``) are not checked. Raises :class:`SqlError` at the call."""
+    extra = {name.lower() for name in allowed}
+    for node in tree.walk():
+        if (not isinstance(node, exp.Func) or isinstance(node, OPERATORS) or node.find_ancestor(exp.Table)
+                or isinstance(node.parent, exp.Window)):  # OVER (…) is the planner's to refuse
+            continue
+        call = call_of(node)
+        name = call[0] if call is not None else (written_name(node) or "").lower()
+        if name in extra or (call is not None and (name in FUNCTIONS or name in AGGREGATES)):
+            continue
+        if isinstance(node, (exp.Case, exp.Cast, exp.CastToStrType, exp.Bracket)) or (
+                isinstance(node, exp.If) and node.arg_key == "ifs"):
+            continue
+        raise unknown_function(node)
 
 
 def supported_functions() -> list[str]:
     """Every Timeplus function name :func:`to_duckdb` maps (scalar and aggregate), sorted."""
     return sorted(set(FUNCTIONS) | set(AGGREGATES))
-

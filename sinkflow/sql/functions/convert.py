@@ -7,7 +7,7 @@ from sqlglot import exp
 
 from sinkflow.sql.aggregates import AGGREGATES
 from sinkflow.sql.functions.aggregate_calls import aggregate_call, direct_aggregate
-from sinkflow.sql.functions.calls import call_of, unknown_function
+from sinkflow.sql.functions.calls import OPERATORS, call_of, unknown_function
 from sinkflow.sql.functions.casts import RESULT_UNITS, cast
 from sinkflow.sql.functions.kinds import Schema, kind_of, mark, time_unit_of
 from sinkflow.sql.functions.registry import FUNCTIONS, check_arity, literal_text
@@ -39,10 +39,6 @@ def _convert(node: exp.Expression, schema: Schema | None) -> exp.Expression:
     return _map(node, schema)
 
 
-# Operators sqlglot 30 types as functions: AND and OR mean the same in DuckDB (xor() is mapped).
-_OPERATORS = (exp.And, exp.Or, exp.Array, exp.Extract, exp.Distinct)
-
-
 def _map(node: exp.Expression, schema: Schema | None) -> exp.Expression:
     if isinstance(node, exp.Cast):
         return cast(node, node.to.sql(dialect=DIALECT), node.this, kind_of(node.this, schema))
@@ -57,7 +53,7 @@ def _map(node: exp.Expression, schema: Schema | None) -> exp.Expression:
         return node
     call = call_of(node)
     if call is None:
-        if isinstance(node, exp.Func) and not isinstance(node, _OPERATORS):
+        if isinstance(node, exp.Func) and not isinstance(node, OPERATORS):
             raise unknown_function(node)
         return node
     name, args = call
