@@ -12,7 +12,7 @@ out as column names. :func:`parse_select` therefore
 :class:`Timeplus` is the ClickHouse dialect with Timeplus's function spellings that upstream reads
 as something else: ``quantile(x, level)`` (ClickHouse only has ``quantile(level)(x)``),
 ``unique(x)`` (read as an alias list), and ``array_join``/``array_max``/``array_min``/``array_all``
-(bound to upstream nodes of another arity, a ParseError). Those calls come out as plain function
+(bound to upstream nodes of another arity, a ParseError; likewise ``array_last``). Those calls come out as plain function
 calls that :mod:`sinkflow.sql.functions` maps or refuses by name.
 """
 
@@ -40,7 +40,7 @@ class Timeplus(ClickHouse):
         # Timeplus's own meaning, with any number of arguments, for names upstream binds otherwise.
         FUNCTIONS = {
             k: v for k, v in ClickHouse.Parser.FUNCTIONS.items()
-            if k not in ("ARRAY_JOIN", "ARRAY_MAX", "ARRAY_MIN", "ARRAY_ALL")
+            if k not in ("ARRAY_JOIN", "ARRAY_MAX", "ARRAY_MIN", "ARRAY_ALL", "ARRAY_LAST")
         }
         FUNCTION_PARSERS = {
             **ClickHouse.Parser.FUNCTION_PARSERS,
@@ -57,7 +57,8 @@ class Timeplus(ClickHouse):
             target = func.this if isinstance(func, exp.Window) else func
             if isinstance(target, exp.Func) and name is not None and "line" not in target.meta:
                 target.update_positions(name)
-                target.meta["written"] = name.text  # errors name the function as the user wrote it
+            if isinstance(target, exp.Func) and name is not None:
+                target.meta.setdefault("written", name.text)  # errors name the function as the user wrote it
             return func
 
         def _parse_timeplus_quantile(self) -> exp.Expression:

@@ -28,8 +28,8 @@ Aggregate calls are rendered one-shot from their description in :mod:`sinkflow.s
 :func:`is_aggregate` recognise them for the planner.
 
 The package is laid out by the sections of Timeplus's function reference: :mod:`.conversions`,
-:mod:`.dates`, :mod:`.strings`, :mod:`.json`, :mod:`.arrays`, :mod:`.conditionals`, :mod:`.math`
-register into :mod:`.registry`; :mod:`.kinds` tells argument kinds, :mod:`.calls` names calls,
+:mod:`.dates`, :mod:`.strings`, :mod:`.json`, :mod:`.arrays`, :mod:`.maps`, :mod:`.conditionals`,
+:mod:`.math`, :mod:`.random_values`, :mod:`.urls` (URL and IP) register into :mod:`.registry`; :mod:`.kinds` tells argument kinds, :mod:`.calls` names calls,
 :mod:`.casts` converts casts, :mod:`.aggregate_calls` describes aggregates and :mod:`.convert`
 walks a tree.
 """
@@ -37,7 +37,18 @@ walks a tree.
 from __future__ import annotations
 
 # The section modules register their functions on import.
-from sinkflow.sql.functions import arrays, conditionals, conversions, dates, json, math, strings  # noqa: F401
+from sinkflow.sql.functions import (  # noqa: F401
+    arrays,
+    conditionals,
+    conversions,
+    dates,
+    json,
+    maps,
+    math,
+    random_values,
+    strings,
+    urls,
+)
 from sinkflow.sql.functions.aggregate_calls import AggregateCall, aggregate_call, is_aggregate
 from sinkflow.sql.functions.calls import check_functions, function_name, supported_functions
 from sinkflow.sql.functions.conversions import duckdb_type

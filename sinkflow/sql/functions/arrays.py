@@ -109,3 +109,49 @@ def _array_slice(args: list[exp.Expression], kinds: list[str | None], node: exp.
 
 
 register("array_slice", _array_slice, 2, 3, returns=ARRAY)
+register("array_compact", "LIST_FILTER({0}, lambda __tp_v, __tp_i: __tp_i = 1 OR {0}[__tp_i - 1] IS DISTINCT FROM __tp_v)",
+         1, returns=ARRAY)  # consecutive duplicates removed
+register("array_difference", "LIST_TRANSFORM({0}, lambda __tp_v, __tp_i: CASE WHEN __tp_i = 1 THEN __tp_v - __tp_v "
+                             "ELSE __tp_v - {0}[__tp_i - 1] END)", 1, returns=ARRAY)
+register("array_cum_sum", "LIST_TRANSFORM({0}, lambda __tp_v, __tp_i: LIST_SUM(LIST_SLICE({0}, 1, __tp_i)))", 1,
+         returns=ARRAY)
+register("array_flatten", "FLATTEN({0})", 1, returns=ARRAY)
+register("array_zip", same_args("LIST_ZIP"), 2, None, returns=ARRAY)
+register("array_resize", lambda args, kinds, node: fill(
+    "CASE WHEN LEN({0}) >= {1} THEN LIST_SLICE({0}, 1, {1}) "
+    "ELSE LIST_CONCAT({0}, LIST_TRANSFORM(RANGE({1} - LEN({0})), lambda __tp_i: {2})) END",
+    [args[0], args[1], args[2] if len(args) > 2 else exp.Null()]), 2, 3, returns=ARRAY)
+
+
+def _array_find(position: str, index: bool) -> Builder:
+    """The first or last element (or its 1-based index, 0 when none) for which ``func`` holds."""
+
+    def build(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
+        func, array = _lambda_and_array(args, node)
+        if func is None:
+            raise error(f"the first argument of {function_name(node)} must be a lambda such as x -> x > 1", node)
+        matches = exp.Anonymous(this="LIST_TRANSFORM", expressions=[array.copy(), func.copy()])
+        at = "LIST_POSITION({0}, TRUE)" if position == "first" else \
+            "CASE WHEN LIST_POSITION(LIST_REVERSE({0}), TRUE) IS NULL THEN NULL ELSE LEN({0}) + 1 - LIST_POSITION(LIST_REVERSE({0}), TRUE) END"
+        found = fill(at, [matches])
+        if index:
+            return fill("COALESCE({0}, 0)", [found])
+        return fill("{0}[{1}]", [array, found])
+
+    return build
+
+
+register("array_first", _array_find("first", False), 2)
+register("array_last", _array_find("last", False), 2)
+register("array_first_index", _array_find("first", True), 2, returns=INT)
+register("array_last_index", _array_find("last", True), 2, returns=INT)
+
+
+def _array_fold_call(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
+    # array_fold((acc, x) -> …, array, initial): DuckDB's LIST_REDUCE with an initial value.
+    if len(args) != 3 or not isinstance(args[0], exp.Lambda) or len(args[0].expressions) != 2:
+        raise error("array_fold takes a two-parameter lambda (acc, x) -> …, an array and an initial value", node)
+    return exp.Anonymous(this="LIST_REDUCE", expressions=[args[1].copy(), args[0].copy(), args[2].copy()])
+
+
+register("array_fold", _array_fold_call, 3)

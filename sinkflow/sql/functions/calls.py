@@ -34,7 +34,10 @@ def _pad_name(node: exp.Expression) -> str:
 
 def _trim_name(node: exp.Expression) -> str:
     # ltrim/rtrim and trim(BOTH 'x' FROM s) come out as Trim with a position or characters.
-    return "trim" if not node.args.get("position") and not node.args.get("expression") else "trim_with_options"
+    if node.args.get("expression"):
+        return "trim_with_options"
+    position = str(node.args.get("position") or "").upper()
+    return {"": "trim", "LEADING": "ltrim", "TRAILING": "rtrim"}.get(position, "trim_with_options")
 
 
 def _sha_name(node: exp.Expression) -> str:
@@ -217,7 +220,7 @@ def unknown_function(node: exp.Expression) -> SqlError:
     if twin and twin != written.lower():
         return error(f"unknown function '{written}' (Timeplus spells it {twin})", node)
     close = difflib.get_close_matches(written.lower(), known, n=1, cutoff=0.75)
-    hint = f" — did you mean '{close[0]}'?" if close else ""
+    hint = f" — did you mean '{close[0]}'?" if close and close[0] != written.lower() else ""
     return error(f"unknown function '{written}'{hint}", node)
 
 

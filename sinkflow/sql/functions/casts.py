@@ -43,5 +43,8 @@ RESULT_UNITS = {
     "to_datetime": "s", "now": "s", "from_unix_timestamp": "s", "to_start_of_minute": "s",
     "to_start_of_hour": "s", "to_start_of_day": "s", "now64": "ms", "to_time": "ms",
     "parse_datetime_best_effort": "ms", "from_unix_timestamp64_milli": "ms", "to_start_of_second": "ms",
+    "parse_datetime": "s", "earliest_timestamp": "ms", "earliest_ts": "ms", "from_unix_timestamp64_micro": "us",
+    "from_unix_timestamp64_nano": "us", "to_start_of_five_minutes": "s", "to_start_of_ten_minutes": "s",
+    "to_start_of_fifteen_minutes": "s",
 }
 

@@ -23,3 +23,6 @@ register("if_null", "COALESCE({0}, {1})", 2, returns=0)
 register("nullif", "NULLIF({0}, {1})", 2, returns=0)
 register("is_null", "({0} IS NULL)", 1, returns=BOOL)
 register("is_not_null", "({0} IS NOT NULL)", 1, returns=BOOL)
+register("null_if", "NULLIF({0}, {1})", 2, returns=0)
+# Nullability is a property of the stored type here, not of a value: both keep the value.
+register("assume_not_null to_nullable", "{0}", 1, returns=0)

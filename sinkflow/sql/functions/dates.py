@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+
 from sqlglot import exp
 
 from sinkflow.sql.functions.conversions import parse_text_time
@@ -143,3 +145,44 @@ def _format_datetime(args: list[exp.Expression], kinds: list[str | None], node: 
 
 
 register("format_datetime", _format_datetime, 2, 3, returns=STRING)
+register("yesterday", "CAST(CURRENT_DATE - 1 AS DATE)", 0, returns=DATE)
+# The first instant Timeplus knows (earliest_ts() seeks a streaming query to the start of a stream).
+register("earliest_timestamp earliest_ts", "TIMESTAMPTZ '1970-01-01 00:00:00+00'", 0, returns=TIME)
+register("to_unix_timestamp64_micro", "EPOCH_US({0})", 1, returns=INT)
+register("to_unix_timestamp64_nano", "EPOCH_NS({0})", 1, returns=INT)
+register("from_unix_timestamp64_micro", "MAKE_TIMESTAMPTZ(CAST({0} AS BIGINT))", 1, returns=TIME)
+register("from_unix_timestamp64_nano", "MAKE_TIMESTAMPTZ(CAST({0} // 1000 AS BIGINT))", 1, returns=TIME)
+for _name, _format in (("to_yyyymm", "%Y%m"), ("to_yyyymmdd", "%Y%m%d"), ("to_yyyymmddhhmmss", "%Y%m%d%H%M%S")):
+    register(_name, f"CAST(STRFTIME({{0}}, '{_format}') AS UBIGINT)", 1, returns=INT)
+for _minutes, _word in ((5, "five"), (10, "ten"), (15, "fifteen")):
+    register(f"to_start_of_{_word}_minutes",
+             f"TIME_BUCKET(INTERVAL {_minutes} MINUTE, {{0}}, TIMESTAMPTZ '1970-01-01 00:00:00+00')", 1, returns=TIME)
+register("to_last_day_of_month", "LAST_DAY({0})", 1, returns=DATE)
+# The zone of a datetime only changes how it prints: the instant is the same.
+register("to_timezone", "{0}", 2, returns=0)
+
+
+def _add_unit(unit: str, sign: str) -> Builder:
+    """add_<unit>s(t, n) / subtract_<unit>s(t, n): date_add(unit, n, t) / date_sub(unit, n, t)."""
+    shift = _date_shift(sign)
+    return lambda args, kinds, node: shift([exp.Var(this=unit), args[1], args[0]], [None, kinds[1], kinds[0]], node)
+
+
+for _unit in ("second", "minute", "hour", "day", "week", "month", "quarter", "year"):
+    register(f"add_{_unit}s", _add_unit(_unit, "+"), 2)
+    register(f"subtract_{_unit}s", _add_unit(_unit, "-"), 2)
+
+# parse_datetime's format is MySQL's (as ClickHouse's parseDateTime): %i is minutes, %s seconds.
+_PARSE_SPECIFIERS = {"i": "%M", "s": "%S", "h": "%I", "c": "%m", "e": "%d"}
+
+
+def _parse_datetime(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
+    fmt = literal_text(args[1], "parse_datetime's format")
+    converted = re.sub(r"%(.)", lambda m: _PARSE_SPECIFIERS.get(m.group(1), m.group(0)), fmt)
+    text = fill("STRPTIME({0}, {1})", [args[0], exp.Literal.string(converted)])
+    if len(args) > 2:  # the wall-clock text is read in this zone
+        return fill("TIMEZONE({1}, {0})", [text, args[2]])
+    return fill("CAST({0} AS TIMESTAMPTZ)", [text])
+
+
+register("parse_datetime", _parse_datetime, 2, 3, returns=TIME)

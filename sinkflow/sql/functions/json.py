@@ -1,11 +1,16 @@
-"""JSON functions over JSON text: ``json_extract_*``, ``json_has``, ``json_value``, ``is_valid_json``.
-"""
+"""JSON functions over JSON text: ``json_extract_*``, ``json_has``, ``json_value``, ``json_query``,
+``is_valid_json``, ``json_array_length``, ``json_merge_patch``.
+
+Paths are JSONPath (``$.a.b``, ``$.records[*].b``); Timeplus's backquoted keys (``$.`a.b`.c``)
+are read as DuckDB's quoted ones."""
 
 from __future__ import annotations
 
+import re
+
 from sqlglot import exp
 
-from sinkflow.sql.functions.kinds import BOOL, FLOAT, INT, STRING
+from sinkflow.sql.functions.kinds import ARRAY, BOOL, FLOAT, INT, STRING
 from sinkflow.sql.functions.registry import Builder, fill, register
 
 
@@ -40,12 +45,47 @@ register("json_extract_bool", _json(
 register("json_has", _json("JSON_EXISTS({0}, {1})", "FALSE"), 2, returns=BOOL)
 
 
+def _path(path: exp.Expression) -> exp.Expression:
+    """A JSONPath literal with Timeplus's backquoted keys quoted the way DuckDB reads them."""
+    if isinstance(path, exp.Literal) and path.is_string and "`" in path.this:
+        return exp.Literal.string(re.sub(r"`([^`]*)`", lambda m: '"' + m.group(1).replace('"', '\\"') + '"', path.this))
+    return path
+
+
 def _json_value(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
     # json_value takes a JSONPath ('$.a.b') and yields scalars only; objects/arrays/missing give ''.
     return fill("CASE WHEN {0} IS NULL THEN NULL WHEN NOT JSON_VALID({0}) THEN '' "
                  "WHEN JSON_TYPE({0}, {1}) IN ('OBJECT', 'ARRAY') THEN '' "
-                 "ELSE COALESCE(JSON_EXTRACT_STRING({0}, {1}), '') END", args)
+                 "ELSE COALESCE(JSON_EXTRACT_STRING({0}, {1}), '') END", [args[0], _path(args[1])])
+
+
+def _json_query(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
+    # The matches as JSON array text ('[1]', '[1,2,3]'); '' when nothing matches.
+    path = _path(args[1])
+    if isinstance(path, exp.Literal) and "*" in path.this:
+        found = "ARRAY_TO_STRING(CAST(JSON_EXTRACT({0}, {1}) AS VARCHAR[]), ',')"
+        return fill(f"CASE WHEN {{0}} IS NULL THEN NULL WHEN NOT JSON_VALID({{0}}) THEN '' "
+                    f"WHEN LENGTH(JSON_EXTRACT({{0}}, {{1}})) = 0 THEN '' ELSE '[' || {found} || ']' END", [args[0], path])
+    return fill("CASE WHEN {0} IS NULL THEN NULL WHEN NOT JSON_VALID({0}) THEN '' "
+                "WHEN JSON_EXTRACT({0}, {1}) IS NULL THEN '' ELSE '[' || CAST(JSON_EXTRACT({0}, {1}) AS VARCHAR) || ']' END",
+                [args[0], path])
+
+
+def _json_extract_array(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
+    # Each element as JSON text (strings keep their quotes); [] when the value is no array.
+    path = _json_path(args[1]) if len(args) > 1 else exp.Literal.string("$")
+    return fill("CASE WHEN {0} IS NULL THEN NULL WHEN NOT JSON_VALID({0}) THEN CAST([] AS VARCHAR[]) "
+                "WHEN JSON_TYPE({0}, {1}) = 'ARRAY' THEN CAST(JSON_EXTRACT({0}, {1} || '[*]') AS VARCHAR[]) "
+                "ELSE CAST([] AS VARCHAR[]) END", [args[0], path])
 
 
 register("json_value", _json_value, 2, returns=STRING)
+register("json_query", _json_query, 2, returns=STRING)
+register("json_extract_array", _json_extract_array, 1, 2, returns=ARRAY)
+register("json_extract_keys", "CASE WHEN JSON_VALID({0}) AND JSON_TYPE({0}) = 'OBJECT' THEN JSON_KEYS({0}) "
+         "ELSE CAST([] AS VARCHAR[]) END", 1, returns=ARRAY)
+register("json_array_length", "CASE WHEN JSON_VALID({0}) THEN JSON_ARRAY_LENGTH({0}) END", 1, returns=INT)
+register("json_merge_patch", lambda args, kinds, node: fill(
+    "CAST({0} AS VARCHAR)", [exp.Anonymous(this="JSON_MERGE_PATCH", expressions=[a.copy() for a in args])]),
+    2, None, returns=STRING)
 register("is_valid_json", "COALESCE(JSON_VALID({0}), FALSE)", 1, returns=BOOL)

@@ -1,4 +1,5 @@
-"""String functions (Timeplus counts bytes where DuckDB counts characters: see the package docstring).
+"""String functions, ``grok`` among them (Timeplus counts bytes where DuckDB counts characters: see
+the package docstring).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from sqlglot import exp
 
 from sinkflow.sql.functions.conversions import text_of
 from sinkflow.sql.functions.kinds import ARRAY, BINARY, BOOL, INT, STRING
-from sinkflow.sql.functions.registry import fill, literal_text, register, same_args
+from sinkflow.sql.functions.registry import error, fill, literal_text, register, same_args
 
 
 register("lower", "LOWER({0})", 1, returns=STRING)
@@ -94,3 +95,87 @@ def _multi_search_any(args: list[exp.Expression], kinds: list[str | None], node:
 register("multi_search_any", _multi_search_any, 2, returns=BOOL)
 register("md5", "UNHEX(MD5({0}))", 1, returns=BINARY)  # 16 raw bytes; hex(md5(s)) prints them
 register("sha256", "UNHEX(SHA256({0}))", 1, returns=BINARY)
+register("trim_left ltrim", "LTRIM({0})", 1, returns=STRING)
+register("trim_right rtrim", "RTRIM({0})", 1, returns=STRING)
+register("repeat", "REPEAT({0}, CAST({1} AS BIGINT))", 2, returns=STRING)
+register("left", "LEFT({0}, CAST({1} AS BIGINT))", 2, returns=STRING)
+register("right", "RIGHT({0}, CAST({1} AS BIGINT))", 2, returns=STRING)
+register("position_case_insensitive", "STRPOS(LOWER({0}), LOWER({1}))", 2, returns=INT)
+register("split_by_char", "STRING_SPLIT({1}, {0})", 2, returns=ARRAY)  # (separator, text)
+register("split_by_regexp", "REGEXP_SPLIT_TO_ARRAY({1}, {0})", 2, returns=ARRAY)
+register("unhex", "DECODE(UNHEX({0}))", 1, returns=STRING)
+register("generate_uuidv4", "CAST(UUID() AS VARCHAR)", 0, returns=STRING)
+register("to_uuid", "CAST(CAST({0} AS UUID) AS VARCHAR)", 1, returns=STRING)
+
+
+def _extract_all(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
+    # Every match (of the first capture group when the pattern has one), as ClickHouse's extractAll.
+    pattern = literal_text(args[1], "extract_all's pattern")
+    group = 1 if re.search(r"(?<!\\)\((?!\?)", pattern) else 0
+    return fill(f"REGEXP_EXTRACT_ALL({{0}}, {{1}}, {group})", args)
+
+
+register("extract_all", _extract_all, 2, returns=ARRAY)
+
+# The grok patterns Timeplus documents, as RE2 without capture groups (%{NAME} inside them expands too).
+_GROK: dict[str, str] = {
+    "USERNAME": r"[a-zA-Z0-9._-]+", "USER": r"%{USERNAME}", "INT": r"(?:[+-]?(?:[0-9]+))",
+    "BASE10NUM": r"(?:[+-]?(?:[0-9]+(?:\.[0-9]+)?|\.[0-9]+))", "NUMBER": r"(?:%{BASE10NUM})",
+    "POSINT": r"\b(?:[1-9][0-9]*)\b", "NONNEGINT": r"\b(?:[0-9]+)\b", "WORD": r"\b\w+\b",
+    "NOTSPACE": r"\S+", "SPACE": r"\s*", "DATA": r".*?", "GREEDYDATA": r".*",
+    "QUOTEDSTRING": r'(?:"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\')',
+    "UUID": r"[A-Fa-f0-9]{8}-(?:[A-Fa-f0-9]{4}-){3}[A-Fa-f0-9]{12}",
+    "IPV4": r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])",
+    "IP": r"(?:%{IPV4}|[0-9A-Fa-f:]+)", "HOSTNAME": r"\b[0-9A-Za-z][0-9A-Za-z-]{0,62}(?:\.[0-9A-Za-z][0-9A-Za-z-]{0,62})*\.?\b",
+    "IPORHOST": r"(?:%{IP}|%{HOSTNAME})", "HOSTPORT": r"%{IPORHOST}:%{POSINT}",
+    "URIPATH": r"(?:/[A-Za-z0-9$.+!*'(){},~:;=@#%&_\-]*)+", "URIPARAM": r"\?[A-Za-z0-9$.+!*'|(){},~@#%&/=:;_?\-\[\]<>]*",
+    "URIPATHPARAM": r"%{URIPATH}(?:%{URIPARAM})?", "URI": r"[A-Za-z][A-Za-z0-9+\-.]*://\S+",
+    "MONTH": r"\b(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:tember)?"
+             r"|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\b",
+    "MONTHNUM": r"(?:0?[1-9]|1[0-2])", "MONTHDAY": r"(?:(?:0[1-9])|(?:[12][0-9])|(?:3[01])|[1-9])",
+    "DAY": r"(?:Mon(?:day)?|Tue(?:sday)?|Wed(?:nesday)?|Thu(?:rsday)?|Fri(?:day)?|Sat(?:urday)?|Sun(?:day)?)",
+    "YEAR": r"(?:\d\d){1,2}", "HOUR": r"(?:2[0123]|[01]?[0-9])", "MINUTE": r"(?:[0-5][0-9])",
+    "SECOND": r"(?:(?:[0-5]?[0-9]|60)(?:[:.,][0-9]+)?)", "TIME": r"%{HOUR}:%{MINUTE}(?::%{SECOND})?",
+    "ISO8601_TIMEZONE": r"(?:Z|[+-]%{HOUR}(?::?%{MINUTE}))",
+    "TIMESTAMP_ISO8601": r"%{YEAR}-%{MONTHNUM}-%{MONTHDAY}[T ]%{HOUR}:?%{MINUTE}(?::?%{SECOND})?%{ISO8601_TIMEZONE}?",
+    "HTTPDATE": r"%{MONTHDAY}/%{MONTH}/%{YEAR}:%{TIME} [+-]?\d{4}",
+    "LOGLEVEL": r"(?:[Aa]lert|ALERT|[Tt]race|TRACE|[Dd]ebug|DEBUG|[Nn]otice|NOTICE|[Ii]nfo|INFO|[Ww]arn?(?:ing)?"
+                r"|WARN?(?:ING)?|[Ee]rr?(?:or)?|ERR?(?:OR)?|[Cc]rit?(?:ical)?|CRIT?(?:ICAL)?|[Ff]atal|FATAL"
+                r"|[Ss]evere|SEVERE|EMERG(?:ENCY)?|[Ee]merg(?:ency)?)",
+}
+_GROK_REF = re.compile(r"%\{(\w+)(?::(\w+))?\}")
+
+
+def grok_regex(pattern: str, node: exp.Expression) -> tuple[str, list[str]]:
+    """A grok pattern as RE2 with one capture group per ``%{NAME:field}``, and the field names.
+
+    Raises :class:`SqlError` at ``node`` for an unknown pattern name."""
+    fields: list[str] = []
+
+    def expand(match: re.Match[str], depth: int = 0) -> str:
+        name, field = match.group(1), match.group(2)
+        if name not in _GROK or depth > 10:
+            raise error(f"grok: unknown pattern %{{{name}}} (known: {', '.join(sorted(_GROK))})", node)
+        inner = _GROK_REF.sub(lambda m: expand(m, depth + 1), _GROK[name])
+        if field and depth == 0:
+            fields.append(field)
+            return f"({inner})"
+        return f"(?:{inner})"
+
+    regex = _GROK_REF.sub(expand, pattern)
+    if not fields:
+        raise error("grok: the pattern names no field (write %{PATTERN:field})", node)
+    return regex, fields
+
+
+def _grok(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
+    # A map of the named fields to their text; an empty map when the text does not match.
+    regex, fields = grok_regex(literal_text(args[1], "grok's pattern"), args[1])
+    names = exp.Array(expressions=[exp.Literal.string(f) for f in fields])
+    found = fill("REGEXP_EXTRACT({0}, {1}, {2})", [args[0], exp.Literal.string(regex), names])
+    values = exp.Array(expressions=[fill("STRUCT_EXTRACT({0}, {1})", [found, exp.Literal.string(f)]) for f in fields])
+    return fill("CASE WHEN REGEXP_MATCHES({0}, {1}) THEN MAP({2}, {3}) ELSE MAP(CAST([] AS VARCHAR[]), "
+                "CAST([] AS VARCHAR[])) END", [args[0], exp.Literal.string(regex), names, values])
+
+
+register("grok", _grok, 2)
