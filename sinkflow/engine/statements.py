@@ -9,6 +9,7 @@ import pyarrow as pa
 
 from sinkflow.engine.result import StatementResult
 from sinkflow.sql.statements import (
+    AddColumn,
     CreateStream,
     DescribeStream,
     DropStream,
@@ -48,7 +49,7 @@ _NUMBER = re.compile(r"-?\d+(\.\d+)?\Z")
 def execute_statement(stmt: Statement, store: StreamStore) -> StatementResult:
     """Perform ``stmt`` on ``store``.
 
-    CREATE/DROP STREAM and INSERT answer ``kind="status"`` (INSERT with ``count``); SHOW STREAMS
+    CREATE/DROP/ALTER STREAM and INSERT answer ``kind="status"`` (INSERT with ``count``); SHOW STREAMS
     answers rows (name, columns, rows, event_time_column, description, mode, primary_key),
     DESCRIBE rows (name, type, default_type, default_expression, comment) including ``_tp_time``,
     SHOW CREATE one row holding the CREATE statement. Raises what the store raises: :class:`InvalidInput` for bad
@@ -69,6 +70,15 @@ def _create(stmt: CreateStream, store: StreamStore) -> StatementResult:
         return StatementResult("status", f"stream '{stmt.name}' already exists")
     store.create(stmt.name, list(stmt.columns), StreamSettings.from_dict(dict(stmt.settings)))
     return StatementResult("status", f"created stream '{stmt.name}'")
+
+
+@_execute.register
+def _add_column(stmt: AddColumn, store: StreamStore) -> StatementResult:
+    stream = store.get(stmt.name)
+    if stmt.if_not_exists and any(c.name == stmt.column.name for c in stream.columns):
+        return StatementResult("status", f"column '{stmt.column.name}' already exists in stream '{stmt.name}'")
+    store.add_column(stmt.name, stmt.column, stmt.position)
+    return StatementResult("status", f"added column '{stmt.column.name}' to stream '{stmt.name}'")
 
 
 @_execute.register

@@ -27,6 +27,7 @@ from sinkflow.streams.store import StreamSettings
 from sinkflow.streams.types import TP_TIME, TP_TIME_TYPE, Column, parse_type
 
 __all__ = [
+    "AddColumn",
     "CreateStream",
     "DescribeStream",
     "DropStream",
@@ -83,6 +84,17 @@ class ShowCreateStream:
 
 
 @dataclass(frozen=True)
+class AddColumn:
+    """``ALTER STREAM name ADD COLUMN [IF NOT EXISTS] col type [DEFAULT …] [FIRST | AFTER other]``;
+    ``position`` is None (last), ``"first"`` or ``"after <other>"``."""
+
+    name: str
+    column: Column
+    position: str | None = None
+    if_not_exists: bool = False
+
+
+@dataclass(frozen=True)
 class Insert:
     """``INSERT INTO name [(col, …)] VALUES (…), (…)``.
 
@@ -94,7 +106,7 @@ class Insert:
     rows: tuple[tuple[object, ...], ...]
 
 
-Statement = CreateStream | DropStream | ShowStreams | ShowCreateStream | DescribeStream | Insert
+Statement = CreateStream | DropStream | ShowStreams | ShowCreateStream | DescribeStream | Insert | AddColumn
 
 # Words that end a column's type or expression (at the top level of the column list).
 _COLUMN_CLAUSES = ("DEFAULT", "ALIAS", "MATERIALIZED", "EPHEMERAL", "COMMENT", "CODEC", "TTL")
@@ -114,6 +126,7 @@ class _Parser:
         self.sql = sql
         self.tokens = tokens
         self.i = 0
+        self.alone = False  # a column definition standing alone (ALTER … ADD COLUMN), not in a list
 
     # -- token helpers ------------------------------------------------------------------------
     def error(self, message: str, token: Token | None = None) -> SqlError:
@@ -203,6 +216,9 @@ class _Parser:
         last: Token | None = None
         while True:
             token = self.peek()
+            if self.alone and depth == 0 and (token is None or token.token_type == TokenType.SEMICOLON
+                                              or self.is_word("FIRST") or self.is_word("AFTER")):
+                break
             if token is None:
                 raise self.error(f"unterminated column list: expected ')' after {what}")
             if depth == 0 and (token.token_type in (TokenType.COMMA, TokenType.R_PAREN)
@@ -237,6 +253,8 @@ class _Parser:
             return DescribeStream(name)
         if self.accept_word("INSERT"):
             return self.insert()
+        if self.accept_word("ALTER"):
+            return self.alter()
         raise self.error(f"{first.text.upper()} statements are not supported", first)
 
     def create(self) -> CreateStream:
@@ -406,6 +424,28 @@ class _Parser:
             if not self.accept(TokenType.COMMA):
                 break
         return values
+
+    def alter(self) -> AddColumn:
+        kind = self.peek()
+        if not self.accept_word("STREAM"):
+            raise self.error("only ALTER STREAM is supported", kind)
+        name = self.identifier("a stream name")
+        action = self.peek()
+        if not self.accept_word("ADD", "COLUMN"):
+            found = " ".join(t.text.upper() for t in self.tokens[self.i:self.i + 2])
+            raise self.error(f"ALTER STREAM … {found} is not supported (only ADD COLUMN is)", action)
+        if_not_exists = self.accept_word("IF", "NOT", "EXISTS")
+        self.alone = True
+        column, first = self.column()
+        if first is not None:
+            self.check_expression(column, first, [column])
+        position: str | None = None
+        if self.accept_word("FIRST"):
+            position = "first"
+        elif self.accept_word("AFTER"):
+            position = "after " + self.identifier("a column name")
+        self.end()
+        return AddColumn(name, column, position, if_not_exists)
 
     def drop(self) -> DropStream:
         kind = self.peek()

@@ -66,7 +66,7 @@ class LogOptions:
 class _Segment:
     """One segment file: its first sequence number, size and (lazily) a memory map for reads."""
 
-    __slots__ = ("_map", "created_ms", "file", "first_seq", "last_append_ms", "path", "size")
+    __slots__ = ("_map", "created_ms", "file", "first_seq", "last_append_ms", "path", "schema", "size")
 
     def __init__(self, path: Path, first_seq: int, size: int, last_append_ms: int, created_ms: int) -> None:
         self.path = path
@@ -76,6 +76,7 @@ class _Segment:
         self.created_ms = created_ms
         self.file: io.FileIO | None = None  # the unbuffered append handle while this segment is active
         self._map: pa.Buffer | None = None
+        self.schema: pa.Schema | None = None  # set when written under an earlier schema of the log
 
     def buffer(self, end: int) -> pa.Buffer:
         """The file's bytes up to at least ``end``, memory-mapped (re-mapped when the file grew)."""
@@ -151,12 +152,15 @@ class StreamLog:
         schema: pa.Schema,
         options: LogOptions | None = None,
         clock: Callable[[], float] = time.time,
+        upgrade: Callable[[pa.RecordBatch], pa.RecordBatch] | None = None,
     ) -> None:
         """Open (or create) the log in ``directory``, recovering from a crash: a torn last message
         is truncated away, everything before it is kept.
 
-        Raises :class:`ValueError` when a segment holds a different schema or the schema's
-        ``_tp_time`` (optional) is not a millisecond timestamp."""
+        ``upgrade`` turns a batch of a segment written under an earlier schema (before columns
+        were added) into ``schema``; such segments are read through it and never appended to.
+        Raises :class:`ValueError` when a segment holds a different schema and there is no
+        ``upgrade``, or the schema's ``_tp_time`` (optional) is not a millisecond timestamp."""
         tp_index = schema.get_field_index(TP_TIME)
         if tp_index >= 0 and schema.field(tp_index).type not in (pa.timestamp("ms"), pa.timestamp("ms", tz="UTC")):
             raise ValueError(f"{TP_TIME} must be timestamp[ms], not {schema.field(tp_index).type}")
@@ -164,6 +168,7 @@ class StreamLog:
         self.schema = schema
         self.options = options or LogOptions()
         self._clock = clock
+        self._upgrade = upgrade
         self._lock = threading.RLock()
         self._segments: list[_Segment] = []
         self._entries: list[_Entry] = []
@@ -218,6 +223,7 @@ class StreamLog:
             actual = path.stat().st_size
             if self._load_index(segment, actual):
                 segment.size = actual
+                self._check_schema(segment, self._segment_schema(segment, actual))
                 self._segments.append(segment)
                 continue
             good_end = self._scan(segment, first_seq)
@@ -238,7 +244,29 @@ class StreamLog:
             if self._entries:
                 tail = self._entries[-1]
                 self._head = max(self._head, tail.seq + tail.rows)
-            self._open_for_append(last)
+            if last.schema is None:
+                self._open_for_append(last)
+            elif not any(e.segment is last for e in self._entries):
+                # An empty segment of the earlier schema: the next append starts a new one in its place.
+                self._segments.pop()
+                last.release()
+                last.path.unlink(missing_ok=True)
+                last.path.with_suffix(INDEX_SUFFIX).unlink(missing_ok=True)
+
+    def _segment_schema(self, segment: _Segment, size: int) -> pa.Schema | None:
+        """The schema message a segment starts with (None when it has none)."""
+        try:
+            return pa.ipc.read_schema(pa.ipc.read_message(pa.BufferReader(segment.buffer(size))))
+        except (OSError, pa.ArrowInvalid, EOFError):
+            return None
+
+    def _check_schema(self, segment: _Segment, schema: pa.Schema | None) -> None:
+        """Note a segment of an earlier schema; raise :class:`ValueError` when it cannot be read."""
+        if schema is None or schema.equals(self.schema):
+            return
+        if self._upgrade is None:
+            raise ValueError(f"segment {segment.path} holds schema {schema}, expected {self.schema}")
+        segment.schema = schema
 
     def _scan(self, segment: _Segment, first_seq: int) -> int:
         """Index every complete batch of ``segment``; return the byte offset where valid data ends."""
@@ -251,14 +279,13 @@ class StreamLog:
             schema = pa.ipc.read_schema(pa.ipc.read_message(reader))
         except (OSError, pa.ArrowInvalid, EOFError):
             return 0
-        if not schema.equals(self.schema):
-            raise ValueError(f"segment {segment.path} holds schema {schema}, expected {self.schema}")
+        self._check_schema(segment, schema)
         seq = first_seq
         good: int = reader.tell()
         while good < size:
             try:
                 message = pa.ipc.read_message(reader)
-                batch = pa.ipc.read_record_batch(message, self.schema)
+                batch = pa.ipc.read_record_batch(message, segment.schema or self.schema)
             except EOFError:
                 # An end-of-stream marker: only a closed writer leaves one; nothing follows it.
                 return good
@@ -477,6 +504,8 @@ class StreamLog:
             return batch
         buf = entry.segment.buffer(entry.offset + entry.nbytes)
         message = pa.ipc.read_message(buf.slice(entry.offset, entry.nbytes))
+        if entry.segment.schema is not None and self._upgrade is not None:
+            return self._upgrade(pa.ipc.read_record_batch(message, entry.segment.schema))
         return pa.ipc.read_record_batch(message, self.schema)
 
     def read(self, seq: int, max_rows: int) -> list[tuple[int, pa.RecordBatch]]:

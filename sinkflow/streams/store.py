@@ -312,7 +312,7 @@ class Stream:
         etc = settings.event_time_column
         self._event_index = self._by_name.get(etc) if etc is not None else None
         log_options = replace(options, retention_ms=settings.retention_ms, retention_bytes=settings.retention_bytes)
-        self.log = StreamLog(directory / "log", self.schema, log_options, clock)
+        self.log = StreamLog(directory / "log", self.schema, log_options, clock, upgrade=self._upgrade)
 
     @property
     def head(self) -> int:
@@ -426,6 +426,20 @@ class Stream:
             arrays[column.name] = fill_defaults(column.type, array)
         return arrays
 
+    def _upgrade(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """A batch stored before columns were added (ALTER STREAM … ADD COLUMN), in the current
+        schema: an added column reads its DEFAULT expression (computed now, over the row's stored
+        columns) or its zero value / null."""
+        count = batch.num_rows
+        stored = dict(zip(batch.schema.names, batch.columns, strict=True))
+        wanted = [c.name for c in self.user_columns if c.name not in stored and c.name in self._computed]
+        computed = self._defaults.evaluate(stored, count, wanted) if wanted and self._defaults is not None else {}
+        arrays = []
+        for column in self.user_columns:
+            array = stored.get(column.name, computed.get(column.name))
+            arrays.append(fill_defaults(column.type, array) if array is not None else default_array(column.type, count))
+        return pa.RecordBatch.from_arrays([*arrays, stored[TP_TIME]], schema=self.schema)
+
     def _tp_time(self, event_time: pa.Array | None, count: int) -> tuple[pa.Array, int | None]:
         """The ``_tp_time`` column: ``event_time`` with its nulls set to now, or now for every row
         (then now, in ms, is returned as well, else None)."""
@@ -529,9 +543,7 @@ class StreamStore:
         """Create a stream (durably: its metadata is on disk when this returns).
 
         Raises :class:`InvalidInput` for a bad name, column or setting, :class:`AlreadyExists`."""
-        settings = settings or StreamSettings()
-        user, tp_time, settings = _validate(name, columns, settings)
-        defaults = self._defaults(name, [*user, tp_time])
+        user, tp_time, settings, defaults = self._checked(name, columns, settings or StreamSettings())
         with self._lock:
             if name in self._streams:
                 raise AlreadyExists(f"stream '{name}' already exists")
@@ -552,9 +564,14 @@ class StreamStore:
 
     def _open(self, name: str, columns: list[Column], settings: StreamSettings, directory: Path) -> Stream:
         """The stream stored in ``directory`` (its metadata already read)."""
-        user, tp_time, settings = _validate(name, columns, settings)
-        defaults = self._defaults(name, [*user, tp_time])
+        user, tp_time, settings, defaults = self._checked(name, columns, settings)
         return Stream(name, user, settings, directory, self._options, self._clock, tp_time, defaults)
+
+    def _checked(self, name: str, columns: list[Column], settings: StreamSettings
+                 ) -> tuple[list[Column], Column, StreamSettings, ColumnDefaults | None]:
+        """:func:`_validate` and the compiled expressions. Raises :class:`InvalidInput`."""
+        user, tp_time, settings = _validate(name, columns, settings)
+        return user, tp_time, settings, self._defaults(name, [*user, tp_time])
 
     def _defaults(self, name: str, columns: list[Column]) -> ColumnDefaults | None:
         """The compiled expressions of ``columns``, None when none has one. Raises :class:`InvalidInput`."""
@@ -563,6 +580,41 @@ class StreamStore:
         if self._compiler is None:
             raise InvalidInput(f"stream '{name}': column DEFAULT expressions are not available in this store")
         return ColumnDefaults(name, columns, self._compiler)
+
+    def add_column(self, name: str, column: Column, position: str | None = None, if_not_exists: bool = False) -> Stream:
+        """Add ``column`` to stream ``name`` (Timeplus's ALTER STREAM … ADD COLUMN): rows already
+        stored read its DEFAULT expression or its zero value / null. ``position`` is ``"first"``,
+        ``"after <column>"`` or None (last). The stream object is replaced: queries reading the old
+        one see it closed. Returns the new stream.
+
+        Raises :class:`NotFound`, :class:`AlreadyExists` for an existing column (unless
+        ``if_not_exists``), :class:`InvalidInput` for a bad column, position or expression."""
+        with self._lock:
+            stream = self.get(name)
+            if any(c.name == column.name for c in stream.columns):
+                if if_not_exists:
+                    return stream
+                raise AlreadyExists(f"column '{column.name}' already exists in stream '{name}'")
+            user = list(stream.user_columns)
+            if position is None:
+                user.append(column)
+            elif position == "first":
+                user.insert(0, column)
+            else:
+                after = position.removeprefix("after ")
+                index = next((i for i, c in enumerate(user) if c.name == after), None)
+                if index is None:
+                    raise InvalidInput(f"column '{after}' (after which to add '{column.name}') is not a column of "
+                                       f"stream '{name}'")
+                user.insert(index + 1, column)
+            tp_time = stream.columns[-1]
+            kept = [*user, tp_time] if tp_time.default not in (None, stream.settings.event_time_column) else user
+            self._checked(name, kept, stream.settings)
+            meta = _Meta(name, [c.to_dict() for c in kept], stream.settings.to_dict())
+            _write_atomically(stream.directory / _META, json.dumps(asdict(meta), indent=2))
+            stream.close()
+            self._streams[name] = self._open(name, kept, stream.settings, stream.directory)
+            return self._streams[name]
 
     def drop(self, name: str) -> None:
         """Delete a stream and its data. Raises :class:`NotFound`."""

@@ -346,3 +346,28 @@ def test_append_batch_nulls_in_non_nullable_columns_become_defaults(store: Strea
         {"a": 0, "b": "", "c": [], "d": None},
         {"a": 1, "b": "x", "c": [1], "d": 2},
     ]
+
+
+def test_added_column_reads_its_default_for_old_rows_also_after_a_restart(data_dir: Path) -> None:
+    from sinkflow.sql.defaults import compile_default
+    from sinkflow.streams.log import LogOptions
+
+    options = LogOptions(segment_bytes=1)  # every append rolls: old rows sit in sealed, indexed segments
+    store = StreamStore(data_dir, options, defaults=compile_default)
+    stream = store.create("s", cols(id="int32"))
+    stream.append_rows(["id"], [[1], [2]])
+    stream.append_rows(["id"], [[3]])
+    store.add_column("s", Column("tag", parse_type("string"), "concat('t', to_string(id * 10))"))
+    store.add_column("s", Column("n", parse_type("nullable(int64)")), position="first")
+    store.get("s").append_rows(["id", "tag"], [[4, "given"]])
+    expected = [(None, 1, "t10"), (None, 2, "t20"), (None, 3, "t30"), (None, 4, "given")]
+    assert [(r["n"], r["id"], r["tag"]) for r in store.get("s").table().to_pylist()] == expected
+    store.close()
+    reopened = StreamStore(data_dir, options, defaults=compile_default)
+    stream = reopened.get("s")
+    assert [c.name for c in stream.columns] == ["n", "id", "tag", TP_TIME]
+    assert [(r["n"], r["id"], r["tag"]) for r in stream.table().to_pylist()] == expected
+    assert [seq for seq, _ in stream.read(0, 100)] == [0, 2, 3]  # sequence numbers unchanged
+    stream.append_rows(None, [[7, 5, "x"]])
+    assert stream.table().num_rows == 5
+    reopened.close()
