@@ -10,7 +10,7 @@ from sqlglot import exp
 
 from sinkflow.sql.functions.conversions import text_of
 from sinkflow.sql.functions.kinds import ARRAY, BINARY, BOOL, INT, STRING
-from sinkflow.sql.functions.registry import error, fill, literal_text, register, same_args
+from sinkflow.sql.functions.registry import Builder, error, fill, literal_text, register, same_args
 
 
 register("lower", "LOWER({0})", 1, returns=STRING)
@@ -57,7 +57,7 @@ register("not_empty", "(LENGTH({0}) > 0)", 1, returns=BOOL)
 register("starts_with", "STARTS_WITH({0}, {1})", 2, returns=BOOL)
 register("ends_with", "ENDS_WITH({0}, {1})", 2, returns=BOOL)
 register("position", "STRPOS({0}, {1})", 2, returns=INT)
-register("split_by_string", "STRING_SPLIT({1}, {0})", 2, returns=ARRAY)  # (separator, text)
+register("split_by_string split_by_char", "STRING_SPLIT({1}, {0})", 2, returns=ARRAY)  # (separator, text)
 
 
 def _reverse(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
@@ -74,15 +74,20 @@ register("base64_decode", "DECODE(FROM_BASE64({0}))", 1, returns=STRING)
 register("uuid", "CAST(UUID() AS VARCHAR)", 0, returns=STRING)
 
 
-def _extract(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
-    # Timeplus returns the first capture group when the pattern has one, else the whole match,
-    # and '' without a match (so does DuckDB's REGEXP_EXTRACT).
-    pattern = literal_text(args[1], "extract's pattern")
-    group = 1 if re.search(r"(?<!\\)\((?!\?)", pattern) else 0
-    return fill(f"REGEXP_EXTRACT({{0}}, {{1}}, {group})", args)
+def _regexp_extract(duck: str, name: str) -> Builder:
+    """DuckDB's ``duck`` giving the first capture group when the pattern has one, else the whole
+    match, as Timeplus's ``extract`` ('' without a match) and ``extract_all`` (every match) do."""
+
+    def build(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
+        pattern = literal_text(args[1], f"{name}'s pattern")
+        group = 1 if re.search(r"(?<!\\)\((?!\?)", pattern) else 0
+        return fill(f"{duck}({{0}}, {{1}}, {group})", args)
+
+    return build
 
 
-register("extract", _extract, 2, returns=STRING)
+register("extract", _regexp_extract("REGEXP_EXTRACT", "extract"), 2, returns=STRING)
+register("extract_all", _regexp_extract("REGEXP_EXTRACT_ALL", "extract_all"), 2, returns=ARRAY)
 
 
 def _multi_search_any(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
@@ -101,21 +106,11 @@ register("repeat", "REPEAT({0}, CAST({1} AS BIGINT))", 2, returns=STRING)
 register("left", "LEFT({0}, CAST({1} AS BIGINT))", 2, returns=STRING)
 register("right", "RIGHT({0}, CAST({1} AS BIGINT))", 2, returns=STRING)
 register("position_case_insensitive", "STRPOS(LOWER({0}), LOWER({1}))", 2, returns=INT)
-register("split_by_char", "STRING_SPLIT({1}, {0})", 2, returns=ARRAY)  # (separator, text)
 register("split_by_regexp", "REGEXP_SPLIT_TO_ARRAY({1}, {0})", 2, returns=ARRAY)
 register("unhex", "DECODE(UNHEX({0}))", 1, returns=STRING)
 register("generate_uuidv4", "CAST(UUID() AS VARCHAR)", 0, returns=STRING)
 register("to_uuid", "CAST(CAST({0} AS UUID) AS VARCHAR)", 1, returns=STRING)
 
-
-def _extract_all(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
-    # Every match (of the first capture group when the pattern has one), as ClickHouse's extractAll.
-    pattern = literal_text(args[1], "extract_all's pattern")
-    group = 1 if re.search(r"(?<!\\)\((?!\?)", pattern) else 0
-    return fill(f"REGEXP_EXTRACT_ALL({{0}}, {{1}}, {group})", args)
-
-
-register("extract_all", _extract_all, 2, returns=ARRAY)
 
 # The grok patterns Timeplus documents, as RE2 without capture groups (%{NAME} inside them expands too).
 _GROK: dict[str, str] = {
