@@ -222,9 +222,11 @@ def stream_list(ctx: click.Context) -> None:
 @click.pass_context
 def stream_describe(ctx: click.Context, name: str) -> None:
     s = client(ctx).call("GET", f"/api/v1beta2/streams/{name}")  # type: ignore[union-attr]
-    table = Table("column", "type", title=f"{s['name']} ({s['row_count']} rows, event time: {s['event_time_column']})")
+    table = Table("column", "type", "default", title=f"{s['name']} ({s['row_count']} rows, event time: "
+                  f"{s['event_time_column']})")
     for c in s["columns"]:
-        table.add_row(c["name"], c["type"])
+        default = f"{'ALIAS' if c.get('alias') else 'DEFAULT'} {c['default']}" if c.get("default") else ""
+        table.add_row(c["name"], c["type"], default)
     out.print(table)
 
 

@@ -65,3 +65,14 @@ def test_sink_commands(server: SinkflowServer) -> None:
     refused = run(server, "sink", "create", "--name", "x", "--type", "kafka", "--sql", "select v from src",
                   "-p", "topic=t", ok=False)
     assert "brokers" in refused.stderr
+
+
+def test_file_ingest_fills_column_defaults(server: SinkflowServer, tmp_path: Path) -> None:
+    run(server, "query", "CREATE STREAM hits (url string, host string DEFAULT domain(url), "
+                         "n int32 DEFAULT length(url))")
+    assert "DEFAULT domain(url)" in run(server, "stream", "describe", "hits").stdout
+    csv_file = tmp_path / "hits.csv"
+    csv_file.write_text("url\nhttps://timeplus.com/docs\nhttp://a.io/\n")
+    assert "ingested 2 rows" in run(server, "ingest", "hits", str(csv_file)).stdout
+    out = run(server, "query", "--format", "jsonl", "select host, n from table(hits) order by n").stdout
+    assert [json.loads(line) for line in out.splitlines()] == [{"host": "a.io", "n": 12}, {"host": "timeplus.com", "n": 25}]
