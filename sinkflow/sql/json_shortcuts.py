@@ -2,7 +2,8 @@
 
 Timeplus reads ``<column>:<name>[.<name>…]`` as the JSON value at that path of the column's text
 (a string: ``''`` when missing or not a scalar), and a ``::type`` after it casts that text, so
-``raw:a.b::int`` is ``cast(json_value(raw, '$.a.b'), 'int')``. Names may be keywords (``raw:type``)
+``raw:a.b::int`` is ``cast(json_value(raw, '$.a.b'), 'int')``. ``raw:a.b[*]`` is the array at
+that path, its elements as JSON text (``json_extract_array``). Names may be keywords (``raw:type``)
 or backquoted (``raw:`a.b`.c``, one key holding a dot); the column may be qualified (``t.raw:a``).
 As in Timeplus, ``x ? raw : a`` stays a conditional.
 
@@ -38,6 +39,7 @@ class Shortcut:
     table: str
     column: str
     keys: tuple[str, ...]
+    array: bool = False  # written with [*]: the array at the path
 
     def path(self) -> str:
         """The JSONPath of the keys, each quoted (``$."a"."b"``)."""
@@ -79,9 +81,12 @@ def hide(text: str) -> tuple[str, dict[str, Shortcut]]:
                        and _is_name(tokens[last + 2])):
                     keys.append(tokens[last + 2].text)
                     last += 2
+                array = [t.token_type for t in tokens[last + 1:last + 4]] == [
+                    TokenType.L_BRACKET, TokenType.STAR, TokenType.R_BRACKET]
+                last += 3 if array else 0
                 start, end = tokens[first].start, tokens[last].end + 1
                 placeholder = _placeholder(end - start, text, found)
-                found[placeholder] = Shortcut(table, tokens[i].text, tuple(keys))
+                found[placeholder] = Shortcut(table, tokens[i].text, tuple(keys), array)
                 pieces += [text[copied:start], placeholder]
                 copied = end
                 i = last + 1
@@ -119,7 +124,15 @@ def restore(tree: exp.Expression, shortcuts: dict[str, Shortcut]) -> exp.Express
         if isinstance(node, exp.Column) and not node.table and node.name in shortcuts:
             shortcut = shortcuts[node.name]
             column = exp.column(shortcut.column, table=shortcut.table or None)
-            call = exp.Anonymous(this="json_value", expressions=[column, exp.Literal.string(shortcut.path())])
+            if shortcut.array:
+                # The object holding the array, key by key, then the array under the last key.
+                document: exp.Expression = column
+                for key in shortcut.keys[:-1]:
+                    document = exp.Anonymous(this="json_extract_string", expressions=[document, exp.Literal.string(key)])
+                call = exp.Anonymous(this="json_extract_array",
+                                     expressions=[document, exp.Literal.string(shortcut.keys[-1])])
+            else:
+                call = exp.Anonymous(this="json_value", expressions=[column, exp.Literal.string(shortcut.path())])
             for part in (column, call):
                 part.meta.update(node.this.meta if node.this is not None else node.meta)
             return call
