@@ -34,8 +34,11 @@ class StreamIn(BaseModel):
     description: str = ""
     retention_ms: int | None = Field(default=None, gt=0)
     retention_bytes: int | None = Field(default=None, gt=0)
+    logstore_retention_ms: int | None = Field(default=None, gt=0)
+    logstore_retention_bytes: int | None = Field(default=None, gt=0)
+    ttl_expression: str | None = None  # Timeplus's historical-store TTL: accepted, no effect (docs/streams.md)
     mode: str = "append"
-    primary_key: list[str] = Field(default_factory=list)
+    primary_key: list[str] | str = Field(default_factory=list)
     version_column: str | None = None
 
 
@@ -77,8 +80,9 @@ async def create_stream(body: StreamIn, srv: ServerDep) -> dict[str, Any]:
         except InvalidInput as exc:
             raise InvalidInput(f"columns[{i}] '{col.name}': {exc.message}") from None
     settings = StreamSettings.from_dict({
-        "event_time_column": body.event_time_column, "retention_ms": body.retention_ms,
-        "retention_bytes": body.retention_bytes, "description": body.description, "mode": body.mode,
+        "event_time_column": body.event_time_column, "retention_ms": body.retention_ms or body.logstore_retention_ms,
+        "retention_bytes": body.retention_bytes or body.logstore_retention_bytes, "description": body.description,
+        "mode": body.mode,
         "primary_key": body.primary_key, "version_column": body.version_column,
     })
     return stream_info(srv.store.create(body.name, columns, settings))

@@ -83,6 +83,13 @@ def test_keyed_streams_are_described_by_sql_and_rest(api: httpx.Client) -> None:
     assert sql(api, f"CREATE MUTABLE STREAM {mutable} (k string, v int) PRIMARY KEY k").status_code == 200
     listed = {r["name"]: r for r in rows(api, "SHOW STREAMS")}
     assert (listed[mutable]["mode"], listed[mutable]["primary_key"]) == ("mutable", ["k"])
+    rest = unique("r")
+    created = api.post("/api/v1beta2/streams", json={
+        "name": rest, "columns": [{"name": "k", "type": "string"}, {"name": "v", "type": "int32"}],
+        "mode": "changelog_kv", "primary_key": "k", "logstore_retention_ms": 3600000})
+    assert created.status_code == 201, created.text
+    assert (created.json()["mode"], created.json()["primary_key"], created.json()["retention_ms"]) == (
+        "changelog_kv", ["k"], 3600000)
     missing_key = sql(api, f"CREATE STREAM {unique('x')} (k string) SETTINGS mode='changelog_kv'")
     assert missing_key.status_code == 400 and "PRIMARY KEY" in missing_key.json()["message"]
 
