@@ -5,9 +5,13 @@ from __future__ import annotations
 import re
 from functools import singledispatch
 
+import duckdb
 import pyarrow as pa
 
 from sinkflow.engine.result import StatementResult
+from sinkflow.errors import InvalidInput
+from sinkflow.sql.defaults import parse_expression
+from sinkflow.sql.functions import to_duckdb
 from sinkflow.sql.statements import (
     AddColumn,
     CreateStream,
@@ -17,6 +21,7 @@ from sinkflow.sql.statements import (
     ShowCreateStream,
     ShowStreams,
     Statement,
+    ValueExpression,
 )
 from sinkflow.streams.store import Stream, StreamSettings, StreamStore
 from sinkflow.streams.types import TP_TIME, Column
@@ -185,7 +190,25 @@ def _quote(text: str) -> str:
 @_execute.register
 def _insert(stmt: Insert, store: StreamStore) -> StatementResult:
     stream = store.get(stmt.name)
-    result = stream.append_rows(list(stmt.columns) if stmt.columns is not None else None,
-                                [list(row) for row in stmt.rows])
+    result = stream.append_rows(list(stmt.columns) if stmt.columns is not None else None, _values(stmt.rows))
     plural = "" if result.count == 1 else "s"
     return StatementResult("status", f"inserted {result.count} row{plural} into '{stmt.name}'", count=result.count)
+
+
+def _values(rows: tuple[tuple[object, ...], ...]) -> list[list[object]]:
+    """The rows with every :class:`ValueExpression` replaced by its value (one DuckDB query for all).
+
+    Raises :class:`InvalidInput` naming the expression DuckDB cannot evaluate."""
+    expressions = [value for row in rows for value in row if isinstance(value, ValueExpression)]
+    if not expressions:
+        return [list(row) for row in rows]
+    select = ", ".join(to_duckdb(parse_expression(e.padded)).sql(dialect="duckdb") for e in expressions)
+    connection = duckdb.connect()
+    try:
+        connection.execute("SET TimeZone = 'UTC'")
+        values = iter(connection.execute(f"SELECT {select}").fetchone() or ())
+    except duckdb.Error as exc:
+        raise InvalidInput(f"a VALUES expression cannot be evaluated: {str(exc).splitlines()[0]}") from None
+    finally:
+        connection.close()
+    return [[next(values) if isinstance(value, ValueExpression) else value for value in row] for row in rows]

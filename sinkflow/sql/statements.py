@@ -13,20 +13,22 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlglot.dialects.clickhouse import ClickHouse
+from sqlglot import exp
 from sqlglot.errors import TokenError
 from sqlglot.tokens import Token, TokenType
 
 from sinkflow.errors import InvalidInput, SqlError
 from sinkflow.sql.defaults import parse_expression
 from sinkflow.sql.functions import to_duckdb
-from sinkflow.sql.positions import located, position_at
+from sinkflow.sql.positions import located, node_position, position_at
 from sinkflow.streams.store import StreamSettings
 from sinkflow.streams.types import TP_TIME, TP_TIME_TYPE, Column, parse_type
 
 __all__ = [
+    "ValueExpression",
     "AddColumn",
     "CreateStream",
     "DescribeStream",
@@ -95,11 +97,22 @@ class AddColumn:
 
 
 @dataclass(frozen=True)
+class ValueExpression:
+    """A value of INSERT … VALUES that is an expression (``now()``, ``to_datetime('…')``,
+    ``1 + 2``), as written; ``padded`` is the statement's text before it blanked out, then the
+    expression, so parsing it reports positions in the statement. Evaluated once per occurrence."""
+
+    text: str
+    padded: str = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True)
 class Insert:
     """``INSERT INTO name [(col, …)] VALUES (…), (…)``.
 
     ``columns`` is None when the statement names none (all user columns, in order). ``rows`` hold
-    Python values: int, float, str, None, bool and lists (for arrays)."""
+    Python values (int, float, str, None, bool and lists for arrays) and :class:`ValueExpression`
+    for values written as expressions (constants and functions, no columns)."""
 
     name: str
     columns: tuple[str, ...] | None
@@ -490,7 +503,7 @@ class _Parser:
         rows: list[tuple[object, ...]] = []
         while True:
             self.expect(TokenType.L_PAREN, "(")
-            rows.append(tuple(self.literals_until(TokenType.R_PAREN, ")")))
+            rows.append(tuple(self.values_until_close()))
             if not self.accept(TokenType.COMMA):
                 break
         self.end()
@@ -522,6 +535,41 @@ class _Parser:
             return self.literals_until(TokenType.R_BRACKET, "]")
         raise self.error(f"expected a literal value (number, 'string', NULL, true, false or [array]), "
                          f"found '{token.text}'", token)
+
+    def values_until_close(self) -> list[object]:
+        """INSERT values up to the closing ')', which it consumes: literals, or expressions
+        (checked here, so an unknown function is placed in the statement)."""
+        items: list[object] = []
+        if self.accept(TokenType.R_PAREN):
+            return items
+        while True:
+            start = self.i
+            try:
+                value: object = self.literal()
+                plain = self.peek() is not None and self.peek().token_type in (  # type: ignore[union-attr]
+                    TokenType.COMMA, TokenType.R_PAREN)
+            except SqlError:
+                if self.tokens[start].token_type == TokenType.NUMBER:
+                    raise  # a number out of range is no expression either
+                plain = False
+            if not plain:
+                self.i = start
+                first, last = self.until_column_end("the value")
+                value = self.value_expression(first, last)
+            items.append(value)
+            if not self.accept(TokenType.COMMA):
+                self.expect(TokenType.R_PAREN, ")")
+                return items
+
+    def value_expression(self, first: Token, last: Token) -> ValueExpression:
+        padded = re.sub(r"[^\n]", " ", self.sql[:first.start]) + self.text_between(first, last)
+        tree = parse_expression(padded)
+        column = next(tree.find_all(exp.Column), None)
+        if column is not None:
+            raise located(f"VALUES takes constants and functions, not columns ('{column.name}')",
+                          node_position(column) or position_at(self.sql, first.start))
+        to_duckdb(tree)
+        return ValueExpression(self.text_between(first, last), padded)
 
     def literals_until(self, close: TokenType, text: str) -> list[object]:
         """Comma-separated literals up to the ``close`` token (``text``), which it consumes; none is fine."""
