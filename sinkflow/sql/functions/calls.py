@@ -177,10 +177,15 @@ def call_of(node: exp.Expression) -> tuple[str, list[exp.Expression]] | None:
     if isinstance(node, (exp.Anonymous, exp.AnonymousAggFunc)):
         return node.name.lower(), list(node.expressions)
     typed = _TYPED.get(type(node))
+    written = written_name(node)
     if typed is not None:
         name, extract = typed
-        return (name if isinstance(name, str) else name(node)), extract(node)
-    written = written_name(node)
+        mapped = name if isinstance(name, str) else name(node)
+        # An alias the user wrote (substr for substring) names the call in errors.
+        alias = written.lower() if written is not None else mapped
+        same = (alias in FUNCTIONS and FUNCTIONS.get(alias) == FUNCTIONS.get(mapped)) or (
+            alias in AGGREGATES and AGGREGATES.get(alias) is AGGREGATES.get(mapped))
+        return (alias if same else mapped), extract(node)
     if isinstance(node, exp.Func) and written is not None and written.lower() in FUNCTIONS:
         args: list[exp.Expression] = []
         for value in node.args.values():
