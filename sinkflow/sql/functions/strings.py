@@ -174,3 +174,17 @@ def _grok(args: list[exp.Expression], kinds: list[str | None], node: exp.Express
 
 
 register("grok", _grok, 2)
+register("sha1", "UNHEX(SHA1({0}))", 1, returns=BINARY)
+
+
+def _readable(base: int, units: list[str], separator: str) -> str:
+    """A number with two decimals and the unit of its size (4678899 → '4.46 MiB' in base 1024)."""
+    tier = f"LEAST({len(units) - 1}, CASE WHEN ABS({{0}}) < {base} THEN 0 ELSE CAST(FLOOR(LOG(ABS({{0}})) / LOG({base})) AS INTEGER) END)"
+    names = "[" + ", ".join(f"'{u}'" for u in units) + "]"
+    return f"PRINTF('%.2f{separator}%s', {{0}} / POW({base}, {tier}), {names}[{tier} + 1])"
+
+
+register("format_readable_size", _readable(1024, ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"], " "), 1,
+         returns=STRING)
+register("format_readable_quantity", "RTRIM(" + _readable(1000, ["", "thousand", "million", "billion", "trillion",
+                                                                 "quadrillion"], " ") + ")", 1, returns=STRING)
