@@ -106,13 +106,14 @@ def to_string(args: list[exp.Expression], kinds: list[str | None], node: exp.Exp
 register("to_string", to_string, 1, returns=STRING)
 
 
-# Text Timeplus's parse_datetime_best_effort reads (ISO-8601 with or without a zone, US m/d/y, an
-# epoch number). Anything else is an error, never a guess: DuckDB's own CAST would read '1/2/22'
+# Text Timeplus's parse_datetime_best_effort reads (ISO-8601 with or without a zone, US m/d/y, epoch
+# seconds or, with 13 digits, milliseconds). Anything else is an error, never a guess: DuckDB's own CAST would read '1/2/22'
 # as the year 1.
 _ISO = r"\d{4}-\d{1,2}-\d{1,2}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?"
 _ZONE = r"(Z|z|[+-]\d{2}(:?\d{2})?)"
 _US_DATE = r"\d{1,2}/\d{1,2}/(\d{2}|\d{4})"
 _EPOCH_TEXT = r"\d{9,10}"
+_EPOCH_MS_TEXT = r"\d{13}"  # milliseconds, as Debezium's ts_ms
 _US_FORMATS = "['%m/%d/%y', '%m/%d/%Y']"
 
 
@@ -129,9 +130,10 @@ def parse_text_time(text: exp.Expression, zone: exp.Expression | None) -> exp.Ex
         f"WHEN REGEXP_FULL_MATCH({{0}}, {{3}}) THEN {wall('CAST({0} AS TIMESTAMP)')} "
         f"WHEN REGEXP_FULL_MATCH({{0}}, {{4}}) THEN {wall('STRPTIME({0}, ' + _US_FORMATS + ')')} "
         "WHEN REGEXP_FULL_MATCH({0}, {5}) THEN TO_TIMESTAMP(CAST({0} AS BIGINT)) "
+        "WHEN REGEXP_FULL_MATCH({0}, {6}) THEN MAKE_TIMESTAMPTZ(CAST({0} AS BIGINT) * 1000) "
         "ELSE ERROR('cannot read ''' || {0} || ''' as a datetime') END"
     )
-    patterns = [exp.Literal.string(p) for p in (_ISO + _ZONE, _ISO, _US_DATE, _EPOCH_TEXT)]
+    patterns = [exp.Literal.string(p) for p in (_ISO + _ZONE, _ISO, _US_DATE, _EPOCH_TEXT, _EPOCH_MS_TEXT)]
     return fill(template, [text, zone if zone is not None else exp.Null(), *patterns])
 
 
