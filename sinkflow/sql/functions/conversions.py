@@ -107,8 +107,8 @@ register("to_string", to_string, 1, returns=STRING)
 
 
 # Text Timeplus's parse_datetime_best_effort reads (ISO-8601 with or without a zone, US m/d/y, epoch
-# seconds or, with 13 digits, milliseconds). Anything else is an error, never a guess: DuckDB's own CAST would read '1/2/22'
-# as the year 1.
+# seconds or, with 13 digits, milliseconds). Anything else is an error, never a guess: DuckDB's own
+# CAST would read '1/2/22' as the year 1.
 _ISO = r"\d{4}-\d{1,2}-\d{1,2}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?"
 _ZONE = r"(Z|z|[+-]\d{2}(:?\d{2})?)"
 _US_DATE = r"\d{1,2}/\d{1,2}/(\d{2}|\d{4})"
