@@ -175,7 +175,8 @@ def show_create(stream: Stream) -> str:
     if settings.random:
         pairs.append(("eps", settings.eps))
     pairs += list(settings.ignored)
-    shown = [f"{k}={_quote(v) if isinstance(v, str) and not _NUMBER.match(v) else v}" for k, v in pairs if v is not None]
+    shown = [f"{k}={_quote(v) if isinstance(v, str) and not _NUMBER.match(v) else v}"
+             for k, v in pairs if v is not None]
     if shown:
         text += "\nSETTINGS " + ", ".join(shown)
     if settings.description:
