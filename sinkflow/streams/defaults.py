@@ -107,7 +107,7 @@ class ColumnDefaults:
     def evaluate(self, known: Mapping[str, pa.Array], count: int, wanted: Sequence[str]) -> dict[str, pa.Array]:
         """The ``wanted`` columns (each must have an expression) for ``count`` rows, given the
         ``known`` columns' arrays (each ``count`` long). An expression reading a column that is
-        neither known nor wanted reads that column's zero value / null.
+        neither known nor wanted reads nulls (callers pass every other column).
 
         Raises :class:`InvalidInput` naming the column when DuckDB cannot evaluate its expression."""
         arrays = dict(known)
