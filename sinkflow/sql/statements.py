@@ -414,6 +414,9 @@ class _Parser:
             schema = {c.name: c.type for c in columns}
             schema.setdefault(TP_TIME, TP_TIME_TYPE)
             to_duckdb(tree, schema)
+            unknown = next((c for c in tree.find_all(exp.Column) if not c.table and c.name not in schema), None)
+            if unknown is not None and not self.alone:  # ALTER's other columns are the stream's, checked there
+                raise located(f"unknown column '{unknown.name}'", node_position(unknown))
         except SqlError as err:
             message = err.message.split(" at line ")[0]
             raise located(f"column '{column.name}': {message}", err.position or position_at(self.sql, first.start)) \
