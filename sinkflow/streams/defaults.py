@@ -158,3 +158,34 @@ class ColumnDefaults:
 
 def _kind(column: Column) -> str:
     return "ALIAS expression" if column.alias else "DEFAULT expression"
+
+
+# Timeplus expressions giving a random value of a type, for random-stream columns without a DEFAULT
+# (Timeplus fills those with random data of their type).
+_RANDOM_BY_TYPE = {
+    "int8": "to_int32(rand() % 256) - 128", "int16": "to_int32(rand() % 65536) - 32768", "int32": "to_int64(rand()) - 2147483648",
+    "int64": "to_int64(rand() % 2147483648) * 4294967296 + to_int64(rand())", "uint8": "rand() % 256", "uint16": "rand() % 65536",
+    "uint32": "rand()", "uint64": "rand64()", "float32": "rand_uniform(-1000, 1000)",
+    "float64": "rand_uniform(-1000, 1000)", "bool": "rand() % 2 = 1", "string": "random_printable_ascii(rand() % 21)",
+    "uuid": "generate_uuidv4()", "date": "to_date(from_unix_timestamp(rand() % 1893456000))",
+    "date32": "to_date(from_unix_timestamp(rand() % 1893456000))",
+}
+
+
+def random_expression(column: Column) -> str | None:
+    """A Timeplus expression of a random value of ``column``'s type, None for types without one
+    (arrays, maps, tuples: their zero value)."""
+    arrow = column.type.arrow
+    name = column.type.name.removeprefix("nullable(").removeprefix("low_cardinality(").rstrip(")")
+    if name in _RANDOM_BY_TYPE:
+        return _RANDOM_BY_TYPE[name]
+    if pa.types.is_timestamp(arrow):
+        return "from_unix_timestamp(rand() % 1893456000)"
+    if pa.types.is_decimal(arrow):
+        return "rand_uniform(0, 1000)"
+    if name.startswith("enum"):
+        labels = re.findall(r"'((?:[^'\\]|\\.)*)'\s*=", name)
+        return "[" + ", ".join(f"'{label}'" for label in labels) + f"][rand() % {len(labels)} + 1]"
+    if name.startswith("fixed_string"):
+        return f"random_fixed_string({name[len('fixed_string('):]})"
+    return None

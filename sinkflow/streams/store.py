@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sinkflow.errors import AlreadyExists, InvalidInput, NotFound
-from sinkflow.streams.defaults import ColumnDefaults, DefaultsCompiler, is_ingest_time
+from sinkflow.streams.defaults import ColumnDefaults, DefaultsCompiler, is_ingest_time, random_expression
 from sinkflow.streams.ingest import default_array, fill_defaults, rows_to_batch, show_value
 from sinkflow.streams.log import LogOptions, StreamLog
 from sinkflow.streams.types import TP_TIME, TP_TIME_TYPE, Column
@@ -571,7 +571,12 @@ class StreamStore:
                  ) -> tuple[list[Column], Column, StreamSettings, ColumnDefaults | None]:
         """:func:`_validate` and the compiled expressions. Raises :class:`InvalidInput`."""
         user, tp_time, settings = _validate(name, columns, settings)
-        return user, tp_time, settings, self._defaults(name, [*user, tp_time])
+        evaluated = user
+        if settings.random:
+            # Columns without a DEFAULT are random data of their type (not stored in the stream's
+            # definition: SHOW CREATE shows the columns as written).
+            evaluated = [c if c.default is not None else replace(c, default=random_expression(c)) for c in user]
+        return user, tp_time, settings, self._defaults(name, [*evaluated, tp_time])
 
     def _defaults(self, name: str, columns: list[Column]) -> ColumnDefaults | None:
         """The compiled expressions of ``columns``, None when none has one. Raises :class:`InvalidInput`."""

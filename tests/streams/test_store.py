@@ -371,3 +371,19 @@ def test_added_column_reads_its_default_for_old_rows_also_after_a_restart(data_d
     stream.append_rows(None, [[7, 5, "x"]])
     assert stream.table().num_rows == 5
     reopened.close()
+
+
+def test_random_stream_columns_without_a_default_get_random_values_of_their_type(data_dir: Path) -> None:
+    from sinkflow.sql.defaults import compile_default
+
+    store = StreamStore(data_dir, defaults=compile_default)
+    columns = cols(a="int8", b="uint16", s="string", e="enum8('x' = 1, 'y' = 2)", u="uuid", arr="array(int32)")
+    stream = store.create("r", [*columns, Column("c", parse_type("string"), "'fixed'")], StreamSettings(random=True))
+    stream.generate(200)
+    rows = stream.table().to_pylist()
+    assert len(rows) == 200
+    assert all(-128 <= r["a"] <= 127 and 0 <= r["b"] <= 65535 and len(r["s"]) <= 20 for r in rows)
+    assert {r["e"] for r in rows} == {"x", "y"} and all(len(r["u"]) == 36 for r in rows)
+    assert len({r["a"] for r in rows}) > 50 and all(r["arr"] == [] and r["c"] == "fixed" for r in rows)
+    assert stream.settings.eps == 1000.0 and stream.settings.retention_bytes == 64 * 1024 * 1024
+    store.close()
