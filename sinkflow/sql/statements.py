@@ -22,6 +22,7 @@ from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokens import Token, TokenType
 
 from sinkflow.errors import InvalidInput, SqlError
+from sinkflow.sql.pipeline_statements import PipelineStatement, parse_pipeline
 from sinkflow.sql.positions import located, position_at
 from sinkflow.streams.types import TP_TIME, Column, parse_type
 
@@ -205,11 +206,14 @@ class _Parser:
         return first, last
 
     # -- statements ---------------------------------------------------------------------------
-    def statement(self) -> Statement | None:
+    def statement(self) -> Statement | PipelineStatement | None:
         first = self.peek()
         assert first is not None
         if first.token_type in (TokenType.SELECT, TokenType.WITH, TokenType.L_PAREN):
             return None
+        pipeline = parse_pipeline(self)
+        if pipeline is not None:
+            return pipeline
         if self.accept_word("CREATE"):
             return self.create()
         if self.accept_word("DROP"):
@@ -413,8 +417,9 @@ def _unterminated_quote(sql: str) -> int | None:
     return opened
 
 
-def parse_statement(sql: str) -> Statement | None:
+def parse_statement(sql: str) -> Statement | PipelineStatement | None:
     """Parse one statement; None when it is a query (SELECT / WITH) for the SELECT parser.
+    Pipeline statements (:mod:`sinkflow.sql.pipeline_statements`) are run by the runtime.
 
     Raises :class:`SqlError` with a line/column position for text that does not tokenize or
     parse, and naming the construct for statements sinkflow does not support.
