@@ -293,10 +293,10 @@ def _show(p: _Parser) -> ShowPipelines | ShowCreate | None:
     if upper in _SHOW_KINDS:
         _command_text(p)
         return ShowPipelines(_SHOW_KINDS[upper])
-    if not upper.startswith("CREATE "):
+    if upper != "CREATE" and not upper.startswith("CREATE "):
         return None
     text, offset = _command_text(p)
-    rest = text[len("CREATE "):].strip()
+    rest = text[len("CREATE"):].strip()
     for words in _SHOW_CREATE_WORDS:
         if rest.upper().startswith(words):
             rest = rest[len(words):].strip()
