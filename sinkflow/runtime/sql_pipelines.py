@@ -129,7 +129,7 @@ class SqlPipelines:
         """The query text to plan: plain views expanded, Kafka external streams it reads being read."""
         plain = {name: v.query for name, v in self._views().items() if v.sink_id is None}
         text = expand_views(query.sql, plain)
-        words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text))
+        words = _words(text)
         for name, record in self._externals().items():
             if record.type == "kafka" and name in words:
                 await self.sources.ensure(record)
@@ -175,9 +175,9 @@ class SqlPipelines:
             raise InvalidInput(f"'{stmt.name}' is a materialized view: drop it with DROP VIEW {stmt.name}")
         if stmt.name not in externals:
             return None
-        users = sorted(v.name for v in views.values() if v.target == stmt.name)
+        users = sorted(v.name for v in views.values() if v.target == stmt.name or stmt.name in _words(v.query))
         if users:
-            raise InvalidInput(f"external stream '{stmt.name}' is written by materialized view(s) {', '.join(users)}: "
+            raise InvalidInput(f"external stream '{stmt.name}' is written or read by view(s) {', '.join(users)}: "
                                "drop them first")
         await self.sources.drop(stmt.name)
         self.catalog.delete_external_stream(stmt.name)
@@ -191,13 +191,13 @@ class SqlPipelines:
         self._check_free(stmt.name)
         text = await self._prepare(stmt.query, sql)
         plan = self._plan(text, stmt.query, sql)
-        sink_type, properties = self._destination(stmt, plan)
+        sink_type, properties, secret_paths = self._destination(stmt, plan)
         if stmt.target is None:
             # The view's own storage exists from now on, so `SELECT * FROM mv` works at once.
             StoreStreamTarget(self.store, self.catalog, "").ensure(stmt.name, plan.output_schema)
         try:
             record = await self.sinks.create(SinkDefinition(
-                name=stmt.name, sql=text, type=sink_type, properties=properties,
+                name=stmt.name, sql=text, type=sink_type, properties=properties, secret_paths=secret_paths,
                 description=f"{_MV_DESCRIPTION} into {stmt.target}" if stmt.target else _MV_DESCRIPTION))
         except BaseException:
             if stmt.target is None and self.store.exists(stmt.name):
@@ -207,10 +207,11 @@ class SqlPipelines:
         into = f" into '{stmt.target}'" if stmt.target else ""
         return StatementResult("status", f"created materialized view '{stmt.name}'{into}")
 
-    def _destination(self, stmt: CreateMaterializedView, plan: QueryPlan) -> tuple[str, dict[str, Any]]:
-        """The sink type and properties that write the view's results where it says."""
+    def _destination(self, stmt: CreateMaterializedView,
+                     plan: QueryPlan) -> tuple[str, dict[str, Any], tuple[str, ...]]:
+        """The sink type, properties and secret property paths that write the view's results where it says."""
         if stmt.target is None:
-            return "timeplus", {"stream_name": stmt.name}
+            return "timeplus", {"stream_name": stmt.name}, ()
         external = self._externals().get(stmt.target)
         if external is not None:
             external_settings.writable_format({**external.settings}, external.columns)
@@ -221,9 +222,9 @@ class SqlPipelines:
                         raise InvalidInput(f"column '{column.name}' of the view's query is not a column of "
                                            f"external stream '{stmt.target}' ({', '.join(sorted(known))})")
             mapped = self._sink_settings(external)
-            return mapped.sink_type, mapped.properties
+            return mapped.sink_type, mapped.properties, tuple(sorted(mapped.secret_paths))
         if self.store.exists(stmt.target):
-            return "timeplus", {"stream_name": stmt.target}
+            return "timeplus", {"stream_name": stmt.target}, ()
         raise NotFound(f"materialized view '{stmt.name}' writes INTO '{stmt.target}', which is neither a stream "
                        "nor an external stream")
 
@@ -238,11 +239,17 @@ class SqlPipelines:
 
     async def _DropView(self, stmt: DropView, sql: str) -> StatementResult:
         view = self._views().get(stmt.name)
+        sink = next((r for r in self.sinks.records() if r.name == stmt.name), None)
+        if view is None and sink is not None:
+            # A sink made through the Sink API is a materialized view of the one catalog.
+            await self.sinks.delete(sink.id)
+            return StatementResult("status", f"dropped materialized view '{stmt.name}'")
         if view is None:
             if stmt.if_exists:
                 return StatementResult("status", f"view '{stmt.name}' does not exist")
             raise NotFound(f"view '{stmt.name}' not found")
-        readers = sorted(v.name for v in self._views().values() if v.name != view.name and view.name in v.query)
+        readers = sorted(v.name for v in self._views().values()
+                         if v.name != view.name and view.name in _words(v.query))
         if readers:
             raise InvalidInput(f"view '{view.name}' is read by view(s) {', '.join(readers)}: drop them first")
         if view.sink_id is not None and any(r.id == view.sink_id for r in self.sinks.records()):
@@ -415,6 +422,11 @@ class SqlPipelines:
             plan = self.engine.plan(text)
             return _rows({"name": [c.name for c in plan.columns], "type": [c.type.name for c in plan.columns]})
         return None
+
+
+def _words(sql: str) -> set[str]:
+    """The names a query mentions (a superset of the streams and views it reads)."""
+    return set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", sql))
 
 
 def _literal(value: Any) -> str:

@@ -190,7 +190,8 @@ def _http(rest: dict[str, Any], columns: Columns, out: SinkSettings) -> None:
         out.put("http_method", rest.pop("write_method"), "write_method")
     headers: dict[str, str] = {}
     for name in [k for k in rest if k.lower().startswith("http_header_")]:
-        headers[name[len("http_header_"):]] = str(rest.pop(name))
+        # Setting names cannot hold '-': http_header_x_algolia_api_key sends x-algolia-api-key.
+        headers[name[len("http_header_"):].replace("_", "-")] = str(rest.pop(name))
     if "username" in rest or "password" in rest:
         if any(h.lower() == "authorization" for h in headers):
             raise SettingError("username", "conflicts with http_header_Authorization")

@@ -97,7 +97,8 @@ def test_slack_message_through_an_http_external_stream_with_a_template(api: http
         data_format = 'Template',
         format_template_resultset_format = '{{"blocks":[{{"type":"section","text":{{"type":"mrkdwn","text":"${{data}}"}}}}]}}',
         format_template_row_format = '${{text:Raw}}',
-        http_header_Authorization = 'Bearer xoxb-very-secret'""")
+        http_header_Authorization = 'Bearer xoxb-very-secret',
+        http_header_X_Api_Key = 'k3y-very-secret'""")
     sql(api, f"CREATE MATERIALIZED VIEW alert_{cars} INTO slack_{cars} AS "
              f"SELECT concat('car ', cid, ' is speeding') AS text FROM {cars} WHERE speed_kmh > 98")
     batches = generate()
@@ -109,10 +110,11 @@ def test_slack_message_through_an_http_external_stream_with_a_template(api: http
     assert texts == sorted(f"car {cid} is speeding" for cid in speeding)
     assert all(body["blocks"][0]["type"] == "section" for body in slack.bodies())
     assert {r.headers["Authorization"] for r in slack.received} == {"Bearer xoxb-very-secret"}
+    assert {r.headers["X-Api-Key"] for r in slack.received} == {"k3y-very-secret"}
     shown = rows(api, f"SHOW CREATE slack_{cars}")[0]["statement"]
-    assert "xoxb-very-secret" not in shown and "http_header_Authorization='********'" in shown
+    assert "very-secret" not in shown and "http_header_Authorization='********'" in shown
     sink = next(s for s in api.get("/api/v1beta2/sinks").json() if s["name"] == f"alert_{cars}")
-    assert "xoxb-very-secret" not in json.dumps(sink)
+    assert "very-secret" not in json.dumps(sink)
 
 
 def test_car_query_into_a_clickhouse_external_table(api: httpx.Client, clickhouse_server: ClickHouseServer) -> None:
@@ -217,7 +219,9 @@ def test_one_catalog_control_through_sql_and_the_sink_api(api: httpx.Client, htt
     assert shown[f"rest_{cars}"]["kind"] == "sink"
     sql(api, f"SYSTEM PAUSE MATERIALIZED VIEW rest_{cars}")
     assert api.get(f"/api/v1beta2/sinks/rest_{cars}").json()["status"]["state"] == "paused"
-    assert "is written by materialized view" in refused(api, f"DROP STREAM {hook}")["message"]
+    sql(api, f"DROP VIEW rest_{cars}")
+    assert api.get(f"/api/v1beta2/sinks/rest_{cars}").status_code == 404
+    assert "is written or read by view(s)" in refused(api, f"DROP STREAM {hook}")["message"]
     sql(api, f"DROP VIEW {view}")
     sql(api, f"DROP STREAM {hook}")
     assert all(r["name"] != hook for r in rows(api, "SHOW STREAMS"))
