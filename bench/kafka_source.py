@@ -25,24 +25,16 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for tests.servers
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for sinkflow and tests.servers
 
-from sinkflow.catalog import Catalog  # noqa: E402
-from sinkflow.engine import Engine  # noqa: E402
-from sinkflow.runtime.manager import SinkManager  # noqa: E402
-from sinkflow.runtime.sql_pipelines import SqlPipelines  # noqa: E402
-from sinkflow.streams.store import StreamStore  # noqa: E402
-from tests.servers.process import throwaway  # noqa: E402
-from tests.servers.tansu import TansuBroker  # noqa: E402
+from kafka_sink import broker  # noqa: E402 - a bench next to this one
+from pipelines_env import temporary_pipelines  # noqa: E402
 
 PARTITIONS = 3
 COLUMNS = "cid string, speed_kmh float64, total_km float64, gas_percent float64, locked bool, in_use bool"
@@ -86,37 +78,18 @@ def run_bare(brokers: str, topic: str, messages: int) -> float:
 
 async def run_view(brokers: str, topic: str, messages: int) -> float:
     """Seconds from creating the view until it stored a row for every message."""
-    with tempfile.TemporaryDirectory(prefix="bench-kafka-source-") as directory:
-        store = StreamStore(Path(directory))
-        catalog = Catalog(Path(directory))
-        manager = SinkManager(Engine(store), store, catalog)
-        pipelines = SqlPipelines(manager)
-        try:
-            await pipelines.execute(f"CREATE EXTERNAL STREAM cars_ext ({COLUMNS}) SETTINGS type='kafka', "
-                                    f"brokers='{brokers}', topic='{topic}', data_format='JSONEachRow'")
-            started = time.perf_counter()
-            await pipelines.execute("CREATE MATERIALIZED VIEW fast AS SELECT cid, speed_kmh, total_km FROM cars_ext "
-                                    "SETTINGS seek_to='earliest'")
-            status = manager.status("fast")
-            while status.rows_delivered < messages:
-                await asyncio.sleep(0.005)
-            elapsed = time.perf_counter() - started
-            assert status.rows_delivered == messages, f"{status.rows_delivered} rows, {messages} messages"
-            return elapsed
-        finally:
-            await manager.stop()
-            await pipelines.stop()
-            catalog.close()
-            store.close()
-
-
-@contextmanager
-def broker(brokers: str | None) -> Iterator[str]:
-    if brokers:
-        yield brokers
-        return
-    with throwaway(TansuBroker, "bench-kafka-source-") as server:
-        yield server.bootstrap
+    async with temporary_pipelines("bench-kafka-source-") as pipelines:
+        await pipelines.execute(f"CREATE EXTERNAL STREAM cars_ext ({COLUMNS}) SETTINGS type='kafka', "
+                                f"brokers='{brokers}', topic='{topic}', data_format='JSONEachRow'")
+        started = time.perf_counter()
+        await pipelines.execute("CREATE MATERIALIZED VIEW fast AS SELECT cid, speed_kmh, total_km FROM cars_ext "
+                                "SETTINGS seek_to='earliest'")
+        status = pipelines.sinks.status("fast")
+        while status.rows_delivered < messages:
+            await asyncio.sleep(0.005)
+        elapsed = time.perf_counter() - started
+        assert status.rows_delivered == messages, f"{status.rows_delivered} rows, {messages} messages"
+        return elapsed
 
 
 def main() -> None:

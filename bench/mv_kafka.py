@@ -23,23 +23,18 @@ import asyncio
 import os
 import statistics
 import sys
-import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pyarrow as pa
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for tests.servers
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for sinkflow and tests.servers
 
-from sinkflow.catalog import Catalog  # noqa: E402
-from sinkflow.engine import Engine  # noqa: E402
-from sinkflow.runtime.manager import SinkDefinition, SinkManager  # noqa: E402
+from sinkflow.runtime.manager import SinkDefinition  # noqa: E402
 from sinkflow.runtime.sql_pipelines import SqlPipelines  # noqa: E402
-from sinkflow.streams.store import StreamStore  # noqa: E402
-from tests.servers.process import throwaway  # noqa: E402
-from tests.servers.tansu import TansuBroker  # noqa: E402
+from kafka_sink import broker  # noqa: E402 - a bench next to this one
+from pipelines_env import temporary_pipelines  # noqa: E402
 
 CAR_COLUMNS = ("cid string, speed_kmh float64, total_km float64, gas_percent float64, locked bool, in_use bool, "
                "time datetime64(3, 'UTC')")
@@ -82,30 +77,20 @@ def expected_rows(batches: list[pa.RecordBatch], cars: int) -> int:
 async def timed(create: Callable[[SqlPipelines, str], Awaitable[str]], batches: list[pa.RecordBatch],
                 want: int) -> float:
     """Seconds from the first append until the pipeline made by ``create`` delivered ``want`` rows."""
-    with tempfile.TemporaryDirectory(prefix="bench-mv-kafka-") as directory:
-        store = StreamStore(Path(directory))
-        catalog = Catalog(Path(directory))
-        manager = SinkManager(Engine(store), store, catalog)
-        pipelines = SqlPipelines(manager)
-        try:
-            await pipelines.execute(f"CREATE STREAM cars ({CAR_COLUMNS}) SETTINGS event_time_column='time'")
-            name = await create(pipelines, CAR_QUERY.format(cars="cars"))
-            await asyncio.sleep(1.0)  # the pipeline opens its producer before the clock starts
-            stream = store.get("cars")
-            started = time.perf_counter()
-            for batch in batches:
-                stream.append_batch(batch)
-            status = manager.status(name)
-            while status.rows_delivered < want:
-                await asyncio.sleep(0.005)
-            elapsed = time.perf_counter() - started
-            assert status.rows_delivered == want, f"{status.rows_delivered} rows delivered, {want} expected"
-            return elapsed
-        finally:
-            await manager.stop()
-            await pipelines.stop()
-            catalog.close()
-            store.close()
+    async with temporary_pipelines("bench-mv-kafka-") as pipelines:
+        await pipelines.execute(f"CREATE STREAM cars ({CAR_COLUMNS}) SETTINGS event_time_column='time'")
+        name = await create(pipelines, CAR_QUERY.format(cars="cars"))
+        await asyncio.sleep(1.0)  # the pipeline opens its producer before the clock starts
+        stream = pipelines.store.get("cars")
+        started = time.perf_counter()
+        for batch in batches:
+            stream.append_batch(batch)
+        status = pipelines.sinks.status(name)
+        while status.rows_delivered < want:
+            await asyncio.sleep(0.005)
+        elapsed = time.perf_counter() - started
+        assert status.rows_delivered == want, f"{status.rows_delivered} rows delivered, {want} expected"
+        return elapsed
 
 
 def view_side(brokers: str, topic: str) -> Callable[[SqlPipelines, str], Awaitable[str]]:
@@ -126,13 +111,6 @@ def sink_side(brokers: str, topic: str) -> Callable[[SqlPipelines, str], Awaitab
     return create
 
 
-@contextmanager
-def broker(brokers: str | None) -> Iterator[str]:
-    if brokers:
-        yield brokers
-        return
-    with throwaway(TansuBroker, "bench-mv-kafka-") as server:
-        yield server.bootstrap
 
 
 def main() -> None:
