@@ -56,40 +56,42 @@ class MessageDecoder:
                 "columns", f"reading external stream '{record.name}' needs its columns, e.g. (raw string)")
         self.format = external_settings.data_format(dict(record.settings), record.columns,
                                                     ("JSONEachRow", "RawBLOB", "CSV"))
+        if self.format == "RawBLOB" and len(self.columns) != 1:
+            raise external_settings.SettingError("data_format", "RawBLOB reads each message into one column")
         self.schema = pa.schema([pa.field(c.name, c.type.arrow) for c in self.columns])
 
     def decode(self, values: list[bytes], keys: list[bytes | None], times: list[int | None]) -> pa.RecordBatch:
-        """Decode ``values`` (messages in order); rows that do not decode get the columns'
-        defaults (nulls or zero values), as the stream fills missing values."""
-        if self.format == "RawBLOB":
-            arrays = [pa.array(values, pa.binary()).cast(pa.string())]
-            table = pa.table(arrays, schema=pa.schema([pa.field(self.columns[0].name, pa.string())]))
-        elif self.format == "JSONEachRow":
-            table = self._json(values)
-        else:
-            rows = [next(csv.reader(io.StringIO(v.decode("utf-8", "replace"))), []) for v in values]
-            table = pa.table({c.name: pa.array([r[i] if i < len(r) else None for r in rows], pa.string())
-                              for i, c in enumerate(self.columns)})
-            table = table.cast(self.schema, safe=False)
+        """Decode ``values`` (messages in order). A message that does not decode becomes a row
+        of nulls, which the stream stores as the columns' defaults (zero values, empty text)."""
+        try:
+            table = self._values(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError, ValueError):
+            # One bad message spoils a decode of the whole poll: decode them one by one.
+            parts = []
+            for value in values:
+                try:
+                    parts.append(self._values([value]))
+                except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError, ValueError):
+                    parts.append(pa.table([pa.nulls(1, f.type) for f in self.schema], schema=self.schema))
+            table = pa.concat_tables(parts)
         key_array = pa.array([k.decode("utf-8", "replace") if k is not None else "" for k in keys], pa.string())
         time_array = pa.array(times, pa.int64()).cast(TP_TIME_TYPE.arrow)
         table = table.append_column(MESSAGE_KEY, key_array).append_column(TP_TIME, time_array)
         return table.combine_chunks().to_batches()[0]
 
-    def _json(self, values: list[bytes]) -> pa.Table:
-        options = pajson.ParseOptions(explicit_schema=self.schema, unexpected_field_behavior="ignore")
-        try:
+    def _values(self, values: list[bytes]) -> pa.Table:
+        """The columns decoded from ``values``; raises when any message does not decode."""
+        if self.format == "RawBLOB":
+            text = pa.array(values, pa.binary()).cast(pa.string())
+            return pa.table([text.cast(self.schema.field(0).type)], schema=self.schema)
+        if self.format == "JSONEachRow":
+            options = pajson.ParseOptions(explicit_schema=self.schema, unexpected_field_behavior="ignore")
             return pajson.read_json(io.BytesIO(b"\n".join(v.replace(b"\n", b" ") for v in values)),
                                     parse_options=options)
-        except pa.ArrowInvalid:
-            # One bad message spoils a vectorized parse: decode one by one, bad ones as defaults.
-            parts = []
-            for value in values:
-                try:
-                    parts.append(pajson.read_json(io.BytesIO(value.replace(b"\n", b" ")), parse_options=options))
-                except pa.ArrowInvalid:
-                    parts.append(pa.table([pa.nulls(1, f.type) for f in self.schema], schema=self.schema))
-            return pa.concat_tables(parts)
+        rows = [next(csv.reader(io.StringIO(v.decode("utf-8"))), []) for v in values]
+        text = pa.table({c.name: pa.array([r[i] if i < len(r) else None for r in rows], pa.string())
+                         for i, c in enumerate(self.columns)})
+        return text.cast(self.schema)
 
 
 class KafkaReader:
@@ -131,14 +133,14 @@ class KafkaReader:
             consumer = Consumer(self.conf)
             try:
                 await asyncio.to_thread(self._assign, consumer)
-                self.last_error = ""
                 while not self._stopping:
                     messages = await asyncio.to_thread(consumer.consume, _BATCH, _POLL)
                     if messages:
                         self._append(messages)
-            except KafkaException as exc:
+            except Exception as exc:  # the reader outlives any one failure; it retries
+                if str(exc) != self.last_error:  # once per new problem, not once a second
+                    log.warning("kafka external stream %s: %s; retrying", self.record.name, exc)
                 self.last_error = str(exc)
-                log.warning("kafka external stream %s: %s; retrying", self.record.name, exc)
                 await asyncio.sleep(_RETRY)
             finally:
                 await asyncio.to_thread(consumer.close)

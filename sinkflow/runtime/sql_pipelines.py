@@ -45,10 +45,16 @@ from sinkflow.sql.pipeline_statements import (
     SystemPipeline,
     relocate,
 )
-from sinkflow.sql.statements import DescribeStream, DropStream, Insert, ShowStreams, parse_statement
+from sinkflow.sql.statements import (
+    CreateStream,
+    DescribeStream,
+    DropStream,
+    Insert,
+    ShowStreams,
+    parse_statement,
+)
 from sinkflow.sql.views import expand_views
 from sinkflow.streams.ingest import rows_to_batch
-from sinkflow.streams.store import StreamSettings
 from sinkflow.streams.types import TP_TIME, Column, parse_type
 
 __all__ = ["DeliveryFailed", "SqlPipelines"]
@@ -97,7 +103,7 @@ class SqlPipelines:
         """
         statement = parse_statement(sql)
         if statement is None:
-            query = await self._prepare(Query(sql, 0), sql)
+            query = await self._prepare(Query(sql, 0))
             return await asyncio.to_thread(self.engine.execute, query)
         handler = getattr(self, "_" + type(statement).__name__, None)
         if handler is not None:
@@ -125,7 +131,7 @@ class SqlPipelines:
         if any(record.name == name for record in self.sinks.records()):
             raise AlreadyExists(f"a sink named '{name}' already exists")
 
-    async def _prepare(self, query: Query, sql: str) -> str:
+    async def _prepare(self, query: Query) -> str:
         """The query text to plan: plain views expanded, Kafka external streams it reads being read."""
         plain = {name: v.query for name, v in self._views().items() if v.sink_id is None}
         text = expand_views(query.sql, plain)
@@ -142,6 +148,14 @@ class SqlPipelines:
             raise (relocate(err, sql, query) if text == query.sql else err) from None
 
     # -- external streams -------------------------------------------------------------------------
+
+    async def _CreateStream(self, stmt: CreateStream, sql: str) -> StatementResult | None:
+        """Refuse a stream named like an external stream or a view; the engine creates the others."""
+        if stmt.name in self._externals() or stmt.name in self._views():
+            if stmt.if_not_exists:
+                return StatementResult("status", f"'{stmt.name}' already exists")
+            self._check_free(stmt.name)
+        return None
 
     async def _CreateExternalStream(self, stmt: CreateExternalStream, sql: str) -> StatementResult:
         if stmt.if_not_exists and stmt.name in self._externals():
@@ -189,7 +203,7 @@ class SqlPipelines:
         if stmt.if_not_exists and stmt.name in self._views():
             return StatementResult("status", f"view '{stmt.name}' already exists")
         self._check_free(stmt.name)
-        text = await self._prepare(stmt.query, sql)
+        text = await self._prepare(stmt.query)
         plan = self._plan(text, stmt.query, sql)
         sink_type, properties, secret_paths = self._destination(stmt, plan)
         if stmt.target is None:
@@ -232,7 +246,7 @@ class SqlPipelines:
         if stmt.if_not_exists and stmt.name in self._views():
             return StatementResult("status", f"view '{stmt.name}' already exists")
         self._check_free(stmt.name)
-        text = await self._prepare(stmt.query, sql)
+        text = await self._prepare(stmt.query)
         self._plan(text, stmt.query, sql)
         self.catalog.add_view(ViewRecord(stmt.name, stmt.query.sql))
         return StatementResult("status", f"created view '{stmt.name}'")
@@ -285,7 +299,7 @@ class SqlPipelines:
                                count=count)
 
     async def _InsertSelect(self, stmt: InsertSelect, sql: str) -> StatementResult:
-        text = await self._prepare(stmt.query, sql)
+        text = await self._prepare(stmt.query)
         plan = self._plan(text, stmt.query, sql)
         if not plan.bounded:
             raise SqlError("INSERT … SELECT runs once and needs a bounded query: read table(stream); "
@@ -418,7 +432,7 @@ class SqlPipelines:
             return _rows({"name": [n for n, _ in external.columns], "type": [t for _, t in external.columns]})
         view = self._views().get(stmt.name)
         if view is not None and view.sink_id is None:
-            text = await self._prepare(Query(view.query, 0), view.query)
+            text = await self._prepare(Query(view.query, 0))
             plan = self.engine.plan(text)
             return _rows({"name": [c.name for c in plan.columns], "type": [c.type.name for c in plan.columns]})
         return None

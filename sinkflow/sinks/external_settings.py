@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from sinkflow.errors import ConfigError, InvalidInput
 from sinkflow.sinks import registry
@@ -226,7 +227,7 @@ def template_payload(row_format: str, resultset_format: str | None) -> str:
     the result-set format. Raises :class:`SettingError` for another escaping rule or a result
     set without ``${data}``."""
 
-    def field(match: re.Match[str]) -> str:
+    def render(match: re.Match[str]) -> str:
         column, rule = match.group(1), (match.group(2) or "Escaped")
         if rule.lower() == "raw":
             return "{{ .%s }}" % column
@@ -235,7 +236,7 @@ def template_payload(row_format: str, resultset_format: str | None) -> str:
         raise SettingError("format_template_row_format",
                            f"escaping rule '{rule}' of column '{column}' is not supported (use Raw or JSON)")
 
-    row = _TEMPLATE_FIELD.sub(field, row_format)
+    row = _TEMPLATE_FIELD.sub(render, row_format)
     if resultset_format is None:
         return row
     if "${data}" not in resultset_format:
@@ -269,8 +270,6 @@ def _clickhouse(rest: dict[str, Any], columns: Columns, out: SinkSettings) -> No
     database = str(_take(rest, "database", "default"))
     if _boolean(rest, "secure"):
         # Only the DSN can ask for TLS; it carries the password, so it is a secret as a whole.
-        from urllib.parse import quote
-
         dsn = f"clickhouses://{quote(user, safe='')}:{quote(password, safe='')}@{address}/{database}"
         out.put("dsn", dsn, "address", secret=True)
     else:

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from pytest_httpserver import HTTPServer
 
-from tests.crash.test_kill9 import BATCHES, CAR_QUERY, COLUMNS, car_key, expected, generate
+from tests.crash.test_kill9 import CAR_QUERY, COLUMNS, car_key, expected, generate
 from tests.kafka.kafka_support import consume
 from tests.servers.clickhouse import ClickHouseServer
 from tests.servers.http import RecordingEndpoint
@@ -250,6 +250,7 @@ def test_describe_and_show_create(api: httpx.Client) -> None:
     sql(api, f"CREATE EXTERNAL STREAM d_{cars} (raw string) SETTINGS type='kafka', brokers='127.0.0.1:9092', "
              "topic='t', security_protocol='SASL_SSL', username='u', password='pa55word'")
     assert rows(api, f"DESCRIBE d_{cars}") == [{"name": "raw", "type": "string"}]
+    assert "an external stream named" in refused(api, f"CREATE STREAM d_{cars} (a int32)")["message"]
     statement = rows(api, f"SHOW CREATE d_{cars}")[0]["statement"]
     assert "pa55word" not in statement and "password='********'" in statement
     listed = {r["name"]: r for r in rows(api, "SHOW EXTERNAL STREAMS")}
