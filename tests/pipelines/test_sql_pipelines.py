@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -283,3 +286,20 @@ def test_a_query_reads_a_plain_view(api: httpx.Client) -> None:
     sql(api, f"CREATE VIEW slow_v_{cars} AS SELECT cid, speed_kmh FROM table({cars}) WHERE speed_kmh < 30")
     got = rows(api, f"SELECT count() AS n FROM slow_v_{cars}")
     assert got == [{"n": sum(1 for b in batches for r in b if r[1] < 30)}]
+
+
+def test_the_cli_runs_pipeline_statements(api: httpx.Client, server: SinkflowServer) -> None:
+    cars = cars_stream(api)
+
+    def cli(text: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "sinkflow.cli", "--server", server.url, "query", text],
+                              capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "200"})
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert f"created materialized view 'cli_{cars}'" in cli(
+        f"CREATE MATERIALIZED VIEW cli_{cars} AS SELECT cid FROM {cars} WHERE speed_kmh > 50")
+    shown = cli("SHOW MATERIALIZED VIEWS")
+    assert f"cli_{cars}" in shown and "running" in shown
+    assert f"paused materialized view 'cli_{cars}'" in cli(f"SYSTEM PAUSE MATERIALIZED VIEW cli_{cars}")
+    assert f"dropped view 'cli_{cars}'" in cli(f"DROP VIEW cli_{cars}")
