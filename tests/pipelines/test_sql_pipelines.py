@@ -22,6 +22,8 @@ from tests.crash.test_kill9 import CAR_QUERY, COLUMNS, car_key, expected, genera
 from tests.kafka.kafka_support import consume
 from tests.servers.clickhouse import ClickHouseServer
 from tests.servers.http import RecordingEndpoint
+from tests.servers.pulsar import PulsarServer
+from tests.servers.pulsar import consume as consume_pulsar
 from tests.servers.sinkflow import SinkflowServer
 from tests.servers.tansu import TansuBroker
 
@@ -144,6 +146,23 @@ def test_car_query_into_a_clickhouse_external_table(api: httpx.Client, clickhous
     assert {(cid, round(s, 6), round(k, 6)) for cid, s, k in got} == want
     assert len(got) == len(car_rows)
     assert clickhouse_server.password not in rows(api, f"SHOW CREATE ch_{cars}")[0]["statement"]
+
+
+def test_car_query_into_a_pulsar_external_stream_with_a_token(api: httpx.Client, pulsar_server: PulsarServer) -> None:
+    cars = cars_stream(api)
+    topic = f"persistent://public/default/car-results-{cars}"
+    sql(api, f"CREATE EXTERNAL STREAM pulsar_{cars} ({RESULT_COLUMNS}) SETTINGS type='pulsar', "
+             f"service_url='{pulsar_server.url}', topic='{topic}', jwt='eyJ.secret.token', message_key='cid'")
+    sql(api, f"CREATE MATERIALIZED VIEW to_pulsar_{cars} INTO pulsar_{cars} AS {CAR_QUERY.replace('cars', cars)}")
+    batches = generate()
+    ingest(api, cars, batches)
+    car_rows, _ = expected(batches)
+    messages = consume_pulsar(pulsar_server, topic, len(car_rows))
+    assert {car_key(json.loads(m.data())) for m in messages} == car_rows
+    assert all(m.partition_key() == json.loads(m.data())["cid"] for m in messages)
+    assert "eyJ.secret.token" not in rows(api, f"SHOW CREATE pulsar_{cars}")[0]["statement"]
+    sink = next(s for s in api.get("/api/v1beta2/sinks").json() if s["name"] == f"to_pulsar_{cars}")
+    assert sink["properties"]["auth_params"]["token"] == "********"
 
 
 def test_materialized_view_without_into_is_read_with_table_and_by_other_views(api: httpx.Client) -> None:
