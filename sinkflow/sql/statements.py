@@ -5,8 +5,8 @@
 does not know ``CREATE STREAM``, so these statements are read here by a small recursive-descent
 parser over sqlglot's ClickHouse tokens (which carry each token's place in the text). Every error
 is a :class:`SqlError` with the 1-based line/column of the offending token; statements that are
-valid SQL but not supported (UPDATE, CREATE MATERIALIZED VIEW, INSERT … SELECT …) name the
-construct.
+valid SQL but not supported (UPDATE, CREATE TABLE, …) name the construct. The pipeline statements
+(external streams, views, INSERT … SELECT) are parsed by :mod:`sinkflow.sql.pipeline_statements`.
 """
 
 from __future__ import annotations
