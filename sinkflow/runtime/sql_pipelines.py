@@ -229,12 +229,7 @@ class SqlPipelines:
         external = self._externals().get(stmt.target)
         if external is not None:
             external_settings.writable_format({**external.settings}, external.columns)
-            if external.columns:
-                known = {name for name, _ in external.columns}
-                for column in plan.columns:
-                    if column.name not in known and column.name != TP_TIME:
-                        raise InvalidInput(f"column '{column.name}' of the view's query is not a column of "
-                                           f"external stream '{stmt.target}' ({', '.join(sorted(known))})")
+            _check_columns(external, [column.name for column in plan.columns])
             mapped = self._sink_settings(external)
             return mapped.sink_type, mapped.properties, tuple(sorted(mapped.secret_paths))
         if self.store.exists(stmt.target):
@@ -319,6 +314,7 @@ class SqlPipelines:
         if batch is None:
             count = 0
         elif external is not None:
+            _check_columns(external, batch.schema.names)
             count = await self._send(external, batch)
         else:
             count = self.store.get(stmt.target).append_batch(batch).count
@@ -436,6 +432,16 @@ class SqlPipelines:
             plan = self.engine.plan(text)
             return _rows({"name": [c.name for c in plan.columns], "type": [c.type.name for c in plan.columns]})
         return None
+
+
+def _check_columns(external: ExternalStreamRecord, names: Sequence[str]) -> None:
+    """Raise :class:`InvalidInput` naming a column written that the external stream does not have
+    (an external stream without columns, such as a ClickHouse table, takes any)."""
+    known = {name for name, _ in external.columns}
+    for name in names:
+        if known and name not in known and name != TP_TIME:
+            raise InvalidInput(f"column '{name}' of the query is not a column of external stream "
+                               f"'{external.name}' ({', '.join(sorted(known))})")
 
 
 def _words(sql: str) -> set[str]:

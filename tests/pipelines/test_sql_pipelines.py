@@ -209,6 +209,8 @@ def test_insert_into_external_streams_and_bounded_insert_select(api: httpx.Clien
     assert sorted((r["car"], r["speed"]) for r in rows(api, f"SELECT car, speed FROM table({copy})")) == fast
     message = refused(api, f"INSERT INTO {copy} SELECT cid, speed_kmh FROM {cars}")["message"]
     assert "needs a bounded query" in message
+    message = refused(api, f"INSERT INTO {name} SELECT cid, total_km FROM table({cars})")["message"]
+    assert message.startswith(f"column 'total_km' of the query is not a column of external stream '{name}'")
 
 
 def test_one_catalog_control_through_sql_and_the_sink_api(api: httpx.Client, httpserver: HTTPServer) -> None:
