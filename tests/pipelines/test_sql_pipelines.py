@@ -75,15 +75,21 @@ def ingest(api: httpx.Client, stream: str, batches: list[list[list[Any]]]) -> No
         api.post(f"/api/v1beta2/streams/{stream}/ingest", json={"columns": COLUMNS, "data": batch}).raise_for_status()
 
 
+def car_query_into(api: httpx.Client, cars: str, external: str, settings: str) -> set[tuple[Any, ...]]:
+    """The car query as a view INTO a new external stream ``external`` with ``settings``, fed the
+    generated cars; the window rows it must deliver."""
+    sql(api, f"CREATE EXTERNAL STREAM {external} ({RESULT_COLUMNS}) SETTINGS {settings}")
+    sql(api, f"CREATE MATERIALIZED VIEW to_{external} INTO {external} AS {CAR_QUERY.replace('cars', cars)}")
+    batches = generate()
+    ingest(api, cars, batches)
+    return expected(batches)[0]
+
+
 def test_car_query_into_a_kafka_external_stream(api: httpx.Client, tansu_broker: TansuBroker) -> None:
     cars = cars_stream(api)
     topic = f"car-results-{next(_names)}"
-    sql(api, f"CREATE EXTERNAL STREAM car_results_{cars} ({RESULT_COLUMNS}) SETTINGS type='kafka', "
-             f"brokers='{tansu_broker.bootstrap}', topic='{topic}', data_format='JSONEachRow', message_key='cid'")
-    sql(api, f"CREATE MATERIALIZED VIEW to_kafka_{cars} INTO car_results_{cars} AS {CAR_QUERY.replace('cars', cars)}")
-    batches = generate()
-    ingest(api, cars, batches)
-    car_rows, _ = expected(batches)
+    car_rows = car_query_into(api, cars, f"car_results_{cars}", f"type='kafka', brokers='{tansu_broker.bootstrap}', "
+                              f"topic='{topic}', data_format='JSONEachRow', message_key='cid'")
     records = consume(tansu_broker.bootstrap, topic, len(car_rows))
     got = [json.loads(r.value) for r in records]
     assert {car_key(b) for b in got} == car_rows
@@ -151,12 +157,8 @@ def test_car_query_into_a_clickhouse_external_table(api: httpx.Client, clickhous
 def test_car_query_into_a_pulsar_external_stream_with_a_token(api: httpx.Client, pulsar_server: PulsarServer) -> None:
     cars = cars_stream(api)
     topic = f"persistent://public/default/car-results-{cars}"
-    sql(api, f"CREATE EXTERNAL STREAM pulsar_{cars} ({RESULT_COLUMNS}) SETTINGS type='pulsar', "
-             f"service_url='{pulsar_server.url}', topic='{topic}', jwt='eyJ.secret.token', message_key='cid'")
-    sql(api, f"CREATE MATERIALIZED VIEW to_pulsar_{cars} INTO pulsar_{cars} AS {CAR_QUERY.replace('cars', cars)}")
-    batches = generate()
-    ingest(api, cars, batches)
-    car_rows, _ = expected(batches)
+    car_rows = car_query_into(api, cars, f"pulsar_{cars}", f"type='pulsar', service_url='{pulsar_server.url}', "
+                              f"topic='{topic}', jwt='eyJ.secret.token', message_key='cid'")
     messages = consume_pulsar(pulsar_server, topic, len(car_rows))
     assert {car_key(json.loads(m.data())) for m in messages} == car_rows
     assert all(m.partition_key() == json.loads(m.data())["cid"] for m in messages)
