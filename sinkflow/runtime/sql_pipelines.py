@@ -233,6 +233,10 @@ class SqlPipelines:
             mapped = self._sink_settings(external)
             return mapped.sink_type, mapped.properties, tuple(sorted(mapped.secret_paths))
         if self.store.exists(stmt.target):
+            try:  # checks that every output column fits one of the stream's, as the view will
+                StoreStreamTarget(self.store, self.catalog, "").ensure(stmt.target, plan.output_schema)
+            except SinkError as err:
+                raise InvalidInput(str(err)) from None
             return "timeplus", {"stream_name": stmt.target}, ()
         raise NotFound(f"materialized view '{stmt.name}' writes INTO '{stmt.target}', which is neither a stream "
                        "nor an external stream")

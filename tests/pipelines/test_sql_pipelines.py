@@ -267,8 +267,11 @@ def test_errors_name_the_setting_or_the_place(api: httpx.Client) -> None:
     assert error["position"] == {"line": 2, "column": 8}, error
     assert "neither a stream nor an external stream" in refused(
         api, f"CREATE MATERIALIZED VIEW e3 INTO nowhere AS SELECT cid FROM {cars}")["message"]
+    sql(api, f"CREATE STREAM narrow_{cars} (cid string)")
+    assert refused(api, f"CREATE MATERIALIZED VIEW e4 INTO narrow_{cars} AS SELECT cid, speed_kmh FROM {cars}")[
+        "message"] == f"stream 'narrow_{cars}' has no column 'speed_kmh' (the query's output has it)"
     names = {r["name"] for r in rows(api, "SHOW STREAMS")}
-    assert not names & {"e1", "e2", "e3"}
+    assert not names & {"e1", "e2", "e3", "e4"}
 
 
 def test_describe_and_show_create(api: httpx.Client) -> None:
