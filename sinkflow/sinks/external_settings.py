@@ -24,7 +24,8 @@ from sinkflow.sinks import registry
 SINK_TYPE = {"kafka": "kafka", "http": "http", "pulsar": "pulsar", "timeplus": "timeplus", "clickhouse": "clickhouse"}
 #: Types created with CREATE EXTERNAL TABLE rather than STREAM.
 TABLE_TYPES = frozenset({"clickhouse"})
-_SECRET_SETTING = re.compile(r"(password|jwt|secret|token|key|auth)", re.IGNORECASE)
+#: Settings that are secrets: passwords, tokens, and headers that carry credentials.
+_SECRET_SETTING = re.compile(r"^(password|jwt)$|^http_header_.*(auth|token|key|secret)", re.IGNORECASE)
 _TEMPLATE_FIELD = re.compile(r"\$\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?::\s*([A-Za-z]+)\s*)?\}")
 
 
