@@ -100,8 +100,9 @@ def test_refused_settings_are_named(settings: dict[str, Any], table: bool, messa
 
 def test_secrets_are_split_by_name_and_never_echoed() -> None:
     public, secrets = split_settings({"type": "kafka", "password": "pw", "jwt": "j", "http_header_Authorization": "a",
-                                      "http_header_X_Api_Key": "k", "topic": "t"})
-    assert public == {"type": "kafka", "topic": "t"}
+                                      "http_header_X_Api_Key": "k", "topic": "t", "message_key": "cid",
+                                      "http_header_Content_Type": "text/plain"})
+    assert public == {"type": "kafka", "topic": "t", "message_key": "cid", "http_header_Content_Type": "text/plain"}
     assert set(secrets) == {"password", "jwt", "http_header_Authorization", "http_header_X_Api_Key"}
     with pytest.raises(SettingError) as info:
         sink_properties({"type": "kafka", "brokers": "b:1", "topic": "t", "security_protocol": "SASL_SSL",
