@@ -202,7 +202,7 @@ def _http(rest: dict[str, Any], columns: Columns, out: SinkSettings) -> None:
     if headers:
         out.put("http_header", headers, "http_header_Authorization" if "Authorization" in headers else "http_header_")
         for name in headers:
-            if is_secret_setting(name):
+            if is_secret_setting(f"http_header_{name}"):
                 out.secret_paths.add(f"http_header.{name}")
     row = rest.pop("format_template_row_format", None)
     resultset = rest.pop("format_template_resultset_format", None)
