@@ -6,7 +6,8 @@ stream's columns decoded from each message (``data_format`` JSONEachRow, CSV or 
 ``_tp_time`` from the message timestamp, and ``_tp_message_key``. The reader starts the first
 time a query or a view reads the external stream and runs, with the server, until the external
 stream is dropped; it begins at the topic's earliest offset, so a query's ``seek_to`` picks
-within everything the topic held since.
+within everything the topic held since. The first read waits until the topic's history is
+copied, so that ``seek_to='latest'`` (the default) means the messages that come after it.
 
 Offsets: after each append the next offset of every partition is recorded in the catalog, so a
 restart — after a stop or a ``kill -9`` — continues where the stream stands. A crash between an
@@ -40,6 +41,8 @@ MESSAGE_KEY = "_tp_message_key"
 _BATCH = 20_000
 _POLL = 0.2
 _RETRY = 1.0
+#: How long the first read of an external stream waits for the topic's history to be copied.
+CATCH_UP_TIMEOUT = 60.0
 
 
 def _columns(record: ExternalStreamRecord) -> list[Column]:
@@ -109,6 +112,9 @@ class KafkaReader:
         self.conf = {**librdkafka_config(config), "group.id": f"sinkflow-{record.name}",
                      "enable.auto.commit": False, "enable.partition.eof": False}
         self.last_error = ""
+        #: Set once a poll found nothing new (or the topic is not there yet): the stream then
+        #: holds what the topic held when reading began.
+        self.caught_up = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -137,7 +143,10 @@ class KafkaReader:
                     messages = await asyncio.to_thread(consumer.consume, _BATCH, _POLL)
                     if messages:
                         self._append(messages)
+                    else:
+                        self.caught_up.set()
             except Exception as exc:  # the reader outlives any one failure; it retries
+                self.caught_up.set()
                 if str(exc) != self.last_error:  # once per new problem, not once a second
                     log.warning("kafka external stream %s: %s; retrying", self.record.name, exc)
                 self.last_error = str(exc)
@@ -194,9 +203,18 @@ class KafkaSources:
         if record.name in self._readers:
             return
         reader = KafkaReader(record, self.store, self.catalog)
+        first = not self.store.exists(record.name)
         reader.ensure_stream()
         reader.start()
         self._readers[record.name] = reader
+        if first:
+            # The topic's history is copied before the first query plans, so that its default
+            # seek_to='latest' means "messages from now on", as when reading the topic itself.
+            try:
+                await asyncio.wait_for(reader.caught_up.wait(), CATCH_UP_TIMEOUT)
+            except TimeoutError:
+                log.warning("kafka external stream %s: still copying the topic's history after %.0fs",
+                            record.name, CATCH_UP_TIMEOUT)
 
     async def drop(self, name: str) -> None:
         """Stop reading ``name`` and drop its stream."""

@@ -112,3 +112,19 @@ def test_a_kafka_source_view_survives_kill_9(tmp_path: Path, tansu_broker: Tansu
             keys = Counter(r["k"] for r in view_rows(api, "ips"))
     assert set(keys) == {f"k{n}" for n in range(4000)}
     print(f"\nkill -9: 4000 messages all in the view; {sum(keys.values()) - 4000} repeated (at-least-once)")
+
+
+def test_latest_is_the_default_and_means_messages_from_now_on(tmp_path: Path, tansu_broker: TansuBroker) -> None:
+    topic = f"events-{next(_names)}"
+    produce(tansu_broker.bootstrap, topic, 0, 150)  # history, before anything reads the topic
+    with running(SinkflowServer(tmp_path / "data")) as server, server.client() as api:
+        sql(api, f"CREATE EXTERNAL STREAM src (raw string) SETTINGS type='kafka', brokers='{tansu_broker.bootstrap}', "
+                 f"topic='{topic}'")
+        sql(api, "CREATE MATERIALIZED VIEW fresh AS SELECT json_value(raw, '$.ip') AS ip, _tp_message_key AS k FROM src")
+        sql(api, "CREATE MATERIALIZED VIEW everything AS SELECT _tp_message_key AS k FROM src SETTINGS seek_to='earliest'")
+        produce(tansu_broker.bootstrap, topic, 150, 30)
+        wait_for(lambda: len(view_rows(api, "everything")) >= 180)
+        wait_for(lambda: len(view_rows(api, "fresh")) >= 30)
+        time.sleep(1.0)  # an old message would show up by now
+        assert sorted(int(r["k"][1:]) for r in view_rows(api, "fresh")) == list(range(150, 180))
+        assert sorted(int(r["k"][1:]) for r in view_rows(api, "everything")) == list(range(180))
