@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
+from sinkflow.errors import ConfigError
 from sinkflow.sinks import registry
+from sinkflow.sinks.base import SinkEnv
 from sinkflow.sinks.external_settings import SettingError, sink_properties, split_settings, template_payload
 from sinkflow.sinks.kafka import KafkaConfig, librdkafka_config
 
@@ -35,6 +38,10 @@ def test_kafka_plaintext_is_the_default() -> None:
     config = registry.parse_properties("kafka", mapped.properties)
     assert isinstance(config, KafkaConfig)
     assert librdkafka_config(config)["security.protocol"] == "PLAINTEXT"
+    assert config.data_type == "raw"  # one string column: RawBLOB, the text as the message
+    two = pa.schema([("a", pa.string()), ("b", pa.string())])
+    with pytest.raises(ConfigError, match="raw sends the text of one column; the query has 2"):
+        registry.sink_class("kafka")(config, SinkEnv("s", "s", two))
 
 
 def test_http_template_becomes_the_request_body_template() -> None:

@@ -197,6 +197,11 @@ def test_insert_into_external_streams_and_bounded_insert_select(api: httpx.Clien
              f"brokers='{tansu_broker.bootstrap}', topic='{topic}'")
     answer = sql(api, f"INSERT INTO {name} (cid, speed) VALUES ('c1', 10.5), ('c2', 99)")
     assert answer["count"] == 2
+    raw_topic = f"raw-{next(_names)}"
+    sql(api, f"CREATE EXTERNAL STREAM raw_{name} (line string) SETTINGS type='kafka', "
+             f"brokers='{tansu_broker.bootstrap}', topic='{raw_topic}'")  # one string column: RawBLOB
+    sql(api, f"INSERT INTO raw_{name} VALUES ('plain text'), ('{{\"a\": 1}}')")
+    assert [r.value for r in consume(tansu_broker.bootstrap, raw_topic, 2)] == [b"plain text", b'{"a": 1}']
     cars = cars_stream(api)
     ingest(api, cars, generate()[:2])
     copy = f"copy_{cars}"
