@@ -238,7 +238,8 @@ class _Scrubbed:
 
 
 class KafkaSink(Sink):
-    """One JSON document per result row on ``topic``; see the module docstring for the guarantee.
+    """One message per result row on ``topic``: a JSON document, or with ``data_type`` raw the text
+    of the query's one column; see the module docstring for the guarantee.
 
     ``open()`` creates the topic when absent (PermanentError when the broker refuses) and
     starts the producer; ``write()`` enqueues; ``flush(epoch)`` waits for every delivery
