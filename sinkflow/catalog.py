@@ -42,6 +42,27 @@ CREATE TABLE IF NOT EXISTS stream_sink_progress (
     sink_id TEXT PRIMARY KEY,
     next_row INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS external_streams (
+    name TEXT PRIMARY KEY,
+    is_table INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    columns TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS kafka_source_offsets (
+    name TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    next_offset INTEGER NOT NULL,
+    PRIMARY KEY (name, partition)
+);
+CREATE TABLE IF NOT EXISTS views (
+    name TEXT PRIMARY KEY,
+    query TEXT NOT NULL,
+    target TEXT,
+    sink_id TEXT,
+    created_at REAL NOT NULL
+);
 """
 
 _SECRETS_SCHEMA = "CREATE TABLE IF NOT EXISTS secrets (sink_id TEXT PRIMARY KEY, secrets TEXT NOT NULL)"
@@ -61,6 +82,33 @@ class SinkRecord:
     paused: bool = False
     created_at: float = 0.0
     updated_at: float = 0.0
+
+
+@dataclass
+class ExternalStreamRecord:
+    """A stored external stream (or table). ``columns`` are (name, type name) pairs; ``settings``
+    hold no secrets; ``secrets`` maps setting names to values."""
+
+    name: str
+    type: str
+    columns: list[tuple[str, str]]
+    settings: dict[str, Any]
+    secrets: dict[str, Any] = field(default_factory=dict, repr=False)
+    is_table: bool = False
+    created_at: float = 0.0
+
+
+@dataclass
+class ViewRecord:
+    """A stored view. A materialized view runs as the sink ``sink_id`` writing into ``target``
+    (its own stream, named like the view, when it was created without INTO); a plain view has
+    neither and is only its ``query``."""
+
+    name: str
+    query: str
+    target: str | None = None
+    sink_id: str | None = None
+    created_at: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -141,6 +189,7 @@ class Catalog:
                 raise NotFound(f"sink '{sink_id}' not found")
             self._db.execute("DELETE FROM checkpoints WHERE sink_id = ?", (sink_id,))
             self._db.execute("DELETE FROM stream_sink_progress WHERE sink_id = ?", (sink_id,))
+            self._db.execute("DELETE FROM views WHERE sink_id = ?", (sink_id,))
             self._secrets.execute("DELETE FROM secrets WHERE sink_id = ?", (sink_id,))
 
     def sinks(self) -> list[SinkRecord]:
@@ -187,3 +236,78 @@ class Catalog:
     def set_stream_progress(self, sink_id: str, next_row: int) -> None:
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO stream_sink_progress VALUES (?, ?)", (sink_id, next_row))
+
+    # -- external streams and views ----------------------------------------------------------
+    # External-stream secrets share the sinks' secrets table, keyed apart from sink ids.
+
+    @staticmethod
+    def _external_key(name: str) -> str:
+        return f"external_stream:{name}"
+
+    def add_external_stream(self, record: ExternalStreamRecord) -> None:
+        """Store a new external stream. Raises :class:`AlreadyExists` when the name is taken."""
+        record.created_at = time.time()
+        with self._lock:
+            if self._db.execute("SELECT 1 FROM external_streams WHERE name = ?", (record.name,)).fetchone():
+                raise AlreadyExists(f"an external stream named '{record.name}' already exists")
+            self._db.execute(
+                "INSERT INTO external_streams VALUES (?, ?, ?, ?, ?, ?)",
+                (record.name, int(record.is_table), record.type, json.dumps(record.columns),
+                 json.dumps(record.settings), record.created_at),
+            )
+            self._secrets.execute("INSERT OR REPLACE INTO secrets VALUES (?, ?)",
+                                  (self._external_key(record.name), json.dumps(record.secrets)))
+
+    def delete_external_stream(self, name: str) -> None:
+        """Remove an external stream and its secrets. Raises :class:`NotFound`."""
+        with self._lock:
+            if self._db.execute("DELETE FROM external_streams WHERE name = ?", (name,)).rowcount == 0:
+                raise NotFound(f"external stream '{name}' not found")
+            self._secrets.execute("DELETE FROM secrets WHERE sink_id = ?", (self._external_key(name),))
+            self._db.execute("DELETE FROM kafka_source_offsets WHERE name = ?", (name,))
+
+    def external_streams(self) -> list[ExternalStreamRecord]:
+        """Every external stream, oldest first, with its secrets."""
+        with self._lock:
+            rows = self._db.execute("SELECT name, is_table, type, columns, settings, created_at"
+                                    " FROM external_streams ORDER BY created_at").fetchall()
+            secrets = dict(self._secrets.execute("SELECT sink_id, secrets FROM secrets").fetchall())
+        return [
+            ExternalStreamRecord(name=r[0], is_table=bool(r[1]), type=r[2],
+                                 columns=[tuple(c) for c in json.loads(r[3])], settings=json.loads(r[4]),
+                                 secrets=json.loads(secrets.get(self._external_key(r[0]), "{}")), created_at=r[5])
+            for r in rows
+        ]
+
+    def add_view(self, record: ViewRecord) -> None:
+        """Store a view. Raises :class:`AlreadyExists` when the name is taken."""
+        record.created_at = time.time()
+        with self._lock:
+            if self._db.execute("SELECT 1 FROM views WHERE name = ?", (record.name,)).fetchone():
+                raise AlreadyExists(f"a view named '{record.name}' already exists")
+            self._db.execute("INSERT INTO views VALUES (?, ?, ?, ?, ?)",
+                             (record.name, record.query, record.target, record.sink_id, record.created_at))
+
+    def delete_view(self, name: str) -> None:
+        """Forget a view (its sink, if any, is deleted with :meth:`delete_sink`)."""
+        with self._lock:
+            self._db.execute("DELETE FROM views WHERE name = ?", (name,))
+
+    def views(self) -> list[ViewRecord]:
+        """Every view, oldest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT name, query, target, sink_id, created_at FROM views"
+                                    " ORDER BY created_at").fetchall()
+        return [ViewRecord(name=r[0], query=r[1], target=r[2], sink_id=r[3], created_at=r[4]) for r in rows]
+
+    def kafka_offsets(self, name: str) -> dict[int, int]:
+        """Partition → the next offset the Kafka external stream ``name`` has not stored yet."""
+        with self._lock:
+            rows = self._db.execute("SELECT partition, next_offset FROM kafka_source_offsets WHERE name = ?",
+                                    (name,)).fetchall()
+        return {int(p): int(o) for p, o in rows}
+
+    def set_kafka_offsets(self, name: str, offsets: dict[int, int]) -> None:
+        with self._lock:
+            self._db.executemany("INSERT OR REPLACE INTO kafka_source_offsets VALUES (?, ?, ?)",
+                                 [(name, p, o) for p, o in offsets.items()])

@@ -22,6 +22,7 @@ from sinkflow.catalog import Catalog
 from sinkflow.engine import Engine
 from sinkflow.errors import InvalidInput, SinkflowError
 from sinkflow.runtime.manager import SinkManager
+from sinkflow.runtime.sql_pipelines import SqlPipelines
 from sinkflow.runtime.status import prometheus_text
 from sinkflow.sql.defaults import compile_default
 from sinkflow.streams.demo import run_demo
@@ -73,12 +74,14 @@ def create_app(settings: ServerSettings) -> FastAPI:
         store = StreamStore(settings.data_dir, defaults=compile_default)
         engine = Engine(store)
         catalog = Catalog(settings.data_dir)
-        srv = Server(settings, store, engine, catalog, SinkManager(engine, store, catalog))
+        sinks = SinkManager(engine, store, catalog)
+        srv = Server(settings, store, engine, catalog, sinks, SqlPipelines(sinks))
         app.state.server = srv
         background = [asyncio.create_task(_enforce_retention(store, srv.stopping)),
                       asyncio.create_task(run_random_streams(store, srv.stopping))]
         if settings.demo:
             background.append(asyncio.create_task(run_demo(store, srv.stopping)))
+        await srv.pipelines.start()
         await srv.sinks.start()
         try:
             yield
@@ -86,6 +89,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
             srv.stopping.set()
             await asyncio.gather(*background)
             await srv.sinks.stop()
+            await srv.pipelines.stop()
             catalog.close()
             store.close()
 

@@ -14,6 +14,7 @@ from fastapi import Depends, Request
 from sinkflow.catalog import Catalog
 from sinkflow.engine import Engine, QueryExecution
 from sinkflow.runtime.manager import SinkManager
+from sinkflow.runtime.sql_pipelines import SqlPipelines
 from sinkflow.streams.store import StreamStore
 
 
@@ -59,6 +60,7 @@ class Server:
     engine: Engine
     catalog: Catalog
     sinks: SinkManager
+    pipelines: SqlPipelines
     queries: dict[str, RunningQuery] = field(default_factory=dict)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 

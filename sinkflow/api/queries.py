@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -43,8 +42,7 @@ async def run_query(body: QueryIn, request: Request, srv: ServerDep) -> Response
     """Run one statement. DDL and INSERT answer a JSON status; a bounded SELECT its rows (or
     SSE when asked with ``Accept: text/event-stream``); a streaming SELECT answers SSE until
     its LIMIT is reached, it is deleted, or the client goes away — then it is stopped."""
-    # A bounded query over a large stream computes for a while: keep the event loop serving.
-    result = await asyncio.to_thread(srv.engine.execute, body.sql)
+    result = await srv.pipelines.execute(body.sql)
     wants_sse = "text/event-stream" in request.headers.get("accept", "")
     if result.kind == "status":
         return JSONResponse({"status": "ok", "message": result.message, "count": result.count})

@@ -105,6 +105,8 @@ export class ApiClient {
   /** @param {"pause"|"resume"|"restart"} action */
   sinkAction(id, action) { return this.request("POST", `/sinks/${encodeURIComponent(id)}/${action}`); }
   stopQuery(id) { return this.request("DELETE", `/queries/${encodeURIComponent(id)}`); }
+  /** Run a statement that answers JSON (DDL, SHOW …): `{columns, rows}` or `{status, message}`. */
+  statement(sql) { return this.request("POST", "/queries", { sql }); }
 
   /**
    * Start a query and yield its live events as they arrive.

@@ -97,7 +97,9 @@ function updateStats() {
 }
 
 const sinks = new SinksPanel(byId("sinks-panel"), api, { onQuery: run, onError: (m) => notify(m, "error") });
-const streams = new StreamsPanel(byId("streams-panel"), api, { onQuery: run, onError: (m) => notify(m, "error") });
+const streams = new StreamsPanel(byId("streams-panel"), api, {
+  onQuery: run, onError: (m) => notify(m, "error"), onShowSink: (name) => sinks.show(name),
+});
 const sendDialog = new SendDialog(byId("send-dialog"), api, {
   existingNames: () => sinks.names(),
   onCreated(sink) {

@@ -3,13 +3,19 @@
  *
  * Lists the destinations the server offers (`GET /sink-types`), shows the chosen one's
  * properties as a generated form, and creates the sink with `POST /sinks`. A 400 naming a
- * `property` is shown next to that field; other errors at the top of the form.
+ * `property` is shown next to that field; other errors at the top of the form. Existing
+ * external streams are destinations too: choosing one creates
+ * `CREATE MATERIALIZED VIEW name INTO external_stream AS <query>`.
  */
 
 import { ApiError } from "./api.js";
 import { h, replaceChildren } from "./dom.js";
 import { FieldError, SchemaForm } from "./schema_form.js";
+import { quoteIdent } from "./format.js";
 import { renderHighlighted } from "./sql_highlight.js";
+
+/** The type of a "Send to…" destination that is an existing external stream: this prefix + its name. */
+const EXTERNAL = "external:";
 
 /** Destinations in the order and with the names the console shows (unknown types follow, by name). */
 const DESTINATIONS = [
@@ -90,7 +96,14 @@ export class SendDialog {
     }
     const known = DESTINATIONS.filter(([type]) => type in this.types);
     const others = Object.keys(this.types).filter((t) => !DESTINATIONS.some(([d]) => d === t)).sort().map((t) => [t, t, ""]);
-    replaceChildren(this.typeList, [...known, ...others].map(([type, label, blurb]) =>
+    let externals = [];
+    try {
+      externals = (await this.api.statement("SHOW EXTERNAL STREAMS")).rows
+        .map((r) => [`${EXTERNAL}${r.name}`, `→ ${r.name}`, `external ${r.kind === "external_table" ? "table" : "stream"} (${r.type})`]);
+    } catch (err) {
+      this.showError(`cannot list the external streams: ${err.message}`);
+    }
+    replaceChildren(this.typeList, [...known, ...others, ...externals].map(([type, label, blurb]) =>
       h("button.dest", { type: "button", dataset: { sinkType: type }, onclick: () => this.choose(type) },
         h("span.dest-name", {}, label), h("span.dest-blurb", {}, blurb))));
     this.choose(this.type && this.type in this.types ? this.type : (known[0] || others[0])[0]);
@@ -100,12 +113,23 @@ export class SendDialog {
   choose(type) {
     this.type = type;
     for (const b of this.typeList.querySelectorAll(".dest")) b.classList.toggle("active", b.dataset.sinkType === type);
+    if (type.startsWith(EXTERNAL)) return this.chooseExternal(type.slice(EXTERNAL.length));
     const label = (DESTINATIONS.find(([t]) => t === type) || [type, type])[1];
     this.title.textContent = `Send results to ${label}`;
     this.schemaForm = new SchemaForm(this.types[type], this.columns);
     const about = (this.types[type].description || "").replace(/``/g, "").trim();
     this.propsHost.replaceChildren(about ? h("p.type-about", {}, about) : "", this.schemaForm.element);
     this.nameInput.value = this.defaultName(type);
+    this.clearErrors();
+  }
+
+  /** Send to the existing external stream `name`: its settings are already stored, no form. */
+  chooseExternal(name) {
+    this.title.textContent = `Send results to ${name}`;
+    this.schemaForm = null;
+    this.propsHost.replaceChildren(h("p.type-about", {},
+      `Creates a materialized view writing every result row into the external stream ${name} (its settings as created).`));
+    this.nameInput.value = this.defaultName(name);
     this.clearErrors();
   }
 
@@ -140,14 +164,14 @@ export class SendDialog {
       basic.querySelector(".field-error").textContent = message;
       return;
     }
-    if (!property || !this.schemaForm.showError(property, message)) this.showError(message);
+    if (!property || !this.schemaForm?.showError(property, message)) this.showError(message);
   }
 
   async create() {
     this.clearErrors();
     let properties;
     try {
-      properties = this.schemaForm.values();
+      properties = this.schemaForm ? this.schemaForm.values() : {};
     } catch (err) {
       if (err instanceof FieldError) return this.showFieldError(err.property, err.message);
       throw err;
@@ -156,13 +180,16 @@ export class SendDialog {
     if (!name) return this.showFieldError("name", "a sink needs a name");
     this.createButton.disabled = true;
     try {
-      const sink = await this.api.createSink({
-        name,
-        description: this.descriptionInput.value.trim(),
-        sql: this.sql,
-        type: this.type,
-        properties,
-      });
+      const external = this.type.startsWith(EXTERNAL) ? this.type.slice(EXTERNAL.length) : null;
+      const sink = external
+        ? await this.createView(name, external)
+        : await this.api.createSink({
+          name,
+          description: this.descriptionInput.value.trim(),
+          sql: this.sql,
+          type: this.type,
+          properties,
+        });
       this.dialog.close();
       this.onCreated(sink);
     } catch (err) {
@@ -175,5 +202,18 @@ export class SendDialog {
     } finally {
       this.createButton.disabled = false;
     }
+  }
+
+  /** `CREATE MATERIALIZED VIEW name INTO external AS <query>`; the sink it is, as the API shows it. */
+  async createView(name, external) {
+    const sql = `CREATE MATERIALIZED VIEW ${quoteIdent(name)} INTO ${quoteIdent(external)} AS\n${this.sql.trim().replace(/;\s*$/, "")}`;
+    try {
+      await this.api.statement(sql);
+    } catch (err) {
+      // Positions point into the generated statement; the query starts on its second line.
+      if (err instanceof ApiError && err.position) err.position = { ...err.position, line: err.position.line - 1 };
+      throw err;
+    }
+    return (await this.api.sinks()).find((s) => s.name === name) || { name };
   }
 }

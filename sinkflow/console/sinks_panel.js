@@ -44,6 +44,16 @@ export class SinksPanel {
     return this.sinks.map((s) => s.name);
   }
 
+  /** Scroll to the sink (or materialized view) named `name` and highlight its row. */
+  show(name) {
+    const row = this.body.querySelector(`tr[data-sink-name="${CSS.escape(name)}"]`);
+    if (!row) return;
+    row.scrollIntoView({ block: "nearest" });
+    row.classList.remove("flash");
+    void row.offsetWidth; // restart the highlight animation
+    row.classList.add("flash");
+  }
+
   /** Poll until `stop()`. */
   start() {
     this.stop();
@@ -89,7 +99,8 @@ export class SinksPanel {
           act("Delete", "ask-delete", ".danger"),
         ];
     return h("tr", { dataset: { sinkId: sink.id, sinkName: sink.name, state } },
-      h("td", {}, h("div.sink-name", { title: sink.description || "" }, sink.name), h("span.type-badge", {}, sink.type)),
+      h("td", {}, h("div.sink-name", { title: sink.description || "" }, sink.name), h("span.type-badge", {}, sink.type),
+        (sink.description || "").startsWith("materialized view") ? h("span.kind-badge.kind-materialized_view", {}, "view") : null),
       h("td", {}, h(`span.state.state-${state}`, { title: st.reason || "" }, state)),
       h("td.num.delivered", {}, formatCount(st.rows_delivered ?? 0)),
       h("td.num.retries", {}, formatCount(st.retries ?? 0)),

@@ -1,5 +1,7 @@
 /**
  * The streams list: names, columns with types, row counts; clicking a name queries the stream.
+ * External streams and views are listed too, marked with their kind (from `SHOW STREAMS`);
+ * a materialized view's badge points at its row in the sinks panel.
  *
  * It polls `GET /streams` every `intervalMs` so row counts stay current.
  */
@@ -11,10 +13,11 @@ export class StreamsPanel {
   /**
    * @param {HTMLElement} host
    * @param {import("./api.js").ApiClient} api
-   * @param {{onQuery: (sql: string) => void, onError: (message: string) => void, intervalMs?: number}} hooks
+   * @param {{onQuery: (sql: string) => void, onError: (message: string) => void, onShowSink?: (name: string) => void, intervalMs?: number}} hooks
    */
-  constructor(host, api, { onQuery, onError, intervalMs = 5000 }) {
+  constructor(host, api, { onQuery, onError, onShowSink = () => {}, intervalMs = 5000 }) {
     this.api = api;
+    this.onShowSink = onShowSink;
     this.onQuery = onQuery;
     this.onError = onError;
     this.intervalMs = intervalMs;
@@ -34,12 +37,18 @@ export class StreamsPanel {
 
   async refresh() {
     let streams;
+    let kinds;
     try {
-      streams = await this.api.streams();
+      [streams, kinds] = await Promise.all([this.api.streams(), this.api.statement("SHOW STREAMS")]);
     } catch (err) {
       this.onError(`streams: ${err.message}`);
       return;
     }
+    const kindOf = new Map(kinds.rows.map((r) => [r.name, r.type]));
+    const listed = new Set(streams.map((s) => s.name));
+    // External streams that nothing reads yet, and plain views, have no stored rows.
+    const others = kinds.rows.filter((r) => !listed.has(r.name)).map((r) => ({ name: r.name, columns: [], row_count: null }));
+    streams = [...streams, ...others].map((s) => ({ ...s, kind: kindOf.get(s.name) || "stream" }));
     for (const s of streams) {
       // Columns start unfolded for the first few streams the page sees, folded after that.
       if (!this.seen.has(s.name) && this.seen.size < 3) this.expanded.add(s.name);
@@ -66,8 +75,13 @@ export class StreamsPanel {
           h("li", c.name === stream.event_time_column ? { className: "event-time", title: "event time column" } : {},
             h("span.col-name", {}, c.name), h("span.col-type", {}, c.type))))
       : null;
-    return h("li.stream", { dataset: { stream: stream.name }, title: stream.description || "" },
-      h("div.stream-head", {}, toggle, query, h("span.row-count", { title: "rows" }, formatCount(stream.row_count ?? 0))),
+    const kind = stream.kind === "stream" ? null : stream.kind === "materialized_view"
+      ? h("button.kind-badge.kind-materialized_view", { type: "button", title: "show it in the sinks panel",
+          onclick: () => this.onShowSink(stream.name) }, "view")
+      : h(`span.kind-badge.kind-${stream.kind}`, {}, stream.kind.replace("_", " "));
+    const count = stream.row_count === null ? null : h("span.row-count", { title: "rows" }, formatCount(stream.row_count ?? 0));
+    return h("li.stream", { dataset: { stream: stream.name, kind: stream.kind }, title: stream.description || "" },
+      h("div.stream-head", {}, toggle, query, kind, count),
       columns);
   }
 }

@@ -12,6 +12,7 @@ from sinkflow.engine.result import StatementResult
 from sinkflow.errors import InvalidInput
 from sinkflow.sql.defaults import parse_expression
 from sinkflow.sql.functions import to_duckdb
+from sinkflow.sql.pipeline_statements import ShowCreate
 from sinkflow.sql.statements import (
     AddColumn,
     CreateStream,
@@ -141,8 +142,10 @@ def _default_type(column: Column) -> str:
     return "ALIAS" if column.alias else "DEFAULT"
 
 
-@_execute.register
-def _show_create(stmt: ShowCreateStream, store: StreamStore) -> StatementResult:
+@_execute.register(ShowCreate)
+@_execute.register(ShowCreateStream)
+def _show_create(stmt: ShowCreateStream | ShowCreate, store: StreamStore) -> StatementResult:
+    """SHOW CREATE of a stream; the runtime answers it first for views and external streams."""
     table = pa.table([[show_create(store.get(stmt.name))]], schema=_SHOW_CREATE_SCHEMA)
     return StatementResult("rows", table=table, count=1)
 

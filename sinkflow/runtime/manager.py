@@ -29,6 +29,9 @@ class SinkDefinition:
     type: str
     description: str = ""
     properties: dict[str, Any] = field(default_factory=dict)
+    #: Dotted property paths that are secret beyond the type's own (an external stream's
+    #: ``http_header_X_Api_Key`` setting, say): stored apart and masked like them.
+    secret_paths: tuple[str, ...] = ()
 
 
 class SinkManager:
@@ -77,7 +80,7 @@ class SinkManager:
         (or where its SQL's ``seek_to`` says); the starting offsets are checkpointed before
         this returns, so no row produced from now on is lost even if the server dies."""
         self.validate(definition)
-        public, secrets = registry.split_secrets(definition.type, definition.properties)
+        public, secrets = registry.split_secrets(definition.type, definition.properties, definition.secret_paths)
         record = SinkRecord(id=str(uuid.uuid4()), name=definition.name, description=definition.description,
                             sql=definition.sql, type=definition.type, properties=public, secrets=secrets)
         self.catalog.add_sink(record)
@@ -89,7 +92,7 @@ class SinkManager:
         """Replace a sink's definition (validated first); it restarts with its new query."""
         pipeline = self._get(sink_id)
         self.validate(definition)
-        public, secrets = registry.split_secrets(definition.type, definition.properties)
+        public, secrets = registry.split_secrets(definition.type, definition.properties, definition.secret_paths)
         record = pipeline.record
         changed = SinkRecord(id=record.id, name=record.name, description=definition.description, sql=definition.sql,
                              type=definition.type, properties=public, secrets=secrets, paused=record.paused,

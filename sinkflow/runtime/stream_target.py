@@ -7,7 +7,7 @@ import pyarrow as pa
 from sinkflow.catalog import Catalog
 from sinkflow.sinks.base import PermanentError, WriteContext
 from sinkflow.streams.store import StreamSettings, StreamStore
-from sinkflow.streams.types import TP_TIME, Column, from_arrow
+from sinkflow.streams.types import TP_TIME, Column, from_arrow, parse_type
 
 
 class StoreStreamTarget:
@@ -26,7 +26,10 @@ class StoreStreamTarget:
     def ensure(self, name: str, schema: pa.Schema) -> None:
         """Create ``name`` from ``schema`` when absent; otherwise check every column fits."""
         if not self.store.exists(name):
-            columns = [Column(f.name, from_arrow(f.type, f.nullable)) for f in schema if f.name != TP_TIME]
+            # By the type's name, as the stream is stored: a column must reload as it was made
+            # (from_arrow's nullable flag is not part of the name).
+            columns = [Column(f.name, parse_type(from_arrow(f.type, f.nullable).name)) for f in schema
+                       if f.name != TP_TIME]
             self.store.create(name, columns, StreamSettings(description="written by a sink"))
             return
         existing = {f.name: f.type for f in self.store.get(name).schema}

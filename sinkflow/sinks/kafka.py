@@ -44,6 +44,7 @@ from typing import Any, ClassVar, Literal
 
 import certifi
 import pyarrow as pa
+import pyarrow.compute as pc
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from pydantic import Field, field_validator, model_validator
@@ -54,6 +55,7 @@ from sinkflow.sinks.config import BatchPolicy, SinkConfig, StrList
 from sinkflow.sinks.encode import json_document_array, row_dicts, text
 from sinkflow.sinks.rdkafka import ANY_PARTITION, BatchProducer
 from sinkflow.sinks.template import Template, TemplateText, check_columns
+from sinkflow.streams.types import TP_TIME
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +110,9 @@ class KafkaConfig(SinkConfig):
     brokers: StrList = Field(description="comma-separated broker list, e.g. kafka1:9092,kafka2:9092")
     topic: str = Field(description="topic to send to; created when absent")
     batch_count: int = Field(1000, ge=1, description="events per batch (one epoch)")
-    data_type: Literal["json"] = Field("json", description="encoding of each row: json")
+    data_type: Literal["json", "raw"] = Field(
+        "json", description="encoding of each row: json, or raw (the text of the query's one column as is)"
+    )
     sasl: Literal["none", "plain", "scram-sha-256", "scram-sha-512"] = Field("none", description="SASL mechanism")
     username: str | None = Field(None, description="SASL user name (Confluent Cloud: the API key)")
     password: str | None = Field(None, description="SASL password (Confluent Cloud: the API secret)")
@@ -234,7 +238,8 @@ class _Scrubbed:
 
 
 class KafkaSink(Sink):
-    """One JSON document per result row on ``topic``; see the module docstring for the guarantee.
+    """One message per result row on ``topic``: a JSON document, or with ``data_type`` raw the text
+    of the query's one column; see the module docstring for the guarantee.
 
     ``open()`` creates the topic when absent (PermanentError when the broker refuses) and
     starts the producer; ``write()`` enqueues; ``flush(epoch)`` waits for every delivery
@@ -247,6 +252,9 @@ class KafkaSink(Sink):
 
     def __init__(self, config: KafkaConfig, env: SinkEnv) -> None:
         super().__init__(config, env)
+        columns = [name for name in env.output_schema.names if name != TP_TIME]
+        if config.data_type == "raw" and len(columns) != 1:
+            raise ConfigError("data_type", f"raw sends the text of one column; the query has {len(columns)}")
         self._key_column: str | None = None
         self._key_template: Template | None = None
         key = config.message_key
@@ -288,7 +296,13 @@ class KafkaSink(Sink):
         await asyncio.to_thread(self._open)
 
     def encode(self, batch: pa.RecordBatch) -> tuple[pa.Array, pa.Array | None]:
-        """The batch's messages: one JSON document per row, and their keys (None without ``message_key``)."""
+        """The batch's messages: one JSON document per row (``raw``: the one column's text, null
+        as empty), and their keys (None without ``message_key``)."""
+        if self.config.data_type == "raw":
+            column = batch.column(next(i for i, n in enumerate(batch.schema.names) if n != TP_TIME))
+            values = pc.fill_null(column.cast(pa.string()), "").cast(pa.binary())
+            # One array from offset 0, as the batch producer takes it.
+            return pa.concat_arrays([values]), self._keys(batch)
         return json_document_array(batch), self._keys(batch)
 
     async def write(self, batch: pa.RecordBatch, ctx: WriteContext) -> None:

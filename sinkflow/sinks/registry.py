@@ -70,14 +70,16 @@ def _is_secret(model: type[SinkConfig], prop: str) -> bool:
     return any(prop == field or prop.startswith(field + ".") for field in model.secret_fields)
 
 
-def split_secrets(sink_type: str, properties: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Split raw properties into (public, secrets) by the type's ``secret_fields``; neither is mutated.
+def split_secrets(sink_type: str, properties: dict[str, Any],
+                  extra: tuple[str, ...] = ()) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split raw properties into (public, secrets) by the type's ``secret_fields`` and the
+    dotted paths ``extra`` (secrets only the caller knows of); neither is mutated.
 
     Secrets are keyed by their dotted path so :func:`join_secrets` can put them back.
     """
     public = copy.deepcopy(properties)
     secrets: dict[str, Any] = {}
-    for path in sink_class(sink_type).config_class.secret_fields:
+    for path in (*sink_class(sink_type).config_class.secret_fields, *extra):
         parent, key = _parent(public, path)
         if parent is not None and key in parent:
             secrets[path] = parent.pop(key)

@@ -5,8 +5,8 @@
 does not know ``CREATE STREAM``, so these statements are read here by a small recursive-descent
 parser over sqlglot's ClickHouse tokens (which carry each token's place in the text). Every error
 is a :class:`SqlError` with the 1-based line/column of the offending token; statements that are
-valid SQL but not supported (UPDATE, CREATE MATERIALIZED VIEW, INSERT … SELECT …) name the
-construct.
+valid SQL but not supported (UPDATE, CREATE TABLE, …) name the construct. The pipeline statements
+(external streams, views, INSERT … SELECT) are parsed by :mod:`sinkflow.sql.pipeline_statements`.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from sqlglot.tokens import Token, TokenType
 from sinkflow.errors import InvalidInput, SqlError
 from sinkflow.sql.defaults import parse_expression
 from sinkflow.sql.functions import to_duckdb
+from sinkflow.sql.pipeline_statements import PipelineStatement, parse_pipeline
 from sinkflow.sql.positions import located, node_position, position_at
 from sinkflow.streams.store import StreamSettings
 from sinkflow.streams.types import TP_TIME, TP_TIME_TYPE, Column, parse_type
@@ -248,11 +249,14 @@ class _Parser:
         return first, last
 
     # -- statements ---------------------------------------------------------------------------
-    def statement(self) -> Statement | None:
+    def statement(self) -> Statement | PipelineStatement | None:
         first = self.peek()
         assert first is not None
         if first.token_type in (TokenType.SELECT, TokenType.WITH, TokenType.L_PAREN):
             return None
+        pipeline = parse_pipeline(self)
+        if pipeline is not None:
+            return pipeline
         if self.accept_word("CREATE"):
             return self.create()
         if self.accept_word("DROP"):
@@ -615,8 +619,9 @@ def _unterminated_quote(sql: str) -> int | None:
     return opened
 
 
-def parse_statement(sql: str) -> Statement | None:
+def parse_statement(sql: str) -> Statement | PipelineStatement | None:
     """Parse one statement; None when it is a query (SELECT / WITH) for the SELECT parser.
+    Pipeline statements (:mod:`sinkflow.sql.pipeline_statements`) are run by the runtime.
 
     Raises :class:`SqlError` with a line/column position for text that does not tokenize or
     parse, and naming the construct for statements sinkflow does not support.

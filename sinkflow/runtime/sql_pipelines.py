@@ -1,0 +1,468 @@
+"""Pipelines written in SQL: external streams, materialized views, views, INSERT … SELECT.
+
+One catalog: a materialized view *is* a sink (same :class:`SinkManager`, same pipeline runtime
+with batching, retries, dead letters, checkpoints, status, pause/resume and metrics) whose
+destination is a stream, an external stream, or — created without INTO — a stream of its own
+named like the view. An external stream is a named destination whose settings become a sink's
+properties (:mod:`sinkflow.sinks.external_settings`), validated by the sink's model at CREATE.
+A Kafka external stream is also a source (:mod:`sinkflow.runtime.kafka_source`).
+
+:meth:`SqlPipelines.execute` runs any statement; what is not about pipelines goes to the engine.
+The API's query endpoint (and through it the CLI) calls it; so can the REST resources for views
+and external streams, by generating these statements.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from sinkflow.catalog import ExternalStreamRecord, ViewRecord
+from sinkflow.engine import QueryPlan, StatementResult
+from sinkflow.engine.statements import execute_statement, show_create
+from sinkflow.errors import AlreadyExists, InvalidInput, NotFound, SinkflowError, SqlError
+from sinkflow.runtime.kafka_source import KafkaSources
+from sinkflow.runtime.manager import SinkDefinition, SinkManager
+from sinkflow.runtime.pipeline import Scrubber
+from sinkflow.runtime.stream_target import StoreStreamTarget
+from sinkflow.sinks import external_settings, registry
+from sinkflow.sinks.base import SinkEnv, SinkError, WriteContext
+from sinkflow.sinks.registry import MASK
+from sinkflow.sql.pipeline_statements import (
+    CreateExternalStream,
+    CreateMaterializedView,
+    CreateView,
+    DropView,
+    InsertSelect,
+    Query,
+    ShowCreate,
+    ShowPipelines,
+    SystemPipeline,
+    relocate,
+)
+from sinkflow.sql.statements import (
+    CreateStream,
+    DescribeStream,
+    DropStream,
+    Insert,
+    ShowStreams,
+    parse_statement,
+)
+from sinkflow.sql.views import expand_views
+from sinkflow.streams.ingest import rows_to_batch
+from sinkflow.streams.types import TP_TIME, Column, parse_type
+
+__all__ = ["DeliveryFailed", "SqlPipelines"]
+
+_MV_DESCRIPTION = "materialized view"
+
+
+class DeliveryFailed(SinkflowError):
+    """An INSERT into an external stream was not acknowledged by its destination."""
+
+    code = "DELIVERY_FAILED"
+    status = 502
+
+
+def _rows(columns: dict[str, Sequence[Any]], types: dict[str, pa.DataType] | None = None) -> StatementResult:
+    types = types or {}
+    table = pa.table({name: pa.array(values, types.get(name, pa.string())) for name, values in columns.items()})
+    return StatementResult("rows", table=table, count=table.num_rows)
+
+
+class SqlPipelines:
+    """Runs statements for one server (see the module docstring). All methods run on its event loop."""
+
+    def __init__(self, sinks: SinkManager) -> None:
+        self.sinks = sinks
+        self.engine = sinks.engine
+        self.store = sinks.store
+        self.catalog = sinks.catalog
+        self.sources = KafkaSources(self.store, self.catalog)
+
+    async def start(self) -> None:
+        """Resume reading the Kafka external streams that views or queries read before."""
+        await self.sources.start(self._externals())
+
+    async def stop(self) -> None:
+        await self.sources.stop()
+
+    # -- entry point --------------------------------------------------------------------------
+
+    async def execute(self, sql: str) -> StatementResult:
+        """Run one statement of any kind, as the query endpoint does.
+
+        Raises :class:`SqlError` (with the position in ``sql``), :class:`ConfigError` naming the
+        setting or property, :class:`AlreadyExists`, :class:`NotFound`, :class:`DeliveryFailed`;
+        after an error nothing was changed.
+        """
+        statement = parse_statement(sql)
+        if statement is None:
+            query = await self._prepare(Query(sql, 0))
+            return await asyncio.to_thread(self.engine.execute, query)
+        handler = getattr(self, "_" + type(statement).__name__, None)
+        if handler is not None:
+            result: StatementResult | None = await handler(statement, sql)
+            if result is not None:
+                return result
+        return await asyncio.to_thread(execute_statement, statement, self.store)  # type: ignore[arg-type]
+
+    # -- names ----------------------------------------------------------------------------------
+
+    def _externals(self) -> dict[str, ExternalStreamRecord]:
+        return {record.name: record for record in self.catalog.external_streams()}
+
+    def _views(self) -> dict[str, ViewRecord]:
+        return {record.name: record for record in self.catalog.views()}
+
+    def _check_free(self, name: str) -> None:
+        """Raise :class:`AlreadyExists` when ``name`` is a stream, external stream, view or sink."""
+        if name in self._externals():
+            raise AlreadyExists(f"an external stream named '{name}' already exists")
+        if name in self._views():
+            raise AlreadyExists(f"a view named '{name}' already exists")
+        if self.store.exists(name):
+            raise AlreadyExists(f"a stream named '{name}' already exists")
+        if any(record.name == name for record in self.sinks.records()):
+            raise AlreadyExists(f"a sink named '{name}' already exists")
+
+    async def _prepare(self, query: Query) -> str:
+        """The query text to plan: plain views expanded, Kafka external streams it reads being read."""
+        plain = {name: v.query for name, v in self._views().items() if v.sink_id is None}
+        text = expand_views(query.sql, plain)
+        words = _words(text)
+        for name, record in self._externals().items():
+            if record.type == "kafka" and name in words:
+                await self.sources.ensure(record)
+        return text
+
+    def _plan(self, text: str, query: Query, sql: str) -> QueryPlan:
+        try:
+            return self.engine.plan(text)
+        except SqlError as err:
+            raise (relocate(err, sql, query) if text == query.sql else err) from None
+
+    # -- external streams -------------------------------------------------------------------------
+
+    async def _CreateStream(self, stmt: CreateStream, sql: str) -> StatementResult | None:
+        """Refuse a stream named like an external stream or a view; the engine creates the others."""
+        if stmt.name in self._externals() or stmt.name in self._views():
+            if stmt.if_not_exists:
+                return StatementResult("status", f"'{stmt.name}' already exists")
+            self._check_free(stmt.name)
+        return None
+
+    async def _CreateExternalStream(self, stmt: CreateExternalStream, sql: str) -> StatementResult:
+        if stmt.if_not_exists and stmt.name in self._externals():
+            return StatementResult("status", f"external stream '{stmt.name}' already exists")
+        self._check_free(stmt.name)
+        columns = [(c.name, c.type.name) for c in stmt.columns]
+        try:
+            mapped = external_settings.sink_properties(stmt.settings, columns, stmt.table)
+        except external_settings.SettingError as err:
+            position = stmt.positions.get(err.prop)
+            if position is not None:
+                err.message = f"{err.message} at line {position.line}, column {position.column}"
+                err.args = (err.message,)
+                err.position = position
+            raise
+        public, secrets = external_settings.split_settings(stmt.settings)
+        self.catalog.add_external_stream(ExternalStreamRecord(
+            name=stmt.name, type=str(stmt.settings["type"]).lower(), columns=columns, settings=public,
+            secrets=secrets, is_table=stmt.table))
+        what = "external table" if stmt.table else "external stream"
+        return StatementResult("status", f"created {what} '{stmt.name}' ({mapped.sink_type})")
+
+    def _sink_settings(self, record: ExternalStreamRecord) -> external_settings.SinkSettings:
+        return external_settings.sink_properties({**record.settings, **record.secrets}, record.columns,
+                                                 record.is_table)
+
+    async def _DropStream(self, stmt: DropStream, sql: str) -> StatementResult | None:
+        externals = self._externals()
+        views = self._views()
+        if stmt.name in views:
+            raise InvalidInput(f"'{stmt.name}' is a materialized view: drop it with DROP VIEW {stmt.name}")
+        if stmt.name not in externals:
+            return None
+        users = sorted(v.name for v in views.values() if v.target == stmt.name or stmt.name in _words(v.query))
+        if users:
+            raise InvalidInput(f"external stream '{stmt.name}' is written or read by view(s) {', '.join(users)}: "
+                               "drop them first")
+        await self.sources.drop(stmt.name)
+        self.catalog.delete_external_stream(stmt.name)
+        return StatementResult("status", f"dropped external stream '{stmt.name}'")
+
+    # -- views ------------------------------------------------------------------------------------
+
+    async def _CreateMaterializedView(self, stmt: CreateMaterializedView, sql: str) -> StatementResult:
+        if stmt.if_not_exists and stmt.name in self._views():
+            return StatementResult("status", f"view '{stmt.name}' already exists")
+        self._check_free(stmt.name)
+        text = await self._prepare(stmt.query)
+        plan = self._plan(text, stmt.query, sql)
+        sink_type, properties, secret_paths = self._destination(stmt, plan)
+        if stmt.target is None:
+            # The view's own storage exists from now on, so `SELECT * FROM mv` works at once.
+            StoreStreamTarget(self.store, self.catalog, "").ensure(stmt.name, plan.output_schema)
+        try:
+            record = await self.sinks.create(SinkDefinition(
+                name=stmt.name, sql=text, type=sink_type, properties=properties, secret_paths=secret_paths,
+                description=f"{_MV_DESCRIPTION} into {stmt.target}" if stmt.target else _MV_DESCRIPTION))
+        except BaseException:
+            if stmt.target is None and self.store.exists(stmt.name):
+                self.store.drop(stmt.name)
+            raise
+        self.catalog.add_view(ViewRecord(stmt.name, stmt.query.sql, stmt.target, record.id))
+        into = f" into '{stmt.target}'" if stmt.target else ""
+        return StatementResult("status", f"created materialized view '{stmt.name}'{into}")
+
+    def _destination(self, stmt: CreateMaterializedView,
+                     plan: QueryPlan) -> tuple[str, dict[str, Any], tuple[str, ...]]:
+        """The sink type, properties and secret property paths that write the view's results where it says."""
+        if stmt.target is None:
+            return "timeplus", {"stream_name": stmt.name}, ()
+        external = self._externals().get(stmt.target)
+        if external is not None:
+            external_settings.writable_format({**external.settings}, external.columns)
+            _check_columns(external, [column.name for column in plan.columns])
+            mapped = self._sink_settings(external)
+            return mapped.sink_type, mapped.properties, tuple(sorted(mapped.secret_paths))
+        if self.store.exists(stmt.target):
+            try:  # checks that every output column fits one of the stream's, as the view will
+                StoreStreamTarget(self.store, self.catalog, "").ensure(stmt.target, plan.output_schema)
+            except SinkError as err:
+                raise InvalidInput(str(err)) from None
+            return "timeplus", {"stream_name": stmt.target}, ()
+        raise NotFound(f"materialized view '{stmt.name}' writes INTO '{stmt.target}', which is neither a stream "
+                       "nor an external stream")
+
+    async def _CreateView(self, stmt: CreateView, sql: str) -> StatementResult:
+        if stmt.if_not_exists and stmt.name in self._views():
+            return StatementResult("status", f"view '{stmt.name}' already exists")
+        self._check_free(stmt.name)
+        text = await self._prepare(stmt.query)
+        self._plan(text, stmt.query, sql)
+        self.catalog.add_view(ViewRecord(stmt.name, stmt.query.sql))
+        return StatementResult("status", f"created view '{stmt.name}'")
+
+    async def _DropView(self, stmt: DropView, sql: str) -> StatementResult:
+        view = self._views().get(stmt.name)
+        sink = next((r for r in self.sinks.records() if r.name == stmt.name), None)
+        if view is None and sink is not None:
+            # A sink made through the Sink API is a materialized view of the one catalog.
+            await self.sinks.delete(sink.id)
+            return StatementResult("status", f"dropped materialized view '{stmt.name}'")
+        if view is None:
+            if stmt.if_exists:
+                return StatementResult("status", f"view '{stmt.name}' does not exist")
+            raise NotFound(f"view '{stmt.name}' not found")
+        readers = sorted(v.name for v in self._views().values()
+                         if v.name != view.name and view.name in _words(v.query))
+        if readers:
+            raise InvalidInput(f"view '{view.name}' is read by view(s) {', '.join(readers)}: drop them first")
+        if view.sink_id is not None and any(r.id == view.sink_id for r in self.sinks.records()):
+            await self.sinks.delete(view.sink_id)
+        if view.sink_id is not None and view.target is None and self.store.exists(view.name):
+            self.store.drop(view.name)
+        self.catalog.delete_view(view.name)
+        return StatementResult("status", f"dropped view '{view.name}'")
+
+    async def _SystemPipeline(self, stmt: SystemPipeline, sql: str) -> StatementResult:
+        view = self._views().get(stmt.name)
+        sink_id = view.sink_id if view is not None else stmt.name  # a REST sink is a view too
+        if view is not None and sink_id is None:
+            raise InvalidInput(f"view '{stmt.name}' is not materialized: it has nothing to pause")
+        assert sink_id is not None
+        if stmt.action == "pause":
+            self.sinks.pause(sink_id)
+        else:
+            self.sinks.resume(sink_id)
+        return StatementResult("status", f"{stmt.action}d materialized view '{stmt.name}'")
+
+    # -- writing ----------------------------------------------------------------------------------
+
+    async def _Insert(self, stmt: Insert, sql: str) -> StatementResult | None:
+        external = self._externals().get(stmt.name)
+        if external is None:
+            return None
+        columns = [Column(name, parse_type(type_name)) for name, type_name in external.columns]
+        batch = rows_to_batch(stmt.name, columns, list(stmt.columns) if stmt.columns is not None else None,
+                              [list(row) for row in stmt.rows])
+        count = await self._send(external, batch)
+        return StatementResult("status", f"inserted {count} row{'' if count == 1 else 's'} into '{stmt.name}'",
+                               count=count)
+
+    async def _InsertSelect(self, stmt: InsertSelect, sql: str) -> StatementResult:
+        text = await self._prepare(stmt.query)
+        plan = self._plan(text, stmt.query, sql)
+        if not plan.bounded:
+            raise SqlError("INSERT … SELECT runs once and needs a bounded query: read table(stream); "
+                           "for a continuous pipeline use CREATE MATERIALIZED VIEW … INTO")
+        execution = self.engine.start(plan)
+        try:
+            table = await asyncio.to_thread(execution.run_to_end)
+        finally:
+            execution.close()
+        if stmt.columns is not None:
+            names = [n for n in table.column_names if n != TP_TIME]
+            if len(names) != len(stmt.columns):
+                raise InvalidInput(f"INSERT names {len(stmt.columns)} column(s) but the query gives {len(names)}")
+            table = table.select(names).rename_columns(list(stmt.columns))
+        batch = table.combine_chunks().to_batches()[0] if table.num_rows else None
+        external = self._externals().get(stmt.target)
+        if batch is None:
+            count = 0
+        elif external is not None:
+            _check_columns(external, batch.schema.names)
+            count = await self._send(external, batch)
+        else:
+            count = self.store.get(stmt.target).append_batch(batch).count
+        return StatementResult("status", f"inserted {count} row{'' if count == 1 else 's'} into '{stmt.target}'",
+                               count=count)
+
+    async def _send(self, external: ExternalStreamRecord, batch: pa.RecordBatch) -> int:
+        """Deliver ``batch`` to an external stream once, acknowledged; return the rows sent.
+
+        Raises :class:`DeliveryFailed` with the destination's reason (secrets removed)."""
+        external_settings.writable_format(external.settings, external.columns)
+        mapped = self._sink_settings(external)
+        if mapped.sink_type == "timeplus":
+            return self.store.get(mapped.properties["stream_name"]).append_batch(batch).count
+        config = registry.parse_properties(mapped.sink_type, mapped.properties)
+        sink_id = f"insert-{uuid.uuid4()}"
+        sink = registry.sink_class(mapped.sink_type)(config, SinkEnv(sink_id, external.name, batch.schema))
+        scrub = Scrubber(external.secrets.values())
+        try:
+            await sink.open()
+            try:
+                await sink.write(batch, WriteContext(sink_id, 1))
+                await sink.flush(1)
+            finally:
+                await sink.close()
+        except SinkError as err:
+            raise DeliveryFailed(f"external stream '{external.name}': {scrub(str(err))}") from None
+        return batch.num_rows
+
+    # -- looking ----------------------------------------------------------------------------------
+
+    async def _ShowStreams(self, stmt: ShowStreams, sql: str) -> StatementResult:
+        """SHOW STREAMS with a ``type`` column: stream, materialized_view (its own storage),
+        external_stream, external_table, view."""
+        base = await asyncio.to_thread(execute_statement, stmt, self.store)
+        assert base.table is not None
+        views = self._views()
+        externals = self._externals()
+        kinds = []
+        for name in base.table.column("name").to_pylist():
+            kinds.append("materialized_view" if name in views else "external_stream" if name in externals else "stream")
+        table = base.table.append_column("type", pa.array(kinds, pa.string()))
+        extra: list[dict[str, Any]] = []
+        listed = set(base.table.column("name").to_pylist())
+        for name, record in externals.items():
+            if name not in listed:
+                extra.append({"name": name, "columns": len(record.columns),
+                              "type": "external_table" if record.is_table else "external_stream"})
+        for name, view in views.items():
+            if name not in listed and view.target is None and view.sink_id is None:
+                extra.append({"name": name, "type": "view"})
+            elif name not in listed:
+                extra.append({"name": name, "type": "materialized_view"})
+        if extra:
+            table = pa.concat_tables([table, _padded(table.schema, extra)])
+        return StatementResult("rows", table=table, count=table.num_rows)
+
+    async def _ShowPipelines(self, stmt: ShowPipelines, sql: str) -> StatementResult:
+        if stmt.kind == "external_stream":
+            externals = list(self._externals().values())
+            return _rows({"name": [r.name for r in externals], "type": [r.type for r in externals],
+                          "kind": ["external_table" if r.is_table else "external_stream" for r in externals],
+                          "columns": [", ".join(f"{n} {t}" for n, t in r.columns) for r in externals]})
+        views = self._views()
+        if stmt.kind == "view":
+            plain = [v for v in views.values() if v.sink_id is None]
+            return _rows({"name": [v.name for v in plain], "query": [v.query for v in plain]})
+        # Every sink is a materialized view of the one catalog, whether made in SQL or through REST.
+        by_sink = {v.sink_id: v for v in views.values() if v.sink_id is not None}
+        records = self.sinks.records()
+        names, kinds, targets, states, delivered, queries = [], [], [], [], [], []
+        for record in records:
+            view = by_sink.get(record.id)
+            status = self.sinks.status(record.id)
+            names.append(record.name)
+            kinds.append("materialized_view" if view is not None else "sink")
+            targets.append((view.target or view.name) if view is not None else record.type)
+            states.append(status.state.value)
+            delivered.append(status.rows_delivered)
+            queries.append(view.query if view is not None else record.sql)
+        return _rows({"name": names, "kind": kinds, "target": targets, "status": states,
+                      "rows_delivered": delivered, "query": queries}, {"rows_delivered": pa.int64()})
+
+    async def _ShowCreate(self, stmt: ShowCreate, sql: str) -> StatementResult:
+        return _rows({"statement": [self.show_create(stmt.name)]})
+
+    def show_create(self, name: str) -> str:
+        """The statement that creates ``name`` (secrets shown as ``********``). Raises :class:`NotFound`."""
+        external = self._externals().get(name)
+        if external is not None:
+            columns = f" ({', '.join(f'{n} {t}' for n, t in external.columns)})" if external.columns else ""
+            values = {**external.settings, **{key: MASK for key in external.secrets}}
+            settings = ", ".join(f"{key}={_literal(value)}" for key, value in values.items())
+            kind = "TABLE" if external.is_table else "STREAM"
+            return f"CREATE EXTERNAL {kind} {name}{columns} SETTINGS {settings}"
+        view = self._views().get(name)
+        if view is not None:
+            if view.sink_id is None:
+                return f"CREATE VIEW {name} AS {view.query}"
+            into = f" INTO {view.target}" if view.target else ""
+            return f"CREATE MATERIALIZED VIEW {name}{into} AS {view.query}"
+        if self.store.exists(name):
+            return show_create(self.store.get(name))
+        raise NotFound(f"no stream, external stream or view named '{name}'")
+
+    async def _DescribeStream(self, stmt: DescribeStream, sql: str) -> StatementResult | None:
+        external = self._externals().get(stmt.name)
+        if external is not None:
+            return _rows({"name": [n for n, _ in external.columns], "type": [t for _, t in external.columns]})
+        view = self._views().get(stmt.name)
+        if view is not None and view.sink_id is None:
+            text = await self._prepare(Query(view.query, 0))
+            plan = self.engine.plan(text)
+            return _rows({"name": [c.name for c in plan.columns], "type": [c.type.name for c in plan.columns]})
+        return None
+
+
+def _check_columns(external: ExternalStreamRecord, names: Sequence[str]) -> None:
+    """Raise :class:`InvalidInput` naming a column written that the external stream does not have
+    (an external stream without columns, such as a ClickHouse table, takes any)."""
+    known = {name for name, _ in external.columns}
+    for name in names:
+        if known and name not in known and name != TP_TIME:
+            raise InvalidInput(f"column '{name}' of the query is not a column of external stream "
+                               f"'{external.name}' ({', '.join(sorted(known))})")
+
+
+def _words(sql: str) -> set[str]:
+    """The names a query mentions (a superset of the streams and views it reads)."""
+    return set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", sql))
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _padded(schema: pa.Schema, rows: list[dict[str, Any]]) -> pa.Table:
+    """``rows`` in ``schema``: absent numbers are 0, absent text empty (the names are always given)."""
+    arrays = []
+    for f in schema:
+        zero: Any = 0 if pa.types.is_integer(f.type) else "" if not f.nullable else None
+        arrays.append(pa.array([row.get(f.name, zero) for row in rows], f.type))
+    return pa.Table.from_arrays(arrays, schema=schema)

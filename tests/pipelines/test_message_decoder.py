@@ -1,0 +1,40 @@
+"""Decoding Kafka messages into rows of an external stream's columns."""
+
+from __future__ import annotations
+
+import pytest
+
+from sinkflow.catalog import ExternalStreamRecord
+from sinkflow.runtime.kafka_source import MESSAGE_KEY, MessageDecoder
+from sinkflow.sinks.external_settings import SettingError
+
+T0 = 1_767_225_600_000
+
+
+def decoder(columns: list[tuple[str, str]], **settings: object) -> MessageDecoder:
+    return MessageDecoder(ExternalStreamRecord("k", "kafka", columns, {"type": "kafka", **settings}))
+
+
+def test_json_messages_decode_by_name_and_a_bad_one_becomes_nulls() -> None:
+    batch = decoder([("ip", "string"), ("n", "int32")]).decode(
+        [b'{"ip": "10.0.0.1", "n": 1, "extra": true}', b"not json", b'{"n": 3}'],
+        [b"k1", None, b"k3"], [T0, T0 + 1000, None])
+    rows = batch.to_pylist()
+    assert [(r["ip"], r["n"], r[MESSAGE_KEY]) for r in rows] == [("10.0.0.1", 1, "k1"), (None, None, ""), (None, 3, "k3")]
+    assert rows[1]["_tp_time"].isoformat() == "2026-01-01T00:00:01+00:00" and rows[2]["_tp_time"] is None
+
+
+def test_raw_blob_and_csv() -> None:
+    raw = decoder([("raw", "string")]).decode([b'{"a":1}', b"plain text"], [None, None], [T0, T0])
+    assert raw.column("raw").to_pylist() == ['{"a":1}', "plain text"]
+    csv = decoder([("cid", "string"), ("speed", "float64")], data_format="CSV").decode(
+        [b'c1,10.5', b'"c,2",7', b"c3,fast"], [None] * 3, [T0] * 3)
+    assert csv.to_pylist()[0]["speed"] == 10.5 and csv.to_pylist()[1]["cid"] == "c,2"
+    assert (csv.to_pylist()[2]["cid"], csv.to_pylist()[2]["speed"]) == (None, None)
+
+
+def test_reading_needs_columns() -> None:
+    with pytest.raises(SettingError, match="needs its columns"):
+        decoder([])
+    with pytest.raises(SettingError, match="RawBLOB reads each message into one column"):
+        decoder([("a", "string"), ("b", "string")], data_format="RawBLOB")
