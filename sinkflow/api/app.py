@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 import sinkflow
-from sinkflow.api import queries, sinks, streams
+from sinkflow.api import external_streams, queries, sinks, streams, views
 from sinkflow.api.context import Server, ServerSettings
 from sinkflow.catalog import Catalog
 from sinkflow.engine import Engine
@@ -119,5 +119,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.include_router(streams.router)
     app.include_router(queries.router)
     app.include_router(sinks.router)
+    app.include_router(views.router)
+    app.include_router(external_streams.router)
     app.mount("/", StaticFiles(directory=CONSOLE_DIR, html=True), name="console")
     return app
