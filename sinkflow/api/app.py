@@ -6,6 +6,7 @@ import asyncio
 import fcntl
 import hmac
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -30,6 +31,8 @@ log = logging.getLogger("sinkflow.api")
 
 CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
 _OPEN_PATHS = ("/api/v1beta2/info",)
+#: Timeplus's clients put a workspace before the API (``/<workspace>/api/v1beta2/…``); sinkflow has one.
+_WORKSPACE_PATH = re.compile(r"^/[A-Za-z0-9_-]+(/api/v1beta2/.*)$")
 RETENTION_INTERVAL = 10.0
 
 
@@ -106,6 +109,14 @@ def create_app(settings: ServerSettings) -> FastAPI:
             if not settings.api_key or not hmac.compare_digest(given, settings.api_key):
                 return JSONResponse({"code": "UNAUTHORIZED", "message": "a valid X-Api-Key header is required"},
                                     status_code=401)
+        return await call_next(request)
+
+    @app.middleware("http")
+    async def drop_workspace(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        """Serve ``/<workspace>/api/v1beta2/…`` as ``/api/v1beta2/…`` (this runs before the key check)."""
+        match = _WORKSPACE_PATH.match(request.url.path)
+        if match is not None:
+            request.scope["path"] = match[1]
         return await call_next(request)
 
     @app.get("/api/v1beta2/info")

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from swagger_client.rest import ApiException
 from timeplus import Environment, Stream
 from timeplus.error import TimeplusAPIError
 
 from tests.sdk.support import make_stream, select, unique
+from tests.servers.process import running
+from tests.servers.sinkflow import SinkflowServer
 
 
 def test_a_stream_made_through_the_sdk_reports_timeplus_fields_and_stores_rows(env: Environment) -> None:
@@ -62,3 +66,16 @@ def test_ingest_as_json_lines(env: Environment) -> None:
     make_stream(env, name, [("dev", "string"), ("speed", "float64")])
     Stream(env).name(name).ingest(payload='{"dev":"c","speed":1.5}\n{"dev":"d","speed":2.5}', format="streaming")
     assert select(env, f"select dev, speed from table({name})") == [["c", 1.5], ["d", 2.5]]
+
+
+def test_a_workspace_address_and_an_api_key_work_as_with_timeplus(tmp_path: Path) -> None:
+    key = "s" * 60
+    with running(SinkflowServer(tmp_path / "data", api_key=key)) as guarded:
+        env = Environment().address(guarded.url).workspace("my_ws").apikey(key)
+        name = unique("sdk_s")
+        make_stream(env, name, [("a", "int64")])
+        Stream(env).name(name).ingest(["a"], [[1], [2]])
+        assert select(env, f"select a from table({name})") == [[1], [2]]
+        with pytest.raises(ApiException) as refused:
+            Stream(Environment().address(guarded.url).workspace("my_ws").apikey("x" * 60)).list()
+        assert refused.value.status == 401
