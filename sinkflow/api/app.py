@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 import sinkflow
-from sinkflow.api import external_streams, queries, sinks, streams, views
+from sinkflow.api import clickhouse_http, external_streams, queries, sinks, streams, views
 from sinkflow.api.context import Server, ServerSettings
 from sinkflow.catalog import Catalog
 from sinkflow.engine import Engine
@@ -132,5 +132,6 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.include_router(sinks.router)
     app.include_router(views.router)
     app.include_router(external_streams.router)
+    app.include_router(clickhouse_http.router)
     app.mount("/", StaticFiles(directory=CONSOLE_DIR, html=True), name="console")
     return app
