@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 import sinkflow
-from sinkflow.api import clickhouse_http, external_streams, queries, sinks, streams, views
+from sinkflow.api import clickhouse_http, external_streams, queries, sinks, sql_analyze, streams, views
 from sinkflow.api.context import Server, ServerSettings
 from sinkflow.catalog import Catalog
 from sinkflow.engine import Engine
@@ -129,6 +129,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
     app.include_router(streams.router)
     app.include_router(queries.router)
+    app.include_router(sql_analyze.router)
     app.include_router(sinks.router)
     app.include_router(views.router)
     app.include_router(external_streams.router)

@@ -37,6 +37,7 @@ _DESCRIBE = re.compile(rf"^\s*DESC(?:RIBE)?\s+(?:TABLE\s+|STREAM\s+)?{_NAME}\s*$
 _HELLO = re.compile(r"^\s*SELECT\s+version\(\)\s*,\s*timezone\(\)\s*$", re.IGNORECASE)
 _SETTINGS = re.compile(r"\bFROM\s+system\.settings\b", re.IGNORECASE)
 _FORMATS = ("Native", "TabSeparated", "TSV", "JSONEachRow")
+_MEDIA = {"Native": "application/octet-stream", "JSONEachRow": "application/x-ndjson"}
 _STEP = 0.25
 _ENCODINGS = ("lz4", "zstd", "gzip")
 _INSERT_DATA = re.compile(rb"^(\s*INSERT\s+INTO\s.*?\sFORMAT\s+\w+)[ \t]*\r?\n", re.IGNORECASE | re.DOTALL)
@@ -123,10 +124,7 @@ async def _answer(srv: Server, sql: str, data: bytes) -> Response:
         table = _clickhouse_describe(result.table) if described else result.table
         return _table_answer(table, fmt)
     assert isinstance(result.execution, QueryExecution)
-    return StreamingResponse(_blocks(result.execution, fmt), media_type=_MEDIA[fmt])
-
-
-_MEDIA = {"Native": "application/octet-stream", "JSONEachRow": "application/x-ndjson"}
+    return StreamingResponse(_blocks(result.execution, fmt), media_type=_MEDIA.get(fmt, "text/plain"))
 
 
 def _encode(batch: pa.RecordBatch, fmt: str) -> bytes:
@@ -134,14 +132,19 @@ def _encode(batch: pa.RecordBatch, fmt: str) -> bytes:
         return encode_block(batch)
     if fmt == "JSONEachRow":
         return b"".join(doc + b"\n" for doc in json_documents(batch))
-    return "".join("\t".join("\\N" if v is None else str(v) for v in row.values()) + "\n"
-                   for row in batch.to_pylist()).encode()
+    return "".join("\t".join(_tsv(v) for v in row.values()) + "\n" for row in batch.to_pylist()).encode()
+
+
+def _tsv(value: object) -> str:
+    """A value in TabSeparated: \\N for null, backslash, tab and newline escaped."""
+    if value is None:
+        return "\\N"
+    return str(value).replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
 
 
 def _table_answer(table: pa.Table, fmt: str) -> Response:
-    batches = table.to_batches() or [pa.RecordBatch.from_pylist([], schema=table.schema)]
-    if fmt == "Native" and table.num_rows == 0:
-        batches = []  # no block: an empty result
+    """A whole result; an empty one is a block of no rows, which still names the columns."""
+    batches = [b for b in table.to_batches() if b.num_rows] or [pa.RecordBatch.from_pylist([], schema=table.schema)]
     return Response(b"".join(_encode(b, fmt) for b in batches), media_type=_MEDIA.get(fmt, "text/plain"))
 
 

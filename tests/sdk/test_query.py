@@ -88,3 +88,22 @@ def test_an_unknown_query_is_not_found(env: Environment) -> None:
     with pytest.raises(ApiException) as missing:
         Query(env).id("no-such-query").get()
     assert missing.value.status == 404
+
+
+def test_a_query_is_analyzed_without_running_and_deleted(env: Environment) -> None:
+    name = unique("sdk_q")
+    make_stream(env, name, [("dev", "string"), ("speed", "float64")])
+    analysis = Query(env).sql(f"select dev, avg(speed) as avg_speed from tumble({name}, 5s) "
+                              "group by dev, window_end").analyze()
+    assert (analysis.is_streaming, analysis.has_aggr) == (True, True)
+    assert [c.column for c in analysis.result_columns] == ["dev", "avg_speed"]
+    assert {c.column for c in analysis.required_columns} >= {"dev", "speed"}
+    with pytest.raises(ApiException) as refused:
+        Query(env).sql(f"select nope from {name}").analyze()
+    assert refused.value.status == 400 and "nope" in refused.value.body.decode()
+
+    query = Query(env).sql(f"select dev from {name}").create()
+    query.delete()
+    with pytest.raises(ApiException) as gone:
+        Query(env).id(query.id()).get()
+    assert gone.value.status == 404
