@@ -42,12 +42,22 @@ def test_a_streaming_query_sends_blocks_until_its_limit(server: SinkflowServer) 
     name = unique("tc")
     client.command(f"CREATE STREAM {name} (n int64)")
 
+    done = threading.Event()
+
     def feed() -> None:
-        connect(server).insert(name, [[i] for i in range(5)], column_names=["n"])
+        # The driver returns the stream only with its first block, so nothing tells when the query
+        # has started reading: the same rows go in until it has them.
+        feeder = connect(server)
+        while not done.is_set():
+            feeder.insert(name, [[i] for i in range(5)], column_names=["n"])
+            done.wait(0.2)
 
     threading.Thread(target=feed).start()
-    with client.query_row_block_stream(f"SELECT n * 10 AS tens FROM {name} LIMIT 3") as stream:
-        rows = [row for block in stream for row in block]
+    try:
+        with client.query_row_block_stream(f"SELECT n * 10 AS tens FROM {name} LIMIT 3") as stream:
+            rows = [row for block in stream for row in block]
+    finally:
+        done.set()
     assert rows == [(0,), (10,), (20,)]
 
 
