@@ -30,8 +30,11 @@ class ViewIn(BaseModel):
     def statement(self) -> str:
         """The SQL that creates the view. Raises :class:`InvalidInput` naming a field that cannot apply."""
         name = sql_faces.identifier("name", self.name)
-        for field in ("logstore_retention_ms", "logstore_retention_bytes", "ttl_expression"):
-            if getattr(self, field) not in (None, "", 0):
+        limits = {"logstore_retention_ms": (self.logstore_retention_ms or 0) > 0,
+                  "logstore_retention_bytes": (self.logstore_retention_bytes or 0) > 0,
+                  "ttl_expression": bool(self.ttl_expression)}
+        for field, given in limits.items():
+            if given:  # Timeplus's non-positive retention means none
                 raise InvalidInput(f"'{field}': set a view's retention on its target stream (target_stream)")
         if not self.materialized:
             if self.target_stream:
