@@ -111,13 +111,23 @@ def server(ctx: click.Context, host: str, port: int, data_dir: Path, no_demo: bo
 
 
 def sse_rows(response: httpx.Response) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(event, data) pairs from a Server-Sent Events response; rows come as ("row", {...})."""
-    event = "row"
+    """(event, data) pairs from a query's Server-Sent Events: ("query", its metadata) first, then
+    ("row", {...}) per result row, and ("error", {...}) if it failed; ends with the query."""
+    event, names, started = "row", [], False
     for line in response.iter_lines():
         if line.startswith("event: "):
             event = line[7:]
         elif line.startswith("data: "):
-            yield event, json.loads(line[6:])
+            data = json.loads(line[6:])
+            if event == "row":
+                yield from (("row", dict(zip(names, row))) for row in data)
+            elif event == "query" and started:  # the closing query event, with the final status
+                if data.get("status") == "failed":
+                    yield "error", data
+                return
+            elif event == "query":
+                started, names = True, [c["name"] for c in data["result"]["header"]]
+                yield event, data
             event = "row"
 
 
@@ -328,7 +338,7 @@ def sink_list(ctx: click.Context) -> None:
     sinks = client(ctx).call("GET", "/api/v1beta2/sinks")  # type: ignore[union-attr]
     table = Table("name", "type", "state", "delivered", "retries", "dead-lettered", "lag", "last error")
     for s in sinks:
-        st = s["status"]
+        st = s["stats"]
         table.add_row(s["name"], s["type"], st["state"], str(st["rows_delivered"]), str(st["retries"]),
                       str(st["dead_lettered"]), str(st["lag"]), st["last_error"][:60])
     out.print(table)

@@ -6,6 +6,7 @@ import asyncio
 import fcntl
 import hmac
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -16,7 +17,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 import sinkflow
-from sinkflow.api import queries, sinks, streams
+from sinkflow.api import clickhouse_http, external_streams, queries, sinks, sql_analyze, streams, views
 from sinkflow.api.context import Server, ServerSettings
 from sinkflow.catalog import Catalog
 from sinkflow.engine import Engine
@@ -33,6 +34,8 @@ log = logging.getLogger("sinkflow.api")
 
 CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
 _OPEN_PATHS = ("/api/v1beta2/info",)
+#: Timeplus's clients put a workspace before the API (``/<workspace>/api/v1beta2/…``); sinkflow has one.
+_WORKSPACE_PATH = re.compile(r"^/[A-Za-z0-9_-]+(/api/v1beta2/.*)$")
 RETENTION_INTERVAL = 10.0
 
 
@@ -116,6 +119,14 @@ def create_app(settings: ServerSettings) -> FastAPI:
                                     status_code=401)
         return await call_next(request)
 
+    @app.middleware("http")
+    async def drop_workspace(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        """Serve ``/<workspace>/api/v1beta2/…`` as ``/api/v1beta2/…`` (this runs before the key check)."""
+        match = _WORKSPACE_PATH.match(request.url.path)
+        if match is not None:
+            request.scope["path"] = match[1]
+        return await call_next(request)
+
     @app.get("/api/v1beta2/info")
     async def info() -> dict[str, object]:
         return {"version": sinkflow.__version__, "auth_required": settings.auth_required}
@@ -126,6 +137,10 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
     app.include_router(streams.router)
     app.include_router(queries.router)
+    app.include_router(sql_analyze.router)
     app.include_router(sinks.router)
+    app.include_router(views.router)
+    app.include_router(external_streams.router)
+    app.include_router(clickhouse_http.router)
     app.mount("/", StaticFiles(directory=CONSOLE_DIR, html=True), name="console")
     return app

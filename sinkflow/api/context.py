@@ -11,6 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from sinkflow.api.query_records import QueryRecords
 from sinkflow.catalog import Catalog
 from sinkflow.engine import Engine, QueryExecution
 from sinkflow.runtime.manager import SinkManager
@@ -53,6 +54,7 @@ class RunningQuery:
 @dataclass
 class Server:
     """The running parts. ``queries`` holds live streaming queries by id, for ``DELETE``;
+    ``query_records`` the running and recent queries as clients see them;
     ``stopping`` is set when the server shuts down, ending its background tasks."""
 
     settings: ServerSettings
@@ -62,6 +64,7 @@ class Server:
     sinks: SinkManager
     pipelines: SqlPipelines
     queries: dict[str, RunningQuery] = field(default_factory=dict)
+    query_records: QueryRecords = field(default_factory=QueryRecords)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
 

@@ -7,9 +7,11 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import AliasChoices, BaseModel, Field
 
+from sinkflow.api import timeplus
 from sinkflow.api.context import Server, ServerDep
 from sinkflow.catalog import SinkRecord
 from sinkflow.runtime.manager import SinkDefinition
+from sinkflow.runtime.status import SinkState
 from sinkflow.sinks import registry
 
 router = APIRouter(prefix="/api/v1beta2")
@@ -19,19 +21,22 @@ class SinkIn(BaseModel):
     """A sink definition. ``sql`` may also be sent as ``query`` (what the API answers with)."""
 
     name: str
-    description: str = ""
+    description: str | None = ""
     sql: str = Field(validation_alias=AliasChoices("sql", "query"))
     type: str
     properties: dict[str, Any] = Field(default_factory=dict)
 
     def definition(self) -> SinkDefinition:
-        return SinkDefinition(name=self.name, description=self.description, sql=self.sql, type=self.type,
+        return SinkDefinition(name=self.name, description=self.description or "", sql=self.sql, type=self.type,
                               properties=self.properties)
 
 
 def sink_out(srv: Server, record: SinkRecord) -> dict[str, Any]:
-    """A sink as the API shows it: the SQL as ``query``, secrets masked, live status."""
+    """A sink as the API shows it: the SQL as ``query``, secrets masked, Timeplus's ``status``
+    and ``message``, and the live counters as ``stats``."""
     properties = registry.join_secrets(record.properties, {path: registry.MASK for path in record.secrets})
+    live = srv.sinks.status(record.id)
+    status, message = timeplus.sink_status(live)
     return {
         "id": record.id,
         "name": record.name,
@@ -40,7 +45,9 @@ def sink_out(srv: Server, record: SinkRecord) -> dict[str, Any]:
         "type": record.type,
         "properties": properties,
         "created_at": record.created_at,
-        "status": srv.sinks.status(record.id).to_dict(),
+        "status": status,
+        "message": message,
+        "stats": live.to_dict(),
     }
 
 
@@ -88,6 +95,25 @@ async def pause_sink(sink_id: str, srv: ServerDep) -> dict[str, Any]:
 @router.post("/sinks/{sink_id}/resume")
 async def resume_sink(sink_id: str, srv: ServerDep) -> dict[str, Any]:
     return sink_out(srv, srv.sinks.resume(sink_id))
+
+
+@router.post("/sinks/{sink_id}/start")
+async def start_sink(sink_id: str, srv: ServerDep) -> dict[str, Any]:
+    """Timeplus's start: a paused sink resumes, a failed or finished one restarts, a running one is left be."""
+    state = srv.sinks.status(sink_id).state
+    if state is SinkState.PAUSED:
+        return sink_out(srv, srv.sinks.resume(sink_id))
+    if state in (SinkState.FAILED, SinkState.FINISHED, SinkState.STOPPED):
+        return sink_out(srv, await srv.sinks.restart(sink_id))
+    return sink_out(srv, srv.sinks.record(sink_id))
+
+
+@router.post("/sinks/{sink_id}/stop")
+async def stop_sink(sink_id: str, srv: ServerDep) -> dict[str, Any]:
+    """Timeplus's stop: the sink pauses (its position is kept; start resumes it)."""
+    if srv.sinks.status(sink_id).state is SinkState.PAUSED:
+        return sink_out(srv, srv.sinks.record(sink_id))
+    return sink_out(srv, srv.sinks.pause(sink_id))
 
 
 @router.post("/sinks/{sink_id}/restart")

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import AliasChoices, BaseModel, Field
 
+from sinkflow.api import timeplus
 from sinkflow.api.context import ServerDep
 from sinkflow.errors import InvalidInput
 from sinkflow.streams.store import Stream, StreamSettings
@@ -26,20 +27,40 @@ class ColumnIn(BaseModel):
 
 
 class StreamIn(BaseModel):
-    """Timeplus's create-stream request."""
+    """Timeplus's create-stream request; its clients send every optional field, as null when unset.
+
+    Retention may be given with Timeplus's names (``logstore_retention_*``), where a non-positive
+    value means unlimited, and as a ``ttl_expression``; only the ``append`` mode exists here."""
 
     name: str
     columns: list[ColumnIn] = Field(min_length=1)
     event_time_column: str | None = None
-    description: str = ""
-    retention_ms: int | None = Field(default=None, gt=0)
-    retention_bytes: int | None = Field(default=None, gt=0)
-    logstore_retention_ms: int | None = Field(default=None, gt=0)
-    logstore_retention_bytes: int | None = Field(default=None, gt=0)
-    ttl_expression: str | None = None  # Timeplus's historical-store TTL: accepted, no effect (docs/streams.md)
-    mode: str = "append"
-    primary_key: list[str] | str = Field(default_factory=list)
+    event_time_timezone: str | None = None
+    description: str | None = ""
+    retention_ms: int | None = Field(default=None, validation_alias=AliasChoices("retention_ms", "logstore_retention_ms"))
+    retention_bytes: int | None = Field(default=None,
+                                        validation_alias=AliasChoices("retention_bytes", "logstore_retention_bytes"))
+    ttl_expression: str | None = None
+    mode: str | None = None
+    primary_key: list[str] | str | None = None
     version_column: str | None = None
+
+    def settings(self) -> StreamSettings:
+        """The stream's settings (Timeplus's nulls and -1/0 retentions mean "none").
+
+        Raises :class:`InvalidInput` naming a field sinkflow cannot honour or a bad value."""
+        if self.event_time_timezone not in (None, "", "UTC"):
+            raise InvalidInput(f"'event_time_timezone': event times are kept in UTC, not {self.event_time_timezone!r}")
+        retention_ms = self.retention_ms if self.retention_ms and self.retention_ms > 0 else None
+        if self.ttl_expression:
+            ttl = timeplus.ttl_ms(self.ttl_expression, self.event_time_column)
+            retention_ms = min(ttl, retention_ms) if retention_ms else ttl
+        return StreamSettings.from_dict({
+            "event_time_column": self.event_time_column, "retention_ms": retention_ms,
+            "retention_bytes": self.retention_bytes if self.retention_bytes and self.retention_bytes > 0 else None,
+            "description": self.description or "", "mode": self.mode or "append",
+            "primary_key": self.primary_key or [], "version_column": self.version_column,
+        })
 
 
 class IngestIn(BaseModel):
@@ -50,8 +71,8 @@ class IngestIn(BaseModel):
 
 
 def stream_info(stream: Stream) -> dict[str, Any]:
-    """A stream as the API shows it."""
-    return {
+    """A stream as the API shows it, with the fields of Timeplus's stream model."""
+    return {**timeplus.stream_fields(stream),
         "name": stream.name,
         "columns": [c.to_dict() for c in stream.columns],
         "event_time_column": stream.settings.event_time_column or TP_TIME,
@@ -79,13 +100,7 @@ async def create_stream(body: StreamIn, srv: ServerDep) -> dict[str, Any]:
             columns.append(Column(col.name, parse_type(col.type), col.default or None, col.alias, col.comment))
         except InvalidInput as exc:
             raise InvalidInput(f"columns[{i}] '{col.name}': {exc.message}") from None
-    settings = StreamSettings.from_dict({
-        "event_time_column": body.event_time_column, "retention_ms": body.retention_ms or body.logstore_retention_ms,
-        "retention_bytes": body.retention_bytes or body.logstore_retention_bytes, "description": body.description,
-        "mode": body.mode,
-        "primary_key": body.primary_key, "version_column": body.version_column,
-    })
-    return stream_info(srv.store.create(body.name, columns, settings))
+    return stream_info(srv.store.create(body.name, columns, body.settings()))
 
 
 @router.get("/{name}")

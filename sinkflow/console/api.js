@@ -111,9 +111,10 @@ export class ApiClient {
   /**
    * Start a query and yield its live events as they arrive.
    *
-   * Yields `{event, data}` with `data` decoded from JSON: "query" ({id, columns}) first, then
-   * "message" (one result row each), and finally "error" or "end"; a statement that returns no
-   * rows (DDL, INSERT) yields one "status" ({status, message}). Aborting `signal` closes the
+   * Yields `{event, data}` with `data` decoded from JSON: "query" ({id, columns, status}) first,
+   * then "message" (one result row object each) and "metrics", and finally "query" again with the
+   * final status (finished, canceled, failed with its message); a statement that returns no rows
+   * (DDL, INSERT) yields one "status" ({status, message}). Aborting `signal` closes the
    * connection, which also stops the query on the server.
    * @throws {ApiError} when the server refuses the query before streaming (e.g. bad SQL, 400)
    */
@@ -138,11 +139,19 @@ export class ApiClient {
     }
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
     const parser = new SseParser();
+    let names = [];
     try {
       for (;;) {
         const { value, done } = await reader.read();
         if (done) return;
-        for (const { event, data } of parser.feed(value)) yield { event, data: JSON.parse(data) };
+        for (const { event, data } of parser.feed(value)) {
+          const decoded = JSON.parse(data);
+          if (event === "query" && decoded.result) names = decoded.result.header.map((c) => c.name);
+          // A data event carries rows as arrays in header order: hand them on one object each.
+          if (event === "message" && Array.isArray(decoded)) {
+            for (const row of decoded) yield { event, data: Object.fromEntries(names.map((n, i) => [n, row[i]])) };
+          } else yield { event, data: decoded };
+        }
       }
     } catch (err) {
       if (err.name === "AbortError") return;

@@ -47,7 +47,15 @@ export class QueryRunner {
     try {
       for await (const { event, data } of this.api.queryEvents(sql, controller.signal)) {
         if (this.controller !== controller) return; // stopped or superseded meanwhile
-        if (event === "query") {
+        if (event === "query" && this.id === data.id) {
+          // The closing query event: the query's final status.
+          this.flush();
+          if (data.status === "failed") {
+            this.handlers.onError(new ApiError(200, data));
+            outcome = "failed";
+          } else outcome = "finished";
+          break;
+        } else if (event === "query") {
           this.id = data.id;
           this.columns = data.columns;
           this.handlers.onStart(data);

@@ -86,7 +86,7 @@ export class SinksPanel {
   }
 
   row(sink) {
-    const st = sink.status || {};
+    const st = sink.stats || {};
     const state = String(st.state || "unknown").toLowerCase();
     const paused = state === "paused";
     const act = (label, action, cls = "") =>

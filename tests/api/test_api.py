@@ -127,9 +127,9 @@ def test_a_streaming_query_sends_new_rows_as_server_sent_events_until_its_limit(
         events = read_sse(response)
     assert events[0][0] == "query"
     assert [c["name"] for c in events[0][1]["columns"]] == ["id", "speed"]  # type: ignore[index]
-    rows = [data for kind, data in events if kind == "row"]
-    assert rows == [{"id": 2, "speed": 3.0}, {"id": 3, "speed": 4.5}, {"id": 4, "speed": 6.0}]
-    assert events[-1][0] == "end"
+    rows = [row for kind, data in events if kind == "row" for row in data]  # type: ignore[attr-defined]
+    assert rows == [[2, 3.0], [3, 4.5], [4, 6.0]]
+    assert events[-1][0] == "query" and events[-1][1]["status"] == "finished"
 
 
 # -- sinks -----------------------------------------------------------------------------------
@@ -152,7 +152,7 @@ def test_sink_crud_masks_secrets_and_returns_the_query(api: httpx.Client, server
     listed = api.get("/api/v1beta2/sinks").json()
     assert sink_name in [s["name"] for s in listed]
     assert SLACK_URL not in json.dumps(listed)
-    assert api.post(f"/api/v1beta2/sinks/{sink['id']}/pause").json()["status"]["state"] == "paused"
+    assert api.post(f"/api/v1beta2/sinks/{sink['id']}/pause").json()["stats"]["state"] == "paused"
     assert api.get(f"/api/v1beta2/sinks/{sink['id']}/status").json()["state"] == "paused"
     api.post(f"/api/v1beta2/sinks/{sink['id']}/resume")
     assert api.get(f"/api/v1beta2/sinks/{sink['id']}/status").json()["state"] != "paused"
@@ -247,7 +247,8 @@ def test_a_streaming_query_stops_when_deleted_and_when_its_client_goes_away(
         assert query_id in [q["id"] for q in api.get("/api/v1beta2/queries").json()]
         with server.client() as other:
             assert other.delete(f"/api/v1beta2/queries/{query_id}").status_code == 204
-        assert any(line == "event: end" for line in lines)  # the stream ends by itself
+        # The stream ends by itself, with the query's final status.
+        assert any(line.startswith("data: ") and json.loads(line[6:]).get("status") == "canceled" for line in lines)
     with api.stream("POST", "/api/v1beta2/queries", json={"sql": f"select id from {name}"},
                     headers={"Accept": "text/event-stream"}) as response:
         first = next(line for line in response.iter_lines() if line.startswith("data: "))
@@ -255,7 +256,7 @@ def test_a_streaming_query_stops_when_deleted_and_when_its_client_goes_away(
     # The client went away: the server stops the query and frees it.
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        if query_id not in [q["id"] for q in api.get("/api/v1beta2/queries").json()]:
+        if query_id not in [q["id"] for q in api.get("/api/v1beta2/queries").json() if q["status"] == "running"]:
             break
         time.sleep(0.2)
     else:

@@ -8,6 +8,8 @@ import uuid
 
 import httpx
 
+from tests.api.test_api import read_sse
+
 
 def unique(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:8]}"
@@ -113,6 +115,6 @@ def test_a_random_stream_generates_rows_from_its_defaults(api: httpx.Client) -> 
     # A streaming query tails the generated rows.
     with api.stream("POST", "/api/v1beta2/queries", json={"sql": f"SELECT device FROM {name} LIMIT 5"},
                     headers={"Accept": "text/event-stream"}) as response:
-        data = [line for line in response.iter_lines() if line.startswith("data: ") and "device" in line]
-    assert len(data) >= 5
+        tailed = [row for event, rows in read_sse(response) if event == "row" for row in rows]
+    assert len(tailed) == 5 and {row[0] for row in tailed} <= {"device0", "device1", "device2", "device3"}
     assert sql(api, f"DROP STREAM {name}").status_code == 200

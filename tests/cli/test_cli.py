@@ -56,7 +56,7 @@ def test_sink_commands(server: SinkflowServer) -> None:
     shown = json.loads(run(server, "sink", "show", "copy_v").stdout)
     assert shown["query"] == "select v from src" and shown["properties"] == {"stream_name": "copied"}
     run(server, "sink", "pause", "copy_v")
-    assert json.loads(run(server, "sink", "show", "copy_v").stdout)["status"]["state"] == "paused"
+    assert json.loads(run(server, "sink", "show", "copy_v").stdout)["stats"]["state"] == "paused"
     run(server, "sink", "resume", "copy_v")
     run(server, "sink", "delete", "copy_v")
     assert "copy_v" not in run(server, "sink", "list").stdout

@@ -249,7 +249,7 @@ def test_one_catalog_control_through_sql_and_the_sink_api(api: httpx.Client, htt
     shown = {r["name"]: r for r in rows(api, "SHOW MATERIALIZED VIEWS")}
     assert shown[f"rest_{cars}"]["kind"] == "sink"
     sql(api, f"SYSTEM PAUSE MATERIALIZED VIEW rest_{cars}")
-    assert api.get(f"/api/v1beta2/sinks/rest_{cars}").json()["status"]["state"] == "paused"
+    assert api.get(f"/api/v1beta2/sinks/rest_{cars}").json()["stats"]["state"] == "paused"
     sql(api, f"DROP VIEW rest_{cars}")
     assert api.get(f"/api/v1beta2/sinks/rest_{cars}").status_code == 404
     assert "is written or read by view(s)" in refused(api, f"DROP STREAM {hook}")["message"]

@@ -69,13 +69,13 @@ def test_views_survive_kill_9_mid_stream(tmp_path: Path, tansu_broker: TansuBrok
             # librdkafka gives up on a message after its message.timeout.ms (60 s), then the
             # runtime sends the epoch again: the guarantee holds within that bound.
             waited = time.monotonic()
-            while api.get("/api/v1beta2/sinks/car_to_kafka").json()["status"]["rows_delivered"] < len(car_rows):
+            while api.get("/api/v1beta2/sinks/car_to_kafka").json()["stats"]["rows_delivered"] < len(car_rows):
                 assert time.monotonic() - waited < 120, "the Kafka view did not deliver every row"
                 time.sleep(0.2)
             waited = time.monotonic() - waited
             got_kafka = Counter(car_key(json.loads(r.value))
                                 for r in consume(tansu_broker.bootstrap, "car-windows-kill9", len(car_rows)))
-            kafka_status = api.get("/api/v1beta2/sinks/car_to_kafka").json()["status"]
+            kafka_status = api.get("/api/v1beta2/sinks/car_to_kafka").json()["stats"]
     assert shown == {"car_windows": "running", "car_to_kafka": "running"}
     assert set(got_kept) == car_rows
     assert sum(got_kept.values()) == len(car_rows), "a view's own stream is appended idempotently"
