@@ -45,7 +45,7 @@ from pydantic import Field, field_validator, model_validator
 from sinkflow.errors import ConfigError
 from sinkflow.sinks.base import PermanentError, RetryableError, Sink, SinkEnv, SinkError, WriteContext
 from sinkflow.sinks.config import BatchPolicy, Duration, SinkConfig, StrList
-from sinkflow.sinks.encode import text
+from sinkflow.sinks.encode import as_printed, holds_float32, text
 
 DEFAULT_PORT = 9000
 
@@ -257,6 +257,10 @@ def _to_pylist(array: pa.Array) -> list[Any]:
 def converter(arrow_type: pa.DataType, ch_type: str) -> Converter:
     """How an Arrow column becomes the Python list clickhouse-driver inserts into ``ch_type``."""
     inner, _ = _unwrap(ch_type)
+    if holds_float32(arrow_type) and "Float32" not in inner:
+        # Into Float64 or String a float32 goes as Timeplus prints it (126.95), without float64 noise.
+        widened = converter(as_printed(pa.array([], arrow_type)).type, ch_type)
+        return lambda array: widened(as_printed(array))
     if pa.types.is_timestamp(arrow_type):
         m = re.match(r"DateTime64\((\d+)", inner)
         if m:

@@ -48,9 +48,46 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-def row_dicts(batch: pa.RecordBatch) -> list[dict[str, Any]]:
-    """The batch's rows as Python dicts keyed by column name (values as pyarrow converts them)."""
-    return batch.to_pylist()
+def _float32_replaced(typ: pa.DataType, by: pa.DataType) -> pa.DataType:
+    """``typ`` with every float32 in it (top level, list items, map values, struct fields)
+    replaced by ``by``."""
+    if pa.types.is_float32(typ):
+        return by
+    if pa.types.is_map(typ):
+        return pa.map_(_float32_replaced(typ.key_type, by), _float32_replaced(typ.item_type, by))
+    if pa.types.is_list(typ) or pa.types.is_large_list(typ):
+        item = typ.value_field.with_type(_float32_replaced(typ.value_type, by))
+        return pa.list_(item) if pa.types.is_list(typ) else pa.large_list(item)
+    if pa.types.is_struct(typ):
+        return pa.struct([field.with_type(_float32_replaced(field.type, by)) for field in typ])
+    return typ
+
+
+def holds_float32(typ: pa.DataType) -> bool:
+    """True when values of ``typ`` include float32 ones (see :func:`as_printed`)."""
+    return _float32_replaced(typ, pa.string()) != typ
+
+
+def as_printed(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """``column`` with its float32 values (also inside lists, maps and structs) widened to the
+    float64 of their shortest round-trip text, as Timeplus prints a float32: ``126.95``, not
+    ``126.94999694824219``. Any other column is returned as it is.
+
+    Widening through the text keeps every later encoding (JSON, templates, CSV, ClickHouse)
+    identical to what the query showed; the float32 itself is unchanged by a round trip back.
+    """
+    typ = column.type
+    if not holds_float32(typ):
+        return column
+    return column.cast(_float32_replaced(typ, pa.string())).cast(_float32_replaced(typ, pa.float64()))
+
+
+def row_dicts(batch: pa.RecordBatch | pa.Table) -> list[dict[str, Any]]:
+    """The batch's rows as Python dicts keyed by column name (values as pyarrow converts them,
+    float32 values as printed: see :func:`as_printed`)."""
+    if any(holds_float32(field.type) for field in batch.schema):
+        batch = type(batch).from_arrays([as_printed(column) for column in batch.columns], names=batch.schema.names)
+    return batch.to_pylist(maps_as_pydicts="lossy")  # a map is a dict: a JSON object, {'k':v} as text
 
 
 def json_document(row: dict[str, Any]) -> bytes:
@@ -121,7 +158,6 @@ _JOIN = pc.get_function("binary_join_element_wise")
 _JOIN_OPTIONS = pc.JoinOptions()  # a null part makes the result null
 _CAST = pc.get_function("cast")
 _TO_TEXT = pc.CastOptions.safe(pa.string())
-_TO_FLOAT64 = pc.CastOptions.safe(pa.float64())
 _COALESCE = pc.get_function("coalesce")
 _TAKE = pc.get_function("take")
 _NAN = pa.scalar(math.nan, pa.float64())
@@ -339,7 +375,7 @@ def _json_fragments(column: pa.Array | pa.ChunkedArray) -> _Fragments:
         return _Text(_text(column), '"', '"')
     if pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_string_view(typ):
         return _strings(column)
-    return _Text(_fragments_by_value(column))
+    return _Text(_fragments_by_value(as_printed(column)))
 
 
 def _booleans(column: pa.Array) -> _Fragments:
@@ -351,9 +387,10 @@ def _booleans(column: pa.Array) -> _Fragments:
 
 
 def _floats(column: pa.Array) -> _Fragments:
-    """orjson's float text: shortest round-trip, ``1.0`` not ``1``, NaN/inf (and null) as null."""
+    """orjson's float text: shortest round-trip (of a float32 as a float32: ``126.95``), ``1.0``
+    not ``1``, NaN/inf (and null) as null."""
     if column.type != pa.float64():
-        column = _CAST.call([column], _TO_FLOAT64)  # json_document sees a float32 as its float64 value
+        column = as_printed(column)  # as json_document sees it through row_dicts
     if column.null_count:
         column = _COALESCE.call([column, _NAN])  # orjson writes NaN as null, our null
     return _Numbers(column.to_numpy(zero_copy_only=False))
@@ -466,7 +503,8 @@ def json_document_value(value: Any) -> str:
 
 def _fragments_by_value(column: pa.Array) -> pa.Array:
     """The general path for types without a vectorized encoding (lists, structs, times, ...)."""
-    return pa.array([json_document_value(value) for value in column.to_pylist()], pa.string())
+    values = column.to_pylist(maps_as_pydicts="lossy")  # a map is a JSON object, as in row_dicts
+    return pa.array([json_document_value(value) for value in values], pa.string())
 
 
 def text(value: Any) -> str:
@@ -490,6 +528,8 @@ def text(value: Any) -> str:
         return format(value, "f")
     if isinstance(value, list):
         return "[" + ",".join(_quoted(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{_quoted(k)}:{_quoted(v)}" for k, v in value.items()) + "}"
     return str(value)
 
 

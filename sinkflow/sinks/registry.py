@@ -12,9 +12,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from sinkflow.errors import ConfigError, InvalidInput
+from sinkflow.errors import InvalidInput
 from sinkflow.sinks.base import Sink
-from sinkflow.sinks.config import SinkConfig
+from sinkflow.sinks.config import SinkConfig, normalize_properties, validation_message
 
 #: type name → "module:Class" of its Sink implementation.
 SINK_TYPES: dict[str, str] = {
@@ -51,19 +51,9 @@ def parse_properties(sink_type: str, properties: dict[str, Any]) -> SinkConfig:
     """
     model = sink_class(sink_type).config_class
     try:
-        return model.model_validate(properties)
+        return model.model_validate(normalize_properties(model, properties))
     except ValidationError as exc:
-        err = exc.errors()[0]
-        prop = ".".join(str(part) for part in err["loc"]) or "properties"
-        if err["type"] == "extra_forbidden":
-            raise ConfigError(prop, "unknown property") from None
-        if err["type"] == "missing":
-            raise ConfigError(prop, "is required") from None
-        message = err["msg"].removeprefix("Value error, ")
-        given = repr(err.get("input"))
-        if "input" in err and err["type"] != "model_type" and given not in message and not _is_secret(model, prop):
-            message = f"{message} (got {given})"
-        raise ConfigError(prop, message) from None
+        raise validation_message(model, exc, lambda prop: _is_secret(model, prop)) from None
 
 
 def _is_secret(model: type[SinkConfig], prop: str) -> bool:
