@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from sinkflow.errors import InvalidInput
+from sinkflow.sinks import labels
 from sinkflow.sinks.base import Sink
 from sinkflow.sinks.config import SinkConfig, normalize_properties, validation_message
 
@@ -105,7 +106,8 @@ def _parent(props: dict[str, Any], path: str) -> tuple[dict[str, Any] | None, st
 
 
 def property_schemas() -> dict[str, dict[str, Any]]:
-    """Every sink type's JSON schema (required, defaults, secrets as ``format: password``), for the console."""
+    """Every sink type's JSON schema (required, defaults, secrets as ``format: password``) with
+    its user-facing wording (:func:`sinkflow.sinks.labels.annotate`), for forms and the CLI."""
     schemas: dict[str, dict[str, Any]] = {}
     for sink_type in SINK_TYPES:
         try:
@@ -119,5 +121,5 @@ def property_schemas() -> dict[str, dict[str, Any]]:
         schema["properties"] = own | {k: v for k, v in schema["properties"].items() if k not in own}
         schema["secrets"] = list(model.secret_fields)
         schema["templates"] = list(model.template_fields)
-        schemas[sink_type] = schema
+        schemas[sink_type] = labels.annotate(sink_type, schema)
     return schemas
