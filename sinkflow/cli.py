@@ -530,7 +530,8 @@ def sink_types(ctx: click.Context, sink_type: str | None) -> None:
         raise click.ClickException(f"unknown sink type '{sink_type}' (known: {', '.join(sorted(types))})")
     schema = types[sink_type]
     table = Table("property", "required", "default", "meaning", title=f"{sink_type} sink")
-    one_of = {name: group for group in schema.get("x-one-of", []) for name in group}
+    one_of = {name: [choice[0] for choice in group]
+              for group in schema.get("x-one-of", []) for choice in group for name in choice}
     for name, prop in schema["properties"].items():
         default = "" if "default" not in prop else json.dumps(prop["default"], ensure_ascii=False)
         required = "yes" if name in schema.get("required", []) else ""

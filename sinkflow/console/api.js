@@ -100,7 +100,13 @@ export class ApiClient {
   streams() { return this.request("GET", "/streams"); }
   sinkTypes() { return this.request("GET", "/sink-types"); }
   sinks() { return this.request("GET", "/sinks"); }
-  createSink(sink) { return this.request("POST", "/sinks", sink); }
+  /** @param {boolean} confirmBounded accept a bounded query (the server refuses it otherwise, code BOUNDED_QUERY) */
+  createSink(sink, confirmBounded = false) { return this.request("POST", `/sinks${confirmBounded ? "?confirm_bounded=true" : ""}`, sink); }
+  sink(id) { return this.request("GET", `/sinks/${encodeURIComponent(id)}`); }
+  /** A merge patch: only the fields and properties given change; a masked secret keeps its value. */
+  patchSink(id, change, confirmBounded = false) {
+    return this.request("PATCH", `/sinks/${encodeURIComponent(id)}${confirmBounded ? "?confirm_bounded=true" : ""}`, change);
+  }
   deleteSink(id) { return this.request("DELETE", `/sinks/${encodeURIComponent(id)}`); }
   /** @param {"pause"|"resume"|"restart"} action */
   sinkAction(id, action) { return this.request("POST", `/sinks/${encodeURIComponent(id)}/${action}`); }

@@ -1,6 +1,7 @@
 """What users read about each sink type's properties in forms and in ``sinkflow sink types``:
 a label and a line of help per property, a sentence about the destination, and the groups
-of alternatives of which one is required (ClickHouse's ``dsn`` or ``hosts``).
+of alternatives of which one is required (ClickHouse's ``dsn`` or ``hosts``), and the optional
+properties most users set.
 
 The property models stay the validators; this is their user-facing wording, merged into
 the JSON schemas the API serves (``x-label``, ``x-help``, ``x-about``, ``x-one-of``). A
@@ -26,9 +27,20 @@ ABOUT: dict[str, str] = {
     "snowflake": "Inserts the result rows into a Snowflake table, creating it when it does not exist.",
 }
 
-#: type → groups of properties of which at least one must be given, shown up front.
-ONE_OF: dict[str, list[list[str]]] = {
-    "clickhouse": [["dsn", "hosts"], ["init_sql", "engine"]],
+#: type → required choices, shown up front: each is a list of alternatives, and an alternative
+#: is the properties given together (its first one decides: ClickHouse's ``hosts`` comes with
+#: the user name, password and database).
+ONE_OF: dict[str, list[list[list[str]]]] = {
+    "clickhouse": [[["dsn"], ["hosts", "username", "password", "database"]], [["init_sql"], ["engine", "suffix"]]],
+}
+
+#: type → optional properties most users set, shown up front rather than among the others.
+PROMINENT: dict[str, list[str]] = {
+    "kafka": ["sasl", "username", "password", "tls.disable", "tls.skip_verify_server"],
+    "email": ["port", "tls", "username", "password"],
+    "http": ["http_method", "content_type"],
+    "pulsar": ["auth_params"],
+    "snowflake": ["password", "private_key", "warehouse", "schema"],
 }
 
 #: Properties every sink shares.
@@ -148,7 +160,8 @@ def _default_label(name: str) -> str:
 
 def annotate(sink_type: str, schema: dict[str, Any]) -> dict[str, Any]:
     """``schema`` (a sink type's JSON schema, changed in place and returned) with ``x-label``
-    and ``x-help`` on every property (nested ones too), ``x-about`` and ``x-one-of``."""
+    and ``x-help`` on every property (nested ones too), ``x-about``, ``x-one-of`` and
+    ``x-prominent``."""
     labels = LABELS.get(sink_type, {})
     definitions = schema.get("$defs", {})
 
@@ -167,4 +180,5 @@ def annotate(sink_type: str, schema: dict[str, Any]) -> dict[str, Any]:
         label(name, prop)
     schema["x-about"] = ABOUT.get(sink_type, "")
     schema["x-one-of"] = ONE_OF.get(sink_type, [])
+    schema["x-prominent"] = PROMINENT.get(sink_type, [])
     return schema
