@@ -7,7 +7,10 @@ Two encodings, used by every destination so that one row reads the same everywhe
   (no float noise), datetimes as ISO-8601 with milliseconds and time zone
   (``2022-01-23T10:00:00.123+00:00``), dates as ``2022-01-23``, lists as arrays.
 * :func:`text` — a value as Timeplus prints it, for templates: datetime
-  ``2022-01-23 10:00:00.123``, ``true``/``false``, floats without noise digits.
+  ``2022-01-23 10:00:00.123`` (as many fraction digits as its column's precision),
+  ``true``/``false``, a float32 as its shortest text (``126.95``).
+
+``docs/sinks.md`` shows every type's rendering beside Timeplus's.
 """
 
 from __future__ import annotations
@@ -82,12 +85,49 @@ def as_printed(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray
     return column.cast(_float32_replaced(typ, pa.string())).cast(_float32_replaced(typ, pa.float64()))
 
 
+class _Millis(dt.datetime):
+    """A value of a ``datetime64(3)`` column: :func:`text` prints its 3 fraction digits."""
+
+    digits = 3
+
+
+class _Micros(dt.datetime):
+    """A value of a ``datetime64(6)`` (or finer) column: :func:`text` prints 6 fraction digits."""
+
+    digits = 6
+
+
+def _with_precision(values: list[Any], unit: str) -> list[Any]:
+    """``values`` of a timestamp column of ``unit``, as datetimes that print its precision."""
+    if unit == "s":
+        return values
+    kind = _Millis if unit == "ms" else _Micros
+    return [v if v is None else kind.combine(v.date(), v.timetz()) for v in values]
+
+
+def column_texts(column: pa.Array | pa.ChunkedArray) -> list[str | None]:
+    """Every value of ``column`` as :func:`text` prints it (with the column's float32 and
+    datetime precision, as in :func:`row_dicts`); None for a null."""
+    column = as_printed(column)
+    values = column.to_pylist(maps_as_pydicts="lossy")
+    if pa.types.is_timestamp(column.type):
+        values = _with_precision(values, column.type.unit)
+    return [None if value is None else text(value) for value in values]
+
+
 def row_dicts(batch: pa.RecordBatch | pa.Table) -> list[dict[str, Any]]:
-    """The batch's rows as Python dicts keyed by column name (values as pyarrow converts them,
-    float32 values as printed: see :func:`as_printed`)."""
+    """The batch's rows as Python dicts keyed by column name: values as pyarrow converts them,
+    but float32 values as printed (see :func:`as_printed`), maps as dicts, and datetimes that
+    :func:`text` prints with their column's precision (``datetime64(3)``: ``10:00:02.000``)."""
     if any(holds_float32(field.type) for field in batch.schema):
         batch = type(batch).from_arrays([as_printed(column) for column in batch.columns], names=batch.schema.names)
-    return batch.to_pylist(maps_as_pydicts="lossy")  # a map is a dict: a JSON object, {'k':v} as text
+    rows = batch.to_pylist(maps_as_pydicts="lossy")  # a map is a dict: a JSON object, {'k':v} as text
+    for field in batch.schema:
+        if pa.types.is_timestamp(field.type) and field.type.unit != "s":
+            values = _with_precision([row[field.name] for row in rows], field.type.unit)
+            for row, value in zip(rows, values, strict=True):
+                row[field.name] = value
+    return rows
 
 
 def json_document(row: dict[str, Any]) -> bytes:
@@ -515,7 +555,10 @@ def text(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, dt.datetime):
         base = value.strftime("%Y-%m-%d %H:%M:%S")
-        if value.microsecond:
+        digits = getattr(value, "digits", None)  # the column's precision, when row_dicts knew it
+        if digits:
+            base += "." + f"{value.microsecond:06d}"[:digits]
+        elif value.microsecond:
             base += f".{value.microsecond // 1000:03d}"
         return base
     if isinstance(value, dt.date):

@@ -116,8 +116,8 @@ async def test_existing_table_is_filled_by_column_name(clickhouse_server: ClickH
     await deliver(sink, [batch])
 
     rows = client.execute(SELECT.format(table=table_name))
-    # The time went into a String column, printed as Timeplus prints it.
-    expected = [("2022-01-23 10:00:10", *row[1:]) for row in rows_of(batch)]
+    # The time went into a String column, printed as Timeplus prints a datetime64(3).
+    expected = [("2022-01-23 10:00:10.000", *row[1:]) for row in rows_of(batch)]
     assert rows == expected
     assert client.execute(f"SELECT DISTINCT region FROM {table_name}") == [("eu",)]
     assert client.execute(f"SELECT engine FROM system.tables WHERE name = '{table_name}'") == [("Memory",)]

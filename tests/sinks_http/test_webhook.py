@@ -51,8 +51,8 @@ async def test_body_template(receiver: HTTPServer) -> None:
     }
     await deliver(make_sink("webhook", props, CARS.schema), [CARS])
     assert [r.body.decode() for r in api.received] == [
-        "car c00001 at 88.5 km/h, locked=false, at 2022-01-23 10:00:02",
-        "car c00002 at 120.25 km/h, locked=true, at 2022-01-23 10:00:04",
+        "car c00001 at 88.5 km/h, locked=false, at 2022-01-23 10:00:02.000",  # datetime64(3), as Timeplus prints it
+        "car c00002 at 120.25 km/h, locked=true, at 2022-01-23 10:00:04.000",
     ]
     assert {r.headers["Content-Type"] for r in api.received} == {"text/x-alert"}
 
