@@ -125,3 +125,11 @@ def test_sink_types_say_secret_once_and_show_required_alternatives(server: Sinkf
     assert "(secret)" not in slack and slack.count("secret") == 1
     clickhouse = run(server, "sink", "types", "clickhouse", columns=250).stdout
     assert "one of dsn / hosts" in clickhouse and "one of init_sql / engine" in clickhouse
+
+
+def test_the_docs_sample_file_ingests_as_the_readme_shows(server: SinkflowServer) -> None:
+    sample = Path(__file__).resolve().parents[2] / "docs" / "readings.csv"
+    run(server, "stream", "create", "readings_doc", "dev:string", "temp:float64")
+    assert "ingested 24 rows into readings_doc" in run(server, "ingest", "readings_doc", str(sample)).stdout
+    out = run(server, "query", "--format", "jsonl", "select count() as n from table(readings_doc)").stdout
+    assert json.loads(out) == {"n": 24}
