@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import sys
@@ -23,6 +24,7 @@ from sinkflow.errors import SinkflowError
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 _ROW = re.compile(r"\brow (\d+)")
+_ISO_OFFSET = re.compile(r"(Z|[+-]\d\d:\d\d)$")
 console = Console(stderr=True)
 out = Console()
 
@@ -128,7 +130,8 @@ def sse_rows(response: httpx.Response) -> Iterator[tuple[str, dict[str, Any]]]:
 
 @main.command()
 @click.argument("sql")
-@click.option("--format", "fmt", type=click.Choice(["table", "jsonl"]), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "jsonl", "csv"]), default="table", show_default=True,
+              help="table: live on screen; jsonl: one JSON object per row; csv: a header, then values as Timeplus prints them.")
 @click.option("--rows", default=20, show_default=True, help="Rows kept on screen in table format.")
 @click.pass_context
 def query(ctx: click.Context, sql: str, fmt: str, rows: int) -> None:
@@ -145,13 +148,8 @@ def query(ctx: click.Context, sql: str, fmt: str, rows: int) -> None:
                 body = response.json()
                 out.print(body.get("message") or "ok")
                 return
-            if fmt == "jsonl":
-                for event, data in sse_rows(response):
-                    if event == "row":
-                        sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
-                        sys.stdout.flush()
-                    elif event == "error":
-                        raise click.ClickException(data.get("message", "query failed"))
+            if fmt in ("jsonl", "csv"):
+                _stream_rows(sse_rows(response), fmt)
                 return
             _live_table(sse_rows(response), rows)
     except httpx.ConnectError:
@@ -160,24 +158,58 @@ def query(ctx: click.Context, sql: str, fmt: str, rows: int) -> None:
         console.print("stopped")
 
 
+def cell(value: Any, column_type: str) -> str:
+    """A value from the API's JSON as Timeplus prints it: numbers as sent (a float32 already as
+    its shortest text), ``true``/``false``, datetimes as ``2022-01-23 10:00:00.123`` in the
+    column's zone, arrays and maps as JSON, null as empty text."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str) and "datetime" in column_type.lower():
+        return _ISO_OFFSET.sub("", value).replace("T", " ")
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def _stream_rows(events: Iterator[tuple[str, dict[str, Any]]], fmt: str) -> None:
+    """Write every row to stdout as it arrives: JSON lines, or CSV with a header row."""
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    columns: list[tuple[str, str]] = []
+    for event, data in events:
+        if event == "query":
+            columns = [(c["name"], c["type"]) for c in data["columns"]]
+            if fmt == "csv":
+                writer.writerow([name for name, _ in columns])
+        elif event == "row":
+            if fmt == "csv":
+                writer.writerow([cell(data.get(name), typ) for name, typ in columns])
+            else:
+                sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+        elif event == "error":
+            raise click.ClickException(data.get("message", "query failed"))
+
+
 def _live_table(events: Iterator[tuple[str, dict[str, Any]]], keep: int) -> None:
-    columns: list[str] = []
+    columns: list[tuple[str, str]] = []
     recent: deque[dict[str, Any]] = deque(maxlen=keep)
     count, started = 0, time.monotonic()
 
     def render() -> Table:
         rate = count / max(time.monotonic() - started, 1e-9)
         table = Table(title=f"{count} rows · {rate:,.0f} rows/s", title_justify="left")
-        for name in columns:
+        for name, _ in columns:
             table.add_column(name)
         for row in reversed(recent):
-            table.add_row(*(str(row.get(name, "")) for name in columns))
+            table.add_row(*(cell(row.get(name), typ) for name, typ in columns))
         return table
 
     with Live(render(), console=out, refresh_per_second=4) as live:
         for event, data in events:
             if event == "query":
-                columns = [c["name"] for c in data["columns"]]
+                columns = [(c["name"], c["type"]) for c in data["columns"]]
             elif event == "error":
                 raise click.ClickException(data.get("message", "query failed"))
             elif event == "row":

@@ -133,3 +133,17 @@ def test_the_docs_sample_file_ingests_as_the_readme_shows(server: SinkflowServer
     assert "ingested 24 rows into readings_doc" in run(server, "ingest", "readings_doc", str(sample)).stdout
     out = run(server, "query", "--format", "jsonl", "select count() as n from table(readings_doc)").stdout
     assert json.loads(out) == {"n": 24}
+
+
+def test_query_prints_values_as_timeplus_does_in_csv_and_tables(server: SinkflowServer, tmp_path: Path) -> None:
+    run(server, "stream", "create", "speeds_csv", "cid:string", "speed_kmh:float32", "ok:bool",
+        "at:datetime64(3)")
+    rows = tmp_path / "speeds.jsonl"
+    rows.write_text(json.dumps({"cid": "c1", "speed_kmh": 126.95, "ok": True, "at": "2022-01-23 10:00:00"}) + "\n")
+    run(server, "ingest", "speeds_csv", str(rows))
+    sql = "select cid, speed_kmh, ok, at from table(speeds_csv)"
+    assert run(server, "query", "--format", "csv", sql).stdout == (
+        "cid,speed_kmh,ok,at\nc1,126.95,true,2022-01-23 10:00:00.000\n")
+    table = run(server, "query", sql, columns=120).stdout
+    assert "126.95" in table and "true" in table and "2022-01-23 10:00:00.000" in table
+    assert "126.9499" not in table and "True" not in table
