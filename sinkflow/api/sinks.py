@@ -111,8 +111,9 @@ def bounded_warnings(srv: Server, sql: str, confirmed: bool) -> list[str]:
     return [warning]
 
 
-def sink_out(srv: Server, record: SinkRecord) -> dict[str, Any]:
-    """A sink as the API shows it: the SQL as ``query``, secrets masked, live status."""
+def sink_out(srv: Server, record: SinkRecord, warnings: list[str] | None = None) -> dict[str, Any]:
+    """A sink as the API shows it: the SQL as ``query``, secrets masked, live status, and the
+    ``warnings`` of the request that changed it (only when there are some)."""
     properties = registry.join_secrets(record.properties, {path: registry.MASK for path in record.secrets})
     return {
         "id": record.id,
@@ -123,7 +124,7 @@ def sink_out(srv: Server, record: SinkRecord) -> dict[str, Any]:
         "properties": properties,
         "created_at": record.created_at,
         "status": srv.sinks.status(record.id).to_dict(),
-    }
+    } | ({"warnings": warnings} if warnings else {})
 
 
 @router.get("/sink-types")
@@ -136,7 +137,7 @@ async def sink_types() -> dict[str, Any]:
 async def create_sink(body: SinkIn, srv: ServerDep, confirm_bounded: bool = False) -> dict[str, Any]:
     definition = body.definition()
     warnings = bounded_warnings(srv, definition.sql, confirm_bounded)
-    return sink_out(srv, await srv.sinks.create(definition)) | ({"warnings": warnings} if warnings else {})
+    return sink_out(srv, await srv.sinks.create(definition), warnings)
 
 
 @router.get("/sinks")
@@ -153,14 +154,14 @@ async def get_sink(sink_id: str, srv: ServerDep) -> dict[str, Any]:
 async def update_sink(sink_id: str, body: SinkIn, srv: ServerDep, confirm_bounded: bool = False) -> dict[str, Any]:
     definition = body.definition()
     warnings = bounded_warnings(srv, definition.sql, confirm_bounded)
-    return sink_out(srv, await srv.sinks.update(sink_id, definition)) | ({"warnings": warnings} if warnings else {})
+    return sink_out(srv, await srv.sinks.update(sink_id, definition), warnings)
 
 
 @router.patch("/sinks/{sink_id}")
 async def patch_sink(sink_id: str, body: SinkPatch, srv: ServerDep, confirm_bounded: bool = False) -> dict[str, Any]:
     definition = body.applied_to(srv.sinks.record(sink_id))
     warnings = bounded_warnings(srv, definition.sql, confirm_bounded)
-    return sink_out(srv, await srv.sinks.update(sink_id, definition)) | ({"warnings": warnings} if warnings else {})
+    return sink_out(srv, await srv.sinks.update(sink_id, definition), warnings)
 
 
 @router.delete("/sinks/{sink_id}", status_code=204)

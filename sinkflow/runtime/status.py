@@ -75,7 +75,12 @@ class SinkStatus:
 
     def restore_counters(self, counters: dict[str, int]) -> None:
         for name in COUNTERS:  # restored, not new: no delivery time is stamped
-            object.__setattr__(self, name, int(counters.get(name, 0)))
+            value = int(counters.get(name, 0))
+            if name == "retries":
+                # Retries are attempts made, not positions in the output: a restart from the
+                # checkpoint (itself after a failure) must not forget the ones since it.
+                value = max(value, self.retries)
+            object.__setattr__(self, name, value)
 
     def to_dict(self) -> dict[str, object]:
         body = asdict(self)

@@ -4,6 +4,7 @@ against a real server process and a real HTTP receiver."""
 from __future__ import annotations
 
 import json
+import socket
 import time
 import uuid
 from typing import Any
@@ -174,3 +175,19 @@ def test_an_unknown_function_in_an_aggregate_query_is_named_with_a_suggestion(ap
     message = response.json()["message"]
     assert "avgg" in message and "avg" in message.replace("avgg", "") and "GROUP BY" not in message, json.dumps(
         response.json())
+
+
+def test_a_destination_that_cannot_be_opened_counts_its_retries(api: httpx.Client) -> None:
+    stream = make_stream(api)
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    sink = api.post(SINKS, json={"name": unique("mail"), "sql": f"select cid from {stream}", "type": "email",
+                                 "properties": {"host": "127.0.0.1", "port": port, "tls": "none",
+                                                "from": "a@example.org", "to": "b@example.org"}}).json()
+    status = wait_for(lambda: (s := api.get(f"{SINKS}/{sink['id']}").json()["status"])["retries"] >= 2 and s,
+                      "two retries")
+    assert status["state"] == "retrying" and f"127.0.0.1:{port} unreachable" in status["last_error"]
+    assert status["last_error_at"] is not None and status["last_delivered_at"] is None
+    assert [h["state"] for h in status["history"]][-1] == "retrying"
+    api.delete(f"{SINKS}/{sink['id']}")
