@@ -62,6 +62,7 @@ def test_details_and_edit_keep_the_secret_and_the_change_takes_effect(
     expect(details.locator("#sink-history tbody tr").first).to_contain_text("running")
     expect(details.locator("#sink-last-error")).to_have_text("No error.")
     assert TOKEN not in details.inner_text()
+    expect(details.locator("#sink-counters .counter-value").first).not_to_have_text("0", timeout=30_000)  # refreshed live
     page.screenshot(path=str(DOCS / "sink-details.png"))
 
     details.locator("#edit-sink").click()
@@ -192,5 +193,33 @@ def test_results_fit_at_1440_and_dead_letters_come_into_view_without_a_chart(
     expect(page.locator("#results-table")).to_be_in_viewport()
     expect(page.locator("#chart-canvas")).to_have_attribute("data-lines", "0")
     assert page.locator("#chart-legend .legend-item").count() == 0
+    with server.client() as api:
+        api.delete(f"/api/v1beta2/sinks/{sink_id}").raise_for_status()
+
+
+def test_an_error_the_sink_recovered_from_shows_as_past_with_its_time(
+    page: Page, server: SinkflowServer, receiver: HTTPServer
+) -> None:
+    answers = iter([503, 503])
+
+    def flaky(request: Request) -> Response:
+        return Response("busy" if (status := next(answers, 200)) != 200 else "ok", status=status)
+
+    receiver.expect_request("/flaky", method="POST").respond_with_handler(flaky)
+    with server.client() as api:
+        created = api.post("/api/v1beta2/sinks", json={
+            "name": "flaky_hook", "sql": "select cid from car_live_data", "type": "webhook",
+            "properties": {"url": receiver.url_for("/flaky")}})
+        assert created.status_code == 201, created.text
+        sink_id = created.json()["id"]
+    open_console(page, server)
+    row = page.locator("#sinks-table tr[data-sink-name=flaky_hook]")
+    expect(row.locator(".last-error.past")).to_contain_text("past · ", timeout=30_000)
+    expect(row.locator(".retries")).not_to_have_text("0")
+    row.locator("button.sink-name").click()
+    last = page.locator("#sink-dialog #sink-last-error")
+    expect(last).to_contain_text("Past error, 20")  # with its date
+    expect(last).to_contain_text("the sink has delivered since")
+    expect(last).to_contain_text("503")
     with server.client() as api:
         api.delete(f"/api/v1beta2/sinks/{sink_id}").raise_for_status()
