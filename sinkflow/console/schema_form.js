@@ -72,6 +72,12 @@ function describeDefault(schema) {
   return typeof d === "object" ? JSON.stringify(d) : String(d);
 }
 
+/** The items a list field starts with: a stored list, or "a,b" text (lists may be written so); one empty row when none. */
+function listItems(value) {
+  const items = Array.isArray(value) ? value : typeof value === "string" ? value.split(",").map((v) => v.trim()).filter(Boolean) : [];
+  return items.length ? items : [undefined];
+}
+
 function sameValue(a, b) {
   return JSON.stringify(a) === JSON.stringify(b);
 }
@@ -286,7 +292,7 @@ export class SchemaForm {
         const input = h("input", { type: itemType === "string" || !itemType ? "text" : "number", value: value ?? "", id: first ? id : null });
         first = false;
         return { el: input, focus: () => input.focus(), read: () => (input.value === "" ? undefined : itemType === "string" || !itemType ? input.value : Number(input.value)) };
-      }, Array.isArray(initial) && initial.length ? initial : [undefined]); // one empty row invites the first item
+      }, listItems(initial)); // one empty row invites the first item
       return {
         el, id, kind: "list",
         read: () => {
