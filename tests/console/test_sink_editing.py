@@ -5,6 +5,7 @@ choices, numbers as Timeplus prints them, bounded queries, and the results area.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from playwright.sync_api import Page, expect
@@ -25,6 +26,15 @@ def shortest_float32(text: str) -> bool:
     return float(text) == float(str(np.float32(text)))
 
 
+def create_webhook(server: SinkflowServer, name: str, sql: str, properties: dict[str, Any], description: str = "") -> str:
+    """Create a webhook sink through the API (as another client would); returns its id."""
+    with server.client() as api:
+        created = api.post("/api/v1beta2/sinks", json={"name": name, "description": description, "sql": sql,
+                                                       "type": "webhook", "properties": properties})
+        assert created.status_code == 201, created.text
+        return str(created.json()["id"])
+
+
 class Recorder:
     """Keeps every request's body and headers; answers 200."""
 
@@ -41,14 +51,9 @@ def test_details_and_edit_keep_the_secret_and_the_change_takes_effect(
 ) -> None:
     hook = Recorder()
     receiver.expect_request("/hook", method="POST").respond_with_handler(hook)
-    with server.client() as api:
-        created = api.post("/api/v1beta2/sinks", json={
-            "name": "speeds_hook", "description": "speeds to a webhook",
-            "sql": "select cid, speed_kmh from car_live_data", "type": "webhook",
-            "properties": {"url": receiver.url_for("/hook"), "body": "v1 {{ .cid }} {{ .speed_kmh }}",
-                           "headers": {"Authorization": TOKEN}}})
-        assert created.status_code == 201, created.text
-        sink_id = created.json()["id"]
+    sink_id = create_webhook(server, "speeds_hook", "select cid, speed_kmh from car_live_data", {
+        "url": receiver.url_for("/hook"), "body": "v1 {{ .cid }} {{ .speed_kmh }}", "headers": {"Authorization": TOKEN}},
+        description="speeds to a webhook")
     wait_until(lambda: hook.requests, 30, "the first delivery")
 
     open_console(page, server)
@@ -174,12 +179,8 @@ def test_results_fit_at_1440_and_dead_letters_come_into_view_without_a_chart(
     page: Page, server: SinkflowServer, receiver: HTTPServer
 ) -> None:
     receiver.expect_request("/refuse", method="POST").respond_with_data("no", status=400)
-    with server.client() as api:
-        created = api.post("/api/v1beta2/sinks", json={
-            "name": "refused_speeds", "sql": "select cid, speed_kmh from car_live_data", "type": "webhook",
-            "properties": {"url": receiver.url_for("/refuse")}})
-        assert created.status_code == 201, created.text
-        sink_id = created.json()["id"]
+    sink_id = create_webhook(server, "refused_speeds", "select cid, speed_kmh from car_live_data",
+                             {"url": receiver.url_for("/refuse")})
     open_console(page, server)
     run(page, CAR_QUERY)
     wait_for_rows(page, 1)
@@ -207,12 +208,7 @@ def test_an_error_the_sink_recovered_from_shows_as_past_with_its_time(
         return Response("busy" if (status := next(answers, 200)) != 200 else "ok", status=status)
 
     receiver.expect_request("/flaky", method="POST").respond_with_handler(flaky)
-    with server.client() as api:
-        created = api.post("/api/v1beta2/sinks", json={
-            "name": "flaky_hook", "sql": "select cid from car_live_data", "type": "webhook",
-            "properties": {"url": receiver.url_for("/flaky")}})
-        assert created.status_code == 201, created.text
-        sink_id = created.json()["id"]
+    sink_id = create_webhook(server, "flaky_hook", "select cid from car_live_data", {"url": receiver.url_for("/flaky")})
     open_console(page, server)
     row = page.locator("#sinks-table tr[data-sink-name=flaky_hook]")
     expect(row.locator(".last-error.past")).to_contain_text("past · ", timeout=30_000)
