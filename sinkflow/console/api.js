@@ -113,6 +113,24 @@ export class ApiClient {
   stopQuery(id) { return this.request("DELETE", `/queries/${encodeURIComponent(id)}`); }
 
   /**
+   * The output columns of `sql` ({name, type}[]): the query is started and stopped at its first
+   * event, which names them (nothing is read beyond it).
+   * @throws {ApiError} when the server refuses the query
+   */
+  async queryColumns(sql) {
+    const controller = new AbortController();
+    try {
+      for await (const { event, data } of this.queryEvents(sql, controller.signal)) {
+        if (event === "query") return data.columns || [];
+        if (event === "error") throw new ApiError(200, data);
+      }
+      return [];
+    } finally {
+      controller.abort(); // closing the connection stops the query on the server
+    }
+  }
+
+  /**
    * Start a query and yield its live events as they arrive.
    *
    * Yields `{event, data}` with `data` decoded from JSON: "query" ({id, columns}) first, then

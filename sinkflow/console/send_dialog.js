@@ -95,7 +95,11 @@ export class SendDialog {
   async edit(sink) {
     this.editing = sink;
     this.sql = sink.query;
-    this.columns = [];
+    try {
+      this.columns = await this.api.queryColumns(sink.query); // the template chips, as when it was created
+    } catch {
+      this.columns = []; // the form works without chips; saving reports what is wrong with the query
+    }
     await this.show(sink.description || "");
   }
 

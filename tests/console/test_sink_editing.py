@@ -77,6 +77,7 @@ def test_details_and_edit_keep_the_secret_and_the_change_takes_effect(
     body = page.get_by_label("Body", exact=False).first
     expect(body).to_have_value("v1 {{ .cid }} {{ .speed_kmh }}")
     assert dialog.locator(".dest").count() == 1  # an existing sink keeps its destination
+    assert dialog.locator("[data-property=body] .chip").all_inner_texts() == ["{{ .cid }}", "{{ .speed_kmh }}"]
     body.fill("v2 {{ .cid }} {{ .speed_kmh }}")
     page.click("#create-sink")
     expect(dialog).to_be_hidden()
