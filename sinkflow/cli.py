@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import sys
@@ -15,6 +16,7 @@ import click
 import httpx
 from rich.console import Console
 from rich.live import Live
+from rich.measure import Measurement
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
@@ -22,6 +24,7 @@ from sinkflow.errors import SinkflowError
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 _ROW = re.compile(r"\brow (\d+)")
+_ISO_OFFSET = re.compile(r"(Z|[+-]\d\d:\d\d)$")
 console = Console(stderr=True)
 out = Console()
 
@@ -57,12 +60,16 @@ def check(response: httpx.Response) -> None:
 
 
 @click.group()
-@click.option("--server", "server_url", envvar="SINKFLOW_SERVER", default=DEFAULT_SERVER, show_default=True,
-              help="The sinkflow server to talk to.")
-@click.option("--api-key", envvar="SINKFLOW_API_KEY", default=None, help="Sent as X-Api-Key.")
+@click.option("--server", "server_url", envvar="SINKFLOW_SERVER", show_envvar=True, default=DEFAULT_SERVER,
+              show_default=True, help="The sinkflow server to talk to (e.g. http://127.0.0.1:8080).")
+@click.option("--api-key", envvar="SINKFLOW_API_KEY", show_envvar=True, default=None, help="Sent as X-Api-Key.")
 @click.pass_context
 def main(ctx: click.Context, server_url: str, api_key: str | None) -> None:
-    """sinkflow: streaming SQL whose results flow to Slack, e-mail, webhooks, Kafka, ClickHouse and more."""
+    """sinkflow: streaming SQL whose results flow to Slack, e-mail, webhooks, Kafka, ClickHouse and more.
+
+    Every command but `server` talks to a running server: --server, or SINKFLOW_SERVER in
+    the environment, says which (default http://127.0.0.1:8000).
+    """
     ctx.obj = {"url": server_url, "api_key": api_key}
 
 
@@ -133,7 +140,8 @@ def sse_rows(response: httpx.Response) -> Iterator[tuple[str, dict[str, Any]]]:
 
 @main.command()
 @click.argument("sql")
-@click.option("--format", "fmt", type=click.Choice(["table", "jsonl"]), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "jsonl", "csv"]), default="table", show_default=True,
+              help="table: live on screen; jsonl: one JSON object per row; csv: a header, then values as Timeplus prints them.")
 @click.option("--rows", default=20, show_default=True, help="Rows kept on screen in table format.")
 @click.pass_context
 def query(ctx: click.Context, sql: str, fmt: str, rows: int) -> None:
@@ -150,13 +158,8 @@ def query(ctx: click.Context, sql: str, fmt: str, rows: int) -> None:
                 body = response.json()
                 out.print(body.get("message") or "ok")
                 return
-            if fmt == "jsonl":
-                for event, data in sse_rows(response):
-                    if event == "row":
-                        sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
-                        sys.stdout.flush()
-                    elif event == "error":
-                        raise click.ClickException(data.get("message", "query failed"))
+            if fmt in ("jsonl", "csv"):
+                _stream_rows(sse_rows(response), fmt)
                 return
             _live_table(sse_rows(response), rows)
     except httpx.ConnectError:
@@ -165,24 +168,58 @@ def query(ctx: click.Context, sql: str, fmt: str, rows: int) -> None:
         console.print("stopped")
 
 
+def cell(value: Any, column_type: str) -> str:
+    """A value from the API's JSON as Timeplus prints it: numbers as sent (a float32 already as
+    its shortest text), ``true``/``false``, datetimes as ``2022-01-23 10:00:00.123`` in the
+    column's zone, arrays and maps as JSON, null as empty text."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str) and "datetime" in column_type.lower():
+        return _ISO_OFFSET.sub("", value).replace("T", " ")
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def _stream_rows(events: Iterator[tuple[str, dict[str, Any]]], fmt: str) -> None:
+    """Write every row to stdout as it arrives: JSON lines, or CSV with a header row."""
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    columns: list[tuple[str, str]] = []
+    for event, data in events:
+        if event == "query":
+            columns = [(c["name"], c["type"]) for c in data["columns"]]
+            if fmt == "csv":
+                writer.writerow([name for name, _ in columns])
+        elif event == "row":
+            if fmt == "csv":
+                writer.writerow([cell(data.get(name), typ) for name, typ in columns])
+            else:
+                sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+        elif event == "error":
+            raise click.ClickException(data.get("message", "query failed"))
+
+
 def _live_table(events: Iterator[tuple[str, dict[str, Any]]], keep: int) -> None:
-    columns: list[str] = []
+    columns: list[tuple[str, str]] = []
     recent: deque[dict[str, Any]] = deque(maxlen=keep)
     count, started = 0, time.monotonic()
 
     def render() -> Table:
         rate = count / max(time.monotonic() - started, 1e-9)
         table = Table(title=f"{count} rows · {rate:,.0f} rows/s", title_justify="left")
-        for name in columns:
+        for name, _ in columns:
             table.add_column(name)
         for row in reversed(recent):
-            table.add_row(*(str(row.get(name, "")) for name in columns))
+            table.add_row(*(cell(row.get(name), typ) for name, typ in columns))
         return table
 
     with Live(render(), console=out, refresh_per_second=4) as live:
         for event, data in events:
             if event == "query":
-                columns = [c["name"] for c in data["columns"]]
+                columns = [(c["name"], c["type"]) for c in data["columns"]]
             elif event == "error":
                 raise click.ClickException(data.get("message", "query failed"))
             elif event == "row":
@@ -220,6 +257,7 @@ def stream_create(ctx: click.Context, name: str, columns: tuple[str, ...], event
 @stream.command("list")
 @click.pass_context
 def stream_list(ctx: click.Context) -> None:
+    """List the streams with their columns and row counts."""
     streams = client(ctx).call("GET", "/api/v1beta2/streams")  # type: ignore[union-attr]
     table = Table("name", "columns", "rows")
     for s in streams:
@@ -231,6 +269,7 @@ def stream_list(ctx: click.Context) -> None:
 @click.argument("name")
 @click.pass_context
 def stream_describe(ctx: click.Context, name: str) -> None:
+    """Show stream NAME's columns and types."""
     s = client(ctx).call("GET", f"/api/v1beta2/streams/{name}")  # type: ignore[union-attr]
     table = Table("column", "type", "default", title=f"{s['name']} ({s['row_count']} rows, event time: "
                   f"{s['event_time_column']})")
@@ -244,6 +283,7 @@ def stream_describe(ctx: click.Context, name: str) -> None:
 @click.argument("name")
 @click.pass_context
 def stream_drop(ctx: click.Context, name: str) -> None:
+    """Drop stream NAME and its data."""
     client(ctx).call("DELETE", f"/api/v1beta2/streams/{name}")  # type: ignore[union-attr]
     out.print(f"dropped stream {name}")
 
@@ -292,19 +332,89 @@ def ingest(ctx: click.Context, name: str, file: Path, batch_size: int) -> None:
 # -- sinks -------------------------------------------------------------------------------------
 
 
+_PROPERTY_HELP = ("A sink property; repeat for more. VALUE is taken as written for text properties "
+                  "(JSON only where the property is an object, list, number or boolean); KEY=@FILE reads it "
+                  "from FILE; a.b=VALUE sets b inside object property a.")
+
+
 @main.group()
 def sink() -> None:
     """Create and control sinks: a streaming query whose every result row goes to a destination."""
 
 
-def _parse_property(text: str) -> tuple[str, Any]:
-    key, sep, value = text.partition("=")
-    if not sep:
-        raise click.BadParameter(f"'{text}' is not key=value", param_hint="--property")
+def _property_schema(schema: dict[str, Any], key: str) -> dict[str, Any] | None:
+    """The JSON schema of property ``key`` of a sink type (``$ref`` and ``anyOf [X, null]`` resolved),
+    or None when the type has no such property (the server then names it)."""
+    prop = schema.get("properties", {}).get(key)
+    if prop is None:
+        return None
+    if "$ref" in prop:
+        prop = {**schema.get("$defs", {}).get(prop["$ref"].rsplit("/", 1)[-1], {}), **prop}
+    for option in prop.get("anyOf", []):
+        if option.get("type") != "null":
+            return {**prop, **option}
+    return prop
+
+
+def _typed_value(schema: dict[str, Any] | None, key: str, value: str) -> Any:
+    """``value`` as the property's type wants it: text as given for a string (or an unknown
+    property), JSON for an object, a number or a boolean; a list from JSON or comma-separated text."""
+    kind = (schema or {}).get("type", "string")
+    if kind == "string":
+        return value
+    if kind == "array" and not value.lstrip().startswith("["):
+        return value  # the server splits "a,b"
     try:
-        return key, json.loads(value)
+        return json.loads(value)
     except ValueError:
-        return key, value
+        if kind in ("object", "array"):
+            raise click.BadParameter(f"'{key}' takes a JSON {kind}, got {value!r}", param_hint="--property") from None
+        return value  # the server says what it expected
+
+
+def parse_properties(pairs: tuple[str, ...], schema: dict[str, Any]) -> dict[str, Any]:
+    """``-p key=value`` options as a properties object, each value typed by the sink type's
+    ``schema``. ``key=@path`` reads the value from a file; ``a.b=v`` sets ``b`` inside object
+    property ``a`` (unless the type spells ``a.b`` as one property, like ``tls.disable``)."""
+    properties: dict[str, Any] = {}
+    for text in pairs:
+        key, sep, value = text.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"'{text}' is not key=value", param_hint="--property")
+        if value.startswith("@"):
+            try:
+                value = Path(value[1:]).expanduser().read_text()
+            except OSError as exc:
+                raise click.BadParameter(f"'{key}': cannot read {value[1:]}: {exc.strerror}",
+                                         param_hint="--property") from None
+        parent, dot, leaf = key.partition(".")
+        parent_schema = _property_schema(schema, parent) if dot and key not in schema.get("properties", {}) else None
+        if parent_schema is not None and "properties" in parent_schema:
+            leaf_schema = _property_schema(parent_schema | {"$defs": schema.get("$defs", {})}, leaf)
+            properties.setdefault(parent, {})[leaf] = _typed_value(leaf_schema, key, value)
+        else:
+            properties[key] = _typed_value(_property_schema(schema, key), key, value)
+    return properties
+
+
+def _type_schema(api: ServerClient, sink_type: str) -> dict[str, Any]:
+    schema: dict[str, Any] = api.call("GET", "/api/v1beta2/sink-types").get(sink_type, {})
+    return schema
+
+
+def _send_sink(api: ServerClient, method: str, path: str, body: dict[str, Any], confirm_bounded: bool) -> Any:
+    """POST/PATCH a sink; a bounded query's warning is printed, and without --confirm-bounded
+    the server's refusal says which flag to add."""
+    params = {"confirm_bounded": "true"} if confirm_bounded else {}
+    try:
+        answer = api.call(method, path, json=body, params=params)
+    except click.ClickException as exc:
+        if "confirm_bounded" in exc.message:
+            exc.message = exc.message.split(". To create it anyway")[0] + ". Add --confirm-bounded to go ahead."
+        raise
+    for warning in answer.get("warnings", []):
+        console.print(f"[yellow]warning:[/] {warning}")
+    return answer
 
 
 @sink.command("create")
@@ -312,45 +422,143 @@ def _parse_property(text: str) -> tuple[str, Any]:
 @click.option("--type", "sink_type", help="http, webhook, slack, email, timeplus, kafka, pulsar, clickhouse, snowflake")
 @click.option("--sql", help="The streaming query whose rows are sent.")
 @click.option("--description", default="")
-@click.option("--property", "-p", "props", multiple=True, help="key=value (JSON values allowed); repeat.")
+@click.option("--property", "-p", "props", multiple=True, metavar="KEY=VALUE",
+              help=_PROPERTY_HELP)
 @click.option("--file", "def_file", type=click.File(), help="A JSON sink definition {name, sql, type, properties}.")
+@click.option("--confirm-bounded", is_flag=True, help="Create it even though its query is bounded (table(...)): "
+              "it then sends the rows stored now, once, and stops.")
 @click.pass_context
 def sink_create(ctx: click.Context, name: str | None, sink_type: str | None, sql: str | None, description: str,
-                props: tuple[str, ...], def_file: Any) -> None:
-    """Create a sink from options or from a JSON definition file."""
+                props: tuple[str, ...], def_file: Any, confirm_bounded: bool) -> None:
+    """Create a sink from options or from a JSON definition file.
+
+    Example: sinkflow sink create --name alerts --type slack --sql "select ..." -p url=@slack-url.txt
+    -p 'template=car {{ .cid }} at {{ .speed_kmh }} km/h'
+    """
     body: dict[str, Any] = json.load(def_file) if def_file else {}
     for key, value in (("name", name), ("type", sink_type), ("sql", sql)):
         if value:
             body[key] = value
     if description:
         body["description"] = description
-    body.setdefault("properties", {}).update(dict(_parse_property(p) for p in props))
     missing = [key for key in ("name", "type", "sql") if not body.get(key) and not (key == "sql" and body.get("query"))]
     if missing:
         raise click.UsageError(f"missing {', '.join('--' + m for m in missing)}")
-    created = client(ctx).call("POST", "/api/v1beta2/sinks", json=body)  # type: ignore[union-attr]
+    api = client(ctx)
+    if props:
+        body.setdefault("properties", {}).update(parse_properties(props, _type_schema(api, body["type"])))
+    created = _send_sink(api, "POST", "/api/v1beta2/sinks", body, confirm_bounded)
     out.print(f"created sink {created['name']} ({created['id']})")
+
+
+@sink.command("update")
+@click.argument("sink_id", metavar="NAME|ID")
+@click.option("--property", "-p", "props", multiple=True, metavar="KEY=VALUE", help=_PROPERTY_HELP)
+@click.option("--sql", help="A new query (the sink restarts with it).")
+@click.option("--description", default=None)
+@click.option("--confirm-bounded", is_flag=True, help="Accept a bounded query (table(...)).")
+@click.pass_context
+def sink_update(ctx: click.Context, sink_id: str, props: tuple[str, ...], sql: str | None, description: str | None,
+                confirm_bounded: bool) -> None:
+    """Change a sink: only the properties given (and --sql, --description) change; the others,
+    secrets included, stay as they are. The sink restarts with its new definition.
+
+    Example: sinkflow sink update alerts -p 'template=car {{ .cid }}: {{ .speed_kmh }} km/h'
+    """
+    if not (props or sql or description is not None):
+        raise click.UsageError("nothing to change: give -p KEY=VALUE, --sql or --description")
+    api = client(ctx)
+    current = api.call("GET", f"/api/v1beta2/sinks/{sink_id}")
+    body: dict[str, Any] = {"properties": parse_properties(props, _type_schema(api, current["type"]))}
+    if sql:
+        body["sql"] = sql
+    if description is not None:
+        body["description"] = description
+    updated = _send_sink(api, "PATCH", f"/api/v1beta2/sinks/{current['id']}", body, confirm_bounded)
+    out.print(f"updated sink {updated['name']}")
 
 
 @sink.command("list")
 @click.pass_context
 def sink_list(ctx: click.Context) -> None:
+    """List the sinks with their state and counters."""
     sinks = client(ctx).call("GET", "/api/v1beta2/sinks")  # type: ignore[union-attr]
-    table = Table("name", "type", "state", "delivered", "retries", "dead-lettered", "lag", "last error")
+    table = Table()
+    table.add_column("name", no_wrap=True)  # a name is what a user copies into the next command
+    for heading in ("type", "state"):
+        table.add_column(heading)
+    for heading in ("delivered", "retries", "dead-lettered", "lag"):
+        table.add_column(heading, justify="right")
+    table.add_column("last error", overflow="fold", max_width=60)
     for s in sinks:
         st = s["stats"]
-        table.add_row(s["name"], s["type"], st["state"], str(st["rows_delivered"]), str(st["retries"]),
-                      str(st["dead_lettered"]), str(st["lag"]), st["last_error"][:60])
-    out.print(table)
+        table.add_row(s["name"], s["type"], st["state"], f"{st['rows_delivered']:,}", f"{st['retries']:,}",
+                      f"{st['dead_lettered']:,}", f"{st['lag']:,}", _last_error(st))
+    # Wider than the terminal rather than a name cut short (the terminal wraps the line, as kubectl's do).
+    needed = Measurement.get(out, out.options.update(max_width=250), table).maximum
+    Console(width=max(out.width, needed)).print(table)
+
+
+def _when(at: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at)) if at else ""
+
+
+def _last_error(status: dict[str, Any]) -> str:
+    """The last error with its time; marked as past once the sink delivered again after it."""
+    error = status.get("last_error") or ""
+    if not error:
+        return ""
+    at, delivered = status.get("last_error_at"), status.get("last_delivered_at")
+    past = " (past: delivered since)" if at and delivered and delivered > at else ""
+    return f"{error} [{_when(at)}]{past}" if at else error
 
 
 @sink.command("show")
-@click.argument("sink_id")
+@click.argument("sink_id", metavar="NAME|ID")
+@click.option("--json", "as_json", is_flag=True, help="Print the API's JSON document instead.")
 @click.pass_context
-def sink_show(ctx: click.Context, sink_id: str) -> None:
-    """Show a sink (by id or name) with its status; secrets are masked."""
+def sink_show(ctx: click.Context, sink_id: str, as_json: bool) -> None:
+    """Show a sink: its definition (secrets masked), state, counters, last error and state history."""
     s = client(ctx).call("GET", f"/api/v1beta2/sinks/{sink_id}")  # type: ignore[union-attr]
-    out.print_json(json.dumps(s))
+    if as_json:
+        out.print_json(json.dumps(s))
+        return
+    st = s["stats"]
+    about = Table.grid(padding=(0, 2))
+    about.add_column(style="bold")
+    about.add_column(overflow="fold")
+    about.add_row("name", s["name"])
+    about.add_row("id", s["id"])
+    about.add_row("type", s["type"])
+    if s.get("description"):
+        about.add_row("description", s["description"])
+    about.add_row("query", s["query"])
+    for key, value in _flat(s["properties"]):
+        about.add_row(f"  {key}", value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
+    about.add_row("state", st["state"] + (f" ({st['reason']})" if st.get("reason") else ""))
+    about.add_row("delivered", f"{st['rows_delivered']:,} rows" + (f", last at {_when(st['last_delivered_at'])}"
+                                                                   if st.get("last_delivered_at") else ""))
+    about.add_row("retries", f"{st['retries']:,}")
+    about.add_row("dead-lettered", f"{st['dead_lettered']:,} rows" + (f" (sinkflow query \"select * from "
+                                                                      f"table({s['name']}_dlq)\")"
+                                                                      if st["dead_lettered"] else ""))
+    about.add_row("lag", f"{st['lag']:,} rows")
+    about.add_row("last error", _last_error(st) or "none")
+    out.print(about)
+    history = Table("since", "state", "reason", title="state history", title_justify="left")
+    for entry in st.get("history", []):
+        history.add_row(_when(entry["at"]), entry["state"], entry.get("reason", ""))
+    if st.get("history"):
+        out.print(history)
+
+
+def _flat(properties: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted key, value) of every property, nested objects of known shape opened up."""
+    for key, value in properties.items():
+        if isinstance(value, dict) and value and key not in ("http_header", "headers", "header", "auth_params"):
+            yield from _flat(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
 
 
 @sink.command("types")
@@ -366,11 +574,17 @@ def sink_types(ctx: click.Context, sink_type: str | None) -> None:
         raise click.ClickException(f"unknown sink type '{sink_type}' (known: {', '.join(sorted(types))})")
     schema = types[sink_type]
     table = Table("property", "required", "default", "meaning", title=f"{sink_type} sink")
+    one_of = {name: [choice[0] for choice in group]
+              for group in schema.get("x-one-of", []) for choice in group for name in choice}
     for name, prop in schema["properties"].items():
         default = "" if "default" not in prop else json.dumps(prop["default"], ensure_ascii=False)
-        secret = " (secret)" if name in schema["secrets"] else ""
-        table.add_row(name, "yes" if name in schema.get("required", []) else "", default,
-                      prop.get("description", "") + secret)
+        required = "yes" if name in schema.get("required", []) else ""
+        if name in one_of:
+            required = "one of " + " / ".join(one_of[name])
+        meaning = prop.get("x-help") or prop.get("description", "")
+        if name in schema["secrets"] and "secret" not in meaning:
+            meaning += " (a secret: never shown back)"
+        table.add_row(name, required, default, meaning)
     out.print(table)
 
 

@@ -100,13 +100,37 @@ export class ApiClient {
   streams() { return this.request("GET", "/streams"); }
   sinkTypes() { return this.request("GET", "/sink-types"); }
   sinks() { return this.request("GET", "/sinks"); }
-  createSink(sink) { return this.request("POST", "/sinks", sink); }
+  /** @param {boolean} confirmBounded accept a bounded query (the server refuses it otherwise, code BOUNDED_QUERY) */
+  createSink(sink, confirmBounded = false) { return this.request("POST", `/sinks${confirmBounded ? "?confirm_bounded=true" : ""}`, sink); }
+  sink(id) { return this.request("GET", `/sinks/${encodeURIComponent(id)}`); }
+  /** A merge patch: only the fields and properties given change; a masked secret keeps its value. */
+  patchSink(id, change, confirmBounded = false) {
+    return this.request("PATCH", `/sinks/${encodeURIComponent(id)}${confirmBounded ? "?confirm_bounded=true" : ""}`, change);
+  }
   deleteSink(id) { return this.request("DELETE", `/sinks/${encodeURIComponent(id)}`); }
   /** @param {"pause"|"resume"|"restart"} action */
   sinkAction(id, action) { return this.request("POST", `/sinks/${encodeURIComponent(id)}/${action}`); }
   stopQuery(id) { return this.request("DELETE", `/queries/${encodeURIComponent(id)}`); }
   /** Run a statement that answers JSON (DDL, SHOW …): `{columns, rows}` or `{status, message}`. */
   statement(sql) { return this.request("POST", "/queries", { sql }); }
+
+  /**
+   * The output columns of `sql` ({name, type}[]): the query is started and stopped at its first
+   * event, which names them (nothing is read beyond it).
+   * @throws {ApiError} when the server refuses the query
+   */
+  async queryColumns(sql) {
+    const controller = new AbortController();
+    try {
+      for await (const { event, data } of this.queryEvents(sql, controller.signal)) {
+        if (event === "query") return data.columns || [];
+        if (event === "error") throw new ApiError(200, data);
+      }
+      return [];
+    } finally {
+      controller.abort(); // closing the connection stops the query on the server
+    }
+  }
 
   /**
    * Start a query and yield its live events as they arrive.

@@ -11,7 +11,8 @@ import { formatCount } from "./format.js";
 import { QueryRunner } from "./query.js";
 import { ResultTable, RowMeter } from "./results.js";
 import { SendDialog } from "./send_dialog.js";
-import { SinksPanel } from "./sinks_panel.js";
+import { SinkDetails } from "./sink_details.js";
+import { SinksPanel, deadLetterQuery } from "./sinks_panel.js";
 import { StreamsPanel } from "./streams_panel.js";
 
 /** The document's example: 2-second downsampling of the car telemetry, per car. */
@@ -56,7 +57,7 @@ function clearQueryError() {
 const runner = new QueryRunner(api, {
   onStart({ columns }) {
     table.reset(columns);
-    chart.reset(columns);
+    chart.reset(chartEnabled ? columns : [], chartEnabled ? "" : "no chart for dead-letter rows");
     meter.reset();
   },
   onRows(rows) {
@@ -75,18 +76,30 @@ const runner = new QueryRunner(api, {
     stateEl.textContent = state;
     stateEl.className = `state state-${state}`;
     byId("stop-button").disabled = !running;
-    byId("send-button").disabled = state !== "running";
+    // A finished bounded query can be sent too (the server then asks to confirm: it sends once).
+    byId("send-button").disabled = !(state === "running" || (state === "finished" && runner.columns));
     updateStats();
   },
 });
 
 const editor = new SqlEditor(byId("editor"), { initial: CAR_QUERY, onRun: () => run() });
 
-/** Run `sql` (or the editor's text), replacing the editor's text when `sql` is given. */
-function run(sql) {
+/**
+ * Run `sql` (or the editor's text), replacing the editor's text when `sql` is given.
+ * `chart: false` for results a chart would misrepresent (dead letters: one raw row each).
+ */
+function run(sql, { chart: charted = true } = {}) {
   if (sql !== undefined) editor.value = sql;
   clearQueryError();
+  chartEnabled = charted;
   runner.run(editor.value);
+}
+let chartEnabled = true;
+
+/** Show a sink's dead letters in the results, and bring the results into view. */
+function showDeadLetters(sink) {
+  run(deadLetterQuery(sink), { chart: false });
+  byId("results-table").closest(".results-row").scrollIntoView({ block: "start", behavior: "smooth" });
 }
 
 function updateStats() {
@@ -96,16 +109,27 @@ function updateStats() {
   byId("elapsed").textContent = RUNNING.has(runner.state) ? `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}` : "";
 }
 
-const sinks = new SinksPanel(byId("sinks-panel"), api, { onQuery: run, onError: (m) => notify(m, "error") });
+const sinks = new SinksPanel(byId("sinks-panel"), api, {
+  onDeadLetters: showDeadLetters,
+  onOpen: (sink) => details.open(sink.id),
+  onError: (m) => notify(m, "error"),
+});
 const streams = new StreamsPanel(byId("streams-panel"), api, {
   onQuery: run, onError: (m) => notify(m, "error"), onShowSink: (name) => sinks.show(name),
 });
 const sendDialog = new SendDialog(byId("send-dialog"), api, {
   existingNames: () => sinks.names(),
-  onCreated(sink) {
-    notify(`sink ${sink.name} created`);
+  onCreated(sink, edited) {
+    const warning = (sink.warnings || [])[0];
+    notify(warning ? `sink ${sink.name} ${edited ? "saved" : "created"}: ${warning}` : `sink ${sink.name} ${edited ? "saved" : "created"}`,
+      warning ? "warn" : "info");
     sinks.refresh();
+    if (edited) details.open(sink.id);
   },
+});
+const details = new SinkDetails(byId("sink-dialog"), api, {
+  onEdit: (sink) => sendDialog.edit(sink),
+  onDeadLetters: showDeadLetters,
 });
 
 byId("run-button").addEventListener("click", () => run());

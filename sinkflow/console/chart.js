@@ -67,10 +67,15 @@ export class StreamChart {
     this.setMode("line");
   }
 
-  /** Start over for a new result shape. @param {{name: string, type: string}[]} columns */
-  reset(columns) {
+  /**
+   * Start over for a new result shape.
+   * @param {{name: string, type: string}[]} columns
+   * @param {string} why shown instead of a chart when `columns` is empty on purpose
+   */
+  reset(columns, why = "") {
     const byName = new Map(columns.map((c) => [c.name, c]));
     this.columnCount = columns.length;
+    this.why = why;
     this.xColumn = TIME_COLUMNS.map((n) => byName.get(n)).find((c) => c && isTimeType(c.type)) ||
       columns.find((c) => isTimeType(c.type)) || null;
     this.keyColumn = columns.find((c) => isStringType(c.type) && c !== this.xColumn) || null;
@@ -202,7 +207,7 @@ export class StreamChart {
     if (!lines.length) {
       ctx.fillStyle = muted;
       ctx.textAlign = "center";
-      const message = !this.columnCount ? "run a query to chart its results"
+      const message = this.why || !this.columnCount ? this.why || "run a query to chart its results"
         : this.metrics.length ? "waiting for rows…" : "no numeric column to chart";
       ctx.fillText(message, width / 2, height / 2);
       return;

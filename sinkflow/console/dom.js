@@ -30,6 +30,8 @@ export function h(tag, attrs = {}, ...children) {
       el.value = value; // the property: a textarea has no value attribute
     } else if (key === "className") {
       el.className = value;
+    } else if (key === "htmlFor") {
+      el.htmlFor = value; // the `for` attribute: what binds a label to its input
     } else if (key in el && typeof value !== "string") {
       el[key] = value; // properties such as checked, value (numbers), disabled
     } else {

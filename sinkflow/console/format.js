@@ -46,8 +46,10 @@ export function timeMs(value) {
 const NUMBER = new Intl.NumberFormat("en-US", { maximumFractionDigits: 3 });
 
 /**
- * A value as the table shows it: datetimes the way Timeplus prints them
- * (`2022-01-23 10:00:00.123`, UTC), numbers rounded to 3 decimals, JSON for arrays/objects.
+ * A value as the table shows it, the way Timeplus prints it: datetimes as
+ * `2022-01-23 10:00:00.123` (UTC), numbers as the server sent them (its shortest round-trip
+ * text: a float32 126.95 is `126.95`, as in what sinks deliver; never rounded here, so the
+ * table and the destination agree), JSON for arrays/objects.
  */
 export function formatValue(value, type) {
   if (value === null || value === undefined) return "null";
@@ -59,7 +61,7 @@ export function formatValue(value, type) {
     }
     return value;
   }
-  if (typeof value === "number") return Number.isInteger(value) ? String(value) : NUMBER.format(value);
+  if (typeof value === "number") return String(value);
   if (typeof value === "object") return JSON.stringify(value);
   return String(value);
 }

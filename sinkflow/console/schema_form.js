@@ -8,11 +8,21 @@
  * duration field; `enum` → a select; booleans → checkboxes; arrays → a list editor; objects with
  * `properties` → a nested group; other objects → key/value rows; anything else → JSON text.
  * Properties named in `templates` get a template box with the query's columns as chips.
+ * Labels and help come from `x-label` / `x-help`; the required choices of `x-one-of` (e.g.
+ * ClickHouse's `dsn` or `hosts`) and the `x-prominent` properties come first, the rest under
+ * "More settings".
+ *
+ * Editing: given the sink's stored properties (secrets masked), every field starts from its
+ * stored value, a secret's field stays empty (kept unless retyped), and `values()` answers only
+ * what changed, as a merge patch (`null` puts a property back to its default).
  *
  * The server remains the validator: this form only shapes input and shows the errors it names.
  */
 
 import { h } from "./dom.js";
+
+/** What the server shows instead of a stored secret. */
+const MASK = "********";
 
 /** A value the user typed that cannot be sent (e.g. malformed JSON); `property` names the field. */
 export class FieldError extends Error {
@@ -62,6 +72,12 @@ function describeDefault(schema) {
   return typeof d === "object" ? JSON.stringify(d) : String(d);
 }
 
+/** The items a list field starts with: a stored list, or "a,b" text (lists may be written so); one empty row when none. */
+function listItems(value) {
+  const items = Array.isArray(value) ? value : typeof value === "string" ? value.split(",").map((v) => v.trim()).filter(Boolean) : [];
+  return items.length ? items : [undefined];
+}
+
 function sameValue(a, b) {
   return JSON.stringify(a) === JSON.stringify(b);
 }
@@ -91,40 +107,75 @@ export class SchemaForm {
    * @param {object} schema one entry of `GET /sink-types`: a JSON schema plus `secrets` and `templates`
    * @param {{name: string, type: string}[]} columns the query's output columns (template chips)
    */
-  constructor(schema, columns) {
+  /**
+   * @param {object} schema
+   * @param {{name: string, type: string}[]} columns
+   * @param {object|null} stored the sink's properties when editing (secrets masked), else null
+   */
+  constructor(schema, columns, stored = null) {
     this.root = schema;
     this.columns = columns;
+    this.stored = stored;
     this.secrets = new Set(schema.secrets || []);
     this.templates = new Set(schema.templates || []);
     const required = new Set(schema.required || []);
-    const entries = Object.entries(schema.properties || {});
-    const rank = ([name]) => (required.has(name) ? 0 : this.templates.has(name) ? 1 : 2);
+    const prominent = new Set(schema["x-prominent"] || []);
+    const choices = schema["x-one-of"] || [];
+    const inChoice = new Set(choices.flat(2));
+    const properties = schema.properties || {};
+    const rank = ([name]) => (required.has(name) ? 0 : this.templates.has(name) ? 1 : prominent.has(name) ? 2 : 3);
+    const entries = Object.entries(properties).filter(([name]) => !inChoice.has(name));
     entries.sort((a, b) => rank(a) - rank(b)); // stable: schema order within each group
 
     this.fields = []; // top-level {name, read}
+    const add = (name, host) => {
+      const field = this.field(name, properties[name], required.has(name), stored ? stored[name] : undefined);
+      this.fields.push({ name, read: field.read, stored: stored ? stored[name] : undefined, default: properties[name].default });
+      host.append(field.el);
+    };
     const main = h("div.fields");
     const optional = h("div.fields");
-    for (const [name, prop] of entries) {
-      const field = this.field(name, prop, required.has(name));
-      this.fields.push({ name, read: field.read });
-      (rank([name]) < 2 ? main : optional).append(field.el);
-    }
+    for (const [name] of entries.filter((e) => rank(e) < 3)) add(name, main);
+    for (const group of choices) main.append(this.choiceGroup(group, properties, add));
+    for (const [name] of entries.filter((e) => rank(e) === 3)) add(name, optional);
     const optionalCount = optional.childElementCount;
     this.more = optionalCount
-      ? h("details.more", {}, h("summary", {}, `Optional properties (${optionalCount}) — defaults apply when left as they are`), optional)
+      ? h("details.more", {}, h("summary", {}, `More settings (${optionalCount}) — defaults apply when left as they are`), optional)
       : null;
     this.element = h("div.schema-form", {}, main, this.more);
   }
 
+  /** A required choice (`[["dsn"], ["hosts", "username", …]]`): one box, the alternatives separated by "or". */
+  choiceGroup(group, properties, add) {
+    const label = (name) => properties[name]?.["x-label"] || name;
+    const box = h("fieldset.one-of", { dataset: { choice: group.map((c) => c[0]).join("|") } },
+      h("legend", {}, "Required: ", group.map((c) => label(c[0])).join(" or ")));
+    group.forEach((choice, i) => {
+      if (i) box.append(h("div.or", {}, "or"));
+      const alt = h("div.fields.alternative");
+      for (const name of choice) if (name in properties) add(name, alt);
+      box.append(alt);
+    });
+    return box;
+  }
+
   /**
-   * The properties to send: required fields always (when filled), others only when changed.
+   * The properties to send. Creating: required fields always (when filled), others only when
+   * changed from their default. Editing: only what differs from the stored value (a merge patch),
+   * `null` for a property cleared back to its default; an empty secret is not sent (kept).
    * @throws {FieldError} when a field holds text that cannot be sent (malformed JSON)
    */
   values() {
     const out = {};
-    for (const { name, read } of this.fields) {
+    for (const { name, read, stored } of this.fields) {
       const value = read();
-      if (value !== undefined) out[name] = value;
+      if (!this.stored) {
+        if (value !== undefined) out[name] = value;
+      } else if (value === undefined) {
+        if (stored !== undefined && !this.secrets.has(name)) out[name] = null;
+      } else if (!sameValue(value, stored)) {
+        out[name] = value;
+      }
     }
     return out;
   }
@@ -157,23 +208,31 @@ export class SchemaForm {
     }
   }
 
-  /** One property's field. @returns {{el: HTMLElement, read: () => any}} */
-  field(path, rawSchema, required) {
+  /** One property's field; `stored` is its value when editing. @returns {{el: HTMLElement, read: () => any}} */
+  field(path, rawSchema, required, stored = undefined) {
     const schema = resolve(this.root, rawSchema);
     const leaf = path.split(".").pop();
     const isTemplate = this.templates.has(path);
     const isSecret = this.secrets.has(path) || schema.format === "password" || schema.writeOnly === true;
-    const control = this.control(path, schema, { isTemplate, isSecret });
+    // Editing starts from the stored value; a stored secret is never shown (the server masks it).
+    const start = stored === undefined || (isSecret && stored === MASK) ? schema.default : stored;
+    const control = this.control(path, { ...schema, start }, { isTemplate, isSecret, storedSecret: isSecret && stored !== undefined, stored });
     const kind = isTemplate ? "template" : isSecret ? "secret" : schema.format === "duration" ? "duration" : control.kind;
     const defaultText = describeDefault(schema);
-    const label = h("label.field-label", { htmlFor: control.id || null },
-      h("span.prop-name", {}, leaf),
-      required ? h("span.required", { title: "required" }, "*") : null,
-      h("span.kind", {}, kind),
+    const labelId = `label-${path.replace(/[^A-Za-z0-9_-]/g, "_")}`;
+    const tag = control.group ? "legend.field-label" : control.id ? "label.field-label" : "div.field-label";
+    const label = h(tag, { htmlFor: control.group ? null : control.id || null, id: labelId },
+      h("span.prop-label", {}, schema["x-label"] || leaf),
+      required ? h("span.required", { title: "required", "aria-label": "required" }, "*") : null,
+      h("code.prop-name", { title: "property name in the API and the CLI" }, path),
     );
-    const hint = [schema.description, defaultText ? `default: ${defaultText}` : "", schema.format === "duration" ? "e.g. 500ms, 10s, 2m" : ""]
+    const help = schema["x-help"] ?? schema.description;
+    const hint = [help, defaultText ? `default: ${defaultText}` : "", schema.format === "duration" ? "e.g. 500ms, 10s, 2m" : ""]
       .filter(Boolean).join(" · ");
-    const el = h(control.group ? "fieldset.field.group" : "div.field", { dataset: { property: path, kind } },
+    const el = h(control.group ? "fieldset.field.group" : "div.field", {
+      dataset: { property: path, kind },
+      role: control.group || control.id ? null : "group", "aria-labelledby": control.group || control.id ? null : labelId,
+    },
       label,
       control.el,
       hint ? h("div.field-hint", {}, hint) : null,
@@ -186,14 +245,14 @@ export class SchemaForm {
       if (value === undefined || value === "" || sameValue(value, schema.default)) return undefined;
       return value;
     };
-    return { el, read };
+    return { el, read, kind };
   }
 
-  /** The input(s) for one property. @returns {{el, read, kind, id?, group?}} */
-  control(path, schema, { isTemplate, isSecret }) {
+  /** The input(s) for one property, starting from `schema.start`. @returns {{el, read, kind, id?, group?}} */
+  control(path, schema, { isTemplate, isSecret, storedSecret, stored }) {
     const id = `prop-${path.replace(/[^A-Za-z0-9_-]/g, "_")}`;
     const type = Array.isArray(schema.type) ? schema.type.find((t) => t !== "null") : schema.type;
-    const initial = schema.default;
+    const initial = schema.start;
 
     if (isTemplate) return this.templateControl(id, initial);
     if (schema.enum) {
@@ -209,7 +268,8 @@ export class SchemaForm {
       const input = h("input", {
         type: "number", id, step: type === "integer" ? "1" : "any",
         min: schema.minimum ?? schema.exclusiveMinimum ?? null, max: schema.maximum ?? schema.exclusiveMaximum ?? null,
-        placeholder: initial ?? "",
+        placeholder: schema.default ?? "",
+        value: initial !== schema.default && initial !== undefined && initial !== null ? String(initial) : null,
       });
       return { el: input, id, kind: type, read: () => (input.value === "" ? undefined : Number(input.value)) };
     }
@@ -219,19 +279,22 @@ export class SchemaForm {
         type: isSecret ? "password" : "text",
         autocomplete: isSecret ? "new-password" : "off",
         spellcheck: "false",
-        placeholder: describeDefault(schema) || (schema.format === "duration" ? "10s" : ""),
+        placeholder: storedSecret ? "•••••••• kept unless you type a new one" : describeDefault(schema) || (schema.format === "duration" ? "10s" : ""),
         pattern: schema.format === "duration" && schema.pattern ? schema.pattern.replace(/^\^|\$$/g, "") : null,
+        value: !isSecret && initial !== undefined && initial !== null && initial !== schema.default ? String(initial) : null,
       });
       return { el: input, id, kind: schema.format || "text", read: () => input.value.trim() };
     }
     if (type === "array" && ["string", "integer", "number", undefined].includes(resolve(this.root, schema.items).type)) {
       const itemType = resolve(this.root, schema.items).type;
+      let first = true; // the first item's input is the one the field's label names
       const { el, rows } = rowsEditor("+ add item", (value) => {
-        const input = h("input", { type: itemType === "string" || !itemType ? "text" : "number", value: value ?? "" });
+        const input = h("input", { type: itemType === "string" || !itemType ? "text" : "number", value: value ?? "", id: first ? id : null });
+        first = false;
         return { el: input, focus: () => input.focus(), read: () => (input.value === "" ? undefined : itemType === "string" || !itemType ? input.value : Number(input.value)) };
-      }, Array.isArray(initial) && initial.length ? initial : [undefined]); // one empty row invites the first item
+      }, listItems(initial)); // one empty row invites the first item
       return {
-        el, kind: "list",
+        el, id, kind: "list",
         read: () => {
           const items = rows.map((r) => r.read()).filter((v) => v !== undefined);
           return items.length ? items : undefined;
@@ -243,8 +306,10 @@ export class SchemaForm {
       const children = Object.entries(schema.properties).map(([name, prop]) => {
         const merged = { ...prop };
         // The parent's default object (e.g. oauth2's) supplies defaults its model may not restate.
-        if (initial && typeof initial === "object" && name in initial && !("default" in merged)) merged.default = initial[name];
-        return { name, ...this.field(`${path}.${name}`, merged, nestedRequired.has(name)) };
+        const fallback = schema.default;
+        if (fallback && typeof fallback === "object" && name in fallback && !("default" in merged)) merged.default = fallback[name];
+        const storedChild = stored && typeof stored === "object" ? stored[name] : undefined;
+        return { name, ...this.field(`${path}.${name}`, merged, nestedRequired.has(name), storedChild) };
       });
       return {
         el: h("div.nested", {}, children.map((c) => c.el)),
@@ -278,7 +343,11 @@ export class SchemaForm {
       };
     }
     // Anything the form does not model (unions, nested arrays): JSON text, parsed here.
-    const area = h("textarea.json", { id, rows: 2, spellcheck: "false", placeholder: initial === undefined ? "JSON" : JSON.stringify(initial) });
+    const area = h("textarea.json", {
+      id, rows: 2, spellcheck: "false",
+      placeholder: schema.default === undefined ? "JSON" : JSON.stringify(schema.default),
+      value: initial !== undefined && !sameValue(initial, schema.default) ? JSON.stringify(initial) : "",
+    });
     return {
       el: area, id, kind: "json",
       read: () => {

@@ -1,11 +1,13 @@
 /**
- * The sinks panel: every sink with its live status, and pause / resume / delete / dead letters.
+ * The sinks panel: every sink with its live status, and pause / resume / delete / dead letters;
+ * a sink's name opens its details (`onOpen`).
  *
  * It polls `GET /sinks` (each sink carries its status) every `intervalMs`.
  */
 
 import { h, replaceChildren } from "./dom.js";
 import { formatCount, quoteIdent } from "./format.js";
+import { formatTime, lastError } from "./sink_details.js";
 
 /** States a sink leaves only when restarted. */
 const RESTARTABLE = new Set(["failed", "stopped", "finished"]);
@@ -14,13 +16,14 @@ export class SinksPanel {
   /**
    * @param {HTMLElement} host
    * @param {import("./api.js").ApiClient} api
-   * @param {{onQuery: (sql: string) => void, onError: (message: string) => void, intervalMs?: number}} hooks
-   *   `onQuery` runs a query in the editor (the dead-letter stream); `onError` reports a failed action
+   * @param {{onDeadLetters: (sink: object) => void, onOpen: (sink: object) => void, onError: (message: string) => void, intervalMs?: number}} hooks
+   *   `onDeadLetters` shows a sink's dead letters; `onOpen` its details; `onError` reports a failed action
    */
-  constructor(host, api, { onQuery, onError, intervalMs = 2000 }) {
+  constructor(host, api, { onDeadLetters, onOpen, onError, intervalMs = 2000 }) {
     this.host = host;
     this.api = api;
-    this.onQuery = onQuery;
+    this.onDeadLetters = onDeadLetters;
+    this.onOpen = onOpen;
     this.onError = onError;
     this.intervalMs = intervalMs;
     this.sinks = [];
@@ -99,16 +102,26 @@ export class SinksPanel {
           act("Delete", "ask-delete", ".danger"),
         ];
     return h("tr", { dataset: { sinkId: sink.id, sinkName: sink.name, state } },
-      h("td", {}, h("div.sink-name", { title: sink.description || "" }, sink.name), h("span.type-badge", {}, sink.type),
+      h("td", {}, h("button.sink-name.link", { type: "button", title: sink.description || "details and edit", onclick: () => this.onOpen(sink) }, sink.name),
+        h("span.type-badge", {}, sink.type),
         (sink.description || "").startsWith("materialized view") ? h("span.kind-badge.kind-materialized_view", {}, "view") : null),
       h("td", {}, h(`span.state.state-${state}`, { title: st.reason || "" }, state)),
       h("td.num.delivered", {}, formatCount(st.rows_delivered ?? 0)),
       h("td.num.retries", {}, formatCount(st.retries ?? 0)),
       h(st.dead_lettered ? "td.num.dead-lettered.warn" : "td.num.dead-lettered", {}, formatCount(st.dead_lettered ?? 0)),
       h("td.num.lag", {}, formatCount(st.lag ?? 0)),
-      h(st.last_error ? "td.last-error" : "td.last-error.none", { title: st.last_error || "" }, st.last_error || "—"),
+      this.errorCell(st),
       h("td", {}, h("div.actions", {}, actions)),
     );
+  }
+
+  /** The last error; a past one (delivered since) muted and marked so, each with its time. */
+  errorCell(status) {
+    const { text, at, past } = lastError(status);
+    if (!text) return h("td.last-error.none", {}, "—");
+    const when = at ? formatTime(at) : "";
+    return h(past ? "td.last-error.past" : "td.last-error", { title: `${past ? "past error (delivered since)" : "last error"} ${when}: ${text}` },
+      past ? `past · ${text}` : text);
   }
 
   async act(sink, action) {
@@ -118,7 +131,7 @@ export class SinksPanel {
       return;
     }
     if (action === "dlq") {
-      this.onQuery(`SELECT * FROM table(${quoteIdent(`${sink.name}_dlq`)})`);
+      this.onDeadLetters(sink);
       return;
     }
     try {
@@ -133,4 +146,9 @@ export class SinksPanel {
     }
     await this.refresh();
   }
+}
+
+/** The query that lists a sink's dead letters. */
+export function deadLetterQuery(sink) {
+  return `SELECT * FROM table(${quoteIdent(`${sink.name}_dlq`)})`;
 }

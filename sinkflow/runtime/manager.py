@@ -75,6 +75,11 @@ class SinkManager:
         # (a key column, a type the destination cannot store) and raises ConfigError.
         registry.sink_class(definition.type)(config, SinkEnv("", definition.name, plan.output_schema))
 
+    def is_bounded(self, sql: str) -> bool:
+        """True when ``sql`` is a bounded query (``table(...)``): it ends after the rows stored now.
+        Raises :class:`SqlError` for SQL that does not plan."""
+        return self.engine.plan(sql).bounded
+
     async def create(self, definition: SinkDefinition) -> SinkRecord:
         """Validate, store and start a sink. Its query starts at the streams' current head
         (or where its SQL's ``seek_to`` says); the starting offsets are checkpointed before

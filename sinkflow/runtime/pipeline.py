@@ -169,6 +169,7 @@ class Pipeline:
                     self.status.reason = message
                     return
                 self.status.state = SinkState.RETRYING
+                self.status.retries += 1  # a destination that cannot be opened is retried too
                 delay = backoff.next_delay(retry_after(exc))
                 log.warning("sink %s: %s; retrying in %.1fs", self.record.name, message, delay)
                 await asyncio.sleep(delay)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
 from enum import Enum
+from typing import Any
 
 
 class SinkState(str, Enum):
@@ -18,12 +20,20 @@ class SinkState(str, Enum):
 
 #: Counters that survive a restart: they are committed with each checkpoint.
 COUNTERS = ("rows_delivered", "retries", "dead_lettered", "rows_emitted", "epochs")
+#: State changes kept in ``history`` (the newest last).
+HISTORY_LENGTH = 20
 
 
 @dataclass
 class SinkStatus:
     """What a user checks about a sink. ``last_error`` never holds a secret (the pipeline
-    scrubs every secret value out of it)."""
+    scrubs every secret value out of it).
+
+    Assigning ``state`` appends ``{state, reason, at}`` to ``history`` when the state changes;
+    assigning a non-empty ``last_error`` stamps ``last_error_at``; a rise of ``rows_delivered``
+    stamps ``last_delivered_at`` (Unix seconds), so a user can tell a past error from a
+    current one.
+    """
 
     state: SinkState = SinkState.STARTING
     reason: str = ""
@@ -37,13 +47,40 @@ class SinkStatus:
     epochs: int = 0
     last_checkpoint_at: float | None = None
     extra: dict[str, int] = field(default_factory=dict)
+    last_error_at: float | None = None
+    last_delivered_at: float | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._record_state(self.state)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        before = self.__dict__.get(name)
+        super().__setattr__(name, value)
+        if name == "state" and value != before and "history" in self.__dict__:
+            self._record_state(value)
+        elif name == "reason" and self.__dict__.get("history") and self.history[-1]["state"] == self.state.value:
+            self.history[-1]["reason"] = value  # the pipeline says why right after the change
+        elif name == "last_error" and value:
+            super().__setattr__("last_error_at", time.time())
+        elif name == "rows_delivered" and before is not None and value > before:
+            super().__setattr__("last_delivered_at", time.time())
+
+    def _record_state(self, state: SinkState) -> None:
+        self.history.append({"state": state.value, "reason": self.reason, "at": time.time()})
+        del self.history[:-HISTORY_LENGTH]
 
     def counters(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in COUNTERS}
 
     def restore_counters(self, counters: dict[str, int]) -> None:
-        for name in COUNTERS:
-            setattr(self, name, int(counters.get(name, 0)))
+        for name in COUNTERS:  # restored, not new: no delivery time is stamped
+            value = int(counters.get(name, 0))
+            if name == "retries":
+                # Retries are attempts made, not positions in the output: a restart from the
+                # checkpoint (itself after a failure) must not forget the ones since it.
+                value = max(value, self.retries)
+            object.__setattr__(self, name, value)
 
     def to_dict(self) -> dict[str, object]:
         body = asdict(self)

@@ -45,7 +45,7 @@ from pydantic import Field, field_validator, model_validator
 from sinkflow.errors import ConfigError
 from sinkflow.sinks.base import PermanentError, RetryableError, Sink, SinkEnv, SinkError, WriteContext
 from sinkflow.sinks.config import BatchPolicy, Duration, SinkConfig, StrList
-from sinkflow.sinks.encode import text
+from sinkflow.sinks.encode import as_printed, column_texts, holds_float32
 
 DEFAULT_PORT = 9000
 
@@ -241,10 +241,6 @@ def _decimals(array: pa.Array) -> list[decimal.Decimal | None]:
     return [None if digits is None else decimal.Decimal(digits) for digits in array.cast(pa.string()).to_pylist()]
 
 
-def _texts(array: pa.Array) -> list[str | None]:
-    return [None if value is None else text(value) for value in array.to_pylist()]
-
-
 def _arrays(array: pa.Array) -> list[list[Any]]:
     # ClickHouse has no Nullable(Array): a NULL list is stored as the empty array.
     return [[] if items is None else items for items in array.to_pylist()]
@@ -257,6 +253,10 @@ def _to_pylist(array: pa.Array) -> list[Any]:
 def converter(arrow_type: pa.DataType, ch_type: str) -> Converter:
     """How an Arrow column becomes the Python list clickhouse-driver inserts into ``ch_type``."""
     inner, _ = _unwrap(ch_type)
+    if holds_float32(arrow_type) and "Float32" not in inner:
+        # Into Float64 or String a float32 goes as Timeplus prints it (126.95), without float64 noise.
+        widened = converter(as_printed(pa.array([], arrow_type)).type, ch_type)
+        return lambda array: widened(as_printed(array))
     if pa.types.is_timestamp(arrow_type):
         m = re.match(r"DateTime64\((\d+)", inner)
         if m:
@@ -271,7 +271,7 @@ def converter(arrow_type: pa.DataType, ch_type: str) -> Converter:
     text_or_bytes = any(check(arrow_type) for check in (pa.types.is_string, pa.types.is_large_string, pa.types.is_binary))
     if (inner == "String" or inner.startswith("FixedString")) and not text_or_bytes:
         # Timeplus prints values this way (datetime as 2022-01-23 10:00:00.123), and ClickHouse parses it back.
-        return _texts
+        return column_texts
     return _to_pylist
 
 

@@ -8,11 +8,16 @@ builds its form from its JSON schema, and the runtime asks it for batching and r
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema
+from pydantic import (AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError,
+                      WithJsonSchema)
+
+from sinkflow.errors import ConfigError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ns|us|ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -133,3 +138,87 @@ class SinkConfig(BaseModel):
     def concurrency(self) -> int:
         """How many requests the sink may keep in flight (the http sink's ``paralism``)."""
         return 1
+
+
+# -- reading what a user wrote --------------------------------------------------------------
+
+
+def property_names(model: type[BaseModel]) -> list[str]:
+    """The spellings users write for ``model``'s properties, in declaration order: the alias
+    where there is one (``tls.disable``, ``from``), else the field name, and the accepted
+    alternatives (``parallelism``)."""
+    names: list[str] = []
+    for name, info in model.model_fields.items():
+        spellings: list[Any] = [info.alias or name]
+        if isinstance(info.validation_alias, AliasChoices):
+            spellings.extend(info.validation_alias.choices)
+        elif isinstance(info.validation_alias, str):
+            spellings.append(info.validation_alias)
+        names.extend(s for s in spellings if isinstance(s, str) and s not in names)
+    return names
+
+
+def _nested_model(model: type[BaseModel], prop: str) -> type[BaseModel] | None:
+    """The model of property ``prop`` when it is itself an object with known properties."""
+    for name, info in model.model_fields.items():
+        if prop in (name, info.alias):
+            annotation = info.annotation
+            for candidate in (annotation, *getattr(annotation, "__args__", ())):
+                if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                    return candidate
+    return None
+
+
+def normalize_properties(model: type[BaseModel], properties: dict[str, Any]) -> dict[str, Any]:
+    """``properties`` as ``model`` reads them, without changing their meaning.
+
+    * A nested object whose keys the model spells with dots is flattened: ``{"tls": {"disable":
+      true}}`` means ``tls.disable`` (both spellings are common in Timeplus examples).
+    * A block switched off (``"enabled": false``) keeps only that switch: its other settings
+      are not used, so they are not validated (``oauth2: {enabled: false, token_url: ""}``).
+    """
+    names = set(property_names(model))
+    out: dict[str, Any] = {}
+    for key, value in properties.items():
+        if isinstance(value, dict) and key not in names and any(n.startswith(key + ".") for n in names):
+            for inner, inner_value in value.items():
+                out[f"{key}.{inner}"] = inner_value
+        elif isinstance(value, dict) and value.get("enabled") is False:
+            out[key] = {"enabled": False}
+        else:
+            out[key] = value
+    return out
+
+
+def did_you_mean(name: str, known: list[str]) -> str:
+    """`` — did you mean 'x'?`` for the known name closest to ``name`` (or a known name that
+    contains it, ``method`` → ``http_method``), or an empty string when none is close."""
+    lowered = name.lower()
+    close = difflib.get_close_matches(lowered, known, n=1, cutoff=0.6)
+    if not close:
+        close = [k for k in known if len(lowered) >= 3 and (lowered in k.lower() or k.lower() in lowered)][:1]
+    return f" — did you mean '{close[0]}'?" if close else ""
+
+
+def validation_message(model: type[BaseModel], exc: ValidationError, is_secret: Callable[[str], bool]) -> ConfigError:
+    """The error a user sees for ``exc``: the first unknown property (with the closest known
+    name) before anything else, since a misspelt property also makes the right one missing;
+    then missing, wrong-typed or disallowed values, naming the property and what was given
+    (never a secret's value)."""
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    err = errors[0]
+    loc = [str(part) for part in err["loc"]]
+    prop = ".".join(loc) or "properties"
+    if err["type"] == "extra_forbidden":
+        owner: type[BaseModel] | None = model
+        for part in loc[:-1]:
+            owner = _nested_model(owner, part) if owner is not None else None
+        known = property_names(owner) if owner is not None else []
+        return ConfigError(prop, "unknown property" + did_you_mean(loc[-1], known))
+    if err["type"] == "missing":
+        return ConfigError(prop, "is required")
+    message = err["msg"].removeprefix("Value error, ")
+    given = repr(err.get("input"))
+    if "input" in err and err["type"] != "model_type" and given not in message and not is_secret(prop):
+        message = f"{message} (got {given})"
+    return ConfigError(prop, message)

@@ -32,6 +32,7 @@ import httpx
 import pyarrow as pa
 from pydantic import AfterValidator, AliasChoices, Field
 
+from sinkflow import __version__
 from sinkflow.sinks.base import (
     NotAttempted,
     PartialWriteError,
@@ -520,8 +521,23 @@ Headers = Annotated[dict[str, str], AfterValidator(check_headers)]
 
 #: Content-Type of a row sent as a JSON document.
 JSON_TYPE = "application/json"
-#: Content-Type of a rendered template when none is configured.
+#: Content-Type of a rendered template that is not JSON, when none is configured.
 TEXT_TYPE = "text/plain; charset=utf-8"
+#: Sent with every request of the HTTP-family sinks, so receivers can tell who calls.
+USER_AGENT = f"sinkflow/{__version__}"
+
+
+def body_content_type(configured: str | None, template: Template | None) -> str:
+    """The Content-Type of a request body: the configured one, else JSON for the row as JSON
+    or a template that renders JSON (``{"text": "{{ .cid }}"}``), else plain text."""
+    if configured:
+        return configured
+    return JSON_TYPE if template is None or template.renders_json() else TEXT_TYPE
+
+
+def request_headers(content_type: str, extra: dict[str, str]) -> dict[str, str]:
+    """A per-row request's headers: ``User-Agent``, ``Content-Type``, then the user's (which win)."""
+    return {"User-Agent": USER_AGENT, "Content-Type": content_type, **extra}
 #: Longest a per-row sink's batch waits: rows go out as soon as they exist (one request each).
 ROW_SINK_MAX_WAIT = 0.0
 

@@ -7,7 +7,10 @@ Two encodings, used by every destination so that one row reads the same everywhe
   (no float noise), datetimes as ISO-8601 with milliseconds and time zone
   (``2022-01-23T10:00:00.123+00:00``), dates as ``2022-01-23``, lists as arrays.
 * :func:`text` — a value as Timeplus prints it, for templates: datetime
-  ``2022-01-23 10:00:00.123``, ``true``/``false``, floats without noise digits.
+  ``2022-01-23 10:00:00.123`` (as many fraction digits as its column's precision),
+  ``true``/``false``, a float32 as its shortest text (``126.95``).
+
+``docs/sinks.md`` shows every type's rendering beside Timeplus's.
 """
 
 from __future__ import annotations
@@ -48,9 +51,83 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-def row_dicts(batch: pa.RecordBatch) -> list[dict[str, Any]]:
-    """The batch's rows as Python dicts keyed by column name (values as pyarrow converts them)."""
-    return batch.to_pylist()
+def _float32_replaced(typ: pa.DataType, by: pa.DataType) -> pa.DataType:
+    """``typ`` with every float32 in it (top level, list items, map values, struct fields)
+    replaced by ``by``."""
+    if pa.types.is_float32(typ):
+        return by
+    if pa.types.is_map(typ):
+        return pa.map_(_float32_replaced(typ.key_type, by), _float32_replaced(typ.item_type, by))
+    if pa.types.is_list(typ) or pa.types.is_large_list(typ):
+        item = typ.value_field.with_type(_float32_replaced(typ.value_type, by))
+        return pa.list_(item) if pa.types.is_list(typ) else pa.large_list(item)
+    if pa.types.is_struct(typ):
+        return pa.struct([field.with_type(_float32_replaced(field.type, by)) for field in typ])
+    return typ
+
+
+def holds_float32(typ: pa.DataType) -> bool:
+    """True when values of ``typ`` include float32 ones (see :func:`as_printed`)."""
+    return _float32_replaced(typ, pa.string()) != typ
+
+
+def as_printed(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """``column`` with its float32 values (also inside lists, maps and structs) widened to the
+    float64 of their shortest round-trip text, as Timeplus prints a float32: ``126.95``, not
+    ``126.94999694824219``. Any other column is returned as it is.
+
+    Widening through the text keeps every later encoding (JSON, templates, CSV, ClickHouse)
+    identical to what the query showed; the float32 itself is unchanged by a round trip back.
+    """
+    typ = column.type
+    if not holds_float32(typ):
+        return column
+    return column.cast(_float32_replaced(typ, pa.string())).cast(_float32_replaced(typ, pa.float64()))
+
+
+class _Millis(dt.datetime):
+    """A value of a ``datetime64(3)`` column: :func:`text` prints its 3 fraction digits."""
+
+    digits = 3
+
+
+class _Micros(dt.datetime):
+    """A value of a ``datetime64(6)`` (or finer) column: :func:`text` prints 6 fraction digits."""
+
+    digits = 6
+
+
+def _with_precision(values: list[Any], unit: str) -> list[Any]:
+    """``values`` of a timestamp column of ``unit``, as datetimes that print its precision."""
+    if unit == "s":
+        return values
+    kind = _Millis if unit == "ms" else _Micros
+    return [v if v is None else kind.combine(v.date(), v.timetz()) for v in values]
+
+
+def column_texts(column: pa.Array | pa.ChunkedArray) -> list[str | None]:
+    """Every value of ``column`` as :func:`text` prints it (with the column's float32 and
+    datetime precision, as in :func:`row_dicts`); None for a null."""
+    column = as_printed(column)
+    values = column.to_pylist(maps_as_pydicts="lossy")
+    if pa.types.is_timestamp(column.type):
+        values = _with_precision(values, column.type.unit)
+    return [None if value is None else text(value) for value in values]
+
+
+def row_dicts(batch: pa.RecordBatch | pa.Table) -> list[dict[str, Any]]:
+    """The batch's rows as Python dicts keyed by column name: values as pyarrow converts them,
+    but float32 values as printed (see :func:`as_printed`), maps as dicts, and datetimes that
+    :func:`text` prints with their column's precision (``datetime64(3)``: ``10:00:02.000``)."""
+    if any(holds_float32(field.type) for field in batch.schema):
+        batch = type(batch).from_arrays([as_printed(column) for column in batch.columns], names=batch.schema.names)
+    rows = batch.to_pylist(maps_as_pydicts="lossy")  # a map is a dict: a JSON object, {'k':v} as text
+    for field in batch.schema:
+        if pa.types.is_timestamp(field.type) and field.type.unit != "s":
+            values = _with_precision([row[field.name] for row in rows], field.type.unit)
+            for row, value in zip(rows, values, strict=True):
+                row[field.name] = value
+    return rows
 
 
 def json_document(row: dict[str, Any]) -> bytes:
@@ -121,7 +198,6 @@ _JOIN = pc.get_function("binary_join_element_wise")
 _JOIN_OPTIONS = pc.JoinOptions()  # a null part makes the result null
 _CAST = pc.get_function("cast")
 _TO_TEXT = pc.CastOptions.safe(pa.string())
-_TO_FLOAT64 = pc.CastOptions.safe(pa.float64())
 _COALESCE = pc.get_function("coalesce")
 _TAKE = pc.get_function("take")
 _NAN = pa.scalar(math.nan, pa.float64())
@@ -339,7 +415,7 @@ def _json_fragments(column: pa.Array | pa.ChunkedArray) -> _Fragments:
         return _Text(_text(column), '"', '"')
     if pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_string_view(typ):
         return _strings(column)
-    return _Text(_fragments_by_value(column))
+    return _Text(_fragments_by_value(as_printed(column)))
 
 
 def _booleans(column: pa.Array) -> _Fragments:
@@ -351,9 +427,10 @@ def _booleans(column: pa.Array) -> _Fragments:
 
 
 def _floats(column: pa.Array) -> _Fragments:
-    """orjson's float text: shortest round-trip, ``1.0`` not ``1``, NaN/inf (and null) as null."""
+    """orjson's float text: shortest round-trip (of a float32 as a float32: ``126.95``), ``1.0``
+    not ``1``, NaN/inf (and null) as null."""
     if column.type != pa.float64():
-        column = _CAST.call([column], _TO_FLOAT64)  # json_document sees a float32 as its float64 value
+        column = as_printed(column)  # as json_document sees it through row_dicts
     if column.null_count:
         column = _COALESCE.call([column, _NAN])  # orjson writes NaN as null, our null
     return _Numbers(column.to_numpy(zero_copy_only=False))
@@ -466,7 +543,8 @@ def json_document_value(value: Any) -> str:
 
 def _fragments_by_value(column: pa.Array) -> pa.Array:
     """The general path for types without a vectorized encoding (lists, structs, times, ...)."""
-    return pa.array([json_document_value(value) for value in column.to_pylist()], pa.string())
+    values = column.to_pylist(maps_as_pydicts="lossy")  # a map is a JSON object, as in row_dicts
+    return pa.array([json_document_value(value) for value in values], pa.string())
 
 
 def text(value: Any) -> str:
@@ -477,7 +555,10 @@ def text(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, dt.datetime):
         base = value.strftime("%Y-%m-%d %H:%M:%S")
-        if value.microsecond:
+        digits = getattr(value, "digits", None)  # the column's precision, when row_dicts knew it
+        if digits:
+            base += "." + f"{value.microsecond:06d}"[:digits]
+        elif value.microsecond:
             base += f".{value.microsecond // 1000:03d}"
         return base
     if isinstance(value, dt.date):
@@ -490,6 +571,8 @@ def text(value: Any) -> str:
         return format(value, "f")
     if isinstance(value, list):
         return "[" + ",".join(_quoted(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{_quoted(k)}:{_quoted(v)}" for k, v in value.items()) + "}"
     return str(value)
 
 

@@ -14,16 +14,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from sinkflow.sinks.config import BatchPolicy, Duration, RetryPolicy, SinkConfig, StrList
 from sinkflow.sinks.delivery import (
-    JSON_TYPE,
-    TEXT_TYPE,
     Headers,
     OAuth2Settings,
     RequestPerRowSink,
     RequestSpec,
     UrlText,
     authorization_values,
+    body_content_type,
     header_secrets,
     paralism_field,
+    request_headers,
     row_sink_batch_policy,
     safe_target,
 )
@@ -62,7 +62,8 @@ class HttpConfig(SinkConfig):
 
     url: UrlText = Field(description="target URL")
     content_type: str | None = Field(
-        None, description="Content-Type header (default: application/json, or text/plain for a payload template)"
+        None, description="Content-Type header (default: application/json for the row as JSON or a payload "
+        "template that renders JSON, else text/plain)"
     )
     http_method: str = Field("POST", description="GET, POST, PUT, PATCH or DELETE")
     payload_field: TemplateText = Field(None, description="request body template ({{ .col }}); empty: the row as JSON")
@@ -111,8 +112,7 @@ class HttpSink(RequestPerRowSink):
     def request_spec(self) -> RequestSpec:
         cfg = self.config
         template = Template.parse(cfg.payload_field) if cfg.payload_field else None
-        default_type = TEXT_TYPE if template else JSON_TYPE
-        headers = {"Content-Type": cfg.content_type or default_type, **cfg.http_header}
+        headers = request_headers(body_content_type(cfg.content_type, template), cfg.http_header)
         oauth = cfg.oauth2
         settings = None
         if oauth.enabled:

@@ -52,7 +52,7 @@ from pydantic import Field, field_validator, model_validator
 from sinkflow.errors import ConfigError
 from sinkflow.sinks.base import PermanentError, RetryableError, Sink, SinkEnv, SinkError, WriteContext
 from sinkflow.sinks.config import BatchPolicy, SinkConfig, StrList
-from sinkflow.sinks.encode import json_document_array, row_dicts, text
+from sinkflow.sinks.encode import column_texts, json_document_array, row_dicts
 from sinkflow.sinks.rdkafka import ANY_PARTITION, BatchProducer
 from sinkflow.sinks.template import Template, TemplateText, check_columns
 from sinkflow.streams.types import TP_TIME
@@ -570,7 +570,7 @@ class KafkaSink(Sink):
                     or pa.types.is_integer(typ):
                 # Text as Timeplus prints it is Arrow's own for these: no Python object per row.
                 return column.cast(pa.string())
-            return pa.array([None if v is None else text(v).encode() for v in column.to_pylist()], pa.binary())
+            return pa.array([None if v is None else v.encode() for v in column_texts(column)], pa.binary())
         if self._key_template is not None:
             return pa.array([self._key_template.render(row).encode() for row in row_dicts(batch)], pa.binary())
         return None

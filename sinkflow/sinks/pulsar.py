@@ -40,7 +40,7 @@ from pydantic import model_validator
 from sinkflow.errors import ConfigError
 from sinkflow.sinks.base import PartialWriteError, PermanentError, RetryableError, Sink, SinkEnv, SinkError, WriteContext
 from sinkflow.sinks.config import BatchPolicy, SinkConfig
-from sinkflow.sinks.encode import json_documents, text
+from sinkflow.sinks.encode import column_texts, json_documents
 
 log = logging.getLogger(__name__)
 _OK = int(pulsar.Result.Ok)
@@ -271,7 +271,7 @@ class PulsarSink(Sink):
         documents = json_documents(batch)
         if not self.config.message_key:
             return documents, [None] * len(documents)
-        return documents, [None if v is None else text(v) for v in batch.column(self.config.message_key).to_pylist()]
+        return documents, column_texts(batch.column(self.config.message_key))
 
     def _send_all(self, producer: pulsar.Producer, acks: _Acks, batch: pa.RecordBatch,
                   encoded: tuple[list[bytes], list[str | None]] | None) -> None:

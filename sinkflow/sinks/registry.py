@@ -12,9 +12,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from sinkflow.errors import ConfigError, InvalidInput
+from sinkflow.errors import InvalidInput
+from sinkflow.sinks import labels
 from sinkflow.sinks.base import Sink
-from sinkflow.sinks.config import SinkConfig
+from sinkflow.sinks.config import SinkConfig, normalize_properties, validation_message
 
 #: type name → "module:Class" of its Sink implementation.
 SINK_TYPES: dict[str, str] = {
@@ -51,19 +52,9 @@ def parse_properties(sink_type: str, properties: dict[str, Any]) -> SinkConfig:
     """
     model = sink_class(sink_type).config_class
     try:
-        return model.model_validate(properties)
+        return model.model_validate(normalize_properties(model, properties))
     except ValidationError as exc:
-        err = exc.errors()[0]
-        prop = ".".join(str(part) for part in err["loc"]) or "properties"
-        if err["type"] == "extra_forbidden":
-            raise ConfigError(prop, "unknown property") from None
-        if err["type"] == "missing":
-            raise ConfigError(prop, "is required") from None
-        message = err["msg"].removeprefix("Value error, ")
-        given = repr(err.get("input"))
-        if "input" in err and err["type"] != "model_type" and given not in message and not _is_secret(model, prop):
-            message = f"{message} (got {given})"
-        raise ConfigError(prop, message) from None
+        raise validation_message(model, exc, lambda prop: _is_secret(model, prop)) from None
 
 
 def _is_secret(model: type[SinkConfig], prop: str) -> bool:
@@ -117,7 +108,8 @@ def _parent(props: dict[str, Any], path: str) -> tuple[dict[str, Any] | None, st
 
 
 def property_schemas() -> dict[str, dict[str, Any]]:
-    """Every sink type's JSON schema (required, defaults, secrets as ``format: password``), for the console."""
+    """Every sink type's JSON schema (required, defaults, secrets as ``format: password``) with
+    its user-facing wording (:func:`sinkflow.sinks.labels.annotate`), for forms and the CLI."""
     schemas: dict[str, dict[str, Any]] = {}
     for sink_type in SINK_TYPES:
         try:
@@ -131,5 +123,5 @@ def property_schemas() -> dict[str, dict[str, Any]]:
         schema["properties"] = own | {k: v for k, v in schema["properties"].items() if k not in own}
         schema["secrets"] = list(model.secret_fields)
         schema["templates"] = list(model.template_fields)
-        schemas[sink_type] = schema
+        schemas[sink_type] = labels.annotate(sink_type, schema)
     return schemas

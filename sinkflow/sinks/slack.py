@@ -21,6 +21,7 @@ from sinkflow.sinks.delivery import (
     UrlText,
     authorization_values,
     header_secrets,
+    request_headers,
     row_sink_batch_policy,
 )
 from sinkflow.sinks.template import Template, TemplateText
@@ -67,7 +68,7 @@ class SlackSink(RequestPerRowSink):
         return RequestSpec(
             method="POST",
             url=cfg.url,
-            headers={"Content-Type": JSON_TYPE, **cfg.header},
+            headers=request_headers(JSON_TYPE, cfg.header),
             timeout=cfg.timeout,
             paralism=1,
             target="Slack webhook",

@@ -16,6 +16,7 @@ refused when the sink is created, never at send time. Text outside actions is co
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable
 from typing import Annotated, Any
@@ -127,6 +128,21 @@ class Template:
         if _JSON_ROW.fullmatch(body):
             return _row_renderer
         return None
+
+    def renders_json(self) -> bool:
+        """True when the text around the actions is a JSON object or array (every action standing
+        for one JSON value or part of a string), such as ``{"text": "{{ .cid }} at {{ .speed }}"}``,
+        or the template is ``{{ json . }}``: what it renders is meant to be sent as JSON."""
+        skeleton = self._head + "".join("0" + literal for _renderer, literal in self._steps)
+        if skeleton.strip() == "0" and self._steps[0][0] is _row_renderer:
+            return True  # {{ json . }}: the row as JSON
+        if not skeleton.strip().startswith(("{", "[")):
+            return False
+        try:
+            json.loads(skeleton)
+        except ValueError:
+            return False
+        return True
 
     def render(self, row: dict[str, Any]) -> str:
         """The text for one row (a dict keyed by column name). A missing column renders empty."""

@@ -2,7 +2,7 @@
 
 Calls a webhook for every result row: a POST whose body is the optional ``body`` template
 rendered for the row, or by default the whole row as a JSON document. Properties: ``url``,
-``body``, ``headers`` ({}), ``paralism`` (1; ``parallelism`` accepted), ``timeout`` (10s).
+``body``, ``content_type``, ``headers`` ({}), ``paralism`` (1; ``parallelism`` accepted), ``timeout`` (10s).
 """
 
 from __future__ import annotations
@@ -13,15 +13,15 @@ from pydantic import Field
 
 from sinkflow.sinks.config import BatchPolicy, Duration, SinkConfig
 from sinkflow.sinks.delivery import (
-    JSON_TYPE,
-    TEXT_TYPE,
     Headers,
     RequestPerRowSink,
     RequestSpec,
     UrlText,
     authorization_values,
+    body_content_type,
     header_secrets,
     paralism_field,
+    request_headers,
     row_sink_batch_policy,
     safe_target,
 )
@@ -37,6 +37,10 @@ class WebhookConfig(SinkConfig):
 
     url: UrlText = Field(description="the webhook's URL")
     body: TemplateText = Field(None, description="message body template ({{ .col }}); empty: the row as JSON")
+    content_type: str | None = Field(
+        None, description="Content-Type header (default: application/json for the row as JSON or a body "
+        "template that renders JSON, else text/plain)"
+    )
     headers: Headers = Field(default_factory=dict, description="object of extra headers")
     paralism: int = paralism_field()
     timeout: Duration = Field(10.0, gt=0, description="request timeout")
@@ -49,8 +53,10 @@ class WebhookConfig(SinkConfig):
 
 
 class WebhookSink(RequestPerRowSink):
-    """POSTs one request per result row: the ``body`` template rendered
-    (``text/plain; charset=utf-8`` unless ``headers`` sets a Content-Type), or the row as JSON.
+    """POSTs one request per result row: the ``body`` template rendered, or the row as JSON.
+    The Content-Type is ``content_type`` when set, else ``application/json`` for the row or a
+    template that renders JSON, else ``text/plain; charset=utf-8``; the User-Agent says
+    ``sinkflow/<version>``.
 
     Delivery guarantee: at-least-once, with an ``Idempotency-Key: <sink id>-<row number>``
     header that is the same on every resend of a row (a receiver honouring it sees each row
@@ -68,7 +74,7 @@ class WebhookSink(RequestPerRowSink):
         return RequestSpec(
             method="POST",
             url=cfg.url,
-            headers={"Content-Type": TEXT_TYPE if template else JSON_TYPE, **cfg.headers},
+            headers=request_headers(body_content_type(cfg.content_type, template), cfg.headers),
             timeout=cfg.timeout,
             paralism=cfg.paralism,
             target=f"webhook {safe_target(cfg.url)}",

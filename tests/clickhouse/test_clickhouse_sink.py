@@ -116,11 +116,22 @@ async def test_existing_table_is_filled_by_column_name(clickhouse_server: ClickH
     await deliver(sink, [batch])
 
     rows = client.execute(SELECT.format(table=table_name))
-    # The time went into a String column, printed as Timeplus prints it.
-    expected = [("2022-01-23 10:00:10", *row[1:]) for row in rows_of(batch)]
+    # The time went into a String column, printed as Timeplus prints a datetime64(3).
+    expected = [("2022-01-23 10:00:10.000", *row[1:]) for row in rows_of(batch)]
     assert rows == expected
     assert client.execute(f"SELECT DISTINCT region FROM {table_name}") == [("eu",)]
     assert client.execute(f"SELECT engine FROM system.tables WHERE name = '{table_name}'") == [("Memory",)]
+
+
+async def test_float32_values_arrive_as_timeplus_prints_them(clickhouse_server: ClickHouseServer, table_name: str) -> None:
+    client = clickhouse_server.client()
+    client.execute(f"CREATE TABLE {table_name} (f32 Float32, f64 Float64, txt String) ENGINE = Memory")
+    values = pa.array([126.95, 119.84], pa.float32())
+    batch = pa.record_batch({"f32": values, "f64": values, "txt": values})
+    sink = make_sink(hosts_props(clickhouse_server, table_name, engine="Memory"), batch.schema)
+    await deliver(sink, [batch])
+    rows = client.execute(f"SELECT toString(f32), toString(f64), txt FROM {table_name} ORDER BY f64")
+    assert rows == [("119.84", "119.84", "119.84"), ("126.95", "126.95", "126.95")]
 
 
 async def test_query_column_missing_from_existing_table_is_named_at_open(

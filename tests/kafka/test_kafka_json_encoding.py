@@ -64,7 +64,7 @@ def test_the_seed_query_row_reads_as_users_expect() -> None:
         (pa.array([dt.date(2022, 1, 23), None]), ['"2022-01-23"', "null"]),
         (pa.array([decimal.Decimal("-0.05"), decimal.Decimal("123456789012345678.12")], pa.decimal128(38, 2)), ["-0.05", "123456789012345678.12"]),
         (pa.array([1.0, -0.0, float("nan"), float("inf"), 1e20, 5e-7, None]), ["1.0", "-0.0", "null", "null", "1e+20", "5e-7", "null"]),
-        (pa.array([0.1], pa.float32()), ["0.10000000149011612"]),
+        (pa.array([0.1, 126.95, None, float("nan")], pa.float32()), ["0.1", "126.95", "null", "null"]),  # as Timeplus prints float32
         (pa.array([2**63 - 1, -(2**63), None], pa.int64()), ["9223372036854775807", "-9223372036854775808", "null"]),
         (pa.array([2**64 - 1], pa.uint64()), ["18446744073709551615"]),
         (pa.array([True, False, None]), ["true", "false", "null"]),

@@ -85,7 +85,7 @@ async def test_a_created_topic_gets_the_partitions_asked_for(tansu_broker: Tansu
     [
         ("cid", lambda doc: doc["cid"]),
         # Templates print values as Timeplus does: a whole-second time without ".000".
-        ("{{ .cid }}@{{ .time }}", lambda doc: f"{doc['cid']}@{doc['time'][:19].replace('T', ' ')}"),
+        ("{{ .cid }}@{{ .time }}", lambda doc: f"{doc['cid']}@{doc['time'][:23].replace('T', ' ')}"),
     ],
 )
 async def test_message_key_from_a_column_or_a_template_keeps_a_key_in_one_partition(

@@ -113,6 +113,21 @@ async def test_server_down_is_retryable() -> None:
     assert f"SMTP server 127.0.0.1:{port} unreachable" in caught.value.message
 
 
+async def test_default_starttls_against_a_server_without_tls_says_which_setting_to_change(tmp_path: Any) -> None:
+    plain = SmtpServer(tmp_path, "none")
+    plain.start()
+    try:
+        sink = make_sink("email", {"host": plain.host, "port": plain.port, "from": "a@example.org",
+                                   "to": "b@example.org"}, ROWS.schema)
+        with pytest.raises(PermanentError) as caught:
+            await sink.open()
+        await sink.close()
+    finally:
+        plain.stop()
+    assert "does not offer STARTTLS" in caught.value.message and "tls=none" in caught.value.message
+    assert plain.messages == []
+
+
 async def test_reconnects_after_the_server_restarts(smtp: SmtpServer) -> None:
     sink = email_sink(props(smtp))
     await sink.open()

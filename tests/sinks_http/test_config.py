@@ -76,7 +76,7 @@ def test_slack_and_webhook_defaults() -> None:
                                  "idle_timeout": None}
     assert slack.retry_policy().max_retries is None
     webhook = parse_properties("webhook", {"url": URL})
-    assert webhook.model_dump() == {"url": URL, "body": None, "headers": {}, "paralism": 1, "timeout": "10s",
+    assert webhook.model_dump() == {"url": URL, "body": None, "content_type": None, "headers": {}, "paralism": 1, "timeout": "10s",
                                    "idle_timeout": None}
 
 

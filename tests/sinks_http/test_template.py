@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 
+import pyarrow as pa
 import pytest
 
 from sinkflow.errors import ConfigError, InvalidInput
+from sinkflow.sinks.encode import column_texts, json_documents, row_dicts
 from sinkflow.sinks.template import Template, TemplateError, check_columns
 
 ROW_1 = {"time": dt.datetime(2022, 1, 23, 10, 0, 0, 123000), "number": 50, "note": "foo"}
@@ -99,3 +101,37 @@ def test_check_columns_reports_a_parse_error_against_the_property() -> None:
         check_columns("{{ if .a }}", "body", ["a"])
     assert caught.value.prop == "body"
     assert "unsupported construct '{{ if .a }}' at line 1, column 1" in caught.value.message
+
+
+# What docs/sinks.md promises for each type: (column, {{ .col }} text, {{ json .col }} / JSON document text).
+TYPE_RENDERING = [
+    ("f32", pa.array([126.95], pa.float32()), "126.95", "126.95"),
+    ("f64", pa.array([0.1 + 0.2]), "0.30000000000000004", "0.30000000000000004"),
+    ("whole", pa.array([3.0]), "3", "3.0"),
+    ("nan", pa.array([float("nan")]), "nan", "null"),
+    ("int", pa.array([42], pa.int32()), "42", "42"),
+    ("dec", pa.array([decimal.Decimal("12.30")], pa.decimal128(10, 2)), "12.30", "12.30"),
+    ("bool", pa.array([True]), "true", "true"),
+    ("text", pa.array(['say "hi"']), 'say "hi"', '"say \\"hi\\""'),
+    ("ms", pa.array([dt.datetime(2022, 1, 23, 10, 0, 0)], pa.timestamp("ms", "UTC")),
+     "2022-01-23 10:00:00.000", '"2022-01-23T10:00:00.000+00:00"'),
+    ("secs", pa.array([dt.datetime(2022, 1, 23, 10, 0, 0)], pa.timestamp("s", "UTC")),
+     "2022-01-23 10:00:00", '"2022-01-23T10:00:00.000+00:00"'),
+    ("zoned", pa.array([dt.datetime(2022, 1, 23, 10, 0, 0, 123000)], pa.timestamp("ms", "Asia/Shanghai")),
+     "2022-01-23 18:00:00.123", '"2022-01-23T18:00:00.123+08:00"'),
+    ("date", pa.array([dt.date(2022, 1, 23)]), "2022-01-23", '"2022-01-23"'),
+    ("strings", pa.array([["a", "b"]]), "['a','b']", '["a","b"]'),
+    ("floats", pa.array([[1.5, 126.95]], pa.list_(pa.float32())), "[1.5,126.95]", "[1.5,126.95]"),
+    ("map", pa.array([[("k", 1)]], pa.map_(pa.string(), pa.int32())), "{'k':1}", '{"k":1}'),
+    ("null", pa.array([None], pa.int32()), "", "null"),
+]
+
+
+@pytest.mark.parametrize(("name", "values", "as_text", "as_json"), TYPE_RENDERING, ids=[t[0] for t in TYPE_RENDERING])
+def test_each_type_renders_as_documented(name: str, values: pa.Array, as_text: str, as_json: str) -> None:
+    batch = pa.record_batch({name: values})
+    row = row_dicts(batch)[0]
+    assert Template.parse(f"{{{{ .{name} }}}}").render(row) == as_text
+    assert Template.parse(f"{{{{ json .{name} }}}}").render(row) == as_json
+    assert json_documents(batch)[0].decode() == f'{{"{name}":{as_json}}}'
+    assert column_texts(values) == [as_text if as_text else None]

@@ -10,6 +10,8 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
+import sinkflow
+
 from sinkflow.sinks.base import PartialWriteError, PermanentError, RetryableError
 from tests.servers.http import RecordingEndpoint
 from tests.sinks_http.support import deliver, make_sink
@@ -49,8 +51,8 @@ async def test_body_template(receiver: HTTPServer) -> None:
     }
     await deliver(make_sink("webhook", props, CARS.schema), [CARS])
     assert [r.body.decode() for r in api.received] == [
-        "car c00001 at 88.5 km/h, locked=false, at 2022-01-23 10:00:02",
-        "car c00002 at 120.25 km/h, locked=true, at 2022-01-23 10:00:04",
+        "car c00001 at 88.5 km/h, locked=false, at 2022-01-23 10:00:02.000",  # datetime64(3), as Timeplus prints it
+        "car c00002 at 120.25 km/h, locked=true, at 2022-01-23 10:00:04.000",
     ]
     assert {r.headers["Content-Type"] for r in api.received} == {"text/x-alert"}
 
@@ -86,3 +88,29 @@ async def test_template_whitespace_is_content(receiver: HTTPServer) -> None:
     props = {"url": receiver.url_for("/hook"), "body": "  {{.cid}}\n"}
     await deliver(make_sink("webhook", props, CARS.schema), [CARS.slice(0, 1)])
     assert [r.body for r in api.received] == [b"  c00001\n"]
+
+
+async def test_a_json_body_template_is_sent_as_json_with_float32_as_timeplus_prints_it(receiver: HTTPServer) -> None:
+    api = RecordingEndpoint()
+    receiver.expect_request("/hook", method="POST").respond_with_handler(api)
+    speeds = pa.record_batch({"cid": ["c1"], "speed_kmh": pa.array([126.95], pa.float32())})
+    body = '{"text": "car {{ .cid }} at {{ .speed_kmh }} km/h", "speed": {{ .speed_kmh }}}'
+    await deliver(make_sink("webhook", {"url": receiver.url_for("/hook"), "body": body}, speeds.schema), [speeds])
+    await deliver(make_sink("webhook", {"url": receiver.url_for("/hook")}, speeds.schema), [speeds])
+    templated, whole_row = api.received
+    assert templated.body.decode() == '{"text": "car c1 at 126.95 km/h", "speed": 126.95}'
+    assert whole_row.body.decode() == '{"cid":"c1","speed_kmh":126.95}'
+    assert {r.headers["Content-Type"] for r in api.received} == {"application/json"}
+    assert {r.headers["User-Agent"] for r in api.received} == {f"sinkflow/{sinkflow.__version__}"}
+
+
+async def test_content_type_property_wins_and_plain_text_stays_plain(receiver: HTTPServer) -> None:
+    api = RecordingEndpoint()
+    receiver.expect_request("/hook", method="POST").respond_with_handler(api)
+    one = CARS.slice(0, 1)
+    url = receiver.url_for("/hook")
+    await deliver(make_sink("webhook", {"url": url, "body": "car {{ .cid }}"}, one.schema), [one])
+    await deliver(make_sink("webhook", {"url": url, "body": "<b>{{ .cid }}</b>", "content_type": "text/html"},
+                            one.schema), [one])
+    assert [(r.headers["Content-Type"], r.body.decode()) for r in api.received] == [
+        ("text/plain; charset=utf-8", "car c00001"), ("text/html", "<b>c00001</b>")]
