@@ -42,7 +42,7 @@ from sinkflow.runtime.stream_target import StoreStreamTarget
 from sinkflow.sinks import registry
 from sinkflow.sinks.base import NotAttempted, PartialWriteError, Sink, SinkEnv, WriteContext
 from sinkflow.sinks.config import RetryPolicy
-from sinkflow.sinks.delivery import scrub
+from sinkflow.sinks.redact import scrub
 from sinkflow.streams.store import StreamStore
 
 log = logging.getLogger("sinkflow.runtime")

@@ -12,12 +12,10 @@ from typing import ClassVar
 from pydantic import Field
 
 from sinkflow.sinks.config import BatchPolicy, Duration, SinkConfig
-from sinkflow.sinks.delivery import (
+from sinkflow.sinks.http_properties import (
     JSON_TYPE,
     TEXT_TYPE,
     Headers,
-    RequestPerRowSink,
-    RequestSpec,
     UrlText,
     authorization_values,
     header_secrets,
@@ -25,6 +23,7 @@ from sinkflow.sinks.delivery import (
     row_sink_batch_policy,
     safe_target,
 )
+from sinkflow.sinks.request_per_row import RequestPerRowSink, RequestSpec
 from sinkflow.sinks.template import Template, TemplateText
 
 
