@@ -11,9 +11,10 @@ import email.utils
 import time
 from collections.abc import Iterable
 
-import httpx
+import aiohttp
 
 from sinkflow.sinks.base import PermanentError, RetryableError, SinkError
+from sinkflow.sinks.http_client import Answer
 from sinkflow.sinks.redact import scrub
 
 #: Longest excerpt of a response body quoted in an error message.
@@ -47,33 +48,38 @@ def body_excerpt(body: str) -> str:
     return flat if len(flat) <= EXCERPT_CHARS else flat[:EXCERPT_CHARS] + "…"
 
 
-def response_error(response: httpx.Response, target: str, secrets: Iterable[str] = ()) -> SinkError | None:
+def response_error(answer: Answer, target: str, secrets: Iterable[str] = ()) -> SinkError | None:
     """None for a 2xx answer, else its error: 429 and 5xx retryable (with ``Retry-After``),
     other 4xx permanent, and 3xx permanent too (redirects are not followed: a POST must not
-    silently turn into something else). The message names ``target``, the status and a body
-    excerpt, scrubbed of ``secrets``."""
-    status = response.status_code
+    silently turn into something else). The message names ``target``, the status and an
+    excerpt of the body, scrubbed of ``secrets``."""
+    status, reason = answer.status, answer.reason
     if status < 300:
         return None
     if status < 400:
         return PermanentError(
-            f"{target} answered HTTP {status} {response.reason_phrase}: redirects are not followed;"
-            " configure the final URL"
+            f"{target} answered HTTP {status} {reason}: redirects are not followed; configure the final URL"
         )
     # Scrub before cutting: a secret cut in half by the excerpt would no longer match.
-    quoted = body_excerpt(scrub(response.text, secrets))
-    message = scrub(f"{target} answered HTTP {status} {response.reason_phrase}: {quoted}".rstrip(": "), secrets)
+    quoted = body_excerpt(scrub(answer.body.decode("utf-8", "replace"), secrets))
+    message = scrub(f"{target} answered HTTP {status} {reason}: {quoted}".rstrip(": "), secrets)
     if status == 429 or status >= 500:
-        return RetryableError(message, retry_after=parse_retry_after(response.headers.get("retry-after")))
+        return RetryableError(message, retry_after=parse_retry_after(answer.headers.get("Retry-After")))
     return PermanentError(message)
 
 
-def transport_error(exc: httpx.HTTPError, target: str, timeout: float, secrets: Iterable[str] = ()) -> SinkError:
-    """A request that got no answer: timeouts and network errors are retryable; a malformed
-    request (httpx refused to build it) is permanent. The message is scrubbed of secrets."""
-    if isinstance(exc, httpx.TimeoutException):
+#: Client errors after which the same request may succeed later: the connection failed or broke,
+#: or the server answered something that is not HTTP (a proxy or server restarting).
+_TRANSIENT = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, aiohttp.ClientResponseError)
+
+
+def transport_error(exc: aiohttp.ClientError | TimeoutError, target: str, timeout: float,
+                    secrets: Iterable[str] = ()) -> SinkError:
+    """A request that got no answer: timeouts, network and TLS errors are retryable; a request
+    the client refused to build (an invalid URL) is permanent. The message is scrubbed of secrets."""
+    if isinstance(exc, TimeoutError):
         return RetryableError(f"{target} did not answer within {timeout:g}s ({type(exc).__name__})")
     detail = scrub(f"{type(exc).__name__}: {exc}".rstrip(": "), secrets)
-    if isinstance(exc, (httpx.TransportError, httpx.StreamError)):
+    if isinstance(exc, _TRANSIENT):
         return RetryableError(f"{target} unreachable: {detail}")
     return PermanentError(f"request to {target} failed: {detail}")

@@ -5,25 +5,27 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import httpx
 from pydantic import AfterValidator, AliasChoices, Field
+from yarl import URL
 
 from sinkflow.sinks.config import BatchPolicy
 
 
 def safe_target(url: str) -> str:
     """A URL as error messages may show it: scheme, host, port and path; no credentials, no query."""
-    parsed = httpx.URL(url)
-    port = f":{parsed.port}" if parsed.port else ""
+    parsed = URL(url)
+    port = "" if parsed.is_default_port() else f":{parsed.port}"
     return f"{parsed.scheme}://{parsed.host}{port}{parsed.path}"
 
 
 def check_url(value: str) -> str:
     """Validate an http(s) URL property; the error message never repeats the value (it may be a secret)."""
     try:
-        parsed = httpx.URL(value)
-    except (httpx.InvalidURL, TypeError):
+        parsed = URL(value)
+    except (ValueError, TypeError):
         raise ValueError("is not a valid URL") from None
+    if parsed.host and any(char.isspace() for char in parsed.host):
+        raise ValueError("is not a valid URL")
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise ValueError("must be an http:// or https:// URL with a host")
     return value

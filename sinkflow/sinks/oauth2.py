@@ -9,9 +9,11 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import quote_plus
 
-import httpx
+import aiohttp
+import orjson
 
 from sinkflow.sinks.base import PermanentError
+from sinkflow.sinks.http_client import Answer, HttpClient
 from sinkflow.sinks.http_errors import body_excerpt, response_error, transport_error
 from sinkflow.sinks.redact import scrub
 
@@ -41,7 +43,7 @@ class TokenSource:
 
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        client: HttpClient,
         token_url: str,
         client_id: str,
         client_secret: str,
@@ -88,27 +90,27 @@ class TokenSource:
         if self._scopes:
             form["scope"] = " ".join(self._scopes)
         styles = [True, False] if self._basic_auth is None else [self._basic_auth]
-        response: httpx.Response | None = None
+        answer: Answer | None = None
         for basic in styles:
-            response = await self._post(form, basic)
-            if response.status_code < 400:
+            answer = await self._post(form, basic)
+            if answer.status < 400:
                 self._basic_auth = basic
                 break
-            if response.status_code not in (400, 401):
+            if answer.status not in (400, 401):
                 break
-        assert response is not None
+        assert answer is not None
         target = "OAuth2 token endpoint"
-        if error := response_error(response, target, self.secrets):
+        if error := response_error(answer, target, self.secrets):
             if isinstance(error, PermanentError):
                 hint = "check client_key/client_secret/scopes"
                 error = PermanentError(f"OAuth2 token request refused ({hint}): {error.message}")
             raise error
         try:
-            payload = response.json()
+            payload = orjson.loads(answer.body)
             token = str(payload["access_token"])
             expires_in = float(payload["expires_in"]) if payload.get("expires_in") is not None else None
         except (ValueError, KeyError, TypeError):
-            quoted = body_excerpt(scrub(response.text, self.secrets))
+            quoted = body_excerpt(scrub(answer.body.decode("utf-8", "replace"), self.secrets))
             raise PermanentError(f"{target} answered without an access_token: {quoted}") from None
         self._token = token
         self._expires_at = float("inf")
@@ -116,7 +118,7 @@ class TokenSource:
             self._expires_at = time.monotonic() + expires_in - min(30.0, expires_in / 10)
         return token
 
-    async def _post(self, form: dict[str, str], basic: bool) -> httpx.Response:
+    async def _post(self, form: dict[str, str], basic: bool) -> Answer:
         headers = {"Accept": "application/json"}
         if basic:
             # RFC 6749 §2.3.1: id and secret are form-urlencoded before Basic encoding.
@@ -126,6 +128,6 @@ class TokenSource:
         else:
             data = {**form, "client_id": self._client_id, "client_secret": self._client_secret}
         try:
-            return await self._client.post(self._token_url, data=data, headers=headers)
-        except httpx.HTTPError as exc:
+            return await self._client.request("POST", self._token_url, data, headers)
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise transport_error(exc, "OAuth2 token endpoint", self._timeout, self.secrets) from None

@@ -1,34 +1,24 @@
 """One HTTP request per row: :class:`RequestPerRowSink` sends each row of a batch over one
-``httpx.AsyncClient``; the http, webhook and slack sinks only say how a row becomes a body."""
+:class:`~sinkflow.sinks.http_client.HttpClient`; the http, webhook and slack sinks only say
+how a row becomes a body."""
 
 from __future__ import annotations
 
 import abc
-import logging
 from dataclasses import dataclass
 
-import httpx
+import aiohttp
 import pyarrow as pa
 
 from sinkflow.sinks.base import PermanentError, Sink, SinkEnv, WriteContext
 from sinkflow.sinks.config import SinkConfig
 from sinkflow.sinks.delivery import deliver_rows
 from sinkflow.sinks.encode import json_document, json_documents, row_dicts
+from sinkflow.sinks.http_client import HttpClient
 from sinkflow.sinks.http_errors import response_error, transport_error
 from sinkflow.sinks.oauth2 import OAuth2Settings, TokenSource
 from sinkflow.sinks.pacing import shared_pacer
 from sinkflow.sinks.template import Template
-
-
-class _QuietRequestLog(logging.Filter):
-    """httpx logs every request's full URL at INFO: one line per row, and a Slack webhook URL
-    is a secret. Drop those lines; warnings and errors still pass."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.levelno <= logging.INFO and str(record.msg).startswith("HTTP Request:"))
-
-
-logging.getLogger("httpx").addFilter(_QuietRequestLog())
 
 
 @dataclass(frozen=True)
@@ -57,9 +47,9 @@ class RequestPerRowSink(Sink):
     """One HTTP request per result row, with an ``Idempotency-Key`` header per row.
 
     Subclasses give the :class:`RequestSpec` (:meth:`request_spec`) and may wrap each row's
-    text into their payload (:meth:`wrap`). Up to ``paralism`` requests are in flight over one ``httpx.AsyncClient``
-    (opened in :meth:`open`, closed in :meth:`close`); with ``paralism`` 1 rows arrive in
-    result order. A row is acknowledged when its request is answered 2xx, so ``write``
+    text into their payload (:meth:`wrap`). Up to ``paralism`` requests are in flight over one
+    :class:`~sinkflow.sinks.http_client.HttpClient` (opened in :meth:`open`, closed in
+    :meth:`close`); with ``paralism`` 1 rows arrive in result order. A row is acknowledged when its request is answered 2xx, so ``write``
     returns only once the whole batch is delivered, or raises :class:`PartialWriteError`
     naming exactly the rows that were not (see :func:`deliver_rows`). With OAuth2 a 401
     fetches a new token and sends the row once more.
@@ -68,7 +58,7 @@ class RequestPerRowSink(Sink):
     def __init__(self, config: SinkConfig, env: SinkEnv) -> None:
         super().__init__(config, env)
         self.spec = self.request_spec()
-        self._client: httpx.AsyncClient | None = None
+        self._client: HttpClient | None = None
         self._tokens: TokenSource | None = None
         self._pacer = shared_pacer(self.spec.url, self.spec.rate) if self.spec.rate else None
         self._will_retry = config.retry_policy().max_retries != 0
@@ -84,11 +74,7 @@ class RequestPerRowSink(Sink):
     async def open(self) -> None:
         """Open the connection pool; with OAuth2, fetch a first token so bad credentials fail here."""
         spec = self.spec
-        self._client = httpx.AsyncClient(
-            timeout=spec.timeout,
-            limits=httpx.Limits(max_connections=spec.paralism, max_keepalive_connections=spec.paralism),
-            follow_redirects=False,
-        )
+        self._client = HttpClient(spec.paralism, spec.timeout)
         if spec.oauth2 is not None:
             oauth = spec.oauth2
             self._tokens = TokenSource(
@@ -104,7 +90,7 @@ class RequestPerRowSink(Sink):
 
     async def close(self) -> None:
         if self._client is not None:
-            await self._client.aclose()
+            await self._client.close()
             self._client = None
 
     def _secrets(self) -> tuple[str, ...]:
@@ -128,15 +114,15 @@ class RequestPerRowSink(Sink):
             if self._pacer is not None:
                 await self._pacer.wait()
             try:
-                response = await client.request(spec.method, spec.url, content=content, headers=headers)
-            except httpx.HTTPError as exc:
+                answer = await client.request(spec.method, spec.url, content, headers)
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 raise transport_error(exc, spec.target, spec.timeout, self._secrets()) from None
-            if response.status_code == 401 and token is not None and not retried_auth:
+            if answer.status == 401 and token is not None and not retried_auth:
                 # The token was revoked or expired early: one more try with a fresh one.
                 self._tokens.invalidate(token)  # type: ignore[union-attr]
                 retried_auth = True
                 continue
-            error = response_error(response, spec.target, self._secrets())
+            error = response_error(answer, spec.target, self._secrets())
             if error is None:
                 return
             if error.retry_after is not None and self._pacer is not None:
