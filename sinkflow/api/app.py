@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import gc
 import hmac
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 import sinkflow
 from sinkflow.api import queries, sinks, streams
@@ -61,6 +64,46 @@ async def _enforce_retention(store: StreamStore, stop: asyncio.Event) -> None:
             store.enforce_retention()
 
 
+#: Allocations between two young-generation collections (Python's default: 700). An ingest
+#: body of 500 rows makes thousands of short-lived objects; with the default, collections ran
+#: several times per request and cost about a third of its decoding.
+GC_YOUNG_THRESHOLD = 10_000
+
+
+def _settle_garbage_collector() -> None:
+    """Move everything alive after start-up (modules, parsers' tables, the catalog) out of the
+    collector's sight, and collect the young generation less often: full collections then no
+    longer walk hundreds of thousands of objects that never die."""
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
+
+
+class _RequireApiKey:
+    """ASGI middleware answering 401 to a guarded path (``/api/…`` but the open ones, and
+    ``/metrics``) without a valid ``X-Api-Key`` when the server requires one. Plain ASGI, not
+    Starlette's ``BaseHTTPMiddleware``, which costs a task and a body copy per request."""
+
+    def __init__(self, app: ASGIApp, settings: ServerSettings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.settings.auth_required:
+            path = scope["path"]
+            if (path.startswith("/api/") and path not in _OPEN_PATHS) or path == "/metrics":
+                given = Headers(scope=scope).get("x-api-key", "")
+                key = self.settings.api_key
+                if not key or not hmac.compare_digest(given, key):
+                    response = JSONResponse(
+                        {"code": "UNAUTHORIZED", "message": "a valid X-Api-Key header is required"}, status_code=401
+                    )
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
 def create_app(settings: ServerSettings) -> FastAPI:
     """Build the app. Start-up opens the streams, the catalog and every stored sink (from its
     last checkpoint) and, with ``settings.demo``, starts the demo data; shutdown stops them."""
@@ -76,6 +119,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         if settings.demo:
             background.append(asyncio.create_task(run_demo(store, srv.stopping)))
         await srv.sinks.start()
+        _settle_garbage_collector()
         try:
             yield
         finally:
@@ -97,16 +141,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         where = ".".join(str(part) for part in first["loc"] if part != "body") or "body"
         return JSONResponse({"code": "INVALID_INPUT", "message": f"'{where}': {first['msg']}"}, status_code=400)
 
-    @app.middleware("http")
-    async def require_api_key(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        path = request.url.path
-        guarded = (path.startswith("/api/") and path not in _OPEN_PATHS) or path == "/metrics"
-        if settings.auth_required and guarded:
-            given = request.headers.get("x-api-key", "")
-            if not settings.api_key or not hmac.compare_digest(given, settings.api_key):
-                return JSONResponse({"code": "UNAUTHORIZED", "message": "a valid X-Api-Key header is required"},
-                                    status_code=401)
-        return await call_next(request)
+    app.add_middleware(_RequireApiKey, settings=settings)
 
     @app.get("/api/v1beta2/info")
     async def info() -> dict[str, object]:

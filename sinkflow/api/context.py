@@ -63,8 +63,9 @@ class Server:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-def server(request: Request) -> Server:
-    """The :class:`Server` of the app handling ``request`` (a FastAPI dependency)."""
+async def server(request: Request) -> Server:
+    """The :class:`Server` of the app handling ``request`` (a FastAPI dependency; ``async`` so
+    FastAPI calls it on the event loop, where a plain function would cost a thread hop per request)."""
     return request.app.state.server  # type: ignore[no-any-return]
 
 

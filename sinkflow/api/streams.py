@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+import orjson
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from sinkflow.api.context import ServerDep
 from sinkflow.errors import InvalidInput
-from sinkflow.streams.store import Stream, StreamSettings
+from sinkflow.streams.ingest_formats import decode_body, ingest_format
+from sinkflow.streams.store import AppendResult, Stream, StreamSettings
 from sinkflow.streams.types import TP_TIME, Column, parse_type
 
 router = APIRouter(prefix="/api/v1beta2/streams")
@@ -30,13 +33,6 @@ class StreamIn(BaseModel):
     description: str = ""
     retention_ms: int | None = Field(default=None, gt=0)
     retention_bytes: int | None = Field(default=None, gt=0)
-
-
-class IngestIn(BaseModel):
-    """Timeplus's ingest request: column names and rows of values in that order."""
-
-    columns: list[str] | None = None
-    data: list[list[Any]]
 
 
 def stream_info(stream: Stream) -> dict[str, Any]:
@@ -84,8 +80,20 @@ async def drop_stream(name: str, srv: ServerDep) -> None:
     srv.store.drop(name)
 
 
-@router.post("/{name}/ingest")
-async def ingest(name: str, body: IngestIn, srv: ServerDep) -> dict[str, Any]:
-    """Append the rows; a bad value rejects the whole batch (400 naming row, column, value)."""
-    result = srv.store.get(name).append_rows(body.columns, body.data)
-    return {"first_seq": result.first_seq, "count": result.count}
+@router.post("/{name}/ingest", response_model=None)
+async def ingest(name: str, request: Request, srv: ServerDep,
+                 fmt: Annotated[str | None, Query(alias="format")] = None) -> Response:
+    """Append the body's rows, in one of Timeplus's formats (``compact``, ``streaming``,
+    ``lines``, ``raw``: see :mod:`sinkflow.streams.ingest_formats`); a bad value rejects the
+    whole body (400 naming row, column, value). Decoding runs in a worker thread, so a large
+    body does not hold up the event loop that the sinks and live queries share."""
+    stream = srv.store.get(name)
+    body_format = ingest_format(fmt, request.headers.get("content-type"))
+    body = await request.body()
+
+    def append() -> AppendResult:
+        return stream.append_batch(decode_body(stream.name, stream.user_columns, body_format, body))
+
+    result = await asyncio.to_thread(append)
+    return Response(orjson.dumps({"first_seq": result.first_seq, "count": result.count}),
+                    media_type="application/json")
