@@ -11,8 +11,8 @@ readings in Timeplus's ``compact`` shape (``{"columns": [...], "data": [[...], .
 Each runs ``--rounds`` times alternately; the best of each is compared (goal: server ÷ bare
 ≥ 0.7, and ≥ 100k rows/s), with the request latency p50/p99.
 
-Then the loaded run: the server also runs 3 webhook sinks (``select … where id % 500 = 0``:
-one row of each batch) posting to a local receiver, and 5 SSE clients of a stateless
+Then the loaded run: the server also runs 3 webhook sinks (``select … where id % 2000 = 0``:
+one row of every fourth batch) posting to a local receiver, and 5 SSE clients of a stateless
 streaming query (``select … where id % 100 = 0``). The receiver and the SSE clients run in a
 process of their own and time each row from the ``time`` it carries (the moment its batch
 was sent) to its arrival. Printed: ingest rows/s and request latency, ingest → webhook and
@@ -59,7 +59,7 @@ COLUMNS = [
 ]
 #: Stands for the send time (epoch ms) in a prepared body; replaced as each batch is sent.
 _SENT = b"1111111111111"
-WEBHOOK_SQL = f"select id, time from {STREAM} where id % 500 = 0"
+WEBHOOK_SQL = f"select id, time from {STREAM} where id % 2000 = 0"
 SSE_SQL = f"select id, time from {STREAM} where id % 100 = 0"
 SINKS, SSE_CLIENTS = 3, 5
 

@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 
 from sinkflow.catalog import Catalog
 from sinkflow.engine import Engine, QueryExecution
+from sinkflow.runtime.loop_lag import LoopLagMonitor
 from sinkflow.runtime.manager import SinkManager
 from sinkflow.streams.store import StreamStore
 
@@ -52,7 +53,8 @@ class RunningQuery:
 @dataclass
 class Server:
     """The running parts. ``queries`` holds live streaming queries by id, for ``DELETE``;
-    ``stopping`` is set when the server shuts down, ending its background tasks."""
+    ``stopping`` is set when the server shuts down, ending its background tasks (among them
+    ``loop_lag``'s sampling, shown on ``/metrics``)."""
 
     settings: ServerSettings
     store: StreamStore
@@ -61,6 +63,7 @@ class Server:
     sinks: SinkManager
     queries: dict[str, RunningQuery] = field(default_factory=dict)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    loop_lag: LoopLagMonitor = field(default_factory=LoopLagMonitor)
 
 
 async def server(request: Request) -> Server:

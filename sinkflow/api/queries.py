@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from sinkflow.api.context import RunningQuery, Server, ServerDep
 from sinkflow.engine import QueryExecution
 from sinkflow.errors import NotFound, SinkflowError
+from sinkflow.runtime.off_loop import run_step
 from sinkflow.sinks.encode import json_documents
 from sinkflow.streams.types import from_arrow
 
@@ -79,7 +80,7 @@ async def _stream_events(query_id: str, execution: QueryExecution, srv: Server) 
     try:
         yield _event("query", {"id": query_id, "columns": columns_of(execution.schema)})
         while not execution.finished and query_id in srv.queries:
-            for batch in await execution.step(_STEP):
+            for batch in await run_step(execution, _STEP):
                 if batch.num_rows:
                     yield b"".join(b"data: " + doc + b"\n\n" for doc in json_documents(batch))
         yield _event("end", {"id": query_id})

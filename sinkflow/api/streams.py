@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 import orjson
@@ -11,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from sinkflow.api.context import ServerDep
 from sinkflow.errors import InvalidInput
+from sinkflow.runtime.off_loop import run_ingest
 from sinkflow.streams.ingest_formats import decode_body, ingest_format
 from sinkflow.streams.store import AppendResult, Stream, StreamSettings
 from sinkflow.streams.types import TP_TIME, Column, parse_type
@@ -85,7 +85,7 @@ async def ingest(name: str, request: Request, srv: ServerDep,
                  fmt: Annotated[str | None, Query(alias="format")] = None) -> Response:
     """Append the body's rows, in one of Timeplus's formats (``compact``, ``streaming``,
     ``lines``, ``raw``: see :mod:`sinkflow.streams.ingest_formats`); a bad value rejects the
-    whole body (400 naming row, column, value). Decoding runs in a worker thread, so a large
+    whole body (400 naming row, column, value). Decoding runs on the ingest thread, so a large
     body does not hold up the event loop that the sinks and live queries share."""
     stream = srv.store.get(name)
     body_format = ingest_format(fmt, request.headers.get("content-type"))
@@ -94,6 +94,6 @@ async def ingest(name: str, request: Request, srv: ServerDep,
     def append() -> AppendResult:
         return stream.append_batch(decode_body(stream.name, stream.user_columns, body_format, body))
 
-    result = await asyncio.to_thread(append)
+    result = await run_ingest(append)
     return Response(orjson.dumps({"first_seq": result.first_seq, "count": result.count}),
                     media_type="application/json")

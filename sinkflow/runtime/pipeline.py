@@ -36,6 +36,7 @@ from sinkflow.engine import Engine, QueryExecution
 from sinkflow.runtime.batching import Batcher
 from sinkflow.runtime.dead_letter import DeadLetters
 from sinkflow.runtime.encode_ahead import EncodeAhead
+from sinkflow.runtime.off_loop import run_step
 from sinkflow.runtime.retry import Backoff, is_retriable, retry_after
 from sinkflow.runtime.status import SinkState, SinkStatus
 from sinkflow.runtime.stream_target import StoreStreamTarget
@@ -225,7 +226,7 @@ class Pipeline:
                 # a batch waits for rows, then the query is quiet and they are checkpointed
                 # (also when the last write emptied the batcher).
                 wait = min(wait, batches.batcher.policy.max_wait)
-            outputs = await execution.step(wait) if not execution.finished else []
+            outputs = await run_step(execution, wait) if not execution.finished else []
             for batch in outputs:
                 batches.batcher.add(batch)
             stats = execution.stats()
