@@ -5,12 +5,13 @@ A query's step reads what arrived and runs it through DuckDB and Arrow; called o
 event loop, a few milliseconds per step and per query added up until webhooks and SSE clients
 waited seconds behind an ingest load. :func:`run_step` therefore runs every step on the loop of
 one engine thread (DuckDB and Arrow release the GIL while they compute, so the main loop keeps
-serving meanwhile), and starts the steps of one query at most every :data:`STEP_INTERVAL`
-seconds: under a steady flow each step takes what arrived in that time, so a query costs a
-bounded number of steps per second however many small batches are ingested, and the engine
-thread serves every query in turn (first come, first served) instead of the busiest one.
-A step that finds nothing to read waits on the engine thread's loop, and the first row to
-arrive wakes it at once: pacing adds latency only while rows keep coming.
+serving meanwhile). The engine thread serves the queries' steps in turn (first come, first
+served). When it is contended (steps wait for it) and input keeps coming, a query's steps
+start at most every :data:`STEP_INTERVAL` seconds, each taking what arrived meanwhile: a
+query then costs a bounded number of steps per second however many small batches are
+ingested, instead of a fixed DuckDB cost per batch for every query. Otherwise a step starts
+at once, waits for input on the engine thread's loop and the first row to arrive wakes it,
+so a trickle of rows keeps its latency.
 
 Ingest bodies are decoded and appended by :func:`run_ingest` on one thread of their own, in
 arrival order: decoding is mostly Python work that holds the GIL, and more threads doing it
@@ -32,16 +33,22 @@ import pyarrow as pa
 
 from sinkflow.engine import QueryExecution
 
-#: Seconds between the starts of two steps of one query while its input keeps arriving.
+#: Seconds between the starts of two steps of one query while its input keeps arriving and
+#: the engine thread is contended.
 STEP_INTERVAL = 0.1
+#: Seconds steps lately waited for the engine thread (smoothed) above which it counts as contended.
+CONTENDED = 0.005
 
 
 class _EngineThread:
-    """A daemon thread running an event loop of its own, started on first use."""
+    """A daemon thread running an event loop of its own, started on first use, and how long
+    steps handed to it lately waited before they started (:attr:`delay`, smoothed): the
+    measure of how contended it is."""
 
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
+        self.delay = 0.0
 
     def loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
@@ -50,6 +57,10 @@ class _EngineThread:
                 threading.Thread(target=loop.run_forever, name="sinkflow-engine", daemon=True).start()
                 self._loop = loop
             return self._loop
+
+    def started_after(self, seconds: float) -> None:
+        """Note that a step started ``seconds`` after it was handed over."""
+        self.delay = 0.8 * self.delay + 0.2 * seconds
 
 
 T = TypeVar("T")
@@ -60,22 +71,27 @@ _LAST_START: weakref.WeakKeyDictionary[QueryExecution, float] = weakref.WeakKeyD
 
 
 async def run_step(execution: QueryExecution, timeout: float) -> list[pa.RecordBatch]:
-    """``execution.step(timeout)`` run on the engine thread, started no sooner than
-    :data:`STEP_INTERVAL` after this execution's previous step started.
+    """``execution.step(timeout)`` run on the engine thread; while that thread is contended and
+    input is already waiting, started no sooner than :data:`STEP_INTERVAL` after this
+    execution's previous step.
 
     Returns the step's output batches and raises what the step raises. When the caller is
     cancelled, the step is cancelled too and this returns (re-raising the cancellation) only
     once it has stopped, so the caller may close the execution right after."""
     last = _LAST_START.get(execution)
-    if last is not None and (delay := last + STEP_INTERVAL - time.monotonic()) > 0:
+    # Held back only while the engine thread is contended and input is already waiting: the
+    # step then takes more at once. Otherwise it starts at once, and the first row wakes it.
+    if (last is not None and _ENGINE.delay > CONTENDED and execution.lag() > 0
+            and (delay := last + STEP_INTERVAL - time.monotonic()) > 0):
         await asyncio.sleep(delay)
-    _LAST_START[execution] = time.monotonic()
+    submitted = _LAST_START[execution] = time.monotonic()
     here = asyncio.get_running_loop()
     outcome: asyncio.Future[list[pa.RecordBatch]] = here.create_future()
     engine = _ENGINE.loop()
     started: list[asyncio.Task[list[pa.RecordBatch]]] = []
 
     def start() -> None:
+        _ENGINE.started_after(time.monotonic() - submitted)
         task = engine.create_task(execution.step(timeout))
         task.add_done_callback(lambda done: _report(here, outcome, done))
         started.append(task)

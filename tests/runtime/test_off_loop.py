@@ -50,7 +50,10 @@ async def test_a_step_computes_on_the_engine_thread_while_the_loop_keeps_running
     assert [row["x"] for batch in batches for row in batch.to_pylist()] == [10, 20]
 
 
-async def test_steps_of_one_query_are_paced_while_input_keeps_coming(runtime: Runtime) -> None:
+async def test_steps_of_one_query_are_paced_while_input_keeps_coming_to_a_contended_engine(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(off_loop, "CONTENDED", -1.0)  # count the engine thread as contended whatever it does
     make_events(runtime)
     execution = streaming(runtime, "select id from ev")
     stream = runtime.store.get("ev")
