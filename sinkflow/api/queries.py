@@ -67,10 +67,15 @@ async def run_query(body: QueryIn, request: Request, srv: ServerDep) -> Response
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
+def _row_events(batches: list[pa.RecordBatch]) -> bytes:
+    """One SSE ``data:`` event per row, the row as a JSON document."""
+    return b"".join(b"data: " + doc + b"\n\n" for batch in batches for doc in json_documents(batch))
+
+
 async def _table_events(query_id: str, table: pa.Table) -> AsyncIterator[bytes]:
     yield _event("query", {"id": query_id, "columns": columns_of(table.schema)})
     for batch in table.to_batches():
-        yield b"".join(b"data: " + doc + b"\n\n" for doc in json_documents(batch))
+        yield _row_events([batch])
     yield _event("end", {"id": query_id})
 
 
@@ -80,9 +85,11 @@ async def _stream_events(query_id: str, execution: QueryExecution, srv: Server) 
     try:
         yield _event("query", {"id": query_id, "columns": columns_of(execution.schema)})
         while not execution.finished and query_id in srv.queries:
-            for batch in await run_step(execution, _STEP):
-                if batch.num_rows:
-                    yield b"".join(b"data: " + doc + b"\n\n" for doc in json_documents(batch))
+            batches = [batch for batch in await run_step(execution, _STEP) if batch.num_rows]
+            if batches:
+                # Encoding makes dozens of Arrow calls, each giving the GIL up and waiting to get
+                # it back from busy threads: in a worker thread, that waiting holds up no one.
+                yield await asyncio.to_thread(_row_events, batches)
         yield _event("end", {"id": query_id})
     except SinkflowError as exc:
         yield _event("error", exc.to_dict())

@@ -5,6 +5,7 @@ how a row becomes a body."""
 from __future__ import annotations
 
 import abc
+import asyncio
 from dataclasses import dataclass
 
 import aiohttp
@@ -84,7 +85,9 @@ class RequestPerRowSink(Sink):
 
     async def write(self, batch: pa.RecordBatch, ctx: WriteContext) -> None:
         """Send every row of ``batch``; see the class contract."""
-        bodies = encode_rows(batch, self.spec.template)
+        # In a worker thread: encoding makes dozens of Arrow calls, each giving the GIL up and
+        # waiting to get it back, which on the event loop would hold up every sink and client.
+        bodies = await asyncio.to_thread(encode_rows, batch, self.spec.template)
         send = lambda i: self._send(bodies[i], ctx.row_key(i))  # noqa: E731
         await deliver_rows(len(bodies), send, self.spec.paralism, will_retry=self._will_retry)
 
