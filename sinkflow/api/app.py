@@ -7,7 +7,6 @@ import fcntl
 import gc
 import hmac
 import logging
-import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -69,23 +68,16 @@ async def _enforce_retention(store: StreamStore, stop: asyncio.Event) -> None:
 #: body of 500 rows makes thousands of short-lived objects; with the default, collections ran
 #: several times per request and cost about a third of its decoding.
 GC_YOUNG_THRESHOLD = 10_000
-#: Seconds a thread holding the GIL keeps it while another waits (Python's default: 5 ms).
-#: Ingest decoding and engine steps run in worker threads; the event loop takes the GIL back
-#: after every poll and socket call, and at 5 ms a turn each such hand-over could cost it
-#: 5 ms: a webhook sink's request/answer round trip took tens of milliseconds under load.
-GIL_SWITCH_INTERVAL = 0.0005
 
 
-def _tune_interpreter() -> None:
+def _settle_garbage_collector() -> None:
     """Move everything alive after start-up (modules, parsers' tables, the catalog) out of the
     garbage collector's sight and collect the young generation less often, so full
-    collections no longer walk hundreds of thousands of objects that never die; and let the
-    event loop's thread get the GIL back sooner from the worker threads."""
+    collections no longer walk hundreds of thousands of objects that never die."""
     gc.collect()
     gc.freeze()
     _, middle, old = gc.get_threshold()
     gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
 
 
 class _RequireApiKey:
@@ -128,7 +120,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         if settings.demo:
             background.append(asyncio.create_task(run_demo(store, srv.stopping)))
         await srv.sinks.start()
-        _tune_interpreter()
+        _settle_garbage_collector()
         try:
             yield
         finally:
@@ -161,6 +153,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         srv = request.app.state.server
         return prometheus_text(srv.sinks.statuses()) + srv.loop_lag.prometheus_text()
 
+    app.router.routes.insert(0, streams.ingest_route)
     app.include_router(streams.router)
     app.include_router(queries.router)
     app.include_router(sinks.router)

@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request, Response
+from starlette.routing import Route
 from pydantic import BaseModel, Field
 
 from sinkflow.api.context import Server, ServerDep
@@ -102,5 +103,6 @@ async def ingest(request: Request) -> Response:
                     media_type="application/json")
 
 
-# add_route, unlike the decorators, does not prepend the router's prefix.
-router.add_route(f"{router.prefix}/{{name}}/ingest", ingest, methods=["POST"])
+#: The ingest endpoint as a route of its own: the app matches it before every other route (a
+#: request walking FastAPI's routers to it cost more than a tenth of a 500-row request).
+ingest_route = Route(f"{router.prefix}/{{name}}/ingest", ingest, methods=["POST"])
