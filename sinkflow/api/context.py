@@ -14,6 +14,7 @@ from fastapi import Depends, Request
 from sinkflow.api.query_records import QueryRecords
 from sinkflow.catalog import Catalog
 from sinkflow.engine import Engine, QueryExecution
+from sinkflow.runtime.loop_lag import LoopLagMonitor
 from sinkflow.runtime.manager import SinkManager
 from sinkflow.runtime.sql_pipelines import SqlPipelines
 from sinkflow.streams.store import StreamStore
@@ -55,7 +56,8 @@ class RunningQuery:
 class Server:
     """The running parts. ``queries`` holds live streaming queries by id, for ``DELETE``;
     ``query_records`` the running and recent queries as clients see them;
-    ``stopping`` is set when the server shuts down, ending its background tasks."""
+    ``stopping`` is set when the server shuts down, ending its background tasks (among them
+    ``loop_lag``'s sampling, shown on ``/metrics``)."""
 
     settings: ServerSettings
     store: StreamStore
@@ -66,10 +68,12 @@ class Server:
     queries: dict[str, RunningQuery] = field(default_factory=dict)
     query_records: QueryRecords = field(default_factory=QueryRecords)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    loop_lag: LoopLagMonitor = field(default_factory=LoopLagMonitor)
 
 
-def server(request: Request) -> Server:
-    """The :class:`Server` of the app handling ``request`` (a FastAPI dependency)."""
+async def server(request: Request) -> Server:
+    """The :class:`Server` of the app handling ``request`` (a FastAPI dependency; ``async`` so
+    FastAPI calls it on the event loop, where a plain function would cost a thread hop per request)."""
     return request.app.state.server  # type: ignore[no-any-return]
 
 

@@ -26,6 +26,7 @@ from sinkflow.api.context import RunningQuery, Server, ServerDep
 from sinkflow.api.query_records import QueryRecord
 from sinkflow.engine import QueryExecution, QueryPlan, StatementResult
 from sinkflow.errors import SinkflowError
+from sinkflow.runtime.off_loop import run_step
 from sinkflow.sinks.encode import json_documents
 
 router = APIRouter(prefix="/api/v1beta2/queries")
@@ -120,6 +121,11 @@ def _metrics(record: QueryRecord) -> dict[str, Any]:
             "last_event_time": record.last_result_time, "response_time": record.to_dict()["response_time"], "scanned_rows": record.rows_read, "scanned_bytes": 0}
 
 
+def _row_events(batches: list[pa.RecordBatch], per_event: int | None) -> bytes:
+    """The ``data:`` events of result batches, rows as arrays in header order."""
+    return b"".join(_data(timeplus.row_arrays(batch, per_event)) for batch in batches)
+
+
 async def _table_events(record: QueryRecord, table: pa.Table, per_event: int | None) -> AsyncIterator[bytes]:
     yield _event("query", record.to_dict())
     record.rows_read = table.num_rows
@@ -139,10 +145,13 @@ async def _stream_events(record: QueryRecord, execution: QueryExecution, srv: Se
         yield _event("query", record.to_dict())
         next_metrics = time.monotonic() + _METRICS_EVERY
         while not execution.finished and record.id in srv.queries:
-            for batch in await execution.step(_STEP):
-                if batch.num_rows:
+            batches = [batch for batch in await run_step(execution, _STEP) if batch.num_rows]
+            if batches:
+                for batch in batches:
                     record.delivered(batch.num_rows)
-                    yield _data(timeplus.row_arrays(batch, per_event))
+                # Encoding makes dozens of Arrow calls, each giving the GIL up and waiting to get
+                # it back from busy threads: in a worker thread, that waiting holds up no one.
+                yield await asyncio.to_thread(_row_events, batches, per_event)
             record.rows_read = int(execution.stats().get("rows_read", 0))
             if time.monotonic() >= next_metrics:
                 next_metrics = time.monotonic() + _METRICS_EVERY

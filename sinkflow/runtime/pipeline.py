@@ -36,13 +36,14 @@ from sinkflow.engine import Engine, QueryExecution
 from sinkflow.runtime.batching import Batcher
 from sinkflow.runtime.dead_letter import DeadLetters
 from sinkflow.runtime.encode_ahead import EncodeAhead
+from sinkflow.runtime.off_loop import run_step
 from sinkflow.runtime.retry import Backoff, is_retriable, retry_after
 from sinkflow.runtime.status import SinkState, SinkStatus
 from sinkflow.runtime.stream_target import StoreStreamTarget
 from sinkflow.sinks import registry
 from sinkflow.sinks.base import NotAttempted, PartialWriteError, Sink, SinkEnv, WriteContext
 from sinkflow.sinks.config import RetryPolicy
-from sinkflow.sinks.delivery import scrub
+from sinkflow.sinks.redact import scrub
 from sinkflow.streams.store import StreamStore
 
 log = logging.getLogger("sinkflow.runtime")
@@ -226,7 +227,7 @@ class Pipeline:
                 # a batch waits for rows, then the query is quiet and they are checkpointed
                 # (also when the last write emptied the batcher).
                 wait = min(wait, batches.batcher.policy.max_wait)
-            outputs = await execution.step(wait) if not execution.finished else []
+            outputs = await run_step(execution, wait) if not execution.finished else []
             for batch in outputs:
                 batches.batcher.add(batch)
             stats = execution.stats()

@@ -20,7 +20,8 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from sinkflow.sinks.base import PermanentError, RetryableError, Sink, SinkEnv, SinkError, WriteContext
 from sinkflow.sinks.config import BatchPolicy, Duration, SinkConfig, StrList
-from sinkflow.sinks.delivery import deliver_rows, scrub
+from sinkflow.sinks.delivery import deliver_rows
+from sinkflow.sinks.redact import scrub
 from sinkflow.sinks.encode import json_document, row_dicts
 from sinkflow.sinks.template import Template, TemplateText
 

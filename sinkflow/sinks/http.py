@@ -13,11 +13,8 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from sinkflow.sinks.config import BatchPolicy, Duration, RetryPolicy, SinkConfig, StrList
-from sinkflow.sinks.delivery import (
+from sinkflow.sinks.http_properties import (
     Headers,
-    OAuth2Settings,
-    RequestPerRowSink,
-    RequestSpec,
     UrlText,
     authorization_values,
     body_content_type,
@@ -27,6 +24,8 @@ from sinkflow.sinks.delivery import (
     row_sink_batch_policy,
     safe_target,
 )
+from sinkflow.sinks.oauth2 import OAuth2Settings
+from sinkflow.sinks.request_per_row import RequestPerRowSink, RequestSpec
 from sinkflow.sinks.template import Template, TemplateText
 
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")

@@ -13,17 +13,16 @@ import orjson
 from pydantic import Field
 
 from sinkflow.sinks.config import BatchPolicy, Duration, RetryPolicy, SinkConfig
-from sinkflow.sinks.delivery import (
+from sinkflow.sinks.http_properties import (
     JSON_TYPE,
     Headers,
-    RequestPerRowSink,
-    RequestSpec,
     UrlText,
     authorization_values,
     header_secrets,
     request_headers,
     row_sink_batch_policy,
 )
+from sinkflow.sinks.request_per_row import RequestPerRowSink, RequestSpec
 from sinkflow.sinks.template import Template, TemplateText
 
 

@@ -12,10 +12,8 @@ from typing import ClassVar
 from pydantic import Field
 
 from sinkflow.sinks.config import BatchPolicy, Duration, SinkConfig
-from sinkflow.sinks.delivery import (
+from sinkflow.sinks.http_properties import (
     Headers,
-    RequestPerRowSink,
-    RequestSpec,
     UrlText,
     authorization_values,
     body_content_type,
@@ -25,6 +23,7 @@ from sinkflow.sinks.delivery import (
     row_sink_batch_policy,
     safe_target,
 )
+from sinkflow.sinks.request_per_row import RequestPerRowSink, RequestSpec
 from sinkflow.sinks.template import Template, TemplateText
 
 

@@ -113,8 +113,19 @@ class _Converter:
         return self.one(value)
 
 
-def _inferred(values: Sequence[Any]) -> pa.Array:
-    return pa.array(values, from_pandas=False)
+def _inferred(values: Sequence[Any] | pa.Array) -> pa.Array:
+    """The values as Arrow infers them (an Arrow array as it is)."""
+    return values if isinstance(values, pa.Array) else pa.array(values, from_pandas=False)
+
+
+def _text(values: Sequence[Any] | pa.Array) -> pa.Array:
+    """The values as an Arrow string array; an Arrow array of another type raises TypeError
+    (numbers become text by the value-by-value rules, not Arrow's)."""
+    if isinstance(values, pa.Array):
+        if not (pa.types.is_string(values.type) or pa.types.is_null(values.type)):
+            raise TypeError(values.type)
+        return values.cast(pa.string())
+    return pa.array(values, pa.string())
 
 
 def _numeric_or_text(arrow: pa.DataType) -> bool:
@@ -216,7 +227,7 @@ def _string_one(value: Any) -> str:
 
 
 def _string_fast(values: Sequence[Any]) -> pa.Array:
-    return pa.array(values, pa.string())
+    return _text(values)
 
 
 def _uuid_one(value: Any) -> str:
@@ -229,7 +240,7 @@ def _uuid_one(value: Any) -> str:
 
 
 def _uuid_fast(values: Sequence[Any]) -> pa.Array:
-    arr = pa.array(values, pa.string())
+    arr = _text(values)
     if not pc.all(pc.match_substring_regex(arr, _UUID_RE)).as_py():  # nulls are skipped
         raise ValueError("not a uuid")
     return pc.utf8_lower(arr)
@@ -470,8 +481,14 @@ def fill_defaults(dtype: DataType, array: pa.Array) -> pa.Array:
     return pc.fill_null(array, pa.scalar(converter(dtype).default, dtype.arrow))
 
 
-def convert_column(column: Column, values: Sequence[Any], first_row: int = 1) -> pa.Array:
+def convert_column(column: Column, values: Sequence[Any] | pa.Array, first_row: int = 1,
+                   null_is_default: bool = False) -> pa.Array:
     """Convert one column's values (row ``first_row`` is ``values[0]``) to its Arrow type.
+
+    ``values`` may be an Arrow array (as a JSON reader gives it): its cast takes the vectorized
+    path, and only a column that fails there is walked value by value. With
+    ``null_is_default`` a null (or missing) value in a non-nullable column becomes the type's
+    default, as Timeplus stores it; without, it is an error.
 
     Raises :class:`InvalidInput` ``row N, column 'c': cannot convert V to T[: reason]`` for the
     first bad value."""
@@ -480,10 +497,17 @@ def convert_column(column: Column, values: Sequence[Any], first_row: int = 1) ->
         arr = conv.fast(values)
         if conv.nullable or arr.null_count == 0:
             return arr
+        if null_is_default:
+            return fill_defaults(column.type, arr)
     except Exception:  # any failure of the vectorized path means: go value by value
         pass
+    if isinstance(values, pa.Array | pa.ChunkedArray):
+        values = values.to_pylist()
     converted: list[Any] = []
     for index, value in enumerate(values):
+        if value is None and null_is_default:
+            converted.append(None)
+            continue
         try:
             converted.append(conv.convert_one(value))
         except _Bad as bad:
@@ -493,10 +517,47 @@ def convert_column(column: Column, values: Sequence[Any], first_row: int = 1) ->
                 f"to {conv.name}{reason}"
             ) from None
     try:
-        return pa.array(converted, conv.arrow)
+        arr = pa.array(converted, conv.arrow)
     except (pa.ArrowException, OverflowError, ValueError) as exc:
         # Every value passed its own check, so this is a range the Arrow type can't hold.
         raise InvalidInput(f"column '{column.name}': values out of range for {conv.name}: {exc}") from None
+    return fill_defaults(column.type, arr) if null_is_default else arr
+
+
+def column_lookup(stream: str, columns: Sequence[Column], names: Sequence[str]) -> dict[str, Column]:
+    """The stream's columns (and ``_tp_time``) by name, checking that ``names`` (the columns a
+    body gives) are known and not repeated. Raises :class:`InvalidInput` naming the column."""
+    by_name = {c.name: c for c in columns if c.name != TP_TIME}
+    by_name[TP_TIME] = Column(TP_TIME, TP_TIME_TYPE)
+    seen: set[str] = set()
+    for name in names:
+        if name not in by_name:
+            raise InvalidInput(f"unknown column '{name}' in stream '{stream}'")
+        if name in seen:
+            raise InvalidInput(f"column '{name}' is given twice")
+        seen.add(name)
+    return by_name
+
+
+def assemble_batch(columns: Sequence[Column], given: dict[str, pa.Array], count: int) -> pa.RecordBatch:
+    """The batch of ``count`` rows holding the columns a body gave (``given``, by name,
+    ``_tp_time`` included when given), in the stream's column order.
+
+    A column the body did not give is left out: the stream fills it when the batch is appended
+    (its DEFAULT or ALIAS expression, else null when nullable, else its type's zero value), so
+    that is decided in one place for every way rows arrive."""
+    arrays: list[pa.Array] = []
+    fields: list[pa.Field] = []
+    for column in columns:
+        if column.name != TP_TIME and column.name in given:
+            arrays.append(given[column.name])
+            fields.append(column.arrow_field())
+    if TP_TIME in given:
+        arrays.append(given[TP_TIME])
+        fields.append(pa.field(TP_TIME, TP_TIME_TYPE.arrow, nullable=False))
+    if not arrays:  # no column given: only the row count
+        return pa.RecordBatch.from_struct_array(pa.array([{}] * count, pa.struct([])))
+    return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
 
 
 def rows_to_batch(
@@ -507,22 +568,14 @@ def rows_to_batch(
     first_row: int = 1,
 ) -> pa.RecordBatch:
     """Convert ``rows`` (each a list of values in the order of ``names``; ``None`` = every column of
-    ``columns`` in order) to a batch with the stream's columns in stream order, plus ``_tp_time``
-    when ``names`` includes it. Rows are numbered from ``first_row`` in error messages.
+    ``columns`` in order) to a batch of the named columns in stream order, plus ``_tp_time``
+    when ``names`` includes it (see :func:`assemble_batch` for the columns not named). Rows are numbered from ``first_row`` in error messages.
 
     Raises :class:`InvalidInput` for an unknown or repeated column name, a row of the wrong length
     or a value that does not convert (naming row, column and value)."""
     user_columns = [c for c in columns if c.name != TP_TIME]
-    by_name = {c.name: c for c in user_columns}
-    by_name[TP_TIME] = Column(TP_TIME, TP_TIME_TYPE)
     names = [c.name for c in user_columns] if names is None else list(names)
-    seen: set[str] = set()
-    for name in names:
-        if name not in by_name:
-            raise InvalidInput(f"unknown column '{name}' in stream '{stream}'")
-        if name in seen:
-            raise InvalidInput(f"column '{name}' is given twice")
-        seen.add(name)
+    by_name = column_lookup(stream, user_columns, names)
     width = len(names)
     if not isinstance(rows, list | tuple):
         raise InvalidInput("data must be a list of rows")
@@ -539,15 +592,7 @@ def rows_to_batch(
             given[name] = convert_column(by_name[name], values, first_row)
     else:
         given = {name: pa.array([], by_name[name].type.arrow) for name in names}
-    arrays: list[pa.Array] = []
-    fields: list[pa.Field] = []
-    for column in user_columns:
-        arrays.append(given[column.name] if column.name in given else default_array(column.type, count))
-        fields.append(column.arrow_field())
-    if TP_TIME in given:
-        arrays.append(given[TP_TIME])
-        fields.append(pa.field(TP_TIME, TP_TIME_TYPE.arrow, nullable=False))
-    return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
+    return assemble_batch(user_columns, given, count)
 
 
 class FileChunks:

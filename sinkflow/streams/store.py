@@ -331,11 +331,7 @@ class Stream:
         columns get their defaults. Raises :class:`InvalidInput` naming the row (numbered from
         ``first_row``), column and value; then nothing is stored."""
         names = self._insertable if columns is None else columns
-        batch = rows_to_batch(self.name, self.user_columns, names, rows, first_row)
-        if self._computed:
-            # Only the given columns: the others are computed from their expressions in _conform.
-            batch = batch.select([n for n in names if n != TP_TIME] + ([TP_TIME] if TP_TIME in names else []))
-        return self.append_batch(batch)
+        return self.append_batch(rows_to_batch(self.name, self.user_columns, names, rows, first_row))
 
     def generate(self, count: int) -> AppendResult:
         """Append ``count`` rows made only of the columns' DEFAULT expressions (a random stream's

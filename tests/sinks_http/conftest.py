@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from pytest_httpserver import HTTPServer
 
 
+@contextmanager
+def serving(ssl_context: ssl.SSLContext | None = None) -> Iterator[HTTPServer]:
+    """A started server on 127.0.0.1 (HTTPS with ``ssl_context``), stopped after the block."""
+    # Threaded, so requests sent concurrently (paralism N) are served concurrently.
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=True, ssl_context=ssl_context)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.clear()
+        server.stop()
+
+
 @pytest.fixture(scope="session")
 def receiver_server() -> Iterator[HTTPServer]:
-    # Threaded, so requests sent concurrently (paralism N) are served concurrently.
-    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
-    server.start()
-    yield server
-    server.clear()
-    server.stop()
+    with serving() as server:
+        yield server
 
 
 @pytest.fixture

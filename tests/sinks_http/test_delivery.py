@@ -7,7 +7,9 @@ import asyncio
 import pytest
 
 from sinkflow.sinks.base import NotAttempted, PartialWriteError, PermanentError, RetryableError
-from sinkflow.sinks.delivery import deliver_rows, parse_retry_after, scrub
+from sinkflow.sinks.delivery import deliver_rows
+from sinkflow.sinks.http_errors import parse_retry_after
+from sinkflow.sinks.redact import scrub
 
 NOW = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 

@@ -12,7 +12,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from sinkflow.sinks.base import PartialWriteError, PermanentError, RetryableError, WriteContext
-from sinkflow.sinks.delivery import Pacer
+from sinkflow.sinks.pacing import Pacer
 from sinkflow.sinks.registry import masked
 from tests.sinks_http.servers import SlackWebhook
 from tests.sinks_http.support import deliver, make_sink
@@ -154,7 +154,7 @@ def test_url_is_masked_in_properties() -> None:
 
 
 def test_sinks_posting_to_one_webhook_share_its_pace() -> None:
-    from sinkflow.sinks.delivery import shared_pacer
+    from sinkflow.sinks.pacing import shared_pacer
 
     assert shared_pacer("https://hooks.slack.com/services/T/B/1", 1.0) is shared_pacer("https://hooks.slack.com/services/T/B/1", 1.0)
     assert shared_pacer("https://hooks.slack.com/services/T/B/1", 1.0) is not shared_pacer("https://hooks.slack.com/services/T/B/2", 1.0)

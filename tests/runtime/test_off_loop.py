@@ -1,0 +1,113 @@
+"""Engine steps and ingest decoding run off the event loop; the loop's lag is measured."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from sinkflow.engine import QueryExecution
+from sinkflow.runtime import off_loop
+from sinkflow.runtime.loop_lag import LoopLagMonitor
+from sinkflow.streams.types import Column, parse_type
+from tests.runtime.support import Runtime
+
+
+def streaming(runtime: Runtime, sql: str) -> QueryExecution:
+    execution = runtime.engine.execute(sql).execution
+    assert isinstance(execution, QueryExecution)
+    return execution
+
+
+def make_events(runtime: Runtime) -> None:
+    runtime.store.create("ev", [Column("id", parse_type("int64"))])
+
+
+async def test_a_step_computes_on_the_engine_thread_while_the_loop_keeps_running(runtime: Runtime) -> None:
+    make_events(runtime)
+    execution = streaming(runtime, "select id * 10 as x from ev")
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    ticker = asyncio.create_task(tick())
+    try:
+        # The step waits for input on the engine thread's loop; this loop goes on ticking.
+        step = asyncio.create_task(off_loop.run_step(execution, 5.0))
+        await asyncio.sleep(0.2)
+        assert not step.done() and ticks >= 5
+        runtime.store.get("ev").append_rows(["id"], [[1], [2]])
+        batches = await asyncio.wait_for(step, 5.0)
+    finally:
+        ticker.cancel()
+        execution.close()
+    assert [row["x"] for batch in batches for row in batch.to_pylist()] == [10, 20]
+
+
+async def test_steps_of_one_query_are_paced_while_input_keeps_coming_to_a_contended_engine(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(off_loop, "CONTENDED", -1.0)  # count the engine thread as contended whatever it does
+    make_events(runtime)
+    execution = streaming(runtime, "select id from ev")
+    stream = runtime.store.get("ev")
+    returned: list[float] = []
+    rows: list[int] = []
+    try:
+        for i in range(4):
+            stream.append_rows(["id"], [[i]])
+            rows += [r["id"] for b in await off_loop.run_step(execution, 1.0) for r in b.to_pylist()]
+            returned.append(time.monotonic())
+    finally:
+        execution.close()
+    assert rows == [0, 1, 2, 3]
+    # Input was waiting each time, yet no step started sooner than the interval after the last.
+    gaps = [later - earlier for earlier, later in zip(returned, returned[1:])]
+    assert min(gaps) >= off_loop.STEP_INTERVAL * 0.9
+
+
+async def test_a_cancelled_step_has_stopped_when_the_cancellation_arrives(runtime: Runtime) -> None:
+    make_events(runtime)
+    execution = streaming(runtime, "select id from ev")
+    step = asyncio.create_task(off_loop.run_step(execution, 30.0))
+    await asyncio.sleep(0.1)
+    step.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(step, 5.0)
+    assert step.cancelled()
+    execution.close()  # the step has stopped: closing cannot pull DuckDB from under it
+    # The engine thread is free for the next query.
+    other = streaming(runtime, "select id + 1 as y from ev")
+    runtime.store.get("ev").append_rows(["id"], [[1]])
+    try:
+        batches = await asyncio.wait_for(off_loop.run_step(other, 5.0), 5.0)
+    finally:
+        other.close()
+    assert [r["y"] for b in batches for r in b.to_pylist()] == [2]
+
+
+async def test_ingest_work_runs_on_its_own_thread() -> None:
+    names = {await off_loop.run_ingest(lambda: threading.current_thread().name) for _ in range(3)}
+    assert names == {"sinkflow-ingest_0"}
+
+
+async def test_loop_lag_histogram_counts_a_blocked_loop() -> None:
+    monitor = LoopLagMonitor(interval=0.01)
+    stop = asyncio.Event()
+    sampling = asyncio.create_task(monitor.run(stop))
+    await asyncio.sleep(0.1)
+    time.sleep(0.3)  # hold the loop, as a long computation on it would
+    await asyncio.sleep(0.05)
+    stop.set()
+    await sampling
+    lines = dict(line.rsplit(" ", 1) for line in monitor.prometheus_text().splitlines() if not line.startswith("#"))
+    assert int(lines['sinkflow_event_loop_lag_seconds_bucket{le="+Inf"}']) >= 5
+    assert int(lines['sinkflow_event_loop_lag_seconds_bucket{le="0.25"}']) < int(
+        lines['sinkflow_event_loop_lag_seconds_bucket{le="+Inf"}'])  # the blocked wake-up is above 250 ms
+    assert float(lines["sinkflow_event_loop_lag_seconds_sum"]) >= 0.25
