@@ -81,8 +81,17 @@ def client(ctx: click.Context) -> ServerClient:
 @click.option("--data-dir", default="sinkflow-data", show_default=True, type=click.Path(path_type=Path))
 @click.option("--no-demo", is_flag=True, help="Do not create and feed the demo streams.")
 @click.option("--log-level", default="info", show_default=True)
+@click.option("--cluster", "bootstrap", envvar="SINKFLOW_CLUSTER",
+              help="Join the cluster on these Kafka bootstrap servers (host:port,...); needs SINKFLOW_SECRET_KEY.")
+@click.option("--node-id", envvar="SINKFLOW_NODE_ID", help="This node's id in the cluster (default: the host name).")
+@click.option("--cluster-name", envvar="SINKFLOW_CLUSTER_NAME", default="sinkflow", show_default=True,
+              help="Prefix of the cluster's internal topics and consumer group.")
+@click.option("--cluster-property", "cluster_props", multiple=True,
+              help="The cluster's Kafka connection, named as the Kafka sink's properties: sasl, username, "
+                   "password, tls.disable, tls.skip_verify_server, tls.ca_file (key=value; repeat).")
 @click.pass_context
-def server(ctx: click.Context, host: str, port: int, data_dir: Path, no_demo: bool, log_level: str) -> None:
+def server(ctx: click.Context, host: str, port: int, data_dir: Path, no_demo: bool, log_level: str,
+           bootstrap: str | None, node_id: str | None, cluster_name: str, cluster_props: tuple[str, ...]) -> None:
     """Run the server: REST API, live queries, sinks and the console."""
     import logging
 
@@ -91,7 +100,17 @@ def server(ctx: click.Context, host: str, port: int, data_dir: Path, no_demo: bo
     from sinkflow.api.app import create_app, data_dir_lock
     from sinkflow.api.context import ServerSettings
 
-    settings = ServerSettings(host=host, port=port, data_dir=data_dir, demo=not no_demo, api_key=ctx.obj["api_key"])
+    cluster = None
+    if bootstrap:
+        from sinkflow.cluster.settings import settings_from_environment
+
+        try:
+            cluster = settings_from_environment(bootstrap, node_id, cluster_name,
+                                                dict(_parse_property(p) for p in cluster_props))
+        except SinkflowError as exc:
+            raise click.ClickException(exc.message) from None
+    settings = ServerSettings(host=host, port=port, data_dir=data_dir, demo=not no_demo, api_key=ctx.obj["api_key"],
+                              cluster=cluster)
     if not settings.is_loopback() and not settings.api_key:
         raise click.ClickException(
             f"refusing to listen on {host} without an API key: set --api-key or SINKFLOW_API_KEY "
@@ -102,6 +121,8 @@ def server(ctx: click.Context, host: str, port: int, data_dir: Path, no_demo: bo
         with data_dir_lock(data_dir):
             console.print(f"sinkflow listening on [bold]http://{host}:{port}[/] (data in {data_dir.resolve()}, "
                           f"demo {'off' if no_demo else 'on'}, console at http://{host}:{port}/)")
+            if cluster is not None:
+                console.print(f"cluster [bold]{cluster.name}[/] on {cluster.bootstrap}, node {cluster.node_id}")
             uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=False)
     except SinkflowError as exc:
         raise click.ClickException(exc.message) from None

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 import sinkflow
-from sinkflow.api import queries, sinks, streams
+from sinkflow.api import cluster, queries, sinks, streams
 from sinkflow.api.context import Server, ServerSettings
 from sinkflow.catalog import Catalog
 from sinkflow.engine import Engine
@@ -67,10 +67,18 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = StreamStore(settings.data_dir)
-        engine = Engine(store)
-        catalog = Catalog(settings.data_dir)
-        srv = Server(settings, store, engine, catalog, SinkManager(engine, store, catalog))
+        if settings.cluster is None:
+            store = StreamStore(settings.data_dir)
+            engine = Engine(store)
+            catalog = Catalog(settings.data_dir)
+            srv = Server(settings, store, engine, catalog, SinkManager(engine, store, catalog))
+        else:
+            from sinkflow.cluster.node import ClusterNode
+
+            node = ClusterNode(settings.cluster, settings.data_dir, f"http://{settings.host}:{settings.port}")
+            await node.start()
+            store, engine, catalog = node.store, node.engine, node.catalog  # type: ignore[assignment]
+            srv = Server(settings, store, engine, catalog, node.sinks, cluster=node)  # type: ignore[arg-type]
         app.state.server = srv
         background = [asyncio.create_task(_enforce_retention(store, srv.stopping))]
         if settings.demo:
@@ -81,6 +89,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
         finally:
             srv.stopping.set()
             await asyncio.gather(*background)
+            if srv.cluster is not None:
+                await srv.cluster.stop()
             await srv.sinks.stop()
             catalog.close()
             store.close()
@@ -119,5 +129,6 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.include_router(streams.router)
     app.include_router(queries.router)
     app.include_router(sinks.router)
+    app.include_router(cluster.router)
     app.mount("/", StaticFiles(directory=CONSOLE_DIR, html=True), name="console")
     return app

@@ -7,7 +7,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
@@ -15,6 +15,10 @@ from sinkflow.catalog import Catalog
 from sinkflow.engine import Engine, QueryExecution
 from sinkflow.runtime.manager import SinkManager
 from sinkflow.streams.store import StreamStore
+
+if TYPE_CHECKING:
+    from sinkflow.cluster.node import ClusterNode
+    from sinkflow.cluster.settings import ClusterSettings
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,7 @@ class ServerSettings:
     data_dir: Path = Path("sinkflow-data")
     demo: bool = True
     api_key: str | None = None
+    cluster: ClusterSettings | None = None  # None: the embedded single-process mode
 
     def is_loopback(self) -> bool:
         if self.host == "localhost":
@@ -61,6 +66,7 @@ class Server:
     sinks: SinkManager
     queries: dict[str, RunningQuery] = field(default_factory=dict)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    cluster: ClusterNode | None = None
 
 
 def server(request: Request) -> Server:

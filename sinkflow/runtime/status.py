@@ -37,6 +37,7 @@ class SinkStatus:
     epochs: int = 0
     last_checkpoint_at: float | None = None
     extra: dict[str, int] = field(default_factory=dict)
+    node: str | None = None  # the cluster node running the sink (None in the embedded mode)
 
     def counters(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in COUNTERS}
