@@ -353,6 +353,21 @@ def sink_list(ctx: click.Context) -> None:
     out.print(table)
 
 
+@main.command("cluster")
+@click.pass_context
+def cluster_show(ctx: click.Context) -> None:
+    """Show the cluster's nodes: address, alive, the sinks each runs."""
+    body = client(ctx).call("GET", "/api/v1beta2/cluster")  # type: ignore[union-attr]
+    if body["mode"] != "cluster":
+        out.print("this server runs alone (embedded mode; start it with --cluster to join a cluster)")
+        return
+    table = Table("node", "address", "alive", "sinks")
+    for node in body["nodes"]:
+        table.add_row(node["id"], node["address"], "yes" if node["alive"] else "no", str(len(node["sinks"])))
+    out.print(f"cluster {body['name']} (this node: {body['node']})")
+    out.print(table)
+
+
 @sink.command("show")
 @click.argument("sink_id")
 @click.pass_context

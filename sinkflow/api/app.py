@@ -124,7 +124,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
     @app.get("/metrics", response_class=PlainTextResponse)
     async def metrics(request: Request) -> str:
-        return prometheus_text(request.app.state.server.sinks.statuses())
+        srv = request.app.state.server
+        text = prometheus_text(srv.sinks.statuses())
+        return text if srv.cluster is None else text + srv.cluster.metrics_text()
 
     app.include_router(streams.router)
     app.include_router(queries.router)

@@ -87,6 +87,20 @@ class ClusterNode:
                 "work_partitions": self.sinks.cluster.work_partitions,
                 "owned_partitions": sorted(self.sinks.owned), "nodes": nodes}
 
+    def metrics_text(self) -> str:
+        """Prometheus text of the cluster as this node sees it (appended to its ``/metrics``)."""
+        timeout = self.settings.session_timeout_ms / 1000
+        alive = sum(1 for n in self.nodes.nodes() if n.alive(timeout))
+        labels = f'cluster="{self.settings.name}",node="{self.settings.node_id}"'
+        return "".join(f"# HELP {metric} {text}\n# TYPE {metric} gauge\n{metric}{{{labels}}} {value}\n"
+                       for metric, text, value in (
+                           ("sinkflow_cluster_nodes_alive", "Nodes whose last heartbeat is within the session timeout.",
+                            alive),
+                           ("sinkflow_cluster_work_partitions_owned", "Units of work this node holds.",
+                            len(self.sinks.owned)),
+                           ("sinkflow_cluster_sinks_running", "Sinks running on this node.", len(self.sinks.statuses())),
+                       ))
+
     async def _beat(self) -> None:
         while True:
             try:

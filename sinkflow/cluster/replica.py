@@ -122,10 +122,6 @@ class Replica:
             raise ClusterUnavailable(f"cluster: topic '{topic}' has no partitions on {self.settings.bootstrap}")
         return len(found.partitions)
 
-    def delete_topic(self, topic: str) -> None:
-        """Delete ``topic`` in the background (a failure only leaves an unused topic behind)."""
-        self._admin.delete_topics([topic], operation_timeout=10.0)
-
     def follow(self, topic: str, handler: Handler) -> None:
         """Apply every message of ``topic`` (partition 0), from its beginning, with ``handler``."""
         with self._lock:

@@ -112,11 +112,13 @@ class ClusterStreamStore(StreamStore):
         return self.get(name)
 
     def drop(self, name: str) -> None:
-        """Drop a stream on every node and delete its topic. Raises :class:`NotFound`."""
+        """Drop a stream on every node. Raises :class:`NotFound`.
+
+        Its topic is left in Kafka: other nodes may still be reading it, and deleting a topic
+        under a consumer crashed librdkafka against Tansu here. docs/cluster.md says how to
+        remove the topics of dropped streams."""
         self.get(name)
-        topic = self._topics[name]
         self.catalog.publish_stream(name, None)
-        self.replica.delete_topic(topic)
 
     def _apply(self, name: str, value: dict[str, Any] | None) -> None:
         """Apply a stream record of the catalog topic (on the replica's thread)."""

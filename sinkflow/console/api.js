@@ -100,6 +100,7 @@ export class ApiClient {
   streams() { return this.request("GET", "/streams"); }
   sinkTypes() { return this.request("GET", "/sink-types"); }
   sinks() { return this.request("GET", "/sinks"); }
+  cluster() { return this.request("GET", "/cluster"); }
   createSink(sink) { return this.request("POST", "/sinks", sink); }
   deleteSink(id) { return this.request("DELETE", `/sinks/${encodeURIComponent(id)}`); }
   /** @param {"pause"|"resume"|"restart"} action */

@@ -89,6 +89,30 @@ def catalog_values(bootstrap: str, topic: str, until_key: bytes) -> list[bytes]:
         consumer.close()
 
 
+def test_every_node_shows_the_same_cluster(nodes: list[SinkflowNode], cluster: ClusterNodes) -> None:
+    ids = {"n0", "n1", "n2"}
+
+    def members(node: SinkflowNode) -> dict[str, Any] | None:
+        body = call(node, "GET", "/cluster")
+        alive = {m["id"]: m for m in body["nodes"] if m["alive"]}
+        return alive if set(alive) == ids else None
+
+    for node in nodes:
+        alive = wait_for(lambda: members(node), f"three live nodes seen by {node.node_id}")
+        assert alive[node.node_id]["address"] == node.url
+        body = call(node, "GET", "/cluster")
+        assert (body["mode"], body["name"], body["node"]) == ("cluster", cluster.name, node.node_id)
+        with node.client() as api:
+            metrics = api.get("/metrics").text
+        assert f'sinkflow_cluster_nodes_alive{{cluster="{cluster.name}",node="{node.node_id}"}} 3' in metrics
+    # The group hands every unit of work to exactly one node.
+    def owned() -> list[int] | None:
+        units = [p for node in nodes for p in call(node, "GET", "/cluster")["owned_partitions"]]
+        return units if sorted(units) == list(range(WORK_PARTITIONS)) else None
+
+    wait_for(owned, "each unit of work held by one node")
+
+
 def test_a_catalog_change_on_one_node_is_seen_on_every_node(nodes: list[SinkflowNode],
                                                             cluster: ClusterNodes) -> None:
     a, b, c = nodes
