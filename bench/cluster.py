@@ -7,8 +7,8 @@ as a ratio to it. The machine has 2 cores shared by every process (broker and no
 meaningful is the per-node efficiency (the cluster's rate divided by its node count, over the
 embedded rate), not absolute scaling.
 
-- ingest: one client per node posts ``--batch``-row batches of ``(n int64, payload string)`` to
-  its node's REST ingest endpoint for ``--seconds``; rows/s over all clients.
+- ingest: ``--rows`` rows of ``(n int64, payload string)``, split between one client per node,
+  each posting ``--batch``-row batches to its node's REST ingest endpoint; rows/s over all.
 - sink: ``--sinks`` kafka sinks (``select n, payload from bench SETTINGS seek_to='earliest'``)
   deliver the ingested rows to Tansu topics; rows/s from their creation until every sink's
   status counts every row delivered (statuses read from any node).
@@ -16,7 +16,7 @@ embedded rate), not absolute scaling.
   killed with ``kill -9``; the time until the next row arrives (from the node that took the
   sink over) is printed beside the session timeout (goal: under it plus 5 s).
 
-    python bench/cluster.py [--seconds 5] [--batch 1000] [--sinks 3]
+    python bench/cluster.py [--rows 300000] [--batch 1000] [--sinks 3]
 """
 
 from __future__ import annotations
@@ -27,52 +27,30 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
-
-import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for tests.servers
 
 from tests.servers.process import running, throwaway  # noqa: E402
 from tests.servers.sinkflow import SinkflowServer  # noqa: E402
-from tests.servers.sinkflow_cluster import SESSION_TIMEOUT_MS, ClusterNodes  # noqa: E402
+from tests.servers.sinkflow_cluster import SESSION_TIMEOUT_MS, ClusterNodes, call, wait_for  # noqa: E402
 from tests.servers.tansu import TansuBroker  # noqa: E402
 
 
-def call(server: SinkflowServer, method: str, path: str, **kwargs: Any) -> Any:
-    with server.client() as api:
-        response = api.request(method, f"/api/v1beta2{path}", **kwargs)
-    response.raise_for_status()
-    return response.json() if response.content else None
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 120.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise RuntimeError(f"timed out waiting for {what}")
-
-
-def ingest(servers: list[SinkflowServer], seconds: float, batch: int) -> tuple[int, float]:
-    """Rows ingested by one client per server for ``seconds``, and the elapsed time."""
+def ingest(servers: list[SinkflowServer], rows: int, batch: int) -> float:
+    """Ingest ``rows`` rows, split between one client per server; return the elapsed seconds."""
     payload = "x" * 64
-    counts = [0] * len(servers)
+    share = rows // len(servers)
 
     def client(index: int, server: SinkflowServer) -> None:
         with server.client() as api:
-            deadline = time.monotonic() + seconds
-            first = index * 1_000_000_000
-            while time.monotonic() < deadline:
-                rows = [[first + counts[index] + i, payload] for i in range(batch)]
+            for start in range(index * share, (index + 1) * share, batch):
+                data = [[n, payload] for n in range(start, min(start + batch, (index + 1) * share))]
                 api.post("/api/v1beta2/streams/bench/ingest",
-                         json={"columns": ["n", "payload"], "data": rows}).raise_for_status()
-                counts[index] += batch
+                         json={"columns": ["n", "payload"], "data": data}).raise_for_status()
 
     threads = [threading.Thread(target=client, args=(i, s)) for i, s in enumerate(servers)]
     started = time.monotonic()
@@ -80,7 +58,7 @@ def ingest(servers: list[SinkflowServer], seconds: float, batch: int) -> tuple[i
         thread.start()
     for thread in threads:
         thread.join()
-    return sum(counts), time.monotonic() - started
+    return time.monotonic() - started
 
 
 def sink_rate(servers: list[SinkflowServer], bootstrap: str, sinks: int, rows: int, tag: str) -> float:
@@ -95,7 +73,7 @@ def sink_rate(servers: list[SinkflowServer], bootstrap: str, sinks: int, rows: i
     def delivered() -> bool:
         return all(call(servers[0], "GET", f"/sinks/{i}/status")["rows_delivered"] >= rows for i in ids)
 
-    wait_for(delivered, "every sink's rows delivered", timeout=600)
+    wait_for(delivered, "every sink's rows delivered", timeout=600.0)
     return sinks * rows / (time.monotonic() - started)
 
 
@@ -103,8 +81,8 @@ def measure(servers: list[SinkflowServer], bootstrap: str, args: argparse.Namesp
     call(servers[0], "POST", "/queries", json={"sql": "CREATE STREAM bench (n int64, payload string)"})
     for server in servers[1:]:
         wait_for(lambda: any(s["name"] == "bench" for s in call(server, "GET", "/streams")), "the stream everywhere")
-    rows, elapsed = ingest(servers, args.seconds, args.batch)
-    return rows / elapsed, sink_rate(servers, bootstrap, args.sinks, rows, tag)
+    rows = args.rows // len(servers) * len(servers)
+    return rows / ingest(servers, rows, args.batch), sink_rate(servers, bootstrap, args.sinks, rows, tag)
 
 
 class _Receiver(http.server.BaseHTTPRequestHandler):
@@ -168,7 +146,7 @@ def failover(cluster: ClusterNodes, nodes: list[SinkflowServer]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rows", type=int, default=300_000)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--sinks", type=int, default=3)
     args = parser.parse_args()

@@ -22,6 +22,8 @@ from sinkflow.engine import Engine
 log = logging.getLogger("sinkflow.cluster")
 
 HEARTBEAT_INTERVAL = 1.0
+#: How long a starting node may take to read the catalog and every stream from Kafka.
+CATCH_UP_TIMEOUT = 600.0
 #: How long a revoked node may take to stop its sinks before the group moves on regardless.
 REVOKE_TIMEOUT = 30.0
 
@@ -46,7 +48,8 @@ class ClusterNode:
 
     async def start(self) -> None:
         """Join: create the internal topics when absent, catch up with the catalog (every stream
-        and sink defined so far), then join the workers' group and start heartbeats.
+        and sink defined so far) and with every stream's rows, then join the workers' group and
+        start heartbeats.
 
         Raises :class:`~sinkflow.cluster.replica.ClusterUnavailable` when Kafka cannot be reached."""
         self._loop = asyncio.get_running_loop()
@@ -60,7 +63,10 @@ class ClusterNode:
         self.sinks.cluster = replace(s, work_partitions=partitions)
         self.replica.follow(s.nodes_topic, self.nodes.apply)
         self.replica.follow(s.catalog_topic, self.catalog.apply)
-        await asyncio.to_thread(self.replica.sync, s.catalog_topic)
+        await asyncio.to_thread(self.replica.sync, s.catalog_topic, CATCH_UP_TIMEOUT)
+        # Every stream's local copy complete before the first query or sink reads it.
+        await asyncio.gather(*(asyncio.to_thread(self.replica.sync, topic, CATCH_UP_TIMEOUT)
+                               for topic in self.store.topics()))
         loop = self._loop
         self.catalog.on_change = lambda: loop.call_soon_threadsafe(self.sinks.changed)
         await self.sinks.start()

@@ -73,7 +73,7 @@ class Replica:
         })
         self._consumer = Consumer({
             **conf, "group.id": f"{settings.name}.replica.{settings.node_id}.{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False, "auto.offset.reset": "earliest", "fetch.wait.max.ms": 10,
+            "enable.auto.commit": False, "auto.offset.reset": "earliest", "fetch.wait.max.ms": 5,
             "fetch.message.max.bytes": MAX_MESSAGE_BYTES, "client.id": f"sinkflow-{settings.node_id}",
         })
         self._handlers: dict[str, Handler] = {}
@@ -183,7 +183,10 @@ class Replica:
         while not self._stop.is_set():
             self._apply_assignments()
             try:
-                messages = self._consumer.consume(num_messages=500, timeout=0.05)
+                # poll returns at the first message (consume would wait for all 500 or the
+                # timeout); what else has arrived is then taken without waiting.
+                first = self._consumer.poll(0.05)
+                messages = [] if first is None else [first, *self._consumer.consume(num_messages=500, timeout=0)]
             except KafkaException as exc:
                 log.warning("cluster: reading from Kafka: %s", exc)
                 continue

@@ -111,6 +111,10 @@ class ClusterStreamStore(StreamStore):
             raise AlreadyExists(f"stream '{name}' already exists")
         return self.get(name)
 
+    def topics(self) -> list[str]:
+        """The topics of the streams this node has (their copies may still be catching up)."""
+        return list(self._topics.values())
+
     def drop(self, name: str) -> None:
         """Drop a stream on every node. Raises :class:`NotFound`.
 

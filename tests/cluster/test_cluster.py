@@ -10,11 +10,10 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack
-from typing import Any, TypeVar
+from typing import Any
 
-import httpx
 import pytest
 from confluent_kafka import Consumer
 from pytest_httpserver import HTTPServer
@@ -22,10 +21,9 @@ from werkzeug import Request, Response
 
 from sinkflow.cluster.settings import work_partition
 from tests.servers.process import running
-from tests.servers.sinkflow_cluster import SESSION_TIMEOUT_MS, ClusterNodes, SinkflowNode
+from tests.servers.sinkflow_cluster import SESSION_TIMEOUT_MS, ClusterNodes, SinkflowNode, call, wait_for
 from tests.servers.tansu import TansuBroker, tansu_broker  # noqa: F401 - fixture
 
-T = TypeVar("T")
 WORK_PARTITIONS = 4
 
 
@@ -40,25 +38,6 @@ def nodes(cluster: ClusterNodes) -> Iterator[list[SinkflowNode]]:
     """Three nodes n0, n1, n2 (the last test kills one)."""
     with ExitStack() as stack:
         yield [stack.enter_context(running(cluster.node(f"n{i}"))) for i in range(3)]
-
-
-def wait_for(check: Callable[[], T | None], what: str, timeout: float = 30.0) -> T:
-    """``check()``'s first truthy result; fails naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
-def call(node: SinkflowNode, method: str, path: str, **kwargs: Any) -> Any:
-    with node.client() as api:
-        response = api.request(method, f"/api/v1beta2{path}", **kwargs)
-    response.raise_for_status()
-    return response.json() if response.content else None
 
 
 def sql(node: SinkflowNode, text: str) -> Any:
@@ -258,3 +237,8 @@ def test_a_sink_keeps_delivering_when_its_node_is_killed(nodes: list[SinkflowNod
     print(f"\nfailover: {sent} rows, {duplicates} delivered twice; first row from the new node "
           f"{first_after - killed_at:.1f}s after kill -9 (session timeout {SESSION_TIMEOUT_MS / 1000:.0f}s)")
     assert duplicates <= rows_per_interval * 1.5, f"{duplicates} duplicates: more than one checkpoint interval"
+
+    # The killed node comes back with its data dir: it rebuilds every stream from Kafka.
+    victim.start()
+    count = sql(victim, "select count() as n, max(n) as last from table(events)")["rows"]
+    assert count == [{"n": sent, "last": sent - 1}]

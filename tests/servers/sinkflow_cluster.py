@@ -7,12 +7,16 @@ timeouts (Tansu's group joins take about half the session timeout: see TESTING n
 from __future__ import annotations
 
 import itertools
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from cryptography.fernet import Fernet
 
 from tests.servers.sinkflow import SinkflowServer
 
+T = TypeVar("T")
 SESSION_TIMEOUT_MS = 6000
 HEARTBEAT_MS = 500
 _clusters = itertools.count()
@@ -54,3 +58,25 @@ class ClusterNodes:
     def node(self, node_id: str) -> SinkflowNode:
         return SinkflowNode(self.directory / node_id, self.bootstrap, self.name, node_id, self.secret_key,
                             self.work_partitions)
+
+
+def call(server: SinkflowServer, method: str, path: str, **kwargs: Any) -> Any:
+    """``method`` on ``/api/v1beta2{path}`` of ``server``: the JSON answer (None when empty).
+    Raises :class:`httpx.HTTPStatusError` on an error status."""
+    with server.client() as api:
+        response = api.request(method, f"/api/v1beta2{path}", **kwargs)
+    response.raise_for_status()
+    return response.json() if response.content else None
+
+
+def wait_for(check: Callable[[], T | None], what: str, timeout: float = 30.0) -> T:
+    """``check()``'s first truthy result; raises :class:`AssertionError` naming ``what`` after
+    ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.05)
