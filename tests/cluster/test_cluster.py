@@ -174,9 +174,70 @@ def test_a_node_added_later_takes_sinks_over(nodes: list[SinkflowNode], cluster:
         call(a, "DELETE", f"/sinks/{sink_id}")
 
 
+def ingest(node: SinkflowNode, stream: str, numbers: range) -> None:
+    call(node, "POST", f"/streams/{stream}/ingest", json={"columns": ["n"], "data": [[n] for n in numbers]})
+
+
+def test_pause_resume_and_update_on_any_node_reach_the_node_running_the_sink(nodes: list[SinkflowNode],
+                                                                             httpserver: HTTPServer) -> None:
+    received: list[int] = []
+    httpserver.expect_request("/controlled").respond_with_handler(
+        lambda request: received.append(json.loads(request.get_data())["n"]) or Response("ok"))
+    a = nodes[0]
+    sql(a, "CREATE STREAM controls (n int64)")
+    definition = {"name": "controlled", "type": "webhook", "sql": "select n from controls",
+                  "properties": {"url": httpserver.url_for("/controlled")}}
+    sink = call(a, "POST", "/sinks", json=definition)
+    runner = wait_for(lambda: call(a, "GET", f"/sinks/{sink['id']}/status")["node"], "the sink placed")
+    other = next(node for node in nodes if node.node_id != runner)
+    ingest(other, "controls", range(0, 10))
+    wait_for(lambda: sorted(received) == list(range(10)), "the first rows")
+
+    call(other, "POST", f"/sinks/{sink['id']}/pause")
+    wait_for(lambda: call(a, "GET", f"/sinks/{sink['id']}/status")["state"] == "paused", "the sink paused")
+    ingest(other, "controls", range(10, 20))
+    time.sleep(2)  # time enough for a running sink to deliver them
+    assert sorted(received) == list(range(10)), "a paused sink delivered rows"
+    call(other, "POST", f"/sinks/{sink['id']}/resume")
+    wait_for(lambda: sorted(received) == list(range(20)), "the rows held while paused")
+
+    call(other, "PUT", f"/sinks/{sink['id']}", json={**definition, "sql": "select n * 100 as n from controls"})
+    wait_for(lambda: call(a, "GET", f"/sinks/{sink['id']}")["query"] == "select n * 100 as n from controls",
+             "the new query everywhere")
+    ingest(other, "controls", range(20, 30))
+    wait_for(lambda: set(received) >= {n * 100 for n in range(20, 30)}, "rows of the new query")
+    assert not set(received) & set(range(20, 30)), "the previous query kept running"
+    call(a, "DELETE", f"/sinks/{sink['id']}")
+
+
 INGEST_BATCH = 10
 INGEST_PAUSE = 0.05  # about 200 rows/s
 CHECKPOINT_INTERVAL = 1.0
+
+
+class Feeder:
+    """Ingests INGEST_BATCH rows into ``stream`` every INGEST_PAUSE seconds through ``node`` until stopped."""
+
+    def __init__(self, node: SinkflowNode, stream: str) -> None:
+        self.node = node
+        self.stream = stream
+        self.sent = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run)
+
+    def __enter__(self) -> Feeder:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            ingest(self.node, self.stream, range(self.sent, self.sent + INGEST_BATCH))
+            self.sent += INGEST_BATCH
+            time.sleep(INGEST_PAUSE)
 
 
 def test_a_sink_keeps_delivering_when_its_node_is_killed(nodes: list[SinkflowNode], httpserver: HTTPServer) -> None:
@@ -197,31 +258,14 @@ def test_a_sink_keeps_delivering_when_its_node_is_killed(nodes: list[SinkflowNod
                                            "properties": {"url": httpserver.url_for("/survivor")}})
     runner = wait_for(lambda: call(a, "GET", f"/sinks/{sink['id']}/status")["node"], "the sink placed on a node")
     victim = next(node for node in nodes if node.node_id == runner)
-    ingester = next(node for node in nodes if node is not victim)
-    sent = 0
-    stop = threading.Event()
-
-    def ingest() -> None:
-        nonlocal sent
-        with ingester.client() as api:
-            while not stop.is_set():
-                rows = [[sent + i] for i in range(INGEST_BATCH)]
-                api.post("/api/v1beta2/streams/events/ingest", json={"columns": ["n"], "data": rows}).raise_for_status()
-                sent += INGEST_BATCH
-                time.sleep(INGEST_PAUSE)
-
-    feeder = threading.Thread(target=ingest)
-    feeder.start()
-    try:
+    with Feeder(next(node for node in nodes if node is not victim), "events") as feeder:
         wait_for(lambda: len(received) > 300, "rows delivered before the crash")
         victim.kill()
         killed_at = time.monotonic()
         delivered_before = len(received)
         wait_for(lambda: len(received) > delivered_before + 300, "rows delivered after the crash",
                  timeout=SESSION_TIMEOUT_MS / 1000 * 4)
-    finally:
-        stop.set()
-        feeder.join()
+    sent = feeder.sent
     wait_for(lambda: set(received) >= set(range(sent)), "every row delivered")
     survivors = [node for node in nodes if node is not victim]
     status = call(survivors[0], "GET", f"/sinks/{sink['id']}/status")
@@ -242,3 +286,52 @@ def test_a_sink_keeps_delivering_when_its_node_is_killed(nodes: list[SinkflowNod
     victim.start()
     count = sql(victim, "select count() as n, max(n) as last from table(events)")["rows"]
     assert count == [{"n": sent, "last": sent - 1}]
+
+
+def committed_numbers(bootstrap: str, topic: str, expected: int) -> Counter[int]:
+    """How often each ``n`` is in ``topic`` for a read_committed consumer, once ``expected`` distinct ones are."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"check-{time.monotonic_ns()}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                         "isolation.level": "read_committed"})
+    consumer.subscribe([topic])
+    seen: Counter[int] = Counter()
+    try:
+        deadline = time.monotonic() + 60
+        while len(seen) < expected and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is not None and not message.error():
+                seen[json.loads(message.value())["n"]] += 1
+        # What a late duplicate would need to show up.
+        end = time.monotonic() + 2
+        while time.monotonic() < end:
+            message = consumer.poll(0.2)
+            if message is not None and not message.error():
+                seen[json.loads(message.value())["n"]] += 1
+    finally:
+        consumer.close()
+    return seen
+
+
+def test_exactly_once_to_kafka_holds_when_the_sinks_node_is_killed(nodes: list[SinkflowNode],
+                                                                   cluster: ClusterNodes) -> None:
+    a = next(node for node in nodes if node.process is not None)
+    wait_for(lambda: sum(m["alive"] for m in call(a, "GET", "/cluster")["nodes"]) == 3, "three live nodes")
+    topic = f"{cluster.name}-payments"
+    sql(a, "CREATE STREAM payments (n int64)")
+    sink = call(a, "POST", "/sinks", json={"name": "payments_out", "type": "kafka", "sql": "select n from payments",
+                                           "properties": {"brokers": cluster.bootstrap, "topic": topic,
+                                                          "tls.disable": True, "delivery_guarantee": "exactly_once"}})
+    runner = wait_for(lambda: call(a, "GET", f"/sinks/{sink['id']}/status")["node"], "the sink placed")
+    victim = next(node for node in nodes if node.node_id == runner)
+    survivor = next(node for node in nodes if node is not victim)
+    with Feeder(survivor, "payments") as feeder:
+        wait_for(lambda: call(survivor, "GET", f"/sinks/{sink['id']}/status")["rows_delivered"] > 200,
+                 "rows delivered before the crash")
+        victim.kill()
+        wait_for(lambda: (st := call(survivor, "GET", f"/sinks/{sink['id']}/status"))["node"] != runner
+                 and st["rows_delivered"] > 200, "the sink delivering on another node",
+                 timeout=SESSION_TIMEOUT_MS / 1000 * 4)
+        time.sleep(1)  # rows delivered by the new node, after the ones it replays
+    seen = committed_numbers(cluster.bootstrap, topic, feeder.sent)
+    assert set(seen) == set(range(feeder.sent)), "rows lost"
+    assert max(seen.values()) == 1, f"rows committed twice: {[n for n, c in seen.items() if c > 1][:10]}"
