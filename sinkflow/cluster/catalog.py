@@ -92,7 +92,8 @@ class ClusterCatalog:
     def delete_sink(self, sink_id: str) -> None:
         """Remove a sink, its secrets, checkpoint and progress. Raises :class:`NotFound`."""
         self._get(sink_id)
-        for kind in ("checkpoint", "progress", "sink"):
+        # The sink first: a checkpoint its pipeline still writes after it is then ignored.
+        for kind in ("sink", "checkpoint", "progress"):
             self.replica.publish(self.topic, f"{kind}/{sink_id}".encode(), None)
 
     def sinks(self) -> list[SinkRecord]:

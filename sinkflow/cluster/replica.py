@@ -70,11 +70,15 @@ class Replica:
             **conf, "acks": "all", "enable.idempotence": True, "linger.ms": 1,
             "message.max.bytes": MAX_MESSAGE_BYTES, "compression.type": "lz4",
             "client.id": f"sinkflow-{settings.node_id}",
+            # A stream's new topic is written to at once: learn its leader in milliseconds, not a second.
+            "topic.metadata.refresh.fast.interval.ms": 20,
         })
         self._consumer = Consumer({
             **conf, "group.id": f"{settings.name}.replica.{settings.node_id}.{uuid.uuid4().hex[:8]}",
             "enable.auto.commit": False, "auto.offset.reset": "earliest", "fetch.wait.max.ms": 5,
             "fetch.message.max.bytes": MAX_MESSAGE_BYTES, "client.id": f"sinkflow-{settings.node_id}",
+            # The first fetch of a just-created topic fails: retry it after 20 ms (default 500 ms).
+            "topic.metadata.refresh.fast.interval.ms": 20, "fetch.error.backoff.ms": 20,
         })
         self._handlers: dict[str, Handler] = {}
         self._assignments: queue.SimpleQueue[tuple[bool, str]] = queue.SimpleQueue()
