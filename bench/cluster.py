@@ -7,8 +7,9 @@ as a ratio to it. The machine has 2 cores shared by every process (broker and no
 meaningful is the per-node efficiency (the cluster's rate divided by its node count, over the
 embedded rate), not absolute scaling.
 
-- ingest: ``--rows`` rows of ``(n int64, payload string)``, split between one client per node,
-  each posting ``--batch``-row batches to its node's REST ingest endpoint; rows/s over all.
+- ingest: ``--rows`` rows of ``(n int64, payload string)``, split between ``--clients`` clients
+  per node, each posting ``--batch``-row batches to its node's REST ingest endpoint; rows/s
+  over all. A cluster node's ingest waits for Kafka's acknowledgement and its own copy.
 - sink: ``--sinks`` kafka sinks (``select n, payload from bench SETTINGS seek_to='earliest'``)
   deliver the ingested rows to Tansu topics; rows/s from their creation until every sink's
   status counts every row delivered (statuses read from any node).
@@ -16,7 +17,7 @@ embedded rate), not absolute scaling.
   killed with ``kill -9``; the time until the next row arrives (from the node that took the
   sink over) is printed beside the session timeout (goal: under it plus 5 s).
 
-    python bench/cluster.py [--rows 300000] [--batch 1000] [--sinks 3]
+    python bench/cluster.py [--rows 300000] [--batch 1000] [--clients 1] [--sinks 3]
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ from tests.servers.tansu import TansuBroker  # noqa: E402
 
 
 def ingest(servers: list[SinkflowServer], rows: int, batch: int) -> float:
-    """Ingest ``rows`` rows, split between one client per server; return the elapsed seconds."""
+    """Ingest ``rows`` rows, split between the clients (``servers`` may name one several times);
+    return the elapsed seconds."""
     payload = "x" * 64
     share = rows // len(servers)
 
@@ -81,8 +83,9 @@ def measure(servers: list[SinkflowServer], bootstrap: str, args: argparse.Namesp
     call(servers[0], "POST", "/queries", json={"sql": "CREATE STREAM bench (n int64, payload string)"})
     for server in servers[1:]:
         wait_for(lambda: any(s["name"] == "bench" for s in call(server, "GET", "/streams")), "the stream everywhere")
-    rows = args.rows // len(servers) * len(servers)
-    return rows / ingest(servers, rows, args.batch), sink_rate(servers, bootstrap, args.sinks, rows, tag)
+    clients = servers * args.clients
+    rows = args.rows // len(clients) * len(clients)
+    return rows / ingest(clients, rows, args.batch), sink_rate(servers, bootstrap, args.sinks, rows, tag)
 
 
 class _Receiver(http.server.BaseHTTPRequestHandler):
@@ -148,6 +151,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=300_000)
     parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--clients", type=int, default=1, help="ingest clients per node")
     parser.add_argument("--sinks", type=int, default=3)
     args = parser.parse_args()
     with throwaway(TansuBroker, "bench-tansu-") as broker, ExitStack() as stack:

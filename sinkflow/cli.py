@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import sys
 import time
 from collections import deque
@@ -83,7 +84,7 @@ def client(ctx: click.Context) -> ServerClient:
 @click.option("--log-level", default="info", show_default=True)
 @click.option("--cluster", "bootstrap", envvar="SINKFLOW_CLUSTER",
               help="Join the cluster on these Kafka bootstrap servers (host:port,...); needs SINKFLOW_SECRET_KEY.")
-@click.option("--node-id", envvar="SINKFLOW_NODE_ID", help="This node's id in the cluster (default: the host name).")
+@click.option("--node-id", envvar="SINKFLOW_NODE_ID", help="This node's id in the cluster (default: HOSTNAME-PORT).")
 @click.option("--cluster-name", envvar="SINKFLOW_CLUSTER_NAME", default="sinkflow", show_default=True,
               help="Prefix of the cluster's internal topics and consumer group.")
 @click.option("--cluster-property", "cluster_props", multiple=True,
@@ -105,7 +106,7 @@ def server(ctx: click.Context, host: str, port: int, data_dir: Path, no_demo: bo
         from sinkflow.cluster.settings import settings_from_environment
 
         try:
-            cluster = settings_from_environment(bootstrap, node_id, cluster_name,
+            cluster = settings_from_environment(bootstrap, node_id or f"{socket.gethostname()}-{port}", cluster_name,
                                                 dict(_parse_property(p) for p in cluster_props))
         except SinkflowError as exc:
             raise click.ClickException(exc.message) from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter
@@ -87,5 +88,9 @@ async def drop_stream(name: str, srv: ServerDep) -> None:
 @router.post("/{name}/ingest")
 async def ingest(name: str, body: IngestIn, srv: ServerDep) -> dict[str, Any]:
     """Append the rows; a bad value rejects the whole batch (400 naming row, column, value)."""
-    result = srv.store.get(name).append_rows(body.columns, body.data)
+    stream = srv.store.get(name)
+    if srv.cluster is None:
+        result = stream.append_rows(body.columns, body.data)
+    else:  # the append waits for a Kafka round trip: the event loop keeps serving meanwhile
+        result = await asyncio.to_thread(stream.append_rows, body.columns, body.data)
     return {"first_seq": result.first_seq, "count": result.count}

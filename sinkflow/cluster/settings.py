@@ -102,8 +102,7 @@ def work_partition(sink_id: str, partitions: int) -> int:
     return zlib.crc32(sink_id.encode()) % partitions
 
 
-def settings_from_environment(bootstrap: str, node_id: str | None, name: str,
-                              properties: dict[str, Any]) -> ClusterSettings:
+def settings_from_environment(bootstrap: str, node_id: str, name: str, properties: dict[str, Any]) -> ClusterSettings:
     """Settings for ``sinkflow server --cluster``: the secret key from ``SINKFLOW_SECRET_KEY``,
     the group's timeouts from ``SINKFLOW_CLUSTER_SESSION_TIMEOUT_MS`` /
     ``SINKFLOW_CLUSTER_HEARTBEAT_MS``, the units of work from ``SINKFLOW_CLUSTER_WORK_PARTITIONS``
@@ -120,4 +119,4 @@ def settings_from_environment(bootstrap: str, node_id: str | None, name: str,
                 raise InvalidInput(f"{variable} must be a positive whole number, got '{text}'")
             numbers[key] = int(text)
     return ClusterSettings(bootstrap=bootstrap, secret_key=os.environ.get("SINKFLOW_SECRET_KEY", ""),
-                           node_id=node_id or socket.gethostname(), name=name, properties=properties, **numbers)
+                           node_id=node_id, name=name, properties=properties, **numbers)

@@ -15,10 +15,12 @@ from contextlib import ExitStack
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from confluent_kafka import Consumer
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from sinkflow.cli import main
 from sinkflow.cluster.settings import work_partition
 from tests.servers.process import running
 from tests.servers.sinkflow_cluster import SESSION_TIMEOUT_MS, ClusterNodes, SinkflowNode, call, wait_for
@@ -85,6 +87,10 @@ def test_every_node_shows_the_same_cluster(nodes: list[SinkflowNode], cluster: C
             metrics = api.get("/metrics").text
         assert f'sinkflow_cluster_nodes_alive{{cluster="{cluster.name}",node="{node.node_id}"}} 3' in metrics
     # The group hands every unit of work to exactly one node.
+    shown = CliRunner().invoke(main, ["--server", nodes[1].url, "cluster"])
+    assert shown.exit_code == 0, shown.output
+    assert all(node_id in shown.output for node_id in ids) and f"cluster {cluster.name}" in shown.output
+
     def owned() -> list[int] | None:
         units = [p for node in nodes for p in call(node, "GET", "/cluster")["owned_partitions"]]
         return units if sorted(units) == list(range(WORK_PARTITIONS)) else None
