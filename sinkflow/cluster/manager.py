@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import fields
 from typing import Any
 
@@ -42,6 +44,8 @@ class ClusterSinkManager(SinkManager):
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        #: Called after each reconcile: the node announces at once what it runs now.
+        self.on_reconciled: Callable[[], None] = lambda: None
 
     # -- the cluster's side ----------------------------------------------------------------------
 
@@ -73,6 +77,7 @@ class ClusterSinkManager(SinkManager):
             self._wake.clear()
             try:
                 await self.reconcile()
+                self.on_reconciled()
             except Exception:  # a failed round is retried by the next change or in a second
                 log.exception("cluster: reconciling sinks failed")
                 await asyncio.sleep(1.0)
@@ -132,11 +137,27 @@ class ClusterSinkManager(SinkManager):
             # Counters carry over to the new definition: here they are the last checkpoint's.
             checkpoint = self.catalog.checkpoint(pipeline.record.id)
             pipeline.status.restore_counters(checkpoint.counters if checkpoint else {})
-        return await super().update(sink_id, definition)
+        changed = await super().update(sink_id, definition)
+        await self._acknowledged(changed.id, lambda reported: reported.get("generation") == changed.updated_at)
+        return changed
 
     async def delete(self, sink_id: str) -> None:
-        await self._stop(self._get(sink_id).record.id)
+        record = self._get(sink_id).record
+        await self._stop(record.id)
         await super().delete(sink_id)
+        await self._acknowledged(record.id, lambda reported: False)
+
+    async def _acknowledged(self, sink_id: str, done: Callable[[dict[str, Any]], bool]) -> None:
+        """Return once the node running ``sink_id`` elsewhere reports ``done`` of the sink's entry
+        in its heartbeat, or no live node runs it any more, or after the session timeout (the
+        node may have died meanwhile). An update or delete answered from this node then means
+        the previous definition no longer delivers, as in the embedded mode."""
+        deadline = time.monotonic() + self.cluster.session_timeout_ms / 1000
+        while time.monotonic() < deadline:
+            runner = self.nodes.runner(sink_id)
+            if runner is None or runner[0] == self.cluster.node_id or done(runner[1]):
+                return
+            await asyncio.sleep(0.05)
 
     async def restart(self, sink_id: str) -> SinkRecord:
         pipeline = self._get(sink_id)
@@ -166,7 +187,8 @@ class ClusterSinkManager(SinkManager):
         return {sid: (p.record.name, p.status) for sid, p in self._pipelines.items() if sid in self._running}
 
     def running_statuses(self) -> dict[str, dict[str, Any]]:
-        """The status of each sink running here, for the heartbeat."""
-        return {sid: self.status(sid).to_dict() for sid in list(self._running)}
+        """The status of each sink running here, and the generation of its definition, for the heartbeat."""
+        return {sid: {**self.status(sid).to_dict(), "generation": self._pipelines[sid].record.updated_at}
+                for sid in list(self._running)}
 
 

@@ -69,6 +69,7 @@ class ClusterNode:
                                for topic in self.store.topics()))
         loop = self._loop
         self.catalog.on_change = lambda: loop.call_soon_threadsafe(self.sinks.changed)
+        self.sinks.on_reconciled = self._beat_once
         await self.sinks.start()
         self.work.start()
         self._heartbeat = asyncio.create_task(self._beat(), name="cluster:heartbeat")
@@ -109,11 +110,14 @@ class ClusterNode:
 
     async def _beat(self) -> None:
         while True:
-            try:
-                self.nodes.beat(self.address, self.started_at, self.sinks.running_statuses())
-            except Exception:  # e.g. the producer's queue is full while Kafka is away
-                log.exception("cluster: heartbeat failed")
+            self._beat_once()
             await asyncio.sleep(HEARTBEAT_INTERVAL)
+
+    def _beat_once(self) -> None:
+        try:
+            self.nodes.beat(self.address, self.started_at, self.sinks.running_statuses())
+        except Exception:  # e.g. the producer's queue is full while Kafka is away
+            log.exception("cluster: heartbeat failed")
 
     # -- the workers' group (called on its thread) -----------------------------------------------
 

@@ -201,6 +201,7 @@ def test_pause_resume_and_update_on_any_node_reach_the_node_running_the_sink(nod
 
     call(other, "POST", f"/sinks/{sink['id']}/pause")
     wait_for(lambda: call(a, "GET", f"/sinks/{sink['id']}/status")["state"] == "paused", "the sink paused")
+    time.sleep(1)  # a pause lets the query step in progress (at most half a second) deliver its rows
     ingest(other, "controls", range(10, 20))
     time.sleep(2)  # time enough for a running sink to deliver them
     assert sorted(received) == list(range(10)), "a paused sink delivered rows"
