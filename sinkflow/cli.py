@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import socket
 import sys
 import time
 from collections import deque
@@ -88,8 +89,17 @@ def client(ctx: click.Context) -> ServerClient:
 @click.option("--data-dir", default="sinkflow-data", show_default=True, type=click.Path(path_type=Path))
 @click.option("--no-demo", is_flag=True, help="Do not create and feed the demo streams.")
 @click.option("--log-level", default="info", show_default=True)
+@click.option("--cluster", "bootstrap", envvar="SINKFLOW_CLUSTER",
+              help="Join the cluster on these Kafka bootstrap servers (host:port,...); needs SINKFLOW_SECRET_KEY.")
+@click.option("--node-id", envvar="SINKFLOW_NODE_ID", help="This node's id in the cluster (default: HOSTNAME-PORT).")
+@click.option("--cluster-name", envvar="SINKFLOW_CLUSTER_NAME", default="sinkflow", show_default=True,
+              help="Prefix of the cluster's internal topics and consumer group.")
+@click.option("--cluster-property", "cluster_props", multiple=True,
+              help="The cluster's Kafka connection, named as the Kafka sink's properties: sasl, username, "
+                   "password, tls.disable, tls.skip_verify_server, tls.ca_file (key=value; repeat).")
 @click.pass_context
-def server(ctx: click.Context, host: str, port: int, data_dir: Path, no_demo: bool, log_level: str) -> None:
+def server(ctx: click.Context, host: str, port: int, data_dir: Path, no_demo: bool, log_level: str,
+           bootstrap: str | None, node_id: str | None, cluster_name: str, cluster_props: tuple[str, ...]) -> None:
     """Run the server: REST API, live queries, sinks and the console."""
     import logging
 
@@ -98,7 +108,20 @@ def server(ctx: click.Context, host: str, port: int, data_dir: Path, no_demo: bo
     from sinkflow.api.app import create_app, data_dir_lock
     from sinkflow.api.context import ServerSettings
 
-    settings = ServerSettings(host=host, port=port, data_dir=data_dir, demo=not no_demo, api_key=ctx.obj["api_key"])
+    cluster = None
+    if bootstrap:
+        from sinkflow.cluster.settings import settings_from_environment
+        from sinkflow.sinks import registry
+
+        # The cluster's own Kafka connection takes the Kafka sink's property names and types.
+        properties = parse_properties(cluster_props, registry.property_schemas()["kafka"])
+        try:
+            cluster = settings_from_environment(bootstrap, node_id or f"{socket.gethostname()}-{port}", cluster_name,
+                                                properties)
+        except SinkflowError as exc:
+            raise click.ClickException(exc.message) from None
+    settings = ServerSettings(host=host, port=port, data_dir=data_dir, demo=not no_demo, api_key=ctx.obj["api_key"],
+                              cluster=cluster)
     if not settings.is_loopback() and not settings.api_key:
         raise click.ClickException(
             f"refusing to listen on {host} without an API key: set --api-key or SINKFLOW_API_KEY "
@@ -109,6 +132,8 @@ def server(ctx: click.Context, host: str, port: int, data_dir: Path, no_demo: bo
         with data_dir_lock(data_dir):
             console.print(f"sinkflow listening on [bold]http://{host}:{port}[/] (data in {data_dir.resolve()}, "
                           f"demo {'off' if no_demo else 'on'}, console at http://{host}:{port}/)")
+            if cluster is not None:
+                console.print(f"cluster [bold]{cluster.name}[/] on {cluster.bootstrap}, node {cluster.node_id}")
             uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=False)
     except SinkflowError as exc:
         raise click.ClickException(exc.message) from None
@@ -511,6 +536,21 @@ def _last_error(status: dict[str, Any]) -> str:
     at, delivered = status.get("last_error_at"), status.get("last_delivered_at")
     past = " (past: delivered since)" if at and delivered and delivered > at else ""
     return f"{error} [{_when(at)}]{past}" if at else error
+
+
+@main.command("cluster")
+@click.pass_context
+def cluster_show(ctx: click.Context) -> None:
+    """Show the cluster's nodes: address, alive, the sinks each runs."""
+    body = client(ctx).call("GET", "/api/v1beta2/cluster")  # type: ignore[union-attr]
+    if body["mode"] != "cluster":
+        out.print("this server runs alone (embedded mode; start it with --cluster to join a cluster)")
+        return
+    table = Table("node", "address", "alive", "sinks")
+    for node in body["nodes"]:
+        table.add_row(node["id"], node["address"], "yes" if node["alive"] else "no", str(len(node["sinks"])))
+    out.print(f"cluster {body['name']} (this node: {body['node']})")
+    out.print(table)
 
 
 @sink.command("show")

@@ -20,7 +20,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import sinkflow
-from sinkflow.api import clickhouse_http, external_streams, queries, sinks, sql_analyze, streams, views
+from sinkflow.api import clickhouse_http, cluster, external_streams, queries, sinks, sql_analyze, streams, views
 from sinkflow.api.context import Server, ServerSettings
 from sinkflow.catalog import Catalog
 from sinkflow.engine import Engine
@@ -132,11 +132,20 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = StreamStore(settings.data_dir, defaults=compile_default)
-        engine = Engine(store)
-        catalog = Catalog(settings.data_dir)
-        sinks = SinkManager(engine, store, catalog)
-        srv = Server(settings, store, engine, catalog, sinks, SqlPipelines(sinks))
+        if settings.cluster is None:
+            store = StreamStore(settings.data_dir, defaults=compile_default)
+            engine = Engine(store)
+            catalog = Catalog(settings.data_dir)
+            sinks = SinkManager(engine, store, catalog)
+            srv = Server(settings, store, engine, catalog, sinks, SqlPipelines(sinks))
+        else:
+            from sinkflow.cluster.node import ClusterNode
+
+            node = ClusterNode(settings.cluster, settings.data_dir, f"http://{settings.host}:{settings.port}")
+            await node.start()
+            store, engine, catalog = node.store, node.engine, node.catalog  # type: ignore[assignment]
+            srv = Server(settings, store, engine, catalog, node.sinks, SqlPipelines(node.sinks),  # type: ignore[arg-type]
+                         cluster=node)
         app.state.server = srv
         background = [asyncio.create_task(_enforce_retention(store, srv.stopping)),
                       asyncio.create_task(run_random_streams(store, srv.stopping)),
@@ -151,6 +160,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
         finally:
             srv.stopping.set()
             await asyncio.gather(*background)
+            if srv.cluster is not None:
+                await srv.cluster.stop()
             await srv.sinks.stop()
             await srv.pipelines.stop()
             catalog.close()
@@ -179,7 +190,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
     @app.get("/metrics", response_class=PlainTextResponse)
     async def metrics(request: Request) -> str:
         srv = request.app.state.server
-        return prometheus_text(srv.sinks.statuses()) + srv.loop_lag.prometheus_text()
+        text = prometheus_text(srv.sinks.statuses()) + srv.loop_lag.prometheus_text()
+        return text if srv.cluster is None else text + srv.cluster.metrics_text()
 
     app.router.routes.insert(0, streams.ingest_route)
     app.include_router(streams.router)
@@ -189,5 +201,6 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.include_router(views.router)
     app.include_router(external_streams.router)
     app.include_router(clickhouse_http.router)
+    app.include_router(cluster.router)
     app.mount("/", StaticFiles(directory=CONSOLE_DIR, html=True), name="console")
     return app

@@ -7,7 +7,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
@@ -19,6 +19,10 @@ from sinkflow.runtime.manager import SinkManager
 from sinkflow.runtime.sql_pipelines import SqlPipelines
 from sinkflow.streams.store import StreamStore
 
+if TYPE_CHECKING:
+    from sinkflow.cluster.node import ClusterNode
+    from sinkflow.cluster.settings import ClusterSettings
+
 
 @dataclass(frozen=True)
 class ServerSettings:
@@ -29,6 +33,7 @@ class ServerSettings:
     data_dir: Path = Path("sinkflow-data")
     demo: bool = True
     api_key: str | None = None
+    cluster: ClusterSettings | None = None  # None: the embedded single-process mode
 
     def is_loopback(self) -> bool:
         if self.host == "localhost":
@@ -69,6 +74,7 @@ class Server:
     query_records: QueryRecords = field(default_factory=QueryRecords)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     loop_lag: LoopLagMonitor = field(default_factory=LoopLagMonitor)
+    cluster: ClusterNode | None = None
 
 
 async def server(request: Request) -> Server:

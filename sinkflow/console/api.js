@@ -107,6 +107,7 @@ export class ApiClient {
   patchSink(id, change, confirmBounded = false) {
     return this.request("PATCH", `/sinks/${encodeURIComponent(id)}${confirmBounded ? "?confirm_bounded=true" : ""}`, change);
   }
+  cluster() { return this.request("GET", "/cluster"); }
   deleteSink(id) { return this.request("DELETE", `/sinks/${encodeURIComponent(id)}`); }
   /** @param {"pause"|"resume"|"restart"} action */
   sinkAction(id, action) { return this.request("POST", `/sinks/${encodeURIComponent(id)}/${action}`); }

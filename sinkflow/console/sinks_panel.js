@@ -2,7 +2,8 @@
  * The sinks panel: every sink with its live status, and pause / resume / delete / dead letters;
  * a sink's name opens its details (`onOpen`).
  *
- * It polls `GET /sinks` (each sink carries its status) every `intervalMs`.
+ * It polls `GET /sinks` (each sink carries its status) every `intervalMs`; in cluster mode it
+ * also polls `GET /cluster` and shows the nodes, and on which node each sink runs.
  */
 
 import { h, replaceChildren } from "./dom.js";
@@ -30,10 +31,11 @@ export class SinksPanel {
     this.confirming = null; // id of the sink whose delete awaits confirmation
     this.timer = null;
     this.count = h("span.count");
+    this.nodes = h("span.cluster-nodes.muted");
     this.body = h("tbody");
     this.empty = h("p.empty", {}, "No sinks yet. Run a streaming query and click “Send to…”.");
     host.replaceChildren(
-      h("div.panel-head", {}, h("h2", {}, "Sinks ", this.count)),
+      h("div.panel-head", {}, h("h2", {}, "Sinks ", this.count), this.nodes),
       h("div.table-wrap", {}, h("table.sinks#sinks-table", {},
         h("thead", {}, h("tr", {}, ["Sink", "State", "Delivered", "Retries", "Dead-lettered", "Lag", "Last error", ""].map((t) =>
           h(["Delivered", "Retries", "Dead-lettered", "Lag"].includes(t) ? "th.num" : "th", {}, t)))),
@@ -74,7 +76,7 @@ export class SinksPanel {
 
   async refresh() {
     try {
-      this.sinks = await this.api.sinks();
+      [this.sinks, this.cluster] = await Promise.all([this.api.sinks(), this.api.cluster()]);
     } catch (err) {
       this.onError(`sinks: ${err.message}`);
       return;
@@ -86,6 +88,10 @@ export class SinksPanel {
     this.count.textContent = this.sinks.length ? `(${this.sinks.length})` : "";
     this.empty.hidden = this.sinks.length > 0;
     replaceChildren(this.body, this.sinks.map((sink) => this.row(sink)));
+    const members = this.cluster?.nodes || [];
+    replaceChildren(this.nodes, members.length ? [`cluster ${this.cluster.name}: `, ...members.map((n) =>
+      h(n.alive ? "span.node.alive" : "span.node.down", { title: `${n.address} · ${n.sinks.length} sink(s)` },
+        `${n.id}${n.alive ? "" : " (down)"} `))] : []);
   }
 
   row(sink) {
@@ -105,7 +111,8 @@ export class SinksPanel {
       h("td", {}, h("button.sink-name.link", { type: "button", title: sink.description || "details and edit", onclick: () => this.onOpen(sink) }, sink.name),
         h("span.type-badge", {}, sink.type),
         (sink.description || "").startsWith("materialized view") ? h("span.kind-badge.kind-materialized_view", {}, "view") : null),
-      h("td", {}, h(`span.state.state-${state}`, { title: st.reason || "" }, state)),
+      h("td", {}, h(`span.state.state-${state}`, { title: st.reason || "" }, state),
+        st.node && h("span.node.muted", { title: "the cluster node running this sink" }, ` on ${st.node}`)),
       h("td.num.delivered", {}, formatCount(st.rows_delivered ?? 0)),
       h("td.num.retries", {}, formatCount(st.retries ?? 0)),
       h(st.dead_lettered ? "td.num.dead-lettered.warn" : "td.num.dead-lettered", {}, formatCount(st.dead_lettered ?? 0)),

@@ -69,6 +69,7 @@ class SinkStatus:
     def _record_state(self, state: SinkState) -> None:
         self.history.append({"state": state.value, "reason": self.reason, "at": time.time()})
         del self.history[:-HISTORY_LENGTH]
+    node: str | None = None  # the cluster node running the sink (None in the embedded mode)
 
     def counters(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in COUNTERS}

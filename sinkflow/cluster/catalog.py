@@ -1,0 +1,229 @@
+"""The catalog in a compacted Kafka topic, replicated in memory on every node.
+
+Keys of the catalog topic (one partition, so every node applies changes in one order):
+
+- ``sink/<id>``: the sink's definition as JSON; its secrets are a Fernet token made with
+  ``SINKFLOW_SECRET_KEY`` (never clear text in Kafka); a tombstone deletes the sink.
+- ``checkpoint/<id>``: the engine snapshot as the value; epoch, counters, commit time and the
+  sink's *generation* (its definition's ``updated_at``) as headers. A checkpoint of an older
+  generation (written by a pipeline still running the previous definition) is ignored.
+- ``progress/<id>``: a stream sink's next output position.
+- ``stream/<name>``: a stream's columns, settings and topic (see :mod:`sinkflow.cluster.streams`).
+
+:class:`ClusterCatalog` offers the methods of :class:`sinkflow.catalog.Catalog` the runtime uses;
+each write returns once Kafka acknowledged it and this node applied it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, replace
+from typing import Any
+
+from confluent_kafka import Message
+from cryptography.fernet import Fernet, InvalidToken
+
+from sinkflow.catalog import Checkpoint, SinkRecord
+from sinkflow.cluster.replica import Replica, header
+from sinkflow.errors import AlreadyExists, InvalidInput, NotFound
+
+#: How long a sink stays unstarted while its first checkpoint is on its way from the node that
+#: created it; past that (that node died in between) the sink starts from the streams' head.
+FIRST_CHECKPOINT_WAIT = 5.0
+
+
+def secret_box(key: str) -> Fernet:
+    """The cipher of sink secrets. Raises :class:`InvalidInput` when ``key`` is not a Fernet key."""
+    try:
+        return Fernet(key.encode())
+    except ValueError:
+        raise InvalidInput("SINKFLOW_SECRET_KEY is not a Fernet key (32 url-safe base64-encoded bytes)") from None
+
+
+class ClusterCatalog:
+    """Sinks, checkpoints and stream-sink progress, kept in the catalog topic.
+
+    ``on_change`` is called (on the replica's thread) after any sink or checkpoint record is
+    applied, so the node can start, stop or move pipelines. Streams' records are handed to
+    ``stream_handler`` (set by the stream store)."""
+
+    def __init__(self, replica: Replica, secret_key: str) -> None:
+        self.replica = replica
+        self.topic = replica.settings.catalog_topic
+        self._box = secret_box(secret_key)
+        self._lock = threading.Lock()
+        self._sinks: dict[str, SinkRecord] = {}
+        self._checkpoints: dict[str, Checkpoint] = {}
+        self._progress: dict[str, int] = {}
+        #: The generation each sink's pipeline on this node was started with.
+        self._running: dict[str, float] = {}
+        self.on_change: Callable[[], None] = lambda: None
+        self.stream_handler: Callable[[str, dict[str, Any] | None], None] = lambda name, value: None
+
+    def close(self) -> None:
+        """Nothing to release: the replica is closed by the node."""
+
+    # -- pipelines made in SQL (not replicated yet) -------------------------------------------
+
+    def views(self) -> list[Any]:
+        """No views: views and external streams are not replicated in cluster mode yet."""
+        return []
+
+    def external_streams(self) -> list[Any]:
+        """No external streams (see :meth:`views`)."""
+        return []
+
+    def add_view(self, record: Any) -> None:
+        """Refused: raises :class:`InvalidInput` saying what to do instead."""
+        raise InvalidInput("materialized views and views are not replicated in cluster mode yet: create a sink "
+                           "(POST /api/v1beta2/sinks) or run the view on a single-node sinkflow")
+
+    def add_external_stream(self, record: Any) -> None:
+        """Refused: raises :class:`InvalidInput` saying what to do instead."""
+        raise InvalidInput("external streams are not replicated in cluster mode yet: create a sink "
+                           "(POST /api/v1beta2/sinks) with the destination's properties instead")
+
+    # -- sinks ---------------------------------------------------------------------------------
+
+    def add_sink(self, record: SinkRecord) -> None:
+        """Store a new sink. Raises :class:`AlreadyExists` when the name is taken."""
+        with self._lock:
+            if any(s.name == record.name for s in self._sinks.values()):
+                raise AlreadyExists(f"a sink named '{record.name}' already exists")
+        record.created_at = record.updated_at = time.time()
+        self._publish_sink(record)
+
+    def update_sink(self, record: SinkRecord) -> None:
+        """Replace a sink's definition; its checkpoint is dropped (the new query starts afresh).
+        Raises :class:`NotFound`."""
+        self._get(record.id)
+        record.updated_at = time.time()
+        with self._lock:
+            self._running.pop(record.id, None)
+        self._publish_sink(record)
+
+    def set_paused(self, sink_id: str, paused: bool) -> None:
+        record = replace(self._get(sink_id), paused=paused)
+        self._publish_sink(record)
+
+    def delete_sink(self, sink_id: str) -> None:
+        """Remove a sink, its secrets, checkpoint and progress. Raises :class:`NotFound`."""
+        self._get(sink_id)
+        # The sink first: a checkpoint its pipeline still writes after it is then ignored.
+        for kind in ("sink", "checkpoint", "progress"):
+            self.replica.publish(self.topic, f"{kind}/{sink_id}".encode(), None)
+
+    def sinks(self) -> list[SinkRecord]:
+        """Every sink, oldest first, with its secrets (copies: changing one changes nothing stored)."""
+        with self._lock:
+            records = sorted(self._sinks.values(), key=lambda r: r.created_at)
+            return [replace(r, properties=dict(r.properties), secrets=dict(r.secrets)) for r in records]
+
+    def started(self, sink_id: str, generation: float) -> None:
+        """Note that this node started the sink's pipeline for the definition of ``generation``:
+        its checkpoints are tagged with it."""
+        with self._lock:
+            self._running[sink_id] = generation
+
+    def _get(self, sink_id: str) -> SinkRecord:
+        with self._lock:
+            record = self._sinks.get(sink_id)
+        if record is None:
+            raise NotFound(f"sink '{sink_id}' not found")
+        return record
+
+    def _publish_sink(self, record: SinkRecord) -> None:
+        body = asdict(record)
+        body["secrets"] = self._box.encrypt(json.dumps(record.secrets).encode()).decode()
+        self.replica.publish(self.topic, f"sink/{record.id}".encode(), json.dumps(body).encode())
+
+    # -- checkpoints -------------------------------------------------------------------------
+
+    def save_checkpoint(self, sink_id: str, checkpoint: Checkpoint) -> None:
+        """Commit ``checkpoint`` to Kafka; returns once acknowledged (and applied here)."""
+        with self._lock:
+            record = self._sinks.get(sink_id)
+            generation = self._running.get(sink_id, record.updated_at if record else 0.0)
+        headers = [("epoch", str(checkpoint.epoch).encode()), ("counters", json.dumps(checkpoint.counters).encode()),
+                   ("committed_at", repr(checkpoint.committed_at).encode()), ("generation", repr(generation).encode())]
+        self.replica.publish(self.topic, f"checkpoint/{sink_id}".encode(), checkpoint.snapshot, headers)
+
+    def checkpoint(self, sink_id: str) -> Checkpoint | None:
+        with self._lock:
+            return self._checkpoints.get(sink_id)
+
+    def awaits_first_checkpoint(self, record: SinkRecord) -> bool:
+        """Whether ``record`` was created so recently that its first checkpoint may still be on its way."""
+        return self.checkpoint(record.id) is None and time.time() - record.updated_at < FIRST_CHECKPOINT_WAIT
+
+    # -- stream sink progress ----------------------------------------------------------------
+
+    def stream_progress(self, sink_id: str) -> int:
+        with self._lock:
+            return self._progress.get(sink_id, 0)
+
+    def set_stream_progress(self, sink_id: str, next_row: int) -> None:
+        self.replica.publish(self.topic, f"progress/{sink_id}".encode(), str(next_row).encode())
+
+    # -- streams -----------------------------------------------------------------------------
+
+    def publish_stream(self, name: str, value: dict[str, Any] | None) -> None:
+        """Record a stream's definition (``None``: its drop); returns once applied here."""
+        body = None if value is None else json.dumps(value).encode()
+        self.replica.publish(self.topic, f"stream/{name}".encode(), body)
+
+    # -- replication ---------------------------------------------------------------------------
+
+    def apply(self, message: Message) -> None:
+        """Apply one record of the catalog topic (on the replica's thread)."""
+        kind, _, ident = (message.key() or b"").decode().partition("/")
+        value = message.value()
+        if kind == "stream":
+            self.stream_handler(ident, None if value is None else json.loads(value))
+            return
+        with self._lock:
+            if kind == "sink":
+                self._apply_sink(ident, value)
+            elif kind == "checkpoint":
+                self._apply_checkpoint(ident, message)
+            elif kind == "progress":
+                if value is None:
+                    self._progress.pop(ident, None)
+                elif ident in self._sinks:
+                    self._progress[ident] = int(value)
+        self.on_change()
+
+    def _apply_sink(self, sink_id: str, value: bytes | None) -> None:
+        if value is None:
+            for table in (self._sinks, self._checkpoints, self._progress, self._running):
+                table.pop(sink_id, None)
+            return
+        body = json.loads(value)
+        try:
+            body["secrets"] = json.loads(self._box.decrypt(body["secrets"].encode()))
+        except InvalidToken:
+            # Another key wrote it: the sink cannot run here with its secrets; say so once per record.
+            raise InvalidInput(f"sink '{body.get('name')}': its secrets were encrypted with another "
+                               "SINKFLOW_SECRET_KEY than this node's") from None
+        record = SinkRecord(**body)
+        previous = self._sinks.get(sink_id)
+        if previous is not None and previous.updated_at != record.updated_at:
+            self._checkpoints.pop(sink_id, None)  # a new definition starts from its own first checkpoint
+        self._sinks[sink_id] = record
+
+    def _apply_checkpoint(self, sink_id: str, message: Message) -> None:
+        snapshot = message.value()
+        record = self._sinks.get(sink_id)
+        if snapshot is None or record is None:
+            self._checkpoints.pop(sink_id, None)
+            return
+        if float(header(message, "generation") or b"0") != record.updated_at:
+            return  # from a pipeline still running the sink's previous definition
+        self._checkpoints[sink_id] = Checkpoint(
+            epoch=int(header(message, "epoch") or b"0"), snapshot=snapshot,
+            counters=json.loads(header(message, "counters") or b"{}"),
+            committed_at=float(header(message, "committed_at") or b"0"),
+        )
