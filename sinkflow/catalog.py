@@ -42,6 +42,10 @@ CREATE TABLE IF NOT EXISTS stream_sink_progress (
     sink_id TEXT PRIMARY KEY,
     next_row INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS row_reservations (
+    sink_id TEXT PRIMARY KEY,
+    next_row INTEGER NOT NULL
+);
 """
 
 _SECRETS_SCHEMA = "CREATE TABLE IF NOT EXISTS secrets (sink_id TEXT PRIMARY KEY, secrets TEXT NOT NULL)"
@@ -141,6 +145,7 @@ class Catalog:
                 raise NotFound(f"sink '{sink_id}' not found")
             self._db.execute("DELETE FROM checkpoints WHERE sink_id = ?", (sink_id,))
             self._db.execute("DELETE FROM stream_sink_progress WHERE sink_id = ?", (sink_id,))
+            self._db.execute("DELETE FROM row_reservations WHERE sink_id = ?", (sink_id,))
             self._secrets.execute("DELETE FROM secrets WHERE sink_id = ?", (sink_id,))
 
     def sinks(self) -> list[SinkRecord]:
@@ -187,3 +192,20 @@ class Catalog:
     def set_stream_progress(self, sink_id: str, next_row: int) -> None:
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO stream_sink_progress VALUES (?, ?)", (sink_id, next_row))
+
+    # -- output positions handed out -------------------------------------------------------
+
+    def reserved_rows(self, sink_id: str) -> int:
+        """The first output position no write of ``sink_id`` may have used yet (0: none reserved)."""
+        with self._lock:
+            row = self._db.execute("SELECT next_row FROM row_reservations WHERE sink_id = ?", (sink_id,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def reserve_rows(self, sink_id: str, next_row: int) -> None:
+        """Record durably that writes of ``sink_id`` may use output positions below ``next_row``.
+
+        Positions make idempotency keys: a redefined sink starts counting at or after this
+        mark, so even after a crash it never reuses a key sent for another row.
+        """
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO row_reservations VALUES (?, ?)", (sink_id, next_row))

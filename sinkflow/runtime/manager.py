@@ -96,9 +96,10 @@ class SinkManager:
                              created_at=record.created_at)
         await pipeline.stop()
         self.catalog.update_sink(changed)
-        # Counters carry over so output positions (and the idempotency keys made from them)
+        # Counters carry over from the stopped pipeline's final position (past rows written but
+        # not yet acknowledged), so output positions and the idempotency keys made from them
         # never repeat for this sink.
-        self._initial_checkpoint(changed, pipeline.status.counters())
+        self._initial_checkpoint(changed, pipeline.final_counters())
         self._launch(changed)
         return changed
 

@@ -114,6 +114,8 @@ class Pipeline:
             self._running.set()
         self._task: asyncio.Task[None] | None = None
         self._unflushed: list[_Written] = []
+        # The first output position no write has used, also by an earlier run (kept in the catalog).
+        self._used_rows = catalog.reserved_rows(record.id)
         self._acks_on_write = registry.sink_class(record.type).flush is Sink.flush
         self._encodes = registry.sink_class(record.type).encode is not Sink.encode
 
@@ -149,6 +151,14 @@ class Pipeline:
         self.record.paused = False
         if self.status.state is SinkState.PAUSED:
             self.status.state = SinkState.RUNNING
+
+    def final_counters(self) -> dict[str, int]:
+        """The counters a redefinition of this (stopped) sink continues from: its output
+        position is past every position a write ever used, acknowledged or not, so the
+        idempotency keys of the new definition's rows never repeat an old row's."""
+        counters = self.status.counters()
+        counters["rows_emitted"] = max(counters["rows_emitted"], self._used_rows)
+        return counters
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -273,6 +283,7 @@ class Pipeline:
         ``_unflushed`` for :meth:`_flush`."""
         epoch = self.status.epochs + 1
         first_row = self.status.rows_emitted
+        self._use_rows(first_row + batch.num_rows)
 
         async def write(rows: pa.RecordBatch, positions: Sequence[int], first: bool) -> None:
             whole = len(positions) == batch.num_rows
@@ -288,6 +299,13 @@ class Pipeline:
         elif written:
             rows = batch if len(written) == batch.num_rows else batch.take(pa.array(written, pa.int64()))
             self._unflushed.append(_Written(rows, epoch, first_row, written))
+
+    def _use_rows(self, end: int) -> None:
+        """Record durably, before a write uses them, that output positions below ``end`` are
+        used (a redefinition after a crash must not reuse them either)."""
+        if end > self._used_rows:
+            self._used_rows = end
+            self.catalog.reserve_rows(self.record.id, end)
 
     async def _flush(self, sink: Sink, dead: DeadLetters, policy: RetryPolicy) -> None:
         """Flush everything written since the last flush. When the destination fails some of
