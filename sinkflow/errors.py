@@ -74,3 +74,10 @@ class NotFound(SinkflowError):
 class AlreadyExists(SinkflowError):
     code = "ALREADY_EXISTS"
     status = 409
+
+
+class SecretsUnavailable(SinkflowError):
+    """The secrets store cannot be read or written (lost, damaged, or sealed with another key)."""
+
+    code = "SECRETS_UNAVAILABLE"
+    status = 503

@@ -31,7 +31,7 @@ class SinkIn(BaseModel):
 
 def sink_out(srv: Server, record: SinkRecord) -> dict[str, Any]:
     """A sink as the API shows it: the SQL as ``query``, secrets masked, live status."""
-    properties = registry.join_secrets(record.properties, {path: registry.MASK for path in record.secrets})
+    properties = registry.shown(record.type, record.properties, record.secrets)
     return {
         "id": record.id,
         "name": record.name,
@@ -68,6 +68,12 @@ async def get_sink(sink_id: str, srv: ServerDep) -> dict[str, Any]:
 @router.put("/sinks/{sink_id}")
 async def update_sink(sink_id: str, body: SinkIn, srv: ServerDep) -> dict[str, Any]:
     return sink_out(srv, await srv.sinks.update(sink_id, body.definition()))
+
+
+@router.patch("/sinks/{sink_id}")
+async def patch_sink(sink_id: str, body: dict[str, Any], srv: ServerDep) -> dict[str, Any]:
+    """Change part of a sink; ``properties`` merge into the stored ones (JSON merge patch)."""
+    return sink_out(srv, await srv.sinks.patch(sink_id, body))
 
 
 @router.delete("/sinks/{sink_id}", status_code=204)

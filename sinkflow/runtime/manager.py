@@ -86,8 +86,15 @@ class SinkManager:
         return record
 
     async def update(self, sink_id: str, definition: SinkDefinition) -> SinkRecord:
-        """Replace a sink's definition (validated first); it restarts with its new query."""
+        """Replace a sink's definition (validated first); it restarts with its new query.
+
+        A secret sent back masked (``********``, or a URL with masked credentials, as the API
+        shows them) keeps its stored value. Raises what :meth:`validate` raises, and
+        :class:`ConfigError` for a masked property that has no stored value.
+        """
         pipeline = self._get(sink_id)
+        stored = registry.join_secrets(pipeline.record.properties, pipeline.record.secrets)
+        definition.properties = registry.keep_masked(definition.type, definition.properties, stored)
         self.validate(definition)
         public, secrets = registry.split_secrets(definition.type, definition.properties)
         record = pipeline.record
@@ -102,6 +109,28 @@ class SinkManager:
         self._initial_checkpoint(changed, pipeline.final_counters())
         self._launch(changed)
         return changed
+
+    async def patch(self, sink_id: str, changes: dict[str, Any]) -> SinkRecord:
+        """Change part of a sink: ``changes`` may hold ``description``, ``sql`` (or ``query``),
+        ``type`` and ``properties``; ``properties`` is merged into the stored ones as a JSON
+        merge patch (RFC 7396: objects merge key by key, ``null`` removes a key, anything else
+        replaces). Then as :meth:`update`. Raises :class:`InvalidInput` for an unknown field or
+        a new name (sinks are not renamed)."""
+        record = self._get(sink_id).record
+        unknown = sorted(set(changes) - {"name", "description", "sql", "query", "type", "properties"})
+        if unknown:
+            raise InvalidInput(f"unknown field '{unknown[0]}' in a sink update")
+        if changes.get("name", record.name) != record.name:
+            raise InvalidInput(f"a sink cannot be renamed (it is '{record.name}'): create a new one")
+        patch = changes.get("properties", {})
+        if not isinstance(patch, dict):
+            raise InvalidInput("'properties' must be an object")
+        stored = registry.join_secrets(record.properties, record.secrets)
+        definition = SinkDefinition(
+            name=record.name, description=str(changes.get("description", record.description)),
+            sql=str(changes.get("sql", changes.get("query", record.sql))), type=str(changes.get("type", record.type)),
+            properties=merge_patch(stored, patch))
+        return await self.update(sink_id, definition)
 
     async def delete(self, sink_id: str) -> None:
         pipeline = self._get(sink_id)
@@ -163,3 +192,17 @@ class SinkManager:
         pipeline = Pipeline(record, self.engine, self.store, self.catalog, self.settings)
         self._pipelines[record.id] = pipeline
         pipeline.start()
+
+
+def merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """``target`` with the JSON merge patch ``patch`` applied (RFC 7396); neither is mutated."""
+    merged = dict(target)
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, dict):
+            current = merged.get(key)
+            merged[key] = merge_patch(current if isinstance(current, dict) else {}, value)
+        else:
+            merged[key] = value
+    return merged

@@ -33,6 +33,7 @@ import pyarrow as pa
 
 from sinkflow.catalog import Catalog, Checkpoint, SinkRecord
 from sinkflow.engine import Engine, QueryExecution
+from sinkflow.errors import SecretsUnavailable
 from sinkflow.runtime.batching import Batcher
 from sinkflow.runtime.dead_letter import DeadLetters
 from sinkflow.runtime.encode_ahead import EncodeAhead
@@ -189,6 +190,8 @@ class Pipeline:
 
     async def _run_once(self) -> None:
         record = self.record
+        if record.secrets_error:
+            raise SecretsUnavailable(record.secrets_error)
         config = registry.parse_properties(record.type, registry.join_secrets(record.properties, record.secrets))
         plan = self.engine.plan(record.sql)
         checkpoint = self.catalog.checkpoint(record.id)

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from sinkflow.sinks.config import BatchPolicy, Duration, RetryPolicy, SinkConfig, StrList
+from sinkflow.sinks.credentials import credential_values
 from sinkflow.sinks.delivery import (
     JSON_TYPE,
     TEXT_TYPE,
@@ -21,8 +22,6 @@ from sinkflow.sinks.delivery import (
     RequestPerRowSink,
     RequestSpec,
     UrlText,
-    authorization_values,
-    header_secrets,
     paralism_field,
     row_sink_batch_policy,
     safe_target,
@@ -57,7 +56,9 @@ class OAuth2Config(BaseModel):
 class HttpConfig(SinkConfig):
     """Properties of the ``http`` sink; defaults from the spec."""
 
-    secret_fields: ClassVar[tuple[str, ...]] = ("oauth2.client_secret", *header_secrets("http_header"))
+    secret_fields: ClassVar[tuple[str, ...]] = ("oauth2.client_secret",)
+    header_fields: ClassVar[tuple[str, ...]] = ("http_header",)
+    url_fields: ClassVar[tuple[str, ...]] = ("url", "oauth2.token_url")
     template_fields: ClassVar[tuple[str, ...]] = ("payload_field",)
 
     url: UrlText = Field(description="target URL")
@@ -126,6 +127,6 @@ class HttpSink(RequestPerRowSink):
             paralism=cfg.paralism,
             target=f"{cfg.http_method} {safe_target(cfg.url)}",
             template=template,
-            secrets=authorization_values(cfg.http_header),
+            secrets=credential_values(cfg.http_header),
             oauth2=settings,
         )

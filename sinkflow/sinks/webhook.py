@@ -12,6 +12,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from sinkflow.sinks.config import BatchPolicy, Duration, SinkConfig
+from sinkflow.sinks.credentials import credential_values
 from sinkflow.sinks.delivery import (
     JSON_TYPE,
     TEXT_TYPE,
@@ -19,8 +20,6 @@ from sinkflow.sinks.delivery import (
     RequestPerRowSink,
     RequestSpec,
     UrlText,
-    authorization_values,
-    header_secrets,
     paralism_field,
     row_sink_batch_policy,
     safe_target,
@@ -32,7 +31,8 @@ class WebhookConfig(SinkConfig):
     """Properties of the ``webhook`` sink. Without ``retries`` in the spec, retryable failures
     are retried until the webhook recovers (the runtime's default policy): nothing is dropped."""
 
-    secret_fields: ClassVar[tuple[str, ...]] = header_secrets("headers")
+    header_fields: ClassVar[tuple[str, ...]] = ("headers",)
+    url_fields: ClassVar[tuple[str, ...]] = ("url",)
     template_fields: ClassVar[tuple[str, ...]] = ("body",)
 
     url: UrlText = Field(description="the webhook's URL")
@@ -73,5 +73,5 @@ class WebhookSink(RequestPerRowSink):
             paralism=cfg.paralism,
             target=f"webhook {safe_target(cfg.url)}",
             template=template,
-            secrets=authorization_values(cfg.headers),
+            secrets=credential_values(cfg.headers),
         )
