@@ -91,9 +91,19 @@ def create_app(settings: ServerSettings) -> FastAPI:
     async def sinkflow_error(_: Request, exc: SinkflowError) -> JSONResponse:
         return JSONResponse(exc.to_dict(), status_code=exc.status)
 
+    @app.exception_handler(RecursionError)
+    async def too_deep(_: Request, exc: RecursionError) -> JSONResponse:
+        # A last guard: SQL limits refuse deep nesting first (sinkflow.sql.limits).
+        return JSONResponse({"code": "INVALID_INPUT", "message": "the request is nested too deeply to process"},
+                            status_code=400)
+
     @app.exception_handler(RequestValidationError)
     async def request_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0]
+        if first["type"] == "json_invalid":
+            reason = first.get("ctx", {}).get("error", "")
+            return JSONResponse({"code": "INVALID_INPUT", "message": f"the request body is not valid JSON: {reason}"},
+                                status_code=400)
         where = ".".join(str(part) for part in first["loc"] if part != "body") or "body"
         return JSONResponse({"code": "INVALID_INPUT", "message": f"'{where}': {first['msg']}"}, status_code=400)
 
@@ -102,8 +112,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
         path = request.url.path
         guarded = (path.startswith("/api/") and path not in _OPEN_PATHS) or path == "/metrics"
         if settings.auth_required and guarded:
-            given = request.headers.get("x-api-key", "")
-            if not settings.api_key or not hmac.compare_digest(given, settings.api_key):
+            # Compared as bytes (headers arrive as latin-1 text): compare_digest refuses non-ASCII text.
+            given = request.headers.get("x-api-key", "").encode("latin-1")
+            if not settings.api_key or not hmac.compare_digest(given, settings.api_key.encode()):
                 return JSONResponse({"code": "UNAUTHORIZED", "message": "a valid X-Api-Key header is required"},
                                     status_code=401)
         return await call_next(request)

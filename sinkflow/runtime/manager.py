@@ -10,12 +10,13 @@ from typing import Any
 from sinkflow.catalog import Catalog, Checkpoint, SinkRecord
 from sinkflow.engine import Engine
 from sinkflow.errors import ConfigError, InvalidInput, NotFound
+from sinkflow.runtime.dead_letter import dead_letter_stream
 from sinkflow.runtime.pipeline import Pipeline, RuntimeSettings
 from sinkflow.runtime.status import SinkStatus
 from sinkflow.sinks import registry
 from sinkflow.sinks.base import SinkEnv
 from sinkflow.sinks.template import check_columns
-from sinkflow.streams.store import StreamStore
+from sinkflow.streams.store import MAX_NAME_LENGTH, StreamStore
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -57,6 +58,10 @@ class SinkManager:
         Raises :class:`InvalidInput` (bad name or type), :class:`ConfigError` naming the
         property (or the template column), or :class:`SqlError` with the SQL position.
         """
+        longest = MAX_NAME_LENGTH - len(dead_letter_stream(""))
+        if len(definition.name or "") > longest:
+            raise InvalidInput(f"sink name '{definition.name[:24]}…' is {len(definition.name):,} characters long; "
+                               f"the limit is {longest} (its dead-letter stream adds '{dead_letter_stream('')}')")
         if not _NAME.match(definition.name or ""):
             raise InvalidInput(
                 f"sink name '{definition.name}' is invalid: use letters, digits and '_', not starting with a digit"

@@ -22,6 +22,7 @@ from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokens import Token, TokenType
 
 from sinkflow.errors import InvalidInput, SqlError
+from sinkflow.sql.limits import check_sql_limits
 from sinkflow.sql.positions import located, position_at
 from sinkflow.streams.types import TP_TIME, Column, parse_type
 
@@ -421,6 +422,7 @@ def parse_statement(sql: str) -> Statement | None:
     """
     if not sql or not sql.strip():
         raise SqlError("empty SQL statement")
+    check_sql_limits(sql)
     try:
         tokens = ClickHouse().tokenize(sql)
     except TokenError:
