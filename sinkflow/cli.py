@@ -81,8 +81,13 @@ def client(ctx: click.Context) -> ServerClient:
 @click.option("--data-dir", default="sinkflow-data", show_default=True, type=click.Path(path_type=Path))
 @click.option("--no-demo", is_flag=True, help="Do not create and feed the demo streams.")
 @click.option("--log-level", default="info", show_default=True)
+@click.option("--query-timeout", default=60.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              envvar="SINKFLOW_QUERY_TIMEOUT", help="Seconds a bounded query (table(...)) may run before it is stopped.")
+@click.option("--memory-limit", default=None, type=int, envvar="SINKFLOW_MEMORY_LIMIT",
+              help="Bytes of memory the query engine may use [default: half of the machine's].")
 @click.pass_context
-def server(ctx: click.Context, host: str, port: int, data_dir: Path, no_demo: bool, log_level: str) -> None:
+def server(ctx: click.Context, host: str, port: int, data_dir: Path, no_demo: bool, log_level: str,
+           query_timeout: float, memory_limit: int | None) -> None:
     """Run the server: REST API, live queries, sinks and the console."""
     import logging
 
@@ -91,7 +96,8 @@ def server(ctx: click.Context, host: str, port: int, data_dir: Path, no_demo: bo
     from sinkflow.api.app import create_app, data_dir_lock
     from sinkflow.api.context import ServerSettings
 
-    settings = ServerSettings(host=host, port=port, data_dir=data_dir, demo=not no_demo, api_key=ctx.obj["api_key"])
+    settings = ServerSettings(host=host, port=port, data_dir=data_dir, demo=not no_demo, api_key=ctx.obj["api_key"],
+                              query_timeout=query_timeout, memory_limit=memory_limit)
     if not settings.is_loopback() and not settings.api_key:
         raise click.ClickException(
             f"refusing to listen on {host} without an API key: set --api-key or SINKFLOW_API_KEY "

@@ -19,7 +19,7 @@ import sinkflow
 from sinkflow.api import queries, sinks, streams
 from sinkflow.api.context import Server, ServerSettings
 from sinkflow.catalog import Catalog
-from sinkflow.engine import Engine
+from sinkflow.engine import Engine, limits
 from sinkflow.errors import InvalidInput, SinkflowError
 from sinkflow.runtime.manager import SinkManager
 from sinkflow.runtime.status import prometheus_text
@@ -67,6 +67,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        limits.configure(settings.memory_limit, settings.data_dir / "engine-spill")
         store = StreamStore(settings.data_dir)
         engine = Engine(store)
         catalog = Catalog(settings.data_dir)

@@ -13,19 +13,24 @@ from fastapi import Depends, Request
 
 from sinkflow.catalog import Catalog
 from sinkflow.engine import Engine, QueryExecution
+from sinkflow.engine.limits import CancelScope
 from sinkflow.runtime.manager import SinkManager
 from sinkflow.streams.store import StreamStore
 
 
 @dataclass(frozen=True)
 class ServerSettings:
-    """How the server runs. ``api_key`` is required whenever ``host`` is not a loopback address."""
+    """How the server runs. ``api_key`` is required whenever ``host`` is not a loopback address.
+    ``query_timeout``: seconds a bounded query may run; ``memory_limit``: bytes for the query
+    engine (None: half of the machine's memory)."""
 
     host: str = "127.0.0.1"
     port: int = 8000
     data_dir: Path = Path("sinkflow-data")
     demo: bool = True
     api_key: str | None = None
+    query_timeout: float = 60.0
+    memory_limit: int | None = None
 
     def is_loopback(self) -> bool:
         if self.host == "localhost":
@@ -42,11 +47,13 @@ class ServerSettings:
 
 @dataclass(frozen=True)
 class RunningQuery:
-    """A streaming query answering a client over SSE."""
+    """A query answering a client: a streaming one (its ``execution``, over SSE) or a bounded
+    one still computing (its ``scope``, to cancel it)."""
 
     sql: str
-    execution: QueryExecution
+    execution: QueryExecution | None
     started_at: float
+    scope: CancelScope | None = None
 
 
 @dataclass

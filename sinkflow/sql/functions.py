@@ -602,8 +602,13 @@ def _reverse(args: list[exp.Expression], kinds: list[str | None], node: exp.Expr
 
 
 _register("reverse", _reverse, 1, returns=0)
-_register("lpad", "LPAD({0}, {1}, {2})", 3, returns=STRING)
-_register("rpad", "RPAD({0}, {1}, {2})", 3, returns=STRING)
+#: The longest string lpad/rpad may make: a larger length is an error, not gigabytes of memory
+#: in one value (DuckDB's memory limit does not bound a single string).
+MAX_PAD_LENGTH = 16 * 1024 * 1024
+_PAD_LENGTH = (f"CAST(IF({{1}} > {MAX_PAD_LENGTH}, ERROR('a padded length over {MAX_PAD_LENGTH:,} characters "
+               f"is refused'), {{1}}) AS INTEGER)")
+_register("lpad", f"LPAD({{0}}, {_PAD_LENGTH}, {{2}})", 3, returns=STRING)
+_register("rpad", f"RPAD({{0}}, {_PAD_LENGTH}, {{2}})", 3, returns=STRING)
 _register("format", _same_args("FORMAT"), 1, None, returns=STRING)  # both use {} / {0} placeholders
 _register("hex", "HEX({0})", 1, returns=STRING)
 _register("base64_encode", "TO_BASE64(ENCODE({0}))", 1, returns=STRING)
