@@ -37,6 +37,7 @@ from sinkflow.errors import SecretsUnavailable
 from sinkflow.runtime.batching import Batcher
 from sinkflow.runtime.dead_letter import DeadLetters
 from sinkflow.runtime.encode_ahead import EncodeAhead
+from sinkflow.runtime.lag import LagMeter
 from sinkflow.runtime.retry import Backoff, is_retriable, retry_after
 from sinkflow.runtime.status import SinkState, SinkStatus
 from sinkflow.runtime.stream_target import StoreStreamTarget
@@ -115,6 +116,7 @@ class Pipeline:
             self._running.set()
         self._task: asyncio.Task[None] | None = None
         self._unflushed: list[_Written] = []
+        self._lag: LagMeter | None = None
         # The first output position no write has used, also by an earlier run (kept in the catalog).
         self._used_rows = catalog.reserved_rows(record.id)
         self._acks_on_write = registry.sink_class(record.type).flush is Sink.flush
@@ -199,6 +201,8 @@ class Pipeline:
             self.status.restore_counters(checkpoint.counters)
         execution = self.engine.start(plan, snapshot=checkpoint.snapshot if checkpoint else None,
                                       idle_timeout=config.idle_timeout)
+        self._lag = LagMeter(execution, self.status.rows_read)
+        self.status.lag_probe = self._lag.measure
         streams = StoreStreamTarget(self.store, self.catalog, record.id) if record.type == "timeplus" else None
         sink = registry.sink_class(record.type)(config, SinkEnv(record.id, record.name, execution.schema, streams))
         dead = DeadLetters(self.store, record.name)
@@ -215,6 +219,7 @@ class Pipeline:
             await self._pump(execution, sink, dead, batches, config.retry_policy(), flush_at)
             self.status.state = SinkState.FINISHED
         finally:
+            self.status.lag_probe = self._lag = None
             await sink.close()
             execution.close()
 
@@ -243,7 +248,7 @@ class Pipeline:
                 batches.batcher.add(batch)
             stats = execution.stats()
             self.status.rows_read = int(stats.get("rows_read", 0))
-            self.status.lag = execution.lag()
+            self.status.refresh()
             while batches.due():
                 await self._deliver(*await batches.take(), sink, dead, policy)
                 if sum(w.rows.num_rows for w in self._unflushed) >= flush_at:
@@ -277,6 +282,8 @@ class Pipeline:
             self.record.id, Checkpoint(self.status.epochs, execution.snapshot(), self.status.counters(), now)
         )
         self.status.last_checkpoint_at = now
+        if self._lag is not None:
+            self._lag.delivered(self.status.rows_read)
 
     async def _deliver(self, batch: pa.RecordBatch, encoded: Any, sink: Sink, dead: DeadLetters,
                        policy: RetryPolicy) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 
@@ -31,12 +32,17 @@ class SinkStatus:
     rows_delivered: int = 0
     retries: int = 0
     dead_lettered: int = 0
+    #: Rows of the sink's streams whose results are not delivered yet (unread ones included).
     lag: int = 0
+    #: How long the oldest of those rows has been waiting, in seconds (0 when none waits).
+    lag_seconds: float = 0.0
     last_error: str = ""
     rows_emitted: int = 0
     epochs: int = 0
     last_checkpoint_at: float | None = None
     extra: dict[str, int] = field(default_factory=dict)
+    #: Measures (lag, lag_seconds) now, while the sink's query runs; read by :meth:`refresh`.
+    lag_probe: Callable[[], tuple[int, float]] | None = field(default=None, repr=False, compare=False)
 
     def counters(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in COUNTERS}
@@ -45,8 +51,17 @@ class SinkStatus:
         for name in COUNTERS:
             setattr(self, name, int(counters.get(name, 0)))
 
+    def refresh(self) -> SinkStatus:
+        """Bring ``lag`` and ``lag_seconds`` up to this moment (a slow destination can hold a
+        delivery for long: they must not wait for the pipeline's next step). Returns self."""
+        if self.lag_probe is not None:
+            self.lag, self.lag_seconds = self.lag_probe()
+        return self
+
     def to_dict(self) -> dict[str, object]:
-        body = asdict(self)
+        self.refresh()
+        body = {name: getattr(self, name) for name in self.__dataclass_fields__ if name != "lag_probe"}
+        body["extra"] = dict(self.extra)
         body["state"] = self.state.value
         return body
 
@@ -56,7 +71,8 @@ _METRICS = (
     ("sinkflow_sink_rows_delivered_total", "counter", "rows_delivered", "Result rows acknowledged by the destination."),
     ("sinkflow_sink_retries_total", "counter", "retries", "Delivery retries."),
     ("sinkflow_sink_dead_lettered_total", "counter", "dead_lettered", "Rows sent to the dead-letter stream."),
-    ("sinkflow_sink_lag_rows", "gauge", "lag", "Rows behind the head of the sink's streams."),
+    ("sinkflow_sink_lag_rows", "gauge", "lag", "Rows of the sink's streams whose results are not delivered yet."),
+    ("sinkflow_sink_lag_seconds", "gauge", "lag_seconds", "How long the oldest undelivered row has waited."),
 )
 
 
@@ -67,6 +83,8 @@ def _label(value: str) -> str:
 def prometheus_text(statuses: dict[str, tuple[str, SinkStatus]]) -> str:
     """Prometheus exposition text for ``{sink_id: (sink_name, status)}``."""
     lines: list[str] = []
+    for _, status in statuses.values():
+        status.refresh()
     for metric, kind, attr, help_text in _METRICS:
         lines.append(f"# HELP {metric} {help_text}")
         lines.append(f"# TYPE {metric} {kind}")
