@@ -22,7 +22,7 @@ from sinkflow.catalog import Catalog
 from sinkflow.engine import Engine, limits
 from sinkflow.errors import InvalidInput, SinkflowError
 from sinkflow.runtime.manager import SinkManager
-from sinkflow.runtime.status import prometheus_text
+from sinkflow.runtime.status import prometheus_text, stream_prometheus_text
 from sinkflow.streams.demo import run_demo
 from sinkflow.streams.store import StreamStore
 
@@ -126,7 +126,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
     @app.get("/metrics", response_class=PlainTextResponse)
     async def metrics(request: Request) -> str:
-        return prometheus_text(request.app.state.server.sinks.statuses())
+        srv = request.app.state.server
+        damaged = {stream.name: stream.log.damaged_rows for stream in srv.store.list()}
+        return prometheus_text(srv.sinks.statuses()) + stream_prometheus_text(damaged)
 
     app.include_router(streams.router)
     app.include_router(queries.router)

@@ -50,6 +50,8 @@ def stream_info(stream: Stream) -> dict[str, Any]:
         "retention_bytes": stream.settings.retention_bytes,
         "row_count": stream.head - stream.start,
         "head": stream.head,
+        # Rows found damaged on disk (checksum mismatch): skipped by every reader, never sent on.
+        "damaged_rows": stream.log.damaged_rows,
     }
 
 

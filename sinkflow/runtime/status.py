@@ -96,3 +96,11 @@ def prometheus_text(statuses: dict[str, tuple[str, SinkStatus]]) -> str:
         up = 1 if status.state is SinkState.RUNNING else 0
         lines.append(f'sinkflow_sink_up{{sink_id="{_label(sink_id)}",sink="{_label(name)}",state="{status.state.value}"}} {up}')
     return "\n".join(lines) + "\n"
+
+
+def stream_prometheus_text(damaged: dict[str, int]) -> str:
+    """Prometheus exposition text for streams: ``{stream name: damaged rows}``."""
+    lines = ["# HELP sinkflow_stream_damaged_rows_total Rows found damaged on disk (checksum mismatch), never served.",
+             "# TYPE sinkflow_stream_damaged_rows_total counter"]
+    lines.extend(f'sinkflow_stream_damaged_rows_total{{stream="{_label(name)}"}} {rows}' for name, rows in damaged.items())
+    return "\n".join(lines) + "\n"
