@@ -77,8 +77,9 @@ async def patch_sink(sink_id: str, body: dict[str, Any], srv: ServerDep) -> dict
 
 
 @router.delete("/sinks/{sink_id}", status_code=204)
-async def delete_sink(sink_id: str, srv: ServerDep) -> None:
-    await srv.sinks.delete(sink_id)
+async def delete_sink(sink_id: str, srv: ServerDep, drop_dead_letters: bool = False) -> None:
+    """Delete a sink; ``?drop_dead_letters=true`` drops its dead-letter stream with it."""
+    await srv.sinks.delete(sink_id, drop_dead_letters)
 
 
 @router.get("/sinks/{sink_id}/status")

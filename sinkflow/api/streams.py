@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from sinkflow.api.context import ServerDep
 from sinkflow.errors import InvalidInput
+from sinkflow.runtime.dead_letter import is_dead_letter_stream
 from sinkflow.streams.store import Stream, StreamSettings
 from sinkflow.streams.types import TP_TIME, Column, parse_type
 
@@ -52,12 +53,18 @@ def stream_info(stream: Stream) -> dict[str, Any]:
         "head": stream.head,
         # Rows found damaged on disk (checksum mismatch): skipped by every reader, never sent on.
         "damaged_rows": stream.log.damaged_rows,
+        # A stream sinkflow keeps for itself (a sink's dead letters), listed apart from the user's.
+        "internal": is_dead_letter_stream(stream.name, stream.settings.description),
     }
 
 
 @router.get("")
-async def list_streams(srv: ServerDep) -> list[dict[str, Any]]:
-    return [stream_info(s) for s in srv.store.list()]
+async def list_streams(srv: ServerDep, internal: bool | None = None) -> list[dict[str, Any]]:
+    """Every stream, the user's first, then internal ones (dead letters); ``?internal=false``
+    lists only the user's, ``?internal=true`` only the internal ones."""
+    infos = [stream_info(s) for s in srv.store.list()]
+    infos.sort(key=lambda info: info["internal"])  # stable: by name within each group
+    return [info for info in infos if internal is None or info["internal"] == internal]
 
 
 @router.post("", status_code=201)

@@ -101,7 +101,10 @@ export class ApiClient {
   sinkTypes() { return this.request("GET", "/sink-types"); }
   sinks() { return this.request("GET", "/sinks"); }
   createSink(sink) { return this.request("POST", "/sinks", sink); }
-  deleteSink(id) { return this.request("DELETE", `/sinks/${encodeURIComponent(id)}`); }
+  deleteSink(id, dropDeadLetters = false) {
+    const query = dropDeadLetters ? "?drop_dead_letters=true" : "";
+    return this.request("DELETE", `/sinks/${encodeURIComponent(id)}${query}`);
+  }
   /** @param {"pause"|"resume"|"restart"} action */
   sinkAction(id, action) { return this.request("POST", `/sinks/${encodeURIComponent(id)}/${action}`); }
   stopQuery(id) { return this.request("DELETE", `/queries/${encodeURIComponent(id)}`); }

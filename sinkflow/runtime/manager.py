@@ -10,7 +10,7 @@ from typing import Any
 from sinkflow.catalog import Catalog, Checkpoint, SinkRecord
 from sinkflow.engine import Engine
 from sinkflow.errors import ConfigError, InvalidInput, NotFound
-from sinkflow.runtime.dead_letter import dead_letter_stream
+from sinkflow.runtime.dead_letter import DeadLetters, dead_letter_stream
 from sinkflow.runtime.pipeline import Pipeline, RuntimeSettings
 from sinkflow.runtime.status import SinkStatus
 from sinkflow.sinks import registry
@@ -137,11 +137,15 @@ class SinkManager:
             properties=merge_patch(stored, patch))
         return await self.update(sink_id, definition)
 
-    async def delete(self, sink_id: str) -> None:
+    async def delete(self, sink_id: str, drop_dead_letters: bool = False) -> None:
+        """Stop and remove a sink; with ``drop_dead_letters`` its dead-letter stream goes too
+        (else it stays, to be queried or dropped later). Raises :class:`NotFound`."""
         pipeline = self._get(sink_id)
         await pipeline.stop()
         self.catalog.delete_sink(pipeline.record.id)
         del self._pipelines[pipeline.record.id]
+        if drop_dead_letters:
+            DeadLetters(self.store, pipeline.record.name).drop()
 
     def pause(self, sink_id: str) -> SinkRecord:
         pipeline = self._get(sink_id)
