@@ -6,6 +6,7 @@ import asyncio
 import fcntl
 import hmac
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -22,6 +23,7 @@ from sinkflow.catalog import Catalog
 from sinkflow.engine import Engine, limits
 from sinkflow.errors import InvalidInput, SinkflowError
 from sinkflow.runtime.manager import SinkManager
+from sinkflow.runtime.retry import is_disk_full
 from sinkflow.runtime.status import prometheus_text, stream_prometheus_text
 from sinkflow.streams.demo import run_demo
 from sinkflow.streams.store import StreamStore
@@ -91,6 +93,18 @@ def create_app(settings: ServerSettings) -> FastAPI:
     @app.exception_handler(SinkflowError)
     async def sinkflow_error(_: Request, exc: SinkflowError) -> JSONResponse:
         return JSONResponse(exc.to_dict(), status_code=exc.status)
+
+    async def storage_error(_: Request, exc: Exception) -> JSONResponse:
+        if is_disk_full(exc):
+            return JSONResponse({"code": "INSUFFICIENT_STORAGE",
+                                 "message": f"no space left on the disk of the data dir {settings.data_dir}: nothing "
+                                            "of this request was stored; free some space and send it again"},
+                                status_code=507)
+        log.error("storage error: %s", exc, exc_info=exc)
+        return JSONResponse({"code": "INTERNAL_ERROR", "message": f"storage error: {exc}"}, status_code=500)
+
+    app.add_exception_handler(OSError, storage_error)
+    app.add_exception_handler(sqlite3.OperationalError, storage_error)
 
     @app.exception_handler(RecursionError)
     async def too_deep(_: Request, exc: RecursionError) -> JSONResponse:

@@ -149,14 +149,14 @@ class SinkManager:
 
     def pause(self, sink_id: str) -> SinkRecord:
         pipeline = self._get(sink_id)
+        self.catalog.set_paused(pipeline.record.id, True)  # first: if it cannot be stored, nothing changes
         pipeline.pause()
-        self.catalog.set_paused(pipeline.record.id, True)
         return pipeline.record
 
     def resume(self, sink_id: str) -> SinkRecord:
         pipeline = self._get(sink_id)
-        pipeline.resume()
         self.catalog.set_paused(pipeline.record.id, False)
+        pipeline.resume()
         return pipeline.record
 
     async def restart(self, sink_id: str) -> SinkRecord:
