@@ -182,6 +182,7 @@ class Pipeline:
                     self.status.reason = message
                     return
                 self.status.state = SinkState.RETRYING
+                self.status.retries += 1  # connecting again is a retry too: users watch this count
                 delay = backoff.next_delay(retry_after(exc))
                 log.warning("sink %s: %s; retrying in %.1fs", self.record.name, message, delay)
                 await asyncio.sleep(delay)
@@ -198,7 +199,10 @@ class Pipeline:
         plan = self.engine.plan(record.sql)
         checkpoint = self.catalog.checkpoint(record.id)
         if checkpoint is not None:
+            retries = self.status.retries
             self.status.restore_counters(checkpoint.counters)
+            # Retries made since that checkpoint happened: the count never goes back.
+            self.status.retries = max(retries, self.status.retries)
         execution = self.engine.start(plan, snapshot=checkpoint.snapshot if checkpoint else None,
                                       idle_timeout=config.idle_timeout)
         self._lag = LagMeter(execution, self.status.rows_read)

@@ -69,7 +69,7 @@ class SinkStatus:
 _METRICS = (
     ("sinkflow_sink_rows_read_total", "counter", "rows_read", "Rows the sink's query read from its streams."),
     ("sinkflow_sink_rows_delivered_total", "counter", "rows_delivered", "Result rows acknowledged by the destination."),
-    ("sinkflow_sink_retries_total", "counter", "retries", "Delivery retries."),
+    ("sinkflow_sink_retries_total", "counter", "retries", "Retries of deliveries and of connecting."),
     ("sinkflow_sink_dead_lettered_total", "counter", "dead_lettered", "Rows sent to the dead-letter stream."),
     ("sinkflow_sink_lag_rows", "gauge", "lag", "Rows of the sink's streams whose results are not delivered yet."),
     ("sinkflow_sink_lag_seconds", "gauge", "lag_seconds", "How long the oldest undelivered row has waited."),

@@ -190,6 +190,10 @@ class EmailSink(Sink):
             return error_cls(scrub(f"{where} answered {exc.code} {exc.message}", secrets))
         if isinstance(exc, aiosmtplib.SMTPNotSupported):
             return PermanentError(scrub(f"{where}: {exc}", secrets))
+        if isinstance(exc, aiosmtplib.SMTPException) and "STARTTLS extension not supported" in str(exc):
+            # Reachable, but plain SMTP only: retrying cannot help, the configuration must change.
+            return PermanentError(f"{where} is reachable but does not offer STARTTLS: set tls=none to send "
+                                  "without encryption (or tls=ssl if it speaks SMTPS on another port)")
         cert_error = next(
             (e for e in (exc, exc.__cause__, exc.__context__) if isinstance(e, ssl.SSLCertVerificationError)), None
         )

@@ -170,3 +170,13 @@ async def test_refused_recipients_are_a_permanent_error(smtp: SmtpServer) -> Non
     assert isinstance(error, PermanentError)
     assert "refused the recipients" in error.message and "550" in error.message and "oncall@example.org" in error.message
     assert smtp.messages == []
+
+
+async def test_a_server_without_starttls_is_named_and_tls_none_suggested(smtp_plain: SmtpServer) -> None:
+    sink = email_sink(props(smtp_plain, tls="starttls"))
+    with pytest.raises(PermanentError) as failure:
+        await sink.open()
+    await sink.close()
+    message = failure.value.message
+    assert f"SMTP server 127.0.0.1:{smtp_plain.port} is reachable but does not offer STARTTLS" in message
+    assert "set tls=none" in message and "unreachable" not in message
