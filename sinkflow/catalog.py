@@ -1,15 +1,17 @@
 """Durable metadata: sink definitions, their secrets, their checkpoints.
 
 Everything lives in SQLite under the data dir. Secrets are kept in a separate database file
-(``secrets.db``, readable by the owner only) so that copying or printing the catalog never
+(``secrets.db`` and its ``-wal``/``-shm`` files, mode 0600), each sink's sealed with the
+server's key (:mod:`sinkflow.secret_box`), so that copying or printing the catalog never
 carries a password; :class:`Catalog` hands them back only to the runtime that needs them.
+The catalog itself records which secret properties each sink has (never their values), so a
+lost, replaced or unreadable secrets store is reported on the sinks that need it.
 Stream schemas and data belong to :mod:`sinkflow.streams` and are not stored here.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import threading
 import time
@@ -17,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sinkflow.errors import AlreadyExists, NotFound
+from sinkflow.errors import AlreadyExists, NotFound, SecretsUnavailable
+from sinkflow.secret_box import SecretBox, SecretsUnreadable, private_file
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sinks (
@@ -63,6 +66,14 @@ CREATE TABLE IF NOT EXISTS views (
     sink_id TEXT,
     created_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS hidden_properties (
+    sink_id TEXT PRIMARY KEY,
+    paths TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS row_reservations (
+    sink_id TEXT PRIMARY KEY,
+    next_row INTEGER NOT NULL
+);
 """
 
 _SECRETS_SCHEMA = "CREATE TABLE IF NOT EXISTS secrets (sink_id TEXT PRIMARY KEY, secrets TEXT NOT NULL)"
@@ -82,6 +93,8 @@ class SinkRecord:
     paused: bool = False
     created_at: float = 0.0
     updated_at: float = 0.0
+    #: Why the sink's secrets could not be read ("" when they were): the sink cannot start.
+    secrets_error: str = ""
 
 
 @dataclass
@@ -131,10 +144,15 @@ class Catalog:
         self._lock = threading.Lock()
         self._db = self._connect(data_dir / "catalog.db")
         self._db.executescript(_SCHEMA)
-        secrets_path = data_dir / "secrets.db"
-        self._secrets = self._connect(secrets_path)
-        self._secrets.execute(_SECRETS_SCHEMA)
-        os.chmod(secrets_path, 0o600)
+        self._box = SecretBox.for_data_dir(data_dir)
+        self._secrets_path = data_dir / "secrets.db"
+        #: Why the secrets store cannot be used ("" when it can).
+        self.secrets_error = ""
+        self._secrets: sqlite3.Connection | None = None
+        try:
+            self._secrets = self._open_secrets(self._secrets_path)
+        except sqlite3.Error as exc:
+            self.secrets_error = f"the secrets store {self._secrets_path} cannot be read ({exc})"
 
     @staticmethod
     def _connect(path: Path) -> sqlite3.Connection:
@@ -143,38 +161,96 @@ class Catalog:
         db.execute("PRAGMA synchronous=NORMAL")
         return db
 
+    def _open_secrets(self, path: Path) -> sqlite3.Connection:
+        """Open the secrets store, every file of it private (SQLite gives its -wal and -shm
+        files the mode of the database file), sealing values a server without encryption left."""
+        sidecars = [path.with_name(path.name + suffix) for suffix in ("-wal", "-shm")]
+        for file in (path, *(f for f in sidecars if f.exists())):
+            private_file(file)
+        db = self._connect(path)
+        db.execute(_SECRETS_SCHEMA)
+        for file in (f for f in sidecars if f.exists()):
+            private_file(file)
+        for sink_id, text in db.execute("SELECT sink_id, secrets FROM secrets").fetchall():
+            if text.startswith("{"):  # stored in clear by an earlier version
+                db.execute("UPDATE secrets SET secrets = ? WHERE sink_id = ?", (self._box.seal(text), sink_id))
+                self._db.execute("INSERT OR IGNORE INTO hidden_properties VALUES (?, ?)",
+                                 (sink_id, json.dumps(sorted(json.loads(text)))))
+        return db
+
+    def _store_secrets(self, sink_id: str, secrets: dict[str, Any]) -> None:
+        """Seal and store a sink's secrets, and index their paths. Raises :class:`SecretsUnavailable`."""
+        if secrets:
+            if self._secrets is None:
+                raise SecretsUnavailable(f"{self.secrets_error}: sinks with secrets cannot be stored")
+            self._secrets.execute("INSERT OR REPLACE INTO secrets VALUES (?, ?)",
+                                  (sink_id, self._box.seal(json.dumps(secrets))))
+        elif self._secrets is not None:
+            self._secrets.execute("DELETE FROM secrets WHERE sink_id = ?", (sink_id,))
+        self._db.execute("INSERT OR REPLACE INTO hidden_properties VALUES (?, ?)", (sink_id, json.dumps(sorted(secrets))))
+
+    def _load_secrets(self, sink_ids: list[str]) -> dict[str, tuple[dict[str, Any], str]]:
+        """Each sink's secrets and, when they cannot be had, why (the secrets are then {})."""
+        index = {sid: json.loads(paths) for sid, paths in self._db.execute("SELECT sink_id, paths FROM hidden_properties")}
+        sealed: dict[str, str] = {}
+        if self._secrets is not None:
+            sealed = dict(self._secrets.execute("SELECT sink_id, secrets FROM secrets").fetchall())
+        loaded: dict[str, tuple[dict[str, Any], str]] = {}
+        for sink_id in sink_ids:
+            needed = index.get(sink_id, [])
+            if not needed:
+                loaded[sink_id] = ({}, "")
+            elif self._secrets is None:
+                loaded[sink_id] = ({}, f"its secrets ({', '.join(needed)}) are unavailable: {self.secrets_error}")
+            elif sink_id not in sealed:
+                loaded[sink_id] = ({}, f"its secrets ({', '.join(needed)}) are missing from the secrets store "
+                                       f"{self._secrets_path} (deleted or replaced?): set them again with PUT or PATCH")
+            else:
+                try:
+                    loaded[sink_id] = (json.loads(self._box.open(sealed[sink_id])), "")
+                except SecretsUnreadable as exc:
+                    loaded[sink_id] = ({}, f"its secrets ({', '.join(needed)}) {exc} (was the key changed?)"
+                                           ": set the key back, or set the secrets again with PUT or PATCH")
+        return loaded
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
-            self._secrets.close()
+            if self._secrets is not None:
+                self._secrets.close()
 
     # -- sinks -------------------------------------------------------------------------
 
     def add_sink(self, record: SinkRecord) -> None:
-        """Store a new sink. Raises :class:`AlreadyExists` when the name is taken."""
+        """Store a new sink. Raises :class:`AlreadyExists` when the name is taken, and
+        :class:`SecretsUnavailable` when it has secrets and the secrets store cannot be used."""
         now = time.time()
         record.created_at = record.updated_at = now
         with self._lock:
             if self._db.execute("SELECT 1 FROM sinks WHERE name = ?", (record.name,)).fetchone():
                 raise AlreadyExists(f"a sink named '{record.name}' already exists")
+            self._store_secrets(record.id, record.secrets)
             self._db.execute(
                 "INSERT INTO sinks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (record.id, record.name, record.description, record.sql, record.type,
                  json.dumps(record.properties), int(record.paused), now, now),
             )
-            self._secrets.execute("INSERT OR REPLACE INTO secrets VALUES (?, ?)", (record.id, json.dumps(record.secrets)))
 
     def update_sink(self, record: SinkRecord) -> None:
-        """Replace a stored sink's definition; its checkpoint is dropped (the new query starts afresh)."""
+        """Replace a stored sink's definition; its checkpoint is dropped (the new query starts afresh).
+        Raises :class:`NotFound`, and :class:`SecretsUnavailable` as :meth:`add_sink`."""
         record.updated_at = time.time()
         with self._lock:
+            if not self._db.execute("SELECT 1 FROM sinks WHERE id = ?", (record.id,)).fetchone():
+                raise NotFound(f"sink '{record.id}' not found")
+            self._store_secrets(record.id, record.secrets)
+            record.secrets_error = ""
             cur = self._db.execute(
                 "UPDATE sinks SET description=?, sql=?, type=?, properties=?, updated_at=? WHERE id=?",
                 (record.description, record.sql, record.type, json.dumps(record.properties), record.updated_at, record.id),
             )
             if cur.rowcount == 0:
                 raise NotFound(f"sink '{record.id}' not found")
-            self._secrets.execute("INSERT OR REPLACE INTO secrets VALUES (?, ?)", (record.id, json.dumps(record.secrets)))
             self._db.execute("DELETE FROM checkpoints WHERE sink_id = ?", (record.id,))
 
     def set_paused(self, sink_id: str, paused: bool) -> None:
@@ -190,19 +266,24 @@ class Catalog:
             self._db.execute("DELETE FROM checkpoints WHERE sink_id = ?", (sink_id,))
             self._db.execute("DELETE FROM stream_sink_progress WHERE sink_id = ?", (sink_id,))
             self._db.execute("DELETE FROM views WHERE sink_id = ?", (sink_id,))
-            self._secrets.execute("DELETE FROM secrets WHERE sink_id = ?", (sink_id,))
+            self._db.execute("DELETE FROM row_reservations WHERE sink_id = ?", (sink_id,))
+            self._db.execute("DELETE FROM hidden_properties WHERE sink_id = ?", (sink_id,))
+            if self._secrets is not None:
+                self._secrets.execute("DELETE FROM secrets WHERE sink_id = ?", (sink_id,))
 
     def sinks(self) -> list[SinkRecord]:
-        """Every stored sink, oldest first, with its secrets."""
+        """Every stored sink, oldest first, with its secrets; a sink whose secrets cannot be
+        read (store lost, damaged or sealed with another key) has ``secrets_error`` saying why."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT id, name, description, sql, type, properties, paused, created_at, updated_at"
                 " FROM sinks ORDER BY created_at"
             ).fetchall()
-            secrets = dict(self._secrets.execute("SELECT sink_id, secrets FROM secrets").fetchall())
+            secrets = self._load_secrets([r[0] for r in rows])
         return [
             SinkRecord(id=r[0], name=r[1], description=r[2], sql=r[3], type=r[4], properties=json.loads(r[5]),
-                       secrets=json.loads(secrets.get(r[0], "{}")), paused=bool(r[6]), created_at=r[7], updated_at=r[8])
+                       secrets=secrets[r[0]][0], secrets_error=secrets[r[0]][1], paused=bool(r[6]), created_at=r[7],
+                       updated_at=r[8])
             for r in rows
         ]
 
@@ -255,15 +336,16 @@ class Catalog:
                 (record.name, int(record.is_table), record.type, json.dumps(record.columns),
                  json.dumps(record.settings), record.created_at),
             )
-            self._secrets.execute("INSERT OR REPLACE INTO secrets VALUES (?, ?)",
-                                  (self._external_key(record.name), json.dumps(record.secrets)))
+            self._store_secrets(self._external_key(record.name), record.secrets)
 
     def delete_external_stream(self, name: str) -> None:
         """Remove an external stream and its secrets. Raises :class:`NotFound`."""
         with self._lock:
             if self._db.execute("DELETE FROM external_streams WHERE name = ?", (name,)).rowcount == 0:
                 raise NotFound(f"external stream '{name}' not found")
-            self._secrets.execute("DELETE FROM secrets WHERE sink_id = ?", (self._external_key(name),))
+            self._db.execute("DELETE FROM hidden_properties WHERE sink_id = ?", (self._external_key(name),))
+            if self._secrets is not None:
+                self._secrets.execute("DELETE FROM secrets WHERE sink_id = ?", (self._external_key(name),))
             self._db.execute("DELETE FROM kafka_source_offsets WHERE name = ?", (name,))
 
     def external_streams(self) -> list[ExternalStreamRecord]:
@@ -271,11 +353,11 @@ class Catalog:
         with self._lock:
             rows = self._db.execute("SELECT name, is_table, type, columns, settings, created_at"
                                     " FROM external_streams ORDER BY created_at").fetchall()
-            secrets = dict(self._secrets.execute("SELECT sink_id, secrets FROM secrets").fetchall())
+            secrets = self._load_secrets([self._external_key(r[0]) for r in rows])
         return [
             ExternalStreamRecord(name=r[0], is_table=bool(r[1]), type=r[2],
                                  columns=[tuple(c) for c in json.loads(r[3])], settings=json.loads(r[4]),
-                                 secrets=json.loads(secrets.get(self._external_key(r[0]), "{}")), created_at=r[5])
+                                 secrets=secrets[self._external_key(r[0])][0], created_at=r[5])
             for r in rows
         ]
 
@@ -311,3 +393,20 @@ class Catalog:
         with self._lock:
             self._db.executemany("INSERT OR REPLACE INTO kafka_source_offsets VALUES (?, ?, ?)",
                                  [(name, p, o) for p, o in offsets.items()])
+
+    # -- output positions handed out -------------------------------------------------------
+
+    def reserved_rows(self, sink_id: str) -> int:
+        """The first output position no write of ``sink_id`` may have used yet (0: none reserved)."""
+        with self._lock:
+            row = self._db.execute("SELECT next_row FROM row_reservations WHERE sink_id = ?", (sink_id,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def reserve_rows(self, sink_id: str, next_row: int) -> None:
+        """Record durably that writes of ``sink_id`` may use output positions below ``next_row``.
+
+        Positions make idempotency keys: a redefined sink starts counting at or after this
+        mark, so even after a crash it never reuses a key sent for another row.
+        """
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO row_reservations VALUES (?, ?)", (sink_id, next_row))

@@ -97,9 +97,14 @@ def client(ctx: click.Context) -> ServerClient:
 @click.option("--cluster-property", "cluster_props", multiple=True,
               help="The cluster's Kafka connection, named as the Kafka sink's properties: sasl, username, "
                    "password, tls.disable, tls.skip_verify_server, tls.ca_file (key=value; repeat).")
+@click.option("--query-timeout", default=60.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              envvar="SINKFLOW_QUERY_TIMEOUT", help="Seconds a bounded query (table(...)) may run before it is stopped.")
+@click.option("--memory-limit", default=None, type=int, envvar="SINKFLOW_MEMORY_LIMIT",
+              help="Bytes of memory the query engine may use [default: half of the machine's].")
 @click.pass_context
 def server(ctx: click.Context, host: str, port: int, data_dir: Path, no_demo: bool, log_level: str,
-           bootstrap: str | None, node_id: str | None, cluster_name: str, cluster_props: tuple[str, ...]) -> None:
+           bootstrap: str | None, node_id: str | None, cluster_name: str, cluster_props: tuple[str, ...],
+           query_timeout: float, memory_limit: int | None) -> None:
     """Run the server: REST API, live queries, sinks and the console."""
     import logging
 
@@ -121,7 +126,7 @@ def server(ctx: click.Context, host: str, port: int, data_dir: Path, no_demo: bo
         except SinkflowError as exc:
             raise click.ClickException(exc.message) from None
     settings = ServerSettings(host=host, port=port, data_dir=data_dir, demo=not no_demo, api_key=ctx.obj["api_key"],
-                              cluster=cluster)
+                              cluster=cluster, query_timeout=query_timeout, memory_limit=memory_limit)
     if not settings.is_loopback() and not settings.api_key:
         raise click.ClickException(
             f"refusing to listen on {host} without an API key: set --api-key or SINKFLOW_API_KEY "

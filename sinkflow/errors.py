@@ -74,3 +74,24 @@ class NotFound(SinkflowError):
 class AlreadyExists(SinkflowError):
     code = "ALREADY_EXISTS"
     status = 409
+
+
+class SecretsUnavailable(SinkflowError):
+    """The secrets store cannot be read or written (lost, damaged, or sealed with another key)."""
+
+    code = "SECRETS_UNAVAILABLE"
+    status = 503
+
+
+class QueryStopped(SinkflowError):
+    """A running statement was stopped (deleted, or its client went away); the message says why."""
+
+    code = "QUERY_STOPPED"
+    status = 409
+
+
+class QueryTimedOut(QueryStopped):
+    """A statement ran longer than the server's query timeout and was stopped."""
+
+    code = "QUERY_TIMEOUT"
+    status = 408

@@ -8,6 +8,7 @@ import gc
 import hmac
 import logging
 import re
+import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -23,11 +24,12 @@ import sinkflow
 from sinkflow.api import clickhouse_http, cluster, external_streams, queries, sinks, sql_analyze, streams, views
 from sinkflow.api.context import Server, ServerSettings
 from sinkflow.catalog import Catalog
-from sinkflow.engine import Engine
+from sinkflow.engine import Engine, limits
 from sinkflow.errors import InvalidInput, SinkflowError
 from sinkflow.runtime.manager import SinkManager
+from sinkflow.runtime.retry import is_disk_full
 from sinkflow.runtime.sql_pipelines import SqlPipelines
-from sinkflow.runtime.status import prometheus_text
+from sinkflow.runtime.status import prometheus_text, stream_prometheus_text
 from sinkflow.sql.defaults import compile_default
 from sinkflow.streams.demo import run_demo
 from sinkflow.streams.random_streams import run_random_streams
@@ -99,9 +101,10 @@ class _RequireApiKey:
         if scope["type"] == "http" and self.settings.auth_required:
             path = scope["path"]
             if (path.startswith("/api/") and path not in _OPEN_PATHS) or path == "/metrics":
-                given = Headers(scope=scope).get("x-api-key", "")
+                # Compared as bytes (headers arrive as latin-1 text): compare_digest refuses non-ASCII text.
+                given = Headers(scope=scope).get("x-api-key", "").encode("latin-1")
                 key = self.settings.api_key
-                if not key or not hmac.compare_digest(given, key):
+                if not key or not hmac.compare_digest(given, key.encode()):
                     response = JSONResponse(
                         {"code": "UNAUTHORIZED", "message": "a valid X-Api-Key header is required"}, status_code=401
                     )
@@ -132,6 +135,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        limits.configure(settings.memory_limit, settings.data_dir / "engine-spill")
         if settings.cluster is None:
             store = StreamStore(settings.data_dir, defaults=compile_default)
             engine = Engine(store)
@@ -173,9 +177,31 @@ def create_app(settings: ServerSettings) -> FastAPI:
     async def sinkflow_error(_: Request, exc: SinkflowError) -> JSONResponse:
         return JSONResponse(exc.to_dict(), status_code=exc.status)
 
+    async def storage_error(_: Request, exc: Exception) -> JSONResponse:
+        if is_disk_full(exc):
+            return JSONResponse({"code": "INSUFFICIENT_STORAGE",
+                                 "message": f"no space left on the disk of the data dir {settings.data_dir}: nothing "
+                                            "of this request was stored; free some space and send it again"},
+                                status_code=507)
+        log.error("storage error: %s", exc, exc_info=exc)
+        return JSONResponse({"code": "INTERNAL_ERROR", "message": f"storage error: {exc}"}, status_code=500)
+
+    app.add_exception_handler(OSError, storage_error)
+    app.add_exception_handler(sqlite3.OperationalError, storage_error)
+
+    @app.exception_handler(RecursionError)
+    async def too_deep(_: Request, exc: RecursionError) -> JSONResponse:
+        # A last guard: SQL limits refuse deep nesting first (sinkflow.sql.limits).
+        return JSONResponse({"code": "INVALID_INPUT", "message": "the request is nested too deeply to process"},
+                            status_code=400)
+
     @app.exception_handler(RequestValidationError)
     async def request_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0]
+        if first["type"] == "json_invalid":
+            reason = first.get("ctx", {}).get("error", "")
+            return JSONResponse({"code": "INVALID_INPUT", "message": f"the request body is not valid JSON: {reason}"},
+                                status_code=400)
         where = ".".join(str(part) for part in first["loc"] if part != "body") or "body"
         return JSONResponse({"code": "INVALID_INPUT", "message": f"'{where}': {first['msg']}"}, status_code=400)
 
@@ -190,7 +216,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
     @app.get("/metrics", response_class=PlainTextResponse)
     async def metrics(request: Request) -> str:
         srv = request.app.state.server
-        text = prometheus_text(srv.sinks.statuses()) + srv.loop_lag.prometheus_text()
+        damaged = {stream.name: stream.log.damaged_rows for stream in srv.store.list()}
+        text = prometheus_text(srv.sinks.statuses()) + stream_prometheus_text(damaged) + srv.loop_lag.prometheus_text()
         return text if srv.cluster is None else text + srv.cluster.metrics_text()
 
     app.router.routes.insert(0, streams.ingest_route)

@@ -15,6 +15,7 @@ from sinkflow.api.query_records import QueryRecords
 from sinkflow.catalog import Catalog
 from sinkflow.engine import Engine, QueryExecution
 from sinkflow.runtime.loop_lag import LoopLagMonitor
+from sinkflow.engine.limits import CancelScope
 from sinkflow.runtime.manager import SinkManager
 from sinkflow.runtime.sql_pipelines import SqlPipelines
 from sinkflow.streams.store import StreamStore
@@ -26,7 +27,9 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ServerSettings:
-    """How the server runs. ``api_key`` is required whenever ``host`` is not a loopback address."""
+    """How the server runs. ``api_key`` is required whenever ``host`` is not a loopback address.
+    ``query_timeout``: seconds a bounded query may run; ``memory_limit``: bytes for the query
+    engine (None: half of the machine's memory)."""
 
     host: str = "127.0.0.1"
     port: int = 8000
@@ -34,6 +37,8 @@ class ServerSettings:
     demo: bool = True
     api_key: str | None = None
     cluster: ClusterSettings | None = None  # None: the embedded single-process mode
+    query_timeout: float = 60.0
+    memory_limit: int | None = None
 
     def is_loopback(self) -> bool:
         if self.host == "localhost":
@@ -50,11 +55,13 @@ class ServerSettings:
 
 @dataclass(frozen=True)
 class RunningQuery:
-    """A streaming query answering a client over SSE."""
+    """A query answering a client: a streaming one (its ``execution``, over SSE) or a bounded
+    one still computing (its ``scope``, to cancel it)."""
 
     sql: str
-    execution: QueryExecution
+    execution: QueryExecution | None
     started_at: float
+    scope: CancelScope | None = None
 
 
 @dataclass

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -25,7 +26,8 @@ from sinkflow.api import timeplus
 from sinkflow.api.context import RunningQuery, Server, ServerDep
 from sinkflow.api.query_records import QueryRecord
 from sinkflow.engine import QueryExecution, QueryPlan, StatementResult
-from sinkflow.errors import SinkflowError
+from sinkflow.engine.limits import CancelScope, QueryCancelled
+from sinkflow.errors import InvalidInput, QueryStopped, QueryTimedOut, SinkflowError
 from sinkflow.runtime.off_loop import run_step
 from sinkflow.sinks.encode import json_documents
 
@@ -38,6 +40,8 @@ _METRICS_EVERY = 1.0
 #: The User-Agent prefix of Timeplus's generated Python client, which sends ``Accept:
 #: application/json`` yet reads every SELECT's answer as SSE (Timeplus always answers SSE).
 _TIMEPLUS_CLIENT = "Swagger-Codegen/"
+#: How often a computing statement checks whether it must stop.
+_WATCH = 0.1
 
 
 class BatchingPolicy(BaseModel):
@@ -48,10 +52,12 @@ class BatchingPolicy(BaseModel):
 
 
 class QueryIn(BaseModel):
-    """Timeplus's create-query request (``name``, ``description``, ``tags`` are accepted and unused)."""
+    """Timeplus's create-query request (``name``, ``description``, ``tags`` are accepted and unused);
+    ``query_id`` names it for ``GET``/``DELETE /queries`` (default: a new id)."""
 
     sql: str
     batching_policy: BatchingPolicy | None = None
+    query_id: str | None = Field(None, min_length=1, max_length=128)
 
 
 async def execute_sql(srv: Server, sql: str) -> StatementResult:
@@ -83,8 +89,20 @@ def _data(payloads: list[bytes]) -> bytes:
 async def run_query(body: QueryIn, request: Request, srv: ServerDep) -> Response:
     """Run one statement. DDL and INSERT answer a JSON status; a bounded SELECT its rows as JSON,
     or SSE when the client reads SSE; a streaming SELECT answers SSE until its LIMIT is reached,
-    it is cancelled or deleted, or the client goes away — then it is stopped."""
-    result = await execute_sql(srv, body.sql)
+    it is cancelled or deleted, or the client goes away — then it is stopped.
+
+    While it computes, a statement is listed by ``GET /queries`` and stopped by ``DELETE``, by
+    its client going away, or after the server's ``query_timeout``: raises
+    :class:`QueryTimedOut` or :class:`QueryStopped` then."""
+    query_id = body.query_id or str(uuid.uuid4())
+    if query_id in srv.queries:
+        raise InvalidInput(f"a query with id '{query_id}' is already running")
+    scope = CancelScope()
+    srv.queries[query_id] = RunningQuery(body.sql, None, time.time(), scope)
+    try:
+        result = await _run_cancellable(query_id, body.sql, scope, request, srv)
+    finally:
+        srv.queries.pop(query_id, None)
     if result.kind == "status":
         return JSONResponse({"status": "ok", "message": result.message, "count": result.count})
     if result.kind == "rows" and not wants_event_stream(request):
@@ -93,17 +111,52 @@ async def run_query(body: QueryIn, request: Request, srv: ServerDep) -> Response
     per_event = body.batching_policy.count if body.batching_policy else None
     if result.kind == "rows":
         assert result.table is not None
-        record = QueryRecord(body.sql, timeplus.header(result.table.schema), await _analysis(srv, body.sql))
+        record = QueryRecord(body.sql, timeplus.header(result.table.schema), await _analysis(srv, body.sql), id=query_id)
         events = _table_events(srv.query_records.add(record), result.table, per_event)
     else:
         execution = result.execution
         assert isinstance(execution, QueryExecution)
         record = srv.query_records.add(QueryRecord(body.sql, timeplus.header(execution.schema),
-                                                   timeplus.analysis(execution.plan)))
+                                                   timeplus.analysis(execution.plan), id=query_id))
         srv.queries[record.id] = RunningQuery(body.sql, execution, time.time())
         events = _stream_events(record, execution, srv, per_event)
     return StreamingResponse(events, media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+async def _run_cancellable(query_id: str, sql: str, scope: CancelScope, request: Request,
+                           srv: Server) -> StatementResult:
+    """Run ``sql`` (the engine computes in worker threads: the event loop keeps serving),
+    cancelling it when it is deleted, its client goes away or it runs too long."""
+
+    async def work() -> StatementResult:
+        with scope.active():  # a context variable: the worker threads the statement uses see it
+            return await execute_sql(srv, sql)
+
+    loop = asyncio.get_running_loop()
+    timeout = srv.settings.query_timeout
+    deadline = loop.time() + timeout
+    worker = asyncio.ensure_future(work())
+    while not worker.done():
+        await asyncio.wait({worker}, timeout=_WATCH)
+        if worker.done():
+            break
+        if scope.reason is None:
+            if query_id not in srv.queries:
+                scope.cancel("it was deleted")
+            elif await request.is_disconnected():
+                scope.cancel("its client went away")
+            elif loop.time() >= deadline:
+                scope.cancel(f"it ran longer than the query timeout of {timeout:g}s")
+        else:
+            scope.interrupt()  # a cancel that fell between two engine calls: again
+    try:
+        return worker.result()
+    except QueryCancelled as exc:
+        if loop.time() >= deadline:
+            raise QueryTimedOut(f"the query was stopped: {exc.reason} (bound the query with a LIMIT or a "
+                                "narrower table(), or raise the server's --query-timeout)") from None
+        raise QueryStopped(f"the query was stopped: {exc.reason}") from None
 
 
 async def _analysis(srv: Server, sql: str) -> dict[str, Any]:
@@ -170,12 +223,15 @@ async def _stream_events(record: QueryRecord, execution: QueryExecution, srv: Se
 
 @router.get("")
 async def list_queries(srv: ServerDep) -> list[dict[str, Any]]:
-    """The queries clients ran: running ones first, then the recent finished ones."""
+    """The queries clients ran: statements still computing and running streaming queries first,
+    then the recent finished ones."""
+    computing = [{"id": qid, "sql": q.sql, "status": "running", "start_time": int(q.started_at * 1000)}
+                 for qid, q in srv.queries.items() if q.execution is None]
     for running in srv.query_records.all():
         live = srv.queries.get(running.id)
-        if live is not None:
+        if live is not None and live.execution is not None:
             running.rows_read = int(live.execution.stats().get("rows_read", 0))
-    return [record.to_dict() for record in srv.query_records.all()]
+    return computing + [record.to_dict() for record in srv.query_records.all()]
 
 
 @router.get("/{query_id}")
@@ -186,13 +242,19 @@ async def get_query(query_id: str, srv: ServerDep) -> dict[str, Any]:
 @router.post("/{query_id}/cancel", status_code=204)
 async def cancel_query(query_id: str, srv: ServerDep) -> None:
     """Stop a running query (its status becomes ``canceled``); a query that is not running is left as it is."""
+    running = srv.queries.pop(query_id, None)
+    if running is not None and running.scope is not None:  # a statement still computing
+        running.scope.cancel("it was deleted")
+        return
     record = srv.query_records.get(query_id)
-    if srv.queries.pop(query_id, None) is not None:
+    if running is not None:
         record.end("canceled", "canceled by request")
 
 
 @router.delete("/{query_id}", status_code=204)
 async def delete_query(query_id: str, srv: ServerDep) -> None:
-    """Stop the query if it runs, and forget it."""
+    """Stop the query if it runs, and forget it. Raises :class:`NotFound` for an unknown id."""
+    computing = query_id in srv.queries and srv.queries[query_id].execution is None
     await cancel_query(query_id, srv)
-    srv.query_records.remove(query_id)
+    if not computing:
+        srv.query_records.remove(query_id)

@@ -22,7 +22,7 @@ router = APIRouter(prefix="/api/v1beta2")
 
 #: Fields of a sink as the API answers it that are not part of a definition: accepted back (a
 #: client may send what it read) and ignored.
-_READ_ONLY = frozenset({"id", "created_at", "updated_at", "status", "message", "warnings"})
+_READ_ONLY = frozenset({"id", "created_at", "updated_at", "status", "message", "stats", "warnings"})
 _FIELDS = ("name", "description", "sql", "type", "properties")
 
 
@@ -117,7 +117,7 @@ def sink_out(srv: Server, record: SinkRecord, warnings: list[str] | None = None)
     """A sink as the API shows it: the SQL as ``query``, secrets masked, Timeplus's ``status``
     and ``message``, the live counters as ``stats``, and the ``warnings`` of the request that
     changed it (only when there are some)."""
-    properties = registry.join_secrets(record.properties, {path: registry.MASK for path in record.secrets})
+    properties = registry.shown(record.type, record.properties, record.secrets)
     live = srv.sinks.status(record.id)
     status, message = timeplus.sink_status(live)
     return {
@@ -172,8 +172,9 @@ async def patch_sink(sink_id: str, body: SinkPatch, srv: ServerDep, confirm_boun
 
 
 @router.delete("/sinks/{sink_id}", status_code=204)
-async def delete_sink(sink_id: str, srv: ServerDep) -> None:
-    await srv.sinks.delete(sink_id)
+async def delete_sink(sink_id: str, srv: ServerDep, drop_dead_letters: bool = False) -> None:
+    """Delete a sink; ``?drop_dead_letters=true`` drops its dead-letter stream with it."""
+    await srv.sinks.delete(sink_id, drop_dead_letters)
 
 
 @router.get("/sinks/{sink_id}/status")

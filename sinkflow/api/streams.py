@@ -12,6 +12,7 @@ from starlette.routing import Route
 from sinkflow.api import timeplus
 from sinkflow.api.context import Server, ServerDep
 from sinkflow.errors import InvalidInput
+from sinkflow.runtime.dead_letter import is_dead_letter_stream
 from sinkflow.runtime.off_loop import run_ingest
 from sinkflow.streams.ingest_formats import decode_body, ingest_format
 from sinkflow.streams.store import AppendResult, Stream, StreamSettings
@@ -81,12 +82,20 @@ def stream_info(stream: Stream) -> dict[str, Any]:
         "version_column": stream.settings.version_column,
         "row_count": stream.head - stream.start,
         "head": stream.head,
+        # Rows found damaged on disk (checksum mismatch): skipped by every reader, never sent on.
+        "damaged_rows": stream.log.damaged_rows,
+        # A stream sinkflow keeps for itself (a sink's dead letters), listed apart from the user's.
+        "internal": is_dead_letter_stream(stream.name, stream.settings.description),
     }
 
 
 @router.get("")
-async def list_streams(srv: ServerDep) -> list[dict[str, Any]]:
-    return [stream_info(s) for s in srv.store.list()]
+async def list_streams(srv: ServerDep, internal: bool | None = None) -> list[dict[str, Any]]:
+    """Every stream, the user's first, then internal ones (dead letters); ``?internal=false``
+    lists only the user's, ``?internal=true`` only the internal ones."""
+    infos = [stream_info(s) for s in srv.store.list()]
+    infos.sort(key=lambda info: info["internal"])  # stable: by name within each group
+    return [info for info in infos if internal is None or info["internal"] == internal]
 
 
 @router.post("", status_code=201)

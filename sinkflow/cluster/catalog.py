@@ -8,6 +8,7 @@ Keys of the catalog topic (one partition, so every node applies changes in one o
   sink's *generation* (its definition's ``updated_at``) as headers. A checkpoint of an older
   generation (written by a pipeline still running the previous definition) is ignored.
 - ``progress/<id>``: a stream sink's next output position.
+- ``reservation/<id>``: the first output position no write of the sink may have used yet.
 - ``stream/<name>``: a stream's columns, settings and topic (see :mod:`sinkflow.cluster.streams`).
 
 :class:`ClusterCatalog` offers the methods of :class:`sinkflow.catalog.Catalog` the runtime uses;
@@ -33,6 +34,8 @@ from sinkflow.errors import AlreadyExists, InvalidInput, NotFound
 #: How long a sink stays unstarted while its first checkpoint is on its way from the node that
 #: created it; past that (that node died in between) the sink starts from the streams' head.
 FIRST_CHECKPOINT_WAIT = 5.0
+#: The kinds of output position kept per sink.
+_POSITION_KINDS = ("progress", "reservation")
 
 
 def secret_box(key: str) -> Fernet:
@@ -44,7 +47,8 @@ def secret_box(key: str) -> Fernet:
 
 
 class ClusterCatalog:
-    """Sinks, checkpoints and stream-sink progress, kept in the catalog topic.
+    """Sinks, checkpoints and output positions (stream-sink progress, reservations), kept in
+    the catalog topic.
 
     ``on_change`` is called (on the replica's thread) after any sink or checkpoint record is
     applied, so the node can start, stop or move pipelines. Streams' records are handed to
@@ -57,7 +61,8 @@ class ClusterCatalog:
         self._lock = threading.Lock()
         self._sinks: dict[str, SinkRecord] = {}
         self._checkpoints: dict[str, Checkpoint] = {}
-        self._progress: dict[str, int] = {}
+        #: Output positions by kind (``progress``, ``reservation``) and sink id.
+        self._positions: dict[str, dict[str, int]] = {kind: {} for kind in _POSITION_KINDS}
         #: The generation each sink's pipeline on this node was started with.
         self._running: dict[str, float] = {}
         self.on_change: Callable[[], None] = lambda: None
@@ -110,10 +115,10 @@ class ClusterCatalog:
         self._publish_sink(record)
 
     def delete_sink(self, sink_id: str) -> None:
-        """Remove a sink, its secrets, checkpoint and progress. Raises :class:`NotFound`."""
+        """Remove a sink, its secrets, checkpoint and positions. Raises :class:`NotFound`."""
         self._get(sink_id)
         # The sink first: a checkpoint its pipeline still writes after it is then ignored.
-        for kind in ("sink", "checkpoint", "progress"):
+        for kind in ("sink", "checkpoint", *_POSITION_KINDS):
             self.replica.publish(self.topic, f"{kind}/{sink_id}".encode(), None)
 
     def sinks(self) -> list[SinkRecord]:
@@ -159,14 +164,28 @@ class ClusterCatalog:
         """Whether ``record`` was created so recently that its first checkpoint may still be on its way."""
         return self.checkpoint(record.id) is None and time.time() - record.updated_at < FIRST_CHECKPOINT_WAIT
 
-    # -- stream sink progress ----------------------------------------------------------------
+    # -- output positions ----------------------------------------------------------------------
+
+    def _position(self, kind: str, sink_id: str) -> int:
+        with self._lock:
+            return self._positions[kind].get(sink_id, 0)
+
+    def _set_position(self, kind: str, sink_id: str, position: int) -> None:
+        self.replica.publish(self.topic, f"{kind}/{sink_id}".encode(), str(position).encode())
 
     def stream_progress(self, sink_id: str) -> int:
-        with self._lock:
-            return self._progress.get(sink_id, 0)
+        return self._position("progress", sink_id)
 
     def set_stream_progress(self, sink_id: str, next_row: int) -> None:
-        self.replica.publish(self.topic, f"progress/{sink_id}".encode(), str(next_row).encode())
+        self._set_position("progress", sink_id, next_row)
+
+    def reserved_rows(self, sink_id: str) -> int:
+        """As :meth:`sinkflow.catalog.Catalog.reserved_rows`."""
+        return self._position("reservation", sink_id)
+
+    def reserve_rows(self, sink_id: str, next_row: int) -> None:
+        """As :meth:`sinkflow.catalog.Catalog.reserve_rows`: durable once Kafka acknowledged it."""
+        self._set_position("reservation", sink_id, next_row)
 
     # -- streams -----------------------------------------------------------------------------
 
@@ -189,16 +208,16 @@ class ClusterCatalog:
                 self._apply_sink(ident, value)
             elif kind == "checkpoint":
                 self._apply_checkpoint(ident, message)
-            elif kind == "progress":
+            elif kind in self._positions:
                 if value is None:
-                    self._progress.pop(ident, None)
+                    self._positions[kind].pop(ident, None)
                 elif ident in self._sinks:
-                    self._progress[ident] = int(value)
+                    self._positions[kind][ident] = int(value)
         self.on_change()
 
     def _apply_sink(self, sink_id: str, value: bytes | None) -> None:
         if value is None:
-            for table in (self._sinks, self._checkpoints, self._progress, self._running):
+            for table in (self._sinks, self._checkpoints, self._running, *self._positions.values()):
                 table.pop(sink_id, None)
             return
         body = json.loads(value)

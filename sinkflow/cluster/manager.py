@@ -141,10 +141,10 @@ class ClusterSinkManager(SinkManager):
         await self._acknowledged(changed.id, lambda reported: reported.get("generation") == changed.updated_at)
         return changed
 
-    async def delete(self, sink_id: str) -> None:
+    async def delete(self, sink_id: str, drop_dead_letters: bool = False) -> None:
         record = self._get(sink_id).record
         await self._stop(record.id)
-        await super().delete(sink_id)
+        await super().delete(sink_id, drop_dead_letters)
         await self._acknowledged(record.id, lambda reported: False)
 
     async def _acknowledged(self, sink_id: str, done: Callable[[dict[str, Any]], bool]) -> None:

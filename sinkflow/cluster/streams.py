@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,17 +40,10 @@ class ReplicatedLog:
         self.replica = replica
         self.topic = topic
 
-    @property
-    def head(self) -> int:
-        return self.local.head
-
-    @property
-    def start(self) -> int:
-        return self.local.start
-
-    @property
-    def closed(self) -> bool:
-        return self.local.closed
+    def __getattr__(self, name: str) -> Any:
+        """Everything but appending (reads, waits, sizes, retention, damage counters) is the
+        local copy's."""
+        return getattr(self.local, name)
 
     def append(self, batch: pa.RecordBatch, time_range: tuple[int, int] | None = None) -> int:
         """Produce ``batch`` to the stream's topic; return its first sequence number once this
@@ -65,24 +57,6 @@ class ReplicatedLog:
         """Append one message of the topic to the local copy; return its first sequence number."""
         batch = pa.ipc.read_record_batch(pa.py_buffer(message.value()), self.local.schema)
         return self.local.append(batch)
-
-    def read(self, seq: int, max_rows: int) -> list[tuple[int, pa.RecordBatch]]:
-        return self.local.read(seq, max_rows)
-
-    async def wait_for(self, seq: int, timeout: float) -> bool:
-        return await self.local.wait_for(seq, timeout)
-
-    def seek_time(self, ts: datetime) -> int:
-        return self.local.seek_time(ts)
-
-    def table(self) -> pa.Table:
-        return self.local.table()
-
-    def enforce_retention(self) -> int:
-        return self.local.enforce_retention()
-
-    def close(self) -> None:
-        self.local.close()
 
 
 class ClusterStreamStore(StreamStore):

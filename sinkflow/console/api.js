@@ -108,7 +108,10 @@ export class ApiClient {
     return this.request("PATCH", `/sinks/${encodeURIComponent(id)}${confirmBounded ? "?confirm_bounded=true" : ""}`, change);
   }
   cluster() { return this.request("GET", "/cluster"); }
-  deleteSink(id) { return this.request("DELETE", `/sinks/${encodeURIComponent(id)}`); }
+  deleteSink(id, dropDeadLetters = false) {
+    const query = dropDeadLetters ? "?drop_dead_letters=true" : "";
+    return this.request("DELETE", `/sinks/${encodeURIComponent(id)}${query}`);
+  }
   /** @param {"pause"|"resume"|"restart"} action */
   sinkAction(id, action) { return this.request("POST", `/sinks/${encodeURIComponent(id)}/${action}`); }
   stopQuery(id) { return this.request("DELETE", `/queries/${encodeURIComponent(id)}`); }

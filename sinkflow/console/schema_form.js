@@ -104,7 +104,8 @@ function rowsEditor(addLabel, makeRow, initial) {
 
 export class SchemaForm {
   /**
-   * @param {object} schema one entry of `GET /sink-types`: a JSON schema plus `secrets` and `templates`
+   * @param {object} schema one entry of `GET /sink-types`: a JSON schema plus `secrets`, `secret_headers`,
+   *   `credential_pattern` and `templates`
    * @param {{name: string, type: string}[]} columns the query's output columns (template chips)
    */
   /**
@@ -117,6 +118,9 @@ export class SchemaForm {
     this.columns = columns;
     this.stored = stored;
     this.secrets = new Set(schema.secrets || []);
+    // Header maps whose credential-like entries (Authorization, X-Api-Key, *token*…) are secrets.
+    this.secretHeaders = new Set(schema.secret_headers || []);
+    this.credentialName = new RegExp(schema.credential_pattern || "^$", "i");
     this.templates = new Set(schema.templates || []);
     const required = new Set(schema.required || []);
     const prominent = new Set(schema["x-prominent"] || []);
@@ -329,7 +333,11 @@ export class SchemaForm {
       const { el, rows } = rowsEditor("+ add entry", (pair) => {
         const value = h("input.kv-value", { type: "text", autocomplete: "off", placeholder: "value", value: pair ? pair[1] : "" });
         // Some entries are secrets (`http_header.Authorization`, `auth_params.token`): hide their values.
-        const mask = () => { value.type = this.secrets.has(`${path}.${key.value.trim()}`) ? "password" : "text"; };
+        const mask = () => {
+          const name = key.value.trim();
+          const secret = this.secrets.has(`${path}.${name}`) || (this.secretHeaders.has(path) && this.credentialName.test(name));
+          value.type = secret ? "password" : "text";
+        };
         const key = h("input.kv-key", { type: "text", placeholder: "name", value: pair ? pair[0] : "", oninput: mask });
         mask();
         return { el: h("span.kv", {}, key, value), focus: () => key.focus(), read: () => (key.value.trim() ? [key.value.trim(), value.value] : undefined) };

@@ -29,6 +29,7 @@ export class SinksPanel {
     this.intervalMs = intervalMs;
     this.sinks = [];
     this.confirming = null; // id of the sink whose delete awaits confirmation
+    this.dropDeadLetters = false; // the confirmation's "and its dead letters" checkbox
     this.timer = null;
     this.count = h("span.count");
     this.nodes = h("span.cluster-nodes.muted");
@@ -100,8 +101,12 @@ export class SinksPanel {
     const paused = state === "paused";
     const act = (label, action, cls = "") =>
       h(`button.small${cls}`, { type: "button", dataset: { action }, onclick: () => this.act(sink, action) }, label);
+    const dropDlq = h("input.drop-dlq", { type: "checkbox", checked: this.dropDeadLetters,
+      onchange: (e) => { this.dropDeadLetters = e.target.checked; } });
     const actions = this.confirming === sink.id
-      ? [h("span.confirm", {}, "Delete?"), act("Yes, delete", "delete", ".danger"), act("Keep", "keep")]
+      ? [h("span.confirm", {}, "Delete?"),
+          h("label.drop-dlq", { title: `also drop the stream ${sink.name}_dlq` }, dropDlq, "and its dead letters"),
+          act("Yes, delete", "delete", ".danger"), act("Keep", "keep")]
       : [
           paused ? act("Resume", "resume") : RESTARTABLE.has(state) ? act("Restart", "restart") : act("Pause", "pause"),
           act("Dead letters", "dlq"),
@@ -134,6 +139,7 @@ export class SinksPanel {
   async act(sink, action) {
     if (action === "ask-delete" || action === "keep") {
       this.confirming = action === "ask-delete" ? sink.id : null;
+      this.dropDeadLetters = false;
       this.render();
       return;
     }
@@ -144,7 +150,7 @@ export class SinksPanel {
     try {
       if (action === "delete") {
         this.confirming = null;
-        await this.api.deleteSink(sink.id);
+        await this.api.deleteSink(sink.id, this.dropDeadLetters);
       } else {
         await this.api.sinkAction(sink.id, action);
       }

@@ -54,7 +54,16 @@ export class StreamsPanel {
       if (!this.seen.has(s.name) && this.seen.size < 3) this.expanded.add(s.name);
       this.seen.add(s.name);
     }
-    replaceChildren(this.list, streams.length ? streams.map((s) => this.item(s)) : h("li.empty", {}, "no streams"));
+    // Internal streams (sinks' dead letters) come after the user's, under their own heading.
+    const own = streams.filter((s) => !s.internal);
+    const internal = streams.filter((s) => s.internal);
+    replaceChildren(this.list, [
+      ...(own.length ? own.map((s) => this.item(s)) : [h("li.empty", {}, "no streams")]),
+      ...(internal.length
+        ? [h("li.stream-group", { title: "streams sinkflow keeps for sinks" }, "Dead letters"),
+           ...internal.map((s) => this.item(s))]
+        : []),
+    ]);
   }
 
   item(stream) {

@@ -27,6 +27,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sinkflow.engine import limits
 from sinkflow.errors import InvalidInput, SqlError
 from sinkflow.sql.aggregates import render
 from sinkflow.sql.plan import SRC, LogicalPlan, PlannedAggregate
@@ -53,9 +54,10 @@ def connect() -> duckdb.DuckDBPyConnection:
     global _database
     with _database_lock:
         if _database is None:
-            _database = duckdb.connect()
+            _database = duckdb.connect(config=limits.database_config())
         con = _database.cursor()
     con.execute("SET TimeZone='UTC'")
+    limits.track(con)
     return con
 
 

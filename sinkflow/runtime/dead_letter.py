@@ -22,9 +22,18 @@ _COLUMNS = [
 ]
 
 
+#: The description every dead-letter stream is created with: it marks the stream as internal.
+DESCRIPTION = "rows the sink could not deliver"
+
+
 def dead_letter_stream(sink_name: str) -> str:
     """The name of the sink's dead-letter stream."""
     return f"{sink_name}_dlq"
+
+
+def is_dead_letter_stream(name: str, description: str) -> bool:
+    """True for a stream a sink made for its dead letters (also once that sink is deleted)."""
+    return name.endswith("_dlq") and description == DESCRIPTION
 
 
 class DeadLetters:
@@ -37,7 +46,14 @@ class DeadLetters:
     def ensure(self) -> None:
         """Create the dead-letter stream when absent, so users can query it before any failure."""
         if not self.store.exists(self.name):
-            self.store.create(self.name, _COLUMNS, StreamSettings(description="rows the sink could not deliver"))
+            self.store.create(self.name, _COLUMNS, StreamSettings(description=DESCRIPTION))
+
+    def drop(self) -> bool:
+        """Drop the dead-letter stream and its rows; False when there was none."""
+        if not self.store.exists(self.name):
+            return False
+        self.store.drop(self.name)
+        return True
 
     def write(self, rows: pa.RecordBatch, error: str, attempts: int) -> None:
         """Record every row of ``rows`` as failed with ``error`` after ``attempts`` attempts."""

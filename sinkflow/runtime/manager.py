@@ -10,12 +10,13 @@ from typing import Any
 from sinkflow.catalog import Catalog, Checkpoint, SinkRecord
 from sinkflow.engine import Engine
 from sinkflow.errors import ConfigError, InvalidInput, NotFound
+from sinkflow.runtime.dead_letter import DeadLetters, dead_letter_stream
 from sinkflow.runtime.pipeline import Pipeline, RuntimeSettings
 from sinkflow.runtime.status import SinkStatus
 from sinkflow.sinks import registry
 from sinkflow.sinks.base import SinkEnv
 from sinkflow.sinks.template import check_columns
-from sinkflow.streams.store import StreamStore
+from sinkflow.streams.store import MAX_NAME_LENGTH, StreamStore
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -60,6 +61,10 @@ class SinkManager:
         Raises :class:`InvalidInput` (bad name or type), :class:`ConfigError` naming the
         property (or the template column), or :class:`SqlError` with the SQL position.
         """
+        longest = MAX_NAME_LENGTH - len(dead_letter_stream(""))
+        if len(definition.name or "") > longest:
+            raise InvalidInput(f"sink name '{definition.name[:24]}…' is {len(definition.name):,} characters long; "
+                               f"the limit is {longest} (its dead-letter stream adds '{dead_letter_stream('')}')")
         if not _NAME.match(definition.name or ""):
             raise InvalidInput(
                 f"sink name '{definition.name}' is invalid: use letters, digits and '_', not starting with a digit"
@@ -94,8 +99,15 @@ class SinkManager:
         return record
 
     async def update(self, sink_id: str, definition: SinkDefinition) -> SinkRecord:
-        """Replace a sink's definition (validated first); it restarts with its new query."""
+        """Replace a sink's definition (validated first); it restarts with its new query.
+
+        A secret sent back masked (``********``, or a URL with masked credentials, as the API
+        shows them) keeps its stored value. Raises what :meth:`validate` raises, and
+        :class:`ConfigError` for a masked property that has no stored value.
+        """
         pipeline = self._get(sink_id)
+        stored = registry.join_secrets(pipeline.record.properties, pipeline.record.secrets)
+        definition.properties = registry.keep_masked(definition.type, definition.properties, stored)
         self.validate(definition)
         public, secrets = registry.split_secrets(definition.type, definition.properties, definition.secret_paths)
         record = pipeline.record
@@ -104,28 +116,33 @@ class SinkManager:
                              created_at=record.created_at)
         await pipeline.stop()
         self.catalog.update_sink(changed)
-        # Counters carry over so output positions (and the idempotency keys made from them)
+        # Counters carry over from the stopped pipeline's final position (past rows written but
+        # not yet acknowledged), so output positions and the idempotency keys made from them
         # never repeat for this sink.
-        self._initial_checkpoint(changed, pipeline.status.counters())
+        self._initial_checkpoint(changed, pipeline.final_counters())
         self._launch(changed)
         return changed
 
-    async def delete(self, sink_id: str) -> None:
+    async def delete(self, sink_id: str, drop_dead_letters: bool = False) -> None:
+        """Stop and remove a sink; with ``drop_dead_letters`` its dead-letter stream goes too
+        (else it stays, to be queried or dropped later). Raises :class:`NotFound`."""
         pipeline = self._get(sink_id)
         await pipeline.stop()
         self.catalog.delete_sink(pipeline.record.id)
         del self._pipelines[pipeline.record.id]
+        if drop_dead_letters:
+            DeadLetters(self.store, pipeline.record.name).drop()
 
     def pause(self, sink_id: str) -> SinkRecord:
         pipeline = self._get(sink_id)
+        self.catalog.set_paused(pipeline.record.id, True)  # first: if it cannot be stored, nothing changes
         pipeline.pause()
-        self.catalog.set_paused(pipeline.record.id, True)
         return pipeline.record
 
     def resume(self, sink_id: str) -> SinkRecord:
         pipeline = self._get(sink_id)
-        pipeline.resume()
         self.catalog.set_paused(pipeline.record.id, False)
+        pipeline.resume()
         return pipeline.record
 
     async def restart(self, sink_id: str) -> SinkRecord:
@@ -170,3 +187,4 @@ class SinkManager:
         pipeline = Pipeline(record, self.engine, self.store, self.catalog, self.settings)
         self._pipelines[record.id] = pipeline
         pipeline.start()
+

@@ -33,9 +33,11 @@ import pyarrow as pa
 
 from sinkflow.catalog import Catalog, Checkpoint, SinkRecord
 from sinkflow.engine import Engine, QueryExecution
+from sinkflow.errors import SecretsUnavailable
 from sinkflow.runtime.batching import Batcher
 from sinkflow.runtime.dead_letter import DeadLetters
 from sinkflow.runtime.encode_ahead import EncodeAhead
+from sinkflow.runtime.lag import LagMeter
 from sinkflow.runtime.off_loop import run_step
 from sinkflow.runtime.retry import Backoff, is_retriable, retry_after
 from sinkflow.runtime.status import SinkState, SinkStatus
@@ -115,6 +117,9 @@ class Pipeline:
             self._running.set()
         self._task: asyncio.Task[None] | None = None
         self._unflushed: list[_Written] = []
+        self._lag: LagMeter | None = None
+        # The first output position no write has used, also by an earlier run (kept in the catalog).
+        self._used_rows = catalog.reserved_rows(record.id)
         self._acks_on_write = registry.sink_class(record.type).flush is Sink.flush
         self._encodes = registry.sink_class(record.type).encode is not Sink.encode
 
@@ -151,6 +156,14 @@ class Pipeline:
         if self.status.state is SinkState.PAUSED:
             self.status.state = SinkState.RUNNING
 
+    def final_counters(self) -> dict[str, int]:
+        """The counters a redefinition of this (stopped) sink continues from: its output
+        position is past every position a write ever used, acknowledged or not, so the
+        idempotency keys of the new definition's rows never repeat an old row's."""
+        counters = self.status.counters()
+        counters["rows_emitted"] = max(counters["rows_emitted"], self._used_rows)
+        return counters
+
     # -- the loop --------------------------------------------------------------------------
 
     async def _run(self) -> None:
@@ -170,7 +183,7 @@ class Pipeline:
                     self.status.reason = message
                     return
                 self.status.state = SinkState.RETRYING
-                self.status.retries += 1  # a destination that cannot be opened is retried too
+                self.status.retries += 1  # connecting again is a retry too: users watch this count
                 delay = backoff.next_delay(retry_after(exc))
                 log.warning("sink %s: %s; retrying in %.1fs", self.record.name, message, delay)
                 await asyncio.sleep(delay)
@@ -181,13 +194,20 @@ class Pipeline:
 
     async def _run_once(self) -> None:
         record = self.record
+        if record.secrets_error:
+            raise SecretsUnavailable(record.secrets_error)
         config = registry.parse_properties(record.type, registry.join_secrets(record.properties, record.secrets))
         plan = self.engine.plan(record.sql)
         checkpoint = self.catalog.checkpoint(record.id)
         if checkpoint is not None:
+            retries = self.status.retries
             self.status.restore_counters(checkpoint.counters)
+            # Retries made since that checkpoint happened: the count never goes back.
+            self.status.retries = max(retries, self.status.retries)
         execution = self.engine.start(plan, snapshot=checkpoint.snapshot if checkpoint else None,
                                       idle_timeout=config.idle_timeout)
+        self._lag = LagMeter(execution, self.status.rows_read)
+        self.status.lag_probe = self._lag.measure
         streams = StoreStreamTarget(self.store, self.catalog, record.id) if record.type == "timeplus" else None
         sink = registry.sink_class(record.type)(config, SinkEnv(record.id, record.name, execution.schema, streams))
         dead = DeadLetters(self.store, record.name)
@@ -204,6 +224,7 @@ class Pipeline:
             await self._pump(execution, sink, dead, batches, config.retry_policy(), flush_at)
             self.status.state = SinkState.FINISHED
         finally:
+            self.status.lag_probe = self._lag = None
             await sink.close()
             execution.close()
 
@@ -232,7 +253,7 @@ class Pipeline:
                 batches.batcher.add(batch)
             stats = execution.stats()
             self.status.rows_read = int(stats.get("rows_read", 0))
-            self.status.lag = execution.lag()
+            self.status.refresh()
             while batches.due():
                 await self._deliver(*await batches.take(), sink, dead, policy)
                 if sum(w.rows.num_rows for w in self._unflushed) >= flush_at:
@@ -266,6 +287,8 @@ class Pipeline:
             self.record.id, Checkpoint(self.status.epochs, execution.snapshot(), self.status.counters(), now)
         )
         self.status.last_checkpoint_at = now
+        if self._lag is not None:
+            self._lag.delivered(self.status.rows_read)
 
     async def _deliver(self, batch: pa.RecordBatch, encoded: Any, sink: Sink, dead: DeadLetters,
                        policy: RetryPolicy) -> None:
@@ -275,6 +298,7 @@ class Pipeline:
         ``_unflushed`` for :meth:`_flush`."""
         epoch = self.status.epochs + 1
         first_row = self.status.rows_emitted
+        self._use_rows(first_row + batch.num_rows)
 
         async def write(rows: pa.RecordBatch, positions: Sequence[int], first: bool) -> None:
             whole = len(positions) == batch.num_rows
@@ -290,6 +314,13 @@ class Pipeline:
         elif written:
             rows = batch if len(written) == batch.num_rows else batch.take(pa.array(written, pa.int64()))
             self._unflushed.append(_Written(rows, epoch, first_row, written))
+
+    def _use_rows(self, end: int) -> None:
+        """Record durably, before a write uses them, that output positions below ``end`` are
+        used (a redefinition after a crash must not reuse them either)."""
+        if end > self._used_rows:
+            self._used_rows = end
+            self.catalog.reserve_rows(self.record.id, end)
 
     async def _flush(self, sink: Sink, dead: DeadLetters, policy: RetryPolicy) -> None:
         """Flush everything written since the last flush. When the destination fails some of

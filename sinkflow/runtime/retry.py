@@ -8,17 +8,27 @@ its own retry loop.
 from __future__ import annotations
 
 import asyncio
+import errno
 import random
+import sqlite3
 
 from sinkflow.sinks.base import SinkError
 from sinkflow.sinks.config import RetryPolicy
 
 
 def is_retriable(error: BaseException) -> bool:
-    """True when trying again may succeed: a retryable SinkError, a network error or a timeout."""
+    """True when trying again may succeed: a retryable SinkError, a network error, a timeout,
+    or a full disk (the stream log's or the catalog's: space may come back)."""
     if isinstance(error, SinkError):
         return error.retryable
-    return isinstance(error, (OSError, TimeoutError, asyncio.TimeoutError, ConnectionError))
+    return isinstance(error, (OSError, TimeoutError, asyncio.TimeoutError, ConnectionError)) or is_disk_full(error)
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """True for "no space left" from the file system or from SQLite."""
+    if isinstance(error, OSError):
+        return error.errno in (errno.ENOSPC, errno.EDQUOT)
+    return isinstance(error, sqlite3.OperationalError) and getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
 
 
 def retry_after(error: BaseException) -> float | None:

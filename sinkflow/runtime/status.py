@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -41,7 +42,10 @@ class SinkStatus:
     rows_delivered: int = 0
     retries: int = 0
     dead_lettered: int = 0
+    #: Rows of the sink's streams whose results are not delivered yet (unread ones included).
     lag: int = 0
+    #: How long the oldest of those rows has been waiting, in seconds (0 when none waits).
+    lag_seconds: float = 0.0
     last_error: str = ""
     rows_emitted: int = 0
     epochs: int = 0
@@ -50,6 +54,9 @@ class SinkStatus:
     last_error_at: float | None = None
     last_delivered_at: float | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    node: str | None = None  # the cluster node running the sink (None in the embedded mode)
+    #: Measures (lag, lag_seconds) now, while the sink's query runs; read by :meth:`refresh`.
+    lag_probe: Callable[[], tuple[int, float]] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._record_state(self.state)
@@ -69,7 +76,6 @@ class SinkStatus:
     def _record_state(self, state: SinkState) -> None:
         self.history.append({"state": state.value, "reason": self.reason, "at": time.time()})
         del self.history[:-HISTORY_LENGTH]
-    node: str | None = None  # the cluster node running the sink (None in the embedded mode)
 
     def counters(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in COUNTERS}
@@ -83,8 +89,17 @@ class SinkStatus:
                 value = max(value, self.retries)
             object.__setattr__(self, name, value)
 
+    def refresh(self) -> SinkStatus:
+        """Bring ``lag`` and ``lag_seconds`` up to this moment (a slow destination can hold a
+        delivery for long: they must not wait for the pipeline's next step). Returns self."""
+        if self.lag_probe is not None:
+            self.lag, self.lag_seconds = self.lag_probe()
+        return self
+
     def to_dict(self) -> dict[str, object]:
-        body = asdict(self)
+        self.refresh()
+        body = {name: getattr(self, name) for name in self.__dataclass_fields__ if name != "lag_probe"}
+        body["extra"] = dict(self.extra)
         body["state"] = self.state.value
         return body
 
@@ -92,9 +107,10 @@ class SinkStatus:
 _METRICS = (
     ("sinkflow_sink_rows_read_total", "counter", "rows_read", "Rows the sink's query read from its streams."),
     ("sinkflow_sink_rows_delivered_total", "counter", "rows_delivered", "Result rows acknowledged by the destination."),
-    ("sinkflow_sink_retries_total", "counter", "retries", "Delivery retries."),
+    ("sinkflow_sink_retries_total", "counter", "retries", "Retries of deliveries and of connecting."),
     ("sinkflow_sink_dead_lettered_total", "counter", "dead_lettered", "Rows sent to the dead-letter stream."),
-    ("sinkflow_sink_lag_rows", "gauge", "lag", "Rows behind the head of the sink's streams."),
+    ("sinkflow_sink_lag_rows", "gauge", "lag", "Rows of the sink's streams whose results are not delivered yet."),
+    ("sinkflow_sink_lag_seconds", "gauge", "lag_seconds", "How long the oldest undelivered row has waited."),
 )
 
 
@@ -105,6 +121,8 @@ def _label(value: str) -> str:
 def prometheus_text(statuses: dict[str, tuple[str, SinkStatus]]) -> str:
     """Prometheus exposition text for ``{sink_id: (sink_name, status)}``."""
     lines: list[str] = []
+    for _, status in statuses.values():
+        status.refresh()
     for metric, kind, attr, help_text in _METRICS:
         lines.append(f"# HELP {metric} {help_text}")
         lines.append(f"# TYPE {metric} {kind}")
@@ -115,4 +133,12 @@ def prometheus_text(statuses: dict[str, tuple[str, SinkStatus]]) -> str:
     for sink_id, (name, status) in statuses.items():
         up = 1 if status.state is SinkState.RUNNING else 0
         lines.append(f'sinkflow_sink_up{{sink_id="{_label(sink_id)}",sink="{_label(name)}",state="{status.state.value}"}} {up}')
+    return "\n".join(lines) + "\n"
+
+
+def stream_prometheus_text(damaged: dict[str, int]) -> str:
+    """Prometheus exposition text for streams: ``{stream name: damaged rows}``."""
+    lines = ["# HELP sinkflow_stream_damaged_rows_total Rows found damaged on disk (checksum mismatch), never served.",
+             "# TYPE sinkflow_stream_damaged_rows_total counter"]
+    lines.extend(f'sinkflow_stream_damaged_rows_total{{stream="{_label(name)}"}} {rows}' for name, rows in damaged.items())
     return "\n".join(lines) + "\n"

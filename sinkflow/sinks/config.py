@@ -105,7 +105,8 @@ class RetryPolicy:
 class SinkConfig(BaseModel):
     """Base of every sink's property model.
 
-    Subclasses set ``secret_fields`` (dotted paths of properties never shown back), and may
+    Subclasses set ``secret_fields`` (dotted paths of properties never shown back),
+    ``header_fields`` and ``url_fields`` (properties that may hold credentials), and may
     override :meth:`templates`, :meth:`batch_policy` and :meth:`retry_policy`. Unknown
     properties are rejected so a typo never passes silently.
     """
@@ -120,6 +121,11 @@ class SinkConfig(BaseModel):
 
     #: Dotted property paths that are secrets: stored apart, masked in responses, never logged.
     secret_fields: ClassVar[tuple[str, ...]] = ()
+    #: Header-map properties: each header whose name suggests a credential (``Authorization``,
+    #: ``X-Api-Key``, ``*token*``, ``*secret*``, ``cookie``; any case) is a secret.
+    header_fields: ClassVar[tuple[str, ...]] = ()
+    #: URL properties: credentials inside them (``user:pass@``, ``?token=``) are secrets.
+    url_fields: ClassVar[tuple[str, ...]] = ()
     #: Properties holding ``{{ .col }}`` templates, checked against the query's columns at creation.
     template_fields: ClassVar[tuple[str, ...]] = ()
 

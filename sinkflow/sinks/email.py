@@ -190,10 +190,11 @@ class EmailSink(Sink):
             error_cls = RetryableError if 400 <= exc.code < 500 else PermanentError
             return error_cls(scrub(f"{where} answered {exc.code} {exc.message}", secrets))
         if self.config.tls == "starttls" and isinstance(exc, aiosmtplib.SMTPException) and "STARTTLS" in str(exc):
-            # The default tls mode against a server without TLS: a setting to change, not an outage.
+            # Reachable, but without STARTTLS (the default tls mode): retrying cannot help, the
+            # configuration must change.
             return PermanentError(
-                f"{where} does not offer STARTTLS (tls=starttls is the default): set tls=ssl for SMTPS "
-                "(usually port 465), or tls=none for a server without TLS on a network you trust"
+                f"{where} is reachable but does not offer STARTTLS (tls=starttls is the default): set tls=none "
+                "to send without encryption on a network you trust, or tls=ssl for SMTPS (usually port 465)"
             )
         if isinstance(exc, aiosmtplib.SMTPNotSupported):
             return PermanentError(scrub(f"{where}: {exc}", secrets))

@@ -13,12 +13,11 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from sinkflow.sinks.config import BatchPolicy, Duration, RetryPolicy, SinkConfig, StrList
+from sinkflow.sinks.credentials import credential_values
 from sinkflow.sinks.http_properties import (
     Headers,
     UrlText,
-    authorization_values,
     body_content_type,
-    header_secrets,
     paralism_field,
     request_headers,
     row_sink_batch_policy,
@@ -56,7 +55,9 @@ class OAuth2Config(BaseModel):
 class HttpConfig(SinkConfig):
     """Properties of the ``http`` sink; defaults from the spec."""
 
-    secret_fields: ClassVar[tuple[str, ...]] = ("oauth2.client_secret", *header_secrets("http_header"))
+    secret_fields: ClassVar[tuple[str, ...]] = ("oauth2.client_secret",)
+    header_fields: ClassVar[tuple[str, ...]] = ("http_header",)
+    url_fields: ClassVar[tuple[str, ...]] = ("url", "oauth2.token_url")
     template_fields: ClassVar[tuple[str, ...]] = ("payload_field",)
 
     url: UrlText = Field(description="target URL")
@@ -125,6 +126,6 @@ class HttpSink(RequestPerRowSink):
             paralism=cfg.paralism,
             target=f"{cfg.http_method} {safe_target(cfg.url)}",
             template=template,
-            secrets=authorization_values(cfg.http_header),
+            secrets=credential_values(cfg.http_header),
             oauth2=settings,
         )

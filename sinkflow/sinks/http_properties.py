@@ -90,12 +90,3 @@ def row_sink_batch_policy(paralism: int) -> BatchPolicy:
     """Batches for one-request-per-row sinks: whatever rows exist, enough to keep ``paralism`` busy."""
     return BatchPolicy(max_rows=max(100, 16 * paralism), max_wait=ROW_SINK_MAX_WAIT)
 
-
-def header_secrets(prop: str) -> tuple[str, ...]:
-    """Secret paths for the ``Authorization`` header inside the header property ``prop``."""
-    return (f"{prop}.Authorization", f"{prop}.authorization")
-
-
-def authorization_values(headers: dict[str, str]) -> tuple[str, ...]:
-    """The values of ``Authorization`` headers among ``headers``: scrubbed from every message."""
-    return tuple(value for name, value in headers.items() if name.lower() == "authorization")

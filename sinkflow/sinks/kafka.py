@@ -37,6 +37,8 @@ import asyncio
 import logging
 import os
 import re
+import socket
+import ssl
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -223,6 +225,33 @@ class _Incident:
     code: int
     text: str
     at: float
+
+
+#: How long the TLS probe of a broker waits for the TCP connection and for the handshake.
+_TLS_PROBE_TIMEOUT = 2.0
+
+
+def _plaintext_broker(brokers: Sequence[str]) -> str | None:
+    """The first of ``brokers`` that accepts a TCP connection but no TLS handshake (a plain-text
+    listener: it takes the ClientHello for a Kafka request and waits, or answers garbage), or
+    None. librdkafka only says "brokers are down" in that case."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    for broker in brokers:
+        host, _, port = broker.rpartition(":")
+        try:
+            raw = socket.create_connection((host.strip("[]"), int(port)), timeout=_TLS_PROBE_TIMEOUT)
+        except (OSError, ValueError):
+            continue  # really down (or not host:port): librdkafka's message says so
+        try:
+            with context.wrap_socket(raw, server_hostname=host.strip("[]")):
+                continue  # TLS works: the problem is elsewhere
+        except (ssl.SSLError, OSError):
+            return broker
+        finally:
+            raw.close()
+    return None
 
 
 class _Scrubbed:
@@ -523,6 +552,9 @@ class KafkaSink(Sink):
                 if incident is not None and _is_permanent(incident.code, incident.text) and incident.at >= started:
                     raise PermanentError(f"kafka brokers {self._brokers()}: {incident.text}") from None
                 if self._stalled(started) or time.monotonic() - started >= CONNECT_TIMEOUT:
+                    if not self.config.tls_disable and (plain := _plaintext_broker(self.config.brokers)):
+                        raise RetryableError(f"kafka broker {plain}: TLS handshake failed: is the broker plain text? "
+                                             "set tls.disable=true") from None
                     detail = incident.text if incident is not None else exc.args[0].str()
                     raise RetryableError(f"kafka brokers {self._brokers()} unreachable: {detail}") from None
         if topic not in metadata.topics:

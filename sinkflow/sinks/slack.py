@@ -13,12 +13,11 @@ import orjson
 from pydantic import Field
 
 from sinkflow.sinks.config import BatchPolicy, Duration, RetryPolicy, SinkConfig
+from sinkflow.sinks.credentials import credential_values
 from sinkflow.sinks.http_properties import (
     JSON_TYPE,
     Headers,
     UrlText,
-    authorization_values,
-    header_secrets,
     request_headers,
     row_sink_batch_policy,
 )
@@ -29,7 +28,8 @@ from sinkflow.sinks.template import Template, TemplateText
 class SlackConfig(SinkConfig):
     """Properties of the ``slack`` sink; ``url`` is a secret (anyone holding it can post)."""
 
-    secret_fields: ClassVar[tuple[str, ...]] = ("url", *header_secrets("header"))
+    secret_fields: ClassVar[tuple[str, ...]] = ("url",)
+    header_fields: ClassVar[tuple[str, ...]] = ("header",)
     template_fields: ClassVar[tuple[str, ...]] = ("template",)
 
     url: UrlText = Field(description="the channel's incoming-webhook URL (a secret)")
@@ -72,7 +72,7 @@ class SlackSink(RequestPerRowSink):
             paralism=1,
             target="Slack webhook",
             template=Template.parse(cfg.template) if cfg.template else None,
-            secrets=(cfg.url, *authorization_values(cfg.header)),
+            secrets=(cfg.url, *credential_values(cfg.header)),
             rate=cfg.messages_per_second,
         )
 

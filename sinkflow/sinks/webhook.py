@@ -12,12 +12,11 @@ from typing import ClassVar
 from pydantic import Field
 
 from sinkflow.sinks.config import BatchPolicy, Duration, SinkConfig
+from sinkflow.sinks.credentials import credential_values
 from sinkflow.sinks.http_properties import (
     Headers,
     UrlText,
-    authorization_values,
     body_content_type,
-    header_secrets,
     paralism_field,
     request_headers,
     row_sink_batch_policy,
@@ -31,7 +30,8 @@ class WebhookConfig(SinkConfig):
     """Properties of the ``webhook`` sink. Without ``retries`` in the spec, retryable failures
     are retried until the webhook recovers (the runtime's default policy): nothing is dropped."""
 
-    secret_fields: ClassVar[tuple[str, ...]] = header_secrets("headers")
+    header_fields: ClassVar[tuple[str, ...]] = ("headers",)
+    url_fields: ClassVar[tuple[str, ...]] = ("url",)
     template_fields: ClassVar[tuple[str, ...]] = ("body",)
 
     url: UrlText = Field(description="the webhook's URL")
@@ -78,5 +78,5 @@ class WebhookSink(RequestPerRowSink):
             paralism=cfg.paralism,
             target=f"webhook {safe_target(cfg.url)}",
             template=template,
-            secrets=authorization_values(cfg.headers),
+            secrets=credential_values(cfg.headers),
         )

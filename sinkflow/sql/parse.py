@@ -30,6 +30,7 @@ from sqlglot.tokens import Token, TokenType
 
 from sinkflow.errors import Position, SqlError
 from sinkflow.sql import json_shortcuts
+from sinkflow.sql.limits import check_sql_limits
 from sinkflow.sql.positions import error_at, located, position_at
 
 
@@ -230,10 +231,12 @@ def parse_select(sql: str) -> ParsedSelect:
     """Parse one Timeplus SELECT.
 
     Raises :class:`SqlError` with line/column for text that does not parse, for more than one
-    statement, for a statement that is not a SELECT and for unsupported EMIT clauses.
+    statement, for a statement that is not a SELECT and for unsupported EMIT clauses, and
+    for text past the limits of :mod:`sinkflow.sql.limits`.
     """
     if not sql or not sql.strip():
         raise SqlError("empty SQL statement")
+    check_sql_limits(sql)
     text, emit = _cut_emit(sql)
     text, shortcuts = json_shortcuts.hide(text)  # raw:a.b → a placeholder as long, put back below
     try:

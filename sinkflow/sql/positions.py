@@ -20,12 +20,15 @@ def position_at(sql: str, offset: int) -> Position:
     return Position(line, column)
 
 
-def node_position(node: exp.Expression | None) -> Position | None:
+def node_position(node: exp.Expression | list[exp.Expression] | None) -> Position | None:
     """Where ``node`` starts: the leftmost of the tokens inside it that sqlglot tagged with their
-    place (so ``a + f(x)`` is placed at ``a``, ``f(x)`` at ``f``), or None.
+    place (so ``a + f(x)`` is placed at ``a``, ``f(x)`` at ``f``), or None. A list (a clause
+    sqlglot keeps as a list, such as WINDOW's definitions) starts where its first node does.
 
     sqlglot records a token's line and the column of its *last* character; the token's width
     (``end - start``) gives its first."""
+    if isinstance(node, list):
+        node = node[0] if node else None
     if node is None:
         return None
     places: list[Position] = []
@@ -45,6 +48,6 @@ def located(message: str, position: Position | None) -> SqlError:
     return SqlError(f"{message} at line {position.line}, column {position.column}", position=position)
 
 
-def error_at(node: exp.Expression | None, message: str) -> SqlError:
+def error_at(node: exp.Expression | list[exp.Expression] | None, message: str) -> SqlError:
     """A :class:`SqlError` with ``message``, positioned at ``node`` when sqlglot knows where it is."""
     return located(message, node_position(node))

@@ -23,6 +23,7 @@ from sqlglot.tokens import Token, TokenType
 from sinkflow.errors import InvalidInput, SqlError
 from sinkflow.sql.defaults import parse_expression
 from sinkflow.sql.functions import to_duckdb
+from sinkflow.sql.limits import check_sql_limits
 from sinkflow.sql.pipeline_statements import PipelineStatement, parse_pipeline
 from sinkflow.sql.positions import located, node_position, position_at
 from sinkflow.streams.store import StreamSettings
@@ -628,6 +629,7 @@ def parse_statement(sql: str) -> Statement | PipelineStatement | None:
     """
     if not sql or not sql.strip():
         raise SqlError("empty SQL statement")
+    check_sql_limits(sql)
     try:
         tokens = ClickHouse().tokenize(sql)
     except TokenError:

@@ -12,6 +12,13 @@ the OS before :meth:`append` returns) and, with ``fsync=True``, synced to the di
 the tail of the last segment may hold a torn message: :class:`StreamLog` truncates it on open and
 keeps everything before it.
 
+Integrity: every append also writes a fixed-size record to the segment's journal
+(``<first seq>.crc``): the batch's place, row count, event-time range and CRC-32. A batch read
+back from disk is checked against it; a damaged batch (bit rot, a stray write) is never served as
+data: it reads as zero rows at its place, is logged, and counted in :attr:`StreamLog.damaged_rows`.
+The journal also indexes the segment on open, so damage in the middle of a segment is not
+mistaken for a torn tail (which would drop every batch after it).
+
 Retention drops whole segments, oldest first, never the one being written: by size
 (``retention_bytes``: total bytes of all segments) and by age (``retention_ms``: time since the
 segment's last append). The active segment is rolled early enough that retention can bite
@@ -28,8 +35,10 @@ import contextlib
 import io
 import logging
 import os
+import struct
 import threading
 import time
+import zlib
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,6 +55,9 @@ log = logging.getLogger(__name__)
 
 SEGMENT_SUFFIX = ".arrows"
 INDEX_SUFFIX = ".idx"
+JOURNAL_SUFFIX = ".crc"
+# One journal record per append: offset, bytes, rows, tmin, tmax (int64), CRC-32 (uint32).
+_JOURNAL_RECORD = struct.Struct("<qqqqqI")
 _SEQ_DIGITS = 20
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -66,7 +78,7 @@ class LogOptions:
 class _Segment:
     """One segment file: its first sequence number, size and (lazily) a memory map for reads."""
 
-    __slots__ = ("_map", "created_ms", "file", "first_seq", "last_append_ms", "path", "schema", "size")
+    __slots__ = ("_map", "created_ms", "file", "first_seq", "journal", "last_append_ms", "path", "schema", "size")
 
     def __init__(self, path: Path, first_seq: int, size: int, last_append_ms: int, created_ms: int) -> None:
         self.path = path
@@ -75,8 +87,13 @@ class _Segment:
         self.last_append_ms = last_append_ms
         self.created_ms = created_ms
         self.file: io.FileIO | None = None  # the unbuffered append handle while this segment is active
+        self.journal: io.FileIO | None = None  # and its journal's
         self._map: pa.Buffer | None = None
         self.schema: pa.Schema | None = None  # set when written under an earlier schema of the log
+
+    @property
+    def journal_path(self) -> Path:
+        return self.path.with_suffix(JOURNAL_SUFFIX)
 
     def buffer(self, end: int) -> pa.Buffer:
         """The file's bytes up to at least ``end``, memory-mapped (re-mapped when the file grew)."""
@@ -90,12 +107,16 @@ class _Segment:
         if self.file is not None:
             self.file.close()
             self.file = None
+        if self.journal is not None:
+            self.journal.close()
+            self.journal = None
 
 
 class _Entry:
-    """One appended batch: where its rows and bytes are, its event-time range, its cached batch."""
+    """One appended batch: where its rows and bytes are, its event-time range, its cached batch,
+    its CRC-32 (None for segments written before checksums) and whether it was found damaged."""
 
-    __slots__ = ("batch", "nbytes", "offset", "rows", "segment", "seq", "tmax", "tmin")
+    __slots__ = ("batch", "crc", "damaged", "nbytes", "offset", "rows", "segment", "seq", "tmax", "tmin")
 
     def __init__(
         self,
@@ -107,6 +128,7 @@ class _Entry:
         tmin: int,
         tmax: int,
         batch: pa.RecordBatch | None,
+        crc: int | None = None,
     ) -> None:
         self.seq = seq
         self.rows = rows
@@ -116,6 +138,8 @@ class _Entry:
         self.tmin = tmin
         self.tmax = tmax
         self.batch = batch
+        self.crc = crc
+        self.damaged = False
 
 
 _SEQ_KEY = attrgetter("seq")
@@ -178,6 +202,9 @@ class StreamLog:
         self._waiters: list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future[bool]]] = []
         self._schema_bytes = schema.serialize()
         self._closed = False
+        #: Rows and batches found damaged on read (never served as data).
+        self.damaged_rows = 0
+        self.damaged_batches = 0
         directory.mkdir(parents=True, exist_ok=True)
         self._recover()
 
@@ -221,6 +248,11 @@ class StreamLog:
             mtime_ms = int(path.stat().st_mtime * 1000)
             segment = _Segment(path, first_seq, 0, mtime_ms, mtime_ms)
             actual = path.stat().st_size
+            if segment.journal_path.exists():
+                self._load_journal(segment, actual)
+                self._check_schema(segment, self._segment_schema(segment, actual))
+                self._segments.append(segment)
+                continue
             if self._load_index(segment, actual):
                 segment.size = actual
                 self._check_schema(segment, self._segment_schema(segment, actual))
@@ -233,7 +265,7 @@ class StreamLog:
                 segment.release()  # the map covered the torn bytes
             segment.size = good_end
             self._segments.append(segment)
-        for stray in self.directory.glob("*" + INDEX_SUFFIX):
+        for stray in (*self.directory.glob("*" + INDEX_SUFFIX), *self.directory.glob("*" + JOURNAL_SUFFIX)):
             if not stray.with_suffix(SEGMENT_SUFFIX).exists():
                 stray.unlink(missing_ok=True)  # its segment was dropped just before a crash
         for partial in self.directory.glob("*" + INDEX_SUFFIX + ".tmp"):
@@ -244,14 +276,18 @@ class StreamLog:
             if self._entries:
                 tail = self._entries[-1]
                 self._head = max(self._head, tail.seq + tail.rows)
-            if last.schema is None:
-                self._open_for_append(last)
-            elif not any(e.segment is last for e in self._entries):
+            if last.schema is not None and not any(e.segment is last for e in self._entries):
                 # An empty segment of the earlier schema: the next append starts a new one in its place.
                 self._segments.pop()
                 last.release()
-                last.path.unlink(missing_ok=True)
-                last.path.with_suffix(INDEX_SUFFIX).unlink(missing_ok=True)
+                for path in (last.path, last.path.with_suffix(INDEX_SUFFIX), last.journal_path):
+                    path.unlink(missing_ok=True)
+            elif last.schema is not None or (last.size > len(self._schema_bytes) and not last.journal_path.exists()):
+                # Of an earlier schema, or written before checksums: new appends go to a new
+                # journaled segment of the current schema.
+                self._seal(last)
+            else:
+                self._open_for_append(last)
 
     def _segment_schema(self, segment: _Segment, size: int) -> pa.Schema | None:
         """The schema message a segment starts with (None when it has none)."""
@@ -297,6 +333,27 @@ class StreamLog:
             seq += batch.num_rows
             good = end
         return good
+
+    def _load_journal(self, segment: _Segment, size: int) -> None:
+        """Index ``segment`` from its journal. Data past the last complete record is a torn
+        append (its record was never written): truncated away, as is a torn record."""
+        raw = segment.journal_path.read_bytes()
+        complete = len(raw) // _JOURNAL_RECORD.size
+        seq, end = segment.first_seq, len(self._schema_bytes) if size else 0
+        for i in range(complete):
+            offset, nbytes, rows, tmin, tmax, crc = _JOURNAL_RECORD.unpack_from(raw, i * _JOURNAL_RECORD.size)
+            if offset + nbytes > size:  # the data never reached the file: keep what did
+                complete = i
+                break
+            self._entries.append(_Entry(seq, rows, segment, offset, nbytes, tmin, tmax, None, crc))
+            seq += rows
+            end = offset + nbytes
+        if len(raw) > complete * _JOURNAL_RECORD.size:
+            os.truncate(segment.journal_path, complete * _JOURNAL_RECORD.size)
+        if size > end:
+            log.warning("segment %s: dropping a torn tail of %d bytes after a crash", segment.path, size - end)
+            os.truncate(segment.path, end)
+        segment.size = min(size, end)
 
     # -- segment index -----------------------------------------------------------------------
 
@@ -365,6 +422,7 @@ class StreamLog:
                     os.close(dir_fd)
             segment.size = len(self._schema_bytes)
         segment.file = open(segment.path, "ab", buffering=0)  # noqa: SIM115 - held open while active
+        segment.journal = open(segment.journal_path, "ab", buffering=0)  # noqa: SIM115 - likewise
 
     def _new_segment(self) -> _Segment:
         now = _now_ms(self._clock)
@@ -411,10 +469,12 @@ class StreamLog:
             now = _now_ms(self._clock)
             segment = self._active(now)
             offset = segment.size
-            self._write(segment, data, offset)
-            seq = self._head
             tmin, tmax = _time_range(batch) if time_range is None else time_range
-            self._entries.append(_Entry(seq, batch.num_rows, segment, offset, data.size, tmin, tmax, batch))
+            crc = zlib.crc32(data)
+            self._write(segment, data, offset,
+                        _JOURNAL_RECORD.pack(offset, data.size, batch.num_rows, tmin, tmax, crc))
+            seq = self._head
+            self._entries.append(_Entry(seq, batch.num_rows, segment, offset, data.size, tmin, tmax, batch, crc))
             segment.size = offset + data.size
             segment.last_append_ms = now
             self._head = seq + batch.num_rows
@@ -424,19 +484,22 @@ class StreamLog:
             self._notify()
         return seq
 
-    def _write(self, segment: _Segment, data: pa.Buffer, offset: int) -> None:
-        f = segment.file
-        assert f is not None
-        view = memoryview(data)
+    def _write(self, segment: _Segment, data: pa.Buffer, offset: int, record: bytes) -> None:
+        """Write ``data`` at ``offset`` of the segment, then its journal ``record``; on any
+        failure neither is kept."""
+        f, journal = segment.file, segment.journal
+        assert f is not None and journal is not None
+        journal_size = os.fstat(journal.fileno()).st_size
         try:
-            written = 0
-            while written < len(view):
-                written += f.write(view[written:]) or 0
+            _write_all(f, memoryview(data))
+            _write_all(journal, memoryview(record))
             if self.options.fsync:
                 os.fsync(f.fileno())
+                os.fsync(journal.fileno())
         except BaseException:
             # Leave no half message behind: the next append must start at a message boundary.
             os.truncate(segment.path, offset)
+            os.truncate(segment.journal_path, journal_size)
             raise
 
     def _evict(self) -> None:
@@ -495,23 +558,39 @@ class StreamLog:
         segment.release()
         segment.path.unlink(missing_ok=True)
         segment.path.with_suffix(INDEX_SUFFIX).unlink(missing_ok=True)
+        segment.journal_path.unlink(missing_ok=True)
 
     # -- reading -----------------------------------------------------------------------------
 
     def _batch(self, entry: _Entry) -> pa.RecordBatch:
+        """The entry's rows; a damaged entry (checksum mismatch, unreadable message) reads as
+        zero rows, and is logged and counted the first time it is found."""
         batch = entry.batch
         if batch is not None:
             return batch
-        buf = entry.segment.buffer(entry.offset + entry.nbytes)
-        message = pa.ipc.read_message(buf.slice(entry.offset, entry.nbytes))
-        if entry.segment.schema is not None and self._upgrade is not None:
-            return self._upgrade(pa.ipc.read_record_batch(message, entry.segment.schema))
-        return pa.ipc.read_record_batch(message, self.schema)
+        if not entry.damaged:
+            try:
+                data = entry.segment.buffer(entry.offset + entry.nbytes).slice(entry.offset, entry.nbytes)
+                if data.size == entry.nbytes and (entry.crc is None or zlib.crc32(data) == entry.crc):
+                    message = pa.ipc.read_message(data)
+                    if entry.segment.schema is not None and self._upgrade is not None:
+                        return self._upgrade(pa.ipc.read_record_batch(message, entry.segment.schema))
+                    return pa.ipc.read_record_batch(message, self.schema)
+            except (OSError, pa.ArrowInvalid, EOFError):
+                pass
+            entry.damaged = True
+            self.damaged_batches += 1
+            self.damaged_rows += entry.rows
+            log.error("stream log %s: the batch of rows %d..%d in %s is damaged (checksum mismatch); "
+                      "it is skipped, never served as data", self.directory, entry.seq, entry.seq + entry.rows - 1,
+                      entry.segment.path.name)
+        return pa.RecordBatch.from_pylist([], schema=self.schema)
 
     def read(self, seq: int, max_rows: int) -> list[tuple[int, pa.RecordBatch]]:
         """Batches from ``seq`` on, as ``(first seq, batch)`` pairs, one per appended batch.
 
-        The first batch is sliced when ``seq`` falls inside it; the others are whole appends.
+        The first batch is sliced when ``seq`` falls inside it; the others are whole appends. A
+        damaged batch comes back as zero rows placed at its end (see :meth:`_batch`).
         At least one batch comes back when data exists at or after ``seq``; more follow while the
         total stays within ``max_rows``. A ``seq`` older than :attr:`start` (dropped by retention)
         reads from the oldest retained row. Returns ``[]`` when ``seq >= head``."""
@@ -529,15 +608,17 @@ class StreamLog:
                 entry = entries[i]
             skip = seq - entry.seq if seq > entry.seq else 0
             batch = self._batch(entry)
-            if skip:
-                batch = batch.slice(skip)
-            out.append((entry.seq + skip, batch))
+            if entry.damaged:  # zero rows at its end, so readers move past it
+                out.append((entry.seq + entry.rows, batch))
+            else:
+                out.append((entry.seq + skip, batch.slice(skip) if skip else batch))
             total = batch.num_rows
             for j in range(i + 1, len(entries)):  # no slice: a long log would be copied per read
                 entry = entries[j]
                 if total + entry.rows > max_rows:
                     break
-                out.append((entry.seq, self._batch(entry)))
+                batch = self._batch(entry)
+                out.append((entry.seq + entry.rows if entry.damaged else entry.seq, batch))
                 total += entry.rows
         return out
 
@@ -629,6 +710,12 @@ class StreamLog:
             for entry in self._entries:
                 entry.batch = None
             self._cached_bytes = 0
+
+
+def _write_all(f: io.FileIO, view: memoryview) -> None:
+    written = 0
+    while written < len(view):
+        written += f.write(view[written:]) or 0
 
 
 def _resolve(future: asyncio.Future[bool]) -> None:

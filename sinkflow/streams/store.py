@@ -35,6 +35,8 @@ from sinkflow.streams.types import TP_TIME, TP_TIME_TYPE, Column
 
 logger = logging.getLogger(__name__)
 
+#: The longest name of a stream, view, sink or column (a stream's name is a directory name).
+MAX_NAME_LENGTH = 128
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _META = "stream.json"
 _META_VERSION = 1
@@ -42,9 +44,13 @@ _DROPPED_PREFIX = ".dropped-"
 
 
 def check_identifier(kind: str, name: object) -> str:
-    """Return ``name`` when it is an identifier ``[A-Za-z_][A-Za-z0-9_]*``.
+    """Return ``name`` when it is an identifier ``[A-Za-z_][A-Za-z0-9_]*`` of at most
+    :data:`MAX_NAME_LENGTH` characters.
 
     Raises :class:`InvalidInput` naming the ``kind`` ("stream", "column") and the bad name."""
+    if isinstance(name, str) and len(name) > MAX_NAME_LENGTH:
+        raise InvalidInput(f"{kind} name '{name[:24]}…' is {len(name):,} characters long; "
+                           f"the limit is {MAX_NAME_LENGTH}")
     if not isinstance(name, str) or not _IDENTIFIER.match(name):
         raise InvalidInput(
             f"invalid {kind} name {show_value(name)}: use letters, digits and '_', not starting with a digit"

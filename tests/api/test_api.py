@@ -279,3 +279,23 @@ def test_a_sink_can_be_redefined_and_a_bad_redefinition_changes_nothing(api: htt
     kept = api.get(f"/api/v1beta2/sinks/{sink['id']}").json()
     assert (kept["query"], kept["description"]) == (f"select id, speed from {name}", "now with speed")
     api.delete(f"/api/v1beta2/sinks/{sink['id']}")
+
+
+def test_deleting_a_sink_drops_its_dead_letters_only_when_asked(api: httpx.Client) -> None:
+    name = unique("s")
+    create_stream(api, name)
+    kept, dropped = unique("kept"), unique("dropped")
+    for sink_name in (kept, dropped):
+        created = api.post("/api/v1beta2/sinks", json={"name": sink_name, "type": "timeplus",
+                                                       "sql": f"select id from {name}",
+                                                       "properties": {"stream_name": unique("out")}})
+        assert created.status_code == 201, created.text
+    internal = [s["name"] for s in api.get("/api/v1beta2/streams?internal=true").json()]
+    assert {f"{kept}_dlq", f"{dropped}_dlq"} <= set(internal)
+    listed = api.get("/api/v1beta2/streams").json()
+    assert [s["internal"] for s in listed] == sorted(s["internal"] for s in listed)  # user streams first
+    assert f"{kept}_dlq" not in [s["name"] for s in api.get("/api/v1beta2/streams?internal=false").json()]
+    assert api.delete(f"/api/v1beta2/sinks/{kept}").status_code == 204
+    assert api.delete(f"/api/v1beta2/sinks/{dropped}?drop_dead_letters=true").status_code == 204
+    assert api.get(f"/api/v1beta2/streams/{kept}_dlq").json()["internal"] is True
+    assert api.get(f"/api/v1beta2/streams/{dropped}_dlq").status_code == 404

@@ -323,11 +323,21 @@ def test_sinks_panel_dead_letters_pause_resume_delete(page: Page, server: Sinkfl
     expect(row.locator(".state")).not_to_have_text("paused")
     assert state() != "paused"
 
+    # The dead-letter stream is listed apart, under its own heading after the user's streams.
+    dlq = page.locator("#stream-list .stream-group ~ [data-stream=rejected_cars_dlq]")
+    expect(dlq).to_be_visible(timeout=10_000)
+    expect(page.locator("#stream-list .stream-group ~ [data-stream=car_live_data]")).to_have_count(0)
+
     row.locator("[data-action=ask-delete]").click()
+    row.locator("input.drop-dlq").check()
     row.locator("[data-action=delete]").click()
     expect(row).to_have_count(0)
     with server.client() as api:
         assert all(s["id"] != sink_id for s in api.get("/api/v1beta2/sinks").json())
+        assert api.get("/api/v1beta2/streams/rejected_cars_dlq").status_code == 404
+    page.reload()
+    expect(page.locator("#stream-list [data-stream=car_live_data]")).to_be_visible()
+    expect(page.locator("#stream-list [data-stream=rejected_cars_dlq]")).to_have_count(0)
 
 
 def test_page_asks_for_the_api_key_and_sends_it(page: Page, tmp_path: Path) -> None:

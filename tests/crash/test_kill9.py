@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import httpx
 import pyarrow as pa
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response

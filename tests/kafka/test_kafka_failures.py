@@ -189,3 +189,12 @@ async def test_rows_written_before_a_refused_write_are_sent_again_not_lost(tansu
     records = consume(tansu_broker.bootstrap, topic, earlier.num_rows)
     received = {(json.loads(r.value)["time"], json.loads(r.value)["cid"]) for r in records}
     assert received == {(row["time"].isoformat(timespec="milliseconds"), row["cid"]) for row in earlier.to_pylist()}
+
+
+async def test_tls_against_a_plain_text_broker_says_so(tansu_broker: TansuBroker, topic: str) -> None:
+    sink = make_sink({"brokers": tansu_broker.bootstrap, "topic": topic})  # TLS on by default
+    with pytest.raises(RetryableError) as failure:
+        await sink.open()
+    await sink.close()
+    assert failure.value.message == (f"kafka broker {tansu_broker.bootstrap}: TLS handshake failed: is the broker "
+                                     "plain text? set tls.disable=true")

@@ -28,12 +28,14 @@ class SinkflowServer(ServerProcess):
     stop_grace = 15.0
 
     def __init__(self, data_dir: Path, *, demo: bool = False, api_key: str | None = None,
-                 port: int | None = None) -> None:
+                 port: int | None = None, args: tuple[str, ...] = ()) -> None:
         super().__init__(data_dir.parent, f"{data_dir.name}-server.log")
         self.data_dir = data_dir
         self.demo = demo
         self.api_key = api_key
         self.port = port or free_port()
+        #: More ``sinkflow server`` options (``--query-timeout``, ...).
+        self.args = args
 
     @property
     def url(self) -> str:
@@ -47,7 +49,7 @@ class SinkflowServer(ServerProcess):
     def command(self) -> list[str]:
         return [sys.executable, "-m", "sinkflow.cli", "server", "--port", str(self.port),
                 "--data-dir", str(self.data_dir), "--log-level", "warning",
-                *([] if self.demo else ["--no-demo"])]
+                *([] if self.demo else ["--no-demo"]), *self.args]
 
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)

@@ -113,21 +113,6 @@ async def test_server_down_is_retryable() -> None:
     assert f"SMTP server 127.0.0.1:{port} unreachable" in caught.value.message
 
 
-async def test_default_starttls_against_a_server_without_tls_says_which_setting_to_change(tmp_path: Any) -> None:
-    plain = SmtpServer(tmp_path, "none")
-    plain.start()
-    try:
-        sink = make_sink("email", {"host": plain.host, "port": plain.port, "from": "a@example.org",
-                                   "to": "b@example.org"}, ROWS.schema)
-        with pytest.raises(PermanentError) as caught:
-            await sink.open()
-        await sink.close()
-    finally:
-        plain.stop()
-    assert "does not offer STARTTLS" in caught.value.message and "tls=none" in caught.value.message
-    assert plain.messages == []
-
-
 async def test_reconnects_after_the_server_restarts(smtp: SmtpServer) -> None:
     sink = email_sink(props(smtp))
     await sink.open()
@@ -185,3 +170,13 @@ async def test_refused_recipients_are_a_permanent_error(smtp: SmtpServer) -> Non
     assert isinstance(error, PermanentError)
     assert "refused the recipients" in error.message and "550" in error.message and "oncall@example.org" in error.message
     assert smtp.messages == []
+
+
+async def test_a_server_without_starttls_is_named_and_tls_none_suggested(smtp_plain: SmtpServer) -> None:
+    sink = email_sink(props(smtp_plain, tls="starttls"))
+    with pytest.raises(PermanentError) as failure:
+        await sink.open()
+    await sink.close()
+    message = failure.value.message
+    assert f"SMTP server 127.0.0.1:{smtp_plain.port} is reachable but does not offer STARTTLS" in message
+    assert "set tls=none" in message and "unreachable" not in message

@@ -65,8 +65,13 @@ def _reverse(args: list[exp.Expression], kinds: list[str | None], node: exp.Expr
 
 
 register("reverse", _reverse, 1, returns=0)
-register("lpad", "LPAD({0}, {1}, {2})", 3, returns=STRING)
-register("rpad", "RPAD({0}, {1}, {2})", 3, returns=STRING)
+#: The longest string lpad/rpad may make: a larger length is an error, not gigabytes of memory
+#: in one value (DuckDB's memory limit does not bound a single string).
+MAX_PAD_LENGTH = 16 * 1024 * 1024
+_PAD_LENGTH = (f"CAST(IF({{1}} > {MAX_PAD_LENGTH}, ERROR('a padded length over {MAX_PAD_LENGTH:,} characters "
+               f"is refused'), {{1}}) AS INTEGER)")
+register("lpad", f"LPAD({{0}}, {_PAD_LENGTH}, {{2}})", 3, returns=STRING)
+register("rpad", f"RPAD({{0}}, {_PAD_LENGTH}, {{2}})", 3, returns=STRING)
 register("format", same_args("FORMAT"), 1, None, returns=STRING)  # both use {} / {0} placeholders
 register("hex", "HEX({0})", 1, returns=STRING)
 register("base64_encode", "TO_BASE64(ENCODE({0}))", 1, returns=STRING)
