@@ -14,6 +14,9 @@
 
 import { h } from "./dom.js";
 
+/** A header name suggesting a credential: the same rule as sinkflow/sinks/credentials.py. */
+const CREDENTIAL_NAME = /auth|cookie|token|key|secret|passw|pwd|credential|session|signature|^sig$|^x-amz-|jwt|bearer/i;
+
 /** A value the user typed that cannot be sent (e.g. malformed JSON); `property` names the field. */
 export class FieldError extends Error {
   constructor(property, message) {
@@ -95,6 +98,8 @@ export class SchemaForm {
     this.root = schema;
     this.columns = columns;
     this.secrets = new Set(schema.secrets || []);
+    // Header maps whose credential-like headers are secrets (the server's rule, any case).
+    this.secretHeaders = new Set(schema.secret_headers || []);
     this.templates = new Set(schema.templates || []);
     const required = new Set(schema.required || []);
     const entries = Object.entries(schema.properties || {});
@@ -264,7 +269,8 @@ export class SchemaForm {
       const { el, rows } = rowsEditor("+ add entry", (pair) => {
         const value = h("input.kv-value", { type: "text", autocomplete: "off", placeholder: "value", value: pair ? pair[1] : "" });
         // Some entries are secrets (`http_header.Authorization`, `auth_params.token`): hide their values.
-        const mask = () => { value.type = this.secrets.has(`${path}.${key.value.trim()}`) ? "password" : "text"; };
+        const secret = (name) => this.secrets.has(`${path}.${name}`) || (this.secretHeaders.has(path) && CREDENTIAL_NAME.test(name));
+        const mask = () => { value.type = secret(key.value.trim()) ? "password" : "text"; };
         const key = h("input.kv-key", { type: "text", placeholder: "name", value: pair ? pair[0] : "", oninput: mask });
         mask();
         return { el: h("span.kv", {}, key, value), focus: () => key.focus(), read: () => (key.value.trim() ? [key.value.trim(), value.value] : undefined) };
