@@ -107,10 +107,6 @@ export class SchemaForm {
    * @param {object} schema one entry of `GET /sink-types`: a JSON schema plus `secrets`, `secret_headers`,
    *   `credential_pattern` and `templates`
    * @param {{name: string, type: string}[]} columns the query's output columns (template chips)
-   */
-  /**
-   * @param {object} schema
-   * @param {{name: string, type: string}[]} columns
    * @param {object|null} stored the sink's properties when editing (secrets masked), else null
    */
   constructor(schema, columns, stored = null) {
