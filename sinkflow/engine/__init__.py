@@ -14,13 +14,13 @@
 
 from __future__ import annotations
 
-from sinkflow.engine.compile import QueryPlan, compile_plan
+from sinkflow.engine.compile import Plan, QueryPlan, UnionPlan, compile_plan, compile_union
 from sinkflow.engine.execution import QueryExecution
 from sinkflow.engine.result import StatementResult
-from sinkflow.sql.plan import build_plan
+from sinkflow.sql.plan import LogicalPlan, UnionAll, build_plan
 from sinkflow.streams.store import StreamStore
 
-__all__ = ["Engine", "QueryExecution", "QueryPlan", "StatementResult"]
+__all__ = ["Engine", "Plan", "QueryExecution", "QueryPlan", "StatementResult", "UnionPlan"]
 
 
 class Engine:
@@ -29,13 +29,18 @@ class Engine:
     def __init__(self, store: StreamStore) -> None:
         self.store = store
 
-    def plan(self, sql: str) -> QueryPlan:
-        """Plan a SELECT. Raises :class:`SqlError` (with a position where known) for anything it cannot run."""
-        logical = build_plan(sql, self.store)
-        dims = [self.store.get(lk.stream).schema for lk in logical.lookups]
-        return compile_plan(logical, dims)
+    def plan(self, sql: str) -> Plan:
+        """Plan a SELECT (its CTEs and subqueries included). Raises :class:`SqlError` (with a
+        position where known) for anything it cannot run."""
+        return self._compile(build_plan(sql, self.store, self._compile))
 
-    def start(self, plan: QueryPlan, snapshot: bytes | None = None, idle_timeout: float | None = None) -> QueryExecution:
+    def _compile(self, logical: LogicalPlan | UnionAll) -> Plan:
+        if isinstance(logical, UnionAll):
+            return compile_union(logical, [self._compile(side) for side in logical.inputs])
+        dims = [self.store.get(lk.stream).schema for lk in logical.lookups]
+        return compile_plan(logical, dims, logical.source.input)
+
+    def start(self, plan: Plan, snapshot: bytes | None = None, idle_timeout: float | None = None) -> QueryExecution:
         """Start ``plan``, fresh or from a :meth:`QueryExecution.snapshot` of the same query.
 
         ``idle_timeout`` (seconds) is the default processing-time close of open windows when the

@@ -29,8 +29,8 @@ import pyarrow.compute as pc
 
 from sinkflow.errors import InvalidInput, SqlError
 from sinkflow.sql.aggregates import render
-from sinkflow.sql.plan import SRC, LogicalPlan, PlannedAggregate
-from sinkflow.streams.types import Column, from_arrow
+from sinkflow.sql.plan import ONE_ROW, SRC, LogicalPlan, PlannedAggregate, UnionAll
+from sinkflow.streams.types import TP_TIME, Column, from_arrow
 
 _WINDOW_TS = pa.timestamp("ms", tz="UTC")
 _BOUND_TYPE = pa.timestamp("us", tz="UTC")
@@ -61,7 +61,8 @@ def connect() -> duckdb.DuckDBPyConnection:
 
 @dataclass(frozen=True)
 class QueryPlan:
-    """A planned SELECT, ready to start: the logical plan, its DuckDB queries and its output schema."""
+    """A planned SELECT, ready to start: the logical plan, its DuckDB queries, its output schema
+    and the plan of the subquery, CTE or UNION it reads (``inputs``; empty: it reads a stream)."""
 
     logical: LogicalPlan
     output_schema: pa.Schema
@@ -74,6 +75,7 @@ class QueryPlan:
     #: For a query that only picks source columns (no WHERE, window, join or aggregation): the
     #: source column of each output column, which is then the stored column unchanged.
     passthrough: tuple[str, ...] | None = None
+    inputs: tuple[Plan, ...] = ()
 
     @property
     def bounded(self) -> bool:
@@ -87,38 +89,105 @@ class QueryPlan:
     def sql(self) -> str:
         return self.logical.sql
 
-    def describe(self) -> str:
-        """A one-line EXPLAIN: source, window, dedup, lookups, filter, aggregation, emit policy, limit, settings, output columns."""
+    def operator_lines(self) -> list[str]:
+        """The fused SELECT's operators, outermost first, one line each (see :meth:`explain`)."""
         lg = self.logical
-        parts = [f"source={'table(' + lg.source.stream + ')' if lg.bounded else lg.source.stream}"]
-        if lg.window:
-            w = lg.window
-            spans = f"{w.size_us / 1e6:g}s" if w.kind == "tumble" else f"{w.slide_us / 1e6:g}s, {w.size_us / 1e6:g}s"
-            parts.append(f"{w.kind}({w.time_column}, {spans})")
+        lines: list[str] = []
+        if lg.limit is not None:
+            lines.append(f"Limit {lg.limit}")
+        if lg.order_by:
+            lines.append(f"Sort {len(lg.order_by)} key(s)")
+        if lg.aggregate:
+            lines.append(f"Emit {_describe_emit(lg)}")
+            calls = ", ".join(c.name for c in lg.aggregate.calls)
+            having = " having" if lg.having else ""
+            lines.append(f"Aggregate {len(lg.aggregate.keys)} key(s): {calls}{having}")
+            if lg.window:
+                lines.append(f"Window {_describe_window(lg)}")
+        else:
+            if lg.window:
+                lines.append(f"Window {_describe_window(lg)}")
+        if lg.where:
+            lines.append("Filter")
+        lines += [f"LookupJoin {lk.kind.lower()} table({lk.stream})" for lk in lg.lookups]
         if lg.dedup:
             ttl = f", {lg.dedup.ttl_us / 1e6:g}s" if lg.dedup.ttl_us else ""
-            parts.append(f"dedup({', '.join(lg.dedup.keys)}{ttl})")
-        parts += [f"{lk.kind.lower()} join table({lk.stream})" for lk in lg.lookups]
-        if lg.where:
-            parts.append("where")
-        if lg.aggregate:
-            calls = ", ".join(c.name for c in lg.aggregate.calls)
-            parts.append(f"group by {len(lg.aggregate.keys)} key(s): {calls}")
-        if lg.having:
-            parts.append("having")
-        emit = lg.emit
-        detail = {"watermark": f" delay {emit.delay_us / 1e6:g}s", "periodic": f" {emit.period_us / 1e6:g}s"}
-        parts.append(f"emit {emit.mode}{detail.get(emit.mode, '')}")
-        if lg.order_by:
-            parts.append(f"order by {len(lg.order_by)} key(s)")
-        if lg.limit is not None:
-            parts.append(f"limit {lg.limit}")
-        if lg.idle_timeout is not None:
-            parts.append(f"idle_timeout {lg.idle_timeout:g}s")
-        if lg.source.seek_to != "latest":
-            parts.append(f"seek_to {lg.source.seek_to}")
-        parts.append("-> " + ", ".join(f"{c.name} {c.type.name}" for c in self.columns))
-        return " | ".join(parts)
+            lines.append(f"Dedup({', '.join(lg.dedup.keys)}{ttl})")
+        return lines
+
+    def explain(self) -> list[str]:
+        """The tree EXPLAIN: the output columns, then each operator indented under its consumer
+        and the input (a scan, or the subquery's tree) under the innermost one."""
+        lines = [f"Project {', '.join(f'{c.name} {c.type.name}' for c in self.columns)}", *self.operator_lines()]
+        lg = self.logical
+        if self.inputs:
+            below = self.inputs[0].explain()
+        elif lg.source.stream == ONE_ROW:
+            below = ["OneRow"]
+        else:
+            seek = "" if lg.bounded or lg.source.seek_to == "latest" else f" seek_to {lg.source.seek_to}"
+            below = [f"Scan {'table(' + lg.source.stream + ')' if lg.bounded else lg.source.stream}{seek}"]
+        return _nest([*lines, *below], len(lines))
+
+    def describe(self) -> str:
+        """:meth:`explain` as one text, a line per operator."""
+        return "\n".join(self.explain())
+
+
+@dataclass(frozen=True)
+class UnionPlan:
+    """``UNION ALL`` of planned queries: the first one's column names, each column's type the
+    first input's (the others are cast to it)."""
+
+    sql: str
+    inputs: tuple[Plan, ...]
+    output_schema: pa.Schema
+    columns: list[Column]
+
+    @property
+    def bounded(self) -> bool:
+        return all(p.bounded for p in self.inputs)
+
+    @property
+    def sources(self) -> list[str]:
+        out: list[str] = []
+        for plan in self.inputs:
+            out += [s for s in plan.sources if s not in out]
+        return out
+
+    def explain(self) -> list[str]:
+        lines = ["UnionAll"]
+        for plan in self.inputs:
+            lines += ["  " + line for line in plan.explain()]
+        return lines
+
+    def describe(self) -> str:
+        return "\n".join(self.explain())
+
+
+Plan = QueryPlan | UnionPlan
+
+
+def _nest(lines: list[str], chain: int) -> list[str]:
+    """Indent the first ``chain`` lines one more level each, and everything after under the last."""
+    out = [("  " * i) + line for i, line in enumerate(lines[:chain])]
+    return out + [("  " * chain) + line for line in lines[chain:]]
+
+
+def _describe_window(lg: LogicalPlan) -> str:
+    assert lg.window is not None
+    w = lg.window
+    spans = f"{w.size_us / 1e6:g}s" if w.kind == "tumble" else f"{w.slide_us / 1e6:g}s, {w.size_us / 1e6:g}s"
+    return f"{w.kind}({w.time_column}, {spans})"
+
+
+def _describe_emit(lg: LogicalPlan) -> str:
+    emit = lg.emit
+    detail = {"watermark": f" delay {emit.delay_us / 1e6:g}s", "periodic": f" {emit.period_us / 1e6:g}s"}
+    text = f"{emit.mode}{detail.get(emit.mode, '')}"
+    if lg.idle_timeout is not None:
+        text += f" idle_timeout {lg.idle_timeout:g}s"
+    return text
 
 
 def _q(name: str) -> str:
@@ -165,8 +234,11 @@ def _stateless_sql(plan: LogicalPlan) -> str:
 def _pre_sql(plan: LogicalPlan) -> str:
     agg = plan.aggregate
     assert agg is not None
-    time_col = plan.window.time_column if plan.window else "_tp_time"
-    cols = [f"epoch_us({SRC}.{_q(time_col)}) AS __t", f"{SRC}.__seq AS __s"]
+    time_col = plan.window.time_column if plan.window else TP_TIME
+    has_time = plan.window is not None or any(c.name == TP_TIME for c in plan.input_columns)
+    # Without an event time (a subquery that drops _tp_time), earliest/latest follow arrival order.
+    time_sql = f"epoch_us({SRC}.{_q(time_col)})" if has_time else f"{SRC}.__seq"
+    cols = [f"{time_sql} AS __t", f"{SRC}.__seq AS __s"]
     if _uses_frontier(plan):
         cols.append(f"{SRC}.__e AS __e")
     cols += [f"{k} AS __k{j}" for j, k in enumerate(agg.keys)]
@@ -345,7 +417,7 @@ def _passthrough(plan: LogicalPlan, raw: pa.Schema, output: pa.Schema) -> tuple[
             return None
         name = m.group(2).replace('""', '"')
         index = raw.get_field_index(name)
-        if index < 0 or raw.field(index).type != out.type:
+        if index < 0 or name == "__seq" or raw.field(index).type != out.type:
             return None
         names.append(name)
     return tuple(names)
@@ -356,7 +428,17 @@ def _duck_error(err: duckdb.Error) -> SqlError:
     return SqlError(f"the query cannot run: {text}")
 
 
-def compile_plan(plan: LogicalPlan, dim_schemas: list[pa.Schema]) -> QueryPlan:
+def compile_union(union: UnionAll, inputs: list[Plan]) -> UnionPlan:
+    """The plan of ``UNION ALL`` over compiled ``inputs``; raises :class:`SqlError` when they do
+    not have the same number of columns."""
+    first = inputs[0]
+    for i, plan in enumerate(inputs[1:], start=2):
+        if len(plan.columns) != len(first.columns):
+            raise SqlError(f"UNION ALL: query {i} has {len(plan.columns)} column(s), the first has {len(first.columns)}")
+    return UnionPlan(union.sql, tuple(inputs), first.output_schema, list(first.columns))
+
+
+def compile_plan(plan: LogicalPlan, dim_schemas: list[pa.Schema], input_plan: Plan | None = None) -> QueryPlan:
     """Generate the DuckDB queries of ``plan`` and infer its output schema by running them on empty input.
 
     Raises :class:`SqlError` when DuckDB rejects the generated SQL (e.g. a type mismatch such as
@@ -366,7 +448,7 @@ def compile_plan(plan: LogicalPlan, dim_schemas: list[pa.Schema]) -> QueryPlan:
     con = connect()
     raw = raw_schema(plan)
     con.register("__raw", raw.empty_table())
-    inputs = {SRC: {c.name: c.type.arrow for c in plan.input_columns}}
+    inputs: dict[str, dict[str, pa.DataType]] = {SRC: {c.name: c.type.arrow for c in plan.input_columns}}
     for lk, schema in zip(plan.lookups, dim_schemas):
         con.register(lk.relation, schema.empty_table())
         inputs[lk.relation] = {f.name: f.type for f in schema}
@@ -397,4 +479,5 @@ def compile_plan(plan: LogicalPlan, dim_schemas: list[pa.Schema]) -> QueryPlan:
     except InvalidInput as err:
         raise SqlError(err.message) from None
     passthrough = _passthrough(plan, raw, schema) if stateless is not None else None
-    return QueryPlan(plan, schema, columns, raw, stateless, fold, merge, final, passthrough)
+    upstream = (input_plan,) if input_plan is not None else ()
+    return QueryPlan(plan, schema, columns, raw, stateless, fold, merge, final, passthrough, upstream)

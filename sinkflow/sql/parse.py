@@ -114,7 +114,7 @@ class ParsedSelect:
     the text of each item of its SELECT list as written (whitespace collapsed; None if unknown)."""
 
     sql: str
-    tree: exp.Select
+    tree: exp.Select | exp.SetOperation
     emit: EmitClause | None
     select_texts: list[str] | None = None
 
@@ -248,14 +248,13 @@ def parse_select(sql: str) -> ParsedSelect:
     if len(statements) != 1:
         raise SqlError(f"expected one SQL statement, got {len(statements)}")
     tree = statements[0]
-    if isinstance(tree, exp.SetOperation):
-        raise error_at(tree, f"{type(tree).__name__.upper()} is not supported")
-    if not isinstance(tree, exp.Select):
+    if not isinstance(tree, (exp.Select, exp.SetOperation)):
         raise SqlError(f"expected a SELECT statement, got {tree.key.upper()}")
     tree = tree.transform(_rewrite_shorthand)
-    assert isinstance(tree, exp.Select)
-    texts = _select_texts(sql, _tokens(text))
-    return ParsedSelect(sql, tree, emit, texts if texts is not None and len(texts) == len(tree.expressions) else None)
+    assert isinstance(tree, (exp.Select, exp.SetOperation))
+    texts = _select_texts(sql, _tokens(text)) if isinstance(tree, exp.Select) else None
+    count = len(tree.expressions) if isinstance(tree, exp.Select) else -1
+    return ParsedSelect(sql, tree, emit, texts if texts is not None and len(texts) == count else None)
 
 
 def _select_texts(sql: str, toks: list[Token]) -> list[str] | None:

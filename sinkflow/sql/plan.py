@@ -14,9 +14,10 @@ projection refers to ``__ws_ts``/``__we_ts`` (window bounds), ``__k<j>`` (group 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import pyarrow as pa
 from sqlglot import exp
@@ -24,14 +25,18 @@ from sqlglot import exp
 from sinkflow.errors import NotFound, SqlError
 from sinkflow.sql.aggregates import Aggregate
 from sinkflow.sql.functions import aggregate_call, function_name, is_aggregate, to_duckdb
-from sinkflow.sql.parse import DIALECT, EmitClause, interval_from_text, interval_micros, parse_select
+from sinkflow.sql.parse import DIALECT, EmitClause, ParsedSelect, interval_from_text, interval_micros, parse_select
 from sinkflow.sql.positions import error_at
-from sinkflow.streams.types import TP_TIME, Column
+from sinkflow.streams.types import TP_TIME, Column, parse_type
 
 SRC = "__src"
 WINDOW_COLUMNS = ("window_start", "window_end")
 DEFAULT_PERIOD_US = 2_000_000
-_SETTINGS = ("seek_to", "idle_timeout")
+#: The source name of a SELECT without FROM: one row with the column ``dummy``.
+ONE_ROW = "__one"
+#: The row's sequence number in its stream's log, a hidden column of every stream.
+SEQUENCE_COLUMN = "_tp_sn"
+_SETTINGS = ("seek_to", "idle_timeout", "query_mode")
 
 
 class StreamLookup(Protocol):
@@ -44,6 +49,24 @@ class _HasColumns(Protocol):
     columns: list[Column]
 
 
+class CompiledInput(Protocol):
+    """What the planner needs from a planned subquery, CTE or UNION: its output columns, whether
+    it ends, and the streams it reads."""
+
+    @property
+    def columns(self) -> list[Column]: ...
+
+    @property
+    def bounded(self) -> bool: ...
+
+    @property
+    def sources(self) -> list[str]: ...
+
+
+#: Compiles a planned subquery (its output columns come from running it on empty input).
+Compiler = Callable[["LogicalPlan | UnionAll"], CompiledInput]
+
+
 @dataclass(frozen=True)
 class SourceSpec:
     """The stream a query reads; ``bounded`` for ``table(stream)``; ``seek_to`` is 'earliest', 'latest',
@@ -52,6 +75,8 @@ class SourceSpec:
     stream: str
     bounded: bool
     seek_to: str
+    #: The compiled subquery, CTE or UNION read instead of a stream (``stream`` is then its name).
+    input: Any = None
 
 
 @dataclass(frozen=True)
@@ -141,7 +166,31 @@ class LogicalPlan:
 
     @property
     def sources(self) -> list[str]:
-        return [self.source.stream, *(lk.stream for lk in self.lookups if lk.stream != self.source.stream)]
+        first = list(self.source.input.sources) if self.source.input is not None else (
+            [] if self.source.stream == ONE_ROW else [self.source.stream])
+        return first + [lk.stream for lk in self.lookups if lk.stream not in first]
+
+
+@dataclass(frozen=True)
+class UnionAll:
+    """``UNION ALL`` of queries (each planned on its own), output named as the first one's."""
+
+    sql: str
+    inputs: tuple[LogicalPlan | UnionAll, ...]
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """What a query may read besides streams: the CTEs defined before it (each with the scope it
+    was defined in), the compiler of subqueries, and whether every stream is read as table()."""
+
+    sql: str
+    store: StreamLookup
+    compile: Compiler
+    ctes: dict[str, tuple[exp.Expression, _Scope]]
+    bounded: bool = False
+    #: The enclosing query's seek_to, which its subqueries' streams start from too.
+    seek_to: str | None = None
 
 
 @dataclass
@@ -169,9 +218,12 @@ class _Planner:
     """The state of planning one statement: its relations, window, dedup and the aggregate calls
     and argument columns collected so far. Every error it raises is positioned in ``sql``."""
 
-    def __init__(self, sql: str, store: StreamLookup) -> None:
-        self.sql = sql
-        self.store = store
+    def __init__(self, scope: _Scope) -> None:
+        self.scope = scope
+        self.sql = scope.sql
+        self.store = scope.store
+        self.inputs: dict[str, CompiledInput] = {}
+        self.input: CompiledInput | None = None
         self.relations: list[_Relation] = []
         self.window: WindowSpec | None = None
         self.dedup: DedupSpec | None = None
@@ -191,6 +243,8 @@ class _Planner:
 
     # -- sources ------------------------------------------------------------------------------
     def stream_columns(self, name: str, node: exp.Expression) -> list[Column]:
+        if name in self.inputs:
+            return list(self.inputs[name].columns)
         try:
             return list(self.store.get(name).columns)
         except NotFound:
@@ -201,8 +255,9 @@ class _Planner:
             return node.name
         raise self.err(node, f"{what} must name a stream, not '{node.sql(DIALECT)}'")
 
-    def source(self, node: exp.Expression) -> tuple[str, exp.Expression]:
-        """Unwrap ``table()``/``dedup()`` around a stream name; returns the stream and its name node."""
+    def source(self, node: exp.Expression, bounded: bool = False) -> tuple[str, exp.Expression]:
+        """Unwrap ``table()``/``dedup()`` around a stream, CTE or subquery; returns its name and
+        name node (a CTE or subquery is planned and compiled here, as table() if ``bounded``)."""
         if isinstance(node, exp.Table) and isinstance(node.this, exp.Anonymous):
             node = node.this
         if isinstance(node, exp.Anonymous):
@@ -212,19 +267,42 @@ class _Planner:
                 if len(args) != 1:
                     raise self.err(node, "table() takes one stream name")
                 self.bounded = True
-                return self.source(args[0])
+                return self.source(args[0], True)
             if fname == "dedup":
-                return self.dedup_source(node, args)
+                return self.dedup_source(node, args, bounded)
             if fname in ("tumble", "hop"):
                 raise self.err(node, f"{fname}() must be the outermost source of a query")
             if fname == "session":
                 raise self.err(node, "session windows are not supported")
             raise self.err(node, f"table function {fname}() is not supported")
-        if isinstance(node, (exp.Subquery, exp.Select)):
-            raise self.err(node, "subqueries are not supported")
-        return self._stream_name(node, "the source"), node
+        if isinstance(node, exp.Subquery):
+            name = node.alias or "subquery"
+            return self.subquery(name, node.this, self.scope, bounded), node
+        if isinstance(node, (exp.Select, exp.SetOperation)):
+            return self.subquery("subquery", node, self.scope, bounded), node
+        name = self._stream_name(node, "the source")
+        if name in self.scope.ctes and not (isinstance(node, exp.Table) and node.db):
+            cte, scope = self.scope.ctes[name]
+            return self.subquery(name, cte, scope, bounded), node
+        if bounded or self.scope.bounded:
+            self.bounded = True
+        return name, node
 
-    def dedup_source(self, node: exp.Anonymous, args: list[exp.Expression]) -> tuple[str, exp.Expression]:
+    def subquery(self, name: str, query: exp.Expression, scope: _Scope, bounded: bool) -> str:
+        """Plan and compile a CTE or subquery read as ``name``; a streaming one read through table()
+        (``bounded``) reads its streams as table() too."""
+        if name in self.inputs:
+            raise self.err(query, f"'{name}' is read twice in one FROM; give each an alias")
+        inner = _plan_query(query, replace(scope, bounded=scope.bounded or bounded or self.scope.bounded,
+                                           seek_to=self.scope.seek_to), None)
+        compiled = scope.compile(inner)
+        self.inputs[name] = compiled
+        self.input = compiled
+        if compiled.bounded:
+            self.bounded = True
+        return name
+
+    def dedup_source(self, node: exp.Anonymous, args: list[exp.Expression], bounded: bool) -> tuple[str, exp.Expression]:
         """``dedup(stream, key…[, ttl])``: record the dedup, return the stream and its name node."""
         if len(args) < 2:
             raise self.err(node, "dedup(stream, key…[, ttl]) needs a stream and at least one key column")
@@ -234,7 +312,7 @@ class _Planner:
             args = args[:-1]
         if len(args) < 2:
             raise self.err(node, "dedup(stream, key…[, ttl]) needs at least one key column")
-        stream, name_node = self.source(args[0])
+        stream, name_node = self.source(args[0], bounded)
         columns = {c.name: c for c in self.stream_columns(stream, name_node)}
         keys: list[str] = []
         for key in args[1:]:
@@ -251,7 +329,9 @@ class _Planner:
         is named at its position."""
         from_ = select.args.get("from_") or select.args.get("from")
         if from_ is None:
-            raise SqlError("a streaming query needs FROM <stream>")
+            # SELECT without FROM: one row (function examples such as SELECT to_int('1')).
+            self.bounded = True
+            return _Relation(SRC, set(), ONE_ROW, {"dummy": Column("dummy", parse_type("uint8"))})
         table = from_.this
         alias = table.args.get("alias") if isinstance(table, exp.Table) else None
         if alias is not None and alias.columns and not alias.name:
@@ -280,6 +360,9 @@ class _Planner:
         stream, name_node = self.source(args[0])
         columns = {c.name: c for c in self.stream_columns(stream, name_node)}
         time_col = TP_TIME
+        if len(args) == 1 + n_intervals and TP_TIME not in columns:
+            raise self.err(args[0], f"'{stream}' has no {TP_TIME} column: name the time column, "
+                                    f"{kind}({stream}, <datetime column>, …)")
         if len(args) == 2 + n_intervals:
             tnode = args[1]
             if not (isinstance(tnode, exp.Column) and not tnode.table):
@@ -341,6 +424,11 @@ class _Planner:
             ]
             if table and not any(table in r.labels for r in self.relations):
                 raise self.err(n.args["table"], f"unknown table '{table}' in column '{table}.{name}'")
+            if not matches and name == SEQUENCE_COLUMN and self.relations[0].stream != ONE_ROW and (
+                    not table or table in self.relations[0].labels):
+                ident = exp.to_identifier("__seq", quoted=True)
+                ident.meta.update(n.this.meta)
+                return exp.Column(this=ident, table=exp.to_identifier(SRC))
             if not matches:
                 where = f"stream '{self.relations[0].stream}'" if len(self.relations) == 1 and not table else "the query's sources"
                 raise self.err(n.this, f"unknown column '{name}' in {where}")
@@ -441,16 +529,38 @@ def _seek_to(p: _Planner, node: exp.Expression) -> str:
     value = _setting_value(node).strip()
     if value.lower() in ("earliest", "latest"):
         return value.lower()
+    if value.isdigit():
+        return f"sn:{value}"  # a sequence number of the stream's log
     if value.startswith("-") and (micros := interval_from_text(value[1:])) is not None:
         return f"-{micros}us"  # relative to when the query starts
     try:
         ts = datetime.fromisoformat(value)
     except ValueError:
-        raise p.err(node, f"seek_to must be 'earliest', 'latest', a timestamp like '2024-01-01 00:00:00'"
+        raise p.err(node, f"seek_to must be 'earliest', 'latest', a sequence number, a timestamp like '2024-01-01 00:00:00'"
                           f" or a time ago like '-1h', not '{value}'") from None
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=timezone.utc)
     return ts.isoformat()
+
+
+def _seek_from_where(p: _Planner, where: exp.Expression) -> str | None:
+    """Where a streaming query whose WHERE bounds ``_tp_sn`` or ``_tp_time`` from below starts
+    reading (Proton pushes such a predicate down as a seek); None when it has no such bound."""
+    terms = list(where.flatten()) if isinstance(where, exp.And) else [where]
+    for term in terms:
+        if not isinstance(term, (exp.GT, exp.GTE, exp.EQ, exp.LT, exp.LTE)):
+            continue
+        left, right = term.this, term.expression
+        if isinstance(term, (exp.LT, exp.LTE)):  # X < col  ==  col > X
+            left, right = right, left
+            term = (exp.GT if isinstance(term, exp.LT) else exp.GTE)(this=left, expression=right)
+        if not isinstance(left, exp.Column) or any(True for _ in right.find_all(exp.Column)):
+            continue
+        if left.name == SEQUENCE_COLUMN and isinstance(right, exp.Literal) and right.this.isdigit():
+            return f"sn:{int(right.this) + (1 if isinstance(term, exp.GT) else 0)}"
+        if left.name == TP_TIME:
+            return f"time:{p.duck(right)}"
+    return None
 
 
 def _idle_timeout(p: _Planner, node: exp.Expression) -> float:
@@ -467,7 +577,6 @@ def _idle_timeout(p: _Planner, node: exp.Expression) -> float:
 
 
 _UNSUPPORTED_CLAUSES = {
-    "with": "WITH (common table expressions)",
     "distinct": "SELECT DISTINCT",
     "qualify": "QUALIFY",
     "prewhere": "PREWHERE",
@@ -481,26 +590,81 @@ _UNSUPPORTED_CLAUSES = {
 }
 
 
-def build_plan(sql: str, store: StreamLookup) -> LogicalPlan:
-    """Plan a Timeplus SELECT against the streams in ``store``.
+def build_plan(sql: str, store: StreamLookup, compile_input: Compiler) -> LogicalPlan | UnionAll:
+    """Plan a Timeplus SELECT (with its CTEs, subqueries and UNION ALLs) against ``store``;
+    ``compile_input`` compiles each planned CTE or subquery (its output columns are the columns
+    its reader sees).
 
     Raises :class:`SqlError` (with a position where one is known) for SQL that does not parse, an
     unknown stream or column, a construct that is not supported (named in the message), and
     aggregation mistakes such as a column neither grouped nor aggregated.
     """
     parsed = parse_select(sql)
-    select = parsed.tree
-    p = _Planner(sql, store)
+    return _plan_query(parsed.tree, _Scope(sql, store, compile_input, {}), parsed)
+
+
+def _plan_query(node: exp.Expression, scope: _Scope, parsed: ParsedSelect | None) -> LogicalPlan | UnionAll:
+    """Plan a SELECT or UNION ALL with its WITH clause; ``parsed`` is the statement's own parse
+    (EMIT, written texts) when ``node`` is the whole statement."""
+    with_ = node.args.get("with_") or node.args.get("with")
+    if with_ is not None:
+        ctes = dict(scope.ctes)
+        for cte in with_.expressions:
+            if with_.args.get("recursive"):
+                raise error_at(cte, "WITH RECURSIVE is not supported")
+            ctes[cte.alias] = (cte.this, replace(scope, ctes=dict(ctes)))
+        scope = replace(scope, ctes=ctes)
+    if isinstance(node, exp.Subquery):
+        return _plan_query(node.this, scope, None)
+    if isinstance(node, exp.Union):
+        if node.args.get("distinct"):
+            raise error_at(node, "UNION DISTINCT is not supported; use UNION ALL")
+        for clause in ("order", "limit", "offset"):
+            if node.args.get(clause):
+                raise error_at(node.args[clause], f"{clause.upper()} after UNION ALL is not supported; "
+                                                  "wrap the union in a subquery: SELECT * FROM (… UNION ALL …) LIMIT n")
+        sides = [_plan_query(node.this, scope, None), _plan_query(node.expression, scope, None)]
+        inputs: list[LogicalPlan | UnionAll] = []
+        for side in sides:
+            inputs.extend(side.inputs if isinstance(side, UnionAll) else [side])
+        return UnionAll(node.sql(DIALECT) if parsed is None else parsed.sql, tuple(inputs))
+    if isinstance(node, exp.SetOperation):
+        raise error_at(node, f"{type(node).__name__.upper()} is not supported; use UNION ALL")
+    if not isinstance(node, exp.Select):
+        raise error_at(node, f"expected a SELECT, got {node.key.upper()}")
+    return _plan_select(node, scope, parsed)
+
+
+def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None) -> LogicalPlan:
+    sql = parsed.sql if parsed is not None else select.sql(DIALECT)
+    p = _Planner(scope)
     for key, label in _UNSUPPORTED_CLAUSES.items():
         if select.args.get(key):
             raise p.err(select.args[key], f"{label} is not supported in streaming queries")
     for win in select.find_all(exp.Window):
         raise p.err(win, "window functions (OVER …) are not supported")
-    for sub in select.find_all(exp.Subquery, exp.Exists):
-        raise p.err(sub, "subqueries are not supported")
-    if len([s for s in select.find_all(exp.Select)]) > 1:
-        raise SqlError("subqueries are not supported")
+    for sub in select.find_all(exp.Exists):
+        raise p.err(sub, "EXISTS subqueries are not supported; use a JOIN")
+    for key, value in select.args.items():
+        if key in ("from_", "joins", "with_"):
+            continue  # sources: subqueries there are planned as inputs
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, exp.Expression):
+                for sub in item.find_all(exp.Subquery, exp.Select):
+                    raise p.err(sub, "subqueries are supported in FROM (or as WITH … AS), not in expressions")
 
+    settings_items = list(select.args.get("settings") or [])
+    settings: dict[str, str] = {"seek_to": scope.seek_to} if scope.seek_to else {}
+    for item in settings_items:
+        if isinstance(item, exp.EQ) and item.this.name == "query_mode":
+            mode = _setting_value(item.expression).lower()
+            if mode not in ("table", "streaming"):
+                raise p.err(item.expression, f"query_mode must be 'table' or 'streaming', not '{mode}'")
+            if mode == "table":
+                p.scope = replace(p.scope, bounded=True)
+        elif isinstance(item, exp.EQ) and item.this.name == "seek_to" and not p.scope.bounded:
+            settings["seek_to"] = _seek_to(p, item.expression)
+            p.scope = replace(p.scope, seek_to=settings["seek_to"])
     p.relations.append(p.from_clause(select))
     stream = p.relations[0].stream
     lookups: list[Lookup] = []
@@ -520,22 +684,23 @@ def build_plan(sql: str, store: StreamLookup) -> LogicalPlan:
             raise p.err(join.this, "a JOIN needs ON <condition> or USING (columns)")
         lookups.append(Lookup(rel.stream, rel.name, how, p.duck(p.resolve(on, False))))
 
-    settings = {"seek_to": "latest"}
     idle_timeout: float | None = None
-    for item in select.args.get("settings") or []:
+    for item in settings_items:
         if not isinstance(item, exp.EQ):
             raise p.err(item, f"SETTINGS expects key=value, not '{item.sql(DIALECT)}'")
         name = item.this.name
         if name == "seek_to":
             if p.bounded:
-                raise p.err(item, "seek_to applies to streaming queries, not to table()")
+                raise p.err(item, "seek_to applies to streaming queries, not to table() or query_mode='table'")
             settings["seek_to"] = _seek_to(p, item.expression)
         elif name == "idle_timeout":
             idle_timeout = _idle_timeout(p, item.expression)
+        elif name == "query_mode":
+            pass  # applied before the sources were planned
         else:
             raise p.err(item.this, f"unknown setting '{name}'; supported: {', '.join(_SETTINGS)}")
 
-    written = dict(zip(map(id, select.expressions), parsed.select_texts or []))
+    written = dict(zip(map(id, select.expressions), (parsed.select_texts if parsed else None) or []))
     projections = p.expand_star(select)
     names = [_output_name(e, written.get(id(e))) for e in projections]
     for i, (name, node) in enumerate(zip(names, projections)):
@@ -554,13 +719,17 @@ def build_plan(sql: str, store: StreamLookup) -> LogicalPlan:
             if is_aggregate(n):
                 raise p.err(n, f"aggregate function {function_name(n)}() is not allowed in WHERE; use HAVING")
         where_sql = p.duck(p.resolve(where.this, False))
+        if "seek_to" not in settings and not p.bounded and p.input is None and stream != ONE_ROW:
+            seek = _seek_from_where(p, where.this)
+            if seek is not None:
+                settings["seek_to"] = seek
 
     group = select.args.get("group")
     having = select.args.get("having")
     is_agg = group is not None or having is not None or any(
         is_aggregate(n) for e in resolved for n in e.walk() if isinstance(n, exp.Expression)
     )
-    emit = parsed.emit
+    emit = parsed.emit if parsed is not None else None
     aggregate: AggregateSpec | None = None
     having_sql: str | None = None
     if is_agg:
@@ -591,7 +760,7 @@ def build_plan(sql: str, store: StreamLookup) -> LogicalPlan:
 
     return LogicalPlan(
         sql=sql,
-        source=SourceSpec(stream, p.bounded, settings["seek_to"]),
+        source=SourceSpec(stream, p.bounded, settings.get("seek_to", "latest"), p.input),
         dedup=p.dedup,
         lookups=tuple(lookups),
         where=where_sql,

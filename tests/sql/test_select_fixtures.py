@@ -1,7 +1,9 @@
-"""SELECT planning fixtures in the sqlglot style: input SQL → expected plan, or expected error and position."""
+"""SELECT planning fixtures in the sqlglot style: input SQL → expected operator tree (the pairs in
+``fixtures/plans.txt``), or expected error and position."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,113 +16,33 @@ from sinkflow.streams.types import Column, parse_type
 
 CARS = "cid string, speed_kmh float64, total_km float64, gas_percent float64, locked bool, in_use bool, _tp_time datetime64(3, 'UTC')"
 
-PLANS: list[tuple[str, str]] = [
-    (
-        "select window_end as time,cid,avg(speed_kmh) as speed_kmh,max(total_km) as total_km, avg(gas_percent) as "
-        "gas_percent,min(locked) as locked,min(in_use) as in_use from tumble(car_live_data,2s) group by cid, window_end",
-        "source=car_live_data | tumble(_tp_time, 2s) | group by 1 key(s): avg, max, avg, min, min | emit watermark delay 0s"
-        " | -> time datetime64(3, 'UTC'), cid string, speed_kmh float64, total_km float64, gas_percent float64,"
-        " locked bool, in_use bool",
-    ),
-    ("select * from car_live_data", f"source=car_live_data | emit rows | -> {CARS}"),
-    (
-        "select cid from car_live_data where speed_kmh > 100 and (cid in ('a', 'b') or not locked)",
-        "source=car_live_data | where | emit rows | -> cid string",
-    ),
-    (
-        "select median(speed_kmh), COUNT( * ),  p90(gas_percent) * 2, quantile(total_km, 0.5) from car_live_data",
-        "source=car_live_data | group by 0 key(s): quantile, count, p90, quantile | emit periodic 2s"
-        " | -> median(speed_kmh) float64, COUNT( * ) int64, p90(gas_percent) * 2 float64, quantile(total_km, 0.5) float64",
-    ),
-    (
-        "select cid, speed_kmh from car_live_data where speed_kmh > 100 limit 10",
-        "source=car_live_data | where | emit rows | limit 10 | -> cid string, speed_kmh float64",
-    ),
-    (
-        "select window_start, count() from hop(car_live_data, 1s, 5s) group by window_start\n"
-        "emit after watermark with delay 2s",
-        "source=car_live_data | hop(_tp_time, 1s, 5s) | group by 0 key(s): count | emit watermark delay 2s"
-        " | -> window_start datetime64(3, 'UTC'), count() int64",
-    ),
-    (
-        "select window_start, cid, p90(speed_kmh) from tumble(car_live_data, _tp_time, interval 1 minute) "
-        "group by window_start, cid having p90(speed_kmh) > 10 emit after watermark and delay 500ms",
-        "source=car_live_data | tumble(_tp_time, 60s) | group by 1 key(s): p90 | having | emit watermark delay 0.5s"
-        " | -> window_start datetime64(3, 'UTC'), cid string, p90(speed_kmh) float64",
-    ),
-    (
-        "select count(), count_distinct(cid) from car_live_data emit periodic 5s",
-        "source=car_live_data | group by 0 key(s): count, count_distinct | emit periodic 5s"
-        " | -> count() int64, count_distinct(cid) int64",
-    ),
-    (
-        "select cid, count(*) from car_live_data group by cid",
-        "source=car_live_data | group by 1 key(s): count | emit periodic 2s | -> cid string, count(*) int64",
-    ),
-    (
-        "select cid, count() as n from table(car_live_data) group by cid",
-        "source=table(car_live_data) | group by 1 key(s): count | emit final | -> cid string, n int64",
-    ),
-    (
-        "select window_start, sum(total_km) from tumble(table(car_live_data), 1h) group by window_start",
-        "source=table(car_live_data) | tumble(_tp_time, 3600s) | group by 0 key(s): sum | emit final"
-        " | -> window_start datetime64(3, 'UTC'), sum(total_km) float64",
-    ),
-    (
-        "select cid, speed_kmh from dedup(car_live_data, cid, 1m)",
-        "source=car_live_data | dedup(cid, 60s) | emit rows | -> cid string, speed_kmh float64",
-    ),
-    (
-        "select c.cid, license_plate from car_live_data c left join table(dim_car_info) d on c.cid = d.cid",
-        "source=car_live_data | left join table(dim_car_info) | emit rows | -> cid string, license_plate string",
-    ),
-    (
-        "select cid, count() from table(car_live_data) group by cid order by count() desc, 1 limit 3",
-        "source=table(car_live_data) | group by 1 key(s): count | emit final | order by 2 key(s) | limit 3"
-        " | -> cid string, count() int64",
-    ),
-    (
-        "select cid, d.cid, d.license_plate from car_live_data join table(dim_car_info) as d using (cid)",
-        "source=car_live_data | inner join table(dim_car_info) | emit rows | -> cid string, d.cid string, license_plate string",
-    ),
-    (
-        "select window_start, window_end, cid from tumble(car_live_data, 10s)",
-        "source=car_live_data | tumble(_tp_time, 10s) | emit rows"
-        " | -> window_start datetime64(3, 'UTC'), window_end datetime64(3, 'UTC'), cid string",
-    ),
-    (
-        "select cid from car_live_data settings seek_to='-1h'",
-        "source=car_live_data | emit rows | seek_to -3600000000us | -> cid string",
-    ),
-    (
-        "select cid from car_live_data settings seek_to='earliest', idle_timeout='5s'",
-        "source=car_live_data | emit rows | idle_timeout 5s | seek_to earliest | -> cid string",
-    ),
-    (
-        "select to_string(speed_kmh) as s, lower(cid), round(speed_kmh, 1), "
-        "case when locked then 'L' else 'U' end as lock from car_live_data",
-        "source=car_live_data | emit rows | -> s string, lower(cid) string, round(speed_kmh, 1) float64, lock string",
-    ),
-    (
-        "select cid, latest(speed_kmh), earliest(total_km), arg_max(cid, speed_kmh), quantile(speed_kmh, 0.99), "
-        "any(locked), sum(total_km), min_by(speed_kmh, total_km) from car_live_data group by cid",
-        "source=car_live_data | group by 1 key(s): latest, earliest, arg_max, quantile, any, sum, arg_min"
-        " | emit periodic 2s | -> cid string, latest(speed_kmh) float64, earliest(total_km) float64,"
-        " arg_max(cid, speed_kmh) string, quantile(speed_kmh, 0.99) float64, any(locked) bool,"
-        " sum(total_km) float64, min_by(speed_kmh, total_km) float64",
-    ),
-    (
-        "select cid, unique(cid) as u, group_array(speed_kmh) as speeds, quantile(speed_kmh, 0.9) as q from car_live_data"
-        " where in_use and xor(locked, speed_kmh > 100) group by cid",
-        "source=car_live_data | where | group by 1 key(s): unique, group_array, quantile | emit periodic 2s"
-        " | -> cid string, u int64, speeds array(float64), q float64",
-    ),
-    (
-        "select case cid when 'a' then 1 when 'b' then 2 else 0 end as k, "
-        "case when speed_kmh > 100 and not locked then 'fast' end as f from car_live_data",
-        "source=car_live_data | emit rows | -> k int32, f string",
-    ),
-]
+FIXTURES = Path(__file__).parent / "fixtures" / "plans.txt"
+_HEADER_END = "\n\n"
+
+
+def _read_fixtures() -> tuple[str, list[tuple[str, str]]]:
+    """The fixture file's header and its (SQL, expected tree) pairs."""
+    text = FIXTURES.read_text()
+    header, _, body = text.partition(_HEADER_END)
+    pairs = []
+    for entry in body.split("====\n"):
+        if entry.strip():
+            sql, _, tree = entry.partition("\n----\n")
+            pairs.append((sql.strip(), tree.rstrip("\n")))
+    return header, pairs
+
+
+PLANS = _read_fixtures()[1]
+
+
+def test_regenerate_fixtures(engine: Engine) -> None:
+    """With SINKFLOW_REGENERATE=1, rewrite the expected trees from the planner (then review the diff)."""
+    if not os.environ.get("SINKFLOW_REGENERATE"):
+        pytest.skip("set SINKFLOW_REGENERATE=1 to rewrite tests/sql/fixtures/plans.txt")
+    header, pairs = _read_fixtures()
+    body = "".join(f"{sql}\n----\n{engine.plan(sql).describe()}\n====\n" for sql, _ in pairs)
+    FIXTURES.write_text(header + _HEADER_END + body)
+
 
 ERRORS: list[tuple[str, str, tuple[int, int] | None]] = [
     ("select speed from car_live_data", "unknown column 'speed' in stream 'car_live_data'", (1, 8)),
@@ -140,7 +62,15 @@ ERRORS: list[tuple[str, str, tuple[int, int] | None]] = [
     ("select cid from car_live_data join dim_car_info on car_live_data.cid = dim_car_info.cid",
      "a stream can only be joined with a dimension written table(stream)", (1, 36)),
     ("select count() from session(car_live_data, 5s)", "session windows are not supported", (1, 21)),
-    ("select x from (select cid as x from car_live_data)", "subqueries are not supported", None),
+    ("select cid from car_live_data\nwhere cid in (select cid from dim_car_info)",
+     "subqueries are supported in FROM (or as WITH … AS), not in expressions", (2, 22)),
+    ("with x as (select cid from car_live_data)\nselect count() from tumble(x, 2s) group by window_start",
+     "'x' has no _tp_time column: name the time column", (2, 28)),
+    ("select cid from car_live_data union select cid from car_live_data", "Expected DISTINCT or ALL for Union", (1, 37)),
+    ("select cid from car_live_data union distinct select cid from car_live_data",
+     "UNION DISTINCT is not supported; use UNION ALL", None),
+    ("select cid from car_live_data union all select cid, speed_kmh from car_live_data",
+     "UNION ALL: query 2 has 2 column(s), the first has 1", None),
     ("select top_k(cid, 3) from car_live_data", "unknown function 'top_k'", (1, 8)),
     ("select array_join(cid) from car_live_data", "array_join is not supported", (1, 8)),
     ("select quantile(speed_kmh) from car_live_data", "function 'quantile' takes 2 arguments, got 1", (1, 8)),
@@ -178,8 +108,7 @@ ERRORS: list[tuple[str, str, tuple[int, int] | None]] = [
     ("select count() from hop(car_live_data, 5s, 1s) group by window_start", "hop() slide must not be larger than its size", None),
     ("select cid from hop(car_live_data, 1s, 5s)", "hop() without aggregation is not supported", None),
     ("select cid, row_number() over (partition by cid) from car_live_data", "window functions (OVER …) are not supported", (1, 13)),
-    ("select cid from car_live_data union all select cid from car_live_data", "UNION is not supported", None),
-    ("select cid from car_live_data settings seek_to='yesterday'", "seek_to must be 'earliest', 'latest', a timestamp", (1, 48)),
+    ("select cid from car_live_data settings seek_to='yesterday'", "seek_to must be 'earliest', 'latest', a sequence number, a timestamp", (1, 48)),
     ("select cid from table(car_live_data) settings seek_to='earliest'", "seek_to applies to streaming queries", None),
     ("select cid, cid from car_live_data", "duplicate output column 'cid'", None),
     ("select cid from dedup(car_live_data, nope, 5s)", "dedup key 'nope' must be a column of stream 'car_live_data'", (1, 38)),
