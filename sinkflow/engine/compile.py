@@ -183,8 +183,19 @@ def _describe_window(lg: LogicalPlan) -> str:
 
 def _describe_emit(lg: LogicalPlan) -> str:
     emit = lg.emit
-    detail = {"watermark": f" delay {emit.delay_us / 1e6:g}s", "periodic": f" {emit.period_us / 1e6:g}s"}
+    period = f"{emit.period_us / 1e6:g}s"
+    detail = {"watermark": f" delay {emit.delay_us / 1e6:g}s", "periodic": f" {period}",
+              "update": f" every {period}" if emit.period_us else " every step"}
     text = f"{emit.mode}{detail.get(emit.mode, '')}"
+    if emit.early == "periodic":
+        text += f", early periodic {period}"
+    elif emit.early == "update":
+        text += f", early update {'every ' + period if emit.period_us else 'every step'}"
+    for flag in ("repeat", "changelog", "per_event"):
+        if getattr(emit, flag):
+            text += f", {flag.replace('_', ' ')}"
+    if emit.timeout_us is not None:
+        text += f", timeout {emit.timeout_us / 1e6:g}s"
     if lg.idle_timeout is not None:
         text += f" idle_timeout {lg.idle_timeout:g}s"
     return text
@@ -282,6 +293,8 @@ def _state_columns(plan: LogicalPlan, step: Literal["partials", "merges"], float
 
 def _fold_sql(plan: LogicalPlan, floats: frozenset[str]) -> str:
     aggs = _state_columns(plan, "partials", floats)
+    if plan.emit.tracks_updates:
+        aggs.append("true AS __u")  # the group changed since the last emit
     keys = _key_cols(plan)
     select = ", ".join(keys + aggs)
     pre = _pre_sql(plan)
@@ -301,6 +314,8 @@ def _fold_sql(plan: LogicalPlan, floats: frozenset[str]) -> str:
 
 def _merge_sql(plan: LogicalPlan, floats: frozenset[str]) -> str:
     merges = _state_columns(plan, "merges", floats)
+    if plan.emit.tracks_updates:
+        merges.append("bool_or(__u) AS __u")
     keys = _key_cols(plan)
     return (
         f"SELECT {', '.join(keys + merges)} FROM (SELECT * FROM __state UNION ALL SELECT * FROM __fold)"
@@ -321,13 +336,16 @@ def _final_sql(plan: LogicalPlan, result_types: list[str]) -> str:
         for i, call in enumerate(agg.calls)
     ]
     cols = ", ".join(f"{sql} AS {_q(name)}" for name, sql in plan.projection)
+    if plan.emit.changelog:
+        cols += "".join(f", {k}" for k in _key_cols(plan))  # which group each row is: to retract it later
     where = f" WHERE {plan.having}" if plan.having else ""
     return f"SELECT {cols} FROM (SELECT {', '.join(inner)} FROM __closing){where}"
 
 
-def closing_input(plan: LogicalPlan, partials: pa.Table) -> pa.Table:
+def closing_input(plan: LogicalPlan, partials: pa.Table, version: int = 0) -> pa.Table:
     """Merged partials ready for the final query: ordered by window and group keys (the output
-    order), with the window bounds ``__ws_ts``/``__we_ts`` as UTC datetimes."""
+    order), with the window bounds ``__ws_ts``/``__we_ts`` as UTC datetimes, the emit's number
+    ``__emit_version`` (``version``) and, for a changelog, ``__tp_delta`` = 1."""
     keys = _key_cols(plan)
     if keys and partials.num_rows > 1:
         try:
@@ -341,6 +359,9 @@ def closing_input(plan: LogicalPlan, partials: pa.Table) -> pa.Table:
         ws = partials.column("__ws")
         partials = partials.append_column("__ws_ts", ws.cast(_BOUND_TYPE)).append_column(
             "__we_ts", pc.add(ws, plan.window.size_us).cast(_BOUND_TYPE))
+    partials = partials.append_column("__emit_version", pa.repeat(pa.scalar(version, pa.int64()), partials.num_rows))
+    if plan.emit.changelog:
+        partials = partials.append_column("__tp_delta", pa.repeat(pa.scalar(1, pa.int8()), partials.num_rows))
     return partials
 
 

@@ -97,15 +97,24 @@ _EMIT_END = {TokenType.SETTINGS, TokenType.LIMIT, TokenType.ORDER_BY, TokenType.
 
 @dataclass(frozen=True)
 class EmitClause:
-    """A parsed ``EMIT`` clause.
+    """A parsed ``EMIT`` clause: the policies it names, intervals in microseconds.
 
-    ``kind`` is ``"watermark"`` (``EMIT AFTER WATERMARK [WITH|AND DELAY d]``) or ``"periodic"``
-    (``EMIT PERIODIC d``); ``interval_us`` is the delay or the period in microseconds.
+    ``after_close``: ``AFTER WINDOW CLOSE`` (or the older ``AFTER WATERMARK``), ``delay_us`` its
+    ``WITH DELAY``; ``periodic_us``: ``PERIODIC d`` (``repeat``: ``REPEAT``); ``on_update``:
+    ``ON UPDATE`` (``batch_us``: ``WITH BATCH d``); ``changelog``: ``CHANGELOG``;
+    ``timeout_us``: ``TIMEOUT d``; ``per_event``: ``PER EVENT``. ``EMIT STREAM`` names the default.
     """
 
-    kind: Literal["watermark", "periodic"]
-    interval_us: int
     position: Position
+    after_close: bool = False
+    delay_us: int = 0
+    periodic_us: int | None = None
+    repeat: bool = False
+    on_update: bool = False
+    batch_us: int | None = None
+    changelog: bool = False
+    timeout_us: int | None = None
+    per_event: bool = False
 
 
 @dataclass(frozen=True)
@@ -155,36 +164,93 @@ def _tokens(sql: str) -> list[Token]:
         raise SqlError(f"invalid SQL: {e}") from e
 
 
-def _emit_interval(sql: str, toks: list[Token], what: str) -> int:
-    if not toks:
-        raise SqlError(f"{what} needs an interval such as 2s")
-    words = [t.text for t in toks]
-    if words[0].lower() == "interval":
-        words = words[1:]
+_UNIT_WORDS = {*_UNIT_MICROS, *(f"{u}s" for u in _UNIT_MICROS)}
+
+
+def _take_interval(sql: str, toks: list[Token], i: int, what: str) -> tuple[int, int]:
+    """The interval written at ``toks[i:]`` (``2s``, ``'2s'``, ``2 second``, ``INTERVAL 2 SECOND``):
+    its microseconds and the index after it."""
+    start = i
+    if i < len(toks) and toks[i].text.lower() == "interval":
+        i += 1
+    if i >= len(toks):
+        at = toks[start - 1] if start else None
+        raise located(f"{what} needs an interval such as 2s", position_at(sql, at.end + 1) if at else None)
+    words = [toks[i].text]
+    i += 1
+    if i < len(toks) and toks[i].text.lower() in _UNIT_WORDS and toks[i - 1].token_type == TokenType.NUMBER:
+        words.append(toks[i].text)
+        i += 1
     micros = interval_from_text(" ".join(words))
     if micros is None or micros <= 0:
-        raise located(f"{what}: '{' '.join(t.text for t in toks)}' is not an interval such as 2s",
-                      position_at(sql, toks[0].start))
-    return micros
+        raise located(f"{what}: '{' '.join(words)}' is not an interval such as 2s", position_at(sql, toks[start].start))
+    return micros, i
 
 
 def _parse_emit(sql: str, toks: list[Token]) -> EmitClause:
-    pos = position_at(sql, toks[0].start)
-    words = [t.text.lower() for t in toks[1:]]
-    if words[:1] == ["periodic"]:
-        return EmitClause("periodic", _emit_interval(sql, toks[2:], "EMIT PERIODIC"), pos)
-    if words[:2] == ["after", "watermark"]:
-        rest = toks[3:]
-        if not rest:
-            return EmitClause("watermark", 0, pos)
-        if len(rest) >= 2 and rest[0].text.lower() in ("with", "and") and rest[1].text.lower() == "delay":
-            return EmitClause("watermark", _emit_interval(sql, rest[2:], "EMIT AFTER WATERMARK WITH DELAY"), pos)
-        bad = rest[0]
-        raise located(f"unexpected '{bad.text}' in EMIT clause; expected WITH DELAY <interval>",
-                      position_at(sql, bad.start))
-    construct = " ".join(t.text.upper() for t in toks[: min(len(toks), 3)])
-    raise located(f"{construct} is not supported; use EMIT AFTER WATERMARK [WITH DELAY <interval>] or "
-                  "EMIT PERIODIC <interval>", pos)
+    """The policies of ``EMIT …`` (see :class:`EmitClause`); anything else is an error at its word."""
+    values: dict[str, Any] = {}
+    words = [t.text.lower() for t in toks]
+    i = 1
+
+    def expect(*names: str) -> None:
+        nonlocal i
+        for name in names:
+            if i >= len(toks) or words[i] != name:
+                at = toks[i] if i < len(toks) else toks[-1]
+                raise located(f"expected {name.upper()} in EMIT clause, not '{at.text if i < len(toks) else ''}'",
+                              position_at(sql, at.start))
+            i += 1
+
+    while i < len(toks):
+        word = words[i]
+        if word in ("and", "stream"):
+            i += 1
+        elif word == "changelog":
+            values["changelog"] = True
+            i += 1
+        elif word == "periodic":
+            values["periodic_us"], i = _take_interval(sql, toks, i + 1, "EMIT PERIODIC")
+            if i < len(toks) and words[i] == "repeat":
+                values["repeat"] = True
+                i += 1
+        elif word == "after":
+            i += 1
+            if i < len(toks) and words[i] == "watermark":
+                i += 1
+            elif i < len(toks) and words[i] == "window":
+                i += 1
+                expect("close")
+            else:
+                at = toks[i] if i < len(toks) else toks[-1]
+                raise located("EMIT AFTER expects WINDOW CLOSE or WATERMARK"
+                              + (" (EMIT AFTER SESSION CLOSE is not supported; use session() windows)"
+                                 if i < len(toks) and words[i] == "session" else ""), position_at(sql, at.start))
+            values["after_close"] = True
+        elif word == "with" and i + 1 < len(toks) and words[i + 1] == "delay":
+            values["delay_us"], i = _take_interval(sql, toks, i + 2, "EMIT … WITH DELAY")
+        elif word == "delay":  # AND DELAY
+            values["delay_us"], i = _take_interval(sql, toks, i + 1, "EMIT … AND DELAY")
+        elif word == "with" and i + 1 < len(toks) and words[i + 1] == "batch":
+            values["batch_us"], i = _take_interval(sql, toks, i + 2, "EMIT ON UPDATE WITH BATCH")
+        elif word == "on":
+            i += 1
+            expect("update")
+            values["on_update"] = True
+        elif word == "timeout":
+            values["timeout_us"], i = _take_interval(sql, toks, i + 1, "EMIT TIMEOUT")
+        elif word == "per":
+            i += 1
+            expect("event")
+            values["per_event"] = True
+        elif word == "last":
+            raise located("EMIT LAST is not supported; filter recent rows instead: WHERE _tp_time > now() - <interval>",
+                          position_at(sql, toks[i].start))
+        else:
+            raise located(f"unexpected '{toks[i].text}' in EMIT clause; expected AFTER WINDOW CLOSE, PERIODIC <interval>, "
+                          "ON UPDATE, CHANGELOG, TIMEOUT <interval>, PER EVENT or WITH DELAY <interval>",
+                          position_at(sql, toks[i].start))
+    return EmitClause(position_at(sql, toks[0].start), **values)
 
 
 def _cut_emit(sql: str) -> tuple[str, EmitClause | None]:

@@ -26,7 +26,7 @@ from sinkflow.errors import NotFound, SqlError
 from sinkflow.sql.aggregates import Aggregate
 from sinkflow.sql.functions import aggregate_call, function_name, is_aggregate, to_duckdb
 from sinkflow.sql.parse import DIALECT, EmitClause, ParsedSelect, interval_from_text, interval_micros, parse_select
-from sinkflow.sql.positions import error_at
+from sinkflow.sql.positions import error_at, located
 from sinkflow.streams.types import TP_TIME, Column, parse_type
 
 SRC = "__src"
@@ -36,6 +36,8 @@ DEFAULT_PERIOD_US = 2_000_000
 ONE_ROW = "__one"
 #: The row's sequence number in its stream's log, a hidden column of every stream.
 SEQUENCE_COLUMN = "_tp_sn"
+#: +1 (a row) or -1 (a retraction of a row emitted before) in an EMIT CHANGELOG query's output.
+DELTA_COLUMN = "_tp_delta"
 _SETTINGS = ("seek_to", "idle_timeout", "query_mode")
 
 
@@ -133,12 +135,32 @@ class AggregateSpec:
 
 @dataclass(frozen=True)
 class EmitSpec:
-    """When results come out: per row ('rows'), when the watermark passes a window ('watermark'),
-    every ``period_us`` of processing time ('periodic'), or once at the end of a bounded query ('final')."""
+    """When results come out.
 
-    mode: Literal["rows", "watermark", "periodic", "final"]
+    ``mode``: per row ('rows'); when the watermark passes a window ('watermark'); every
+    ``period_us`` of processing time when rows arrived since the last emit, every time with
+    ``repeat`` ('periodic', global aggregation); the groups changed since the last emit, after
+    each step or every ``period_us`` when not 0 ('update'); once at the end of a bounded query
+    ('final'). A window's ``early`` results come before it closes: 'periodic' (every open
+    window, every ``period_us``) or 'update' (changed groups only; the window's close then emits
+    nothing more). ``changelog``: every emitted row of a group retracts the group's previous row
+    first (``_tp_delta`` −1, then +1). ``timeout_us``: open windows close after that long without
+    input. ``per_event``: every input row is a step of its own.
+    """
+
+    mode: Literal["rows", "watermark", "periodic", "update", "final"]
     delay_us: int = 0
     period_us: int = DEFAULT_PERIOD_US
+    repeat: bool = False
+    changelog: bool = False
+    early: Literal["", "periodic", "update"] = ""
+    timeout_us: int | None = None
+    per_event: bool = False
+
+    @property
+    def tracks_updates(self) -> bool:
+        """Whether the partial aggregates mark the groups changed since the last emit."""
+        return self.mode == "update" or self.early == "update"
 
 
 @dataclass(frozen=True)
@@ -163,6 +185,10 @@ class LogicalPlan:
     @property
     def bounded(self) -> bool:
         return self.source.bounded
+
+    def projection_index(self, sql: str) -> int:
+        """The output column computed by ``sql`` exactly (ValueError if none)."""
+        return [p for _, p in self.projection].index(sql)
 
     @property
     def sources(self) -> list[str]:
@@ -224,6 +250,7 @@ class _Planner:
         self.store = scope.store
         self.inputs: dict[str, CompiledInput] = {}
         self.input: CompiledInput | None = None
+        self.changelog = False  # EMIT CHANGELOG: _tp_delta names each row's +1/-1
         self.relations: list[_Relation] = []
         self.window: WindowSpec | None = None
         self.dedup: DedupSpec | None = None
@@ -424,6 +451,8 @@ class _Planner:
             ]
             if table and not any(table in r.labels for r in self.relations):
                 raise self.err(n.args["table"], f"unknown table '{table}' in column '{table}.{name}'")
+            if not matches and name == DELTA_COLUMN and self.changelog and not table:
+                return exp.column("__tp_delta")
             if not matches and name == SEQUENCE_COLUMN and self.relations[0].stream != ONE_ROW and (
                     not table or table in self.relations[0].labels):
                 ident = exp.to_identifier("__seq", quoted=True)
@@ -506,6 +535,10 @@ class _Planner:
                 return exp.column("__ws_ts" if n.name == "__window_start" else "__we_ts")
             if is_aggregate(n):
                 return self.aggregate_ref(n)
+            if isinstance(n, exp.Anonymous) and function_name(n) == "emit_version":
+                if n.expressions:
+                    raise self.err(n, "emit_version() takes no arguments")
+                return exp.column("__emit_version")
             return n
 
         rewritten = node.transform(sub)
@@ -541,6 +574,13 @@ def _seek_to(p: _Planner, node: exp.Expression) -> str:
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=timezone.utc)
     return ts.isoformat()
+
+
+def _constant_delta(node: exp.Expression) -> exp.Expression:
+    """``_tp_delta`` of a query without aggregation: every row is an insertion (+1)."""
+    if isinstance(node, exp.Column) and node.name == "__tp_delta" and not node.table:
+        return exp.cast(exp.Literal.number(1), exp.DataType.build("TINYINT"))
+    return node
 
 
 def _seek_from_where(p: _Planner, where: exp.Expression) -> str | None:
@@ -700,8 +740,12 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
         else:
             raise p.err(item.this, f"unknown setting '{name}'; supported: {', '.join(_SETTINGS)}")
 
+    emit = parsed.emit if parsed is not None else None
+    p.changelog = emit is not None and emit.changelog
     written = dict(zip(map(id, select.expressions), (parsed.select_texts if parsed else None) or []))
     projections = p.expand_star(select)
+    if p.changelog and not any(_output_name(e) == DELTA_COLUMN for e in projections):
+        projections.append(exp.column(DELTA_COLUMN))  # a changelog's rows always say what they do
     names = [_output_name(e, written.get(id(e))) for e in projections]
     for i, (name, node) in enumerate(zip(names, projections)):
         if name in names[:i] and isinstance(node, exp.Column) and node.table:
@@ -729,7 +773,6 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
     is_agg = group is not None or having is not None or any(
         is_aggregate(n) for e in resolved for n in e.walk() if isinstance(n, exp.Expression)
     )
-    emit = parsed.emit if parsed is not None else None
     aggregate: AggregateSpec | None = None
     having_sql: str | None = None
     if is_agg:
@@ -742,10 +785,14 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
     else:
         if p.window is not None and p.window.kind == "hop":
             raise SqlError("hop() without aggregation is not supported; use tumble() or GROUP BY")
-        if emit is not None:
-            raise SqlError(f"EMIT needs an aggregation (GROUP BY or an aggregate function) (line {emit.position.line}, column {emit.position.column})", position=emit.position)
+        emit_spec = _rows_emit(emit)
+        for e in resolved:
+            for call in e.find_all(exp.Anonymous):
+                if function_name(call) == "emit_version":
+                    raise p.err(call, "emit_version() numbers the emits of a streaming aggregation; "
+                                      "this query has no aggregation")
+        resolved = [e.transform(_constant_delta) for e in resolved]
         projection = tuple((n, p.duck(e)) for n, e in zip(names, resolved))
-        emit_spec = EmitSpec("rows")
 
     order_by = _order_by(p, select.args.get("order"), names, projections)
     limit_node = select.args.get("limit")
@@ -837,19 +884,34 @@ def _having_expr(p: _Planner, node: exp.Expression, aliases: dict[str, exp.Expre
 
 
 def _agg_emit(p: _Planner, emit: EmitClause | None) -> EmitSpec:
+    """The emit policy of an aggregation (see :class:`EmitSpec`) from its EMIT clause."""
     if p.bounded:
         return EmitSpec("final")
+    if emit is None:
+        return EmitSpec("watermark") if p.window is not None else EmitSpec("periodic")
+    update_period = emit.batch_us if emit.batch_us is not None else (emit.periodic_us or 0)
+    updates = emit.on_update or emit.changelog or emit.per_event
     if p.window is not None:
-        if emit is not None and emit.kind == "periodic":
-            raise SqlError(
-                f"EMIT PERIODIC with a tumble/hop window is not supported; windows emit when the watermark passes them"
-                f" (line {emit.position.line}, column {emit.position.column})",
-                position=emit.position,
-            )
-        return EmitSpec("watermark", delay_us=emit.interval_us if emit else 0)
-    if emit is not None and emit.kind == "watermark":
-        raise SqlError(
-            f"EMIT AFTER WATERMARK needs a tumble() or hop() window (line {emit.position.line}, column {emit.position.column})",
-            position=emit.position,
-        )
-    return EmitSpec("periodic", period_us=emit.interval_us if emit else DEFAULT_PERIOD_US)
+        if updates:
+            return EmitSpec("watermark", emit.delay_us, update_period, changelog=emit.changelog, early="update",
+                            timeout_us=emit.timeout_us, per_event=emit.per_event)
+        if emit.periodic_us is not None:
+            return EmitSpec("watermark", emit.delay_us, emit.periodic_us, emit.repeat, early="periodic",
+                            timeout_us=emit.timeout_us)
+        return EmitSpec("watermark", emit.delay_us, timeout_us=emit.timeout_us)
+    if emit.after_close:
+        raise located("EMIT AFTER WINDOW CLOSE needs a tumble() or hop() window; a global aggregation emits "
+                      "PERIODIC <interval> or ON UPDATE", emit.position)
+    if updates:
+        return EmitSpec("update", period_us=update_period, changelog=emit.changelog, per_event=emit.per_event)
+    return EmitSpec("periodic", period_us=emit.periodic_us or DEFAULT_PERIOD_US, repeat=emit.repeat)
+
+
+def _rows_emit(emit: EmitClause | None) -> EmitSpec:
+    """The emit policy of a query without aggregation: its rows as they come (EMIT CHANGELOG adds
+    ``_tp_delta`` = 1; policies that need an aggregation are errors)."""
+    if emit is not None and (emit.after_close or emit.periodic_us is not None or emit.on_update or emit.timeout_us):
+        raise located("EMIT AFTER WINDOW CLOSE / PERIODIC / ON UPDATE / TIMEOUT need an aggregation "
+                      "(GROUP BY or an aggregate function); a query without one emits every row as it comes",
+                      emit.position)
+    return EmitSpec("rows", changelog=emit is not None and emit.changelog)

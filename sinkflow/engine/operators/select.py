@@ -62,7 +62,14 @@ class SelectOperator(Operator):
         self._dims: list[Stream] = [store.get(lk.stream) for lk in self.logical.lookups]
         self._dim_heads: list[int] = [-1] * len(self._dims)
         self._con = connect()
-        self._idle = self.logical.idle_timeout if self.logical.idle_timeout is not None else idle_timeout
+        emit = self.logical.emit
+        self._emit = emit
+        if emit.timeout_us is not None:
+            self._idle: float | None = emit.timeout_us / 1e6
+        else:
+            self._idle = self.logical.idle_timeout if self.logical.idle_timeout is not None else idle_timeout
+        self._keys = (["__ws"] if self.logical.window is not None else []) + [
+            f"__k{j}" for j in range(len(self.logical.aggregate.keys) if self.logical.aggregate else 0)]
         window = self.logical.window
         self._size = window.size_us if window else 0
         self._slide = window.slide_us if window else 0
@@ -79,6 +86,8 @@ class SelectOperator(Operator):
         self._held: list[pa.Table] = []
         self._dirty = False
         self._emitted = 0
+        self._version = 0  # emit_version() of the next emit
+        self._last: pa.Table | None = None  # a changelog's last emitted row per group, with its keys
         self._stats = {"late_rows_dropped": 0, "windows_emitted": 0, "rows_emitted": 0, "dedup_rows_dropped": 0}
         now = time.monotonic()
         self._last_input = now
@@ -86,6 +95,13 @@ class SelectOperator(Operator):
 
     # -- the operator interface ----------------------------------------------------------------
     def push(self, port: int, entries: Entries) -> list[pa.Table]:
+        if self._emit.per_event:
+            # Every row is a step of its own: each one emits the groups it changed.
+            return [t for seq, batch in entries for i in range(batch.num_rows)
+                    for t in self._push([(seq + i, batch.slice(i, 1))])]
+        return self._push(entries)
+
+    def _push(self, entries: Entries) -> list[pa.Table]:
         out: list[pa.Table] = []
         if entries:
             self._last_input = time.monotonic()
@@ -104,7 +120,7 @@ class SelectOperator(Operator):
 
     def due(self, now: float) -> float:
         waits = [float("inf")]
-        if self.logical.emit.mode == "periodic" and self._dirty:
+        if self._ticks() and (self._dirty or self._emit.repeat):
             waits.append(self._next_tick - now)
         if self._idle is not None and self._open_groups():
             waits.append(self._last_input + self._idle - now)
@@ -236,10 +252,31 @@ class SelectOperator(Operator):
         fold = self._run(plan.fold_sql, __raw=raw)
         self._partials = fold if self._partials is None else self._merge(self._partials, fold.cast(self._partials.schema))
         self._dirty = True
+        out: list[pa.Table] = []
+        if self._emit.tracks_updates and self._emit.period_us == 0:
+            out.extend(self._updates())
         if self.logical.window is not None:
-            return self._close()
-        return []
+            out.extend(self._close())
+        return out
 
+    def _ticks(self) -> bool:
+        """Whether the emit policy has a processing-time period."""
+        emit = self._emit
+        return emit.mode == "periodic" or emit.early == "periodic" or (emit.tracks_updates and emit.period_us > 0)
+
+    def _updates(self) -> list[pa.Table]:
+        """The groups changed since the last emit (a changelog retracting their previous rows first)."""
+        partials = self._partials
+        if partials is None or partials.num_rows == 0:
+            return []
+        changed_mask = partials.column("__u")
+        if not pc.any(changed_mask).as_py():
+            return []
+        changed = partials.filter(changed_mask)
+        index = partials.schema.get_field_index("__u")
+        self._partials = partials.set_column(index, "__u", pa.repeat(pa.scalar(False), partials.num_rows))
+        self._dirty = False
+        return [self._final(changed)]
     def _merge(self, state: pa.Table, fold: pa.Table) -> pa.Table:
         """Open groups with the newly folded ones; only windows present in both need DuckDB."""
         assert self.plan.merge_sql is not None
@@ -266,17 +303,48 @@ class SelectOperator(Operator):
         closing = self._partials.filter(closing_mask)
         self._partials = self._partials.filter(pc.invert(closing_mask))
         self._stats["windows_emitted"] += len(pc.unique(closing.column("__ws")))
+        if self._emit.early == "update":
+            # Its changes were emitted as they came: the close only frees the window.
+            if self._last is not None:
+                self._last = self._last.filter(pc.greater(pc.add(self._last.column("__ws"), self._size), frontier))
+            return []
         return [self._final(closing)]
 
     def _final(self, partials: pa.Table) -> pa.Table:
+        """The output rows of ``partials`` (one emit: they share its emit_version())."""
         assert self.plan.final_sql is not None
-        return self._conform(self._run(self.plan.final_sql, __closing=closing_input(self.logical, partials)))
+        rows = self._run(self.plan.final_sql, __closing=closing_input(self.logical, partials, self._version))
+        self._version += 1
+        if self._emit.changelog:
+            return self._conform(self._retract(rows))
+        return self._conform(rows)
+
+    def _retract(self, rows: pa.Table) -> pa.Table:
+        """``rows`` (output columns, then their group's keys) preceded by the retraction (``_tp_delta``
+        −1) of each group's previously emitted row; remembers ``rows`` as the groups' last ones."""
+        width = len(self.schema)
+        if self._last is None or self._last.num_rows == 0 or rows.num_rows == 0:
+            old = rows.slice(0, 0)
+        else:
+            match = " AND ".join(f"l.{k} IS NOT DISTINCT FROM n.{k}" for k in self._keys) or "true"
+            old = self._run(f"SELECT l.* FROM __last l SEMI JOIN __new n ON {match}", __last=self._last, __new=rows)
+            kept = self._run(f"SELECT l.* FROM __last l ANTI JOIN __new n ON {match}", __last=self._last, __new=rows)
+            self._last = kept.cast(rows.schema)
+        self._last = rows if self._last is None or self._last.num_rows == 0 else pa.concat_tables([self._last, rows])
+        delta = self.logical.projection_index("__tp_delta")
+        old = old.set_column(delta, old.schema.field(delta), pa.repeat(pa.scalar(-1, old.schema.field(delta).type),
+                                                                       old.num_rows))
+        both = pa.concat_tables([old.cast(rows.schema), rows])
+        return both.select(list(range(width)))
 
     def _timers(self, now: float) -> list[pa.Table]:
-        mode = self.logical.emit.mode
-        if mode == "periodic" and now >= self._next_tick:
-            self._next_tick = now + self.logical.emit.period_us / 1e6
-            if self._dirty and self._partials is not None:
+        emit = self._emit
+        mode = emit.mode
+        if self._ticks() and now >= self._next_tick:
+            self._next_tick = now + emit.period_us / 1e6
+            if emit.tracks_updates:
+                return self._updates()
+            if (self._dirty or emit.repeat) and self._partials is not None and self._partials.num_rows:
                 self._dirty = False
                 return [self._final(self._partials)]
         if (mode == "watermark" and self._idle is not None and self._open_groups()
@@ -323,7 +391,7 @@ class SelectOperator(Operator):
     # -- snapshots ---------------------------------------------------------------------------
     def snapshot(self) -> tuple[dict[str, Any], dict[str, pa.Table]]:
         meta = {"watermark": self._watermark, "dirty": self._dirty, "emitted": self._emitted,
-                "finished": self.finished, "stats": self._stats}
+                "finished": self.finished, "stats": self._stats, "version": self._version}
         tables: dict[str, pa.Table] = {}
         if self._partials is not None:
             tables["partials"] = self._partials
@@ -331,6 +399,8 @@ class SelectOperator(Operator):
             tables["dedup"] = self._dedup.to_table()
         if self._held:
             tables["held"] = pa.concat_tables(self._held)
+        if self._last is not None:
+            tables["last"] = self._last
         return meta, tables
 
     def restore(self, meta: dict[str, Any], tables: dict[str, pa.Table]) -> None:
@@ -339,7 +409,9 @@ class SelectOperator(Operator):
         self._emitted = int(meta["emitted"])
         self.finished = bool(meta["finished"])
         self._stats.update(meta["stats"])
+        self._version = int(meta["version"])
         self._partials = tables.get("partials")
+        self._last = tables.get("last")
         self._held = [tables["held"]] if "held" in tables else []
         if "dedup" in tables and self._dedup is not None:
             self._dedup.restore(tables["dedup"])
