@@ -93,8 +93,10 @@ class QueryPlan:
         """The fused SELECT's operators, outermost first, one line each (see :meth:`explain`)."""
         lg = self.logical
         lines: list[str] = []
-        if lg.limit is not None:
-            lines.append(f"Limit {lg.limit}")
+        if lg.limit is not None or lg.offset:
+            lines.append(f"Limit {'all' if lg.limit is None else lg.limit}{f' offset {lg.offset}' if lg.offset else ''}")
+        if lg.limit_by is not None:
+            lines.append(f"LimitBy {lg.limit_by[0]} by {', '.join(lg.limit_by[1])}")
         if lg.order_by:
             lines.append(f"Sort {len(lg.order_by)} key(s)")
         if lg.aggregate:

@@ -23,8 +23,8 @@ import pyarrow as pa
 from sqlglot import exp
 
 from sinkflow.errors import NotFound, SqlError
-from sinkflow.sql.aggregates import Aggregate
-from sinkflow.sql.functions import aggregate_call, function_name, is_aggregate, to_duckdb
+from sinkflow.sql.aggregates import AGGREGATES, Aggregate
+from sinkflow.sql.functions import AggregateCall, aggregate_call, function_name, is_aggregate, to_duckdb
 from sinkflow.sql.parse import DIALECT, EmitClause, ParsedSelect, interval_from_text, interval_micros, parse_select
 from sinkflow.sql.positions import error_at, located
 from sinkflow.streams.types import TP_TIME, Column, parse_type
@@ -180,6 +180,11 @@ class LogicalPlan:
     idle_timeout: float | None
     limit: int | None
     order_by: tuple[str, ...] = ()
+    #: ``LIMIT n BY columns``: at most ``n`` rows per value of the output columns (per emit of
+    #: an aggregation; over the whole output otherwise).
+    limit_by: tuple[int, tuple[str, ...]] | None = None
+    #: Output rows skipped first (``OFFSET``).
+    offset: int = 0
     input_columns: tuple[Column, ...] = field(default=())
 
     @property
@@ -516,8 +521,20 @@ class _Planner:
         return f"__a{self.args.index(sql)}"
 
     def aggregate_ref(self, node: exp.Expression) -> exp.Expression:
-        """The column (``__f<i>``) standing for an aggregate call; identical calls share one."""
-        call = aggregate_call(node)
+        """The column (``__f<i>``) standing for an aggregate call; identical calls share one.
+
+        ``agg(x) FILTER (WHERE cond)`` aggregates ``CASE WHEN cond THEN x END`` (aggregates skip
+        NULLs); ``count() FILTER (WHERE cond)`` is ``count_if(cond)``."""
+        if isinstance(node, exp.Filter):
+            cond = node.expression.this if isinstance(node.expression, exp.Where) else node.expression
+            call = aggregate_call(node.this)
+            if call.name == "count" and not call.args:
+                spec, args = AGGREGATES["count_if"], (cond,)
+            else:
+                spec, args = call.spec, tuple(exp.Case().when(cond.copy(), arg) for arg in call.args)
+            call = AggregateCall(spec, args, call.level)
+        else:
+            call = aggregate_call(node)
         arg_cols = tuple(self.arg_column(a) for a in call.args)
         key = (call.name, call.level, arg_cols)
         if key not in self.call_keys:
@@ -533,7 +550,7 @@ class _Planner:
                     return exp.column(f"__k{j}")
             if isinstance(n, exp.Column) and n.name in ("__window_start", "__window_end"):
                 return exp.column("__ws_ts" if n.name == "__window_start" else "__we_ts")
-            if is_aggregate(n):
+            if is_aggregate(n) or (isinstance(n, exp.Filter) and is_aggregate(n.this)):
                 return self.aggregate_ref(n)
             if isinstance(n, exp.Anonymous) and function_name(n) == "emit_version":
                 if n.expressions:
@@ -621,7 +638,6 @@ _UNSUPPORTED_CLAUSES = {
     "qualify": "QUALIFY",
     "prewhere": "PREWHERE",
     "sample": "SAMPLE",
-    "offset": "OFFSET",
     "laterals": "ARRAY JOIN / LATERAL",
     "windows": "WINDOW",
     "into": "SELECT INTO",
@@ -754,7 +770,9 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
     if dup is not None:
         raise p.err(projections[names.index(dup, names.index(dup) + 1)], f"duplicate output column '{dup}'; give it an alias")
     aliases = {n: e.this for n, e in zip(names, projections) if isinstance(e, exp.Alias)}
-    resolved = [p.resolve(e.this if isinstance(e, exp.Alias) else e, True) for e in projections]
+    known = {c for rel in p.relations for c in rel.columns}
+    resolved = [p.resolve(_inline_aliases(e.this if isinstance(e, exp.Alias) else e, aliases, known, {n}), True)
+                for n, e in zip(names, projections)]
 
     where = select.args.get("where")
     where_sql: str | None = None
@@ -762,7 +780,7 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
         for n in where.find_all(exp.Func):
             if is_aggregate(n):
                 raise p.err(n, f"aggregate function {function_name(n)}() is not allowed in WHERE; use HAVING")
-        where_sql = p.duck(p.resolve(where.this, False))
+        where_sql = p.duck(p.resolve(_inline_aliases(where.this, aliases, known, set()), False))
         if "seek_to" not in settings and not p.bounded and p.input is None and stream != ONE_ROW:
             seek = _seek_from_where(p, where.this)
             if seek is not None:
@@ -794,16 +812,21 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
         resolved = [e.transform(_constant_delta) for e in resolved]
         projection = tuple((n, p.duck(e)) for n, e in zip(names, resolved))
 
-    order_by = _order_by(p, select.args.get("order"), names, projections)
+    order_by = _order_by(p, select.args.get("order"), names, projections, aggregate is not None)
     limit_node = select.args.get("limit")
     limit: int | None = None
+    limit_by: tuple[int, tuple[str, ...]] | None = None
     if limit_node is not None:
-        value = limit_node.expression
-        if not (isinstance(value, exp.Literal) and not value.is_string and value.this.isdigit()):
-            raise p.err(limit_node, "LIMIT needs a non-negative integer")
-        limit = int(value.this)
-        if limit_node.args.get("offset"):
-            raise p.err(limit_node, "LIMIT … OFFSET is not supported")
+        count = _count(p, limit_node.expression, "LIMIT")
+        if limit_node.expressions:
+            limit_by = (count, tuple(_output_ref(p, key, names, projections, "LIMIT … BY")
+                                     for key in limit_node.expressions))
+        else:
+            limit = count
+    offset_node = select.args.get("offset") or (limit_node.args.get("offset") if limit_node is not None else None)
+    offset = 0
+    if offset_node is not None:
+        offset = _count(p, offset_node.expression if isinstance(offset_node, exp.Offset) else offset_node, "OFFSET")
 
     return LogicalPlan(
         sql=sql,
@@ -819,28 +842,57 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
         idle_timeout=idle_timeout,
         limit=limit,
         order_by=order_by,
+        limit_by=limit_by,
+        offset=offset,
         input_columns=tuple(p.relations[0].columns.values()),
     )
 
 
-def _order_by(p: _Planner, order: exp.Order | None, names: list[str], projections: list[exp.Expression]) -> tuple[str, ...]:
-    """ORDER BY of a bounded query as DuckDB terms over the output columns (a streaming query never ends, so it has none)."""
+def _inline_aliases(node: exp.Expression, aliases: dict[str, exp.Expression], known: set[str],
+                    seen: set[str]) -> exp.Expression:
+    """``node`` with each name of a SELECT alias (that is no source column) replaced by the
+    aliased expression, as ClickHouse lets a SELECT reuse its aliases (``min(t) AS a, … f(a)``);
+    ``seen`` are the aliases being expanded (an alias never refers to itself)."""
+
+    def sub(n: exp.Expression) -> exp.Expression:
+        if (isinstance(n, exp.Column) and not n.table and isinstance(n.this, exp.Identifier)
+                and n.name in aliases and n.name not in known and n.name not in seen):
+            return _inline_aliases(aliases[n.name].copy(), aliases, known, seen | {n.name})
+        return n
+
+    return node.copy().transform(sub)
+
+
+def _count(p: _Planner, node: exp.Expression, what: str) -> int:
+    if not (isinstance(node, exp.Literal) and not node.is_string and node.this.isdigit()):
+        raise p.err(node, f"{what} needs a non-negative integer")
+    return int(node.this)
+
+
+def _output_ref(p: _Planner, key: exp.Expression, names: list[str], projections: list[exp.Expression], what: str) -> str:
+    """The output column ``key`` names: by name, by position (1-based) or as an output expression."""
+    exprs = [e.this if isinstance(e, exp.Alias) else e for e in projections]
+    if isinstance(key, exp.Literal) and not key.is_string and key.this.isdigit() and 0 < int(key.this) <= len(names):
+        return names[int(key.this) - 1]
+    if isinstance(key, exp.Column) and not key.table and key.name in names:
+        return key.name
+    if key in exprs:
+        return names[exprs.index(key)]
+    raise p.err(key, f"{what} '{key.sql(DIALECT)}' must name an output column or its position")
+
+
+def _order_by(p: _Planner, order: exp.Order | None, names: list[str], projections: list[exp.Expression],
+              aggregated: bool) -> tuple[str, ...]:
+    """ORDER BY as DuckDB terms over the output columns: of all rows of a bounded query, of each
+    emit of a streaming aggregation (a streaming query without one never ends, so it has none)."""
     if order is None:
         return ()
-    if not p.bounded:
-        raise p.err(order, "ORDER BY is not supported in streaming queries; it needs the end of the data (use table(stream))")
-    exprs = [e.this if isinstance(e, exp.Alias) else e for e in projections]
+    if not p.bounded and not aggregated:
+        raise p.err(order, "ORDER BY needs the end of the data (use table(stream)) or an aggregation, "
+                           "whose every emit it sorts")
     terms: list[str] = []
     for item in order.expressions:
-        key = item.this
-        if isinstance(key, exp.Literal) and not key.is_string and key.this.isdigit() and 0 < int(key.this) <= len(names):
-            name = names[int(key.this) - 1]
-        elif isinstance(key, exp.Column) and not key.table and key.name in names:
-            name = key.name
-        elif key in exprs:
-            name = names[exprs.index(key)]
-        else:
-            raise p.err(key, f"ORDER BY '{key.sql(DIALECT)}' must name an output column or its position")
+        name = _output_ref(p, item.this, names, projections, "ORDER BY")
         direction = " DESC" if item.args.get("desc") else ""
         nulls = " NULLS FIRST" if item.args.get("nulls_first") else " NULLS LAST"
         terms.append(f'"{name.replace(chr(34), chr(34) * 2)}"{direction}{nulls}')

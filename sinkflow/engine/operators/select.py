@@ -86,7 +86,11 @@ class SelectOperator(Operator):
         self._held: list[pa.Table] = []
         self._dirty = False
         self._emitted = 0
+        lg = self.logical
+        self._per_window = bool(lg.order_by or lg.limit_by or any("__emit_version" in sql for _, sql in lg.projection))
         self._version = 0  # emit_version() of the next emit
+        self._skipped = 0  # rows dropped by OFFSET so far
+        self._by_counts: dict[str, int] = {}  # LIMIT n BY of a query without aggregation
         self._last: pa.Table | None = None  # a changelog's last emitted row per group, with its keys
         self._stats = {"late_rows_dropped": 0, "windows_emitted": 0, "rows_emitted": 0, "dedup_rows_dropped": 0}
         now = time.monotonic()
@@ -116,7 +120,7 @@ class SelectOperator(Operator):
     def end(self, port: int) -> list[pa.Table]:
         out = self._finish()
         self.finished = True
-        return self._limit(out)
+        return self._output(out)
 
     def due(self, now: float) -> float:
         waits = [float("inf")]
@@ -141,12 +145,36 @@ class SelectOperator(Operator):
 
     # -- processing ----------------------------------------------------------------------------
     def _output(self, out: list[pa.Table]) -> list[pa.Table]:
-        """Rows to emit, after holding them for a bounded ORDER BY and cutting at LIMIT."""
-        if self.logical.order_by and not self.finished:
+        """Rows to emit, after holding them for a bounded ORDER BY (a streaming aggregation's
+        sorts each emit), LIMIT n BY, OFFSET and LIMIT."""
+        lg = self.logical
+        if lg.order_by and self._bounded and not self.finished:
             # A bounded ORDER BY: hold every row until the end, then sort once.
             self._held.extend(out)
             return []
+        if lg.order_by and not self._bounded:
+            out = [self._sort(table) for table in out]
+        if lg.limit_by is not None:
+            out = [self._limit_by(table) for table in out]
         return self._limit(out)
+
+    def _sort(self, table: pa.Table) -> pa.Table:
+        return self._conform(self._run(f"SELECT * FROM __held ORDER BY {', '.join(self.logical.order_by)}", __held=table))
+
+    def _limit_by(self, table: pa.Table) -> pa.Table:
+        """At most n rows per value of the LIMIT BY columns: per emit of an aggregation, over the
+        whole output of a query without one (its counts per value are state)."""
+        assert self.logical.limit_by is not None
+        n, columns = self.logical.limit_by
+        counts = self._by_counts if self.logical.aggregate is None else {}
+        keep: list[int] = []
+        for i, values in enumerate(zip(*(table.column(c).to_pylist() for c in columns))):
+            key = repr(values)  # the snapshot keeps the counts as JSON
+            seen = counts.get(key, 0)
+            if seen < n:
+                counts[key] = seen + 1
+                keep.append(i)
+        return table if len(keep) == table.num_rows else table.take(pa.array(keep, pa.int64()))
 
     def _refresh_dims(self) -> None:
         for i, (dim, lk) in enumerate(zip(self._dims, self.logical.lookups)):
@@ -302,12 +330,16 @@ class SelectOperator(Operator):
             return []
         closing = self._partials.filter(closing_mask)
         self._partials = self._partials.filter(pc.invert(closing_mask))
-        self._stats["windows_emitted"] += len(pc.unique(closing.column("__ws")))
+        windows = pc.unique(closing.column("__ws"))
+        self._stats["windows_emitted"] += len(windows)
         if self._emit.early == "update":
             # Its changes were emitted as they came: the close only frees the window.
             if self._last is not None:
                 self._last = self._last.filter(pc.greater(pc.add(self._last.column("__ws"), self._size), frontier))
             return []
+        if len(windows) > 1 and self._per_window:
+            # Each window is an emit of its own: its emit_version(), its ORDER BY and LIMIT BY.
+            return [self._final(closing.filter(pc.equal(closing.column("__ws"), ws))) for ws in windows.sort()]
         return [self._final(closing)]
 
     def _final(self, partials: pa.Table) -> pa.Table:
@@ -377,6 +409,10 @@ class SelectOperator(Operator):
         limit = self.logical.limit
         out: list[pa.Table] = []
         for table in tables:
+            if self._skipped < self.logical.offset:
+                skip = min(table.num_rows, self.logical.offset - self._skipped)
+                self._skipped += skip
+                table = table.slice(skip)
             if limit is not None:
                 table = table.slice(0, max(0, limit - self._emitted))
             if table.num_rows == 0:
@@ -391,7 +427,8 @@ class SelectOperator(Operator):
     # -- snapshots ---------------------------------------------------------------------------
     def snapshot(self) -> tuple[dict[str, Any], dict[str, pa.Table]]:
         meta = {"watermark": self._watermark, "dirty": self._dirty, "emitted": self._emitted,
-                "finished": self.finished, "stats": self._stats, "version": self._version}
+                "finished": self.finished, "stats": self._stats, "version": self._version, "skipped": self._skipped,
+                "by_counts": self._by_counts}
         tables: dict[str, pa.Table] = {}
         if self._partials is not None:
             tables["partials"] = self._partials
@@ -410,6 +447,8 @@ class SelectOperator(Operator):
         self.finished = bool(meta["finished"])
         self._stats.update(meta["stats"])
         self._version = int(meta["version"])
+        self._skipped = int(meta["skipped"])
+        self._by_counts = {str(k): int(v) for k, v in meta["by_counts"].items()}
         self._partials = tables.get("partials")
         self._last = tables.get("last")
         self._held = [tables["held"]] if "held" in tables else []
