@@ -14,13 +14,13 @@
 
 from __future__ import annotations
 
-from sinkflow.engine.compile import Plan, QueryPlan, UnionPlan, compile_plan, compile_union
+from sinkflow.engine.compile import JoinPlan, Plan, QueryPlan, UnionPlan, compile_join, compile_plan, compile_union
 from sinkflow.engine.execution import QueryExecution
 from sinkflow.engine.result import StatementResult
-from sinkflow.sql.plan import LogicalPlan, UnionAll, build_plan
+from sinkflow.sql.plan import JoinSpec, LogicalPlan, UnionAll, build_plan
 from sinkflow.streams.store import StreamStore
 
-__all__ = ["Engine", "Plan", "QueryExecution", "QueryPlan", "StatementResult", "UnionPlan"]
+__all__ = ["Engine", "JoinPlan", "Plan", "QueryExecution", "QueryPlan", "StatementResult", "UnionPlan"]
 
 
 class Engine:
@@ -34,7 +34,9 @@ class Engine:
         position where known) for anything it cannot run."""
         return self._compile(build_plan(sql, self.store, self._compile))
 
-    def _compile(self, logical: LogicalPlan | UnionAll) -> Plan:
+    def _compile(self, logical: LogicalPlan | UnionAll | JoinSpec) -> Plan:
+        if isinstance(logical, JoinSpec):
+            return compile_join(logical)
         if isinstance(logical, UnionAll):
             return compile_union(logical, [self._compile(side) for side in logical.inputs])
         dims = [self.store.get(lk.stream).schema for lk in logical.lookups]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import duckdb
@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 
 from sinkflow.errors import InvalidInput, SqlError
 from sinkflow.sql.aggregates import render
-from sinkflow.sql.plan import ONE_ROW, SRC, LogicalPlan, PlannedAggregate, UnionAll
+from sinkflow.sql.plan import ONE_ROW, SRC, JoinSpec, LogicalPlan, Lookup, PlannedAggregate, UnionAll
 from sinkflow.streams.types import TP_TIME, Column, from_arrow
 
 _WINDOW_TS = pa.timestamp("ms", tz="UTC")
@@ -111,7 +111,7 @@ class QueryPlan:
                 lines.append(f"Window {_describe_window(lg)}")
         if lg.where:
             lines.append("Filter")
-        lines += [f"LookupJoin {lk.kind.lower()} table({lk.stream})" for lk in lg.lookups]
+        lines += [f"LookupJoin {lk.kind.lower()}{' asof' if lk.asof else ''} {_describe_dimension(lk)}" for lk in lg.lookups]
         if lg.dedup:
             ttl = f", {lg.dedup.ttl_us / 1e6:g}s" if lg.dedup.ttl_us else ""
             lines.append(f"Dedup({', '.join(lg.dedup.keys)}{ttl})")
@@ -167,13 +167,60 @@ class UnionPlan:
         return "\n".join(self.explain())
 
 
-Plan = QueryPlan | UnionPlan
+@dataclass(frozen=True)
+class JoinPlan:
+    """A join of two streams (see :class:`~sinkflow.sql.plan.JoinSpec`): its output is the left
+    side's columns, then the right side's prefixed ``__r_``."""
+
+    spec: JoinSpec
+    output_schema: pa.Schema
+    columns: list[Column]
+
+    @property
+    def sql(self) -> str:
+        return self.spec.sql
+
+    @property
+    def bounded(self) -> bool:
+        return False
+
+    @property
+    def sources(self) -> list[str]:
+        return list(dict.fromkeys([self.spec.left.stream, self.spec.right.stream]))
+
+    def explain(self) -> list[str]:
+        spec = self.spec
+        within = f" within {spec.within_us / 1e6:g}s" if spec.within_us is not None else ""
+        seek = "" if spec.left.seek_to == "latest" else f" seek_to {spec.left.seek_to}"
+        return [f"StreamJoin {spec.kind.lower()}{within}", f"  Scan {spec.left.stream}{seek}",
+                f"  Scan {spec.right.stream}{seek}"]
+
+    def describe(self) -> str:
+        return "\n".join(self.explain())
+
+
+Plan = QueryPlan | UnionPlan | JoinPlan
+
+
+def compile_join(spec: JoinSpec) -> JoinPlan:
+    """The plan of a join of two streams: its output columns come from the two sides' columns."""
+    columns = [*spec.left_columns, *(replace(c, name=f"__r_{c.name}") for c in spec.right_columns)]
+    # Every column nullable: a LEFT join pads the right side with NULLs.
+    return JoinPlan(spec, pa.schema([pa.field(c.name, c.type.arrow, nullable=True) for c in columns]), columns)
 
 
 def _nest(lines: list[str], chain: int) -> list[str]:
     """Indent the first ``chain`` lines one more level each, and everything after under the last."""
     out = [("  " * i) + line for i, line in enumerate(lines[:chain])]
     return out + [("  " * chain) + line for line in lines[chain:]]
+
+
+def _describe_dimension(lk: Lookup) -> str:
+    if lk.asof:
+        return f"{lk.stream} (every row)"
+    if lk.view:
+        return f"{lk.stream} (newest row per key)"
+    return f"table({lk.stream})"
 
 
 def _describe_window(lg: LogicalPlan) -> str:
@@ -232,7 +279,7 @@ def _from(plan: LogicalPlan) -> str:
         )
     parts = [f"FROM {src} AS {SRC}"]
     for lk in plan.lookups:
-        parts.append(f"{'LEFT ' if lk.kind == 'LEFT' else ''}JOIN {lk.relation} ON {lk.on}")
+        parts.append(f"{'LEFT ' if lk.kind == 'LEFT' else ''}{'ASOF ' if lk.asof else ''}JOIN {lk.relation} ON {lk.on}")
     if plan.where:
         parts.append(f"WHERE {plan.where}")
     return " ".join(parts)

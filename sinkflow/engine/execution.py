@@ -24,8 +24,9 @@ import duckdb
 import pyarrow as pa
 
 from sinkflow.engine import state as codec
-from sinkflow.engine.compile import Plan, QueryPlan, UnionPlan
+from sinkflow.engine.compile import JoinPlan, Plan, UnionPlan
 from sinkflow.engine.operators.base import Entries, Operator
+from sinkflow.engine.operators.join import JoinOperator
 from sinkflow.engine.operators.scan import MAX_ROWS_PER_STEP, Scan, open_scan
 from sinkflow.engine.operators.select import SelectOperator
 from sinkflow.engine.operators.union import UnionOperator
@@ -36,7 +37,8 @@ __all__ = ["MAX_ROWS_PER_STEP", "THREAD_ROWS", "QueryExecution"]
 
 #: Work on more rows than this runs in a worker thread so the event loop stays responsive.
 THREAD_ROWS = 20_000
-_COUNTERS = ("late_rows_dropped", "windows_emitted", "dedup_rows_dropped", "open_groups")
+_COUNTERS = ("late_rows_dropped", "windows_emitted", "dedup_rows_dropped", "open_groups", "join_rows_held",
+             "join_rows_expired")
 
 
 @dataclass
@@ -92,12 +94,17 @@ class QueryExecution:
         op: Operator
         if isinstance(plan, UnionPlan):
             op = UnionOperator(plan.output_schema, len(plan.inputs))
+        elif isinstance(plan, JoinPlan):
+            op = JoinOperator(plan)
         else:
             op = SelectOperator(plan, store, idle_timeout)
         node = _Node("", op, consumer, port)
         if isinstance(plan, UnionPlan):
             for i, child in enumerate(plan.inputs):
                 self._build(child, node, i, store, idle_timeout)
+        elif isinstance(plan, JoinPlan):
+            for i, side in enumerate((plan.spec.left, plan.spec.right)):
+                self._sources.append(_Source(open_scan(side, store), node, i))
         elif plan.inputs:
             self._build(plan.inputs[0], node, 0, store, idle_timeout)
         else:

@@ -278,6 +278,16 @@ def _cut_emit(sql: str) -> tuple[str, EmitClause | None]:
     return blanked, emit
 
 
+def _latest_joins(sql: str) -> str:
+    """``LATEST JOIN`` (Timeplus) spelled ``ANY    JOIN`` (same length: positions stay), which
+    upstream parses; the planner reads a join of kind ANY as LATEST."""
+    toks = _tokens(sql)
+    for tok, after in zip(toks, toks[1:]):
+        if tok.token_type == TokenType.VAR and tok.text.lower() == "latest" and after.token_type == TokenType.JOIN:
+            sql = sql[:tok.start] + "any   " + sql[tok.end + 1:]
+    return sql
+
+
 def _rewrite_shorthand(node: exp.Expression) -> exp.Expression:
     """``2s`` parsed as a column → ``INTERVAL '2' SECOND`` (keeping the identifier's position meta)."""
     if isinstance(node, exp.Column) and not node.table and isinstance(node.this, exp.Identifier) and not node.this.quoted:
@@ -298,6 +308,7 @@ def parse_select(sql: str) -> ParsedSelect:
     if not sql or not sql.strip():
         raise SqlError("empty SQL statement")
     text, emit = _cut_emit(sql)
+    text = _latest_joins(text)
     try:
         trees = sqlglot.parse(text, dialect=DIALECT)
     except ParseError as e:

@@ -32,13 +32,24 @@ from sinkflow.streams.types import TP_TIME, Column, parse_type
 SRC = "__src"
 WINDOW_COLUMNS = ("window_start", "window_end")
 DEFAULT_PERIOD_US = 2_000_000
+#: Rows a join of two streams holds at most (both sides), unless SETTINGS join_max_buffered_rows says otherwise.
+DEFAULT_JOIN_ROWS = 10_000_000
 #: The source name of a SELECT without FROM: one row with the column ``dummy``.
 ONE_ROW = "__one"
 #: The row's sequence number in its stream's log, a hidden column of every stream.
 SEQUENCE_COLUMN = "_tp_sn"
 #: +1 (a row) or -1 (a retraction of a row emitted before) in an EMIT CHANGELOG query's output.
 DELTA_COLUMN = "_tp_delta"
-_SETTINGS = ("seek_to", "idle_timeout", "query_mode")
+_SETTINGS = ("seek_to", "idle_timeout", "query_mode", "join_max_buffered_rows")
+#: Proton settings that tune its own execution (threads, hash tables, shards, backfill); sinkflow
+#: accepts them so statements written for Proton run, and they change nothing (docs/sql.md).
+_TUNING_SETTINGS = frozenset({
+    "max_threads", "keep_versions", "join_max_buffered_bytes", "join_algorithm", "substreams", "shards",
+    "default_hash_table", "default_hash_join", "max_hot_keys", "aggregate_state_ttl_sec",
+    "enable_backfill_from_historical_store", "emit_during_backfill", "force_backfill_in_order",
+    "max_block_size", "enable_optimize_predicate_expression", "asterisk_include_reserved_columns",
+    "enable_dependency_check", "checkpoint_interval", "recovery_policy",
+})
 
 
 class StreamLookup(Protocol):
@@ -66,7 +77,7 @@ class CompiledInput(Protocol):
 
 
 #: Compiles a planned subquery (its output columns come from running it on empty input).
-Compiler = Callable[["LogicalPlan | UnionAll"], CompiledInput]
+Compiler = Callable[["LogicalPlan | UnionAll | JoinSpec"], CompiledInput]
 
 
 @dataclass(frozen=True)
@@ -102,12 +113,38 @@ class DedupSpec:
 
 @dataclass(frozen=True)
 class Lookup:
-    """A JOIN of the stream with ``table(stream)``: the dimension is registered as ``relation``."""
+    """A JOIN of the query's input with a dimension built from a stream's rows at processing
+    time, registered as ``relation``: ``table(stream)`` (every row), a versioned_kv stream (its
+    newest row per primary key), the right side of ``LATEST JOIN`` (its newest row per join key)
+    or of ``ASOF JOIN`` (DuckDB's ASOF join: the closest row by the inequality). ``view`` is the
+    DuckDB SQL building the dimension from the stream's rows ``__dimsrc`` ("" for all of them)."""
 
     stream: str
     relation: str
     kind: Literal["INNER", "LEFT"]
     on: str
+    view: str = ""
+    asof: bool = False
+
+
+@dataclass(frozen=True)
+class JoinSpec:
+    """A join of two streams, both unbounded (Timeplus's bidirectional join): a new row on either
+    side meets the rows the other side holds. ``on`` is DuckDB SQL over ``__l`` and ``__r``;
+    ``within_us`` (``date_diff_within``) bounds the time between matching rows' ``left_time``
+    and ``right_time``, and so how long each side's rows are held."""
+
+    sql: str
+    left: SourceSpec
+    right: SourceSpec
+    left_columns: tuple[Column, ...]
+    right_columns: tuple[Column, ...]
+    kind: Literal["INNER", "LEFT"]
+    on: str
+    within_us: int | None
+    left_time: str
+    right_time: str
+    max_buffered_rows: int
 
 
 @dataclass(frozen=True)
@@ -230,6 +267,7 @@ class _Relation:
     labels: set[str]  # names the user may qualify columns with
     stream: str
     columns: dict[str, Column]
+    prefix: str = ""  # of its columns' names in the relation (a stream-stream join's right side: __r_)
 
 
 def _dq(name: str) -> str:
@@ -256,6 +294,7 @@ class _Planner:
         self.inputs: dict[str, CompiledInput] = {}
         self.input: CompiledInput | None = None
         self.changelog = False  # EMIT CHANGELOG: _tp_delta names each row's +1/-1
+        self.settings_items: list[exp.Expression] = []
         self.relations: list[_Relation] = []
         self.window: WindowSpec | None = None
         self.dedup: DedupSpec | None = None
@@ -414,30 +453,35 @@ class _Planner:
             self.window = WindowSpec("hop", time_col, size, slide)
         return stream, name_node
 
-    def lookup(self, join: exp.Join, index: int) -> tuple[_Relation, Literal["INNER", "LEFT"]]:
-        """A JOIN with ``table(dim)``: the dimension's relation and the join kind (other joins are errors)."""
+    def join_how(self, join: exp.Join) -> tuple[Literal["INNER", "LEFT"], str]:
+        """The join's kind and its strictness ('', 'ASOF' or 'LATEST'); other joins are errors."""
         side, kind = (join.side or "").upper(), (join.kind or "").upper()
-        if join.args.get("strictness") or join.args.get("global_"):
-            raise self.err(join.this, f"{join.args.get('strictness') or 'GLOBAL'} JOIN is not supported")
-        if side == "LEFT" and kind in ("", "OUTER"):
-            how: Literal["INNER", "LEFT"] = "LEFT"
-        elif not side and kind in ("", "INNER"):
-            how = "INNER"
-        else:
-            raise self.err(join.this, f"{(side + ' ' + kind).strip()} JOIN is not supported; use JOIN or LEFT JOIN with table(dimension)")
-        target = join.this
-        func = target.this if isinstance(target, exp.Table) else target
-        if not (isinstance(func, exp.Anonymous) and function_name(func) == "table" and len(func.expressions) == 1):
-            raise self.err(target, "a stream can only be joined with a dimension written table(stream)")
-        dim = self._stream_name(func.expressions[0], "table()")
-        columns = self.stream_columns(dim, func.expressions[0])
-        labels = {dim}
-        if isinstance(target, exp.Table) and target.alias:
-            labels = {target.alias}
-        rel = _Relation(f"__dim{index}", labels, dim, {c.name: c for c in columns})
-        return rel, how
+        strictness = {"ASOF": "ASOF", "ANY": "LATEST"}.get(kind, "")
+        if strictness:
+            kind = ""
+        if join.args.get("global_"):
+            raise self.err(join.this, "GLOBAL JOIN is not supported")
+        if side == "LEFT" and kind in ("", "OUTER", "ALL"):
+            return "LEFT", strictness
+        if not side and kind in ("", "INNER", "ALL"):
+            return "INNER", strictness
+        raise self.err(join.this, f"{(side + ' ' + kind).strip()} JOIN is not supported; use JOIN, LEFT JOIN, "
+                                  "ASOF JOIN or LATEST JOIN")
 
-    # -- names --------------------------------------------------------------------------------
+    def join_target(self, join: exp.Join) -> tuple[str, exp.Expression, bool, set[str]]:
+        """The stream a JOIN reads, its name node, whether it is written table(stream), and its labels."""
+        target = join.this
+        func = target.this if isinstance(target, exp.Table) and isinstance(target.this, exp.Anonymous) else target
+        dimension = isinstance(func, exp.Anonymous) and function_name(func) == "table" and len(func.expressions) == 1
+        node = func.expressions[0] if dimension else target
+        if isinstance(node, (exp.Subquery, exp.Select)) or (
+                isinstance(node, (exp.Table, exp.Column)) and node.name in self.scope.ctes):
+            raise self.err(node, "a JOIN reads a stream or table(stream); join inside the CTE or subquery instead")
+        name = self._stream_name(node, "a JOIN")
+        labels = {target.alias} if isinstance(target, exp.Table) and target.alias else {name}
+        return name, node, dimension, labels
+
+    # -- names ----    # -- names --------------------------------------------------------------------------------
     def resolve(self, node: exp.Expression, allow_window: bool) -> exp.Expression:
         """Qualify every column with its relation; unknown ones are errors naming them."""
 
@@ -470,7 +514,7 @@ class _Planner:
                 matches = matches[:1]  # as in ClickHouse, an unqualified name prefers the left (stream) side
             if len(matches) > 1:
                 raise self.err(n.this, f"column '{name}' is ambiguous; qualify it with a table name")
-            ident = exp.to_identifier(name, quoted=True)
+            ident = exp.to_identifier(matches[0].prefix + name, quoted=True)
             ident.meta.update(n.this.meta)
             return exp.Column(this=ident, table=exp.to_identifier(matches[0].name))
 
@@ -710,6 +754,7 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
                     raise p.err(sub, "subqueries are supported in FROM (or as WITH … AS), not in expressions")
 
     settings_items = list(select.args.get("settings") or [])
+    p.settings_items = settings_items
     settings: dict[str, str] = {"seek_to": scope.seek_to} if scope.seek_to else {}
     for item in settings_items:
         if isinstance(item, exp.EQ) and item.this.name == "query_mode":
@@ -724,21 +769,35 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
     p.relations.append(p.from_clause(select))
     stream = p.relations[0].stream
     lookups: list[Lookup] = []
+    input_columns: tuple[Column, ...] | None = None
     for i, join in enumerate(select.args.get("joins") or []):
-        rel, how = p.lookup(join, i)
+        how, strictness = p.join_how(join)
+        right, right_node, dimension, labels = p.join_target(join)
+        columns = {c.name: c for c in p.stream_columns(right, right_node)}
+        mode, primary_key = _stream_mode(p.store, right)
+        bidirectional = not dimension and not strictness and mode == "append"
+        rel = _Relation(SRC if bidirectional else f"__dim{i}", labels, right, columns, "__r_" if bidirectional else "")
+        on = _join_condition(p, join, rel)
+        if bidirectional:
+            if i > 0 or p.window is not None or p.dedup is not None or p.input is not None:
+                raise p.err(join.this, "a stream joins another stream straight from FROM: window, dedup or join "
+                                       "the result in an outer query (WITH joined AS (… JOIN …) SELECT …)")
+            spec = _stream_join(p, sql, rel, how, on)
+            p.input = p.scope.compile(spec)
+            input_columns = tuple(p.input.columns)
+            p.relations.append(rel)
+            continue
         p.relations.append(rel)
-        on = join.args.get("on")
-        using = join.args.get("using")
-        if using:
-            names = [u.name for u in using]
-            left, right = sorted(p.relations[0].labels)[0], sorted(rel.labels)[0]
-            on = exp.and_(*(exp.EQ(this=exp.column(n, table=left), expression=exp.column(n, table=right)) for n in names))
-            for n, node in zip(names, using):
-                if n not in rel.columns or n not in p.relations[0].columns:
-                    raise p.err(node, f"USING column '{n}' must exist in both '{stream}' and '{rel.stream}'")
-        if on is None:
-            raise p.err(join.this, "a JOIN needs ON <condition> or USING (columns)")
-        lookups.append(Lookup(rel.stream, rel.name, how, p.duck(p.resolve(on, False))))
+        on_sql = p.duck(p.resolve(on, False))
+        view = ""
+        if strictness == "LATEST":
+            keys = _right_keys(p, on, rel)
+            if not keys:
+                raise p.err(join.this, "LATEST JOIN needs an equality between a column of each side in ON")
+            view = newest_per(keys)
+        elif mode in ("versioned_kv", "changelog_kv", "mutable") and primary_key:
+            view = newest_per(primary_key)
+        lookups.append(Lookup(right, rel.name, how, on_sql, view, strictness == "ASOF"))
 
     idle_timeout: float | None = None
     for item in settings_items:
@@ -751,8 +810,8 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
             settings["seek_to"] = _seek_to(p, item.expression)
         elif name == "idle_timeout":
             idle_timeout = _idle_timeout(p, item.expression)
-        elif name == "query_mode":
-            pass  # applied before the sources were planned
+        elif name in ("query_mode", "join_max_buffered_rows") or name in _TUNING_SETTINGS:
+            pass  # applied where the sources were planned, or Proton's own tuning
         else:
             raise p.err(item.this, f"unknown setting '{name}'; supported: {', '.join(_SETTINGS)}")
 
@@ -844,8 +903,97 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
         order_by=order_by,
         limit_by=limit_by,
         offset=offset,
-        input_columns=tuple(p.relations[0].columns.values()),
+        input_columns=input_columns or tuple(p.relations[0].columns.values()),
     )
+
+
+def _stream_mode(store: StreamLookup, name: str) -> tuple[str, tuple[str, ...]]:
+    """A stream's storage mode ('append', 'versioned_kv', 'changelog_kv', 'mutable') and primary key."""
+    settings = getattr(store.get(name), "settings", None)
+    return getattr(settings, "mode", "append") or "append", tuple(getattr(settings, "primary_key", ()) or ())
+
+
+def newest_per(keys: tuple[str, ...] | list[str]) -> str:
+    """DuckDB SQL keeping the newest row (the last in the log) per value of ``keys`` of ``__dimsrc``."""
+    by = ", ".join(_dq(k) for k in keys)
+    return ("SELECT * EXCLUDE (__n) FROM (SELECT *, row_number() OVER () AS __n FROM __dimsrc) "
+            f"QUALIFY row_number() OVER (PARTITION BY {by} ORDER BY __n DESC) = 1 ORDER BY __n")
+
+
+def _join_condition(p: _Planner, join: exp.Join, rel: _Relation) -> exp.Expression:
+    """The join's ON condition (USING (a, b) written out as equalities)."""
+    on = join.args.get("on")
+    using = join.args.get("using")
+    if using:
+        names = [u.name for u in using]
+        left, right = sorted(p.relations[0].labels)[0], sorted(rel.labels)[0]
+        for n, node in zip(names, using):
+            if n not in rel.columns or n not in p.relations[0].columns:
+                raise p.err(node, f"USING column '{n}' must exist in both '{p.relations[0].stream}' and '{rel.stream}'")
+        on = exp.and_(*(exp.EQ(this=exp.column(n, table=left), expression=exp.column(n, table=right)) for n in names))
+    if on is None:
+        raise p.err(join.this, "a JOIN needs ON <condition> or USING (columns)")
+    return on
+
+
+def _right_keys(p: _Planner, on: exp.Expression, rel: _Relation) -> list[str]:
+    """The right side's columns that ON equates with the left side's."""
+    keys: list[str] = []
+    for term in on.flatten() if isinstance(on, exp.And) else [on]:
+        if isinstance(term, exp.EQ):
+            for side in (term.this, term.expression):
+                if isinstance(side, exp.Column) and side.name in rel.columns and (
+                        side.table in rel.labels or (not side.table and side.name not in p.relations[0].columns)):
+                    keys.append(side.name)
+    return keys
+
+
+def _stream_join(p: _Planner, sql: str, right: _Relation, how: Literal["INNER", "LEFT"], on: exp.Expression) -> JoinSpec:
+    """The bidirectional join of the FROM stream with ``right``: ON resolved over ``__l``/``__r``,
+    its ``date_diff_within(interval[, left_time, right_time])`` taken out as the time bound."""
+    left = p.relations[0]
+    saved = p.relations
+    p.relations = [_Relation("__l", left.labels, left.stream, left.columns), _Relation("__r", right.labels, right.stream,
+                                                                                     right.columns)]
+    try:
+        within: int | None = None
+        times = (TP_TIME, TP_TIME)
+        kept: list[exp.Expression] = []
+        for term in on.flatten() if isinstance(on, exp.And) else [on]:
+            if isinstance(term, exp.Anonymous) and function_name(term) == "date_diff_within":
+                within, times = _date_diff_within(p, term)
+            else:
+                kept.append(term)
+        parts = [p.duck(p.resolve(term, False)) for term in kept]
+        if within is not None:
+            parts.append(f'abs(epoch_us(__l.{_dq(times[0])}) - epoch_us(__r.{_dq(times[1])})) <= {within}')
+    finally:
+        p.relations = saved
+    settings = {item.this.name: _setting_value(item.expression) for item in p.settings_items if isinstance(item, exp.EQ)}
+    limit = settings.get("join_max_buffered_rows", str(DEFAULT_JOIN_ROWS))
+    if not limit.isdigit():
+        raise p.err(None, f"join_max_buffered_rows must be a number of rows, not '{limit}'")
+    seek = p.scope.seek_to or "latest"
+    return JoinSpec(sql, SourceSpec(left.stream, False, seek), SourceSpec(right.stream, False, seek),
+                    tuple(left.columns.values()), tuple(right.columns.values()), how,
+                    " AND ".join(f"({part})" for part in parts) or "true", within, times[0], times[1], int(limit))
+
+
+def _date_diff_within(p: _Planner, call: exp.Anonymous) -> tuple[int, tuple[str, str]]:
+    """``date_diff_within(interval[, left_time, right_time])``: microseconds and the two time columns."""
+    args = list(call.expressions)
+    if len(args) not in (1, 3):
+        raise p.err(call, "date_diff_within takes (interval) or (interval, left time column, right time column)")
+    within = interval_micros(p.sql, args[0], "date_diff_within's interval")
+    if len(args) == 1:
+        return within, (TP_TIME, TP_TIME)
+    names: list[str] = []
+    for arg, rel in zip(args[1:], p.relations):
+        if not (isinstance(arg, exp.Column) and arg.name in rel.columns and (not arg.table or arg.table in rel.labels)):
+            raise p.err(arg, f"date_diff_within's time columns are a column of each side, left first; "
+                             f"'{arg.sql(DIALECT)}' is not a column of '{rel.stream}'")
+        names.append(arg.name)
+    return within, (names[0], names[1])
 
 
 def _inline_aliases(node: exp.Expression, aliases: dict[str, exp.Expression], known: set[str],

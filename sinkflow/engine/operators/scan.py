@@ -18,7 +18,7 @@ import pyarrow as pa
 from sinkflow.engine.compile import connect
 from sinkflow.engine.operators.base import Entries
 from sinkflow.errors import SqlError
-from sinkflow.sql.plan import ONE_ROW, SourceSpec
+from sinkflow.sql.plan import ONE_ROW, SourceSpec, newest_per
 from sinkflow.streams.store import Stream, StreamStore
 
 #: Rows read from the log per step at most (whole ingest batches; the first is always taken).
@@ -36,6 +36,36 @@ class Scan:
         self.end: int | None = None
         self.rows_read = 0
         self.ended_signalled = False
+        settings = getattr(self.stream, "settings", None)
+        keyed = getattr(settings, "mode", "append") in ("versioned_kv", "changelog_kv", "mutable")
+        self._primary_key: tuple[str, ...] = tuple(getattr(settings, "primary_key", ()) or ()) if keyed else ()
+
+    def _newest_rows(self) -> Entries:
+        """Every row up to the end, reduced to the newest row per primary key (as one entry)."""
+        if self.end is None or self.offset >= self.end:
+            return []
+        entries: Entries = []
+        offset = self.offset
+        while offset < self.end:
+            chunk = self.stream.read(offset, self.end - offset)
+            if not chunk:
+                break
+            entries.extend(chunk)
+            seq, batch = chunk[-1]
+            offset = seq + batch.num_rows
+        if not entries:
+            return []
+        rows = pa.Table.from_batches([b for _, b in entries])
+        if offset > self.end:
+            rows = rows.slice(0, rows.num_rows - (offset - self.end))
+        con = connect()
+        try:
+            con.register("__dimsrc", rows)
+            newest = con.sql(newest_per(self._primary_key)).to_arrow_table().cast(rows.schema)
+        finally:
+            con.close()
+        # One entry spanning the whole range, so advance() moves to the end.
+        return [(self.end - newest.num_rows, batch) for batch in newest.combine_chunks().to_batches()][:1] or []
 
     def start(self) -> None:
         """Place the read position as ``seek_to`` says (a fresh query, not a restored one)."""
@@ -69,7 +99,10 @@ class Scan:
 
     def read(self) -> Entries:
         """The next whole ingest batches (a bounded scan's last one cut at its end); :meth:`advance`
-        moves past them once they are processed."""
+        moves past them once they are processed. A bounded scan of a keyed stream (versioned_kv,
+        changelog_kv, mutable) reads its newest row per primary key, in one batch."""
+        if self.spec.bounded and self._primary_key:
+            return self._newest_rows()
         limit = MAX_ROWS_PER_STEP
         if self.end is not None:
             limit = min(limit, self.end - self.offset)

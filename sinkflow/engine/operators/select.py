@@ -180,7 +180,8 @@ class SelectOperator(Operator):
         for i, (dim, lk) in enumerate(zip(self._dims, self.logical.lookups)):
             head = dim.head
             if head != self._dim_heads[i]:
-                self._con.register(lk.relation, dim.table())
+                rows = dim.table()
+                self._con.register(lk.relation, self._run(lk.view, __dimsrc=rows) if lk.view else rows)
                 self._dim_heads[i] = head
 
     def _frontier(self) -> int:
