@@ -76,6 +76,8 @@ class QueryPlan:
     #: source column of each output column, which is then the stored column unchanged.
     passthrough: tuple[str, ...] | None = None
     inputs: tuple[Plan, ...] = ()
+    #: A session window's open sessions table (``__sessions``), None for other queries.
+    session_schema: pa.Schema | None = None
 
     @property
     def bounded(self) -> bool:
@@ -226,6 +228,9 @@ def _describe_dimension(lk: Lookup) -> str:
 def _describe_window(lg: LogicalPlan) -> str:
     assert lg.window is not None
     w = lg.window
+    if w.kind == "session":
+        longest = f", max {w.max_us / 1e6:g}s" if w.max_us else ""
+        return f"session({w.time_column}, timeout {w.size_us / 1e6:g}s{longest})"
     spans = f"{w.size_us / 1e6:g}s" if w.kind == "tumble" else f"{w.slide_us / 1e6:g}s, {w.size_us / 1e6:g}s"
     return f"{w.kind}({w.time_column}, {spans})"
 
@@ -340,16 +345,24 @@ def _state_columns(plan: LogicalPlan, step: Literal["partials", "merges"], float
     ]
 
 
+_SESSION_STATES = ("min(__t) AS __sstart", "max(__t) AS __slast")
+_SESSION_MERGES = ("min(__sstart) AS __sstart", "max(__slast) AS __slast")
+
+
 def _fold_sql(plan: LogicalPlan, floats: frozenset[str]) -> str:
     aggs = _state_columns(plan, "partials", floats)
+    w = plan.window
+    if w is not None and w.kind == "session":
+        aggs += _SESSION_STATES
     if plan.emit.tracks_updates:
         aggs.append("true AS __u")  # the group changed since the last emit
     keys = _key_cols(plan)
     select = ", ".join(keys + aggs)
     pre = _pre_sql(plan)
-    w = plan.window
     if w is None:
         return f"WITH __pre AS ({pre}) SELECT {select} FROM __pre{_group_by(keys)}"
+    if w.kind == "session":
+        return _session_fold_sql(plan, pre, select, keys)
     base = f"(__t - ((__t % {w.slide_us}) + {w.slide_us}) % {w.slide_us})"
     if w.kind == "tumble":
         win = f"SELECT *, {base} AS __ws FROM __pre"
@@ -361,8 +374,51 @@ def _fold_sql(plan: LogicalPlan, floats: frozenset[str]) -> str:
     return f"WITH __pre AS ({pre}), __win AS ({win}) SELECT {select} FROM __win WHERE {cond}{_group_by(keys)}"
 
 
+def _session_fold_sql(plan: LogicalPlan, pre: str, select: str, keys: list[str]) -> str:
+    """The fold of a session window: each row continues its key's open session (``__sessions``:
+    ``__k<j>``, the session id ``__ws`` and its newest time ``__slast``) or the previous row's,
+    when less than the timeout after it, else it starts a session whose id is its own sequence
+    number. Rows whose session closed before their batch arrived (``__e``) are late."""
+    assert plan.window is not None
+    timeout = plan.window.size_us
+    group = [k for k in keys if k != "__ws"]
+    match = " AND ".join(f"p.{k} IS NOT DISTINCT FROM o.{k}" for k in group) or "true"
+    part = f"PARTITION BY {', '.join(group)} " if group else ""
+    open_ = (f"SELECT * FROM __sessions QUALIFY row_number() OVER ({part}ORDER BY __slast DESC) = 1" if group
+             else "SELECT * FROM __sessions ORDER BY __slast DESC LIMIT 1")
+    joined = (f"SELECT p.*, o.__ws AS __osid, o.__sstart AS __ostart, o.__slast AS __olast "
+              f"FROM __pre p LEFT JOIN __open o ON {match}")
+    gaps = (f"SELECT *, CASE WHEN __prev IS NULL THEN __olast IS NULL OR __t - __olast >= {timeout} "
+            f"ELSE __t - __prev >= {timeout} END AS __new "
+            f"FROM (SELECT *, lag(__t) OVER ({part}ORDER BY __t, __s) AS __prev FROM __joined)")
+    sid = "__sid" if plan.window.max_us else "__ws"
+    ids = (f"SELECT *, coalesce(max(CASE WHEN __new THEN __s END) OVER ({part}ORDER BY __t, __s "
+           f"ROWS UNBOUNDED PRECEDING), __osid) AS {sid} FROM __gaps")
+    steps = f"__pre AS ({pre}), __open AS ({open_}), __joined AS ({joined}), __gaps AS ({gaps}), __ids AS ({ids})"
+    if plan.window.max_us:
+        # A session at its max length goes on as a new one: rows max_length or more after its
+        # start form the next session (its id: the sequence number of its first row).
+        by = ", ".join([*group, "__sid"])
+        starts = (f"SELECT *, CASE WHEN __sid IS NOT DISTINCT FROM __osid THEN __ostart "
+                  f"ELSE min(__t) OVER (PARTITION BY {by}) END AS __start FROM __ids")
+        split = (f"SELECT *, CASE WHEN __part = 0 THEN __sid ELSE min(__s) OVER (PARTITION BY {by}, __part) END AS __ws "
+                 f"FROM (SELECT *, (__t - __start) // {plan.window.max_us} AS __part FROM __starts)")
+        steps += f", __starts AS ({starts}), __split AS ({split})"
+        last = "__split"
+    else:
+        last = "__ids"
+    return f"WITH {steps} SELECT {select} FROM {last} WHERE __t + {timeout} > __e{_group_by(keys)}"
+
+
+def session_schema(plan: LogicalPlan, partials: pa.Schema) -> pa.Schema:
+    """The schema of ``__sessions`` (the open sessions a session fold continues), from the partials'."""
+    return pa.schema([partials.field(n) for n in (*_key_cols(plan), "__sstart", "__slast")])
+
+
 def _merge_sql(plan: LogicalPlan, floats: frozenset[str]) -> str:
     merges = _state_columns(plan, "merges", floats)
+    if plan.window is not None and plan.window.kind == "session":
+        merges += _SESSION_MERGES
     if plan.emit.tracks_updates:
         merges.append("bool_or(__u) AS __u")
     keys = _key_cols(plan)
@@ -405,9 +461,11 @@ def closing_input(plan: LogicalPlan, partials: pa.Table, version: int = 0) -> pa
             partials = con.sql(f"SELECT * FROM __p ORDER BY {', '.join(keys)}").to_arrow_table()
             con.close()
     if plan.window is not None:
-        ws = partials.column("__ws")
+        # A session spans its rows, and ends its timeout after the last one.
+        ws = partials.column("__sstart" if plan.window.kind == "session" else "__ws")
+        end = partials.column("__slast") if plan.window.kind == "session" else ws
         partials = partials.append_column("__ws_ts", ws.cast(_BOUND_TYPE)).append_column(
-            "__we_ts", pc.add(ws, plan.window.size_us).cast(_BOUND_TYPE))
+            "__we_ts", pc.add(end, plan.window.size_us).cast(_BOUND_TYPE))
     partials = partials.append_column("__emit_version", pa.repeat(pa.scalar(version, pa.int64()), partials.num_rows))
     if plan.emit.changelog:
         partials = partials.append_column("__tp_delta", pa.repeat(pa.scalar(1, pa.int8()), partials.num_rows))
@@ -517,6 +575,7 @@ def compile_plan(plan: LogicalPlan, dim_schemas: list[pa.Schema], input_plan: Pl
     """
     con = connect()
     raw = raw_schema(plan)
+    sessions: pa.Schema | None = None
     con.register("__raw", raw.empty_table())
     inputs: dict[str, dict[str, pa.DataType]] = {SRC: {c.name: c.type.arrow for c in plan.input_columns}}
     for lk, schema in zip(plan.lookups, dim_schemas):
@@ -531,7 +590,14 @@ def compile_plan(plan: LogicalPlan, dim_schemas: list[pa.Schema], input_plan: Pl
             stateless = None
             floats = _float_args(con, plan)
             fold = _fold_sql(plan, floats)
+            if plan.window is not None and plan.window.kind == "session":
+                keys = "".join(f", __k{j}" for j in range(len(plan.aggregate.keys)))
+                empty = con.sql(f"SELECT 0::BIGINT AS __ws{keys}, 0::BIGINT AS __sstart, 0::BIGINT AS __slast "
+                                f"FROM ({_pre_sql(plan)}) WHERE false").to_arrow_table()
+                con.register("__sessions", empty)
             partial = con.sql(fold).to_arrow_table().slice(0, 0)
+            if plan.window is not None and plan.window.kind == "session":
+                sessions = session_schema(plan, partial.schema)
             merge = _merge_sql(plan, floats)
             final = _final_sql(plan, _result_types(con, plan, floats))
             con.register("__closing", closing_input(plan, partial))
@@ -550,4 +616,4 @@ def compile_plan(plan: LogicalPlan, dim_schemas: list[pa.Schema], input_plan: Pl
         raise SqlError(err.message) from None
     passthrough = _passthrough(plan, raw, schema) if stateless is not None else None
     upstream = (input_plan,) if input_plan is not None else ()
-    return QueryPlan(plan, schema, columns, raw, stateless, fold, merge, final, passthrough, upstream)
+    return QueryPlan(plan, schema, columns, raw, stateless, fold, merge, final, passthrough, upstream, sessions)

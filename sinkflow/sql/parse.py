@@ -19,7 +19,7 @@ calls that :mod:`sinkflow.sql.functions` maps or refuses by name.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import sqlglot
@@ -71,6 +71,8 @@ class Timeplus(ClickHouse):
 
 
 DIALECT = Timeplus
+#: How a ``session(…)`` window call reads after parsing (see :func:`_session_calls`).
+SESSION_CALL = "swindow"
 
 _UNIT_MICROS: dict[str, int] = {
     "ms": 1_000,
@@ -126,6 +128,8 @@ class ParsedSelect:
     tree: exp.Select | exp.SetOperation
     emit: EmitClause | None
     select_texts: list[str] | None = None
+    #: The top-level ``PARTITION BY`` expressions (keys of per-key substreams).
+    partition_by: list[exp.Expression] = field(default_factory=list)
 
 
 def interval_from_text(text: str) -> int | None:
@@ -278,6 +282,52 @@ def _cut_emit(sql: str) -> tuple[str, EmitClause | None]:
     return blanked, emit
 
 
+_PARTITION_END = {TokenType.GROUP_BY, TokenType.HAVING, TokenType.ORDER_BY, TokenType.LIMIT, TokenType.SETTINGS,
+                  TokenType.SEMICOLON, TokenType.QUALIFY, TokenType.WINDOW}
+
+
+def _cut_partition(sql: str) -> tuple[str, list[exp.Expression]]:
+    """Blank out the top-level ``PARTITION BY`` clause (Timeplus's per-key substreams) and parse
+    its expressions at their places in ``sql``; upstream does not parse the clause."""
+    toks = _tokens(sql)
+    depth = 0
+    for i, tok in enumerate(toks):
+        if tok.token_type == TokenType.L_PAREN:
+            depth += 1
+        elif tok.token_type == TokenType.R_PAREN:
+            depth -= 1
+        elif depth == 0 and tok.token_type == TokenType.PARTITION_BY:
+            end = i + 1
+            nested = 0
+            while end < len(toks) and (nested or toks[end].token_type not in _PARTITION_END):
+                nested += {TokenType.L_PAREN: 1, TokenType.R_PAREN: -1}.get(toks[end].token_type, 0)
+                end += 1
+            if end == i + 1:
+                raise located("PARTITION BY needs at least one expression", position_at(sql, tok.start))
+            lo, hi = toks[i + 1].start, toks[end - 1].end + 1
+            blank = "".join("\n" if c == "\n" else " " for c in sql)
+            # The expressions alone, at their own places: "SELECT" stands where "PARTITION BY" stood.
+            alone = blank[:tok.start] + "SELECT" + blank[tok.start + 6:lo] + sql[lo:hi] + blank[hi:]
+            try:
+                keys = sqlglot.parse_one(alone, dialect=DIALECT)
+            except ParseError as e:
+                raise located(f"invalid PARTITION BY: {e.errors[0].get('description') if e.errors else e}",
+                              position_at(sql, lo)) from e
+            cut = sql[:tok.start] + blank[tok.start:hi] + sql[hi:]
+            return cut, [k.transform(_rewrite_shorthand) for k in keys.expressions]
+    return sql, []
+
+
+def _session_calls(sql: str) -> str:
+    """``session(`` spelled ``swindow(`` (same length: positions stay): upstream reads SESSION as a
+    keyword; the planner reads swindow() as the session window."""
+    toks = _tokens(sql)
+    for tok, after in zip(toks, toks[1:]):
+        if tok.token_type == TokenType.SESSION and after.token_type == TokenType.L_PAREN:
+            sql = sql[:tok.start] + SESSION_CALL + sql[tok.end + 1:]
+    return sql
+
+
 def _latest_joins(sql: str) -> str:
     """``LATEST JOIN`` (Timeplus) spelled ``ANY    JOIN`` (same length: positions stay), which
     upstream parses; the planner reads a join of kind ANY as LATEST."""
@@ -308,7 +358,8 @@ def parse_select(sql: str) -> ParsedSelect:
     if not sql or not sql.strip():
         raise SqlError("empty SQL statement")
     text, emit = _cut_emit(sql)
-    text = _latest_joins(text)
+    text = _session_calls(_latest_joins(text))
+    text, partition_by = _cut_partition(text)
     try:
         trees = sqlglot.parse(text, dialect=DIALECT)
     except ParseError as e:
@@ -331,7 +382,7 @@ def parse_select(sql: str) -> ParsedSelect:
     assert isinstance(tree, (exp.Select, exp.SetOperation))
     texts = _select_texts(sql, _tokens(text)) if isinstance(tree, exp.Select) else None
     count = len(tree.expressions) if isinstance(tree, exp.Select) else -1
-    return ParsedSelect(sql, tree, emit, texts if texts is not None and len(texts) == count else None)
+    return ParsedSelect(sql, tree, emit, texts if texts is not None and len(texts) == count else None, partition_by)
 
 
 def _select_texts(sql: str, toks: list[Token]) -> list[str] | None:

@@ -25,7 +25,7 @@ from sqlglot import exp
 from sinkflow.errors import NotFound, SqlError
 from sinkflow.sql.aggregates import AGGREGATES, Aggregate
 from sinkflow.sql.functions import AggregateCall, aggregate_call, function_name, is_aggregate, to_duckdb
-from sinkflow.sql.parse import DIALECT, EmitClause, ParsedSelect, interval_from_text, interval_micros, parse_select
+from sinkflow.sql.parse import DIALECT, SESSION_CALL, EmitClause, ParsedSelect, interval_from_text, interval_micros, parse_select
 from sinkflow.sql.positions import error_at, located
 from sinkflow.streams.types import TP_TIME, Column, parse_type
 
@@ -94,12 +94,15 @@ class SourceSpec:
 
 @dataclass(frozen=True)
 class WindowSpec:
-    """A ``tumble`` (slide == size) or ``hop`` window over ``time_column``, aligned to the epoch."""
+    """A ``tumble`` (slide == size) or ``hop`` window over ``time_column``, aligned to the epoch;
+    or a ``session`` window: per group key, rows less than ``size_us`` (the timeout) apart, at
+    most ``max_us`` long when not 0."""
 
-    kind: Literal["tumble", "hop"]
+    kind: Literal["tumble", "hop", "session"]
     time_column: str
     size_us: int
     slide_us: int
+    max_us: int = 0
 
 
 @dataclass(frozen=True)
@@ -341,10 +344,9 @@ class _Planner:
                 return self.source(args[0], True)
             if fname == "dedup":
                 return self.dedup_source(node, args, bounded)
-            if fname in ("tumble", "hop"):
-                raise self.err(node, f"{fname}() must be the outermost source of a query")
-            if fname == "session":
-                raise self.err(node, "session windows are not supported")
+            if fname in ("tumble", "hop", SESSION_CALL):
+                written = "session" if fname == SESSION_CALL else fname
+                raise self.err(node, f"{written}() must be the outermost source of a query")
             raise self.err(node, f"table function {fname}() is not supported")
         if isinstance(node, exp.Subquery):
             name = node.alias or "subquery"
@@ -413,16 +415,53 @@ class _Planner:
         if isinstance(table, exp.Table) and table.alias:
             labels.add(table.alias)
         func = table.this if isinstance(table, exp.Table) else table
-        if isinstance(func, exp.Anonymous) and function_name(func) in ("tumble", "hop"):
+        if isinstance(func, exp.Anonymous) and function_name(func) in ("tumble", "hop", SESSION_CALL):
             stream, name_node = self.window_source(func)
         else:
             stream, name_node = self.source(table)
         labels.add(stream)
         return _Relation(SRC, labels, stream, {c.name: c for c in self.stream_columns(stream, name_node)})
 
+    def session_source(self, func: exp.Anonymous) -> tuple[str, exp.Expression]:
+        """``session(stream, [time_column,] timeout [, max_length])`` in FROM: record the window."""
+        args = list(func.expressions)
+        shape = "session(stream, [time_column,] timeout [, max_length])"
+        if not 2 <= len(args) <= 4:
+            raise self.err(func, f"session() takes {shape}; start/end conditions are not supported")
+        stream, name_node = self.source(args[0])
+        columns = {c.name: c for c in self.stream_columns(stream, name_node)}
+        rest = args[1:]
+        time_col = TP_TIME
+        if not _is_interval(rest[0]):
+            time_col = self.time_column(rest[0], columns, stream, "session")
+            rest = rest[1:]
+        elif TP_TIME not in columns:
+            raise self.err(args[0], f"'{stream}' has no {TP_TIME} column: name the time column, "
+                                    f"session({stream}, <datetime column>, …)")
+        if not rest or len(rest) > 2 or not all(_is_interval(r) for r in rest):
+            bad = next((r for r in rest if not _is_interval(r)), func)
+            raise self.err(bad, f"session() takes {shape}; start/end conditions are not supported")
+        timeout = interval_micros(self.sql, rest[0], "the session() timeout")
+        longest = interval_micros(self.sql, rest[1], "the session() max length") if len(rest) == 2 else 0
+        self.window = WindowSpec("session", time_col, timeout, timeout, longest)
+        return stream, name_node
+
+    def time_column(self, tnode: exp.Expression, columns: dict[str, Column], stream: str, kind: str) -> str:
+        """The name of a window's time column (a datetime column of the source)."""
+        if not (isinstance(tnode, exp.Column) and not tnode.table):
+            raise self.err(tnode, f"the time column of {kind}() must be a column name")
+        time_col = tnode.name
+        if time_col not in columns:
+            raise self.err(tnode, f"unknown column '{time_col}' in stream '{stream}'")
+        if not pa.types.is_timestamp(columns[time_col].type.arrow):
+            raise self.err(tnode, f"the time column '{time_col}' of {kind}() must be a datetime, not {columns[time_col].type.name}")
+        return time_col
+
     def window_source(self, func: exp.Anonymous) -> tuple[str, exp.Expression]:
         """``tumble(…)``/``hop(…)`` in FROM: record the window, return the stream and its name node."""
         kind = function_name(func)
+        if kind == SESSION_CALL:
+            return self.session_source(func)
         args = list(func.expressions)
         n_intervals = 1 if kind == "tumble" else 2
         if len(args) not in (1 + n_intervals, 2 + n_intervals):
@@ -435,14 +474,7 @@ class _Planner:
             raise self.err(args[0], f"'{stream}' has no {TP_TIME} column: name the time column, "
                                     f"{kind}({stream}, <datetime column>, …)")
         if len(args) == 2 + n_intervals:
-            tnode = args[1]
-            if not (isinstance(tnode, exp.Column) and not tnode.table):
-                raise self.err(tnode, f"the time column of {kind}() must be a column name")
-            time_col = tnode.name
-            if time_col not in columns:
-                raise self.err(tnode, f"unknown column '{time_col}' in stream '{stream}'")
-            if not pa.types.is_timestamp(columns[time_col].type.arrow):
-                raise self.err(tnode, f"the time column '{time_col}' of {kind}() must be a datetime, not {columns[time_col].type.name}")
+            time_col = self.time_column(args[1], columns, stream, kind)
         sizes = [interval_micros(self.sql, a, f"the {kind}() interval") for a in args[-n_intervals:]]
         if kind == "tumble":
             self.window = WindowSpec("tumble", time_col, sizes[0], sizes[0])
@@ -854,14 +886,19 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
     having_sql: str | None = None
     if is_agg:
         keys = _group_keys(p, group, names, resolved, aliases)
+        for key in parsed.partition_by if parsed is not None else []:
+            resolved_key = p.resolve(_inline_aliases(key, aliases, known, set()), True)
+            if resolved_key not in keys:
+                keys.insert(0, resolved_key)  # PARTITION BY: per-key substreams, grouped by the key
         projection = tuple((n, p.finish(e, keys)) for n, e in zip(names, resolved))
         if having is not None:
             having_sql = p.finish(_having_expr(p, having.this, aliases), keys)
         aggregate = AggregateSpec(tuple(p.duck(k) for k in keys), tuple(p.args), tuple(p.planned))
         emit_spec = _agg_emit(p, emit)
     else:
-        if p.window is not None and p.window.kind == "hop":
-            raise SqlError("hop() without aggregation is not supported; use tumble() or GROUP BY")
+        if p.window is not None and p.window.kind != "tumble":
+            raise SqlError(f"{'session' if p.window.kind == 'session' else p.window.kind}() without aggregation is "
+                           "not supported; use tumble() or GROUP BY")
         emit_spec = _rows_emit(emit)
         for e in resolved:
             for call in e.find_all(exp.Anonymous):
@@ -905,6 +942,11 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
         offset=offset,
         input_columns=input_columns or tuple(p.relations[0].columns.values()),
     )
+
+
+def _is_interval(node: exp.Expression) -> bool:
+    return isinstance(node, exp.Interval) or (isinstance(node, exp.Literal) and node.is_string
+                                              and interval_from_text(node.this) is not None)
 
 
 def _stream_mode(store: StreamLookup, name: str) -> tuple[str, tuple[str, ...]]:

@@ -75,6 +75,8 @@ class SelectOperator(Operator):
         self._slide = window.slide_us if window else 0
         self._delay = self.logical.emit.delay_us
         self._bounded = plan.bounded
+        self._session = window is not None and window.kind == "session"
+        self._session_schema = plan.session_schema
         # State (everything below is in the snapshot).
         self._watermark: int | None = None
         self._partials: pa.Table | None = None
@@ -243,8 +245,9 @@ class SelectOperator(Operator):
         unit = times.type.unit
         lo, hi = (micros(bounds[k].value, unit) for k in ("min", "max"))
         if frontier != _NO_FRONTIER:
-            # floor(t / slide) * slide + size <= frontier  <=>  t < threshold
-            threshold = ((frontier - self._size) // self._slide + 1) * self._slide
+            # floor(t / slide) * slide + size <= frontier  <=>  t < threshold (a session: t + timeout <= frontier)
+            threshold = (frontier - self._size + 1 if self._session
+                         else ((frontier - self._size) // self._slide + 1) * self._slide)
             if lo < threshold:
                 on_time = pc.greater_equal(times, pa.scalar(from_micros_ceil(threshold, unit), times.type))
                 self._stats["late_rows_dropped"] += len(times) - (pc.sum(on_time).as_py() or 0)
@@ -278,7 +281,10 @@ class SelectOperator(Operator):
         if plan.stateless_sql is not None:
             return [self._conform(self._run(plan.stateless_sql, __raw=raw))]
         assert plan.fold_sql is not None and plan.merge_sql is not None
-        fold = self._run(plan.fold_sql, __raw=raw)
+        if self._session:
+            fold = self._run(plan.fold_sql, __raw=raw, __sessions=self._open_sessions())
+        else:
+            fold = self._run(plan.fold_sql, __raw=raw)
         self._partials = fold if self._partials is None else self._merge(self._partials, fold.cast(self._partials.schema))
         self._dirty = True
         out: list[pa.Table] = []
@@ -287,6 +293,23 @@ class SelectOperator(Operator):
         if self.logical.window is not None:
             out.extend(self._close())
         return out
+
+    def _open_sessions(self) -> pa.Table:
+        """The open sessions a session fold continues: their keys, ids and newest times."""
+        if self._partials is None:
+            return self._session_schema.empty_table()
+        return self._partials.select(self._session_schema.names).cast(self._session_schema)
+
+    def _ends(self, partials: pa.Table) -> pa.Array:
+        """When each open window or session ends (µs): a session its timeout after its last row,
+        or its max length after its first, whichever comes first."""
+        if not self._session:
+            return pc.add(partials.column("__ws"), self._size)
+        ends = pc.add(partials.column("__slast"), self._size)
+        window = self.logical.window
+        if window is not None and window.max_us:
+            ends = pc.min_element_wise(ends, pc.add(partials.column("__sstart"), window.max_us))
+        return ends
 
     def _ticks(self) -> bool:
         """Whether the emit policy has a processing-time period."""
@@ -324,7 +347,7 @@ class SelectOperator(Operator):
         """Emit the windows whose end the frontier reached (all of them if ``everything``)."""
         if self._partials is None or self._partials.num_rows == 0:
             return []
-        ends = pc.add(self._partials.column("__ws"), self._size)
+        ends = self._ends(self._partials)
         frontier = 2**62 if everything else self._frontier()
         closing_mask = pc.less_equal(ends, frontier)
         if not pc.any(closing_mask).as_py():
@@ -336,7 +359,7 @@ class SelectOperator(Operator):
         if self._emit.early == "update":
             # Its changes were emitted as they came: the close only frees the window.
             if self._last is not None:
-                self._last = self._last.filter(pc.greater(pc.add(self._last.column("__ws"), self._size), frontier))
+                self._last = self._last.filter(pc.invert(pc.is_in(self._last.column("__ws"), value_set=windows)))
             return []
         if len(windows) > 1 and self._per_window:
             # Each window is an emit of its own: its emit_version(), its ORDER BY and LIMIT BY.
@@ -385,7 +408,7 @@ class SelectOperator(Operator):
             # The input went quiet: close the open windows by processing time, as if the
             # watermark had passed them (later rows for them count as late).
             assert self._partials is not None  # there are open groups
-            top = int(pc.max(self._partials.column("__ws")).as_py()) + self._size + self._delay
+            top = int(pc.max(self._ends(self._partials)).as_py()) + self._delay
             self._watermark = top if self._watermark is None else max(self._watermark, top)
             return self._close(everything=True)
         return []
