@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sinkflow.errors import InvalidInput, SqlError
+from sinkflow.sql.positions import located, position_at
 from sinkflow.sql.aggregates import render
 from sinkflow.sql.plan import ONE_ROW, SRC, JoinSpec, LogicalPlan, Lookup, PlannedAggregate, UnionAll
 from sinkflow.streams.types import TP_TIME, Column, from_arrow
@@ -551,9 +552,24 @@ def _passthrough(plan: LogicalPlan, raw: pa.Schema, output: pa.Schema) -> tuple[
     return tuple(names)
 
 
-def _duck_error(err: duckdb.Error) -> SqlError:
+# DuckDB's names of the aggregates whose Timeplus names differ.
+_DUCK_NAMES = {"fsum": "sum", "quantile_cont": "quantile", "list": "group_array", "any_value": "any"}
+
+
+def _duck_error(err: duckdb.Error, sql: str) -> SqlError:
+    """DuckDB's reason, placed at the call it names in ``sql`` when it names one."""
     text = str(err).split("\n")[0]
+    match = re.search(r"argument types '(\w+)\(", text)
+    if match:
+        name = _DUCK_NAMES.get(match.group(1), match.group(1))
+        call = re.search(rf"\b{re.escape(name)}\s*\(", sql, flags=re.IGNORECASE)
+        if call:
+            return located(f"the query cannot run: {text}", position_at(sql, call.start()))
     return SqlError(f"the query cannot run: {text}")
+
+
+def _numeric(typ: pa.DataType) -> bool:
+    return pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_decimal(typ)
 
 
 def compile_union(union: UnionAll, inputs: list[Plan]) -> UnionPlan:
@@ -563,6 +579,11 @@ def compile_union(union: UnionAll, inputs: list[Plan]) -> UnionPlan:
     for i, plan in enumerate(inputs[1:], start=2):
         if len(plan.columns) != len(first.columns):
             raise SqlError(f"UNION ALL: query {i} has {len(plan.columns)} column(s), the first has {len(first.columns)}")
+        for mine, theirs in zip(first.columns, plan.columns):
+            a, b = mine.type.arrow, theirs.type.arrow
+            if a != b and not (_numeric(a) and _numeric(b)) and not (pa.types.is_timestamp(a) and pa.types.is_timestamp(b)):
+                raise SqlError(f"UNION ALL: column '{mine.name}' is {mine.type.name} in the first query and "
+                               f"{theirs.type.name} in query {i}; cast one of them")
     return UnionPlan(union.sql, tuple(inputs), first.output_schema, list(first.columns))
 
 
@@ -606,7 +627,7 @@ def compile_plan(plan: LogicalPlan, dim_schemas: list[pa.Schema], input_plan: Pl
             con.sql(merge).to_arrow_table()
             out = con.sql(final).to_arrow_table().schema
     except duckdb.Error as err:
-        raise _duck_error(err) from None
+        raise _duck_error(err, plan.sql) from None
     finally:
         con.close()
     schema = _normalize(out, plan, inputs)

@@ -14,6 +14,7 @@ projection refers to ``__ws_ts``/``__we_ts`` (window bounds), ``__k<j>`` (group 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -22,11 +23,11 @@ from typing import Any, Literal, Protocol
 import pyarrow as pa
 from sqlglot import exp
 
-from sinkflow.errors import NotFound, SqlError
+from sinkflow.errors import NotFound, Position, SqlError
 from sinkflow.sql.aggregates import AGGREGATES, Aggregate
 from sinkflow.sql.functions import AggregateCall, aggregate_call, function_name, is_aggregate, to_duckdb
 from sinkflow.sql.parse import DIALECT, SESSION_CALL, EmitClause, ParsedSelect, interval_from_text, interval_micros, parse_select
-from sinkflow.sql.positions import error_at, located
+from sinkflow.sql.positions import error_at, located, node_position, position_at
 from sinkflow.streams.types import TP_TIME, Column, parse_type
 
 SRC = "__src"
@@ -635,10 +636,11 @@ class _Planner:
             return n
 
         rewritten = node.transform(sub)
+        sql = self.duck(rewritten)  # an unknown function is the first thing to say
         for col in rewritten.find_all(exp.Column):
             if col.table:
                 raise self.err(col, f"column '{col.name}' must appear in GROUP BY or be used inside an aggregate function")
-        return self.duck(rewritten)
+        return sql
 
 
 def _setting_value(node: exp.Expression) -> str:
@@ -709,16 +711,16 @@ def _idle_timeout(p: _Planner, node: exp.Expression) -> float:
     return seconds
 
 
+# Clauses sinkflow does not run: what they are called, the keyword that starts them, what to write instead.
 _UNSUPPORTED_CLAUSES = {
-    "distinct": "SELECT DISTINCT",
-    "qualify": "QUALIFY",
-    "prewhere": "PREWHERE",
-    "sample": "SAMPLE",
-    "laterals": "ARRAY JOIN / LATERAL",
-    "windows": "WINDOW",
-    "into": "SELECT INTO",
-    "format": "FORMAT",
-    "kind": "SELECT AS STRUCT/VALUE",
+    "qualify": ("QUALIFY", "QUALIFY", "filter in an outer query: SELECT * FROM (…) WHERE …"),
+    "prewhere": ("PREWHERE", "PREWHERE", "use WHERE"),
+    "sample": ("SAMPLE", "SAMPLE", "filter with WHERE rand() % n = 0"),
+    "laterals": ("ARRAY JOIN / LATERAL", "ARRAY", "keep the array and use array functions"),
+    "windows": ("WINDOW", "WINDOW", "use tumble(), hop() or session() in FROM"),
+    "into": ("SELECT INTO", "INTO", "use CREATE MATERIALIZED VIEW … INTO"),
+    "format": ("FORMAT", "FORMAT", "results come as the API's JSON or the sink's format"),
+    "kind": ("SELECT AS STRUCT/VALUE", "AS", "select the columns"),
 }
 
 
@@ -770,9 +772,11 @@ def _plan_query(node: exp.Expression, scope: _Scope, parsed: ParsedSelect | None
 def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None) -> LogicalPlan:
     sql = parsed.sql if parsed is not None else select.sql(DIALECT)
     p = _Planner(scope)
-    for key, label in _UNSUPPORTED_CLAUSES.items():
+    for key, (label, keyword, instead) in _UNSUPPORTED_CLAUSES.items():
         if select.args.get(key):
-            raise p.err(select.args[key], f"{label} is not supported in streaming queries")
+            node = select.args[key]
+            position = _keyword_position(scope.sql, keyword) or node_position(node)
+            raise located(f"{label} is not supported; {instead}", position)
     for win in select.find_all(exp.Window):
         raise p.err(win, "window functions (OVER …) are not supported")
     for sub in select.find_all(exp.Exists):
@@ -882,6 +886,17 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
     is_agg = group is not None or having is not None or any(
         is_aggregate(n) for e in resolved for n in e.walk() if isinstance(n, exp.Expression)
     )
+    distinct = select.args.get("distinct")
+    if distinct is not None:
+        if distinct.args.get("on") is not None:
+            raise located("SELECT DISTINCT ON is not supported; use LIMIT 1 BY <columns>",
+                          node_position(distinct.args["on"]) or _keyword_position(scope.sql, "DISTINCT"))
+        if is_agg:
+            raise located("SELECT DISTINCT with GROUP BY or aggregates is not supported; its groups are distinct already",
+                          _keyword_position(scope.sql, "DISTINCT"))
+        # DISTINCT rows are the groups of every output column.
+        group = exp.Group(expressions=[exp.Literal.number(i + 1) for i in range(len(resolved))])
+        is_agg = True
     aggregate: AggregateSpec | None = None
     having_sql: str | None = None
     if is_agg:
@@ -947,6 +962,12 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
 def _is_interval(node: exp.Expression) -> bool:
     return isinstance(node, exp.Interval) or (isinstance(node, exp.Literal) and node.is_string
                                               and interval_from_text(node.this) is not None)
+
+
+def _keyword_position(sql: str, keyword: str) -> Position | None:
+    """Where ``keyword`` is first written in ``sql`` as a word (for clauses sqlglot keeps no place of)."""
+    match = re.search(rf"\b{re.escape(keyword)}\b", sql, flags=re.IGNORECASE)
+    return position_at(sql, match.start()) if match else None
 
 
 def _stream_mode(store: StreamLookup, name: str) -> tuple[str, tuple[str, ...]]:
