@@ -14,11 +14,17 @@
 
 from __future__ import annotations
 
+import re
+
+import pyarrow as pa
+
 from sinkflow.engine.compile import JoinPlan, Plan, QueryPlan, UnionPlan, compile_join, compile_plan, compile_union
 from sinkflow.engine.execution import QueryExecution
 from sinkflow.engine.result import StatementResult
 from sinkflow.sql.plan import JoinSpec, LogicalPlan, UnionAll, build_plan
 from sinkflow.streams.store import StreamStore
+
+_EXPLAIN = re.compile(r"\s*explain(\s+plan)?\b", re.IGNORECASE)
 
 __all__ = ["Engine", "JoinPlan", "Plan", "QueryExecution", "QueryPlan", "StatementResult", "UnionPlan"]
 
@@ -52,9 +58,16 @@ class Engine:
         return QueryExecution(plan, self.store, snapshot, idle_timeout)
 
     def execute(self, sql: str) -> StatementResult:
-        """Run any statement: DDL/INSERT answer a status, a bounded SELECT its rows, a streaming SELECT a started execution."""
+        """Run any statement: DDL/INSERT answer a status, a bounded SELECT its rows, a streaming
+        SELECT a started execution, ``EXPLAIN SELECT …`` the operator tree (a row per line)."""
         from sinkflow.engine.statements import execute_statement
         from sinkflow.sql.statements import parse_statement
+
+        explain = _EXPLAIN.match(sql)
+        if explain is not None:
+            # The SELECT keeps its place in the text, so its errors point where the user wrote.
+            lines = self.plan(" " * explain.end() + sql[explain.end():]).describe().split("\n")
+            return StatementResult("rows", table=pa.table({"plan": pa.array(lines, pa.string())}))
 
         statement = parse_statement(sql)
         if statement is not None:

@@ -122,3 +122,13 @@ def test_query_mode_table_makes_a_query_bounded(engine: Engine, cars: Stream) ->
     result = engine.execute("select count() as n from car_live_data settings query_mode='table'")
     assert result.kind == "rows" and result.table is not None
     assert result.table.to_pylist() == [{"n": 2}]
+
+
+def test_explain_answers_the_operator_tree(engine: Engine, cars: Stream) -> None:
+    result = engine.execute("EXPLAIN select window_start, count() as n from tumble(car_live_data, 2s) "
+                            "where speed_kmh > 1 group by window_start")
+    assert result.kind == "rows" and result.table is not None
+    assert result.table.column("plan").to_pylist() == [
+        "Project window_start datetime64(3, 'UTC'), n int64", "  Emit watermark delay 0s",
+        "    Aggregate 0 key(s): count", "      Window tumble(_tp_time, 2s)", "        Filter",
+        "          Scan car_live_data"]
