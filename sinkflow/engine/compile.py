@@ -293,8 +293,28 @@ def _from(plan: LogicalPlan) -> str:
 
 def _stateless_sql(plan: LogicalPlan) -> str:
     cols = ", ".join(f"{sql} AS {_q(name)}" for name, sql in plan.projection)
+    if plan.lags:
+        # The rows carried from earlier steps (``__carry``) give the first rows their lags.
+        lags = ", ".join(f"lag({x}, {n}, {default}) OVER (ORDER BY {SRC}.__seq) AS __lag{i}"
+                         for i, (x, n, default) in enumerate(plan.lags))
+        inner = f"SELECT {SRC}.*, {lags} FROM ({_LAG_INPUT}) AS {SRC}{_where(plan)}"
+        return f"SELECT {cols} FROM ({inner}) AS {SRC} WHERE NOT {SRC}.__carried ORDER BY {SRC}.__seq"
     order = f" ORDER BY {SRC}.__seq" if plan.lookups else ""  # joins may reorder rows; keep arrival order
     return f"SELECT {cols} {_from(plan)}{order}"
+
+
+_LAG_INPUT = "SELECT *, true AS __carried FROM __carry UNION ALL SELECT *, false AS __carried FROM __raw"
+
+
+def _where(plan: LogicalPlan) -> str:
+    return f" WHERE {plan.where}" if plan.where else ""
+
+
+def carry_sql(plan: LogicalPlan) -> str:
+    """The rows a query with lag() carries to its next step: the last ones passing WHERE."""
+    depth = max(n for _, n, _ in plan.lags)
+    return (f"SELECT * EXCLUDE (__carried) FROM (SELECT {SRC}.* FROM ({_LAG_INPUT}) AS {SRC}{_where(plan)}) "
+            f"QUALIFY row_number() OVER (ORDER BY __seq DESC) <= {depth} ORDER BY __seq")
 
 
 def _pre_sql(plan: LogicalPlan) -> str:
@@ -605,6 +625,8 @@ def compile_plan(plan: LogicalPlan, dim_schemas: list[pa.Schema], input_plan: Pl
     try:
         if plan.aggregate is None:
             stateless = _stateless_sql(plan)
+            if plan.lags:
+                con.register("__carry", raw.empty_table())
             out = con.sql(stateless).to_arrow_table().schema
             fold = merge = final = None
         else:

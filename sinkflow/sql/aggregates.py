@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-__all__ = ["AGGREGATES", "Aggregate", "render"]
+__all__ = ["AGGREGATES", "RETRACTING", "Aggregate", "render"]
 
 
 @dataclass(frozen=True)
@@ -149,6 +149,21 @@ _TOP_K = Aggregate(
     min_args=2,
     max_args=2,
 )
+
+
+#: count/sum/avg over a changelog input (rows carrying ``_tp_delta``): each row counts ``_tp_delta``
+#: times, so a retraction (−1) takes back what its row added. The delta is the last argument.
+RETRACTING: Mapping[str, Aggregate] = {
+    "count": Aggregate("count", "sum({a0})::BIGINT", ("sum({a0})::BIGINT",), ("sum({p0})::BIGINT",),
+                       "coalesce({p0}, 0)", min_args=0, max_args=0),
+    "count_if": Aggregate("count_if", "sum(CASE WHEN {a0} THEN {a1} ELSE 0 END)::BIGINT",
+                          ("sum(CASE WHEN {a0} THEN {a1} ELSE 0 END)::BIGINT",), ("sum({p0})::BIGINT",),
+                          "coalesce({p0}, 0)"),
+    "sum": Aggregate("sum", "{sum}({a0} * {a1})", ("{sum}({a0} * {a1})",), ("{sum}({p0})",)),
+    "avg": Aggregate("avg", "{sum}({a0} * {a1}) / NULLIF(sum(CASE WHEN {a0} IS NULL THEN 0 ELSE {a1} END), 0)",
+                     ("{sum}({a0} * {a1})", "sum(CASE WHEN {a0} IS NULL THEN 0 ELSE {a1} END)::BIGINT"),
+                     ("{sum}({p0})", "sum({p1})::BIGINT"), "{p0} / NULLIF({p1}, 0)"),
+}
 
 
 def _named(name: str, spec: Aggregate, **changes: Any) -> Aggregate:

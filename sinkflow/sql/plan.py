@@ -24,7 +24,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from sinkflow.errors import NotFound, Position, SqlError
-from sinkflow.sql.aggregates import AGGREGATES, Aggregate
+from sinkflow.sql.aggregates import AGGREGATES, RETRACTING, Aggregate
 from sinkflow.sql.functions import AggregateCall, aggregate_call, function_name, is_aggregate, to_duckdb
 from sinkflow.sql.parse import DIALECT, SESSION_CALL, EmitClause, ParsedSelect, interval_from_text, interval_micros, parse_select
 from sinkflow.sql.positions import error_at, located, node_position, position_at
@@ -226,6 +226,9 @@ class LogicalPlan:
     limit_by: tuple[int, tuple[str, ...]] | None = None
     #: Output rows skipped first (``OFFSET``).
     offset: int = 0
+    #: ``lag(x, n, default)`` calls (DuckDB SQL of x, n, default), output as columns ``__lag<i>``:
+    #: the value ``n`` rows before among the rows passing WHERE, across batches.
+    lags: tuple[tuple[str, int, str], ...] = ()
     input_columns: tuple[Column, ...] = field(default=())
 
     @property
@@ -299,6 +302,8 @@ class _Planner:
         self.input: CompiledInput | None = None
         self.changelog = False  # EMIT CHANGELOG: _tp_delta names each row's +1/-1
         self.settings_items: list[exp.Expression] = []
+        self.lags: list[tuple[str, int, str]] = []
+        self.lookups = False
         self.relations: list[_Relation] = []
         self.window: WindowSpec | None = None
         self.dedup: DedupSpec | None = None
@@ -612,12 +617,24 @@ class _Planner:
             call = AggregateCall(spec, args, call.level)
         else:
             call = aggregate_call(node)
+        if DELTA_COLUMN in self.relations[0].columns:
+            call = self.retracting(call, node)
         arg_cols = tuple(self.arg_column(a) for a in call.args)
         key = (call.name, call.level, arg_cols)
         if key not in self.call_keys:
             self.call_keys.append(key)
             self.planned.append(PlannedAggregate(call.spec, arg_cols, call.level))
         return exp.column(f"__f{self.call_keys.index(key)}")
+
+    def retracting(self, call: AggregateCall, node: exp.Expression) -> AggregateCall:
+        """``call`` over a changelog input: each row weighs its ``_tp_delta`` (count, sum, avg);
+        other aggregates cannot take a row back and are errors."""
+        spec = RETRACTING.get(call.name)
+        if spec is None:
+            raise self.err(node, f"{call.name}() cannot take back retracted rows (_tp_delta = -1) of a changelog "
+                                 f"input; over a changelog use count, count_if, sum or avg")
+        delta = exp.Column(this=exp.to_identifier(DELTA_COLUMN, quoted=True), table=exp.to_identifier(SRC))
+        return AggregateCall(spec, (*call.args, delta), call.level)
 
     def finish(self, node: exp.Expression, keys: list[exp.Expression]) -> str:
         """Rewrite an output expression of an aggregated query onto keys, window bounds and aggregates."""
@@ -669,6 +686,29 @@ def _seek_to(p: _Planner, node: exp.Expression) -> str:
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=timezone.utc)
     return ts.isoformat()
+
+
+def _lag_ref(p: _Planner, node: exp.Expression) -> exp.Expression:
+    """``lag(x[, n[, default]])`` as the column ``__lag<i>`` (see :attr:`LogicalPlan.lags`)."""
+    if isinstance(node, exp.Lag):
+        args = [a for a in (node.this, node.args.get("offset"), node.args.get("default")) if a is not None]
+    elif isinstance(node, exp.Anonymous) and function_name(node) in ("lag", "lags"):
+        if function_name(node) == "lags":
+            raise p.err(node, "lags() is not supported; write one lag(x, n) per offset")
+        args = list(node.expressions)
+    else:
+        return node
+    if not 1 <= len(args) <= 3:
+        raise p.err(node, "lag takes (column[, offset[, default]])")
+    offset = 1
+    if len(args) >= 2:
+        if not (isinstance(args[1], exp.Literal) and not args[1].is_string and args[1].this.isdigit()
+                and int(args[1].this) > 0):
+            raise p.err(args[1], "lag's offset must be a positive integer literal")
+        offset = int(args[1].this)
+    default = p.duck(args[2]) if len(args) == 3 else "NULL"
+    p.lags.append((p.duck(args[0]), offset, default))
+    return exp.column(f"__lag{len(p.lags) - 1}")
 
 
 def _constant_delta(node: exp.Expression) -> exp.Expression:
@@ -834,6 +874,7 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
         elif mode in ("versioned_kv", "changelog_kv", "mutable") and primary_key:
             view = newest_per(primary_key)
         lookups.append(Lookup(right, rel.name, how, on_sql, view, strictness == "ASOF"))
+        p.lookups = True
 
     idle_timeout: float | None = None
     for item in settings_items:
@@ -881,6 +922,7 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
             if seek is not None:
                 settings["seek_to"] = seek
 
+    resolved = [e.transform(lambda n: _lag_ref(p, n)) for e in resolved]
     group = select.args.get("group")
     having = select.args.get("having")
     is_agg = group is not None or having is not None or any(
@@ -899,6 +941,8 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
         is_agg = True
     aggregate: AggregateSpec | None = None
     having_sql: str | None = None
+    if is_agg and p.lags:
+        raise SqlError("lag() works in queries without aggregation; use latest() or earliest() in one with it")
     if is_agg:
         keys = _group_keys(p, group, names, resolved, aliases)
         for key in parsed.partition_by if parsed is not None else []:
@@ -921,6 +965,9 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
                     raise p.err(call, "emit_version() numbers the emits of a streaming aggregation; "
                                       "this query has no aggregation")
         resolved = [e.transform(_constant_delta) for e in resolved]
+        if p.lags and (p.lookups or p.window is not None):
+            raise SqlError("lag() works over a stream's rows without windows or joins; "
+                           "lag in a subquery, then join or window its output")
         projection = tuple((n, p.duck(e)) for n, e in zip(names, resolved))
 
     order_by = _order_by(p, select.args.get("order"), names, projections, aggregate is not None)
@@ -955,6 +1002,7 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
         order_by=order_by,
         limit_by=limit_by,
         offset=offset,
+        lags=tuple(p.lags),
         input_columns=input_columns or tuple(p.relations[0].columns.values()),
     )
 

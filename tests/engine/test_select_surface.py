@@ -74,3 +74,17 @@ async def test_limit_by_of_a_streaming_query_counts_across_batches(engine: Engin
     cars.append_batch(to_batch(ROWS[:3]))
     cars.append_batch(to_batch(ROWS[3:]))
     assert [r["cid"] for r in await drain(execution)] == ["a", "b", "c"]
+
+
+async def test_lag_looks_back_across_batches_and_snapshots(engine: Engine, cars: Stream) -> None:
+    plan = engine.plan("select cid, speed_kmh, lag(speed_kmh) as prev, lag(speed_kmh, 2, -1) as before "
+                       "from car_live_data where cid != 'b'")
+    first = engine.start(plan)
+    cars.append_batch(to_batch(ROWS[:3]))  # a, b (filtered out), a
+    assert [(r["speed_kmh"], r["prev"], r["before"]) for r in await drain(first)] == [(10.0, None, -1.0),
+                                                                                      (30.0, 10.0, -1.0)]
+    snapshot = first.snapshot()
+    first.close()
+    second = engine.start(plan, snapshot)
+    cars.append_batch(to_batch(ROWS[3:]))  # c, a, b (filtered out)
+    assert [(r["cid"], r["prev"], r["before"]) for r in await drain(second)] == [("c", 30.0, 10.0), ("a", 70.0, 30.0)]

@@ -74,7 +74,17 @@ class JoinOperator(Operator):
             other = self._empty(1 - port)
         left, right = (rows, other) if port == _LEFT else (other, rows)
         how = "LEFT JOIN" if left_join else "JOIN"
-        sql = f"{self._select} {how} __r ON {self.spec.on} ORDER BY __l.__seq, __r.__seq"
+        right_rows, on = "__r", self.spec.on
+        within = self.spec.within_us
+        if within is not None:
+            # Rows within the range are at most one range-wide bucket apart: each right row stands in
+            # its bucket and both neighbours, so DuckDB hash-joins on the bucket instead of
+            # comparing every pair of rows with the same key.
+            left_bucket = f"epoch_us(__l.{_q(self.spec.left_time)}) // {within}"
+            right_rows = (f"(SELECT *, epoch_us({_q(self.spec.right_time)}) // {within} + __d.d AS __b "
+                          f"FROM __r, range(-1, 2) AS __d(d))")
+            on = f"{left_bucket} = __r.__b AND {on}"
+        sql = f"{self._select} {how} {right_rows} AS __r ON {on} ORDER BY __l.__seq, __r.__seq"
         self._con.register("__l", left)
         self._con.register("__r", right)
         try:

@@ -20,7 +20,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sinkflow.engine.compile import QueryPlan, closing_input, connect
+from sinkflow.engine.compile import QueryPlan, carry_sql, closing_input, connect
 from sinkflow.engine.dedup import DedupState
 from sinkflow.engine.operators.base import Entries, Operator
 from sinkflow.engine.times import from_micros_ceil, micros
@@ -94,6 +94,7 @@ class SelectOperator(Operator):
         self._skipped = 0  # rows dropped by OFFSET so far
         self._by_counts: dict[str, int] = {}  # LIMIT n BY of a query without aggregation
         self._last: pa.Table | None = None  # a changelog's last emitted row per group, with its keys
+        self._carry: pa.Table | None = None  # the input rows lag() looks back at
         self._stats = {"late_rows_dropped": 0, "windows_emitted": 0, "rows_emitted": 0, "dedup_rows_dropped": 0}
         now = time.monotonic()
         self._last_input = now
@@ -279,7 +280,12 @@ class SelectOperator(Operator):
             # Zero-copy: the output batches are views of the log's batches.
             return [pa.Table.from_arrays([raw.column(name) for name in plan.passthrough], schema=self.schema)]
         if plan.stateless_sql is not None:
-            return [self._conform(self._run(plan.stateless_sql, __raw=raw))]
+            if not self.logical.lags:
+                return [self._conform(self._run(plan.stateless_sql, __raw=raw))]
+            carry = self._carry if self._carry is not None else raw.slice(0, 0)
+            out = self._run(plan.stateless_sql, __raw=raw, __carry=carry)
+            self._carry = self._run(carry_sql(self.logical), __raw=raw, __carry=carry).cast(raw.schema)
+            return [self._conform(out)]
         assert plan.fold_sql is not None and plan.merge_sql is not None
         if self._session:
             fold = self._run(plan.fold_sql, __raw=raw, __sessions=self._open_sessions())
@@ -462,6 +468,8 @@ class SelectOperator(Operator):
             tables["held"] = pa.concat_tables(self._held)
         if self._last is not None:
             tables["last"] = self._last
+        if self._carry is not None:
+            tables["carry"] = self._carry
         return meta, tables
 
     def restore(self, meta: dict[str, Any], tables: dict[str, pa.Table]) -> None:
@@ -475,6 +483,7 @@ class SelectOperator(Operator):
         self._by_counts = {str(k): int(v) for k, v in meta["by_counts"].items()}
         self._partials = tables.get("partials")
         self._last = tables.get("last")
+        self._carry = tables.get("carry")
         self._held = [tables["held"]] if "held" in tables else []
         if "dedup" in tables and self._dedup is not None:
             self._dedup.restore(tables["dedup"])
