@@ -18,15 +18,25 @@ import re
 
 import pyarrow as pa
 
-from sinkflow.engine.compile import JoinPlan, Plan, QueryPlan, UnionPlan, compile_join, compile_plan, compile_union
+from sinkflow.engine.compile import (
+    ChangelogPlan,
+    JoinPlan,
+    Plan,
+    QueryPlan,
+    UnionPlan,
+    compile_changelog,
+    compile_join,
+    compile_plan,
+    compile_union,
+)
 from sinkflow.engine.execution import QueryExecution
 from sinkflow.engine.result import StatementResult
-from sinkflow.sql.plan import JoinSpec, LogicalPlan, UnionAll, build_plan
+from sinkflow.sql.plan import ChangelogSpec, JoinSpec, LogicalPlan, UnionAll, build_plan
 from sinkflow.streams.store import StreamStore
 
 _EXPLAIN = re.compile(r"\s*explain(\s+plan)?\b", re.IGNORECASE)
 
-__all__ = ["Engine", "JoinPlan", "Plan", "QueryExecution", "QueryPlan", "StatementResult", "UnionPlan"]
+__all__ = ["ChangelogPlan", "Engine", "JoinPlan", "Plan", "QueryExecution", "QueryPlan", "StatementResult", "UnionPlan"]
 
 
 class Engine:
@@ -40,7 +50,9 @@ class Engine:
         position where known) for anything it cannot run."""
         return self._compile(build_plan(sql, self.store, self._compile))
 
-    def _compile(self, logical: LogicalPlan | UnionAll | JoinSpec) -> Plan:
+    def _compile(self, logical: LogicalPlan | UnionAll | JoinSpec | ChangelogSpec) -> Plan:
+        if isinstance(logical, ChangelogSpec):
+            return compile_changelog(logical)
         if isinstance(logical, JoinSpec):
             return compile_join(logical)
         if isinstance(logical, UnionAll):

@@ -30,8 +30,8 @@ import pyarrow.compute as pc
 from sinkflow.errors import InvalidInput, SqlError
 from sinkflow.sql.positions import located, position_at
 from sinkflow.sql.aggregates import render
-from sinkflow.sql.plan import ONE_ROW, SRC, JoinSpec, LogicalPlan, Lookup, PlannedAggregate, UnionAll
-from sinkflow.streams.types import TP_TIME, Column, from_arrow
+from sinkflow.sql.plan import DELTA_COLUMN, ONE_ROW, SRC, ChangelogSpec, JoinSpec, LogicalPlan, Lookup, SourceSpec, PlannedAggregate, UnionAll
+from sinkflow.streams.types import TP_TIME, Column, from_arrow, parse_type
 
 _WINDOW_TS = pa.timestamp("ms", tz="UTC")
 _BOUND_TYPE = pa.timestamp("us", tz="UTC")
@@ -110,6 +110,8 @@ class QueryPlan:
             if lg.window:
                 lines.append(f"Window {_describe_window(lg)}")
         else:
+            if lg.lags:
+                lines.append(f"Lag {', '.join(str(n) for _, n, _ in lg.lags)} row(s) back")
             if lg.window:
                 lines.append(f"Window {_describe_window(lg)}")
         if lg.where:
@@ -130,8 +132,7 @@ class QueryPlan:
         elif lg.source.stream == ONE_ROW:
             below = ["OneRow"]
         else:
-            seek = "" if lg.bounded or lg.source.seek_to == "latest" else f" seek_to {lg.source.seek_to}"
-            below = [f"Scan {'table(' + lg.source.stream + ')' if lg.bounded else lg.source.stream}{seek}"]
+            below = [_describe_scan(lg.source)]
         return _nest([*lines, *below], len(lines))
 
     def describe(self) -> str:
@@ -194,15 +195,58 @@ class JoinPlan:
     def explain(self) -> list[str]:
         spec = self.spec
         within = f" within {spec.within_us / 1e6:g}s" if spec.within_us is not None else ""
-        seek = "" if spec.left.seek_to == "latest" else f" seek_to {spec.left.seek_to}"
-        return [f"StreamJoin {spec.kind.lower()}{within}", f"  Scan {spec.left.stream}{seek}",
-                f"  Scan {spec.right.stream}{seek}"]
+        return [f"StreamJoin {spec.kind.lower()}{within}", f"  {_describe_scan(spec.left)}",
+                f"  {_describe_scan(spec.right)}"]
 
     def describe(self) -> str:
         return "\n".join(self.explain())
 
 
-Plan = QueryPlan | UnionPlan | JoinPlan
+@dataclass(frozen=True)
+class ChangelogPlan:
+    """A changelog by key of a stream or a planned input (see :class:`~sinkflow.sql.plan.ChangelogSpec`):
+    the input's columns, then ``_tp_delta``."""
+
+    spec: ChangelogSpec
+    output_schema: pa.Schema
+    columns: list[Column]
+
+    @property
+    def sql(self) -> str:
+        return self.spec.sql
+
+    @property
+    def inputs(self) -> tuple[Plan, ...]:
+        return (self.spec.input,) if self.spec.input is not None else ()
+
+    @property
+    def bounded(self) -> bool:
+        return self.spec.input.bounded if self.spec.input is not None else self.spec.source.bounded
+
+    @property
+    def sources(self) -> list[str]:
+        return list(self.spec.input.sources) if self.spec.input is not None else [self.spec.source.stream]
+
+    def explain(self) -> list[str]:
+        below = self.spec.input.explain() if self.spec.input is not None else [_describe_scan(self.spec.source)]
+        return [f"Changelog by {', '.join(self.spec.keys)}", *("  " + line for line in below)]
+
+    def describe(self) -> str:
+        return "\n".join(self.explain())
+
+
+Plan = QueryPlan | UnionPlan | JoinPlan | ChangelogPlan
+
+
+def compile_changelog(spec: ChangelogSpec) -> ChangelogPlan:
+    """The plan of a changelog by key: the input's columns and ``_tp_delta`` (int8)."""
+    columns = [*(c for c in spec.columns if c.name != DELTA_COLUMN), Column(DELTA_COLUMN, parse_type("int8"))]
+    return ChangelogPlan(spec, pa.schema([pa.field(c.name, c.type.arrow, nullable=True) for c in columns]), columns)
+
+
+def _describe_scan(source: SourceSpec) -> str:
+    seek = "" if source.bounded or source.seek_to == "latest" else f" seek_to {source.seek_to}"
+    return f"Scan {'table(' + source.stream + ')' if source.bounded else source.stream}{seek}"
 
 
 def compile_join(spec: JoinSpec) -> JoinPlan:

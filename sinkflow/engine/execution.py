@@ -24,8 +24,9 @@ import duckdb
 import pyarrow as pa
 
 from sinkflow.engine import state as codec
-from sinkflow.engine.compile import JoinPlan, Plan, UnionPlan
+from sinkflow.engine.compile import ChangelogPlan, JoinPlan, Plan, UnionPlan
 from sinkflow.engine.operators.base import Entries, Operator
+from sinkflow.engine.operators.changelog import ChangelogOperator
 from sinkflow.engine.operators.join import JoinOperator
 from sinkflow.engine.operators.scan import MAX_ROWS_PER_STEP, Scan, open_scan
 from sinkflow.engine.operators.select import SelectOperator
@@ -96,6 +97,8 @@ class QueryExecution:
             op = UnionOperator(plan.output_schema, len(plan.inputs))
         elif isinstance(plan, JoinPlan):
             op = JoinOperator(plan)
+        elif isinstance(plan, ChangelogPlan):
+            op = ChangelogOperator(plan)
         else:
             op = SelectOperator(plan, store, idle_timeout)
         node = _Node("", op, consumer, port)
@@ -107,6 +110,8 @@ class QueryExecution:
                 self._sources.append(_Source(open_scan(side, store), node, i))
         elif plan.inputs:
             self._build(plan.inputs[0], node, 0, store, idle_timeout)
+        elif isinstance(plan, ChangelogPlan):
+            self._sources.append(_Source(open_scan(plan.spec.source, store), node))
         else:
             self._sources.append(_Source(open_scan(plan.logical.source, store), node))
         node.id = f"op{len(self._nodes)}"

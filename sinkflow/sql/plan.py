@@ -78,7 +78,7 @@ class CompiledInput(Protocol):
 
 
 #: Compiles a planned subquery (its output columns come from running it on empty input).
-Compiler = Callable[["LogicalPlan | UnionAll | JoinSpec"], CompiledInput]
+Compiler = Callable[["LogicalPlan | UnionAll | JoinSpec | ChangelogSpec"], CompiledInput]
 
 
 @dataclass(frozen=True)
@@ -129,6 +129,19 @@ class Lookup:
     on: str
     view: str = ""
     asof: bool = False
+
+
+@dataclass(frozen=True)
+class ChangelogSpec:
+    """``changelog(stream, key…[, version])``: the input's rows as a changelog by ``keys`` — a row
+    whose key was seen retracts that key's previous row first (``_tp_delta`` −1, then +1). The
+    input is ``source`` (a stream) or ``input`` (a compiled subquery or CTE)."""
+
+    sql: str
+    source: SourceSpec
+    input: Any
+    columns: tuple[Column, ...]
+    keys: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -304,6 +317,7 @@ class _Planner:
         self.settings_items: list[exp.Expression] = []
         self.lags: list[tuple[str, int, str]] = []
         self.lookups = False
+        self.aggregating = False  # set from the SELECT before its sources are planned
         self.relations: list[_Relation] = []
         self.window: WindowSpec | None = None
         self.dedup: DedupSpec | None = None
@@ -350,6 +364,8 @@ class _Planner:
                 return self.source(args[0], True)
             if fname == "dedup":
                 return self.dedup_source(node, args, bounded)
+            if fname == "changelog":
+                return self.changelog_source(node, args, bounded)
             if fname in ("tumble", "hop", SESSION_CALL):
                 written = "session" if fname == SESSION_CALL else fname
                 raise self.err(node, f"{written}() must be the outermost source of a query")
@@ -365,7 +381,46 @@ class _Planner:
             return self.subquery(name, cte, scope, bounded), node
         if bounded or self.scope.bounded:
             self.bounded = True
+            return name, node
+        mode, primary_key = _stream_mode(self.store, name) if self._known(name, node) else ("append", ())
+        if self.aggregating and mode in ("versioned_kv", "mutable") and primary_key:
+            # An aggregation over a keyed stream sees each new version retract the previous one.
+            return self.changelog_of(name, node, primary_key), node
         return name, node
+
+    def _known(self, name: str, node: exp.Expression) -> bool:
+        self.stream_columns(name, node)  # an unknown stream is an error naming it here
+        return True
+
+    def changelog_source(self, node: exp.Anonymous, args: list[exp.Expression], bounded: bool) -> tuple[str, exp.Expression]:
+        """``changelog(stream, key…[, version_column][, drop_late_rows])``: record the changelog input."""
+        if not args:
+            raise self.err(node, "changelog(stream, key_column…[, version_column]) needs a stream")
+        if isinstance(args[-1], exp.Boolean):
+            args = args[:-1]  # drop_late_rows: rows are kept in arrival order either way
+        name, name_node = self.source(args[0], bounded)
+        columns = {c.name: c for c in self.stream_columns(name, name_node)}
+        named = args[1:]
+        for arg in named:
+            if not (isinstance(arg, exp.Column) and not arg.table and arg.name in columns):
+                raise self.err(arg, f"changelog() takes column names of '{name}', not '{arg.sql(DIALECT)}'")
+        keys = tuple(a.name for a in (named[:-1] if len(named) > 1 else named))
+        if not keys:
+            keys = _stream_mode(self.store, name)[1] if name not in self.inputs else ()
+        if not keys:
+            raise self.err(node, "changelog() needs the key columns: changelog(stream, key_column…[, version_column])")
+        return self.changelog_of(name, name_node, keys), name_node
+
+    def changelog_of(self, name: str, node: exp.Expression, keys: tuple[str, ...]) -> str:
+        """Compile the changelog of ``name`` (a stream, or a planned input) by ``keys``; it becomes the input."""
+        upstream = self.inputs.get(name)
+        columns = tuple(self.stream_columns(name, node))
+        source = SourceSpec(name, self.bounded, self.scope.seek_to or "latest")
+        spec = ChangelogSpec(f"changelog({name}, {', '.join(keys)})", source, upstream, columns, keys)
+        compiled = self.scope.compile(spec)
+        self.inputs[name] = compiled
+        self.input = compiled
+        return name
 
     def subquery(self, name: str, query: exp.Expression, scope: _Scope, bounded: bool) -> str:
         """Plan and compile a CTE or subquery read as ``name``; a streaming one read through table()
@@ -538,8 +593,8 @@ class _Planner:
             ]
             if table and not any(table in r.labels for r in self.relations):
                 raise self.err(n.args["table"], f"unknown table '{table}' in column '{table}.{name}'")
-            if not matches and name == DELTA_COLUMN and self.changelog and not table:
-                return exp.column("__tp_delta")
+            if name == DELTA_COLUMN and self.changelog and not table and (not matches or self.aggregating):
+                return exp.column("__tp_delta")  # the emitted row's delta, not the input's
             if not matches and name == SEQUENCE_COLUMN and self.relations[0].stream != ONE_ROW and (
                     not table or table in self.relations[0].labels):
                 ident = exp.to_identifier("__seq", quoted=True)
@@ -842,6 +897,8 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
         elif isinstance(item, exp.EQ) and item.this.name == "seek_to" and not p.scope.bounded:
             settings["seek_to"] = _seek_to(p, item.expression)
             p.scope = replace(p.scope, seek_to=settings["seek_to"])
+    p.aggregating = select.args.get("group") is not None or any(
+        is_aggregate(n) for e in select.expressions for n in e.walk() if isinstance(n, exp.Expression))
     p.relations.append(p.from_clause(select))
     stream = p.relations[0].stream
     lookups: list[Lookup] = []
