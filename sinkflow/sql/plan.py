@@ -318,6 +318,7 @@ class _Planner:
         self.lags: list[tuple[str, int, str]] = []
         self.lookups = False
         self.aggregating = False  # set from the SELECT before its sources are planned
+        self.side_seeks: dict[str, str] = {}  # a join's per-side starts from WHERE (by qualifier)
         self.relations: list[_Relation] = []
         self.window: WindowSpec | None = None
         self.dedup: DedupSpec | None = None
@@ -773,24 +774,45 @@ def _constant_delta(node: exp.Expression) -> exp.Expression:
     return node
 
 
-def _seek_from_where(p: _Planner, where: exp.Expression) -> str | None:
-    """Where a streaming query whose WHERE bounds ``_tp_sn`` or ``_tp_time`` from below starts
-    reading (Proton pushes such a predicate down as a seek); None when it has no such bound."""
+def _seeks_from_where(p: _Planner, where: exp.Expression) -> dict[str, str]:
+    """Where a streaming query's streams start reading when its WHERE names ``_tp_sn`` or
+    ``_tp_time``, as Proton pushes such predicates down: from the lower bound an AND-ed
+    comparison gives (``_tp_sn >= 10``, ``_tp_time > now() - 1h``, ``_tp_time = '…'``), else
+    from the earliest row (``_tp_sn < 5``, ``!=``, OR …). Keyed by the column's qualifier
+    ("" for an unqualified column): a join's sides seek apart."""
+    seeks: dict[str, str] = {}
+    bounded: set[str] = set()
     terms = list(where.flatten()) if isinstance(where, exp.And) else [where]
     for term in terms:
-        if not isinstance(term, (exp.GT, exp.GTE, exp.EQ, exp.LT, exp.LTE)):
-            continue
-        left, right = term.this, term.expression
-        if isinstance(term, (exp.LT, exp.LTE)):  # X < col  ==  col > X
-            left, right = right, left
-            term = (exp.GT if isinstance(term, exp.LT) else exp.GTE)(this=left, expression=right)
-        if not isinstance(left, exp.Column) or any(True for _ in right.find_all(exp.Column)):
-            continue
-        if left.name == SEQUENCE_COLUMN and isinstance(right, exp.Literal) and right.this.isdigit():
-            return f"sn:{int(right.this) + (1 if isinstance(term, exp.GT) else 0)}"
-        if left.name == TP_TIME:
-            return f"time:{p.duck(right)}"
-    return None
+        if isinstance(term, (exp.GT, exp.GTE, exp.EQ, exp.LT, exp.LTE)):
+            left, right = term.this, term.expression
+            lower = isinstance(term, (exp.GT, exp.GTE, exp.EQ))
+            strict = isinstance(term, (exp.GT, exp.LT))
+            if not isinstance(left, exp.Column) and isinstance(right, exp.Column):
+                left, right = right, left  # X < col is col > X
+                lower = isinstance(term, (exp.LT, exp.LTE, exp.EQ))
+            if (isinstance(left, exp.Column) and lower and left.name in (SEQUENCE_COLUMN, TP_TIME)
+                    and not any(True for _ in right.find_all(exp.Column)) and left.table not in bounded):
+                if left.name == SEQUENCE_COLUMN and isinstance(right, exp.Literal) and right.this.isdigit():
+                    seeks[left.table] = f"sn:{int(right.this) + (1 if strict else 0)}"
+                    bounded.add(left.table)
+                    continue
+                if left.name == TP_TIME:
+                    seeks[left.table] = f"time:{p.duck(right)}"
+                    bounded.add(left.table)
+                    continue
+        for col in term.find_all(exp.Column):
+            if col.name in (SEQUENCE_COLUMN, TP_TIME) and col.table not in bounded:
+                seeks.setdefault(col.table, "earliest")
+    return seeks
+
+
+def _earliest_ts(node: exp.Expression) -> exp.Expression:
+    """``earliest_ts()`` / ``earliest_timestamp()``: the earliest time, 1970-01-01 00:00:00 UTC."""
+    if isinstance(node, exp.Anonymous) and function_name(node) in ("earliest_ts", "earliest_timestamp") \
+            and not node.expressions:
+        return exp.cast(exp.Literal.string("1970-01-01 00:00:00+00"), exp.DataType.build("TIMESTAMPTZ"))
+    return node
 
 
 def _idle_timeout(p: _Planner, node: exp.Expression) -> float:
@@ -897,6 +919,17 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
         elif isinstance(item, exp.EQ) and item.this.name == "seek_to" and not p.scope.bounded:
             settings["seek_to"] = _seek_to(p, item.expression)
             p.scope = replace(p.scope, seek_to=settings["seek_to"])
+    if any(function_name(n) in ("earliest_ts", "earliest_timestamp") for n in select.find_all(exp.Anonymous)):
+        select = select.transform(_earliest_ts)
+    where = select.args.get("where")
+    if "seek_to" not in settings and not p.scope.bounded and where is not None:
+        seeks = _seeks_from_where(p, where.this)
+        if seeks:
+            # The streams read from where WHERE starts them (those of subqueries too); a join's sides apart.
+            p.side_seeks = seeks
+            general = seeks.get("") or next(iter(seeks.values()))
+            settings["seek_to"] = general
+            p.scope = replace(p.scope, seek_to=general)
     p.aggregating = select.args.get("group") is not None or any(
         is_aggregate(n) for e in select.expressions for n in e.walk() if isinstance(n, exp.Expression))
     p.relations.append(p.from_clause(select))
@@ -974,10 +1007,6 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
             if is_aggregate(n):
                 raise p.err(n, f"aggregate function {function_name(n)}() is not allowed in WHERE; use HAVING")
         where_sql = p.duck(p.resolve(_inline_aliases(where.this, aliases, known, set()), False))
-        if "seek_to" not in settings and not p.bounded and p.input is None and stream != ONE_ROW:
-            seek = _seek_from_where(p, where.this)
-            if seek is not None:
-                settings["seek_to"] = seek
 
     resolved = [e.transform(lambda n: _lag_ref(p, n)) for e in resolved]
     group = select.args.get("group")
@@ -1142,7 +1171,11 @@ def _stream_join(p: _Planner, sql: str, right: _Relation, how: Literal["INNER", 
     if not limit.isdigit():
         raise p.err(None, f"join_max_buffered_rows must be a number of rows, not '{limit}'")
     seek = p.scope.seek_to or "latest"
-    return JoinSpec(sql, SourceSpec(left.stream, False, seek), SourceSpec(right.stream, False, seek),
+
+    def side(rel: _Relation) -> str:
+        return next((p.side_seeks[label] for label in sorted(rel.labels) if label in p.side_seeks), seek)
+
+    return JoinSpec(sql, SourceSpec(left.stream, False, side(left)), SourceSpec(right.stream, False, side(right)),
                     tuple(left.columns.values()), tuple(right.columns.values()), how,
                     " AND ".join(f"({part})" for part in parts) or "true", within, times[0], times[1], int(limit))
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from sinkflow.engine import Engine
 from sinkflow.streams.store import Stream
 
@@ -132,3 +134,23 @@ def test_explain_answers_the_operator_tree(engine: Engine, cars: Stream) -> None
         "Project window_start datetime64(3, 'UTC'), n int64", "  Emit watermark delay 0s",
         "    Aggregate 0 key(s): count", "      Window tumble(_tp_time, 2s)", "        Filter",
         "          Scan car_live_data"]
+
+
+@pytest.mark.parametrize(("where", "expected"), [
+    ("_tp_sn = 1", ["c1"]), ("_tp_sn < 2", ["c0", "c1"]), ("_tp_sn <= 2", ["c0", "c1", "c2"]), ("_tp_sn > 2", ["c3"]),
+    ("_tp_sn != 2", ["c0", "c1", "c3"]), ("_tp_time = '2024-01-01 00:00:01'", ["c1"]),
+    ("_tp_time < '2024-01-01 00:00:02'", ["c0", "c1"]), ("_tp_time >= earliest_ts()", ["c0", "c1", "c2", "c3"]),
+    ("_tp_time = '2024-01-01 00:00:00' or _tp_time = '2024-01-01 00:00:03'", ["c0", "c3"]),
+])
+async def test_a_where_on_tp_sn_or_tp_time_reads_the_rows_it_names(engine: Engine, cars: Stream, where: str,
+                                                                  expected: list[str]) -> None:
+    """As Proton's 0020_seek_to smoke tests: such a predicate rewinds a streaming query."""
+    cars.append_batch(to_batch([_row(f"c{i}", i, i * 1000) for i in range(4)]))
+    execution = engine.start(engine.plan(f"select cid from car_live_data where {where}"))
+    assert [r["cid"] for r in await drain(execution)] == expected
+
+
+async def test_a_where_on_tp_sn_rewinds_the_stream_under_a_subquery(engine: Engine, cars: Stream) -> None:
+    cars.append_batch(to_batch([_row(f"c{i}", i, i * 1000) for i in range(4)]))
+    execution = engine.start(engine.plan("select cid from (select *, _tp_sn from car_live_data) where _tp_sn = 0"))
+    assert [r["cid"] for r in await drain(execution)] == ["c0"]
