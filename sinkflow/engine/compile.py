@@ -119,7 +119,8 @@ class QueryPlan:
         lines += [f"LookupJoin {lk.kind.lower()}{' asof' if lk.asof else ''} {_describe_dimension(lk)}" for lk in lg.lookups]
         if lg.dedup:
             ttl = f", {lg.dedup.ttl_us / 1e6:g}s" if lg.dedup.ttl_us else ""
-            lines.append(f"Dedup({', '.join(lg.dedup.keys)}{ttl})")
+            limit = f", at most {lg.dedup.max_keys} keys" if lg.dedup.max_keys else ""
+            lines.append(f"Dedup({', '.join(lg.dedup.keys)}{ttl}{limit})")
         return lines
 
     def explain(self) -> list[str]:

@@ -108,11 +108,13 @@ class WindowSpec:
 
 @dataclass(frozen=True)
 class DedupSpec:
-    """``dedup(stream, keys…, ttl)``: a row whose key was seen within ``ttl_us`` of event time is dropped."""
+    """``dedup(stream, keys…, ttl, max_keys)``: a row whose key was seen within ``ttl_us`` of event
+    time is dropped; at most ``max_keys`` keys are remembered (the oldest are forgotten first)."""
 
     keys: tuple[str, ...]
     ttl_us: int | None
     time_column: str
+    max_keys: int | None = None
 
 
 @dataclass(frozen=True)
@@ -438,13 +440,19 @@ class _Planner:
         return name
 
     def dedup_source(self, node: exp.Anonymous, args: list[exp.Expression], bounded: bool) -> tuple[str, exp.Expression]:
-        """``dedup(stream, key…[, ttl])``: record the dedup, return the stream and its name node."""
+        """``dedup(stream, key…[, ttl[, max_keys]])``: record the dedup, return the stream and its name node."""
         if len(args) < 2:
             raise self.err(node, "dedup(stream, key…[, ttl]) needs a stream and at least one key column")
         ttl: int | None = None
-        if isinstance(args[-1], exp.Interval) or (isinstance(args[-1], exp.Literal) and args[-1].is_string):
-            ttl = interval_micros(self.sql, args[-1], "the dedup ttl")
+        max_keys: int | None = None
+        last = args[-1]
+        if isinstance(last, exp.Literal) and not last.is_string and last.this.isdigit() and len(args) > 2:
+            max_keys = int(last.this) or None
             args = args[:-1]
+        if isinstance(args[-1], exp.Interval) or (isinstance(args[-1], exp.Literal) and args[-1].is_string):
+            if not _zero_interval(args[-1]):
+                ttl = interval_micros(self.sql, args[-1], "the dedup ttl")
+            args = args[:-1]  # a ttl of 0 keeps keys without time limit
         if len(args) < 2:
             raise self.err(node, "dedup(stream, key…[, ttl]) needs at least one key column")
         stream, name_node = self.source(args[0], bounded)
@@ -456,7 +464,7 @@ class _Planner:
             keys.append(key.name)
         if self.dedup is not None:
             raise self.err(node, "nested dedup() is not supported")
-        self.dedup = DedupSpec(tuple(keys), ttl, TP_TIME)
+        self.dedup = DedupSpec(tuple(keys), ttl, TP_TIME, max_keys)
         return stream, name_node
 
     def from_clause(self, select: exp.Select) -> _Relation:
@@ -1091,6 +1099,15 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
         lags=tuple(p.lags),
         input_columns=input_columns or tuple(p.relations[0].columns.values()),
     )
+
+
+def _zero_interval(node: exp.Expression) -> bool:
+    """Whether ``node`` is an interval of length 0 (``0s``, ``INTERVAL 0 SECOND``, ``'0s'``)."""
+    if isinstance(node, exp.Interval):
+        text = f"{node.this.name if node.this is not None else ''} {node.unit.name if node.unit is not None else ''}"
+    else:
+        text = node.name if isinstance(node, exp.Literal) else ""
+    return interval_from_text(text) == 0
 
 
 def _is_interval(node: exp.Expression) -> bool:

@@ -154,3 +154,11 @@ async def test_a_where_on_tp_sn_rewinds_the_stream_under_a_subquery(engine: Engi
     cars.append_batch(to_batch([_row(f"c{i}", i, i * 1000) for i in range(4)]))
     execution = engine.start(engine.plan("select cid from (select *, _tp_sn from car_live_data) where _tp_sn = 0"))
     assert [r["cid"] for r in await drain(execution)] == ["c0"]
+
+
+async def test_dedup_with_a_zero_ttl_and_a_key_limit_forgets_the_oldest_keys(engine: Engine, cars: Stream) -> None:
+    execution = engine.start(engine.plan("select cid from dedup(car_live_data, cid, 0s, 2)"))
+    cars.append_batch(to_batch([_row("a", 1, 0), _row("b", 1, 1), _row("a", 1, 2)]))
+    cars.append_batch(to_batch([_row("c", 1, 3)]))  # a third key: 'a', kept longest ago, is forgotten
+    cars.append_batch(to_batch([_row("a", 1, 4), _row("c", 1, 5)]))
+    assert [r["cid"] for r in await drain(execution)] == ["a", "b", "c", "a"]

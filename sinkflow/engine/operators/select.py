@@ -84,7 +84,7 @@ class SelectOperator(Operator):
         if self.logical.dedup is not None:
             types = {c.name: c.type.arrow for c in self.logical.input_columns}
             spec = self.logical.dedup
-            self._dedup = DedupState(list(spec.keys), [types[k] for k in spec.keys], spec.ttl_us)
+            self._dedup = DedupState(list(spec.keys), [types[k] for k in spec.keys], spec.ttl_us, spec.max_keys)
         self._held: list[pa.Table] = []
         self._dirty = False
         self._emitted = 0
