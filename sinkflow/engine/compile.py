@@ -79,6 +79,8 @@ class QueryPlan:
     inputs: tuple[Plan, ...] = ()
     #: A session window's open sessions table (``__sessions``), None for other queries.
     session_schema: pa.Schema | None = None
+    #: The output columns and the hidden ones ORDER BY sorts by (None: no hidden columns).
+    full_schema: pa.Schema | None = None
 
     @property
     def bounded(self) -> bool:
@@ -697,11 +699,13 @@ def compile_plan(plan: LogicalPlan, dim_schemas: list[pa.Schema], input_plan: Pl
         raise _duck_error(err, plan.sql) from None
     finally:
         con.close()
-    schema = _normalize(out, plan, inputs)
+    full = _normalize(out, plan, inputs)
+    schema = pa.schema(list(full)[:len(full) - plan.hidden])
     try:
         columns = [Column(f.name, from_arrow(f.type)) for f in schema]
     except InvalidInput as err:
         raise SqlError(err.message) from None
-    passthrough = _passthrough(plan, raw, schema) if stateless is not None else None
+    passthrough = _passthrough(plan, raw, schema) if stateless is not None and not plan.hidden else None
     upstream = (input_plan,) if input_plan is not None else ()
-    return QueryPlan(plan, schema, columns, raw, stateless, fold, merge, final, passthrough, upstream, sessions)
+    return QueryPlan(plan, schema, columns, raw, stateless, fold, merge, final, passthrough, upstream, sessions,
+                     full if plan.hidden else None)

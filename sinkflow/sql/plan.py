@@ -241,6 +241,8 @@ class LogicalPlan:
     limit_by: tuple[int, tuple[str, ...]] | None = None
     #: Output rows skipped first (``OFFSET``).
     offset: int = 0
+    #: Trailing columns of ``projection`` that only ORDER BY reads (``__order<i>``); not output.
+    hidden: int = 0
     #: ``lag(x, n, default)`` calls (DuckDB SQL of x, n, default), output as columns ``__lag<i>``:
     #: the value ``n`` rows before among the rows passing WHERE, across batches.
     lags: tuple[tuple[str, int, str], ...] = ()
@@ -1037,6 +1039,7 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
     having_sql: str | None = None
     if is_agg and p.lags:
         raise SqlError("lag() works in queries without aggregation; use latest() or earliest() in one with it")
+    keys: list[exp.Expression] = []
     if is_agg:
         keys = _group_keys(p, group, names, resolved, aliases)
         for key in parsed.partition_by if parsed is not None else []:
@@ -1046,7 +1049,6 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
         projection = tuple((n, p.finish(e, keys)) for n, e in zip(names, resolved))
         if having is not None:
             having_sql = p.finish(_having_expr(p, having.this, aliases), keys)
-        aggregate = AggregateSpec(tuple(p.duck(k) for k in keys), tuple(p.args), tuple(p.planned))
         emit_spec = _agg_emit(p, emit)
     else:
         if p.window is not None and p.window.kind != "tumble":
@@ -1064,7 +1066,15 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
                            "lag in a subquery, then join or window its output")
         projection = tuple((n, p.duck(e)) for n, e in zip(names, resolved))
 
-    order_by = _order_by(p, select.args.get("order"), names, projections, aggregate is not None)
+    def hidden_sql(expression: exp.Expression) -> str:
+        """An ORDER BY term that is no output column, as SQL over the query's rows or groups."""
+        node = p.resolve(_inline_aliases(expression, aliases, known, set()), True)
+        return p.finish(node, keys) if is_agg else p.duck(node)
+
+    order_by, hidden = _order_by(p, select.args.get("order"), names, projections, is_agg, hidden_sql)
+    projection = projection + hidden
+    if is_agg:  # after ORDER BY, which may name aggregates of its own
+        aggregate = AggregateSpec(tuple(p.duck(k) for k in keys), tuple(p.args), tuple(p.planned))
     limit_node = select.args.get("limit")
     limit: int | None = None
     limit_by: tuple[int, tuple[str, ...]] | None = None
@@ -1097,6 +1107,7 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
         limit_by=limit_by,
         offset=offset,
         lags=tuple(p.lags),
+        hidden=len(hidden),
         input_columns=input_columns or tuple(p.relations[0].columns.values()),
     )
 
@@ -1248,21 +1259,31 @@ def _output_ref(p: _Planner, key: exp.Expression, names: list[str], projections:
 
 
 def _order_by(p: _Planner, order: exp.Order | None, names: list[str], projections: list[exp.Expression],
-              aggregated: bool) -> tuple[str, ...]:
+              aggregated: bool, hidden_sql: Callable[[exp.Expression], str]
+              ) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
     """ORDER BY as DuckDB terms over the output columns: of all rows of a bounded query, of each
-    emit of a streaming aggregation (a streaming query without one never ends, so it has none)."""
+    emit of a streaming aggregation (a streaming query without one never ends, so it has none).
+    A term that is no output column (``ORDER BY _tp_time DESC``) sorts by a hidden column
+    ``__order<i>``, returned to be computed after the output columns and dropped after sorting."""
     if order is None:
-        return ()
+        return (), ()
     if not p.bounded and not aggregated:
         raise p.err(order, "ORDER BY needs the end of the data (use table(stream)) or an aggregation, "
                            "whose every emit it sorts")
     terms: list[str] = []
+    hidden: list[tuple[str, str]] = []
     for item in order.expressions:
-        name = _output_ref(p, item.this, names, projections, "ORDER BY")
+        try:
+            name = _output_ref(p, item.this, names, projections, "ORDER BY")
+        except SqlError:
+            if isinstance(item.this, exp.Literal):
+                raise
+            name = f"__order{len(hidden)}"
+            hidden.append((name, hidden_sql(item.this)))
         direction = " DESC" if item.args.get("desc") else ""
         nulls = " NULLS FIRST" if item.args.get("nulls_first") else " NULLS LAST"
         terms.append(f'"{name.replace(chr(34), chr(34) * 2)}"{direction}{nulls}')
-    return tuple(terms)
+    return tuple(terms), tuple(hidden)
 
 
 def _group_keys(

@@ -88,3 +88,11 @@ async def test_lag_looks_back_across_batches_and_snapshots(engine: Engine, cars:
     second = engine.start(plan, snapshot)
     cars.append_batch(to_batch(ROWS[3:]))  # c, a, b (filtered out)
     assert [(r["cid"], r["prev"], r["before"]) for r in await drain(second)] == [("c", 30.0, 10.0), ("a", 70.0, 30.0)]
+
+
+def test_order_by_columns_and_aggregates_that_are_not_selected(engine: Engine, cars: Stream) -> None:
+    cars.append_batch(to_batch(ROWS))
+    assert _table(engine, "select cid from table(car_live_data) order by _tp_time desc limit 2") == [
+        {"cid": "b"}, {"cid": "a"}]
+    assert _table(engine, "select cid from table(car_live_data) group by cid order by max(speed_kmh) desc") == [
+        {"cid": "c"}, {"cid": "b"}, {"cid": "a"}]

@@ -61,7 +61,8 @@ ERRORS: list[tuple[str, str, tuple[int, int] | None]] = [
     ("select count() from car_live_data\nemit periodic 1s\n  boom", "unexpected 'boom' in EMIT clause", (3, 3)),
     ("select cid from car_live_data order by cid", "ORDER BY needs the end of the data (use table(stream)) or an "
      "aggregation", (1, 40)),
-    ("select cid from table(car_live_data) order by speed_kmh", "ORDER BY 'speed_kmh' must name an output column", (1, 47)),
+    ("select cid from table(car_live_data) order by 3", "ORDER BY '3' must name an output column", (1, 47)),
+    ("select cid from table(car_live_data) order by nope", "unknown column 'nope'", (1, 47)),
     ("select cid from car_live_data settings foo=1", "unknown setting 'foo'", (1, 40)),
     ("select cid from car_live_data full join dim_car_info on car_live_data.cid = dim_car_info.cid",
      "FULL JOIN is not supported; use JOIN, LEFT JOIN, ASOF JOIN or LATEST JOIN", (1, 41)),

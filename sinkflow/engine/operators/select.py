@@ -58,6 +58,7 @@ class SelectOperator(Operator):
         self.plan = plan
         self.logical = plan.logical
         self.schema = plan.output_schema
+        self._full = plan.full_schema or plan.output_schema  # with ORDER BY's hidden columns
         self.finished = False
         self._dims: list[Stream] = [store.get(lk.stream) for lk in self.logical.lookups]
         self._dim_heads: list[int] = [-1] * len(self._dims)
@@ -157,6 +158,8 @@ class SelectOperator(Operator):
             return []
         if lg.order_by and not self._bounded:
             out = [self._sort(table) for table in out]
+        if lg.hidden:
+            out = [table.select(list(range(len(self.schema)))) for table in out]
         if lg.limit_by is not None:
             out = [self._limit_by(table) for table in out]
         return self._limit(out)
@@ -272,7 +275,7 @@ class SelectOperator(Operator):
                 self._con.unregister(name)
 
     def _conform(self, table: pa.Table) -> pa.Table:
-        return table.rename_columns(self.schema.names).cast(self.schema)
+        return table.rename_columns(self._full.names).cast(self._full)
 
     def _process(self, raw: pa.Table) -> list[pa.Table]:
         plan = self.plan
@@ -384,7 +387,7 @@ class SelectOperator(Operator):
     def _retract(self, rows: pa.Table) -> pa.Table:
         """``rows`` (output columns, then their group's keys) preceded by the retraction (``_tp_delta``
         −1) of each group's previously emitted row; remembers ``rows`` as the groups' last ones."""
-        width = len(self.schema)
+        width = len(self._full)
         if self._last is None or self._last.num_rows == 0 or rows.num_rows == 0:
             old = rows.slice(0, 0)
         else:
@@ -429,7 +432,7 @@ class SelectOperator(Operator):
                 self._partials = self._run(self.plan.fold_sql, __raw=self.plan.raw_schema.empty_table())
             out = [self._final(self._partials)] if self._partials.num_rows else []
         if self.logical.order_by:
-            held = pa.concat_tables([*self._held, *out]) if self._held or out else self.schema.empty_table()
+            held = pa.concat_tables([*self._held, *out]) if self._held or out else self._full.empty_table()
             self._held = []
             order = ", ".join(self.logical.order_by)
             out = [self._conform(self._run(f"SELECT * FROM __held ORDER BY {order}", __held=held))]
