@@ -193,13 +193,18 @@ class JoinPlan:
 
     @property
     def sources(self) -> list[str]:
-        return list(dict.fromkeys([self.spec.left.stream, self.spec.right.stream]))
+        out: list[str] = []
+        for source, upstream in ((self.spec.left, self.spec.left_input), (self.spec.right, self.spec.right_input)):
+            out += [s for s in (upstream.sources if upstream is not None else [source.stream]) if s not in out]
+        return out
 
     def explain(self) -> list[str]:
         spec = self.spec
         within = f" within {spec.within_us / 1e6:g}s" if spec.within_us is not None else ""
-        return [f"StreamJoin {spec.kind.lower()}{within}", f"  {_describe_scan(spec.left)}",
-                f"  {_describe_scan(spec.right)}"]
+        lines = [f"StreamJoin {spec.kind.lower()}{within}"]
+        for source, upstream in ((spec.left, spec.left_input), (spec.right, spec.right_input)):
+            lines += ["  " + line for line in (upstream.explain() if upstream is not None else [_describe_scan(source)])]
+        return lines
 
     def describe(self) -> str:
         return "\n".join(self.explain())
@@ -254,7 +259,7 @@ def _describe_scan(source: SourceSpec) -> str:
 
 def compile_join(spec: JoinSpec) -> JoinPlan:
     """The plan of a join of two streams: its output columns come from the two sides' columns."""
-    columns = [*spec.left_columns, *(replace(c, name=f"__r_{c.name}") for c in spec.right_columns)]
+    columns = [*spec.left_columns, *(replace(c, name=f"{spec.right_prefix}{c.name}") for c in spec.right_columns)]
     # Every column nullable: a LEFT join pads the right side with NULLs.
     return JoinPlan(spec, pa.schema([pa.field(c.name, c.type.arrow, nullable=True) for c in columns]), columns)
 

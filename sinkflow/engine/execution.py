@@ -106,8 +106,12 @@ class QueryExecution:
             for i, child in enumerate(plan.inputs):
                 self._build(child, node, i, store, idle_timeout)
         elif isinstance(plan, JoinPlan):
-            for i, side in enumerate((plan.spec.left, plan.spec.right)):
-                self._sources.append(_Source(open_scan(side, store), node, i))
+            sides = ((plan.spec.left, plan.spec.left_input), (plan.spec.right, plan.spec.right_input))
+            for i, (side, upstream) in enumerate(sides):
+                if upstream is not None:
+                    self._build(upstream, node, i, store, idle_timeout)
+                else:
+                    self._sources.append(_Source(open_scan(side, store), node, i))
         elif plan.inputs:
             self._build(plan.inputs[0], node, 0, store, idle_timeout)
         elif isinstance(plan, ChangelogPlan):

@@ -164,6 +164,11 @@ class JoinSpec:
     left_time: str
     right_time: str
     max_buffered_rows: int
+    #: Compiled plans read instead of the streams (a CTE, a subquery, an earlier join); None: the stream.
+    left_input: Any = None
+    right_input: Any = None
+    #: What the right side's column names are prefixed with in the output.
+    right_prefix: str = "__r_"
 
 
 @dataclass(frozen=True)
@@ -430,16 +435,21 @@ class _Planner:
     def subquery(self, name: str, query: exp.Expression, scope: _Scope, bounded: bool) -> str:
         """Plan and compile a CTE or subquery read as ``name``; a streaming one read through table()
         (``bounded``) reads its streams as table() too."""
+        compiled = self.compile_subquery(name, query, scope, bounded)
+        self.input = compiled
+        if compiled.bounded:
+            self.bounded = True
+        return name
+
+    def compile_subquery(self, name: str, query: exp.Expression, scope: _Scope, bounded: bool) -> CompiledInput:
+        """Plan and compile a CTE or subquery read as ``name`` (see :meth:`subquery`)."""
         if name in self.inputs:
             raise self.err(query, f"'{name}' is read twice in one FROM; give each an alias")
         inner = _plan_query(query, replace(scope, bounded=scope.bounded or bounded or self.scope.bounded,
                                            seek_to=self.scope.seek_to), None)
         compiled = scope.compile(inner)
         self.inputs[name] = compiled
-        self.input = compiled
-        if compiled.bounded:
-            self.bounded = True
-        return name
+        return compiled
 
     def dedup_source(self, node: exp.Anonymous, args: list[exp.Expression], bounded: bool) -> tuple[str, exp.Expression]:
         """``dedup(stream, key…[, ttl[, max_keys]])``: record the dedup, return the stream and its name node."""
@@ -572,18 +582,29 @@ class _Planner:
         raise self.err(join.this, f"{(side + ' ' + kind).strip()} JOIN is not supported; use JOIN, LEFT JOIN, "
                                   "ASOF JOIN or LATEST JOIN")
 
-    def join_target(self, join: exp.Join) -> tuple[str, exp.Expression, bool, set[str]]:
-        """The stream a JOIN reads, its name node, whether it is written table(stream), and its labels."""
+    def join_target(self, join: exp.Join) -> tuple[str, exp.Expression, bool, set[str], CompiledInput | None]:
+        """What a JOIN reads: its name, name node, whether it is written table(…), its labels, and
+        the compiled CTE or subquery when it reads one (None for a stream)."""
         target = join.this
         func = target.this if isinstance(target, exp.Table) and isinstance(target.this, exp.Anonymous) else target
         dimension = isinstance(func, exp.Anonymous) and function_name(func) == "table" and len(func.expressions) == 1
         node = func.expressions[0] if dimension else target
-        if isinstance(node, (exp.Subquery, exp.Select)) or (
-                isinstance(node, (exp.Table, exp.Column)) and node.name in self.scope.ctes):
-            raise self.err(node, "a JOIN reads a stream or table(stream); join inside the CTE or subquery instead")
-        name = self._stream_name(node, "a JOIN")
+        query: exp.Expression | None = None
+        scope = self.scope
+        if isinstance(node, exp.Subquery):
+            name, query = node.alias or "subquery", node.this
+        elif isinstance(node, (exp.Table, exp.Column)) and node.name in self.scope.ctes:
+            name = node.name
+            query, scope = self.scope.ctes[name]
+        else:
+            name = self._stream_name(node, "a JOIN")
         labels = {target.alias} if isinstance(target, exp.Table) and target.alias else {name}
-        return name, node, dimension, labels
+        if query is None:
+            return name, node, dimension, labels, None
+        if dimension or (join.kind or "").upper() in ("ASOF", "ANY"):
+            raise self.err(node, "a CTE or subquery joins as a stream (JOIN or LEFT JOIN); table(), ASOF and "
+                                 "LATEST joins read a stream")
+        return name, node, dimension, labels, self.compile_subquery(name, query, scope, False)
 
     # -- names ----    # -- names --------------------------------------------------------------------------------
     def resolve(self, node: exp.Expression, allow_window: bool) -> exp.Expression:
@@ -946,19 +967,22 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
     stream = p.relations[0].stream
     lookups: list[Lookup] = []
     input_columns: tuple[Column, ...] | None = None
+    streams_joined = 0
     for i, join in enumerate(select.args.get("joins") or []):
         how, strictness = p.join_how(join)
-        right, right_node, dimension, labels = p.join_target(join)
+        right, right_node, dimension, labels, right_input = p.join_target(join)
         columns = {c.name: c for c in p.stream_columns(right, right_node)}
-        mode, primary_key = _stream_mode(p.store, right)
+        mode, primary_key = _stream_mode(p.store, right) if right_input is None else ("append", ())
         bidirectional = not dimension and not strictness and mode == "append"
-        rel = _Relation(SRC if bidirectional else f"__dim{i}", labels, right, columns, "__r_" if bidirectional else "")
+        prefix = "__r_" if not streams_joined else f"__r{streams_joined + 1}_"
+        rel = _Relation(SRC if bidirectional else f"__dim{i}", labels, right, columns, prefix if bidirectional else "")
         on = _join_condition(p, join, rel)
         if bidirectional:
-            if i > 0 or p.window is not None or p.dedup is not None or p.input is not None:
-                raise p.err(join.this, "a stream joins another stream straight from FROM: window, dedup or join "
-                                       "the result in an outer query (WITH joined AS (… JOIN …) SELECT …)")
-            spec = _stream_join(p, sql, rel, how, on)
+            if p.window is not None or p.dedup is not None or lookups:
+                raise p.err(join.this, "a stream joins another stream straight from FROM, before any table() join: "
+                                       "window or dedup the result in an outer query (WITH j AS (… JOIN …) SELECT …)")
+            spec = _stream_join(p, sql, rel, how, on, right_input)
+            streams_joined += 1
             p.input = p.scope.compile(spec)
             input_columns = tuple(p.input.columns)
             p.relations.append(rel)
@@ -1173,13 +1197,14 @@ def _right_keys(p: _Planner, on: exp.Expression, rel: _Relation) -> list[str]:
     return keys
 
 
-def _stream_join(p: _Planner, sql: str, right: _Relation, how: Literal["INNER", "LEFT"], on: exp.Expression) -> JoinSpec:
-    """The bidirectional join of the FROM stream with ``right``: ON resolved over ``__l``/``__r``,
-    its ``date_diff_within(interval[, left_time, right_time])`` taken out as the time bound."""
-    left = p.relations[0]
+def _stream_join(p: _Planner, sql: str, right: _Relation, how: Literal["INNER", "LEFT"], on: exp.Expression,
+                 right_input: CompiledInput | None) -> JoinSpec:
+    """The bidirectional join of the query's input so far (the FROM stream, CTE or subquery, or an
+    earlier join) with ``right``: ON resolved over ``__l``/``__r``, its
+    ``date_diff_within(interval[, left_time, right_time])`` taken out as the time bound."""
     saved = p.relations
-    p.relations = [_Relation("__l", left.labels, left.stream, left.columns), _Relation("__r", right.labels, right.stream,
-                                                                                     right.columns)]
+    left_input = p.input
+    p.relations = [replace(rel, name="__l") for rel in saved] + [replace(right, name="__r", prefix="")]
     try:
         within: int | None = None
         times = (TP_TIME, TP_TIME)
@@ -1203,9 +1228,12 @@ def _stream_join(p: _Planner, sql: str, right: _Relation, how: Literal["INNER", 
     def side(rel: _Relation) -> str:
         return next((p.side_seeks[label] for label in sorted(rel.labels) if label in p.side_seeks), seek)
 
+    left = saved[0]
+    left_columns = tuple(left_input.columns) if left_input is not None else tuple(left.columns.values())
     return JoinSpec(sql, SourceSpec(left.stream, False, side(left)), SourceSpec(right.stream, False, side(right)),
-                    tuple(left.columns.values()), tuple(right.columns.values()), how,
-                    " AND ".join(f"({part})" for part in parts) or "true", within, times[0], times[1], int(limit))
+                    left_columns, tuple(right.columns.values()), how,
+                    " AND ".join(f"({part})" for part in parts) or "true", within, times[0], times[1], int(limit),
+                    left_input, right_input, right.prefix)
 
 
 def _date_diff_within(p: _Planner, call: exp.Anonymous) -> tuple[int, tuple[str, str]]:
@@ -1217,11 +1245,16 @@ def _date_diff_within(p: _Planner, call: exp.Anonymous) -> tuple[int, tuple[str,
     if len(args) == 1:
         return within, (TP_TIME, TP_TIME)
     names: list[str] = []
-    for arg, rel in zip(args[1:], p.relations):
-        if not (isinstance(arg, exp.Column) and arg.name in rel.columns and (not arg.table or arg.table in rel.labels)):
+    for arg, side in zip(args[1:], ("__l", "__r")):
+        try:
+            resolved = p.resolve(arg, False) if isinstance(arg, exp.Column) else arg
+        except SqlError:
+            resolved = arg
+        if not (isinstance(resolved, exp.Column) and resolved.table == side):
+            which = "left" if side == "__l" else "right"
             raise p.err(arg, f"date_diff_within's time columns are a column of each side, left first; "
-                             f"'{arg.sql(DIALECT)}' is not a column of '{rel.stream}'")
-        names.append(arg.name)
+                             f"'{arg.sql(DIALECT)}' is not a column of the {which} side")
+        names.append(resolved.name)
     return within, (names[0], names[1])
 
 

@@ -123,3 +123,21 @@ def test_table_of_a_versioned_kv_stream_is_its_newest_row_per_key(engine: Engine
     kv.append_rows(["k", "v"], [["a", 1], ["b", 2], ["a", 3]])
     result = engine.execute("select k, v from table(kv) order by k")
     assert result.table is not None and result.table.to_pylist() == [{"k": "a", "v": 3}, {"k": "b", "v": 2}]
+
+
+async def test_three_streams_and_subqueries_join(engine: Engine, orders: Stream, payments: Stream,
+                                                 store: StreamStore) -> None:
+    ships = store.create("ships", [Column("sid", parse_type("string")), Column("carrier", parse_type("string"))])
+    chain = engine.start(engine.plan(
+        "select id, paid, carrier from orders join payments on id = oid and date_diff_within(1m) "
+        "join ships on id = sid"))
+    sub = engine.start(engine.plan(
+        "select o.id, p.paid from (select id, _tp_time from orders where amount > 5) as o "
+        "join (select oid, paid, _tp_time from payments) as p on o.id = p.oid"))
+    _order(orders, "a", 10.0, 0)
+    _order(orders, "b", 1.0, 1)
+    _pay(payments, "a", 1.0, 2)
+    _pay(payments, "b", 2.0, 3)
+    ships.append_rows(["sid", "carrier", "_tp_time"], [["a", "ups", T]])
+    assert await drain(chain) == [{"id": "a", "paid": 1.0, "carrier": "ups"}]
+    assert await drain(sub) == [{"id": "a", "paid": 1.0}]

@@ -8,8 +8,9 @@ so the state stays bounded by the time range. Without it both sides are held who
 buffered bytes. A LEFT join emits a left row without a match at once, padded with NULLs; a
 right row arriving later for it emits the matched row too.
 
-Output rows: the left side's columns, then the right side's prefixed ``__r_``; the rows of one
-arrival come out in the order of the held side's arrival.
+Output rows: the left side's columns, then the right side's prefixed (``__r_``, or ``__r<n>_``
+for the n-th join of a chain); the rows of one arrival come out in the order of the held side's
+arrival. Either side may be a stream or a planned input (a CTE, a subquery, an earlier join).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ class JoinOperator(Operator):
         self._newest: list[int | None] = [None, None]  # the newest event time (µs) seen per side
         self._dropped = 0
         left = ", ".join(f"__l.{_q(c.name)} AS {_q(c.name)}" for c in self.spec.left_columns)
-        right = ", ".join(f"__r.{_q(c.name)} AS {_q('__r_' + c.name)}" for c in self.spec.right_columns)
+        right = ", ".join(f"__r.{_q(c.name)} AS {_q(self.spec.right_prefix + c.name)}" for c in self.spec.right_columns)
         self._select = f"SELECT {left}, {right} FROM __l"
 
     def push(self, port: int, entries: Entries) -> list[pa.Table]:
