@@ -347,7 +347,8 @@ def _stateless_sql(plan: LogicalPlan) -> str:
     cols = ", ".join(f"{sql} AS {_q(name)}" for name, sql in plan.projection)
     if plan.lags:
         # The rows carried from earlier steps (``__carry``) give the first rows their lags.
-        lags = ", ".join(f"lag({x}, {n}, {default}) OVER (ORDER BY {SRC}.__seq) AS __lag{i}"
+        window = f"{_partition(plan)}ORDER BY {SRC}.__seq"
+        lags = ", ".join(f"lag({x}, {n}, {default}) OVER ({window}) AS __lag{i}"
                          for i, (x, n, default) in enumerate(plan.lags))
         inner = f"SELECT {SRC}.*, {lags} FROM ({_LAG_INPUT}) AS {SRC}{_where(plan)}"
         return f"SELECT {cols} FROM ({inner}) AS {SRC} WHERE NOT {SRC}.__carried ORDER BY {SRC}.__seq"
@@ -362,11 +363,16 @@ def _where(plan: LogicalPlan) -> str:
     return f" WHERE {plan.where}" if plan.where else ""
 
 
+def _partition(plan: LogicalPlan) -> str:
+    return f"PARTITION BY {', '.join(plan.lag_partition)} " if plan.lag_partition else ""
+
+
 def carry_sql(plan: LogicalPlan) -> str:
-    """The rows a query with lag() carries to its next step: the last ones passing WHERE."""
+    """The rows a query with lag() carries to its next step: the last ones passing WHERE (per
+    PARTITION BY key)."""
     depth = max(n for _, n, _ in plan.lags)
-    return (f"SELECT * EXCLUDE (__carried) FROM (SELECT {SRC}.* FROM ({_LAG_INPUT}) AS {SRC}{_where(plan)}) "
-            f"QUALIFY row_number() OVER (ORDER BY __seq DESC) <= {depth} ORDER BY __seq")
+    return (f"SELECT * EXCLUDE (__carried) FROM ({_LAG_INPUT}) AS {SRC}{_where(plan)} "
+            f"QUALIFY row_number() OVER ({_partition(plan)}ORDER BY {SRC}.__seq DESC) <= {depth} ORDER BY __seq")
 
 
 def _pre_sql(plan: LogicalPlan) -> str:

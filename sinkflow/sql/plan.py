@@ -251,6 +251,8 @@ class LogicalPlan:
     #: ``lag(x, n, default)`` calls (DuckDB SQL of x, n, default), output as columns ``__lag<i>``:
     #: the value ``n`` rows before among the rows passing WHERE, across batches.
     lags: tuple[tuple[str, int, str], ...] = ()
+    #: ``PARTITION BY`` of a query without aggregation: lag() looks back within each key's rows.
+    lag_partition: tuple[str, ...] = ()
     input_columns: tuple[Column, ...] = field(default=())
 
     @property
@@ -1064,6 +1066,7 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
     if is_agg and p.lags:
         raise SqlError("lag() works in queries without aggregation; use latest() or earliest() in one with it")
     keys: list[exp.Expression] = []
+    lag_partition: tuple[str, ...] = ()
     if is_agg:
         keys = _group_keys(p, group, names, resolved, aliases)
         for key in parsed.partition_by if parsed is not None else []:
@@ -1088,6 +1091,9 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
         if p.lags and (p.lookups or p.window is not None):
             raise SqlError("lag() works over a stream's rows without windows or joins; "
                            "lag in a subquery, then join or window its output")
+        if p.lags:
+            lag_partition = tuple(p.duck(p.resolve(_inline_aliases(key, aliases, known, set()), False))
+                                  for key in (parsed.partition_by if parsed is not None else []))
         projection = tuple((n, p.duck(e)) for n, e in zip(names, resolved))
 
     def hidden_sql(expression: exp.Expression) -> str:
@@ -1131,6 +1137,7 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
         limit_by=limit_by,
         offset=offset,
         lags=tuple(p.lags),
+        lag_partition=lag_partition,
         hidden=len(hidden),
         input_columns=input_columns or tuple(p.relations[0].columns.values()),
     )

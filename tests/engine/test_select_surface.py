@@ -96,3 +96,12 @@ def test_order_by_columns_and_aggregates_that_are_not_selected(engine: Engine, c
         {"cid": "b"}, {"cid": "a"}]
     assert _table(engine, "select cid from table(car_live_data) group by cid order by max(speed_kmh) desc") == [
         {"cid": "c"}, {"cid": "b"}, {"cid": "a"}]
+
+
+async def test_lag_partitioned_by_a_key(engine: Engine, cars: Stream) -> None:
+    execution = engine.start(engine.plan("select cid, speed_kmh, lag(speed_kmh) as prev from car_live_data "
+                                         "partition by cid"))
+    cars.append_batch(to_batch(ROWS[:3]))
+    cars.append_batch(to_batch(ROWS[3:]))
+    assert [(r["cid"], r["prev"]) for r in await drain(execution)] == [
+        ("a", None), ("b", None), ("a", 10.0), ("c", None), ("a", 30.0), ("b", 50.0)]
