@@ -27,7 +27,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sinkflow.errors import InvalidInput, SqlError
+from sinkflow.errors import InvalidInput, Position, SqlError
 from sinkflow.sql.positions import located, position_at
 from sinkflow.sql.aggregates import render
 from sinkflow.sql.plan import DELTA_COLUMN, ONE_ROW, SRC, ChangelogSpec, JoinSpec, LogicalPlan, Lookup, SourceSpec, PlannedAggregate, UnionAll
@@ -646,6 +646,12 @@ def _duck_error(err: duckdb.Error, sql: str) -> SqlError:
     return SqlError(f"the query cannot run: {text}")
 
 
+def _union_position(sql: str, query: int) -> Position | None:
+    """Where query number ``query`` (from 2) of a UNION ALL starts: its ``UNION ALL`` keyword."""
+    unions = list(re.finditer(r"\bunion\s+all\b", sql, flags=re.IGNORECASE))
+    return position_at(sql, unions[query - 2].start()) if len(unions) >= query - 1 else None
+
+
 def _numeric(typ: pa.DataType) -> bool:
     return pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_decimal(typ)
 
@@ -656,12 +662,13 @@ def compile_union(union: UnionAll, inputs: list[Plan]) -> UnionPlan:
     first = inputs[0]
     for i, plan in enumerate(inputs[1:], start=2):
         if len(plan.columns) != len(first.columns):
-            raise SqlError(f"UNION ALL: query {i} has {len(plan.columns)} column(s), the first has {len(first.columns)}")
+            raise located(f"UNION ALL: query {i} has {len(plan.columns)} column(s), the first has {len(first.columns)}",
+                          _union_position(union.sql, i))
         for mine, theirs in zip(first.columns, plan.columns):
             a, b = mine.type.arrow, theirs.type.arrow
             if a != b and not (_numeric(a) and _numeric(b)) and not (pa.types.is_timestamp(a) and pa.types.is_timestamp(b)):
-                raise SqlError(f"UNION ALL: column '{mine.name}' is {mine.type.name} in the first query and "
-                               f"{theirs.type.name} in query {i}; cast one of them")
+                raise located(f"UNION ALL: column '{mine.name}' is {mine.type.name} in the first query and "
+                              f"{theirs.type.name} in query {i}; cast one of them", _union_position(union.sql, i))
     return UnionPlan(union.sql, tuple(inputs), first.output_schema, list(first.columns))
 
 

@@ -1064,7 +1064,8 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
     aggregate: AggregateSpec | None = None
     having_sql: str | None = None
     if is_agg and p.lags:
-        raise SqlError("lag() works in queries without aggregation; use latest() or earliest() in one with it")
+        raise located("lag() works in queries without aggregation; use latest() or earliest() in one with it",
+                      _keyword_position(scope.sql, "lag"))
     keys: list[exp.Expression] = []
     lag_partition: tuple[str, ...] = ()
     if is_agg:
@@ -1079,8 +1080,9 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
         emit_spec = _agg_emit(p, emit)
     else:
         if p.window is not None and p.window.kind != "tumble":
-            raise SqlError(f"{'session' if p.window.kind == 'session' else p.window.kind}() without aggregation is "
-                           "not supported; use tumble() or GROUP BY")
+            written = "session" if p.window.kind == "session" else p.window.kind
+            raise located(f"{written}() without aggregation is not supported; use tumble() or GROUP BY",
+                          _keyword_position(scope.sql, written))
         emit_spec = _rows_emit(emit)
         for e in resolved:
             for call in e.find_all(exp.Anonymous):
@@ -1089,8 +1091,8 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
                                       "this query has no aggregation")
         resolved = [e.transform(_constant_delta) for e in resolved]
         if p.lags and (p.lookups or p.window is not None):
-            raise SqlError("lag() works over a stream's rows without windows or joins; "
-                           "lag in a subquery, then join or window its output")
+            raise located("lag() works over a stream's rows without windows or joins; "
+                          "lag in a subquery, then join or window its output", _keyword_position(scope.sql, "lag"))
         if p.lags:
             lag_partition = tuple(p.duck(p.resolve(_inline_aliases(key, aliases, known, set()), False))
                                   for key in (parsed.partition_by if parsed is not None else []))
