@@ -662,9 +662,16 @@ class _Planner:
             rels = [r for r in self.relations if not star_table or star_table in r.labels]
             if not rels:
                 raise self.err(proj, f"unknown table '{star_table}' in '{star_table}.*'")
+            star = proj if isinstance(proj, exp.Star) else proj.this
+            excluded = {e.name for e in star.args.get("except_") or star.args.get("except") or []}
+            for name_node in star.args.get("except_") or star.args.get("except") or []:
+                if not any(name_node.name in r.columns for r in rels):
+                    raise self.err(name_node, f"* EXCEPT names '{name_node.name}', which is not a column of the source")
             taken = {_output_name(p) for p in select.expressions if not isinstance(p, exp.Star)}
             for rel in rels:
                 for col in rel.columns:
+                    if col in excluded:
+                        continue
                     label = sorted(rel.labels)[0]
                     node = exp.column(col, table=label)
                     if col in taken:

@@ -131,6 +131,7 @@ ERRORS: list[tuple[str, str, tuple[int, int] | None]] = [
     ("select cid from car_live_data settings seek_to='yesterday'", "seek_to must be 'earliest', 'latest', a sequence number, a timestamp", (1, 48)),
     ("select cid from table(car_live_data) settings seek_to='earliest'", "seek_to applies to streaming queries", None),
     ("select cid, cid from car_live_data", "duplicate output column 'cid'", None),
+    ("select * except (nope) from car_live_data", "* EXCEPT names 'nope', which is not a column", (1, 18)),
     ("select cid from dedup(car_live_data, nope, 5s)", "dedup key 'nope' must be a column of stream 'car_live_data'", (1, 38)),
     ("select cid from car_live_data limit x", "LIMIT needs a non-negative integer", (1, 37)),
     ("select cid from car_live_data limit 2 by nope", "LIMIT … BY 'nope' must name an output column", (1, 42)),
