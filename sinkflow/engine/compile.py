@@ -27,6 +27,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sinkflow.engine.operators.base import tree
 from sinkflow.errors import InvalidInput, Position, SqlError
 from sinkflow.sql.positions import located, position_at
 from sinkflow.sql.aggregates import render
@@ -125,10 +126,15 @@ class QueryPlan:
             lines.append(f"Dedup({', '.join(lg.dedup.keys)}{ttl}{limit})")
         return lines
 
-    def explain(self) -> list[str]:
-        """The tree EXPLAIN: the output columns, then each operator indented under its consumer
-        and the input (a scan, or the subquery's tree) under the innermost one."""
+    def explain_lines(self) -> list[str]:
+        """This SELECT's own EXPLAIN lines: the output columns, then each fused operator indented
+        under its consumer."""
         lines = [f"Project {', '.join(f'{c.name} {c.type.name}' for c in self.columns)}", *self.operator_lines()]
+        return [("  " * i) + line for i, line in enumerate(lines)]
+
+    def explain(self) -> list[str]:
+        """The tree EXPLAIN: :meth:`explain_lines`, and the input (a scan, or the subquery's tree)
+        under the innermost operator."""
         lg = self.logical
         if self.inputs:
             below = self.inputs[0].explain()
@@ -136,7 +142,7 @@ class QueryPlan:
             below = ["OneRow"]
         else:
             below = [_describe_scan(lg.source)]
-        return _nest([*lines, *below], len(lines))
+        return tree(self.explain_lines(), [below])
 
     def describe(self) -> str:
         """:meth:`explain` as one text, a line per operator."""
@@ -262,12 +268,6 @@ def compile_join(spec: JoinSpec) -> JoinPlan:
     columns = [*spec.left_columns, *(replace(c, name=f"{spec.right_prefix}{c.name}") for c in spec.right_columns)]
     # Every column nullable: a LEFT join pads the right side with NULLs.
     return JoinPlan(spec, pa.schema([pa.field(c.name, c.type.arrow, nullable=True) for c in columns]), columns)
-
-
-def _nest(lines: list[str], chain: int) -> list[str]:
-    """Indent the first ``chain`` lines one more level each, and everything after under the last."""
-    out = [("  " * i) + line for i, line in enumerate(lines[:chain])]
-    return out + [("  " * chain) + line for line in lines[chain:]]
 
 
 def _describe_dimension(lk: Lookup) -> str:

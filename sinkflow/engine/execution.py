@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from sinkflow.engine import state as codec
 from sinkflow.engine.compile import ChangelogPlan, JoinPlan, Plan, UnionPlan
-from sinkflow.engine.operators.base import Entries, Operator
+from sinkflow.engine.operators.base import Entries, Operator, tree
 from sinkflow.engine.operators.changelog import ChangelogOperator
 from sinkflow.engine.operators.join import JoinOperator
 from sinkflow.engine.operators.scan import MAX_ROWS_PER_STEP, Scan, open_scan
@@ -121,6 +121,18 @@ class QueryExecution:
         node.id = f"op{len(self._nodes)}"
         self._nodes.append(node)
         return node
+
+    def explain(self) -> list[str]:
+        """The running graph's tree EXPLAIN, from each operator's and scan's ``describe()``
+        (the same tree as the plan's ``explain()``)."""
+
+        def lines(node: _Node) -> list[str]:
+            children = [lines(n) for n in self._nodes if n.consumer is node]
+            inputs = [(n.port, c) for n, c in zip([n for n in self._nodes if n.consumer is node], children)]
+            inputs += [(s.port, s.scan.describe()) for s in self._sources if s.consumer is node]
+            return tree(node.op.describe(), [c for _, c in sorted(inputs, key=lambda pc: pc[0])])
+
+        return lines(self._root)
 
     # -- positions and counters ------------------------------------------------------------------
     def lag(self) -> int:

@@ -163,6 +163,16 @@ def test_plan(engine: Engine, sql: str, expected: str) -> None:
     assert engine.plan(sql).describe() == expected
 
 
+@pytest.mark.parametrize(("sql", "expected"), PLANS, ids=[f"graph{i}" for i in range(len(PLANS))])
+def test_the_running_graph_explains_as_its_plan(engine: Engine, sql: str, expected: str) -> None:
+    """The operators a plan starts describe the same tree (each operator's describe())."""
+    execution = engine.start(engine.plan(sql))
+    try:
+        assert "\n".join(execution.explain()) == expected
+    finally:
+        execution.close()
+
+
 @pytest.mark.parametrize(("sql", "message", "position"), ERRORS, ids=[f"error{i}" for i in range(len(ERRORS))])
 def test_error(engine: Engine, sql: str, message: str, position: tuple[int, int] | None) -> None:
     with pytest.raises(SqlError) as caught:

@@ -62,8 +62,9 @@ class Operator(ABC):
 
 
 def tree(lines: list[str], children: list[list[str]]) -> list[str]:
-    """An operator's EXPLAIN lines followed by its inputs' trees, each indented under it."""
+    """An operator's EXPLAIN lines followed by its inputs' trees, each indented under its last line."""
+    depth = len(lines[-1]) - len(lines[-1].lstrip(" ")) + 2
     out = list(lines)
     for child in children:
-        out.extend("  " + line for line in child)
+        out.extend(" " * depth + line for line in child)
     return out

@@ -492,7 +492,7 @@ class SelectOperator(Operator):
             self._dedup.restore(tables["dedup"])
 
     def describe(self) -> list[str]:
-        return self.plan.operator_lines()
+        return self.plan.explain_lines()
 
     def close(self) -> None:
         self._partials = None

@@ -38,4 +38,4 @@ class UnionOperator(Operator):
         self.finished = bool(meta["finished"])
 
     def describe(self) -> list[str]:
-        return [f"UnionAll -> {', '.join(self.schema.names)}"]
+        return ["UnionAll"]
