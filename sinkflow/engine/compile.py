@@ -106,7 +106,8 @@ class QueryPlan:
         if lg.order_by:
             lines.append(f"Sort {len(lg.order_by)} key(s)")
         if lg.aggregate:
-            lines.append(f"Emit {_describe_emit(lg)}")
+            lines.append(f"Emit {_describe_emit(lg)}"
+                         + (f", groups expire {lg.state_ttl_us / 1e6:g}s after their newest row" if lg.state_ttl_us else ""))
             calls = ", ".join(c.name for c in lg.aggregate.calls)
             having = " having" if lg.having else ""
             lines.append(f"Aggregate {len(lg.aggregate.keys)} key(s): {calls}{having}")
@@ -433,6 +434,8 @@ def _fold_sql(plan: LogicalPlan, floats: frozenset[str]) -> str:
     w = plan.window
     if w is not None and w.kind == "session":
         aggs += _SESSION_STATES
+    if plan.state_ttl_us is not None:
+        aggs.append("max(__t) AS __lt")  # the group's newest row, for aggregate_state_ttl_sec
     if plan.emit.tracks_updates:
         aggs.append("true AS __u")  # the group changed since the last emit
     keys = _key_cols(plan)
@@ -498,6 +501,8 @@ def _merge_sql(plan: LogicalPlan, floats: frozenset[str]) -> str:
     merges = _state_columns(plan, "merges", floats)
     if plan.window is not None and plan.window.kind == "session":
         merges += _SESSION_MERGES
+    if plan.state_ttl_us is not None:
+        merges.append("max(__lt) AS __lt")
     if plan.emit.tracks_updates:
         merges.append("bool_or(__u) AS __u")
     keys = _key_cols(plan)

@@ -39,7 +39,7 @@ __all__ = ["MAX_ROWS_PER_STEP", "THREAD_ROWS", "QueryExecution"]
 #: Work on more rows than this runs in a worker thread so the event loop stays responsive.
 THREAD_ROWS = 20_000
 _COUNTERS = ("late_rows_dropped", "windows_emitted", "dedup_rows_dropped", "open_groups", "join_rows_held",
-             "join_rows_expired")
+             "join_rows_expired", "groups_expired")
 
 
 @dataclass

@@ -41,12 +41,12 @@ ONE_ROW = "__one"
 SEQUENCE_COLUMN = "_tp_sn"
 #: +1 (a row) or -1 (a retraction of a row emitted before) in an EMIT CHANGELOG query's output.
 DELTA_COLUMN = "_tp_delta"
-_SETTINGS = ("seek_to", "idle_timeout", "query_mode", "join_max_buffered_rows")
+_SETTINGS = ("seek_to", "idle_timeout", "query_mode", "join_max_buffered_rows", "aggregate_state_ttl_sec")
 #: Proton settings that tune its own execution (threads, hash tables, shards, backfill); sinkflow
 #: accepts them so statements written for Proton run, and they change nothing (docs/sql.md).
 _TUNING_SETTINGS = frozenset({
     "max_threads", "keep_versions", "join_max_buffered_bytes", "join_algorithm", "substreams", "shards",
-    "default_hash_table", "default_hash_join", "max_hot_keys", "aggregate_state_ttl_sec",
+    "default_hash_table", "default_hash_join", "max_hot_keys",
     "enable_backfill_from_historical_store", "emit_during_backfill", "force_backfill_in_order",
     "max_block_size", "enable_optimize_predicate_expression", "asterisk_include_reserved_columns",
     "enable_dependency_check", "checkpoint_interval", "recovery_policy",
@@ -248,6 +248,9 @@ class LogicalPlan:
     offset: int = 0
     #: Trailing columns of ``projection`` that only ORDER BY reads (``__order<i>``); not output.
     hidden: int = 0
+    #: ``aggregate_state_ttl_sec``: a global aggregation drops a group whose newest row is older than
+    #: this (µs of event time) before the newest row seen.
+    state_ttl_us: int | None = None
     #: ``lag(x, n, default)`` calls (DuckDB SQL of x, n, default), output as columns ``__lag<i>``:
     #: the value ``n`` rows before among the rows passing WHERE, across batches.
     lags: tuple[tuple[str, int, str], ...] = ()
@@ -1010,6 +1013,7 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
         p.lookups = True
 
     idle_timeout: float | None = None
+    state_ttl: int | None = None
     for item in settings_items:
         if not isinstance(item, exp.EQ):
             raise p.err(item, f"SETTINGS expects key=value, not '{item.sql(DIALECT)}'")
@@ -1020,6 +1024,11 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
             settings["seek_to"] = _seek_to(p, item.expression)
         elif name == "idle_timeout":
             idle_timeout = _idle_timeout(p, item.expression)
+        elif name == "aggregate_state_ttl_sec":
+            value = _setting_value(item.expression)
+            if not value.isdigit() or int(value) <= 0:
+                raise p.err(item.expression, f"aggregate_state_ttl_sec must be a positive number of seconds, not '{value}'")
+            state_ttl = int(value) * 1_000_000
         elif name in ("query_mode", "join_max_buffered_rows") or name in _TUNING_SETTINGS:
             pass  # applied where the sources were planned, or Proton's own tuning
         else:
@@ -1148,6 +1157,7 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
         lags=tuple(p.lags),
         lag_partition=lag_partition,
         hidden=len(hidden),
+        state_ttl_us=state_ttl if is_agg and p.window is None and not p.bounded else None,
         input_columns=input_columns or tuple(p.relations[0].columns.values()),
     )
 

@@ -105,3 +105,15 @@ async def test_lag_partitioned_by_a_key(engine: Engine, cars: Stream) -> None:
     cars.append_batch(to_batch(ROWS[3:]))
     assert [(r["cid"], r["prev"]) for r in await drain(execution)] == [
         ("a", None), ("b", None), ("a", 10.0), ("c", None), ("a", 30.0), ("b", 50.0)]
+
+
+async def test_aggregate_state_ttl_drops_groups_without_recent_rows(engine: Engine, cars: Stream) -> None:
+    execution = engine.start(engine.plan("select cid, count() as n from car_live_data group by cid "
+                                         "emit on update settings aggregate_state_ttl_sec=10"))
+    cars.append_batch(to_batch([_row("a", 1, 0), _row("b", 1, 1000)]))
+    assert [(r["cid"], r["n"]) for r in await drain(execution)] == [("a", 1), ("b", 1)]
+    cars.append_batch(to_batch([_row("b", 1, 10_500)]))  # 'a' last seen 10.5s before the newest row
+    assert [(r["cid"], r["n"]) for r in await drain(execution)] == [("b", 2)]
+    assert execution.stats()["groups_expired"] == 1
+    cars.append_batch(to_batch([_row("a", 1, 11_000)]))  # 'a' starts over
+    assert [(r["cid"], r["n"]) for r in await drain(execution)] == [("a", 1)]

@@ -96,7 +96,8 @@ class SelectOperator(Operator):
         self._by_counts: dict[str, int] = {}  # LIMIT n BY of a query without aggregation
         self._last: pa.Table | None = None  # a changelog's last emitted row per group, with its keys
         self._carry: pa.Table | None = None  # the input rows lag() looks back at
-        self._stats = {"late_rows_dropped": 0, "windows_emitted": 0, "rows_emitted": 0, "dedup_rows_dropped": 0}
+        self._stats = {"late_rows_dropped": 0, "windows_emitted": 0, "rows_emitted": 0, "dedup_rows_dropped": 0,
+                       "groups_expired": 0}
         now = time.monotonic()
         self._last_input = now
         self._next_tick = now + self.logical.emit.period_us / 1e6
@@ -296,6 +297,8 @@ class SelectOperator(Operator):
             fold = self._run(plan.fold_sql, __raw=raw)
         self._partials = fold if self._partials is None else self._merge(self._partials, fold.cast(self._partials.schema))
         self._dirty = True
+        if self.logical.state_ttl_us is not None:
+            self._expire_groups()
         out: list[pa.Table] = []
         if self._emit.tracks_updates and self._emit.period_us == 0:
             out.extend(self._updates())
@@ -319,6 +322,18 @@ class SelectOperator(Operator):
         if window is not None and window.max_us:
             ends = pc.min_element_wise(ends, pc.add(partials.column("__sstart"), window.max_us))
         return ends
+
+    def _expire_groups(self) -> None:
+        """Drop the groups of a global aggregation whose newest row is older than the state ttl
+        before the newest row seen (``aggregate_state_ttl_sec``)."""
+        assert self._partials is not None and self.logical.state_ttl_us is not None
+        newest = pc.max(self._partials.column("__lt")).as_py()
+        if newest is None:
+            return
+        keep = pc.greater_equal(self._partials.column("__lt"), newest - self.logical.state_ttl_us)
+        kept = self._partials.filter(keep)
+        self._stats["groups_expired"] += self._partials.num_rows - kept.num_rows
+        self._partials = kept
 
     def _ticks(self) -> bool:
         """Whether the emit policy has a processing-time period."""
