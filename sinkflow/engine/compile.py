@@ -61,8 +61,19 @@ def connect() -> duckdb.DuckDBPyConnection:
     return con
 
 
+class _Explained:
+    """A plan whose one-text EXPLAIN is its tree's lines."""
+
+    def explain(self) -> list[str]:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """:meth:`explain` as one text, a line per operator."""
+        return "\n".join(self.explain())
+
+
 @dataclass(frozen=True)
-class QueryPlan:
+class QueryPlan(_Explained):
     """A planned SELECT, ready to start: the logical plan, its DuckDB queries, its output schema
     and the plan of the subquery, CTE or UNION it reads (``inputs``; empty: it reads a stream)."""
 
@@ -145,13 +156,8 @@ class QueryPlan:
             below = [_describe_scan(lg.source)]
         return tree(self.explain_lines(), [below])
 
-    def describe(self) -> str:
-        """:meth:`explain` as one text, a line per operator."""
-        return "\n".join(self.explain())
-
-
 @dataclass(frozen=True)
-class UnionPlan:
+class UnionPlan(_Explained):
     """``UNION ALL`` of planned queries: the first one's column names, each column's type the
     first input's (the others are cast to it)."""
 
@@ -177,22 +183,25 @@ class UnionPlan:
             lines += ["  " + line for line in plan.explain()]
         return lines
 
-    def describe(self) -> str:
-        return "\n".join(self.explain())
+
+class _FromSpec(_Explained):
+    """A plan compiled from a planner spec whose text is the plan's ``sql``."""
+
+    spec: JoinSpec | ChangelogSpec
+
+    @property
+    def sql(self) -> str:
+        return self.spec.sql
 
 
 @dataclass(frozen=True)
-class JoinPlan:
+class JoinPlan(_FromSpec):
     """A join of two streams (see :class:`~sinkflow.sql.plan.JoinSpec`): its output is the left
     side's columns, then the right side's prefixed ``__r_``."""
 
     spec: JoinSpec
     output_schema: pa.Schema
     columns: list[Column]
-
-    @property
-    def sql(self) -> str:
-        return self.spec.sql
 
     @property
     def bounded(self) -> bool:
@@ -213,22 +222,15 @@ class JoinPlan:
             lines += ["  " + line for line in (upstream.explain() if upstream is not None else [_describe_scan(source)])]
         return lines
 
-    def describe(self) -> str:
-        return "\n".join(self.explain())
-
 
 @dataclass(frozen=True)
-class ChangelogPlan:
+class ChangelogPlan(_FromSpec):
     """A changelog by key of a stream or a planned input (see :class:`~sinkflow.sql.plan.ChangelogSpec`):
     the input's columns, then ``_tp_delta``."""
 
     spec: ChangelogSpec
     output_schema: pa.Schema
     columns: list[Column]
-
-    @property
-    def sql(self) -> str:
-        return self.spec.sql
 
     @property
     def inputs(self) -> tuple[Plan, ...]:
@@ -245,9 +247,6 @@ class ChangelogPlan:
     def explain(self) -> list[str]:
         below = self.spec.input.explain() if self.spec.input is not None else [_describe_scan(self.spec.source)]
         return [f"Changelog by {', '.join(self.spec.keys)}", *("  " + line for line in below)]
-
-    def describe(self) -> str:
-        return "\n".join(self.explain())
 
 
 Plan = QueryPlan | UnionPlan | JoinPlan | ChangelogPlan
