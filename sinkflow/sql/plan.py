@@ -397,15 +397,12 @@ class _Planner:
         if bounded or self.scope.bounded:
             self.bounded = True
             return name, node
-        mode, primary_key = _stream_mode(self.store, name) if self._known(name, node) else ("append", ())
+        self.stream_columns(name, node)  # an unknown stream is an error naming it here
+        mode, primary_key = _stream_mode(self.store, name)
         if self.aggregating and mode in ("versioned_kv", "mutable") and primary_key:
             # An aggregation over a keyed stream sees each new version retract the previous one.
             return self.changelog_of(name, node, primary_key), node
         return name, node
-
-    def _known(self, name: str, node: exp.Expression) -> bool:
-        self.stream_columns(name, node)  # an unknown stream is an error naming it here
-        return True
 
     def changelog_source(self, node: exp.Anonymous, args: list[exp.Expression], bounded: bool) -> tuple[str, exp.Expression]:
         """``changelog(stream, key…[, version_column][, drop_late_rows])``: record the changelog input."""
