@@ -31,7 +31,7 @@ from sinkflow.engine.operators.base import tree
 from sinkflow.errors import InvalidInput, Position, SqlError
 from sinkflow.sql.positions import located, position_at
 from sinkflow.sql.aggregates import render
-from sinkflow.sql.plan import DELTA_COLUMN, ONE_ROW, SRC, ChangelogSpec, JoinSpec, LogicalPlan, Lookup, SourceSpec, PlannedAggregate, UnionAll
+from sinkflow.sql.plan import DELTA_COLUMN, ONE_ROW, SEQUENCE_COLUMN, SRC, ChangelogSpec, JoinSpec, LogicalPlan, Lookup, SourceSpec, PlannedAggregate, UnionAll
 from sinkflow.streams.types import TP_TIME, Column, from_arrow, parse_type
 
 _WINDOW_TS = pa.timestamp("ms", tz="UTC")
@@ -265,7 +265,11 @@ def _describe_scan(source: SourceSpec) -> str:
 
 def compile_join(spec: JoinSpec) -> JoinPlan:
     """The plan of a join of two streams: its output columns come from the two sides' columns."""
-    columns = [*spec.left_columns, *(replace(c, name=f"{spec.right_prefix}{c.name}") for c in spec.right_columns)]
+    # Each side read from a stream keeps its rows' sequence numbers as _tp_sn (prefixed on the right).
+    sequence = Column(SEQUENCE_COLUMN, parse_type("int64"))
+    left = [*spec.left_columns, *([sequence] if spec.left_input is None else [])]
+    right = [*spec.right_columns, *([sequence] if spec.right_input is None else [])]
+    columns = [*left, *(replace(c, name=f"{spec.right_prefix}{c.name}") for c in right)]
     # Every column nullable: a LEFT join pads the right side with NULLs.
     return JoinPlan(spec, pa.schema([pa.field(c.name, c.type.arrow, nullable=True) for c in columns]), columns)
 

@@ -332,6 +332,7 @@ class _Planner:
         self.lags: list[tuple[str, int, str]] = []
         self.lookups = False
         self.aggregating = False  # set from the SELECT before its sources are planned
+        self.joined = False  # the input is a join of streams (each side's _tp_sn is a column of it)
         self.side_seeks: dict[str, str] = {}  # a join's per-side starts from WHERE (by qualifier)
         self.relations: list[_Relation] = []
         self.window: WindowSpec | None = None
@@ -600,7 +601,8 @@ class _Planner:
             query, scope = self.scope.ctes[name]
         else:
             name = self._stream_name(node, "a JOIN")
-        labels = {target.alias} if isinstance(target, exp.Table) and target.alias else {name}
+        # An aliased stream answers to its alias and, as in Proton, to its own name.
+        labels = {target.alias, name} if isinstance(target, exp.Table) and target.alias else {name}
         if query is None:
             return name, node, dimension, labels, None
         if dimension or (join.kind or "").upper() in ("ASOF", "ANY"):
@@ -629,11 +631,13 @@ class _Planner:
                 raise self.err(n.args["table"], f"unknown table '{table}' in column '{table}.{name}'")
             if name == DELTA_COLUMN and self.changelog and not table and (not matches or self.aggregating):
                 return exp.column("__tp_delta")  # the emitted row's delta, not the input's
-            if not matches and name == SEQUENCE_COLUMN and self.relations[0].stream != ONE_ROW and (
-                    not table or table in self.relations[0].labels):
-                ident = exp.to_identifier("__seq", quoted=True)
-                ident.meta.update(n.this.meta)
-                return exp.Column(this=ident, table=exp.to_identifier(SRC))
+            if not matches and name == SEQUENCE_COLUMN and self.relations[0].stream != ONE_ROW:
+                side = next((r for r in self.relations if table in r.labels), None) if table else self.relations[0]
+                if side is not None and (side is self.relations[0] or self.joined):
+                    # A stream join carries each side's sequence numbers; else the row's own is __seq.
+                    ident = exp.to_identifier(side.prefix + name if self.joined else "__seq", quoted=True)
+                    ident.meta.update(n.this.meta)
+                    return exp.Column(this=ident, table=exp.to_identifier(side.name))
             if not matches:
                 where = f"stream '{self.relations[0].stream}'" if len(self.relations) == 1 and not table else "the query's sources"
                 raise self.err(n.this, f"unknown column '{name}' in {where}")
@@ -992,6 +996,7 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
                                        "window or dedup the result in an outer query (WITH j AS (… JOIN …) SELECT …)")
             spec = _stream_join(p, sql, rel, how, on, right_input)
             streams_joined += 1
+            p.joined = True
             p.input = p.scope.compile(spec)
             input_columns = tuple(p.input.columns)
             p.relations.append(rel)
@@ -1117,19 +1122,27 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
         return p.finish(node, keys) if is_agg else p.duck(node)
 
     order_by, hidden = _order_by(p, select.args.get("order"), names, projections, is_agg, hidden_sql)
-    projection = projection + hidden
-    if is_agg:  # after ORDER BY, which may name aggregates of its own
-        aggregate = AggregateSpec(tuple(p.duck(k) for k in keys), tuple(p.args), tuple(p.planned))
     limit_node = select.args.get("limit")
     limit: int | None = None
     limit_by: tuple[int, tuple[str, ...]] | None = None
     if limit_node is not None:
         count = _count(p, limit_node.expression, "LIMIT")
         if limit_node.expressions:
-            limit_by = (count, tuple(_output_ref(p, key, names, projections, "LIMIT … BY")
-                                     for key in limit_node.expressions))
+            by: list[str] = []
+            for key in limit_node.expressions:
+                try:
+                    by.append(_output_ref(p, key, names, projections, "LIMIT … BY"))
+                except SqlError:
+                    if isinstance(key, exp.Literal):
+                        raise
+                    by.append(f"__order{len(hidden)}")  # a key the SELECT does not output: hidden
+                    hidden += ((by[-1], hidden_sql(key)),)
+            limit_by = (count, tuple(by))
         else:
             limit = count
+    projection = projection + hidden
+    if is_agg:  # after ORDER BY and LIMIT BY, which may name aggregates of their own
+        aggregate = AggregateSpec(tuple(p.duck(k) for k in keys), tuple(p.args), tuple(p.planned))
     offset_node = select.args.get("offset") or (limit_node.args.get("offset") if limit_node is not None else None)
     offset = 0
     if offset_node is not None:

@@ -141,3 +141,14 @@ async def test_three_streams_and_subqueries_join(engine: Engine, orders: Stream,
     ships.append_rows(["sid", "carrier", "_tp_time"], [["a", "ups", T]])
     assert await drain(chain) == [{"id": "a", "paid": 1.0, "carrier": "ups"}]
     assert await drain(sub) == [{"id": "a", "paid": 1.0}]
+
+
+async def test_each_side_of_a_stream_join_has_its_own_tp_sn_and_seek(engine: Engine, orders: Stream,
+                                                                      payments: Stream) -> None:
+    for i in range(4):
+        _order(orders, f"o{i}", float(i), i)
+        _pay(payments, f"o{i}", float(i), i)
+    execution = engine.start(engine.plan(
+        "select o.id, o._tp_sn as left_sn, p._tp_sn as right_sn from orders as o join payments as p on o.id = p.oid "
+        "where orders._tp_sn > 1 and p._tp_sn >= 3"))
+    assert await drain(execution) == [{"id": "o3", "left_sn": 3, "right_sn": 3}]

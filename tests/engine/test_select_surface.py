@@ -117,3 +117,12 @@ async def test_aggregate_state_ttl_drops_groups_without_recent_rows(engine: Engi
     assert execution.stats()["groups_expired"] == 1
     cars.append_batch(to_batch([_row("a", 1, 11_000)]))  # 'a' starts over
     assert [(r["cid"], r["n"]) for r in await drain(execution)] == [("a", 1)]
+
+
+async def test_limit_by_a_key_the_select_does_not_output(engine: Engine, cars: Stream) -> None:
+    execution = engine.start(engine.plan(
+        "select cid, max(speed_kmh) as top from tumble(car_live_data, 1s) group by window_start, cid "
+        "order by top desc limit 1 by window_start"))
+    cars.append_batch(to_batch(ROWS + [_row("a", 99, 1100), _row("b", 5, 1200)]))
+    cars.append_batch(to_batch([_row("z", 1, 5000)]))
+    assert await drain(execution) == [{"cid": "c", "top": 70.0}, {"cid": "a", "top": 99.0}]

@@ -24,6 +24,7 @@ from sinkflow.engine.compile import JoinPlan, connect
 from sinkflow.engine.operators.base import Entries, Operator
 from sinkflow.engine.times import micros_array
 from sinkflow.errors import SqlError
+from sinkflow.sql.plan import SEQUENCE_COLUMN
 
 _LEFT, _RIGHT = 0, 1
 
@@ -44,9 +45,14 @@ class JoinOperator(Operator):
         self._held: list[pa.Table | None] = [None, None]
         self._newest: list[int | None] = [None, None]  # the newest event time (µs) seen per side
         self._dropped = 0
-        left = ", ".join(f"__l.{_q(c.name)} AS {_q(c.name)}" for c in self.spec.left_columns)
-        right = ", ".join(f"__r.{_q(c.name)} AS {_q(self.spec.right_prefix + c.name)}" for c in self.spec.right_columns)
-        self._select = f"SELECT {left}, {right} FROM __l"
+        spec = self.spec
+        left = [f"__l.{_q(c.name)} AS {_q(c.name)}" for c in spec.left_columns]
+        if spec.left_input is None:
+            left.append(f"__l.__seq AS {_q(SEQUENCE_COLUMN)}")
+        right = [f"__r.{_q(c.name)} AS {_q(spec.right_prefix + c.name)}" for c in spec.right_columns]
+        if spec.right_input is None:
+            right.append(f"__r.__seq AS {_q(spec.right_prefix + SEQUENCE_COLUMN)}")
+        self._select = f"SELECT {', '.join(left + right)} FROM __l"
 
     def push(self, port: int, entries: Entries) -> list[pa.Table]:
         if not entries:

@@ -159,10 +159,10 @@ class SelectOperator(Operator):
             return []
         if lg.order_by and not self._bounded:
             out = [self._sort(table) for table in out]
-        if lg.hidden:
-            out = [table.select(list(range(len(self.schema)))) for table in out]
         if lg.limit_by is not None:
             out = [self._limit_by(table) for table in out]
+        if lg.hidden:
+            out = [table.select(list(range(len(self.schema)))) for table in out]
         return self._limit(out)
 
     def _sort(self, table: pa.Table) -> pa.Table:
