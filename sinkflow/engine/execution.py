@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -57,10 +57,11 @@ class _Node:
 
 @dataclass
 class _Source:
+    """A scan and the operator input its rows go to."""
+
     scan: Scan
     consumer: _Node
     port: int = 0
-    rows: list[int] = field(default_factory=list)
 
 
 class QueryExecution:
