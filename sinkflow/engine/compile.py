@@ -130,7 +130,8 @@ class QueryPlan(_Explained):
             if lg.window:
                 lines.append(f"Window {_describe_window(lg)}")
         if lg.where:
-            lines.append("Filter")
+            lines.append("Filter" + (f" with {len(lg.subqueries)} subquery result(s) read at the start"
+                                     if lg.subqueries else ""))
         lines += [f"LookupJoin {lk.kind.lower()}{' asof' if lk.asof else ''} {_describe_dimension(lk)}" for lk in lg.lookups]
         if lg.dedup:
             ttl = f", {lg.dedup.ttl_us / 1e6:g}s" if lg.dedup.ttl_us else ""
@@ -691,6 +692,8 @@ def compile_plan(plan: LogicalPlan, dim_schemas: list[pa.Schema], input_plan: Pl
     raw = raw_schema(plan)
     sessions: pa.Schema | None = None
     con.register("__raw", raw.empty_table())
+    for name, subquery in plan.subqueries:
+        con.register(name, subquery.output_schema.empty_table())
     inputs: dict[str, dict[str, pa.DataType]] = {SRC: {c.name: c.type.arrow for c in plan.input_columns}}
     for lk, schema in zip(plan.lookups, dim_schemas):
         con.register(lk.relation, schema.empty_table())

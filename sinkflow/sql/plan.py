@@ -248,6 +248,9 @@ class LogicalPlan:
     offset: int = 0
     #: Trailing columns of ``projection`` that only ORDER BY reads (``__order<i>``); not output.
     hidden: int = 0
+    #: Subqueries in expressions: the relation name (``__sq<i>``) each one's result is read as,
+    #: and its compiled (bounded) plan, run when the query starts.
+    subqueries: tuple[tuple[str, Any], ...] = ()
     #: ``aggregate_state_ttl_sec``: a global aggregation drops a group whose newest row is older than
     #: this (µs of event time) before the newest row seen.
     state_ttl_us: int | None = None
@@ -333,6 +336,7 @@ class _Planner:
         self.lookups = False
         self.aggregating = False  # set from the SELECT before its sources are planned
         self.joined = False  # the input is a join of streams (each side's _tp_sn is a column of it)
+        self.subqueries: list[tuple[str, CompiledInput]] = []  # in expressions, as relations __sq<i>
         self.side_seeks: dict[str, str] = {}  # a join's per-side starts from WHERE (by qualifier)
         self.relations: list[_Relation] = []
         self.window: WindowSpec | None = None
@@ -345,7 +349,7 @@ class _Planner:
     def duck(self, node: exp.Expression) -> str:
         """A resolved expression in DuckDB SQL, Timeplus functions translated."""
         schema = {name: col.type for rel in reversed(self.relations) for name, col in rel.columns.items()}
-        return to_duckdb(node, schema).sql(dialect="duckdb")
+        return _subquery_sql(to_duckdb(node, schema).sql(dialect="duckdb"))
 
     # -- errors -------------------------------------------------------------------------------
     def err(self, node: exp.Expression | None, message: str) -> SqlError:
@@ -618,6 +622,8 @@ class _Planner:
             if not isinstance(n, exp.Column) or isinstance(n.this, exp.Star):
                 return n
             name, table = n.name, n.table
+            if table == _SUBQUERY_MARK:
+                return n  # a subquery's result (see _expression_subqueries)
             if name in WINDOW_COLUMNS and (not table or table in self.relations[0].labels) and self.window is not None:
                 if not allow_window:
                     raise self.err(n, f"{name} cannot be used here")
@@ -811,6 +817,46 @@ def _lag_ref(p: _Planner, node: exp.Expression) -> exp.Expression:
     return exp.column(f"__lag{len(p.lags) - 1}")
 
 
+_SUBQUERY_MARK = "__subquery"
+
+
+def _expression_subqueries(p: _Planner, select: exp.Select) -> exp.Select:
+    """``select`` with each subquery in an expression (``x IN (SELECT …)``, ``(SELECT max(v) …)``)
+    planned as a bounded query — it reads its streams as table() — and replaced by a marker that
+    :func:`_subquery_sql` turns into a read of its result (``__sq<i>``), computed when the query
+    starts."""
+    found = [sub for key, value in select.args.items() if key not in ("from_", "joins", "with_")
+             for item in (value if isinstance(value, list) else [value]) if isinstance(item, exp.Expression)
+             for sub in item.find_all(exp.Subquery)]
+    if not found:
+        return select
+    select = select.copy()
+    for sub in [s for s in select.find_all(exp.Subquery)
+                if s.find_ancestor(exp.Select) is select and s.find_ancestor(exp.From, exp.Join, exp.With) is None]:
+        name = f"__sq{len(p.subqueries)}"
+        compiled = p.compile_subquery(name, sub.this, replace(p.scope, bounded=True), True)
+        if len(compiled.columns) != 1:
+            raise p.err(sub, f"a subquery in an expression answers one column, not {len(compiled.columns)}")
+        p.subqueries.append((name, compiled))
+        in_list = isinstance(sub.parent, exp.In) and sub.arg_key == "query"
+        marker = exp.Column(this=exp.to_identifier(f"{'in' if in_list else 'val'}{name}"),
+                            table=exp.to_identifier(_SUBQUERY_MARK))
+        if in_list:
+            parent = sub.parent
+            parent.set("query", None)
+            parent.set("expressions", [marker])
+        else:
+            sub.replace(marker)
+    return select
+
+
+def _subquery_sql(sql: str) -> str:
+    """Generated SQL with the subquery markers (see :func:`_expression_subqueries`) made reads of
+    the subqueries' results."""
+    sql = re.sub(rf'"?{_SUBQUERY_MARK}"?\."?in(__sq\d+)"?', r"SELECT * FROM \1", sql)
+    return re.sub(rf'"?{_SUBQUERY_MARK}"?\."?val(__sq\d+)"?', r"(SELECT * FROM \1)", sql)
+
+
 def _constant_delta(node: exp.Expression) -> exp.Expression:
     """``_tp_delta`` of a query without aggregation: every row is an insertion (+1)."""
     if isinstance(node, exp.Column) and node.name == "__tp_delta" and not node.table:
@@ -942,13 +988,7 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
         raise p.err(win, "window functions (OVER …) are not supported")
     for sub in select.find_all(exp.Exists):
         raise p.err(sub, "EXISTS subqueries are not supported; use a JOIN")
-    for key, value in select.args.items():
-        if key in ("from_", "joins", "with_"):
-            continue  # sources: subqueries there are planned as inputs
-        for item in value if isinstance(value, list) else [value]:
-            if isinstance(item, exp.Expression):
-                for sub in item.find_all(exp.Subquery, exp.Select):
-                    raise p.err(sub, "subqueries are supported in FROM (or as WITH … AS), not in expressions")
+    select = _expression_subqueries(p, select)
 
     settings_items = list(select.args.get("settings") or [])
     p.settings_items = settings_items
@@ -1166,6 +1206,7 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
         offset=offset,
         lags=tuple(p.lags),
         lag_partition=lag_partition,
+        subqueries=tuple(p.subqueries),
         hidden=len(hidden),
         state_ttl_us=state_ttl if is_agg and p.window is None and not p.bounded else None,
         input_columns=input_columns or tuple(p.relations[0].columns.values()),

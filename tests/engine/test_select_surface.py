@@ -126,3 +126,18 @@ async def test_limit_by_a_key_the_select_does_not_output(engine: Engine, cars: S
     cars.append_batch(to_batch(ROWS + [_row("a", 99, 1100), _row("b", 5, 1200)]))
     cars.append_batch(to_batch([_row("z", 1, 5000)]))
     assert await drain(execution) == [{"cid": "c", "top": 70.0}, {"cid": "a", "top": 99.0}]
+
+
+async def test_subqueries_in_expressions_read_a_snapshot_taken_at_the_start(engine: Engine, cars: Stream) -> None:
+    cars.append_batch(to_batch(ROWS))
+    assert _table(engine, "select cid, speed_kmh from table(car_live_data) "
+                          "where speed_kmh in (select max(speed_kmh) from table(car_live_data))") == [
+        {"cid": "c", "speed_kmh": 70.0}]
+    # The average of the six speeds is 36.67; the subquery reads its stream as table().
+    assert _table(engine, "select cid, round(speed_kmh - (select avg(speed_kmh) from car_live_data), 2) as above "
+                          "from table(car_live_data) where cid = 'b'") == [{"cid": "b", "above": 13.33},
+                                                                           {"cid": "b", "above": 3.33}]
+    execution = engine.start(engine.plan("select cid from car_live_data "
+                                         "where cid in (select cid from table(car_live_data) where locked)"))
+    cars.append_batch(to_batch([_row("a", 1, 900), _row("c", 1, 901), _row("b", 1, 902)]))
+    assert [r["cid"] for r in await drain(execution)] == ["c", "b"]

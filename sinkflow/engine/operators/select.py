@@ -51,6 +51,17 @@ def _runs(run_ends: list[int], values: list[int]) -> pa.Array:
     return pc.run_end_decode(encoded)
 
 
+def _run_bounded(plan: Any, store: StreamStore) -> pa.Table:
+    """The rows of a bounded plan (a subquery in an expression), run to its end now."""
+    from sinkflow.engine.execution import QueryExecution  # the driver builds this module's operators
+
+    execution = QueryExecution(plan, store)
+    try:
+        return execution.run_to_end()
+    finally:
+        execution.close()
+
+
 class SelectOperator(Operator):
     """A fused SELECT (see the module docstring); ``schema`` is its output schema."""
 
@@ -63,6 +74,8 @@ class SelectOperator(Operator):
         self._dims: list[Stream] = [store.get(lk.stream) for lk in self.logical.lookups]
         self._dim_heads: list[int] = [-1] * len(self._dims)
         self._con = connect()
+        for name, subquery in self.logical.subqueries:
+            self._con.register(name, _run_bounded(subquery, store))
         emit = self.logical.emit
         self._emit = emit
         if emit.timeout_us is not None:
