@@ -104,7 +104,8 @@ class EmitClause:
     ``after_close``: ``AFTER WINDOW CLOSE`` (or the older ``AFTER WATERMARK``), ``delay_us`` its
     ``WITH DELAY``; ``periodic_us``: ``PERIODIC d`` (``repeat``: ``REPEAT``); ``on_update``:
     ``ON UPDATE`` (``batch_us``: ``WITH BATCH d``); ``changelog``: ``CHANGELOG``;
-    ``timeout_us``: ``TIMEOUT d``; ``per_event``: ``PER EVENT``. ``EMIT STREAM`` names the default.
+    ``timeout_us``: ``TIMEOUT d``; ``per_event``: ``PER EVENT``; ``last_us``: ``LAST d`` (the query
+    starts that long ago). ``EMIT STREAM`` names the default.
     """
 
     position: Position
@@ -117,6 +118,7 @@ class EmitClause:
     changelog: bool = False
     timeout_us: int | None = None
     per_event: bool = False
+    last_us: int | None = None
 
 
 @dataclass(frozen=True)
@@ -248,8 +250,9 @@ def _parse_emit(sql: str, toks: list[Token]) -> EmitClause:
             expect("event")
             values["per_event"] = True
         elif word == "last":
-            raise located("EMIT LAST is not supported; filter recent rows instead: WHERE _tp_time > now() - <interval>",
-                          position_at(sql, toks[i].start))
+            values["last_us"], i = _take_interval(sql, toks, i + 1, "EMIT LAST")
+            if words[i:i + 2] == ["on", "proctime"]:
+                i += 2
         else:
             raise located(f"unexpected '{toks[i].text}' in EMIT clause; expected AFTER WINDOW CLOSE, PERIODIC <interval>, "
                           "ON UPDATE, CHANGELOG, TIMEOUT <interval>, PER EVENT or WITH DELAY <interval>",

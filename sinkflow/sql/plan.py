@@ -1003,6 +1003,10 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
         elif isinstance(item, exp.EQ) and item.this.name == "seek_to" and not p.scope.bounded:
             settings["seek_to"] = _seek_to(p, item.expression)
             p.scope = replace(p.scope, seek_to=settings["seek_to"])
+    last = parsed.emit.last_us if parsed is not None and parsed.emit is not None else None
+    if last is not None and "seek_to" not in settings and not p.scope.bounded:
+        settings["seek_to"] = f"-{last}us"  # EMIT LAST d: the query starts d ago
+        p.scope = replace(p.scope, seek_to=settings["seek_to"])
     if any(function_name(n) in ("earliest_ts", "earliest_timestamp") for n in select.find_all(exp.Anonymous)):
         select = select.transform(_earliest_ts)
     where = select.args.get("where")

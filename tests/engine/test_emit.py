@@ -4,7 +4,7 @@ and 0029_emit_changelog.yaml in Proton's repository) and their timing."""
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -148,3 +148,13 @@ async def test_a_changelog_survives_a_snapshot(engine: Engine, ints: Stream) -> 
     second = engine.start(plan, snapshot)
     ints.append_rows(["i", "_tp_time"], [[3, _at("10:00:01")]])
     assert await drain(second) == [{"odd": 1, "n": 1, "_tp_delta": -1}, {"odd": 1, "n": 2, "_tp_delta": 1}]
+
+
+async def test_emit_last_starts_the_query_that_long_ago(engine: Engine, ints: Stream) -> None:
+    now = datetime.now(timezone.utc)
+    ints.append_rows(["i", "_tp_time"], [[1, now - timedelta(hours=3)]])
+    ints.append_rows(["i", "_tp_time"], [[2, now - timedelta(minutes=10)], [3, now - timedelta(minutes=5)]])
+    execution = engine.start(engine.plan("select count() as n, sum(i) as total from test_35_stream "
+                                         "emit periodic 100ms last 1h"))
+    rows = await step_until(execution, lambda out: len(out) >= 1)
+    assert rows[0] == {"n": 2, "total": 5}

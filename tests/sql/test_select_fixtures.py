@@ -51,7 +51,7 @@ ERRORS: list[tuple[str, str, tuple[int, int] | None]] = [
     ("select count() from tumble(table(nope), 2s)", "unknown stream 'nope'", (1, 34)),
     ("select cid from car_live_data join table(nope) on cid = x", "unknown stream 'nope'", (1, 42)),
     ("select cid,\n  speed_kmh +\nfrom car_live_data", "invalid SQL at line 3, column 1 near 'from'", (3, 1)),
-    ("select cid from car_live_data emit last 5m", "EMIT LAST is not supported; filter recent rows instead", (1, 36)),
+    ("select cid from car_live_data emit last soon", "EMIT LAST: 'soon' is not an interval", (1, 41)),
     ("select cid, speed_kmh, count() from car_live_data group by cid",
      "column 'speed_kmh' must appear in GROUP BY or be used inside an aggregate function", (1, 13)),
     ("select window_start, count() from tumble(car_live_data, 2s) group by window_start emit on updates",
