@@ -93,6 +93,9 @@ class QueryPlan(_Explained):
     session_schema: pa.Schema | None = None
     #: The output columns and the hidden ones ORDER BY sorts by (None: no hidden columns).
     full_schema: pa.Schema | None = None
+    #: An aggregation with lag(): the query keeping its last emitted rows (``__ocarry``), and their schema.
+    output_carry_sql: str | None = None
+    output_carry_schema: pa.Schema | None = None
 
     @property
     def bounded(self) -> bool:
@@ -117,6 +120,8 @@ class QueryPlan(_Explained):
         if lg.order_by:
             lines.append(f"Sort {len(lg.order_by)} key(s)")
         if lg.aggregate:
+            if lg.lags:
+                lines.append(f"Lag {', '.join(str(n) for _, n, _ in lg.lags)} emitted row(s) back")
             lines.append(f"Emit {_describe_emit(lg)}"
                          + (f", groups expire {lg.state_ttl_us / 1e6:g}s after their newest row" if lg.state_ttl_us else ""))
             calls = ", ".join(c.name for c in lg.aggregate.calls)
@@ -521,6 +526,27 @@ def _final_sql(plan: LogicalPlan, result_types: list[str]) -> str:
 
     No ORDER BY: DuckDB keeps the input order of a projection and filter, and sorting the small
     partial table with Arrow beforehand is cheaper."""
+    cols = ", ".join(f"{sql} AS {_q(name)}" for name, sql in plan.projection)
+    if plan.emit.changelog:
+        cols += "".join(f", {k}" for k in _key_cols(plan))  # which group each row is: to retract it later
+    where = f" WHERE {plan.having}" if plan.having else ""
+    finished = _finished_sql(plan, result_types)
+    if plan.lags:
+        # lag() looks back over the emitted rows: the last ones of earlier emits come first (__ocarry).
+        lags = ", ".join(f"lag({x}, {n}, {default}) OVER (ORDER BY __o) AS __lag{i}"
+                         for i, (x, n, default) in enumerate(plan.lags))
+        return f"SELECT {cols} FROM (SELECT *, {lags} FROM ({_emitted_rows(finished, where)})) WHERE NOT __carried ORDER BY __o"
+    return f"SELECT {cols} FROM ({finished}){where}"
+
+
+def _emitted_rows(finished: str, where: str) -> str:
+    """This emit's finished rows (numbered ``__o`` from 1) after the rows carried from earlier emits."""
+    return (f"SELECT *, false AS __carried, row_number() OVER () AS __o FROM ({finished}){where} "
+            f"UNION ALL BY NAME SELECT *, true AS __carried FROM __ocarry")
+
+
+def _finished_sql(plan: LogicalPlan, result_types: list[str]) -> str:
+    """The merged partials of ``__closing`` with each aggregate's result ``__f<i>``."""
     agg = plan.aggregate
     assert agg is not None
     names = _partial_names(plan)
@@ -528,11 +554,17 @@ def _final_sql(plan: LogicalPlan, result_types: list[str]) -> str:
         f"CAST({_render(call.spec.final, call, names[i])} AS {result_types[i]}) AS __f{i}"
         for i, call in enumerate(agg.calls)
     ]
-    cols = ", ".join(f"{sql} AS {_q(name)}" for name, sql in plan.projection)
-    if plan.emit.changelog:
-        cols += "".join(f", {k}" for k in _key_cols(plan))  # which group each row is: to retract it later
+    return f"SELECT {', '.join(inner)} FROM __closing"
+
+
+def _output_carry_sql(plan: LogicalPlan, result_types: list[str]) -> str:
+    """The emitted rows an aggregation with lag() carries to its next emit, numbered -n..-1."""
+    depth = max(n for _, n, _ in plan.lags)
     where = f" WHERE {plan.having}" if plan.having else ""
-    return f"SELECT {cols} FROM (SELECT {', '.join(inner)} FROM __closing){where}"
+    finished = _finished_sql(plan, result_types)
+    last = (f"SELECT * EXCLUDE (__carried) FROM ({_emitted_rows(finished, where)}) "
+            f"QUALIFY row_number() OVER (ORDER BY __o DESC) <= {depth}")
+    return f"SELECT * EXCLUDE (__o), (row_number() OVER (ORDER BY __o) - 1 - count(*) OVER ())::BIGINT AS __o FROM ({last})"
 
 
 def closing_input(plan: LogicalPlan, partials: pa.Table, version: int = 0) -> pa.Table:
@@ -691,6 +723,8 @@ def compile_plan(plan: LogicalPlan, dim_schemas: list[pa.Schema], input_plan: Pl
     con = connect()
     raw = raw_schema(plan)
     sessions: pa.Schema | None = None
+    carry: str | None = None
+    carry_schema: pa.Schema | None = None
     con.register("__raw", raw.empty_table())
     for name, subquery in plan.subqueries:
         con.register(name, subquery.output_schema.empty_table())
@@ -718,8 +752,14 @@ def compile_plan(plan: LogicalPlan, dim_schemas: list[pa.Schema], input_plan: Pl
             if plan.window is not None and plan.window.kind == "session":
                 sessions = session_schema(plan, partial.schema)
             merge = _merge_sql(plan, floats)
-            final = _final_sql(plan, _result_types(con, plan, floats))
+            result_types = _result_types(con, plan, floats)
+            final = _final_sql(plan, result_types)
             con.register("__closing", closing_input(plan, partial))
+            if plan.lags:
+                carry = _output_carry_sql(plan, result_types)
+                empty = con.sql(f"SELECT *, 0::BIGINT AS __o FROM ({_finished_sql(plan, result_types)}) WHERE false")
+                carry_schema = empty.to_arrow_table().schema
+                con.register("__ocarry", carry_schema.empty_table())
             con.register("__state", partial)
             con.register("__fold", partial)
             con.sql(merge).to_arrow_table()
@@ -737,4 +777,4 @@ def compile_plan(plan: LogicalPlan, dim_schemas: list[pa.Schema], input_plan: Pl
     passthrough = _passthrough(plan, raw, schema) if stateless is not None and not plan.hidden else None
     upstream = (input_plan,) if input_plan is not None else ()
     return QueryPlan(plan, schema, columns, raw, stateless, fold, merge, final, passthrough, upstream, sessions,
-                     full if plan.hidden else None)
+                     full if plan.hidden else None, carry, carry_schema)

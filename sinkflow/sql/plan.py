@@ -255,7 +255,8 @@ class LogicalPlan:
     #: this (µs of event time) before the newest row seen.
     state_ttl_us: int | None = None
     #: ``lag(x, n, default)`` calls (DuckDB SQL of x, n, default), output as columns ``__lag<i>``:
-    #: the value ``n`` rows before among the rows passing WHERE, across batches.
+    #: the value ``n`` rows before among the rows passing WHERE, across batches; in an aggregation,
+    #: ``n`` emitted rows before (x over its keys and aggregates).
     lags: tuple[tuple[str, int, str], ...] = ()
     #: ``PARTITION BY`` of a query without aggregation: lag() looks back within each key's rows.
     lag_partition: tuple[str, ...] = ()
@@ -332,7 +333,7 @@ class _Planner:
         self.input: CompiledInput | None = None
         self.changelog = False  # EMIT CHANGELOG: _tp_delta names each row's +1/-1
         self.settings_items: list[exp.Expression] = []
-        self.lags: list[tuple[str, int, str]] = []
+        self.lag_calls: list[tuple[exp.Expression, int, exp.Expression | None]] = []  # lag(x, n, default)
         self.lookups = False
         self.aggregating = False  # set from the SELECT before its sources are planned
         self.joined = False  # the input is a join of streams (each side's _tp_sn is a column of it)
@@ -812,9 +813,10 @@ def _lag_ref(p: _Planner, node: exp.Expression) -> exp.Expression:
                 and int(args[1].this) > 0):
             raise p.err(args[1], "lag's offset must be a positive integer literal")
         offset = int(args[1].this)
-    default = p.duck(args[2]) if len(args) == 3 else "NULL"
-    p.lags.append((p.duck(args[0]), offset, default))
-    return exp.column(f"__lag{len(p.lags) - 1}")
+    call = (args[0], offset, args[2] if len(args) == 3 else None)
+    if call not in p.lag_calls:  # the same lag written twice (an alias reused) is one column
+        p.lag_calls.append(call)
+    return exp.column(f"__lag{p.lag_calls.index(call)}")
 
 
 _SUBQUERY_MARK = "__subquery"
@@ -1125,11 +1127,9 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
         is_agg = True
     aggregate: AggregateSpec | None = None
     having_sql: str | None = None
-    if is_agg and p.lags:
-        raise located("lag() works in queries without aggregation; use latest() or earliest() in one with it",
-                      _keyword_position(scope.sql, "lag"))
     keys: list[exp.Expression] = []
     lag_partition: tuple[str, ...] = ()
+    lags: tuple[tuple[str, int, str], ...] = ()
     if is_agg:
         keys = _group_keys(p, group, names, resolved, aliases)
         for key in parsed.partition_by if parsed is not None else []:
@@ -1137,6 +1137,8 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
             if resolved_key not in keys:
                 keys.insert(0, resolved_key)  # PARTITION BY: per-key substreams, grouped by the key
         projection = tuple((n, p.finish(e, keys)) for n, e in zip(names, resolved))
+        # lag() of an aggregation looks back over its emitted rows.
+        lags = tuple((p.finish(x, keys), n, p.duck(d) if d is not None else "NULL") for x, n, d in p.lag_calls)
         if having is not None:
             having_sql = p.finish(_having_expr(p, having.this, aliases), keys)
         emit_spec = _agg_emit(p, emit)
@@ -1152,10 +1154,11 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
                     raise p.err(call, "emit_version() numbers the emits of a streaming aggregation; "
                                       "this query has no aggregation")
         resolved = [e.transform(_constant_delta) for e in resolved]
-        if p.lags and (p.lookups or p.window is not None):
+        lags = tuple((p.duck(x), n, p.duck(d) if d is not None else "NULL") for x, n, d in p.lag_calls)
+        if lags and (p.lookups or p.window is not None):
             raise located("lag() works over a stream's rows without windows or joins; "
                           "lag in a subquery, then join or window its output", _keyword_position(scope.sql, "lag"))
-        if p.lags:
+        if lags:
             lag_partition = tuple(p.duck(p.resolve(_inline_aliases(key, aliases, known, set()), False))
                                   for key in (parsed.partition_by if parsed is not None else []))
         projection = tuple((n, p.duck(e)) for n, e in zip(names, resolved))
@@ -1208,7 +1211,7 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
         order_by=order_by,
         limit_by=limit_by,
         offset=offset,
-        lags=tuple(p.lags),
+        lags=lags,
         lag_partition=lag_partition,
         subqueries=tuple(p.subqueries),
         hidden=len(hidden),

@@ -141,3 +141,18 @@ async def test_subqueries_in_expressions_read_a_snapshot_taken_at_the_start(engi
                                          "where cid in (select cid from table(car_live_data) where locked)"))
     cars.append_batch(to_batch([_row("a", 1, 900), _row("c", 1, 901), _row("b", 1, 902)]))
     assert [r["cid"] for r in await drain(execution)] == ["c", "b"]
+
+
+async def test_lag_in_an_aggregation_looks_back_over_emitted_rows(engine: Engine, cars: Stream) -> None:
+    plan = engine.plan("select window_start, count(*) as n, lag(n) as prev, n - lag(n, 1, 0) as diff "
+                       "from tumble(car_live_data, 1s) group by window_start")
+    first = engine.start(plan)
+    counts = [3, 1, 4]
+    cars.append_batch(to_batch([_row("a", 1, second * 1000 + k) for second, n in enumerate(counts) for k in range(n)]))
+    cars.append_batch(to_batch([_row("a", 1, 3000)]))
+    assert [(r["n"], r["prev"], r["diff"]) for r in await drain(first)] == [(3, None, 3), (1, 3, -2), (4, 1, 3)]
+    snapshot = first.snapshot()
+    first.close()
+    second = engine.start(plan, snapshot)
+    cars.append_batch(to_batch([_row("a", 1, 9000)]))
+    assert [(r["n"], r["prev"], r["diff"]) for r in await drain(second)] == [(1, 4, -3)]

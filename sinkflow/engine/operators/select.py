@@ -406,7 +406,14 @@ class SelectOperator(Operator):
     def _final(self, partials: pa.Table) -> pa.Table:
         """The output rows of ``partials`` (one emit: they share its emit_version())."""
         assert self.plan.final_sql is not None
-        rows = self._run(self.plan.final_sql, __closing=closing_input(self.logical, partials, self._version))
+        closing = closing_input(self.logical, partials, self._version)
+        if self.plan.output_carry_sql is not None:
+            assert self.plan.output_carry_schema is not None
+            carry = self._carry if self._carry is not None else self.plan.output_carry_schema.empty_table()
+            rows = self._run(self.plan.final_sql, __closing=closing, __ocarry=carry)
+            self._carry = self._run(self.plan.output_carry_sql, __closing=closing, __ocarry=carry)
+        else:
+            rows = self._run(self.plan.final_sql, __closing=closing)
         self._version += 1
         if self._emit.changelog:
             return self._conform(self._retract(rows))
