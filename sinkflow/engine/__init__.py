@@ -14,13 +14,29 @@
 
 from __future__ import annotations
 
-from sinkflow.engine.compile import QueryPlan, compile_plan
+import re
+
+import pyarrow as pa
+
+from sinkflow.engine.compile import (
+    ChangelogPlan,
+    JoinPlan,
+    Plan,
+    QueryPlan,
+    UnionPlan,
+    compile_changelog,
+    compile_join,
+    compile_plan,
+    compile_union,
+)
 from sinkflow.engine.execution import QueryExecution
 from sinkflow.engine.result import StatementResult
-from sinkflow.sql.plan import build_plan
+from sinkflow.sql.plan import ChangelogSpec, JoinSpec, LogicalPlan, UnionAll, build_plan
 from sinkflow.streams.store import StreamStore
 
-__all__ = ["Engine", "QueryExecution", "QueryPlan", "StatementResult"]
+_EXPLAIN = re.compile(r"\s*explain(\s+plan)?\b", re.IGNORECASE)
+
+__all__ = ["ChangelogPlan", "Engine", "JoinPlan", "Plan", "QueryExecution", "QueryPlan", "StatementResult", "UnionPlan"]
 
 
 class Engine:
@@ -29,13 +45,22 @@ class Engine:
     def __init__(self, store: StreamStore) -> None:
         self.store = store
 
-    def plan(self, sql: str) -> QueryPlan:
-        """Plan a SELECT. Raises :class:`SqlError` (with a position where known) for anything it cannot run."""
-        logical = build_plan(sql, self.store)
-        dims = [self.store.get(lk.stream).schema for lk in logical.lookups]
-        return compile_plan(logical, dims)
+    def plan(self, sql: str) -> Plan:
+        """Plan a SELECT (its CTEs and subqueries included). Raises :class:`SqlError` (with a
+        position where known) for anything it cannot run."""
+        return self._compile(build_plan(sql, self.store, self._compile))
 
-    def start(self, plan: QueryPlan, snapshot: bytes | None = None, idle_timeout: float | None = None) -> QueryExecution:
+    def _compile(self, logical: LogicalPlan | UnionAll | JoinSpec | ChangelogSpec) -> Plan:
+        if isinstance(logical, ChangelogSpec):
+            return compile_changelog(logical)
+        if isinstance(logical, JoinSpec):
+            return compile_join(logical)
+        if isinstance(logical, UnionAll):
+            return compile_union(logical, [self._compile(side) for side in logical.inputs])
+        dims = [self.store.get(lk.stream).schema for lk in logical.lookups]
+        return compile_plan(logical, dims, logical.source.input)
+
+    def start(self, plan: Plan, snapshot: bytes | None = None, idle_timeout: float | None = None) -> QueryExecution:
         """Start ``plan``, fresh or from a :meth:`QueryExecution.snapshot` of the same query.
 
         ``idle_timeout`` (seconds) is the default processing-time close of open windows when the
@@ -45,9 +70,16 @@ class Engine:
         return QueryExecution(plan, self.store, snapshot, idle_timeout)
 
     def execute(self, sql: str) -> StatementResult:
-        """Run any statement: DDL/INSERT answer a status, a bounded SELECT its rows, a streaming SELECT a started execution."""
+        """Run any statement: DDL/INSERT answer a status, a bounded SELECT its rows, a streaming
+        SELECT a started execution, ``EXPLAIN SELECT …`` the operator tree (a row per line)."""
         from sinkflow.engine.statements import execute_statement
         from sinkflow.sql.statements import parse_statement
+
+        explain = _EXPLAIN.match(sql)
+        if explain is not None:
+            # The SELECT keeps its place in the text, so its errors point where the user wrote.
+            lines = self.plan(" " * explain.end() + sql[explain.end():]).describe().split("\n")
+            return StatementResult("rows", table=pa.table({"plan": pa.array(lines, pa.string())}))
 
         statement = parse_statement(sql)
         if statement is not None:

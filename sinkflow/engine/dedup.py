@@ -54,9 +54,11 @@ def _key_ids(columns: list[pa.Array]) -> pa.Array:
 class DedupState:
     """The keys a dedup has kept and when (see the module docstring)."""
 
-    def __init__(self, keys: list[str], key_types: list[pa.DataType], ttl_us: int | None) -> None:
+    def __init__(self, keys: list[str], key_types: list[pa.DataType], ttl_us: int | None,
+                 max_keys: int | None = None) -> None:
         self.keys = keys
         self.ttl_us = ttl_us
+        self.max_keys = max_keys
         self.schema = pa.schema([pa.field(f"k{i}", t) for i, t in enumerate(key_types)] + [pa.field("t", pa.int64())])
         self.seen: dict[tuple[Any, ...], int] = {}
 
@@ -139,6 +141,10 @@ class DedupState:
             horizon = pc.max(times).as_py() - self.ttl_us
             for key in [key for key, t in self.seen.items() if t <= horizon]:
                 del self.seen[key]
+        if self.max_keys is not None and len(self.seen) > self.max_keys:
+            # Forget the keys kept longest ago (by event time) beyond the limit.
+            keep = sorted(self.seen.items(), key=lambda item: item[1])[len(self.seen) - self.max_keys:]
+            self.seen = dict(keep)
 
 
 def _first_rows(ids: pa.Array) -> tuple[pa.Array, pa.Array]:

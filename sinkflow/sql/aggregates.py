@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-__all__ = ["AGGREGATES", "Aggregate", "render"]
+__all__ = ["AGGREGATES", "RETRACTING", "Aggregate", "render"]
 
 
 @dataclass(frozen=True)
@@ -119,6 +119,53 @@ _GROUP_ARRAY = Aggregate(
 )
 
 
+def _extreme_k(sort: str) -> Aggregate:
+    """min_k/max_k(x, K): the K least/greatest values, sorted. Each state keeps at most K values
+    and K itself (a constant argument), so it stays small however many rows it folds."""
+    keep = f"list_slice({sort}({{list}}), 1, {{k}})"
+    return Aggregate(
+        "",
+        direct=keep.format(list="list({a0}) FILTER (WHERE {a0} IS NOT NULL)", k="any_value({a1})"),
+        partials=(keep.format(list="list({a0}) FILTER (WHERE {a0} IS NOT NULL)", k="any_value({a1})"),
+                  "any_value({a1})"),
+        merges=(keep.format(list="flatten(list({p0}))", k="any_value({p1})"), "any_value({p1})"),
+        final="coalesce({p0}, [])",
+        min_args=2,
+        max_args=2,
+    )
+
+
+# The K most frequent values, most frequent first (ties: the greater value first). Exact: the
+# state keeps the values (Timeplus's top_k is approximate; the exact answer is within its bounds).
+_TOP = ("list_transform(list_slice(list_reverse_sort(list_transform(map_entries(list_histogram({values})),"
+        " lambda __e: {{{{'n': __e.value, 'v': __e.key}}}})), 1, {k}), lambda __e: __e.v)")
+_TOP_K = Aggregate(
+    "",
+    direct=_TOP.format(values="list({a0}) FILTER (WHERE {a0} IS NOT NULL)", k="any_value({a1})"),
+    partials=("list({a0}) FILTER (WHERE {a0} IS NOT NULL)", "any_value({a1})"),
+    merges=("flatten(list({p0}))", "any_value({p1})"),
+    final="coalesce(" + _TOP.format(values="{p0}", k="{p1}") + ", [])",
+    decomposable=False,
+    min_args=2,
+    max_args=2,
+)
+
+
+#: count/sum/avg over a changelog input (rows carrying ``_tp_delta``): each row counts ``_tp_delta``
+#: times, so a retraction (−1) takes back what its row added. The delta is the last argument.
+RETRACTING: Mapping[str, Aggregate] = {
+    "count": Aggregate("count", "sum({a0})::BIGINT", ("sum({a0})::BIGINT",), ("sum({p0})::BIGINT",),
+                       "coalesce({p0}, 0)", min_args=0, max_args=0),
+    "count_if": Aggregate("count_if", "sum(CASE WHEN {a0} THEN {a1} ELSE 0 END)::BIGINT",
+                          ("sum(CASE WHEN {a0} THEN {a1} ELSE 0 END)::BIGINT",), ("sum({p0})::BIGINT",),
+                          "coalesce({p0}, 0)"),
+    "sum": Aggregate("sum", "{sum}({a0} * {a1})", ("{sum}({a0} * {a1})",), ("{sum}({p0})",)),
+    "avg": Aggregate("avg", "{sum}({a0} * {a1}) / NULLIF(sum(CASE WHEN {a0} IS NULL THEN 0 ELSE {a1} END), 0)",
+                     ("{sum}({a0} * {a1})", "sum(CASE WHEN {a0} IS NULL THEN 0 ELSE {a1} END)::BIGINT"),
+                     ("{sum}({p0})", "sum({p1})::BIGINT"), "{p0} / NULLIF({p1}, 0)"),
+}
+
+
 def _named(name: str, spec: Aggregate, **changes: Any) -> Aggregate:
     """``spec`` under ``name`` (the helpers above describe a computation, not yet a function)."""
     return replace(spec, name=name, **changes)
@@ -151,6 +198,10 @@ AGGREGATES: Mapping[str, Aggregate] = {
         _named("unique", _DISTINCT),
         _named("quantile", _quantile("{level}"), level=True),
         _named("median", _quantile("0.5")),
+        _named("min_k", _extreme_k("list_sort")),
+        _named("max_k", _extreme_k("list_reverse_sort")),
+        _named("top_k", _TOP_K),
+        _named("top_k_exact", _TOP_K),
         *(_named(f"p{p}", _quantile(f"0.{p}")) for p in (50, 90, 95, 99)),
     )
 }

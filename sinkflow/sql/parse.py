@@ -19,7 +19,7 @@ calls that :mod:`sinkflow.sql.functions` maps or refuses by name.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import sqlglot
@@ -75,6 +75,8 @@ class Timeplus(ClickHouse):
 
 
 DIALECT = Timeplus
+#: How a ``session(…)`` window call reads after parsing (see :func:`_session_calls`).
+SESSION_CALL = "swindow"
 
 _UNIT_MICROS: dict[str, int] = {
     "ms": 1_000,
@@ -101,15 +103,26 @@ _EMIT_END = {TokenType.SETTINGS, TokenType.LIMIT, TokenType.ORDER_BY, TokenType.
 
 @dataclass(frozen=True)
 class EmitClause:
-    """A parsed ``EMIT`` clause.
+    """A parsed ``EMIT`` clause: the policies it names, intervals in microseconds.
 
-    ``kind`` is ``"watermark"`` (``EMIT AFTER WATERMARK [WITH|AND DELAY d]``) or ``"periodic"``
-    (``EMIT PERIODIC d``); ``interval_us`` is the delay or the period in microseconds.
+    ``after_close``: ``AFTER WINDOW CLOSE`` (or the older ``AFTER WATERMARK``), ``delay_us`` its
+    ``WITH DELAY``; ``periodic_us``: ``PERIODIC d`` (``repeat``: ``REPEAT``); ``on_update``:
+    ``ON UPDATE`` (``batch_us``: ``WITH BATCH d``); ``changelog``: ``CHANGELOG``;
+    ``timeout_us``: ``TIMEOUT d``; ``per_event``: ``PER EVENT``; ``last_us``: ``LAST d`` (the query
+    starts that long ago). ``EMIT STREAM`` names the default.
     """
 
-    kind: Literal["watermark", "periodic"]
-    interval_us: int
     position: Position
+    after_close: bool = False
+    delay_us: int = 0
+    periodic_us: int | None = None
+    repeat: bool = False
+    on_update: bool = False
+    batch_us: int | None = None
+    changelog: bool = False
+    timeout_us: int | None = None
+    per_event: bool = False
+    last_us: int | None = None
 
 
 @dataclass(frozen=True)
@@ -118,9 +131,11 @@ class ParsedSelect:
     the text of each item of its SELECT list as written (whitespace collapsed; None if unknown)."""
 
     sql: str
-    tree: exp.Select
+    tree: exp.Select | exp.SetOperation
     emit: EmitClause | None
     select_texts: list[str] | None = None
+    #: The top-level ``PARTITION BY`` expressions (keys of per-key substreams).
+    partition_by: list[exp.Expression] = field(default_factory=list)
 
 
 def interval_from_text(text: str) -> int | None:
@@ -159,36 +174,94 @@ def _tokens(sql: str) -> list[Token]:
         raise SqlError(f"invalid SQL: {e}") from e
 
 
-def _emit_interval(sql: str, toks: list[Token], what: str) -> int:
-    if not toks:
-        raise SqlError(f"{what} needs an interval such as 2s")
-    words = [t.text for t in toks]
-    if words[0].lower() == "interval":
-        words = words[1:]
+_UNIT_WORDS = {*_UNIT_MICROS, *(f"{u}s" for u in _UNIT_MICROS)}
+
+
+def _take_interval(sql: str, toks: list[Token], i: int, what: str) -> tuple[int, int]:
+    """The interval written at ``toks[i:]`` (``2s``, ``'2s'``, ``2 second``, ``INTERVAL 2 SECOND``):
+    its microseconds and the index after it."""
+    start = i
+    if i < len(toks) and toks[i].text.lower() == "interval":
+        i += 1
+    if i >= len(toks):
+        at = toks[start - 1] if start else None
+        raise located(f"{what} needs an interval such as 2s", position_at(sql, at.end + 1) if at else None)
+    words = [toks[i].text]
+    i += 1
+    if i < len(toks) and toks[i].text.lower() in _UNIT_WORDS and toks[i - 1].token_type == TokenType.NUMBER:
+        words.append(toks[i].text)
+        i += 1
     micros = interval_from_text(" ".join(words))
     if micros is None or micros <= 0:
-        raise located(f"{what}: '{' '.join(t.text for t in toks)}' is not an interval such as 2s",
-                      position_at(sql, toks[0].start))
-    return micros
+        raise located(f"{what}: '{' '.join(words)}' is not an interval such as 2s", position_at(sql, toks[start].start))
+    return micros, i
 
 
 def _parse_emit(sql: str, toks: list[Token]) -> EmitClause:
-    pos = position_at(sql, toks[0].start)
-    words = [t.text.lower() for t in toks[1:]]
-    if words[:1] == ["periodic"]:
-        return EmitClause("periodic", _emit_interval(sql, toks[2:], "EMIT PERIODIC"), pos)
-    if words[:2] == ["after", "watermark"]:
-        rest = toks[3:]
-        if not rest:
-            return EmitClause("watermark", 0, pos)
-        if len(rest) >= 2 and rest[0].text.lower() in ("with", "and") and rest[1].text.lower() == "delay":
-            return EmitClause("watermark", _emit_interval(sql, rest[2:], "EMIT AFTER WATERMARK WITH DELAY"), pos)
-        bad = rest[0]
-        raise located(f"unexpected '{bad.text}' in EMIT clause; expected WITH DELAY <interval>",
-                      position_at(sql, bad.start))
-    construct = " ".join(t.text.upper() for t in toks[: min(len(toks), 3)])
-    raise located(f"{construct} is not supported; use EMIT AFTER WATERMARK [WITH DELAY <interval>] or "
-                  "EMIT PERIODIC <interval>", pos)
+    """The policies of ``EMIT …`` (see :class:`EmitClause`); anything else is an error at its word."""
+    values: dict[str, Any] = {}
+    words = [t.text.lower() for t in toks]
+    i = 1
+
+    def expect(*names: str) -> None:
+        nonlocal i
+        for name in names:
+            if i >= len(toks) or words[i] != name:
+                at = toks[i] if i < len(toks) else toks[-1]
+                raise located(f"expected {name.upper()} in EMIT clause, not '{at.text if i < len(toks) else ''}'",
+                              position_at(sql, at.start))
+            i += 1
+
+    while i < len(toks):
+        word = words[i]
+        if word in ("and", "stream"):
+            i += 1
+        elif word == "changelog":
+            values["changelog"] = True
+            i += 1
+        elif word == "periodic":
+            values["periodic_us"], i = _take_interval(sql, toks, i + 1, "EMIT PERIODIC")
+            if i < len(toks) and words[i] == "repeat":
+                values["repeat"] = True
+                i += 1
+        elif word == "after":
+            i += 1
+            if i < len(toks) and words[i] == "watermark":
+                i += 1
+            elif i < len(toks) and words[i] == "window":
+                i += 1
+                expect("close")
+            else:
+                at = toks[i] if i < len(toks) else toks[-1]
+                raise located("EMIT AFTER expects WINDOW CLOSE or WATERMARK"
+                              + (" (EMIT AFTER SESSION CLOSE is not supported; use session() windows)"
+                                 if i < len(toks) and words[i] == "session" else ""), position_at(sql, at.start))
+            values["after_close"] = True
+        elif word == "with" and i + 1 < len(toks) and words[i + 1] == "delay":
+            values["delay_us"], i = _take_interval(sql, toks, i + 2, "EMIT … WITH DELAY")
+        elif word == "delay":  # AND DELAY
+            values["delay_us"], i = _take_interval(sql, toks, i + 1, "EMIT … AND DELAY")
+        elif word == "with" and i + 1 < len(toks) and words[i + 1] == "batch":
+            values["batch_us"], i = _take_interval(sql, toks, i + 2, "EMIT ON UPDATE WITH BATCH")
+        elif word == "on":
+            i += 1
+            expect("update")
+            values["on_update"] = True
+        elif word == "timeout":
+            values["timeout_us"], i = _take_interval(sql, toks, i + 1, "EMIT TIMEOUT")
+        elif word == "per":
+            i += 1
+            expect("event")
+            values["per_event"] = True
+        elif word == "last":
+            values["last_us"], i = _take_interval(sql, toks, i + 1, "EMIT LAST")
+            if words[i:i + 2] == ["on", "proctime"]:
+                i += 2
+        else:
+            raise located(f"unexpected '{toks[i].text}' in EMIT clause; expected AFTER WINDOW CLOSE, PERIODIC <interval>, "
+                          "ON UPDATE, CHANGELOG, TIMEOUT <interval>, PER EVENT or WITH DELAY <interval>",
+                          position_at(sql, toks[i].start))
+    return EmitClause(position_at(sql, toks[0].start), **values)
 
 
 def _cut_emit(sql: str) -> tuple[str, EmitClause | None]:
@@ -216,6 +289,62 @@ def _cut_emit(sql: str) -> tuple[str, EmitClause | None]:
     return blanked, emit
 
 
+_PARTITION_END = {TokenType.GROUP_BY, TokenType.HAVING, TokenType.ORDER_BY, TokenType.LIMIT, TokenType.SETTINGS,
+                  TokenType.SEMICOLON, TokenType.QUALIFY, TokenType.WINDOW}
+
+
+def _cut_partition(sql: str) -> tuple[str, list[exp.Expression]]:
+    """Blank out the top-level ``PARTITION BY`` clause (Timeplus's per-key substreams) and parse
+    its expressions at their places in ``sql``; upstream does not parse the clause."""
+    toks = _tokens(sql)
+    depth = 0
+    for i, tok in enumerate(toks):
+        if tok.token_type == TokenType.L_PAREN:
+            depth += 1
+        elif tok.token_type == TokenType.R_PAREN:
+            depth -= 1
+        elif depth == 0 and tok.token_type == TokenType.PARTITION_BY:
+            end = i + 1
+            nested = 0
+            while end < len(toks) and (nested or toks[end].token_type not in _PARTITION_END):
+                nested += {TokenType.L_PAREN: 1, TokenType.R_PAREN: -1}.get(toks[end].token_type, 0)
+                end += 1
+            if end == i + 1:
+                raise located("PARTITION BY needs at least one expression", position_at(sql, tok.start))
+            lo, hi = toks[i + 1].start, toks[end - 1].end + 1
+            blank = "".join("\n" if c == "\n" else " " for c in sql)
+            # The expressions alone, at their own places: "SELECT" stands where "PARTITION BY" stood.
+            alone = blank[:tok.start] + "SELECT" + blank[tok.start + 6:lo] + sql[lo:hi] + blank[hi:]
+            try:
+                keys = sqlglot.parse_one(alone, dialect=DIALECT)
+            except ParseError as e:
+                raise located(f"invalid PARTITION BY: {e.errors[0].get('description') if e.errors else e}",
+                              position_at(sql, lo)) from e
+            cut = sql[:tok.start] + blank[tok.start:hi] + sql[hi:]
+            return cut, [k.transform(_rewrite_shorthand) for k in keys.expressions]
+    return sql, []
+
+
+def _session_calls(sql: str) -> str:
+    """``session(`` spelled ``swindow(`` (same length: positions stay): upstream reads SESSION as a
+    keyword; the planner reads swindow() as the session window."""
+    toks = _tokens(sql)
+    for tok, after in zip(toks, toks[1:]):
+        if tok.token_type == TokenType.SESSION and after.token_type == TokenType.L_PAREN:
+            sql = sql[:tok.start] + SESSION_CALL + sql[tok.end + 1:]
+    return sql
+
+
+def _latest_joins(sql: str) -> str:
+    """``LATEST JOIN`` (Timeplus) spelled ``ANY    JOIN`` (same length: positions stay), which
+    upstream parses; the planner reads a join of kind ANY as LATEST."""
+    toks = _tokens(sql)
+    for tok, after in zip(toks, toks[1:]):
+        if tok.token_type == TokenType.VAR and tok.text.lower() == "latest" and after.token_type == TokenType.JOIN:
+            sql = sql[:tok.start] + "any   " + sql[tok.end + 1:]
+    return sql
+
+
 def _rewrite_shorthand(node: exp.Expression) -> exp.Expression:
     """``2s`` parsed as a column → ``INTERVAL '2' SECOND`` (keeping the identifier's position meta)."""
     if isinstance(node, exp.Column) and not node.table and isinstance(node.this, exp.Identifier) and not node.this.quoted:
@@ -239,6 +368,9 @@ def parse_select(sql: str) -> ParsedSelect:
     check_sql_limits(sql)
     text, emit = _cut_emit(sql)
     text, shortcuts = json_shortcuts.hide(text)  # raw:a.b → a placeholder as long, put back below
+    text = _session_calls(_latest_joins(text))
+    text, partition_by = _cut_partition(text)
+    partition_by = [json_shortcuts.restore(key, shortcuts) for key in partition_by]
     try:
         trees = sqlglot.parse(text, dialect=DIALECT)
     except ParseError as e:
@@ -255,14 +387,13 @@ def parse_select(sql: str) -> ParsedSelect:
     if len(statements) != 1:
         raise SqlError(f"expected one SQL statement, got {len(statements)}")
     tree = statements[0]
-    if isinstance(tree, exp.SetOperation):
-        raise error_at(tree, f"{type(tree).__name__.upper()} is not supported")
-    if not isinstance(tree, exp.Select):
+    if not isinstance(tree, (exp.Select, exp.SetOperation)):
         raise SqlError(f"expected a SELECT statement, got {tree.key.upper()}")
     tree = json_shortcuts.restore(tree, shortcuts).transform(_rewrite_shorthand)
-    assert isinstance(tree, exp.Select)
-    texts = _select_texts(sql, _tokens(text))
-    return ParsedSelect(sql, tree, emit, texts if texts is not None and len(texts) == len(tree.expressions) else None)
+    assert isinstance(tree, (exp.Select, exp.SetOperation))
+    texts = _select_texts(sql, _tokens(text)) if isinstance(tree, exp.Select) else None
+    count = len(tree.expressions) if isinstance(tree, exp.Select) else -1
+    return ParsedSelect(sql, tree, emit, texts if texts is not None and len(texts) == count else None, partition_by)
 
 
 def _select_texts(sql: str, toks: list[Token]) -> list[str] | None:

@@ -308,8 +308,6 @@ def test_plain_views_are_named_queries(api: httpx.Client) -> None:
     assert view not in {r["name"] for r in rows(api, "SHOW VIEWS")}
 
 
-@pytest.mark.xfail(strict=True, reason="FROM view expands into a subquery, which the engine runs once the "
-                                       "operator graph (branch 'engine') is merged")
 def test_a_query_reads_a_plain_view(api: httpx.Client) -> None:
     cars = cars_stream(api)
     batches = generate()[:4]

@@ -487,6 +487,10 @@ AGGREGATE_CASES: list[tuple[str, object]] = [
     ("p99(x)", 8.79),
     ("quantile(x, 0.9)", 6.9),
     ("group_array(n)", [3, 1, 4, 1, 5, 9, 2, 6]),  # in arrival order, NULL skipped
+    ("min_k(x, 3)", [1.0, 1.0, 2.0]),
+    ("max_k(n, 2)", [9, 6]),
+    ("top_k(n, 1)", [1]),  # 1 is the only value seen twice
+    ("top_k_exact(n, 1)", [1]),
 ]
 
 

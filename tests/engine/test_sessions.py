@@ -1,0 +1,89 @@
+"""Session windows end to end: per key, closed by the watermark passing last row + timeout, by max
+length, by EMIT TIMEOUT; their state survives snapshots. Rows as Proton's session smoke tests
+(tests/stream/test_stream_smoke/0006_session_window.json) expect them."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from sinkflow.engine import Engine
+from sinkflow.streams.store import Stream, StreamStore
+from sinkflow.streams.types import Column, parse_type
+
+from .conftest import drain
+
+T = datetime(2020, 2, 2, 20, tzinfo=timezone.utc)
+QUERY = ("select count() as n, window_start, window_end, id from session(test7_session, timestamp, 2s) "
+         "partition by id group by window_start, window_end")
+
+
+@pytest.fixture
+def devices(store: StreamStore) -> Stream:
+    return store.create("test7_session", [Column("id", parse_type("string")), Column("value", parse_type("float64")),
+                                          Column("timestamp", parse_type("datetime64(3)"))])
+
+
+def _send(stream: Stream, device: str, seconds: float, value: float = 1.0) -> None:
+    stream.append_rows(["id", "value", "timestamp"], [[device, value, T + timedelta(seconds=seconds)]])
+
+
+def _rows(rows: list[dict]) -> list[tuple]:
+    return sorted((r["id"], r["n"], (r["window_start"] - T).total_seconds(), (r["window_end"] - T).total_seconds())
+                  for r in rows)
+
+
+async def test_sessions_per_device_close_after_their_timeout(engine: Engine, devices: Stream) -> None:
+    execution = engine.start(engine.plan(QUERY))
+    for device, second in [("dev1", 0), ("dev2", 0), ("dev3", 0), ("dev1", 1), ("dev2", 1), ("dev3", 1)]:
+        _send(devices, device, second)
+        assert await drain(execution) == []
+    _send(devices, "dev4", 5)  # the watermark passes 1s + 2s: the three sessions close
+    assert _rows(await drain(execution)) == [("dev1", 2, 0, 3), ("dev2", 2, 0, 3), ("dev3", 2, 0, 3)]
+
+
+async def test_a_gap_of_the_timeout_starts_a_new_session(engine: Engine, devices: Stream) -> None:
+    execution = engine.start(engine.plan("select id, count() as n, max(value) as top, window_start, window_end "
+                                         "from session(test7_session, timestamp, 2s) group by id, window_start"))
+    _send(devices, "dev1", 0, 57.3)
+    _send(devices, "dev1", 1, 66)
+    _send(devices, "dev1", 3.5, 68)  # 2.5s after the previous row: a new session
+    _send(devices, "dev1", 9, 70)
+    rows = await drain(execution)
+    assert [(r["n"], r["top"], (r["window_start"] - T).total_seconds(), (r["window_end"] - T).total_seconds())
+            for r in rows] == [(2, 66.0, 0, 3), (1, 68.0, 3.5, 5.5)]
+
+
+async def test_max_length_closes_a_busy_session(engine: Engine, devices: Stream) -> None:
+    execution = engine.start(engine.plan("select count() as n, window_start from session(test7_session, timestamp, 2s, 3s) "
+                                         "group by window_start"))
+    for second in range(0, 6):
+        _send(devices, "dev1", second)
+    rows = await drain(execution)
+    # Rows 0s, 1s, 2s: the row at 3s is the max length after the start, and opens the next session.
+    assert [(r["n"], (r["window_start"] - T).total_seconds()) for r in rows] == [(3, 0)]
+
+
+async def test_sessions_survive_a_snapshot(engine: Engine, devices: Stream) -> None:
+    plan = engine.plan(QUERY)
+    first = engine.start(plan)
+    _send(devices, "dev1", 0)
+    _send(devices, "dev2", 0.5)
+    assert await drain(first) == []
+    snapshot = first.snapshot()
+    first.close()
+    second = engine.start(plan, snapshot)
+    _send(devices, "dev1", 1)  # continues dev1's open session
+    _send(devices, "dev9", 10)
+    assert _rows(await drain(second)) == [("dev1", 2, 0, 3), ("dev2", 1, 0.5, 2.5)]
+
+
+async def test_a_late_row_for_a_closed_session_is_dropped(engine: Engine, devices: Stream) -> None:
+    execution = engine.start(engine.plan(QUERY))
+    _send(devices, "dev1", 0)
+    _send(devices, "dev1", 10)
+    assert _rows(await drain(execution)) == [("dev1", 1, 0, 2)]
+    _send(devices, "dev1", 0.5)  # its session closed at 2s, and the watermark is at 10s
+    assert await drain(execution) == []
+    assert execution.stats()["late_rows_dropped"] == 1
