@@ -154,15 +154,15 @@ def observe(base: str, port: int, sse_clients: int, ready: Any, stop: Any, resul
     """Receive the webhooks and read the SSE queries; put the latencies (s) into ``results``."""
     from aiohttp import web
 
-    def latency(row: dict[str, Any]) -> float:
-        return time.time() - datetime.fromisoformat(row["time"]).timestamp()
+    def latency(sent: str) -> float:
+        return time.time() - datetime.fromisoformat(sent).timestamp()
 
     async def main() -> None:
         webhook: list[float] = []
         sse: list[float] = []
 
         async def hook(request: web.Request) -> web.Response:
-            webhook.append(latency(orjson.loads(await request.read())))
+            webhook.append(latency(orjson.loads(await request.read())["time"]))
             return web.Response(text="ok")
 
         app = web.Application()
@@ -179,8 +179,8 @@ def observe(base: str, port: int, sse_clients: int, ready: Any, stop: Any, resul
                     if line.startswith(b"event: "):
                         event = line[7:].strip().decode()
                     elif line.startswith(b"data: "):
-                        if event == "row":
-                            sse.append(latency(orjson.loads(line[6:])))
+                        if event == "row":  # Timeplus's data event: rows as arrays, in header order (id, time)
+                            sse.extend(latency(row[1]) for row in orjson.loads(line[6:]))
                         event = "row"
 
         timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
