@@ -228,7 +228,6 @@ class SqlPipelines:
             return "timeplus", {"stream_name": stmt.name}, ()
         external = self._externals().get(stmt.target)
         if external is not None:
-            external_settings.writable_format({**external.settings}, external.columns)
             _check_columns(external, [column.name for column in plan.columns])
             mapped = self._sink_settings(external)
             return mapped.sink_type, mapped.properties, tuple(sorted(mapped.secret_paths))
@@ -329,7 +328,6 @@ class SqlPipelines:
         """Deliver ``batch`` to an external stream once, acknowledged; return the rows sent.
 
         Raises :class:`DeliveryFailed` with the destination's reason (secrets removed)."""
-        external_settings.writable_format(external.settings, external.columns)
         mapped = self._sink_settings(external)
         if mapped.sink_type == "timeplus":
             return self.store.get(mapped.properties["stream_name"]).append_batch(batch).count

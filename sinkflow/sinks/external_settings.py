@@ -160,10 +160,8 @@ def _pass_through(kind: str, rest: dict[str, Any], out: SinkSettings) -> None:
 def _kafka(rest: dict[str, Any], columns: Columns, out: SinkSettings) -> None:
     out.put("brokers", _take(rest, "brokers"), "brokers")
     out.put("topic", _take(rest, "topic"), "topic")
-    # Reading decodes every format below; writing encodes JSON documents or the raw text (checked
-    # when a view or an INSERT writes: see writable_format).
     fmt = data_format(rest, columns, ("JSONEachRow", "RawBLOB", "CSV"))
-    out.put("data_type", "raw" if fmt == "RawBLOB" else "json", "data_format")
+    out.put("data_type", {"RawBLOB": "raw", "CSV": "csv"}.get(fmt, "json"), "data_format")
     protocol = str(_take(rest, "security_protocol", "PLAINTEXT")).upper()
     if protocol not in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"):
         raise SettingError("security_protocol", f"{protocol!r} is not one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL")
@@ -308,12 +306,3 @@ _KNOWN = {
     "timeplus": ("stream",),
 }
 
-
-def writable_format(settings: dict[str, Any], columns: Columns) -> None:
-    """Raise :class:`SettingError` when a Kafka external stream's ``data_format`` cannot be written."""
-    if str(settings.get("type", "")).lower() != "kafka":
-        return
-    fmt = data_format(dict(settings), columns, ("JSONEachRow", "RawBLOB", "CSV"))
-    if fmt == "CSV":
-        raise SettingError("data_format", "writing CSV to Kafka is not supported yet (JSONEachRow and RawBLOB "
-                           "are; reading supports all three)")

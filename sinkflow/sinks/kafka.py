@@ -54,7 +54,7 @@ from pydantic import Field, field_validator, model_validator
 from sinkflow.errors import ConfigError
 from sinkflow.sinks.base import PermanentError, RetryableError, Sink, SinkEnv, SinkError, WriteContext
 from sinkflow.sinks.config import BatchPolicy, SinkConfig, StrList
-from sinkflow.sinks.encode import column_texts, json_document_array, row_dicts
+from sinkflow.sinks.encode import column_texts, csv_line_array, json_document_array, row_dicts
 from sinkflow.sinks.rdkafka import ANY_PARTITION, BatchProducer
 from sinkflow.sinks.template import Template, TemplateText, check_columns
 from sinkflow.streams.types import TP_TIME
@@ -112,8 +112,10 @@ class KafkaConfig(SinkConfig):
     brokers: StrList = Field(description="comma-separated broker list, e.g. kafka1:9092,kafka2:9092")
     topic: str = Field(description="topic to send to; created when absent")
     batch_count: int = Field(1000, ge=1, description="events per batch (one epoch)")
-    data_type: Literal["json", "raw"] = Field(
-        "json", description="encoding of each row: json, or raw (the text of the query's one column as is)"
+    data_type: Literal["json", "raw", "csv"] = Field(
+        "json",
+        description="encoding of each row: json, raw (the text of the query's one column as is), or csv "
+        "(one CSV line, as ClickHouse writes it)",
     )
     sasl: Literal["none", "plain", "scram-sha-256", "scram-sha-512"] = Field("none", description="SASL mechanism")
     username: str | None = Field(None, description="SASL user name (Confluent Cloud: the API key)")
@@ -267,8 +269,8 @@ class _Scrubbed:
 
 
 class KafkaSink(Sink):
-    """One message per result row on ``topic``: a JSON document, or with ``data_type`` raw the text
-    of the query's one column; see the module docstring for the guarantee.
+    """One message per result row on ``topic``: a JSON document, with ``data_type`` raw the text
+    of the query's one column, with csv one CSV line; see the module docstring for the guarantee.
 
     ``open()`` creates the topic when absent (PermanentError when the broker refuses) and
     starts the producer; ``write()`` enqueues; ``flush(epoch)`` waits for every delivery
@@ -326,12 +328,16 @@ class KafkaSink(Sink):
 
     def encode(self, batch: pa.RecordBatch) -> tuple[pa.Array, pa.Array | None]:
         """The batch's messages: one JSON document per row (``raw``: the one column's text, null
-        as empty), and their keys (None without ``message_key``)."""
+        as empty; ``csv``: one CSV line of the columns but ``_tp_time``), and their keys (None
+        without ``message_key``)."""
         if self.config.data_type == "raw":
             column = batch.column(next(i for i, n in enumerate(batch.schema.names) if n != TP_TIME))
             values = pc.fill_null(column.cast(pa.string()), "").cast(pa.binary())
             # One array from offset 0, as the batch producer takes it.
             return pa.concat_arrays([values]), self._keys(batch)
+        if self.config.data_type == "csv":
+            values = batch.drop_columns([TP_TIME]) if TP_TIME in batch.schema.names else batch
+            return csv_line_array(values), self._keys(batch)
         return json_document_array(batch), self._keys(batch)
 
     async def write(self, batch: pa.RecordBatch, ctx: WriteContext) -> None:

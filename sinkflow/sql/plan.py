@@ -783,6 +783,12 @@ def _seek_to(p: _Planner, node: exp.Expression) -> str:
         return value.lower()
     if value.isdigit():
         return f"sn:{value}"  # a sequence number of the stream's log
+    if "," in value and all(part.strip().isdigit() for part in value.split(",")):
+        # Timeplus's offsets per partition of a Kafka topic: sinkflow reads a topic through a copy
+        # in a stream that keeps neither the partition nor the offset of a message.
+        raise p.err(node, f"seek_to '{value}': offsets per partition of a Kafka topic are not supported (the topic "
+                          "is read through a stream that keeps no partition offsets); write seek_to='earliest' or "
+                          "a timestamp of the messages like '2024-01-01 00:00:00', and filter on _tp_time")
     if value.startswith("-") and (micros := interval_from_text(value[1:])) is not None:
         return f"-{micros}us"  # relative to when the query starts
     try:

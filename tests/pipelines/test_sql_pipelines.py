@@ -332,3 +332,40 @@ def test_the_cli_runs_pipeline_statements(api: httpx.Client, server: SinkflowSer
     assert f"cli_{cars}" in shown and "running" in shown
     assert f"paused materialized view 'cli_{cars}'" in cli(f"SYSTEM PAUSE MATERIALIZED VIEW cli_{cars}")
     assert f"dropped view 'cli_{cars}'" in cli(f"DROP VIEW cli_{cars}")
+
+
+def test_csv_kafka_external_stream_written_by_insert_and_view_and_read_back(
+        api: httpx.Client, tansu_broker: TansuBroker) -> None:
+    topic = f"csv-{next(_names)}"
+    name = f"csv_{next(_names)}"
+    sql(api, f"CREATE EXTERNAL STREAM {name} (cid string, n int64, speed float64, ok bool) SETTINGS type='kafka', "
+             f"brokers='{tansu_broker.bootstrap}', topic='{topic}', data_format='CSV', one_message_per_row=true")
+    assert sql(api, f"INSERT INTO {name} VALUES ('c1', 1, 10.5, true), ('say \"hi\", ok', -2, 99, false)")["count"] == 2
+    local = f"local_{name}"
+    sql(api, f"CREATE STREAM {local} (cid string, n int64, speed float64, ok bool)")
+    sql(api, f"CREATE MATERIALIZED VIEW to_{name} INTO {name} AS SELECT cid, n, speed, ok FROM {local}")
+    time.sleep(1.0)  # the view reads from now on
+    api.post(f"/api/v1beta2/streams/{local}/ingest",
+             json={"columns": ["cid", "n", "speed", "ok"], "data": [["a,b", 3, 0.25, True]]}).raise_for_status()
+    got = [r.value for r in consume(tansu_broker.bootstrap, topic, 3)]
+    assert got == [b'"c1",1,10.5,true', b'"say ""hi"", ok",-2,99,false', b'"a,b",3,0.25,true']
+    expected_rows = [{"cid": "c1", "n": 1, "speed": 10.5, "ok": True},
+                     {"cid": 'say "hi", ok', "n": -2, "speed": 99.0, "ok": False},
+                     {"cid": "a,b", "n": 3, "speed": 0.25, "ok": True}]
+    query = f"SELECT cid, n, speed, ok FROM table({name}) ORDER BY n"
+    wait_for(lambda: len(rows(api, query)) >= 3)
+    assert sorted(rows(api, query), key=lambda r: r["n"]) == sorted(expected_rows, key=lambda r: r["n"])
+
+
+def test_seek_to_offsets_per_partition_are_refused_with_what_to_write(
+        api: httpx.Client, tansu_broker: TansuBroker) -> None:
+    name = f"offsets_{next(_names)}"
+    sql(api, f"CREATE EXTERNAL STREAM {name} (raw string) SETTINGS type='kafka', "
+             f"brokers='{tansu_broker.bootstrap}', topic='offsets-{next(_names)}'")
+    error = refused(api, f"SELECT raw FROM {name}\nSETTINGS seek_to='5,3,11'")
+    assert error["message"].startswith("seek_to '5,3,11': offsets per partition of a Kafka topic are not supported")
+    assert "seek_to='earliest'" in error["message"]
+    assert error["position"] == {"line": 2, "column": 18}
+    error = refused(api, f"CREATE MATERIALIZED VIEW mv_{name} AS SELECT raw FROM {name} SETTINGS seek_to='0,10'")
+    assert "seek_to '0,10'" in error["message"]
+    assert f"mv_{name}" not in {r["name"] for r in rows(api, "SHOW STREAMS")}
