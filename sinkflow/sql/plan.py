@@ -28,6 +28,7 @@ from sinkflow.sql.aggregates import AGGREGATES, RETRACTING, Aggregate
 from sinkflow.sql.functions import AggregateCall, aggregate_call, check_functions, function_name, is_aggregate, to_duckdb
 from sinkflow.sql.parse import DIALECT, SESSION_CALL, EmitClause, ParsedSelect, interval_from_text, interval_micros, parse_select
 from sinkflow.sql.positions import error_at, located, node_position, position_at
+from sinkflow.streams.store import StreamSettings
 from sinkflow.streams.types import TP_TIME, Column, parse_type
 
 SRC = "__src"
@@ -61,6 +62,7 @@ class StreamLookup(Protocol):
 
 class _HasColumns(Protocol):
     columns: list[Column]
+    settings: StreamSettings
 
 
 class CompiledInput(Protocol):
@@ -1254,8 +1256,8 @@ def _keyword_position(sql: str, keyword: str) -> Position | None:
 
 def _stream_mode(store: StreamLookup, name: str) -> tuple[str, tuple[str, ...]]:
     """A stream's storage mode ('append', 'versioned_kv', 'changelog_kv', 'mutable') and primary key."""
-    settings = getattr(store.get(name), "settings", None)
-    return getattr(settings, "mode", "append") or "append", tuple(getattr(settings, "primary_key", ()) or ())
+    settings = store.get(name).settings
+    return settings.mode, tuple(settings.primary_key)
 
 
 def newest_per(keys: tuple[str, ...] | list[str]) -> str:

@@ -48,9 +48,7 @@ def test_aggregates_that_cannot_retract_are_refused(engine: Engine, pairs: Strea
 
 async def test_a_global_aggregation_over_a_versioned_kv_stream_retracts_old_versions(engine: Engine,
                                                                                     store: StreamStore) -> None:
-    if "mode" not in StreamSettings.__dataclass_fields__:
-        pytest.skip("keyed streams (StreamSettings.mode) come with the DDL work of issue 10")
-    settings = StreamSettings(mode="versioned_kv", primary_key=("i",))  # type: ignore[call-arg]
+    settings = StreamSettings(mode="versioned_kv", primary_key=("i",))
     kv = store.create("kv", [Column("i", parse_type("int32")), Column("k", parse_type("string"))], settings)
     execution = engine.start(engine.plan("select k, count() as n from kv group by k emit on update"))
     kv.append_rows(["i", "k"], [[1, "a"], [2, "a"]])

@@ -116,9 +116,7 @@ async def test_an_unbounded_join_is_limited_by_join_max_buffered_rows(engine: En
 
 
 def test_table_of_a_versioned_kv_stream_is_its_newest_row_per_key(engine: Engine, store: StreamStore) -> None:
-    if "mode" not in StreamSettings.__dataclass_fields__:
-        pytest.skip("keyed streams (StreamSettings.mode) come with the DDL work of issue 10")
-    settings = StreamSettings(mode="versioned_kv", primary_key=("k",))  # type: ignore[call-arg]
+    settings = StreamSettings(mode="versioned_kv", primary_key=("k",))
     kv = store.create("kv", [Column("k", parse_type("string")), Column("v", parse_type("int32"))], settings)
     kv.append_rows(["k", "v"], [["a", 1], ["b", 2], ["a", 3]])
     result = engine.execute("select k, v from table(kv) order by k")

@@ -36,9 +36,9 @@ class Scan:
         self.end: int | None = None
         self.rows_read = 0
         self.ended_signalled = False
-        settings = getattr(self.stream, "settings", None)
-        keyed = getattr(settings, "mode", "append") in ("versioned_kv", "changelog_kv", "mutable")
-        self._primary_key: tuple[str, ...] = tuple(getattr(settings, "primary_key", ()) or ()) if keyed else ()
+        settings = self.stream.settings
+        keyed = settings.mode in ("versioned_kv", "changelog_kv", "mutable")
+        self._primary_key: tuple[str, ...] = tuple(settings.primary_key) if keyed else ()
 
     def _newest_rows(self) -> Entries:
         """Every row up to the end, reduced to the newest row per primary key (as one entry)."""
