@@ -13,9 +13,12 @@ the tail of the last segment may hold a torn message: :class:`StreamLog` truncat
 keeps everything before it.
 
 Integrity: every append also writes a fixed-size record to the segment's journal
-(``<first seq>.crc``): the batch's place, row count, event-time range and CRC-32. A batch read
-back from disk is checked against it; a damaged batch (bit rot, a stray write) is never served as
-data: it reads as zero rows at its place, is logged, and counted in :attr:`StreamLog.damaged_rows`.
+(``<first seq>.crc``): the batch's place, row count, event-time range and CRC-32 (zlib's
+polynomial, computed by ISA-L's vectorised routine: several GB/s, the same values). A batch read
+back from disk is checked against it the first time it is read after the log opens (a batch that
+passed is not checked again: its bytes are the page cache's, already verified); a damaged batch
+(bit rot, a stray write) is never served as data: it reads as zero rows at its place, is logged,
+and counted in :attr:`StreamLog.damaged_rows`.
 The journal also indexes the segment on open, so damage in the middle of a segment is not
 mistaken for a torn tail (which would drop every batch after it).
 
@@ -38,7 +41,6 @@ import os
 import struct
 import threading
 import time
-import zlib
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,6 +50,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from isal.isal_zlib import crc32
 
 from sinkflow.streams.types import TP_TIME
 
@@ -78,7 +81,8 @@ class LogOptions:
 class _Segment:
     """One segment file: its first sequence number, size and (lazily) a memory map for reads."""
 
-    __slots__ = ("_map", "created_ms", "file", "first_seq", "journal", "last_append_ms", "path", "schema", "size")
+    __slots__ = ("_map", "created_ms", "file", "first_seq", "journal", "journal_size", "last_append_ms", "path",
+                 "schema", "size")
 
     def __init__(self, path: Path, first_seq: int, size: int, last_append_ms: int, created_ms: int) -> None:
         self.path = path
@@ -88,6 +92,7 @@ class _Segment:
         self.created_ms = created_ms
         self.file: io.FileIO | None = None  # the unbuffered append handle while this segment is active
         self.journal: io.FileIO | None = None  # and its journal's
+        self.journal_size = 0  # bytes of the journal while it is open for appends
         self._map: pa.Buffer | None = None
         self.schema: pa.Schema | None = None  # set when written under an earlier schema of the log
 
@@ -114,7 +119,8 @@ class _Segment:
 
 class _Entry:
     """One appended batch: where its rows and bytes are, its event-time range, its cached batch,
-    its CRC-32 (None for segments written before checksums) and whether it was found damaged."""
+    its CRC-32 (None for segments written before checksums, or once its bytes on disk were found
+    intact) and whether it was found damaged."""
 
     __slots__ = ("batch", "crc", "damaged", "nbytes", "offset", "rows", "segment", "seq", "tmax", "tmin")
 
@@ -423,6 +429,7 @@ class StreamLog:
             segment.size = len(self._schema_bytes)
         segment.file = open(segment.path, "ab", buffering=0)  # noqa: SIM115 - held open while active
         segment.journal = open(segment.journal_path, "ab", buffering=0)  # noqa: SIM115 - likewise
+        segment.journal_size = os.fstat(segment.journal.fileno()).st_size
 
     def _new_segment(self) -> _Segment:
         now = _now_ms(self._clock)
@@ -470,7 +477,7 @@ class StreamLog:
             segment = self._active(now)
             offset = segment.size
             tmin, tmax = _time_range(batch) if time_range is None else time_range
-            crc = zlib.crc32(data)
+            crc = crc32(data)
             self._write(segment, data, offset,
                         _JOURNAL_RECORD.pack(offset, data.size, batch.num_rows, tmin, tmax, crc))
             seq = self._head
@@ -489,7 +496,7 @@ class StreamLog:
         failure neither is kept."""
         f, journal = segment.file, segment.journal
         assert f is not None and journal is not None
-        journal_size = os.fstat(journal.fileno()).st_size
+        journal_size = segment.journal_size
         try:
             _write_all(f, memoryview(data))
             _write_all(journal, memoryview(record))
@@ -501,6 +508,7 @@ class StreamLog:
             os.truncate(segment.path, offset)
             os.truncate(segment.journal_path, journal_size)
             raise
+        segment.journal_size = journal_size + len(record)
 
     def _evict(self) -> None:
         budget = self.options.cache_bytes
@@ -571,7 +579,8 @@ class StreamLog:
         if not entry.damaged:
             try:
                 data = entry.segment.buffer(entry.offset + entry.nbytes).slice(entry.offset, entry.nbytes)
-                if data.size == entry.nbytes and (entry.crc is None or zlib.crc32(data) == entry.crc):
+                if data.size == entry.nbytes and (entry.crc is None or crc32(data) == entry.crc):
+                    entry.crc = None  # intact: later reads of these bytes skip the check
                     message = pa.ipc.read_message(data)
                     if entry.segment.schema is not None and self._upgrade is not None:
                         return self._upgrade(pa.ipc.read_record_batch(message, entry.segment.schema))

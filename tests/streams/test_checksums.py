@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import struct
+import zlib
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,27 @@ def test_a_torn_append_after_a_crash_is_still_truncated(tmp_path: Path) -> None:
     assert reopened.head == 20
     fill(reopened, [5])
     assert values(reopened.read(0, 100)) == list(range(25))
+
+
+def test_the_journal_holds_zlib_crc32_of_each_append(tmp_path: Path) -> None:
+    """Journals written by any version read alike: each record's checksum is zlib's CRC-32 of the
+    append's bytes in the segment."""
+    log = StreamLog(tmp_path, SCHEMA)
+    fill(log, [100, 7, 1000])
+    log.close()
+    [journal] = sorted(tmp_path.glob("*.crc"))
+    raw, data = journal.read_bytes(), journal.with_suffix(".arrows").read_bytes()
+    records = [RECORD.unpack_from(raw, i * RECORD.size) for i in range(len(raw) // RECORD.size)]
+    assert [rows for _, _, rows, *_ in records] == [100, 7, 1000]
+    assert all(crc == zlib.crc32(data[offset:offset + nbytes]) for offset, nbytes, _, _, _, crc in records)
+
+
+def test_damage_is_found_on_the_first_read_of_a_batch_from_disk(tmp_path: Path) -> None:
+    log = StreamLog(tmp_path, SCHEMA)
+    fill(log, [100] * 3)
+    log.close()
+    reopened = StreamLog(tmp_path, SCHEMA, LogOptions(cache_bytes=0))
+    assert values(reopened.read(0, 100)) == list(range(100))  # the first batch, intact
+    damage(tmp_path, 1)
+    assert values(reopened.read(0, 10_000)) == [*range(0, 100), *range(200, 300)]
+    assert (reopened.damaged_rows, reopened.damaged_batches) == (100, 1)
