@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,8 +49,10 @@ class ServerSettings:
         except ValueError:
             return False
 
-    @property
+    @functools.cached_property
     def auth_required(self) -> bool:
+        # Cached: every request asks, and parsing the host as an address cost a few percent of
+        # a small ingest request's time on the event loop.
         return self.api_key is not None or not self.is_loopback()
 
 
