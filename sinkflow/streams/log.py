@@ -16,9 +16,9 @@ Integrity: every append also writes a fixed-size record to the segment's journal
 (``<first seq>.crc``): the batch's place, row count, event-time range and CRC-32 (zlib's
 polynomial, computed by ISA-L's vectorised routine: several GB/s, the same values). A batch read
 back from disk is checked against it the first time it is read after the log opens (a batch that
-passed is not checked again: its bytes are the page cache's, already verified); a damaged batch
-(bit rot, a stray write) is never served as data: it reads as zero rows at its place, is logged,
-and counted in :attr:`StreamLog.damaged_rows`.
+passed is not checked again while the log stays open: one check per batch, not per reader); a
+damaged batch (bit rot, a stray write) is never served as data: it reads as zero rows at its
+place, is logged, and counted in :attr:`StreamLog.damaged_rows`.
 The journal also indexes the segment on open, so damage in the middle of a segment is not
 mistaken for a torn tail (which would drop every batch after it).
 
