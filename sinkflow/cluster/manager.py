@@ -33,6 +33,8 @@ log = logging.getLogger("sinkflow.cluster")
 class ClusterSinkManager(SinkManager):
     """A :class:`SinkManager` whose pipelines run only for the work partitions this node holds."""
 
+    reads_kafka_sources = False
+
     def __init__(self, engine: Engine, store: StreamStore, catalog: ClusterCatalog, settings: ClusterSettings,
                  nodes: NodeDirectory, runtime: RuntimeSettings | None = None) -> None:
         super().__init__(engine, store, catalog, runtime)  # type: ignore[arg-type]

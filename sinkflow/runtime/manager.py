@@ -38,6 +38,10 @@ class SinkDefinition:
 class SinkManager:
     """Owns every sink's pipeline. All methods run on the server's event loop."""
 
+    #: Whether Kafka external streams may be read (their reader runs in this process). Cluster
+    #: mode says no: every node would read the topic into the same replicated stream.
+    reads_kafka_sources = True
+
     def __init__(self, engine: Engine, store: StreamStore, catalog: Catalog,
                  settings: RuntimeSettings | None = None) -> None:
         self.engine = engine

@@ -138,6 +138,9 @@ class SqlPipelines:
         words = _words(text)
         for name, record in self._externals().items():
             if record.type == "kafka" and name in words:
+                if not self.sinks.reads_kafka_sources:
+                    raise InvalidInput(f"Kafka external stream '{name}' cannot be read in cluster mode yet, only "
+                                       "written: ingest the topic's messages into a stream and read that")
                 await self.sources.ensure(record)
         return text
 
