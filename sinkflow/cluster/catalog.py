@@ -14,8 +14,8 @@ Keys of the catalog topic (one partition, so every node applies changes in one o
 - ``external/<name>``: an external stream; its secrets a Fernet token, as a sink's.
 - ``kafka_offsets/<name>``: the next offset per partition a Kafka external stream has not read.
 
-:class:`ClusterCatalog` offers the methods of :class:`sinkflow.catalog.Catalog` the runtime uses;
-each write returns once Kafka acknowledged it and this node applied it.
+:class:`ClusterCatalog` implements :class:`sinkflow.catalog.CatalogStore`, as the embedded
+catalog does; each write returns once Kafka acknowledged it and this node applied it.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import Any
 from confluent_kafka import Message
 from cryptography.fernet import Fernet, InvalidToken
 
-from sinkflow.catalog import Checkpoint, ExternalStreamRecord, SinkRecord, ViewRecord
+from sinkflow.catalog import CatalogStore, Checkpoint, ExternalStreamRecord, SinkRecord, ViewRecord
 from sinkflow.cluster.replica import Replica, header
 from sinkflow.errors import AlreadyExists, InvalidInput, NotFound
 
@@ -49,7 +49,7 @@ def secret_box(key: str) -> Fernet:
         raise InvalidInput("SINKFLOW_SECRET_KEY is not a Fernet key (32 url-safe base64-encoded bytes)") from None
 
 
-class ClusterCatalog:
+class ClusterCatalog(CatalogStore):
     """Sinks, checkpoints, output positions (stream-sink progress, reservations), views,
     external streams and their source offsets, kept in the catalog topic.
 
@@ -159,11 +159,14 @@ class ClusterCatalog:
         self._publish_sink(record)
 
     def delete_sink(self, sink_id: str) -> None:
-        """Remove a sink, its secrets, checkpoint and positions. Raises :class:`NotFound`."""
+        """Remove a sink, its secrets, checkpoint, positions and the view it runs. Raises :class:`NotFound`."""
         self._get(sink_id)
         # The sink first: a checkpoint its pipeline still writes after it is then ignored.
         for kind in ("sink", "checkpoint", *_POSITION_KINDS):
             self.replica.publish(self.topic, f"{kind}/{sink_id}".encode(), None)
+        for view in self.views():  # a materialized view is gone with its sink
+            if view.sink_id == sink_id:
+                self.delete_view(view.name)
 
     def sinks(self) -> list[SinkRecord]:
         """Every sink, oldest first, with its secrets (copies: changing one changes nothing stored)."""

@@ -37,7 +37,7 @@ class ClusterSinkManager(SinkManager):
 
     def __init__(self, engine: Engine, store: StreamStore, catalog: ClusterCatalog, settings: ClusterSettings,
                  nodes: NodeDirectory, runtime: RuntimeSettings | None = None) -> None:
-        super().__init__(engine, store, catalog, runtime)  # type: ignore[arg-type]
+        super().__init__(engine, store, catalog, runtime)
         self.cluster = settings
         self.nodes = nodes
         self.owned: frozenset[int] = frozenset()

@@ -1,15 +1,19 @@
 """Streams on Kafka topics.
 
-Every stream has a topic (one partition; named ``<cluster>.stream.<stream>.<incarnation>``) and
-its definition in the catalog topic. An append on any node is produced to the stream's topic
-as one message (an Arrow IPC record batch, ``_tp_time`` already set by the ingesting node);
-every node applies the topic's messages in offset order to a local copy of the stream's log,
-which the engine reads exactly as in the embedded mode. Since every node applies the same
-messages in the same order from the topic's start, a row has the same sequence number on every
-node: a sink's checkpoint (offsets included) taken on one node is valid on any other.
+Every stream has a topic (named ``<cluster>.stream.<stream>.<incarnation>``; ``shards``
+partitions, default 1) and its definition in the catalog topic. An append on any node is
+produced as Arrow IPC record batches, ``_tp_time`` already set by the ingesting node: one message
+of the topic for a stream of one partition, whose offset order is then the stream's order; for
+a sharded stream, one message per partition plus a record of its order topic
+(:mod:`sinkflow.cluster.shards`). Every node applies the appends in that order to a local copy
+of the stream's log, which the engine reads exactly as in the embedded mode. Since every node
+applies the same batches in the same order from the topics' start, a row has the same sequence
+number on every node: a sink's checkpoint (offsets included) taken on one node is valid on any
+other.
 
 The local copies are a cache: a node starting in cluster mode empties its ``streams`` directory
-and rebuilds them from Kafka. Stream topics are created with ``retention.ms=-1``; a stream's own
+and rebuilds them from Kafka. Stream topics (order topics too) are created with
+``retention.ms=-1``; a stream's own
 retention settings bound the local copies only.
 """
 
@@ -18,6 +22,7 @@ from __future__ import annotations
 import shutil
 import uuid
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -26,7 +31,7 @@ import pyarrow as pa
 from confluent_kafka import Message
 
 from sinkflow.cluster.catalog import ClusterCatalog
-from sinkflow.cluster.replica import PUBLISH_TIMEOUT, Outgoing, Replica
+from sinkflow.cluster.replica import PUBLISH_TIMEOUT, ClusterUnavailable, Outgoing, Replica
 from sinkflow.cluster.shards import Partitioner, Sequencer, Sharding, order_record
 from sinkflow.errors import AlreadyExists
 from sinkflow.streams.defaults import DefaultsCompiler
@@ -68,7 +73,11 @@ class ReplicatedLog:
                                                       partition=partition) for partition, part in parts])
         applied: Future[int] = self.replica.publish(
             self.topics.order, None, order_record([(p, o) for (p, _), o in zip(parts, offsets, strict=True)]))
-        return applied.result(PUBLISH_TIMEOUT)
+        try:
+            return applied.result(PUBLISH_TIMEOUT)
+        except FutureTimeout:
+            raise ClusterUnavailable(f"cluster: the parts of an append to '{self.topics.data}' were not read back "
+                                     f"within {PUBLISH_TIMEOUT:.0f}s") from None
 
     def apply(self, message: Message) -> int:
         """Append one message of a one-partition stream's topic to the local copy; return its

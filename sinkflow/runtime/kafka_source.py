@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.json as pajson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
-from sinkflow.catalog import Catalog, ExternalStreamRecord
+from sinkflow.catalog import CatalogStore, ExternalStreamRecord
 from sinkflow.sinks import external_settings, registry
 from sinkflow.sinks.kafka import KafkaConfig, librdkafka_config
 from sinkflow.streams.store import StreamSettings, StreamStore
@@ -100,7 +100,7 @@ class MessageDecoder:
 class KafkaReader:
     """Reads one Kafka external stream into its stream until stopped (see the module docstring)."""
 
-    def __init__(self, record: ExternalStreamRecord, store: StreamStore, catalog: Catalog) -> None:
+    def __init__(self, record: ExternalStreamRecord, store: StreamStore, catalog: CatalogStore) -> None:
         self.record = record
         self.store = store
         self.catalog = catalog
@@ -185,7 +185,7 @@ class KafkaReader:
 class KafkaSources:
     """The readers of a server's Kafka external streams, started on first use."""
 
-    def __init__(self, store: StreamStore, catalog: Catalog) -> None:
+    def __init__(self, store: StreamStore, catalog: CatalogStore) -> None:
         self.store = store
         self.catalog = catalog
         self._readers: dict[str, KafkaReader] = {}

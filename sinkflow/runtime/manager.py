@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sinkflow.catalog import Catalog, Checkpoint, SinkRecord
+from sinkflow.catalog import CatalogStore, Checkpoint, SinkRecord
 from sinkflow.engine import Engine
 from sinkflow.errors import ConfigError, InvalidInput, NotFound
 from sinkflow.runtime.dead_letter import DeadLetters, dead_letter_stream
@@ -42,7 +42,7 @@ class SinkManager:
     #: mode says no: every node would read the topic into the same replicated stream.
     reads_kafka_sources = True
 
-    def __init__(self, engine: Engine, store: StreamStore, catalog: Catalog,
+    def __init__(self, engine: Engine, store: StreamStore, catalog: CatalogStore,
                  settings: RuntimeSettings | None = None) -> None:
         self.engine = engine
         self.store = store

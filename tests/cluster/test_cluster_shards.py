@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import ExitStack
 from typing import Any
 
 import httpx
@@ -17,24 +15,7 @@ import pyarrow as pa
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from tests.servers.process import running
-from tests.servers.sinkflow_cluster import ClusterNodes, SinkflowNode, call, wait_for
-from tests.servers.tansu import TansuBroker, tansu_broker  # noqa: F401 - fixture
-
-
-@pytest.fixture(scope="module")
-def cluster(tansu_broker: TansuBroker, tmp_path_factory: pytest.TempPathFactory) -> ClusterNodes:
-    return ClusterNodes(tmp_path_factory.mktemp("shards"), tansu_broker.bootstrap)
-
-
-@pytest.fixture(scope="module")
-def nodes(cluster: ClusterNodes) -> Iterator[list[SinkflowNode]]:
-    with ExitStack() as stack:
-        yield [stack.enter_context(running(cluster.node(f"n{i}"))) for i in range(3)]
-
-
-def sql(node: SinkflowNode, text: str) -> Any:
-    return call(node, "POST", "/queries", json={"sql": text})
+from tests.servers.sinkflow_cluster import ClusterNodes, SinkflowNode, call, ingest, sql, wait_for
 
 
 def stream_topic(node: SinkflowNode, cluster: ClusterNodes, stream: str) -> str:
@@ -75,7 +56,7 @@ def rows_per_partition(bootstrap: str, topic: str, partitions: int, schema: pa.S
     return rows
 
 
-def ingest(node: SinkflowNode, stream: str, columns: list[str], data: list[list[Any]]) -> None:
+def ingest_rows(node: SinkflowNode, stream: str, columns: list[str], data: list[list[Any]]) -> None:
     call(node, "POST", f"/streams/{stream}/ingest", json={"columns": columns, "data": data})
 
 
@@ -85,7 +66,7 @@ def test_a_sharded_stream_ingested_on_one_node_is_read_whole_on_another(nodes: l
     sql(a, "CREATE STREAM metrics (device int64, reading int64) SETTINGS shards=3, sharding_expr='device'")
     wait_for(lambda: any(s["name"] == "metrics" for s in call(b, "GET", "/streams")), "stream 'metrics' on n1")
     for batch in range(8):
-        ingest(b, "metrics", ["device", "reading"], [[d, batch * 100 + d] for d in range(9)])
+        ingest_rows(b, "metrics", ["device", "reading"], [[d, batch * 100 + d] for d in range(9)])
     sql(c, "INSERT INTO metrics (device, reading) VALUES (4, 9999)")
 
     expected = sorted([batch * 100 + d for batch in range(8) for d in range(9)] + [9999])
@@ -120,7 +101,7 @@ def test_a_stream_without_sharding_expr_spreads_whole_appends(nodes: list[Sinkfl
     sql(a, "CREATE STREAM clicks (n int64) SETTINGS shards=2")
     wait_for(lambda: any(s["name"] == "clicks" for s in call(b, "GET", "/streams")), "stream 'clicks' on n1")
     for start in range(0, 60, 10):
-        ingest(b, "clicks", ["n"], [[n] for n in range(start, start + 10)])
+        ingest(b, "clicks", range(start, start + 10))
     rows = wait_for(lambda: (r := sql(a, "select n from table(clicks) order by _tp_sn")["rows"]) and len(r) == 60 and r,
                     "every row of 'clicks' on n0")
     assert [r["n"] for r in rows] == list(range(60)), "appends made one after another are read in that order"

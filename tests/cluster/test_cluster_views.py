@@ -6,44 +6,20 @@ view runs on one node and keeps every row when that node is killed with ``kill -
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import ExitStack
 from typing import Any
 
 import httpx
 import pytest
 from confluent_kafka import Consumer
 
-from tests.servers.process import running
-from tests.servers.sinkflow_cluster import SESSION_TIMEOUT_MS, ClusterNodes, SinkflowNode, call, wait_for
-from tests.servers.tansu import TansuBroker, tansu_broker  # noqa: F401 - fixture
-
-
-@pytest.fixture(scope="module")
-def cluster(tansu_broker: TansuBroker, tmp_path_factory: pytest.TempPathFactory) -> ClusterNodes:
-    return ClusterNodes(tmp_path_factory.mktemp("views"), tansu_broker.bootstrap)
-
-
-@pytest.fixture(scope="module")
-def nodes(cluster: ClusterNodes) -> Iterator[list[SinkflowNode]]:
-    """Three nodes n0, n1, n2 (the last test kills one)."""
-    with ExitStack() as stack:
-        yield [stack.enter_context(running(cluster.node(f"n{i}"))) for i in range(3)]
-
-
-def sql(node: SinkflowNode, text: str) -> Any:
-    return call(node, "POST", "/queries", json={"sql": text})
+from tests.servers.sinkflow_cluster import (SESSION_TIMEOUT_MS, ClusterNodes, Feeder, SinkflowNode, call, ingest,
+                                            sql, wait_for)
 
 
 def rows(node: SinkflowNode, text: str) -> list[dict[str, Any]]:
     return sql(node, text)["rows"]  # type: ignore[no-any-return]
-
-
-def ingest(node: SinkflowNode, stream: str, numbers: range) -> None:
-    call(node, "POST", f"/streams/{stream}/ingest", json={"columns": ["n"], "data": [[n] for n in numbers]})
 
 
 def view_node(node: SinkflowNode, name: str) -> str:
@@ -105,29 +81,6 @@ def test_a_materialized_view_into_an_external_stream_writes_kafka(nodes: list[Si
     sql(a, "DROP VIEW doubler")
     sql(a, "DROP STREAM doubled_topic")
     wait_for(lambda: not rows(c, "SHOW EXTERNAL STREAMS"), "the external stream dropped on n2")
-
-
-class Feeder:
-    """Ingests 10 rows into ``stream`` through ``node`` every 50 ms until stopped."""
-
-    def __init__(self, node: SinkflowNode, stream: str) -> None:
-        self.node, self.stream, self.sent = node, stream, 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run)
-
-    def __enter__(self) -> Feeder:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            ingest(self.node, self.stream, range(self.sent, self.sent + 10))
-            self.sent += 10
-            time.sleep(0.05)
 
 
 def test_materialized_views_keep_every_row_when_their_node_is_killed(nodes: list[SinkflowNode]) -> None:
