@@ -122,3 +122,19 @@ def test_a_bad_sharding_setting_is_refused_by_name(nodes: list[SinkflowNode]) ->
         body = json.loads(refused.value.response.text)
         assert refused.value.response.status_code == 400 and named in body["message"], body
     assert all(s["name"] != "refused" for s in call(a, "GET", "/streams"))
+
+
+def test_a_random_stream_is_generated_by_one_node(nodes: list[SinkflowNode]) -> None:
+    a, b, c = nodes
+    sql(a, "CREATE RANDOM STREAM dice (face int64 DEFAULT 1 + rand() % 6) SETTINGS eps=100")
+    since_first = "_tp_time {} (select min(_tp_time) from table(dice)) + interval {} second"
+    # Wait until rows stamped 7 s after the first exist, then count the first 6 s by the rows'
+    # own times (whichever node generates them, however loaded the machine is).
+    wait_for(lambda: sql(b, f"select count() as n from table(dice) where {since_first.format('>=', 7)}")["rows"][0]["n"],
+             "seven seconds of random rows", timeout=60)
+    row = sql(c, "select count() as n, min(face) as low, max(face) as high from table(dice) "
+                 f"where {since_first.format('<', 6)}")["rows"][0]
+    # One generator gives about 600; three nodes each generating would give about 1,800.
+    assert 0 < row["n"] < 1_000, f"{row['n']} rows in 6 s at eps=100"
+    assert 1 <= row["low"] <= row["high"] <= 6
+    sql(a, "DROP STREAM dice")
