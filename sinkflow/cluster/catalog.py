@@ -53,8 +53,8 @@ class ClusterCatalog(CatalogStore):
     """Sinks, checkpoints, output positions (stream-sink progress, reservations), views,
     external streams and their source offsets, kept in the catalog topic.
 
-    ``on_change`` is called (on the replica's thread) after any sink or checkpoint record is
-    applied, so the node can start, stop or move pipelines. Streams' records are handed to
+    ``on_change`` is called (on the replica's thread) after any record is applied, so the node
+    can start, stop or move pipelines and readers. Streams' records are handed to
     ``stream_handler`` (set by the stream store)."""
 
     def __init__(self, replica: Replica, secret_key: str) -> None:
@@ -261,19 +261,19 @@ class ClusterCatalog(CatalogStore):
         value = message.value()
         if kind == "stream":
             self.stream_handler(ident, None if value is None else json.loads(value))
-            return
-        with self._lock:
-            if kind in self._named:
-                self._apply_named(kind, ident, value)
-            elif kind == "sink":
-                self._apply_sink(ident, value)
-            elif kind == "checkpoint":
-                self._apply_checkpoint(ident, message)
-            elif kind in self._positions:
-                if value is None:
-                    self._positions[kind].pop(ident, None)
-                elif ident in self._sinks:
-                    self._positions[kind][ident] = int(value)
+        else:
+            with self._lock:
+                if kind in self._named:
+                    self._apply_named(kind, ident, value)
+                elif kind == "sink":
+                    self._apply_sink(ident, value)
+                elif kind == "checkpoint":
+                    self._apply_checkpoint(ident, message)
+                elif kind in self._positions:
+                    if value is None:
+                        self._positions[kind].pop(ident, None)
+                    elif ident in self._sinks:
+                        self._positions[kind][ident] = int(value)
         self.on_change()
 
     def _apply_named(self, kind: str, name: str, value: bytes | None) -> None:

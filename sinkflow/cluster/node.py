@@ -70,7 +70,7 @@ class ClusterNode:
         loop = self._loop
         self.catalog.on_change = lambda: loop.call_soon_threadsafe(self.sinks.changed)
         self.sinks.on_reconciled = self._beat_once
-        self.store.owns = lambda key: self.sinks.cluster.work_partition(key) in self.sinks.owned
+        self.store.holds = self.sinks.holds
         await self.sinks.start()
         self.work.start()
         self._heartbeat = asyncio.create_task(self._beat(), name="cluster:heartbeat")

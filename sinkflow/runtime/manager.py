@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,10 +39,6 @@ class SinkDefinition:
 class SinkManager:
     """Owns every sink's pipeline. All methods run on the server's event loop."""
 
-    #: Whether Kafka external streams may be read (their reader runs in this process). Cluster
-    #: mode says no: every node would read the topic into the same replicated stream.
-    reads_kafka_sources = True
-
     def __init__(self, engine: Engine, store: StreamStore, catalog: CatalogStore,
                  settings: RuntimeSettings | None = None) -> None:
         self.engine = engine
@@ -49,6 +46,13 @@ class SinkManager:
         self.catalog = catalog
         self.settings = settings or RuntimeSettings()
         self._pipelines: dict[str, Pipeline] = {}
+        #: Awaited when the units of work this process holds may have changed (never, embedded).
+        self.on_work_moved: Callable[[], Awaitable[None]] | None = None
+
+    def holds(self, unit: str) -> bool:  # noqa: ARG002 - a cluster node answers per unit
+        """Whether this process runs the unit of work named ``unit`` (a Kafka external stream's
+        reader, a random stream's generator): always, embedded."""
+        return True
 
     async def start(self) -> None:
         """Start every stored sink from its last checkpoint (paused ones stay paused)."""

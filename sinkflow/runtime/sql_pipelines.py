@@ -83,10 +83,12 @@ class SqlPipelines:
         self.engine = sinks.engine
         self.store = sinks.store
         self.catalog = sinks.catalog
-        self.sources = KafkaSources(self.store, self.catalog)
+        self.sources = KafkaSources(self.store, self.catalog, sinks.holds)
+        sinks.on_work_moved = self.start  # a cluster node's readers follow the units of work it holds
 
     async def start(self) -> None:
-        """Resume reading the Kafka external streams that views or queries read before."""
+        """Resume reading the Kafka external streams that views or queries read before (in
+        cluster mode: those whose reader this node holds; the others' readers stop here)."""
         await self.sources.start(self._externals())
 
     async def stop(self) -> None:
@@ -138,9 +140,6 @@ class SqlPipelines:
         words = _words(text)
         for name, record in self._externals().items():
             if record.type == "kafka" and name in words:
-                if not self.sinks.reads_kafka_sources:
-                    raise InvalidInput(f"Kafka external stream '{name}' cannot be read in cluster mode yet, only "
-                                       "written: ingest the topic's messages into a stream and read that")
                 await self.sources.ensure(record)
         return text
 
