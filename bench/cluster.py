@@ -13,6 +13,10 @@ embedded rate), not absolute scaling.
 - sink: ``--sinks`` kafka sinks (``select n, payload from bench SETTINGS seek_to='earliest'``)
   deliver the ingested rows to Tansu topics; rows/s from their creation until every sink's
   status counts every row delivered (statuses read from any node).
+- sharded ingest (3 nodes): the same rows into a stream of ``shards=3, sharding_expr='n'``
+  (each append split in three parts plus its order record), as a ratio to the one-partition
+  stream's ingest of the same cluster and to the embedded rate; the rows are read back whole on
+  another node before the figure is printed.
 - failover (3 nodes): a webhook sink delivers a steady ingest to a local receiver; its node is
   killed with ``kill -9``; the time until the next row arrives (from the node that took the
   sink over) is printed beside the session timeout (goal: under it plus 5 s).
@@ -41,9 +45,9 @@ from tests.servers.sinkflow_cluster import SESSION_TIMEOUT_MS, ClusterNodes, cal
 from tests.servers.tansu import TansuBroker  # noqa: E402
 
 
-def ingest(servers: list[SinkflowServer], rows: int, batch: int) -> float:
-    """Ingest ``rows`` rows, split between the clients (``servers`` may name one several times);
-    return the elapsed seconds."""
+def ingest(servers: list[SinkflowServer], rows: int, batch: int, stream: str = "bench") -> float:
+    """Ingest ``rows`` rows into ``stream``, split between the clients (``servers`` may name one
+    several times); return the elapsed seconds."""
     payload = "x" * 64
     share = rows // len(servers)
 
@@ -51,7 +55,7 @@ def ingest(servers: list[SinkflowServer], rows: int, batch: int) -> float:
         with server.client() as api:
             for start in range(index * share, (index + 1) * share, batch):
                 data = [[n, payload] for n in range(start, min(start + batch, (index + 1) * share))]
-                api.post("/api/v1beta2/streams/bench/ingest",
+                api.post(f"/api/v1beta2/streams/{stream}/ingest",
                          json={"columns": ["n", "payload"], "data": data}).raise_for_status()
 
     threads = [threading.Thread(target=client, args=(i, s)) for i, s in enumerate(servers)]
@@ -79,13 +83,31 @@ def sink_rate(servers: list[SinkflowServer], bootstrap: str, sinks: int, rows: i
     return sinks * rows / (time.monotonic() - started)
 
 
-def measure(servers: list[SinkflowServer], bootstrap: str, args: argparse.Namespace, tag: str) -> tuple[float, float]:
-    call(servers[0], "POST", "/queries", json={"sql": "CREATE STREAM bench (n int64, payload string)"})
+def create(servers: list[SinkflowServer], stream: str, settings: str = "") -> None:
+    """Create ``stream`` (n int64, payload string) on the first server; return once every server has it."""
+    call(servers[0], "POST", "/queries", json={"sql": f"CREATE STREAM {stream} (n int64, payload string) {settings}"})
     for server in servers[1:]:
-        wait_for(lambda: any(s["name"] == "bench" for s in call(server, "GET", "/streams")), "the stream everywhere")
+        wait_for(lambda: any(s["name"] == stream for s in call(server, "GET", "/streams")), "the stream everywhere")
+
+
+def measure(servers: list[SinkflowServer], bootstrap: str, args: argparse.Namespace, tag: str) -> tuple[float, float]:
+    create(servers, "bench")
     clients = servers * args.clients
     rows = args.rows // len(clients) * len(clients)
     return rows / ingest(clients, rows, args.batch), sink_rate(servers, bootstrap, args.sinks, rows, tag)
+
+
+def sharded_ingest(nodes: list[SinkflowServer], args: argparse.Namespace) -> float:
+    """Rows/s ingested through every node into a stream of one partition per node, placed by
+    ``sharding_expr='n'``; checks that the last node reads every row back."""
+    create(nodes, "bench_sharded", f"SETTINGS shards={len(nodes)}, sharding_expr='n'")
+    clients = nodes * args.clients
+    rows = args.rows // len(clients) * len(clients)
+    rate = rows / ingest(clients, rows, args.batch, "bench_sharded")
+    count = "select count() as c from table(bench_sharded)"
+    wait_for(lambda: call(nodes[-1], "POST", "/queries", json={"sql": count})["rows"][0]["c"] == rows,
+             "every sharded row read back on another node")
+    return rate
 
 
 class _Receiver(http.server.BaseHTTPRequestHandler):
@@ -171,6 +193,10 @@ def main() -> None:
                 print(f"{count:>5} {rate_in:>14,.0f} {rate_in / count / base_ingest:>20.2f} {rate_out:>12,.0f} "
                       f"{rate_out / count / base_sink:>20.2f}")
                 if count == 3:
+                    sharded = sharded_ingest(nodes, args)
+                    print(f"sharded stream (shards=3, sharding_expr='n'), 3 nodes: ingest {sharded:,.0f} rows/s, "
+                          f"{sharded / rate_in:.2f} x the one-partition stream, "
+                          f"{sharded / 3 / base_ingest:.2f} per node / embedded")
                     seconds = failover(cluster, nodes)
                     print(f"failover: first row from the new node {seconds:.1f}s after kill -9 "
                           f"(session timeout {SESSION_TIMEOUT_MS / 1000:.0f}s; goal under "

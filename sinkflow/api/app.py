@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 import sinkflow
 from sinkflow.api import clickhouse_http, cluster, external_streams, queries, sinks, sql_analyze, streams, views
 from sinkflow.api.context import Server, ServerSettings
-from sinkflow.catalog import Catalog
+from sinkflow.catalog import Catalog, CatalogStore
 from sinkflow.engine import Engine, limits
 from sinkflow.errors import InvalidInput, SinkflowError
 from sinkflow.runtime.manager import SinkManager
@@ -139,7 +139,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         if settings.cluster is None:
             store = StreamStore(settings.data_dir, defaults=compile_default)
             engine = Engine(store)
-            catalog = Catalog(settings.data_dir)
+            catalog: CatalogStore = Catalog(settings.data_dir)
             sinks = SinkManager(engine, store, catalog)
             srv = Server(settings, store, engine, catalog, sinks, SqlPipelines(sinks))
         else:
@@ -147,9 +147,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
             node = ClusterNode(settings.cluster, settings.data_dir, f"http://{settings.host}:{settings.port}")
             await node.start()
-            store, engine, catalog = node.store, node.engine, node.catalog  # type: ignore[assignment]
-            srv = Server(settings, store, engine, catalog, node.sinks, SqlPipelines(node.sinks),  # type: ignore[arg-type]
-                         cluster=node)
+            store, engine, catalog = node.store, node.engine, node.catalog
+            srv = Server(settings, store, engine, catalog, node.sinks, SqlPipelines(node.sinks), cluster=node)
         app.state.server = srv
         background = [asyncio.create_task(_enforce_retention(store, srv.stopping)),
                       asyncio.create_task(run_random_streams(store, srv.stopping)),

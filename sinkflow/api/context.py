@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import Depends, Request
 
 from sinkflow.api.query_records import QueryRecords
-from sinkflow.catalog import Catalog
+from sinkflow.catalog import CatalogStore
 from sinkflow.engine import Engine, QueryExecution
 from sinkflow.runtime.loop_lag import LoopLagMonitor
 from sinkflow.engine.limits import CancelScope
@@ -77,7 +77,7 @@ class Server:
     settings: ServerSettings
     store: StreamStore
     engine: Engine
-    catalog: Catalog
+    catalog: CatalogStore
     sinks: SinkManager
     pipelines: SqlPipelines
     queries: dict[str, RunningQuery] = field(default_factory=dict)

@@ -6,10 +6,12 @@ Kafka is the distributed part; each module here puts one sinkflow interface on i
 - :mod:`~sinkflow.cluster.replica`: the node's one consumer following the internal topics and
   the streams' topics, and its producer (a publish returns once the message is acknowledged by
   Kafka *and* applied locally, so a node reads its own writes).
-- :mod:`~sinkflow.cluster.catalog`: the catalog (sinks, their encrypted secrets, checkpoints)
-  kept in a compacted topic, replicated in memory on every node.
+- :mod:`~sinkflow.cluster.catalog`: the catalog (sinks, views, external streams, their encrypted
+  secrets, checkpoints) kept in a compacted topic, replicated in memory on every node.
 - :mod:`~sinkflow.cluster.streams`: streams whose appends go through a Kafka topic; every node
   keeps a local copy of each stream's log, fed in topic order, for the engine to read.
+- :mod:`~sinkflow.cluster.shards`: streams on several partitions: where each row goes, and the
+  one order every node applies them in.
 - :mod:`~sinkflow.cluster.work`: which sinks this node runs, from a Kafka consumer group.
 - :mod:`~sinkflow.cluster.nodes`: the nodes' heartbeats (address, sinks run, their status).
 - :mod:`~sinkflow.cluster.manager` and :mod:`~sinkflow.cluster.node`: the sink manager that

@@ -9,10 +9,13 @@ Keys of the catalog topic (one partition, so every node applies changes in one o
   generation (written by a pipeline still running the previous definition) is ignored.
 - ``progress/<id>``: a stream sink's next output position.
 - ``reservation/<id>``: the first output position no write of the sink may have used yet.
-- ``stream/<name>``: a stream's columns, settings and topic (see :mod:`sinkflow.cluster.streams`).
+- ``stream/<name>``: a stream's columns, settings and topics (see :mod:`sinkflow.cluster.streams`).
+- ``view/<name>``: a view; a materialized view also names the sink that runs it.
+- ``external/<name>``: an external stream; its secrets a Fernet token, as a sink's.
+- ``kafka_offsets/<name>``: the next offset per partition a Kafka external stream has not read.
 
-:class:`ClusterCatalog` offers the methods of :class:`sinkflow.catalog.Catalog` the runtime uses;
-each write returns once Kafka acknowledged it and this node applied it.
+:class:`ClusterCatalog` implements :class:`sinkflow.catalog.CatalogStore`, as the embedded
+catalog does; each write returns once Kafka acknowledged it and this node applied it.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import Any
 from confluent_kafka import Message
 from cryptography.fernet import Fernet, InvalidToken
 
-from sinkflow.catalog import Checkpoint, SinkRecord
+from sinkflow.catalog import CatalogStore, Checkpoint, ExternalStreamRecord, SinkRecord, ViewRecord
 from sinkflow.cluster.replica import Replica, header
 from sinkflow.errors import AlreadyExists, InvalidInput, NotFound
 
@@ -46,12 +49,12 @@ def secret_box(key: str) -> Fernet:
         raise InvalidInput("SINKFLOW_SECRET_KEY is not a Fernet key (32 url-safe base64-encoded bytes)") from None
 
 
-class ClusterCatalog:
-    """Sinks, checkpoints and output positions (stream-sink progress, reservations), kept in
-    the catalog topic.
+class ClusterCatalog(CatalogStore):
+    """Sinks, checkpoints, output positions (stream-sink progress, reservations), views,
+    external streams and their source offsets, kept in the catalog topic.
 
-    ``on_change`` is called (on the replica's thread) after any sink or checkpoint record is
-    applied, so the node can start, stop or move pipelines. Streams' records are handed to
+    ``on_change`` is called (on the replica's thread) after any record is applied, so the node
+    can start, stop or move pipelines and readers. Streams' records are handed to
     ``stream_handler`` (set by the stream store)."""
 
     def __init__(self, replica: Replica, secret_key: str) -> None:
@@ -65,31 +68,72 @@ class ClusterCatalog:
         self._positions: dict[str, dict[str, int]] = {kind: {} for kind in _POSITION_KINDS}
         #: The generation each sink's pipeline on this node was started with.
         self._running: dict[str, float] = {}
+        self._views: dict[str, ViewRecord] = {}
+        self._externals: dict[str, ExternalStreamRecord] = {}
+        self._kafka_offsets: dict[str, dict[int, int]] = {}
+        #: The records kept by name, by the kind of their key.
+        self._named: dict[str, dict[str, Any]] = {"view": self._views, "external": self._externals,
+                                                  "kafka_offsets": self._kafka_offsets}
         self.on_change: Callable[[], None] = lambda: None
         self.stream_handler: Callable[[str, dict[str, Any] | None], None] = lambda name, value: None
 
     def close(self) -> None:
         """Nothing to release: the replica is closed by the node."""
 
-    # -- pipelines made in SQL (not replicated yet) -------------------------------------------
+    # -- pipelines made in SQL ------------------------------------------------------------------
+    # A materialized view is a sink (it runs where its sink runs); these records only name it.
 
-    def views(self) -> list[Any]:
-        """No views: views and external streams are not replicated in cluster mode yet."""
-        return []
+    def views(self) -> list[ViewRecord]:
+        """Every view, oldest first."""
+        with self._lock:
+            return sorted((replace(v) for v in self._views.values()), key=lambda v: v.created_at)
 
-    def external_streams(self) -> list[Any]:
-        """No external streams (see :meth:`views`)."""
-        return []
+    def add_view(self, record: ViewRecord) -> None:
+        """Store a view. Raises :class:`AlreadyExists` when the name is taken."""
+        with self._lock:
+            if record.name in self._views:
+                raise AlreadyExists(f"a view named '{record.name}' already exists")
+        record.created_at = time.time()
+        self.replica.publish(self.topic, f"view/{record.name}".encode(), json.dumps(asdict(record)).encode())
 
-    def add_view(self, record: Any) -> None:
-        """Refused: raises :class:`InvalidInput` saying what to do instead."""
-        raise InvalidInput("materialized views and views are not replicated in cluster mode yet: create a sink "
-                           "(POST /api/v1beta2/sinks) or run the view on a single-node sinkflow")
+    def delete_view(self, name: str) -> None:
+        """Forget a view (its sink, if any, is deleted with :meth:`delete_sink`)."""
+        self.replica.publish(self.topic, f"view/{name}".encode(), None)
 
-    def add_external_stream(self, record: Any) -> None:
-        """Refused: raises :class:`InvalidInput` saying what to do instead."""
-        raise InvalidInput("external streams are not replicated in cluster mode yet: create a sink "
-                           "(POST /api/v1beta2/sinks) with the destination's properties instead")
+    def external_streams(self) -> list[ExternalStreamRecord]:
+        """Every external stream, oldest first, with its secrets."""
+        with self._lock:
+            records = sorted(self._externals.values(), key=lambda r: r.created_at)
+            return [replace(r, settings=dict(r.settings), secrets=dict(r.secrets)) for r in records]
+
+    def add_external_stream(self, record: ExternalStreamRecord) -> None:
+        """Store a new external stream (its secrets encrypted). Raises :class:`AlreadyExists`."""
+        with self._lock:
+            if record.name in self._externals:
+                raise AlreadyExists(f"an external stream named '{record.name}' already exists")
+        record.created_at = time.time()
+        body = asdict(record)
+        body["secrets"] = self._seal(record.secrets)
+        self.replica.publish(self.topic, f"external/{record.name}".encode(), json.dumps(body).encode())
+
+    def delete_external_stream(self, name: str) -> None:
+        """Remove an external stream, its secrets and its source offsets. Raises :class:`NotFound`."""
+        with self._lock:
+            if name not in self._externals:
+                raise NotFound(f"external stream '{name}' not found")
+        for kind in ("external", "kafka_offsets"):
+            self.replica.publish(self.topic, f"{kind}/{name}".encode(), None)
+
+    def kafka_offsets(self, name: str) -> dict[int, int]:
+        """Partition → the next offset the Kafka external stream ``name`` has not stored yet."""
+        with self._lock:
+            return dict(self._kafka_offsets.get(name, {}))
+
+    def set_kafka_offsets(self, name: str, offsets: dict[int, int]) -> None:
+        """Record the next offsets of the partitions in ``offsets`` (the others keep theirs)."""
+        merged = {**self.kafka_offsets(name), **offsets}
+        self.replica.publish(self.topic, f"kafka_offsets/{name}".encode(),
+                             json.dumps({str(p): o for p, o in merged.items()}).encode())
 
     # -- sinks ---------------------------------------------------------------------------------
 
@@ -115,11 +159,14 @@ class ClusterCatalog:
         self._publish_sink(record)
 
     def delete_sink(self, sink_id: str) -> None:
-        """Remove a sink, its secrets, checkpoint and positions. Raises :class:`NotFound`."""
+        """Remove a sink, its secrets, checkpoint, positions and the view it runs. Raises :class:`NotFound`."""
         self._get(sink_id)
         # The sink first: a checkpoint its pipeline still writes after it is then ignored.
         for kind in ("sink", "checkpoint", *_POSITION_KINDS):
             self.replica.publish(self.topic, f"{kind}/{sink_id}".encode(), None)
+        for view in self.views():  # a materialized view is gone with its sink
+            if view.sink_id == sink_id:
+                self.delete_view(view.name)
 
     def sinks(self) -> list[SinkRecord]:
         """Every sink, oldest first, with its secrets (copies: changing one changes nothing stored)."""
@@ -140,9 +187,21 @@ class ClusterCatalog:
             raise NotFound(f"sink '{sink_id}' not found")
         return record
 
+    def _seal(self, secrets: dict[str, Any]) -> str:
+        return self._box.encrypt(json.dumps(secrets).encode()).decode()
+
+    def _unseal(self, what: str, token: str) -> dict[str, Any]:
+        """Secrets sealed by :meth:`_seal`. Raises :class:`InvalidInput` naming ``what`` when
+        another key sealed them."""
+        try:
+            return json.loads(self._box.decrypt(token.encode()))  # type: ignore[no-any-return]
+        except InvalidToken:
+            raise InvalidInput(f"{what}: its secrets were encrypted with another SINKFLOW_SECRET_KEY than "
+                               "this node's") from None
+
     def _publish_sink(self, record: SinkRecord) -> None:
         body = asdict(record)
-        body["secrets"] = self._box.encrypt(json.dumps(record.secrets).encode()).decode()
+        body["secrets"] = self._seal(record.secrets)
         self.replica.publish(self.topic, f"sink/{record.id}".encode(), json.dumps(body).encode())
 
     # -- checkpoints -------------------------------------------------------------------------
@@ -202,18 +261,36 @@ class ClusterCatalog:
         value = message.value()
         if kind == "stream":
             self.stream_handler(ident, None if value is None else json.loads(value))
-            return
-        with self._lock:
-            if kind == "sink":
-                self._apply_sink(ident, value)
-            elif kind == "checkpoint":
-                self._apply_checkpoint(ident, message)
-            elif kind in self._positions:
-                if value is None:
-                    self._positions[kind].pop(ident, None)
-                elif ident in self._sinks:
-                    self._positions[kind][ident] = int(value)
+        else:
+            with self._lock:
+                if kind in self._named:
+                    self._apply_named(kind, ident, value)
+                elif kind == "sink":
+                    self._apply_sink(ident, value)
+                elif kind == "checkpoint":
+                    self._apply_checkpoint(ident, message)
+                elif kind in self._positions:
+                    if value is None:
+                        self._positions[kind].pop(ident, None)
+                    elif ident in self._sinks:
+                        self._positions[kind][ident] = int(value)
         self.on_change()
+
+    def _apply_named(self, kind: str, name: str, value: bytes | None) -> None:
+        """A view, external stream or Kafka source's offsets (keyed by name); None deletes it."""
+        table = self._named[kind]
+        if value is None:
+            table.pop(name, None)
+            return
+        body = json.loads(value)
+        if kind == "view":
+            table[name] = ViewRecord(**body)
+        elif kind == "external":
+            body["secrets"] = self._unseal(f"external stream '{name}'", body["secrets"])
+            body["columns"] = [tuple(c) for c in body["columns"]]
+            table[name] = ExternalStreamRecord(**body)
+        else:
+            table[name] = {int(p): int(o) for p, o in body.items()}
 
     def _apply_sink(self, sink_id: str, value: bytes | None) -> None:
         if value is None:
@@ -221,12 +298,7 @@ class ClusterCatalog:
                 table.pop(sink_id, None)
             return
         body = json.loads(value)
-        try:
-            body["secrets"] = json.loads(self._box.decrypt(body["secrets"].encode()))
-        except InvalidToken:
-            # Another key wrote it: the sink cannot run here with its secrets; say so once per record.
-            raise InvalidInput(f"sink '{body.get('name')}': its secrets were encrypted with another "
-                               "SINKFLOW_SECRET_KEY than this node's") from None
+        body["secrets"] = self._unseal(f"sink '{body.get('name')}'", body["secrets"])
         record = SinkRecord(**body)
         previous = self._sinks.get(sink_id)
         if previous is not None and previous.updated_at != record.updated_at:

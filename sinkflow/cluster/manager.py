@@ -35,7 +35,7 @@ class ClusterSinkManager(SinkManager):
 
     def __init__(self, engine: Engine, store: StreamStore, catalog: ClusterCatalog, settings: ClusterSettings,
                  nodes: NodeDirectory, runtime: RuntimeSettings | None = None) -> None:
-        super().__init__(engine, store, catalog, runtime)  # type: ignore[arg-type]
+        super().__init__(engine, store, catalog, runtime)
         self.cluster = settings
         self.nodes = nodes
         self.owned: frozenset[int] = frozenset()
@@ -71,12 +71,18 @@ class ClusterSinkManager(SinkManager):
     def runs(self, sink_id: str) -> bool:
         return sink_id in self._running
 
+    def holds(self, unit: str) -> bool:
+        """Whether this node holds the unit of work ``unit`` hashes to (as a sink's id does)."""
+        return self.cluster.work_partition(unit) in self.owned
+
     async def _reconcile_forever(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
             try:
                 await self.reconcile()
+                if self.on_work_moved is not None:
+                    await self.on_work_moved()
                 self.on_reconciled()
             except Exception:  # a failed round is retried by the next change or in a second
                 log.exception("cluster: reconciling sinks failed")

@@ -39,7 +39,7 @@ class ClusterNode:
         self.started_at = time.time()
         self.replica = Replica(settings)
         self.catalog = ClusterCatalog(self.replica, settings.secret_key)
-        self.store = ClusterStreamStore(data_dir, self.replica, self.catalog, defaults=compile_default)
+        self.store = ClusterStreamStore(data_dir, self.replica, self.catalog, compile_default)
         self.engine = Engine(self.store)
         self.nodes = NodeDirectory(self.replica)
         self.sinks = ClusterSinkManager(self.engine, self.store, self.catalog, settings, self.nodes)
@@ -66,11 +66,11 @@ class ClusterNode:
         self.replica.follow(s.catalog_topic, self.catalog.apply)
         await asyncio.to_thread(self.replica.sync, s.catalog_topic, CATCH_UP_TIMEOUT)
         # Every stream's local copy complete before the first query or sink reads it.
-        await asyncio.gather(*(asyncio.to_thread(self.replica.sync, topic, CATCH_UP_TIMEOUT)
-                               for topic in self.store.topics()))
+        await asyncio.to_thread(self.store.catch_up, CATCH_UP_TIMEOUT)
         loop = self._loop
         self.catalog.on_change = lambda: loop.call_soon_threadsafe(self.sinks.changed)
         self.sinks.on_reconciled = self._beat_once
+        self.store.holds = self.sinks.holds
         await self.sinks.start()
         self.work.start()
         self._heartbeat = asyncio.create_task(self._beat(), name="cluster:heartbeat")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,6 +52,28 @@ class _Waiter:
     error: BaseException | None = None
 
 
+@dataclass(frozen=True)
+class Outgoing:
+    """One message to produce: to ``partition`` of ``topic`` (-1: the partitioner's choice)."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+    partition: int = -1
+
+
+def _refused(waiter: _Waiter, topic: str) -> Callable[[KafkaError | None, Message], None]:
+    """The delivery report of one produced message: a refusal ends its wait with the error."""
+
+    def delivered(error: KafkaError | None, _: Message) -> None:
+        if error is not None:
+            waiter.error = ClusterUnavailable(f"cluster: Kafka refused a write to '{topic}': {error.str()}")
+            waiter.done.set()
+
+    return delivered
+
+
 def header(message: Message, name: str) -> bytes | None:
     """The value of header ``name`` of ``message``, or None."""
     for key, value in message.headers() or ():
@@ -81,7 +104,7 @@ class Replica:
             "topic.metadata.refresh.fast.interval.ms": 20, "fetch.error.backoff.ms": 20,
         })
         self._handlers: dict[str, Handler] = {}
-        self._assignments: queue.SimpleQueue[tuple[bool, str]] = queue.SimpleQueue()
+        self._assignments: queue.SimpleQueue[tuple[bool, str, int]] = queue.SimpleQueue()
         self._waiters: dict[bytes, _Waiter] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -126,16 +149,18 @@ class Replica:
             raise ClusterUnavailable(f"cluster: topic '{topic}' has no partitions on {self.settings.bootstrap}")
         return len(found.partitions)
 
-    def follow(self, topic: str, handler: Handler) -> None:
-        """Apply every message of ``topic`` (partition 0), from its beginning, with ``handler``."""
+    def follow(self, topic: str, handler: Handler, partitions: int = 1) -> None:
+        """Apply every message of ``topic`` (its first ``partitions`` partitions), from its
+        beginning, with ``handler``: in offset order within a partition, in no set order across
+        partitions."""
         with self._lock:
             self._handlers[topic] = handler
-        self._assignments.put((True, topic))
+        self._assignments.put((True, topic, partitions))
 
-    def unfollow(self, topic: str) -> None:
+    def unfollow(self, topic: str, partitions: int = 1) -> None:
         with self._lock:
             self._handlers.pop(topic, None)
-        self._assignments.put((False, topic))
+        self._assignments.put((False, topic, partitions))
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -146,36 +171,43 @@ class Replica:
 
         Raises :class:`ClusterUnavailable` when Kafka refuses or does not answer within ``timeout``,
         and what the handler raised."""
-        message_id = uuid.uuid4().hex.encode()
-        waiter = _Waiter()
+        return self.publish_many([Outgoing(topic, key, value, headers or [])], timeout)[0]
+
+    def publish_many(self, messages: list[Outgoing], timeout: float = PUBLISH_TIMEOUT) -> list[Any]:
+        """:meth:`publish` for several messages at once (produced together, awaited together);
+        return what the handlers returned, in the order of ``messages``.
+
+        Raises as :meth:`publish` (the first failure; the others may still have been written)."""
+        waiters = [(uuid.uuid4().hex.encode(), _Waiter()) for _ in messages]
         with self._lock:
-            self._waiters[message_id] = waiter
-
-        def delivered(error: KafkaError | None, _: Message) -> None:
-            if error is not None:
-                waiter.error = ClusterUnavailable(f"cluster: Kafka refused a write to '{topic}': {error.str()}")
-                waiter.done.set()
-
+            self._waiters.update(waiters)
         try:
-            self._producer.produce(topic, value, key, headers=[(_ID, message_id), *(headers or [])],
-                                   on_delivery=delivered)
-            if not waiter.done.wait(timeout):
-                raise ClusterUnavailable(f"cluster: no answer from Kafka ({self.settings.bootstrap}) within "
-                                     f"{timeout:.0f}s writing to '{topic}'")
+            for message, (message_id, waiter) in zip(messages, waiters, strict=True):
+                self._producer.produce(message.topic, message.value, message.key,
+                                       partition=message.partition, headers=[(_ID, message_id), *message.headers],
+                                       on_delivery=_refused(waiter, message.topic))
+            deadline = time.monotonic() + timeout
+            for message, (_, waiter) in zip(messages, waiters, strict=True):
+                if not waiter.done.wait(max(0.0, deadline - time.monotonic())):
+                    raise ClusterUnavailable(f"cluster: no answer from Kafka ({self.settings.bootstrap}) within "
+                                             f"{timeout:.0f}s writing to '{message.topic}'")
         finally:
             with self._lock:
-                self._waiters.pop(message_id, None)
-        if waiter.error is not None:
-            raise waiter.error
-        return waiter.result
+                for message_id, _ in waiters:
+                    self._waiters.pop(message_id, None)
+        for _, waiter in waiters:
+            if waiter.error is not None:
+                raise waiter.error
+        return [waiter.result for _, waiter in waiters]
 
     def send(self, topic: str, key: bytes, value: bytes | None) -> None:
         """Produce without waiting (heartbeats: a lost one is replaced by the next)."""
         self._producer.produce(topic, value, key)
 
-    def sync(self, topic: str, timeout: float = PUBLISH_TIMEOUT) -> None:
-        """Return once everything written to ``topic`` before this call has been applied here."""
-        self.publish(topic, _SYNC, b"", timeout=timeout)
+    def sync(self, topic: str, timeout: float = PUBLISH_TIMEOUT, partitions: int = 1) -> None:
+        """Return once everything written to ``topic`` (its first ``partitions`` partitions) before
+        this call has been applied here."""
+        self.publish_many([Outgoing(topic, _SYNC, b"", partition=p) for p in range(partitions)], timeout)
 
     # -- threads -----------------------------------------------------------------------------
 
@@ -199,13 +231,13 @@ class Replica:
 
     def _apply_assignments(self) -> None:
         while not self._assignments.empty():
-            add, topic = self._assignments.get()
-            partition = [TopicPartition(topic, 0, OFFSET_BEGINNING)]
+            add, topic, count = self._assignments.get()
+            partitions = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(count)]
             try:
                 if add:
-                    self._consumer.incremental_assign(partition)
+                    self._consumer.incremental_assign(partitions)
                 else:
-                    self._consumer.incremental_unassign(partition)
+                    self._consumer.incremental_unassign(partitions)
             except KafkaException as exc:
                 log.warning("cluster: %s topic %s: %s", "following" if add else "leaving", topic, exc)
 

@@ -14,21 +14,28 @@ restart — after a stop or a ``kill -9`` — continues where the stream stands.
 append and its record repeats those messages once (at-least-once). A view reading the stream
 keeps its position in the stream in its own checkpoint, as it does for any stream, so the pair
 neither loses nor (beyond that window) repeats a message.
+
+In cluster mode the stream is replicated and the reader runs on one node: the one holding the
+reader's unit of work (:func:`reader_unit`), as for a sink. When that unit moves (its node died
+or left), the new node's reader continues from the offsets recorded in the catalog.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.json as pajson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
-from sinkflow.catalog import Catalog, ExternalStreamRecord
+from sinkflow.catalog import CatalogStore, ExternalStreamRecord
+from sinkflow.errors import AlreadyExists
 from sinkflow.sinks import external_settings, registry
 from sinkflow.sinks.kafka import KafkaConfig, librdkafka_config
 from sinkflow.streams.store import StreamSettings, StreamStore
@@ -100,7 +107,7 @@ class MessageDecoder:
 class KafkaReader:
     """Reads one Kafka external stream into its stream until stopped (see the module docstring)."""
 
-    def __init__(self, record: ExternalStreamRecord, store: StreamStore, catalog: Catalog) -> None:
+    def __init__(self, record: ExternalStreamRecord, store: StreamStore, catalog: CatalogStore) -> None:
         self.record = record
         self.store = store
         self.catalog = catalog
@@ -119,11 +126,13 @@ class KafkaReader:
         self._stopping = False
 
     def ensure_stream(self) -> None:
-        """Create the stream the messages are appended to, when absent."""
+        """Create the stream the messages are appended to, when absent (or made meanwhile by
+        another cluster node)."""
         if not self.store.exists(self.record.name):
             columns = [*self.decoder.columns, Column(MESSAGE_KEY, parse_type("string"))]
-            self.store.create(self.record.name, columns,
-                              StreamSettings(description=f"read from Kafka topic {self.topic}"))
+            with contextlib.suppress(AlreadyExists):
+                self.store.create(self.record.name, columns,
+                                  StreamSettings(description=f"read from Kafka topic {self.topic}"))
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"kafka-source:{self.record.name}")
@@ -142,7 +151,8 @@ class KafkaReader:
                 while not self._stopping:
                     messages = await asyncio.to_thread(consumer.consume, _BATCH, _POLL)
                     if messages:
-                        self._append(messages)
+                        # Off the loop: in cluster mode an append waits for Kafka's acknowledgement.
+                        await asyncio.to_thread(self._append, messages)
                     else:
                         self.caught_up.set()
             except Exception as exc:  # the reader outlives any one failure; it retries
@@ -182,22 +192,38 @@ class KafkaReader:
         self.catalog.set_kafka_offsets(self.record.name, offsets)
 
 
+def reader_unit(name: str) -> str:
+    """The unit of work of external stream ``name``'s reader (a cluster runs it on one node)."""
+    return f"kafka_source/{name}"
+
+
 class KafkaSources:
     """The readers of a server's Kafka external streams, started on first use."""
 
-    def __init__(self, store: StreamStore, catalog: Catalog) -> None:
+    def __init__(self, store: StreamStore, catalog: CatalogStore,
+                 holds: Callable[[str], bool] = lambda unit: True) -> None:
         self.store = store
         self.catalog = catalog
+        #: Whether this process runs a unit of work (:func:`reader_unit`); always, embedded.
+        self.holds = holds
         self._readers: dict[str, KafkaReader] = {}
 
     async def start(self, externals: dict[str, ExternalStreamRecord]) -> None:
-        """Resume the readers of external streams that were read before (their stream exists)."""
+        """Run the readers of external streams that were read before (their stream exists) and
+        that this process holds (see :func:`reader_unit`); stop the others' (cluster mode: their
+        unit of work moved to another node)."""
         for record in externals.values():
-            if record.type == "kafka" and self.store.exists(record.name):
+            if record.type != "kafka" or not self.store.exists(record.name):
+                continue
+            if self.holds(reader_unit(record.name)):
                 await self.ensure(record)
+            elif record.name in self._readers:
+                await self._readers.pop(record.name).stop()
 
     async def ensure(self, record: ExternalStreamRecord) -> None:
-        """Start reading ``record``'s topic into its stream (once; later calls do nothing).
+        """Make sure ``record``'s topic is read into its stream: create the stream when absent and
+        start the reader here when this process holds it (once; later calls do nothing). In
+        cluster mode another node may hold it: its stream is then fed from there.
 
         Raises :class:`SettingError` when the external stream cannot be read (no columns)."""
         if record.name in self._readers:
@@ -205,6 +231,8 @@ class KafkaSources:
         reader = KafkaReader(record, self.store, self.catalog)
         first = not self.store.exists(record.name)
         reader.ensure_stream()
+        if not self.holds(reader_unit(record.name)):
+            return
         reader.start()
         self._readers[record.name] = reader
         if first:

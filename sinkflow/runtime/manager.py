@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sinkflow.catalog import Catalog, Checkpoint, SinkRecord
+from sinkflow.catalog import CatalogStore, Checkpoint, SinkRecord
 from sinkflow.engine import Engine
 from sinkflow.errors import ConfigError, InvalidInput, NotFound
 from sinkflow.runtime.dead_letter import DeadLetters, dead_letter_stream
@@ -38,13 +39,20 @@ class SinkDefinition:
 class SinkManager:
     """Owns every sink's pipeline. All methods run on the server's event loop."""
 
-    def __init__(self, engine: Engine, store: StreamStore, catalog: Catalog,
+    def __init__(self, engine: Engine, store: StreamStore, catalog: CatalogStore,
                  settings: RuntimeSettings | None = None) -> None:
         self.engine = engine
         self.store = store
         self.catalog = catalog
         self.settings = settings or RuntimeSettings()
         self._pipelines: dict[str, Pipeline] = {}
+        #: Awaited when the units of work this process holds may have changed (never, embedded).
+        self.on_work_moved: Callable[[], Awaitable[None]] | None = None
+
+    def holds(self, unit: str) -> bool:  # noqa: ARG002 - a cluster node answers per unit
+        """Whether this process runs the unit of work named ``unit`` (a Kafka external stream's
+        reader, a random stream's generator): always, embedded."""
+        return True
 
     async def start(self) -> None:
         """Start every stored sink from its last checkpoint (paused ones stay paused)."""

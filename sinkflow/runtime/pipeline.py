@@ -31,7 +31,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from sinkflow.catalog import Catalog, Checkpoint, SinkRecord
+from sinkflow.catalog import CatalogStore, Checkpoint, SinkRecord
 from sinkflow.engine import Engine, QueryExecution
 from sinkflow.errors import SecretsUnavailable
 from sinkflow.runtime.batching import Batcher
@@ -103,7 +103,7 @@ class Pipeline:
     ``status`` is live: the API reads it at any time.
     """
 
-    def __init__(self, record: SinkRecord, engine: Engine, store: StreamStore, catalog: Catalog,
+    def __init__(self, record: SinkRecord, engine: Engine, store: StreamStore, catalog: CatalogStore,
                  settings: RuntimeSettings) -> None:
         self.record = record
         self.engine = engine

@@ -83,10 +83,12 @@ class SqlPipelines:
         self.engine = sinks.engine
         self.store = sinks.store
         self.catalog = sinks.catalog
-        self.sources = KafkaSources(self.store, self.catalog)
+        self.sources = KafkaSources(self.store, self.catalog, sinks.holds)
+        sinks.on_work_moved = self.start  # a cluster node's readers follow the units of work it holds
 
     async def start(self) -> None:
-        """Resume reading the Kafka external streams that views or queries read before."""
+        """Resume reading the Kafka external streams that views or queries read before (in
+        cluster mode: those whose reader this node holds; the others' readers stop here)."""
         await self.sources.start(self._externals())
 
     async def stop(self) -> None:

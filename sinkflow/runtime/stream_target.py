@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from sinkflow.catalog import Catalog
+from sinkflow.catalog import CatalogStore
 from sinkflow.sinks.base import PermanentError, WriteContext
 from sinkflow.streams.store import StreamSettings, StreamStore
 from sinkflow.streams.types import TP_TIME, Column, from_arrow, parse_type
@@ -18,7 +18,7 @@ class StoreStreamTarget:
     only a crash between an append and that record can duplicate rows.
     """
 
-    def __init__(self, store: StreamStore, catalog: Catalog, sink_id: str) -> None:
+    def __init__(self, store: StreamStore, catalog: CatalogStore, sink_id: str) -> None:
         self.store = store
         self.catalog = catalog
         self.sink_id = sink_id

@@ -29,7 +29,7 @@ async def run_random_streams(store: StreamStore, stop: asyncio.Event, tick: floa
     next_at = time.monotonic()
     while not stop.is_set():
         for stream in store.list():
-            if not stream.settings.random:
+            if not stream.settings.random or not store.generates(stream.name):
                 continue
             eps = stream.settings.eps or UNBOUNDED_EPS
             owed = carry.get(stream.name, 0.0) + eps * tick

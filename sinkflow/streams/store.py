@@ -649,6 +649,10 @@ class StreamStore:
         with self._lock:
             return [self._streams[n] for n in sorted(self._streams)]
 
+    def generates(self, name: str) -> bool:  # noqa: ARG002 - a cluster node answers per stream
+        """Whether this process generates the rows of random stream ``name`` (here: always)."""
+        return True
+
     def enforce_retention(self) -> None:
         """Apply every stream's retention now (appends do it too; call this for quiet streams)."""
         for stream in self.list():

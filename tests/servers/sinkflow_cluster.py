@@ -7,6 +7,7 @@ timeouts (Tansu's group joins take about half the session timeout: see TESTING n
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -80,3 +81,38 @@ def wait_for(check: Callable[[], T | None], what: str, timeout: float = 30.0) ->
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(0.05)
+
+
+def sql(node: SinkflowServer, text: str) -> Any:
+    """The answer of the query endpoint of ``node`` to ``text``."""
+    return call(node, "POST", "/queries", json={"sql": text})
+
+
+def ingest(node: SinkflowServer, stream: str, numbers: range) -> None:
+    """Append one row ``(n)`` per number of ``numbers`` to ``stream`` through ``node``."""
+    call(node, "POST", f"/streams/{stream}/ingest", json={"columns": ["n"], "data": [[n] for n in numbers]})
+
+
+class Feeder:
+    """Ingests ``batch`` rows ``(n)``, numbered from 0, into ``stream`` through ``node`` every
+    ``pause`` seconds until the ``with`` block ends; ``sent`` is how many."""
+
+    def __init__(self, node: SinkflowServer, stream: str, batch: int = 10, pause: float = 0.05) -> None:
+        self.node, self.stream, self.batch, self.pause = node, stream, batch, pause
+        self.sent = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run)
+
+    def __enter__(self) -> Feeder:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            ingest(self.node, self.stream, range(self.sent, self.sent + self.batch))
+            self.sent += self.batch
+            time.sleep(self.pause)
