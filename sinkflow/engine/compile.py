@@ -133,7 +133,9 @@ class QueryPlan(_Explained):
                 lines.append(f"Window {_describe_window(lg)}")
         else:
             if lg.lags:
-                lines.append(f"Lag {', '.join(str(n) for _, n, _ in lg.lags)} row(s) back")
+                keys = ", ".join(re.sub(r'^__src\."(.*)"$', r"\1", key) for key in lg.lag_partition)
+                per_key = f" per {keys}" if keys else ""
+                lines.append(f"Lag {', '.join(str(n) for _, n, _ in lg.lags)} row(s) back{per_key}")
             if lg.window:
                 lines.append(f"Window {_describe_window(lg)}")
         if lg.where:
@@ -144,6 +146,8 @@ class QueryPlan(_Explained):
             ttl = f", {lg.dedup.ttl_us / 1e6:g}s" if lg.dedup.ttl_us else ""
             limit = f", at most {lg.dedup.max_keys} keys" if lg.dedup.max_keys else ""
             lines.append(f"Dedup({', '.join(lg.dedup.keys)}{ttl}{limit})")
+        if lg.whole_input:
+            lines.append("HoldInput until the end (window functions, RIGHT/FULL joins)")
         return lines
 
     def explain_lines(self) -> list[str]:
@@ -349,7 +353,8 @@ def _from(plan: LogicalPlan) -> str:
         )
     parts = [f"FROM {src} AS {SRC}"]
     for lk in plan.lookups:
-        parts.append(f"{'LEFT ' if lk.kind == 'LEFT' else ''}{'ASOF ' if lk.asof else ''}JOIN {lk.relation} ON {lk.on}")
+        kind = "" if lk.kind == "INNER" else f"{lk.kind} "
+        parts.append(f"{kind}{'ASOF ' if lk.asof else ''}JOIN {lk.relation} ON {lk.on}")
     if plan.where:
         parts.append(f"WHERE {plan.where}")
     return " ".join(parts)
@@ -648,6 +653,8 @@ def _normalize(schema: pa.Schema, plan: LogicalPlan, inputs: dict[str, dict[str,
             typ = _WINDOW_TS
         elif pa.types.is_large_string(typ) or pa.types.is_string_view(typ):
             typ = pa.string()
+        elif pa.types.is_decimal(typ) and (typ.precision, typ.scale) == (38, 0) and " OVER (" in sql:
+            typ = pa.int64()  # a window function's integer sum: DuckDB widens it to 128 bits, Timeplus keeps 64
         elif pa.types.is_timestamp(typ):
             typ = pa.timestamp(typ.unit, tz="UTC")
         fields.append(pa.field(f.name, typ, nullable=True))

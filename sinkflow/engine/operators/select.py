@@ -100,6 +100,7 @@ class SelectOperator(Operator):
             spec = self.logical.dedup
             self._dedup = DedupState(list(spec.keys), [types[k] for k in spec.keys], spec.ttl_us, spec.max_keys)
         self._held: list[pa.Table] = []
+        self._input: list[pa.Table] = []  # a whole_input query's rows, processed when it ends
         self._dirty = False
         self._emitted = 0
         lg = self.logical
@@ -129,16 +130,24 @@ class SelectOperator(Operator):
             self._last_input = time.monotonic()
             self._refresh_dims()
             raw = self._prepare(entries)
-            if raw is not None:
+            if raw is not None and self.logical.whole_input:
+                self._input.append(raw)  # window functions, RIGHT/FULL joins: all rows at once, at the end
+            elif raw is not None:
                 out.extend(self._process(raw))
             elif self.logical.window is not None and self.logical.aggregate is not None:
                 out.extend(self._close())  # every row was dropped, but the watermark moved
         return self._output(out)
 
     def end(self, port: int) -> list[pa.Table]:
+        first: list[pa.Table] = []
+        if self.logical.whole_input:
+            self._refresh_dims()
+            raw = pa.concat_tables(self._input) if self._input else self.plan.raw_schema.empty_table()
+            self._input = []
+            first = self._output(self._process(raw))  # held for ORDER BY, which _finish sorts
         out = self._finish()
         self.finished = True
-        return self._output(out)
+        return first + self._output(out)
 
     def due(self, now: float) -> float:
         waits = [float("inf")]
@@ -504,6 +513,8 @@ class SelectOperator(Operator):
             tables["dedup"] = self._dedup.to_table()
         if self._held:
             tables["held"] = pa.concat_tables(self._held)
+        if self._input:
+            tables["input"] = pa.concat_tables(self._input)
         if self._last is not None:
             tables["last"] = self._last
         if self._carry is not None:
@@ -523,6 +534,7 @@ class SelectOperator(Operator):
         self._last = tables.get("last")
         self._carry = tables.get("carry")
         self._held = [tables["held"]] if "held" in tables else []
+        self._input = [tables["input"]] if "input" in tables else []
         if "dedup" in tables and self._dedup is not None:
             self._dedup.restore(tables["dedup"])
 
