@@ -98,6 +98,10 @@ class QueryPlan(_Explained):
     #: An aggregation with lag(): the query keeping its last emitted rows (``__ocarry``), and their schema.
     output_carry_sql: str | None = None
     output_carry_schema: pa.Schema | None = None
+    #: A session window with start/end conditions: the rows to assign to sessions (``__t``, ``__s``,
+    #: keys, ``__cs``/``__ce``), and one unit of its time column (µs).
+    session_rows_sql: str | None = None
+    session_tick_us: int = 1
 
     @property
     def bounded(self) -> bool:
@@ -299,7 +303,9 @@ def _describe_window(lg: LogicalPlan) -> str:
     w = lg.window
     if w.kind == "session":
         longest = f", max {w.max_us / 1e6:g}s" if w.max_us else ""
-        return f"session({w.time_column}, timeout {w.size_us / 1e6:g}s{longest})"
+        bounds = (f", {'[' if w.include_start else '('}start, end{']' if w.include_end else ')'}"
+                  if w.start_condition else "")
+        return f"session({w.time_column}, timeout {w.size_us / 1e6:g}s{longest}{bounds})"
     spans = f"{w.size_us / 1e6:g}s" if w.kind == "tumble" else f"{w.slide_us / 1e6:g}s, {w.size_us / 1e6:g}s"
     return f"{w.kind}({w.time_column}, {spans})"
 
@@ -459,6 +465,9 @@ def _fold_sql(plan: LogicalPlan, floats: frozenset[str]) -> str:
     pre = _pre_sql(plan)
     if w is None:
         return f"WITH __pre AS ({pre}) SELECT {select} FROM __pre{_group_by(keys)}"
+    if w.kind == "session" and w.start_condition:
+        # Rows belong to the sessions a SessionAssigner chose for them (``__assign``).
+        return f"WITH __pre AS ({pre}) SELECT {select} FROM __pre JOIN __assign USING (__s){_group_by(keys)}"
     if w.kind == "session":
         return _session_fold_sql(plan, pre, select, keys)
     base = f"(__t - ((__t % {w.slide_us}) + {w.slide_us}) % {w.slide_us})"
@@ -506,6 +515,15 @@ def _session_fold_sql(plan: LogicalPlan, pre: str, select: str, keys: list[str])
     else:
         last = "__ids"
     return f"WITH {steps} SELECT {select} FROM {last} WHERE __t + {timeout} > __e{_group_by(keys)}"
+
+
+def _session_rows_sql(plan: LogicalPlan) -> str:
+    """The rows a session window with conditions assigns (on time for their batch's frontier)."""
+    assert plan.window is not None and plan.aggregate is not None
+    w = plan.window
+    keys = "".join(f", __k{j}" for j in range(len(plan.aggregate.keys)))
+    pre = _pre_sql(plan).replace(" FROM ", f", ({w.start_condition}) AS __cs, ({w.end_condition}) AS __ce FROM ", 1)
+    return f"SELECT __t, __s{keys}, __cs, __ce FROM ({pre}) WHERE __t + {w.size_us} > __e"
 
 
 def session_schema(plan: LogicalPlan, partials: pa.Schema) -> pa.Schema:
@@ -590,9 +608,12 @@ def closing_input(plan: LogicalPlan, partials: pa.Table, version: int = 0) -> pa
     if plan.window is not None:
         # A session spans its rows, and ends its timeout after the last one.
         ws = partials.column("__sstart" if plan.window.kind == "session" else "__ws")
-        end = partials.column("__slast") if plan.window.kind == "session" else ws
+        if "__send" in partials.column_names:  # where a session with conditions ended
+            end = partials.column("__send")
+        else:
+            end = pc.add(partials.column("__slast") if plan.window.kind == "session" else ws, plan.window.size_us)
         partials = partials.append_column("__ws_ts", ws.cast(_BOUND_TYPE)).append_column(
-            "__we_ts", pc.add(end, plan.window.size_us).cast(_BOUND_TYPE))
+            "__we_ts", end.cast(_BOUND_TYPE))
     partials = partials.append_column("__emit_version", pa.repeat(pa.scalar(version, pa.int64()), partials.num_rows))
     if plan.emit.changelog:
         partials = partials.append_column("__tp_delta", pa.repeat(pa.scalar(1, pa.int8()), partials.num_rows))
@@ -732,6 +753,8 @@ def compile_plan(plan: LogicalPlan, dim_schemas: list[pa.Schema], input_plan: Pl
     con = connect()
     raw = raw_schema(plan)
     sessions: pa.Schema | None = None
+    rows_sql: str | None = None
+    tick = 1
     carry: str | None = None
     carry_schema: pa.Schema | None = None
     con.register("__raw", raw.empty_table())
@@ -752,6 +775,12 @@ def compile_plan(plan: LogicalPlan, dim_schemas: list[pa.Schema], input_plan: Pl
             stateless = None
             floats = _float_args(con, plan)
             fold = _fold_sql(plan, floats)
+            if plan.window is not None and plan.window.start_condition:
+                rows_sql = _session_rows_sql(plan)
+                con.sql(rows_sql).to_arrow_table()  # a condition DuckDB rejects is an error now
+                con.register("__assign", pa.schema([("__s", pa.int64()), ("__ws", pa.int64())]).empty_table())
+                unit = {c.name: c.type.arrow for c in plan.input_columns}[plan.window.time_column].unit
+                tick = {"s": 1_000_000, "ms": 1000}.get(unit, 1)
             if plan.window is not None and plan.window.kind == "session":
                 keys = "".join(f", __k{j}" for j in range(len(plan.aggregate.keys)))
                 empty = con.sql(f"SELECT 0::BIGINT AS __ws{keys}, 0::BIGINT AS __sstart, 0::BIGINT AS __slast "
@@ -786,4 +815,4 @@ def compile_plan(plan: LogicalPlan, dim_schemas: list[pa.Schema], input_plan: Pl
     passthrough = _passthrough(plan, raw, schema) if stateless is not None and not plan.hidden else None
     upstream = (input_plan,) if input_plan is not None else ()
     return QueryPlan(plan, schema, columns, raw, stateless, fold, merge, final, passthrough, upstream, sessions,
-                     full if plan.hidden else None, carry, carry_schema)
+                     full if plan.hidden else None, carry, carry_schema, rows_sql, tick)

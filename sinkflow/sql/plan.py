@@ -27,7 +27,7 @@ from sinkflow.errors import NotFound, Position, SqlError
 from sinkflow.sql.aggregates import AGGREGATES, RETRACTING, Aggregate
 from sinkflow.sql.functions.convert import WINDOW_FUNCTIONS
 from sinkflow.sql.functions import AggregateCall, aggregate_call, check_functions, function_name, is_aggregate, to_duckdb
-from sinkflow.sql.parse import DIALECT, SESSION_CALL, EmitClause, ParsedSelect, interval_from_text, interval_micros, parse_select
+from sinkflow.sql.parse import DIALECT, SESSION_CALL, SESSION_RANGE, EmitClause, ParsedSelect, interval_from_text, interval_micros, parse_select
 from sinkflow.sql.positions import error_at, located, node_position, position_at
 from sinkflow.streams.store import StreamSettings
 from sinkflow.streams.types import TP_TIME, Column, parse_type
@@ -100,13 +100,20 @@ class SourceSpec:
 class WindowSpec:
     """A ``tumble`` (slide == size) or ``hop`` window over ``time_column``, aligned to the epoch;
     or a ``session`` window: per group key, rows less than ``size_us`` (the timeout) apart, at
-    most ``max_us`` long when not 0."""
+    most ``max_us`` long."""
 
     kind: Literal["tumble", "hop", "session"]
     time_column: str
     size_us: int
     slide_us: int
     max_us: int = 0
+    #: A session's start and end conditions (DuckDB SQL over the input rows; "" for none): a
+    #: session opens at a row meeting ``start_condition`` and closes at one meeting
+    #: ``end_condition``; ``include_start``/``include_end`` say whether those rows belong to it.
+    start_condition: str = ""
+    end_condition: str = ""
+    include_start: bool = True
+    include_end: bool = True
 
 
 @dataclass(frozen=True)
@@ -353,6 +360,7 @@ class _Planner:
         self.side_seeks: dict[str, str] = {}  # a join's per-side starts from WHERE (by qualifier)
         self.relations: list[_Relation] = []
         self.window: WindowSpec | None = None
+        self.session_conditions: tuple[exp.Expression, ...] = ()  # a session's (start, end) conditions
         self.dedup: DedupSpec | None = None
         self.bounded = False
         self.call_keys: list[tuple[Aggregate, str, tuple[str, ...]]] = []
@@ -525,11 +533,12 @@ class _Planner:
         return _Relation(SRC, labels, stream, {c.name: c for c in self.stream_columns(stream, name_node)})
 
     def session_source(self, func: exp.Anonymous) -> tuple[str, exp.Expression]:
-        """``session(stream, [time_column,] timeout [, max_length])`` in FROM: record the window."""
+        """``session(stream, [time_column,] timeout [, max_length] [, [start_cond, end_cond]])`` in
+        FROM: record the window (its conditions are resolved with the query's columns later)."""
         args = list(func.expressions)
-        shape = "session(stream, [time_column,] timeout [, max_length])"
-        if not 2 <= len(args) <= 4:
-            raise self.err(func, f"session() takes {shape}; start/end conditions are not supported")
+        shape = "session(stream, [time_column,] timeout [, max_length] [, [start_condition, end_condition]])"
+        if len(args) < 2:
+            raise self.err(func, f"session() takes {shape}")
         stream, name_node = self.source(args[0])
         columns = {c.name: c for c in self.stream_columns(stream, name_node)}
         rest = args[1:]
@@ -540,12 +549,21 @@ class _Planner:
         elif TP_TIME not in columns:
             raise self.err(args[0], f"'{stream}' has no {TP_TIME} column: name the time column, "
                                     f"session({stream}, <datetime column>, …)")
-        if not rest or len(rest) > 2 or not all(_is_interval(r) for r in rest):
-            bad = next((r for r in rest if not _is_interval(r)), func)
-            raise self.err(bad, f"session() takes {shape}; start/end conditions are not supported")
-        timeout = interval_micros(self.sql, rest[0], "the session() timeout")
-        longest = interval_micros(self.sql, rest[1], "the session() max length") if len(rest) == 2 else 0
-        self.window = WindowSpec("session", time_col, timeout, timeout, longest)
+        intervals = [r for r in rest[:2] if _is_interval(r)]
+        conditions = rest[len(intervals):]
+        include = (True, True)  # session(s, 5s, start, end): both boundary rows belong to the session
+        if len(conditions) == 1 and isinstance(conditions[0], exp.Tuple) and len(conditions[0].expressions) == 2:
+            include = conditions[0].meta.get(SESSION_RANGE, (False, False))  # (a, b): a plain tuple
+            conditions = list(conditions[0].expressions)
+        if not intervals or len(conditions) not in (0, 2):
+            bad = conditions[0] if conditions else func
+            raise self.err(bad, f"session() takes {shape}")
+        timeout = interval_micros(self.sql, intervals[0], "the session() timeout")
+        # As Proton: a session lasts at most 5 times its timeout unless max_length says otherwise.
+        longest = interval_micros(self.sql, intervals[1], "the session() max length") if len(intervals) == 2 else 5 * timeout
+        self.window = WindowSpec("session", time_col, timeout, timeout, longest, include_start=include[0],
+                                 include_end=include[1])
+        self.session_conditions = tuple(conditions)
         return stream, name_node
 
     def time_column(self, tnode: exp.Expression, columns: dict[str, Column], stream: str, kind: str) -> str:
@@ -1148,6 +1166,9 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
         lookups.append(Lookup(right, rel.name, how, on_sql, view, strictness == "ASOF"))
         p.lookups = True
 
+    if p.session_conditions and p.window is not None:
+        start, end = (p.duck(p.resolve(c, False)) for c in p.session_conditions)
+        p.window = replace(p.window, start_condition=start, end_condition=end)
     idle_timeout: float | None = None
     state_ttl: int | None = None
     for item in settings_items:

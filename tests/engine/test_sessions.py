@@ -87,3 +87,55 @@ async def test_a_late_row_for_a_closed_session_is_dropped(engine: Engine, device
     _send(devices, "dev1", 0.5)  # its session closed at 2s, and the watermark is at 10s
     assert await drain(execution) == []
     assert execution.stats()["late_rows_dropped"] == 1
+
+
+# Proton's 0006_session_window smoke tests 16, 17 and 21: one device's rows in one batch.
+_RANGE_ROWS = [("sh", 60.3, -4.738), ("ca", 57.3, 0.261), ("ca", 58.3, 5.260), ("sh", 59.3, 8.262),
+               ("ca", 66, 10.263), ("da", 67, 13.262), ("ca", 68, 16.262), ("sh", 69, 18.261)]
+
+
+@pytest.fixture
+def located(store: StreamStore) -> Stream:
+    return store.create("located", [Column("id", parse_type("string")), Column("location", parse_type("string")),
+                                    Column("value", parse_type("float64")),
+                                    Column("timestamp", parse_type("datetime64(3)"))])
+
+
+@pytest.mark.parametrize(("bounds", "expected"), [
+    # [start, end]: both boundary rows belong to the session; it ends just after the end row.
+    ("[location='ca', location='sh']", [(57.3, 59.3, 3, 0.261, 8.263), (66, 69, 4, 10.263, 18.262)]),
+    # [start, end): the end row closes the session without joining it; it ends at that row.
+    ("[location='ca', location='sh')", [(57.3, 58.3, 2, 0.261, 8.262), (66, 68, 3, 10.263, 18.261)]),
+    # (start, end]: the opening row is left out.
+    ("(location='ca', location='sh']", [(58.3, 59.3, 2, 5.26, 8.263), (67, 69, 3, 13.262, 18.262)]),
+    # Without brackets, as [start, end].
+    ("location='ca', location='sh'", [(57.3, 59.3, 3, 0.261, 8.263), (66, 69, 4, 10.263, 18.262)]),
+])
+async def test_session_start_and_end_conditions(engine: Engine, located: Stream, bounds: str,
+                                                expected: list[tuple]) -> None:
+    plan = engine.plan(f"select min(value) as lo, max(value) as hi, count(location) as n, window_start, window_end, id "
+                       f"from session(located, timestamp, 5s, {bounds}) partition by id "
+                       f"group by window_start, window_end")
+    execution = engine.start(plan)
+    located.append_rows(["id", "location", "value", "timestamp"],
+                        [["dev1", loc, value, T + timedelta(seconds=at)] for loc, value, at in _RANGE_ROWS])
+    rows = await drain(execution)
+    assert [(r["lo"], r["hi"], r["n"], round((r["window_start"] - T).total_seconds(), 3),
+             round((r["window_end"] - T).total_seconds(), 3)) for r in rows] == expected
+
+
+async def test_conditioned_sessions_survive_a_snapshot_and_close_by_timeout(engine: Engine, located: Stream) -> None:
+    plan = engine.plan("select count() as n, window_start, window_end, id from "
+                       "session(located, timestamp, 2s, [location='ca', location='sh']) partition by id "
+                       "group by window_start, window_end")
+    first = engine.start(plan)
+    located.append_rows(["id", "location", "value", "timestamp"],
+                        [["dev1", "xx", 1.0, T], ["dev1", "ca", 1.0, T + timedelta(seconds=1)]])
+    assert await drain(first) == []
+    snapshot = first.snapshot()
+    first.close()
+    second = engine.start(plan, snapshot)
+    located.append_rows(["id", "location", "value", "timestamp"],
+                        [["dev1", "xx", 1.0, T + timedelta(seconds=2)], ["dev2", "xx", 1.0, T + timedelta(seconds=9)]])
+    # dev1's session (opened at 1s, newest row 2s) times out at 4s when the watermark passes it.
+    assert _rows(await drain(second)) == [("dev1", 2, 1, 4)]

@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 from sinkflow.engine.compile import QueryPlan, carry_sql, closing_input, connect
 from sinkflow.engine.dedup import DedupState
 from sinkflow.engine.operators.base import Entries, Operator
+from sinkflow.engine.sessions import SessionAssigner
 from sinkflow.engine.times import from_micros_ceil, micros
 from sinkflow.streams.store import Stream, StreamStore
 
@@ -91,6 +92,8 @@ class SelectOperator(Operator):
         self._bounded = plan.bounded
         self._session = window is not None and window.kind == "session"
         self._session_schema = plan.session_schema
+        # A session window with start/end conditions: sessions are chosen row by row.
+        self._assigner = SessionAssigner(window, plan.session_tick_us) if plan.session_rows_sql and window else None
         # State (everything below is in the snapshot).
         self._watermark: int | None = None
         self._partials: pa.Table | None = None
@@ -313,7 +316,12 @@ class SelectOperator(Operator):
             self._carry = self._run(carry_sql(self.logical), __raw=raw, __carry=carry).cast(raw.schema)
             return [self._conform(out)]
         assert plan.fold_sql is not None and plan.merge_sql is not None
-        if self._session:
+        if self._assigner is not None:
+            assert plan.session_rows_sql is not None
+            keys = [f"__k{j}" for j in range(len(self.logical.aggregate.keys))] if self.logical.aggregate else []
+            assigned = self._assigner.assign(self._run(plan.session_rows_sql, __raw=raw), keys)
+            fold = self._run(plan.fold_sql, __raw=raw, __assign=assigned)
+        elif self._session:
             fold = self._run(plan.fold_sql, __raw=raw, __sessions=self._open_sessions())
         else:
             fold = self._run(plan.fold_sql, __raw=raw)
@@ -339,6 +347,9 @@ class SelectOperator(Operator):
         or its max length after its first, whichever comes first."""
         if not self._session:
             return pc.add(partials.column("__ws"), self._size)
+        if self._assigner is not None:
+            ends = self._assigner.ends()
+            return pa.array([ends.get(i, 0) for i in partials.column("__ws").to_pylist()], pa.int64())
         ends = pc.add(partials.column("__slast"), self._size)
         window = self.logical.window
         if window is not None and window.max_us:
@@ -393,13 +404,19 @@ class SelectOperator(Operator):
         """Emit the windows whose end the frontier reached (all of them if ``everything``)."""
         if self._partials is None or self._partials.num_rows == 0:
             return []
-        ends = self._ends(self._partials)
         frontier = 2**62 if everything else self._frontier()
-        closing_mask = pc.less_equal(ends, frontier)
+        if self._assigner is not None:
+            done = self._assigner.close(frontier)
+            closing_mask = pc.is_in(self._partials.column("__ws"), value_set=pa.array(list(done), pa.int64()))
+        else:
+            closing_mask = pc.less_equal(self._ends(self._partials), frontier)
         if not pc.any(closing_mask).as_py():
             return []
         closing = self._partials.filter(closing_mask)
         self._partials = self._partials.filter(pc.invert(closing_mask))
+        if self._assigner is not None:
+            ended = pa.array([done[i] for i in closing.column("__ws").to_pylist()], pa.int64())
+            closing = closing.append_column("__send", ended)
         windows = pc.unique(closing.column("__ws"))
         self._stats["windows_emitted"] += len(windows)
         if self._emit.early == "update":
@@ -519,6 +536,8 @@ class SelectOperator(Operator):
             tables["last"] = self._last
         if self._carry is not None:
             tables["carry"] = self._carry
+        if self._assigner is not None:
+            tables["sessions"] = self._assigner.snapshot()
         return meta, tables
 
     def restore(self, meta: dict[str, Any], tables: dict[str, pa.Table]) -> None:
@@ -535,6 +554,8 @@ class SelectOperator(Operator):
         self._carry = tables.get("carry")
         self._held = [tables["held"]] if "held" in tables else []
         self._input = [tables["input"]] if "input" in tables else []
+        if self._assigner is not None and "sessions" in tables:
+            self._assigner.restore(tables["sessions"])
         if "dedup" in tables and self._dedup is not None:
             self._dedup.restore(tables["dedup"])
 
