@@ -610,8 +610,12 @@ def closing_input(plan: LogicalPlan, partials: pa.Table, version: int = 0) -> pa
         ws = partials.column("__sstart" if plan.window.kind == "session" else "__ws")
         if "__send" in partials.column_names:  # where a session with conditions ended
             end = partials.column("__send")
+        elif plan.window.kind == "session":
+            # At the timeout after its last row, or at its max length if that comes first.
+            end = pc.min_element_wise(pc.add(partials.column("__slast"), plan.window.size_us),
+                                      pc.add(ws, plan.window.max_us))
         else:
-            end = pc.add(partials.column("__slast") if plan.window.kind == "session" else ws, plan.window.size_us)
+            end = pc.add(ws, plan.window.size_us)
         partials = partials.append_column("__ws_ts", ws.cast(_BOUND_TYPE)).append_column(
             "__we_ts", end.cast(_BOUND_TYPE))
     partials = partials.append_column("__emit_version", pa.repeat(pa.scalar(version, pa.int64()), partials.num_rows))

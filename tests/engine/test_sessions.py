@@ -139,3 +139,16 @@ async def test_conditioned_sessions_survive_a_snapshot_and_close_by_timeout(engi
                         [["dev1", "xx", 1.0, T + timedelta(seconds=2)], ["dev2", "xx", 1.0, T + timedelta(seconds=9)]])
     # dev1's session (opened at 1s, newest row 2s) times out at 4s when the watermark passes it.
     assert _rows(await drain(second)) == [("dev1", 2, 1, 4)]
+
+
+async def test_a_session_at_its_max_length_ends_there(engine: Engine, devices: Stream) -> None:
+    """Proton's smoke test 15: session(…, 5s, 10s) over one device's rows."""
+    execution = engine.start(engine.plan("select max(value) as top, window_start, window_end, id from "
+                                         "session(test7_session, timestamp, 5s, 10s) partition by id "
+                                         "group by window_start, window_end"))
+    for seconds, value in [(0.262, 57.3), (5.261, 58.3), (8.262, 59.3), (10.263, 66), (13.262, 67), (16.262, 68),
+                           (21.262, 69)]:
+        _send(devices, "dev1", seconds, value)
+    rows = await drain(execution)
+    assert [(r["top"], round((r["window_start"] - T).total_seconds(), 3), round((r["window_end"] - T).total_seconds(), 3))
+            for r in rows] == [(59.3, 0.262, 10.262), (68, 10.263, 20.263)]
