@@ -149,13 +149,13 @@ def _top_k(counts: bool) -> Aggregate:
     approximate; the exact answer is within its bounds)."""
     item = "{{'1': __v, '2': __n::UBIGINT}}" if counts else "__v"
     final = ("(SELECT coalesce(list_slice(list(" + item + " ORDER BY __n DESC, __s), 1, {p1}), []) FROM "
-             "(SELECT __e.v AS __v, count(*) AS __n, min(__e.s) AS __s FROM (SELECT unnest({p0}) AS __e) "
-             "GROUP BY __e.v))")
+             "(SELECT __h.v AS __v, count(*) AS __n, min(__h.s) AS __s FROM (SELECT unnest({p0}) AS __h) "
+             "GROUP BY __h.v))")
     # The one-shot form (no arrival order): ties by the greater value.
-    entry = "{{'1': __e.key, '2': __e.value::UBIGINT}}" if counts else "__e.key"
+    entry = "{{'1': __h.key, '2': __h.value::UBIGINT}}" if counts else "__h.key"
     direct = ("list_transform(list_slice(list_reverse_sort(list_transform(map_entries(list_histogram("
-              "list({a0}) FILTER (WHERE {a0} IS NOT NULL))), lambda __e: {{'n': __e.value, 'e': " + entry
-              + "}})), 1, any_value({a1})), lambda __e: __e.e)")
+              "list({a0}) FILTER (WHERE {a0} IS NOT NULL))), lambda __h: {{'n': __h.value, 'e': " + entry
+              + "}})), 1, any_value({a1})), lambda __h: __h.e)")
     return Aggregate(
         "",
         direct=direct,

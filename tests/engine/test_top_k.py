@@ -44,3 +44,17 @@ def test_min_k_and_max_k_with_context_columns(engine: Engine, store: StreamStore
         "cheap": [{"1": 5.12, "2": "c42664"}, {"1": 7.5, "2": "c2"}, {"1": 15.36, "2": "c84068"}],
         "dear": [{"1": 20.0, "2": "c1", "3": 3}, {"1": 15.36, "2": "c84068", "3": 1}],
         "top": [20.0]}]
+
+
+async def test_top_k_per_tumble_window(engine: Engine, store: StreamStore) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    t0 = datetime(2020, 1, 1, 11, 11, 10, tzinfo=timezone.utc)
+    bookings = store.create("bookings", [Column("action", parse_type("string"))])
+    execution = engine.start(engine.plan("select window_start, top_k(action, 2, true) as top from tumble(bookings, 10s) "
+                                         "group by window_start"))
+    for seconds, action in [(0, "add"), (1, "cancel"), (2, "add"), (3, "service"), (4, "cancel"), (5, "add"),
+                            (11, "add")]:
+        bookings.append_rows(["action", "_tp_time"], [[action, t0 + timedelta(seconds=seconds)]])
+    assert await drain(execution) == [
+        {"window_start": t0, "top": [{"1": "add", "2": 3}, {"1": "cancel", "2": 2}]}]
