@@ -360,7 +360,7 @@ def _from(plan: LogicalPlan) -> str:
     parts = [f"FROM {src} AS {SRC}"]
     for lk in plan.lookups:
         kind = "" if lk.kind == "INNER" else f"{lk.kind} "
-        parts.append(f"{kind}{'ASOF ' if lk.asof else ''}JOIN {lk.relation} ON {lk.on}")
+        parts.append(f"{'ASOF ' if lk.asof else ''}{kind}JOIN {lk.relation} ON {lk.on}")  # DuckDB: ASOF LEFT JOIN
     if plan.where:
         parts.append(f"WHERE {plan.where}")
     return " ".join(parts)

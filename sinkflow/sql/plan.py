@@ -51,7 +51,8 @@ _TUNING_SETTINGS = frozenset({
     "default_hash_table", "default_hash_join", "max_hot_keys",
     "enable_backfill_from_historical_store", "emit_during_backfill", "force_backfill_in_order",
     "max_block_size", "enable_optimize_predicate_expression", "asterisk_include_reserved_columns",
-    "enable_dependency_check", "checkpoint_interval", "recovery_policy",
+    "enable_dependency_check", "checkpoint_interval", "recovery_policy", "join_buffered_data_block_size",
+    "join_max_cached_bytes", "allow_independent_shard_processing",
 })
 
 
@@ -609,6 +610,8 @@ class _Planner:
         """The join's kind and its strictness ('', 'ASOF', 'LATEST' or 'CROSS'); GLOBAL and SEMI/ANTI
         joins are errors. RIGHT and FULL joins are checked by the caller (bounded queries only)."""
         side, kind = (join.side or "").upper(), (join.kind or "").upper()
+        if side in ("ANY", "ASOF"):  # INNER LATEST JOIN / INNER ASOF JOIN read as side ANY/ASOF, kind INNER
+            side, kind = "", side
         strictness = {"ASOF": "ASOF", "ANY": "LATEST", "CROSS": "CROSS"}.get(kind, "")
         if strictness:
             kind = ""
@@ -641,7 +644,7 @@ class _Planner:
         labels = {target.alias, name} if isinstance(target, exp.Table) and target.alias else {name}
         if query is None:
             return name, node, dimension, labels, None
-        if dimension or (join.kind or "").upper() in ("ASOF", "ANY"):
+        if dimension or {(join.kind or "").upper(), (join.side or "").upper()} & {"ASOF", "ANY"}:
             raise self.err(node, "a CTE or subquery joins as a stream (JOIN or LEFT JOIN); table(), ASOF and "
                                  "LATEST joins read a stream")
         return name, node, dimension, labels, self.compile_subquery(name, query, scope, False)
