@@ -212,3 +212,15 @@ def test_streaming_joins_proton_does_not_run_are_refused(engine: Engine, shops: 
     with pytest.raises(SqlError, match=message) as info:
         engine.plan(sql)
     assert info.value.position is not None and info.value.position.line == 1
+
+
+async def test_inner_latest_and_left_asof_spellings(engine: Engine, orders: Stream, payments: Stream) -> None:
+    latest = engine.start(engine.plan("select id, paid from orders inner latest join payments on id = oid"))
+    asof = engine.start(engine.plan("select id, paid from orders left asof join payments "
+                                    "on id = oid and orders._tp_time >= payments._tp_time"))
+    _pay(payments, "a", 1.0, 0)
+    _pay(payments, "a", 2.0, 10)
+    _order(orders, "a", 10.0, 5)
+    _order(orders, "b", 20.0, 6)
+    assert await drain(latest) == [{"id": "a", "paid": 2.0}]
+    assert await drain(asof) == [{"id": "a", "paid": 1.0}, {"id": "b", "paid": None}]
