@@ -610,7 +610,7 @@ class _Planner:
         """The join's kind and its strictness ('', 'ASOF', 'LATEST' or 'CROSS'); GLOBAL and SEMI/ANTI
         joins are errors. RIGHT and FULL joins are checked by the caller (bounded queries only)."""
         side, kind = (join.side or "").upper(), (join.kind or "").upper()
-        if side in ("ANY", "ASOF"):  # INNER LATEST JOIN / INNER ASOF JOIN read as side ANY/ASOF, kind INNER
+        if side in ("ANY", "ASOF", "ALL"):  # INNER LATEST/ASOF/ALL JOIN read as side ANY/ASOF/ALL, kind INNER
             side, kind = "", side
         strictness = {"ASOF": "ASOF", "ANY": "LATEST", "CROSS": "CROSS"}.get(kind, "")
         if strictness:
