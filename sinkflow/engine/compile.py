@@ -514,7 +514,10 @@ def _session_fold_sql(plan: LogicalPlan, pre: str, select: str, keys: list[str])
         last = "__split"
     else:
         last = "__ids"
-    return f"WITH {steps} SELECT {select} FROM {last} WHERE __t + {timeout} > __e{_group_by(keys)}"
+    # Late: the row's session closed before it came, by the query's frontier, or with PARTITION BY by
+    # its key's (the newest time of the key's open session, less the delay).
+    frontier = f"coalesce(__olast - {plan.emit.delay_us}, {-2**62})" if plan.window.per_key else "__e"
+    return f"WITH {steps} SELECT {select} FROM {last} WHERE __t + {timeout} > {frontier}{_group_by(keys)}"
 
 
 def _session_rows_sql(plan: LogicalPlan) -> str:
@@ -523,7 +526,8 @@ def _session_rows_sql(plan: LogicalPlan) -> str:
     w = plan.window
     keys = "".join(f", __k{j}" for j in range(len(plan.aggregate.keys)))
     pre = _pre_sql(plan).replace(" FROM ", f", ({w.start_condition}) AS __cs, ({w.end_condition}) AS __ce FROM ", 1)
-    return f"SELECT __t, __s{keys}, __cs, __ce FROM ({pre}) WHERE __t + {w.size_us} > __e"
+    late = "" if w.per_key else f" WHERE __t + {w.size_us} > __e"  # per key: the assigner's to judge
+    return f"SELECT __t, __s{keys}, __cs, __ce FROM ({pre}){late}"
 
 
 def session_schema(plan: LogicalPlan, partials: pa.Schema) -> pa.Schema:

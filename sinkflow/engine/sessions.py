@@ -23,7 +23,7 @@ import pyarrow as pa
 from sinkflow.sql.plan import WindowSpec
 
 ASSIGN_SCHEMA = pa.schema([pa.field("__s", pa.int64()), pa.field("__ws", pa.int64())])
-_FIELDS = ("id", "start", "end", "timeout", "longest", "active")
+_FIELDS = ("id", "start", "end", "timeout", "longest", "active", "seen")
 
 
 @dataclass
@@ -35,6 +35,7 @@ class _Session:
     timeout: int  # the session closes at a row this late or later
     longest: int  # … or at a row this late or later (its max length)
     active: bool = True
+    seen: int = 0  # the newest time of its key's rows while it was the key's latest session
 
 
 class SessionAssigner:
@@ -67,6 +68,8 @@ class SessionAssigner:
         """The session the row belongs to (None: none), after it opened or closed sessions."""
         w = self.window
         session = self._latest.get(key)
+        if session is not None:
+            session.seen = max(session.seen, t)
         if session is not None and session.active:
             if t >= session.longest or t >= session.timeout:
                 session.end = session.longest if t >= session.longest else session.timeout
@@ -85,7 +88,7 @@ class SessionAssigner:
         w = self.window
         session = self._latest.get(key)
         if session is None or session.start is not None:
-            session = _Session(key, seq, None, 0, 0, 0)
+            session = _Session(key, seq, None, 0, 0, 0, seen=t)
             self._sessions[seq] = session
             self._latest[key] = session
         session.active = True
@@ -105,11 +108,16 @@ class SessionAssigner:
         return {s.id: s.end if not s.active else min(s.timeout, s.longest)
                 for s in self._sessions.values() if s.start is not None}
 
-    def close(self, frontier: int) -> dict[int, int]:
-        """The sessions to emit now (ended, or passed by ``frontier``) with their ends, by id; they are forgotten."""
+    def close(self, frontier: int, per_key_delay: int | None = None) -> dict[int, int]:
+        """The sessions to emit now (ended, or passed by ``frontier``; with ``per_key_delay``, by
+        their key's newest time less that delay) with their ends, by id; they are forgotten."""
         done: dict[int, int] = {}
+        newest: dict[tuple[Any, ...], int] = {}
+        for session in self._sessions.values():
+            newest[session.key] = max(newest.get(session.key, session.seen), session.seen)
         for session in list(self._sessions.values()):
-            if session.active and min(session.timeout, session.longest) > frontier:
+            limit = frontier if per_key_delay is None else min(frontier, newest[session.key] - per_key_delay)
+            if session.active and min(session.timeout, session.longest) > limit:
                 continue
             if session.active:
                 session.end = min(session.timeout, session.longest)

@@ -115,6 +115,9 @@ class WindowSpec:
     end_condition: str = ""
     include_start: bool = True
     include_end: bool = True
+    #: A session window with PARTITION BY: each key's sessions close by that key's own watermark
+    #: (its newest event time), as Proton's substreams do.
+    per_key: bool = False
 
 
 @dataclass(frozen=True)
@@ -1172,6 +1175,8 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
     if p.session_conditions and p.window is not None:
         start, end = (p.duck(p.resolve(c, False)) for c in p.session_conditions)
         p.window = replace(p.window, start_condition=start, end_condition=end)
+    if p.window is not None and p.window.kind == "session" and partition_by:
+        p.window = replace(p.window, per_key=True)
     idle_timeout: float | None = None
     state_ttl: int | None = None
     for item in settings_items:

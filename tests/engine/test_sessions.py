@@ -34,13 +34,17 @@ def _rows(rows: list[dict]) -> list[tuple]:
                   for r in rows)
 
 
-async def test_sessions_per_device_close_after_their_timeout(engine: Engine, devices: Stream) -> None:
+async def test_sessions_per_device_close_by_their_own_rows(engine: Engine, devices: Stream) -> None:
+    """Proton's smoke test 3: with PARTITION BY each device's sessions close by its own watermark."""
     execution = engine.start(engine.plan(QUERY))
-    for device, second in [("dev1", 0), ("dev2", 0), ("dev3", 0), ("dev1", 1), ("dev2", 1), ("dev3", 1)]:
+    for device, second in [("dev1", 0), ("dev2", 0), ("dev3", 0), ("dev1", 1), ("dev2", 1), ("dev3", 1), ("dev4", 5)]:
         _send(devices, device, second)
-        assert await drain(execution) == []
-    _send(devices, "dev4", 5)  # the watermark passes 1s + 2s: the three sessions close
+        assert await drain(execution) == []  # dev4's row closes no other device's session
+    for device in ("dev1", "dev2", "dev3"):
+        _send(devices, device, 6)
     assert _rows(await drain(execution)) == [("dev1", 2, 0, 3), ("dev2", 2, 0, 3), ("dev3", 2, 0, 3)]
+    _send(devices, "dev4", 11)
+    assert _rows(await drain(execution)) == [("dev4", 1, 5, 7)]
 
 
 async def test_a_gap_of_the_timeout_starts_a_new_session(engine: Engine, devices: Stream) -> None:
@@ -75,15 +79,18 @@ async def test_sessions_survive_a_snapshot(engine: Engine, devices: Stream) -> N
     first.close()
     second = engine.start(plan, snapshot)
     _send(devices, "dev1", 1)  # continues dev1's open session
-    _send(devices, "dev9", 10)
+    _send(devices, "dev1", 4)
+    _send(devices, "dev2", 4)
     assert _rows(await drain(second)) == [("dev1", 2, 0, 3), ("dev2", 1, 0.5, 2.5)]
 
 
 async def test_a_late_row_for_a_closed_session_is_dropped(engine: Engine, devices: Stream) -> None:
-    execution = engine.start(engine.plan(QUERY))
+    execution = engine.start(engine.plan("select count() as n, window_start, window_end, id "
+                                         "from session(test7_session, timestamp, 2s) group by id, window_start"))
     _send(devices, "dev1", 0)
     _send(devices, "dev1", 10)
-    assert _rows(await drain(execution)) == [("dev1", 1, 0, 2)]
+    # The row at 10s reaches the session's max length (5 times its timeout): it ends there, as in Proton.
+    assert _rows(await drain(execution)) == [("dev1", 1, 0, 10)]
     _send(devices, "dev1", 0.5)  # its session closed at 2s, and the watermark is at 10s
     assert await drain(execution) == []
     assert execution.stats()["late_rows_dropped"] == 1
@@ -137,7 +144,9 @@ async def test_conditioned_sessions_survive_a_snapshot_and_close_by_timeout(engi
     second = engine.start(plan, snapshot)
     located.append_rows(["id", "location", "value", "timestamp"],
                         [["dev1", "xx", 1.0, T + timedelta(seconds=2)], ["dev2", "xx", 1.0, T + timedelta(seconds=9)]])
-    # dev1's session (opened at 1s, newest row 2s) times out at 4s when the watermark passes it.
+    assert await drain(second) == []  # another device's row closes no session of dev1
+    located.append_rows(["id", "location", "value", "timestamp"], [["dev1", "xx", 1.0, T + timedelta(seconds=9)]])
+    # dev1's session (opened at 1s, newest row 2s) timed out at 4s: its row at 9s closes it.
     assert _rows(await drain(second)) == [("dev1", 2, 1, 4)]
 
 

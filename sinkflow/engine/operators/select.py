@@ -274,7 +274,7 @@ class SelectOperator(Operator):
             return
         unit = times.type.unit
         lo, hi = (micros(bounds[k].value, unit) for k in ("min", "max"))
-        if frontier != _NO_FRONTIER:
+        if frontier != _NO_FRONTIER and not (self.logical.window is not None and self.logical.window.per_key):
             # floor(t / slide) * slide + size <= frontier  <=>  t < threshold (a session: t + timeout <= frontier)
             threshold = (frontier - self._size + 1 if self._session
                          else ((frontier - self._size) // self._slide + 1) * self._slide)
@@ -356,6 +356,16 @@ class SelectOperator(Operator):
             ends = pc.min_element_wise(ends, pc.add(partials.column("__sstart"), window.max_us))
         return ends
 
+    def _key_frontiers(self, frontier: int) -> pa.Array:
+        """Per open session: the frontier its key's own watermark (the newest time of the key's
+        sessions) gives, never past the query's (a session window with PARTITION BY)."""
+        assert self._partials is not None
+        keys = ", ".join(k for k in self._keys if k != "__ws") or "true"
+        table = self._partials.append_column("__i", pa.array(range(self._partials.num_rows), pa.int64()))
+        newest = self._run(f"SELECT least(max(__slast) OVER (PARTITION BY {keys}) - {self._delay}, {frontier}) AS __f "
+                           "FROM __p ORDER BY __i", __p=table)
+        return newest.column("__f").combine_chunks()
+
     def _expire_groups(self) -> None:
         """Drop the groups of a global aggregation whose newest row is older than the state ttl
         before the newest row seen (``aggregate_state_ttl_sec``)."""
@@ -405,18 +415,30 @@ class SelectOperator(Operator):
         if self._partials is None or self._partials.num_rows == 0:
             return []
         frontier = 2**62 if everything else self._frontier()
+        window = self.logical.window
+        per_key = window is not None and window.per_key and not everything
         if self._assigner is not None:
-            done = self._assigner.close(frontier)
+            done = self._assigner.close(frontier, self._delay if per_key else None)
             closing_mask = pc.is_in(self._partials.column("__ws"), value_set=pa.array(list(done), pa.int64()))
+        elif per_key:
+            closing_mask = pc.less_equal(self._ends(self._partials), self._key_frontiers(frontier))
         else:
             closing_mask = pc.less_equal(self._ends(self._partials), frontier)
         if not pc.any(closing_mask).as_py():
             return []
         closing = self._partials.filter(closing_mask)
-        self._partials = self._partials.filter(pc.invert(closing_mask))
         if self._assigner is not None:
             ended = pa.array([done[i] for i in closing.column("__ws").to_pylist()], pa.int64())
             closing = closing.append_column("__send", ended)
+        elif self._session and window is not None and not everything:
+            # As Proton: a session whose frontier reached its max length ends there, else at the
+            # timeout after its last row.
+            reached = frontier if not per_key else self._key_frontiers(frontier).filter(closing_mask)
+            longest = pc.add(closing.column("__sstart"), window.max_us)
+            timeout = pc.add(closing.column("__slast"), window.size_us)
+            closing = closing.append_column("__send", pc.if_else(pc.greater_equal(reached, longest), longest,
+                                                                 pc.min_element_wise(timeout, longest)))
+        self._partials = self._partials.filter(pc.invert(closing_mask))
         windows = pc.unique(closing.column("__ws"))
         self._stats["windows_emitted"] += len(windows)
         if self._emit.early == "update":
