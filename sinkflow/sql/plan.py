@@ -26,6 +26,7 @@ from sqlglot import exp
 from sinkflow.errors import NotFound, Position, SqlError
 from sinkflow.sql.aggregates import AGGREGATES, RETRACTING, Aggregate
 from sinkflow.sql.functions.convert import WINDOW_FUNCTIONS
+from sinkflow.sql.functions.kinds import BOOL, DECIMAL, FLOAT, INT, STRING, kind_of
 from sinkflow.sql.functions import AggregateCall, aggregate_call, check_functions, function_name, is_aggregate, to_duckdb
 from sinkflow.sql.parse import DIALECT, SESSION_CALL, SESSION_RANGE, EmitClause, ParsedSelect, interval_from_text, interval_micros, parse_select
 from sinkflow.sql.positions import error_at, located, node_position, position_at
@@ -913,6 +914,17 @@ def _window_functions(p: _Planner, select: exp.Select, texts: dict[int, str]) ->
     return keys
 
 
+#: What lag() answers where no earlier row exists, by the kind of its value: as Proton, the type's
+#: default (0, '', false) rather than NULL.
+_LAG_DEFAULTS = {INT: "0", FLOAT: "0", DECIMAL: "0", STRING: "''", BOOL: "false"}
+
+
+def _lag_default(p: _Planner, value: exp.Expression) -> str:
+    """DuckDB SQL of the default of lag(value) without one (NULL for types without a plain default)."""
+    schema = {name: col.type for rel in reversed(p.relations) for name, col in rel.columns.items()}
+    return _LAG_DEFAULTS.get(kind_of(to_duckdb(value, schema), schema) or "", "NULL")
+
+
 _SUBQUERY_MARK = "__subquery"
 
 
@@ -1269,7 +1281,7 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
                     raise p.err(call, "emit_version() numbers the emits of a streaming aggregation; "
                                       "this query has no aggregation")
         resolved = [e.transform(_constant_delta) for e in resolved]
-        lags = tuple((p.duck(x), n, p.duck(d) if d is not None else "NULL") for x, n, d in p.lag_calls)
+        lags = tuple((p.duck(x), n, p.duck(d) if d is not None else _lag_default(p, x)) for x, n, d in p.lag_calls)
         if lags and (p.lookups or p.window is not None):
             raise located("lag() works over a stream's rows without windows or joins; "
                           "lag in a subquery, then join or window its output", _keyword_position(scope.sql, "lag"))
