@@ -98,6 +98,10 @@ class QueryPlan(_Explained):
     #: An aggregation with lag(): the query keeping its last emitted rows (``__ocarry``), and their schema.
     output_carry_sql: str | None = None
     output_carry_schema: pa.Schema | None = None
+    #: A session window with start/end conditions: the rows to assign to sessions (``__t``, ``__s``,
+    #: keys, ``__cs``/``__ce``), and one unit of its time column (µs).
+    session_rows_sql: str | None = None
+    session_tick_us: int = 1
 
     @property
     def bounded(self) -> bool:
@@ -133,7 +137,9 @@ class QueryPlan(_Explained):
                 lines.append(f"Window {_describe_window(lg)}")
         else:
             if lg.lags:
-                lines.append(f"Lag {', '.join(str(n) for _, n, _ in lg.lags)} row(s) back")
+                keys = ", ".join(re.sub(r'^__src\."(.*)"$', r"\1", key) for key in lg.lag_partition)
+                per_key = f" per {keys}" if keys else ""
+                lines.append(f"Lag {', '.join(str(n) for _, n, _ in lg.lags)} row(s) back{per_key}")
             if lg.window:
                 lines.append(f"Window {_describe_window(lg)}")
         if lg.where:
@@ -144,6 +150,8 @@ class QueryPlan(_Explained):
             ttl = f", {lg.dedup.ttl_us / 1e6:g}s" if lg.dedup.ttl_us else ""
             limit = f", at most {lg.dedup.max_keys} keys" if lg.dedup.max_keys else ""
             lines.append(f"Dedup({', '.join(lg.dedup.keys)}{ttl}{limit})")
+        if lg.whole_input:
+            lines.append("HoldInput until the end (window functions, RIGHT/FULL joins)")
         return lines
 
     def explain_lines(self) -> list[str]:
@@ -295,7 +303,9 @@ def _describe_window(lg: LogicalPlan) -> str:
     w = lg.window
     if w.kind == "session":
         longest = f", max {w.max_us / 1e6:g}s" if w.max_us else ""
-        return f"session({w.time_column}, timeout {w.size_us / 1e6:g}s{longest})"
+        bounds = (f", {'[' if w.include_start else '('}start, end{']' if w.include_end else ')'}"
+                  if w.start_condition else "")
+        return f"session({w.time_column}, timeout {w.size_us / 1e6:g}s{longest}{bounds})"
     spans = f"{w.size_us / 1e6:g}s" if w.kind == "tumble" else f"{w.slide_us / 1e6:g}s, {w.size_us / 1e6:g}s"
     return f"{w.kind}({w.time_column}, {spans})"
 
@@ -349,7 +359,8 @@ def _from(plan: LogicalPlan) -> str:
         )
     parts = [f"FROM {src} AS {SRC}"]
     for lk in plan.lookups:
-        parts.append(f"{'LEFT ' if lk.kind == 'LEFT' else ''}{'ASOF ' if lk.asof else ''}JOIN {lk.relation} ON {lk.on}")
+        kind = "" if lk.kind == "INNER" else f"{lk.kind} "
+        parts.append(f"{'ASOF ' if lk.asof else ''}{kind}JOIN {lk.relation} ON {lk.on}")  # DuckDB: ASOF LEFT JOIN
     if plan.where:
         parts.append(f"WHERE {plan.where}")
     return " ".join(parts)
@@ -454,6 +465,9 @@ def _fold_sql(plan: LogicalPlan, floats: frozenset[str]) -> str:
     pre = _pre_sql(plan)
     if w is None:
         return f"WITH __pre AS ({pre}) SELECT {select} FROM __pre{_group_by(keys)}"
+    if w.kind == "session" and w.start_condition:
+        # Rows belong to the sessions a SessionAssigner chose for them (``__assign``).
+        return f"WITH __pre AS ({pre}) SELECT {select} FROM __pre JOIN __assign USING (__s){_group_by(keys)}"
     if w.kind == "session":
         return _session_fold_sql(plan, pre, select, keys)
     base = f"(__t - ((__t % {w.slide_us}) + {w.slide_us}) % {w.slide_us})"
@@ -500,7 +514,20 @@ def _session_fold_sql(plan: LogicalPlan, pre: str, select: str, keys: list[str])
         last = "__split"
     else:
         last = "__ids"
-    return f"WITH {steps} SELECT {select} FROM {last} WHERE __t + {timeout} > __e{_group_by(keys)}"
+    # Late: the row's session closed before it came, by the query's frontier, or with PARTITION BY by
+    # its key's (the newest time of the key's open session, less the delay).
+    frontier = f"coalesce(__olast - {plan.emit.delay_us}, {-2**62})" if plan.window.per_key else "__e"
+    return f"WITH {steps} SELECT {select} FROM {last} WHERE __t + {timeout} > {frontier}{_group_by(keys)}"
+
+
+def _session_rows_sql(plan: LogicalPlan) -> str:
+    """The rows a session window with conditions assigns (on time for their batch's frontier)."""
+    assert plan.window is not None and plan.aggregate is not None
+    w = plan.window
+    keys = "".join(f", __k{j}" for j in range(len(plan.aggregate.keys)))
+    pre = _pre_sql(plan).replace(" FROM ", f", ({w.start_condition}) AS __cs, ({w.end_condition}) AS __ce FROM ", 1)
+    late = "" if w.per_key else f" WHERE __t + {w.size_us} > __e"  # per key: the assigner's to judge
+    return f"SELECT __t, __s{keys}, __cs, __ce FROM ({pre}){late}"
 
 
 def session_schema(plan: LogicalPlan, partials: pa.Schema) -> pa.Schema:
@@ -585,9 +612,16 @@ def closing_input(plan: LogicalPlan, partials: pa.Table, version: int = 0) -> pa
     if plan.window is not None:
         # A session spans its rows, and ends its timeout after the last one.
         ws = partials.column("__sstart" if plan.window.kind == "session" else "__ws")
-        end = partials.column("__slast") if plan.window.kind == "session" else ws
+        if "__send" in partials.column_names:  # where a session with conditions ended
+            end = partials.column("__send")
+        elif plan.window.kind == "session":
+            # At the timeout after its last row, or at its max length if that comes first.
+            end = pc.min_element_wise(pc.add(partials.column("__slast"), plan.window.size_us),
+                                      pc.add(ws, plan.window.max_us))
+        else:
+            end = pc.add(ws, plan.window.size_us)
         partials = partials.append_column("__ws_ts", ws.cast(_BOUND_TYPE)).append_column(
-            "__we_ts", pc.add(end, plan.window.size_us).cast(_BOUND_TYPE))
+            "__we_ts", end.cast(_BOUND_TYPE))
     partials = partials.append_column("__emit_version", pa.repeat(pa.scalar(version, pa.int64()), partials.num_rows))
     if plan.emit.changelog:
         partials = partials.append_column("__tp_delta", pa.repeat(pa.scalar(1, pa.int8()), partials.num_rows))
@@ -648,6 +682,8 @@ def _normalize(schema: pa.Schema, plan: LogicalPlan, inputs: dict[str, dict[str,
             typ = _WINDOW_TS
         elif pa.types.is_large_string(typ) or pa.types.is_string_view(typ):
             typ = pa.string()
+        elif pa.types.is_decimal(typ) and (typ.precision, typ.scale) == (38, 0) and " OVER (" in sql:
+            typ = pa.int64()  # a window function's integer sum: DuckDB widens it to 128 bits, Timeplus keeps 64
         elif pa.types.is_timestamp(typ):
             typ = pa.timestamp(typ.unit, tz="UTC")
         fields.append(pa.field(f.name, typ, nullable=True))
@@ -725,6 +761,8 @@ def compile_plan(plan: LogicalPlan, dim_schemas: list[pa.Schema], input_plan: Pl
     con = connect()
     raw = raw_schema(plan)
     sessions: pa.Schema | None = None
+    rows_sql: str | None = None
+    tick = 1
     carry: str | None = None
     carry_schema: pa.Schema | None = None
     con.register("__raw", raw.empty_table())
@@ -745,6 +783,12 @@ def compile_plan(plan: LogicalPlan, dim_schemas: list[pa.Schema], input_plan: Pl
             stateless = None
             floats = _float_args(con, plan)
             fold = _fold_sql(plan, floats)
+            if plan.window is not None and plan.window.start_condition:
+                rows_sql = _session_rows_sql(plan)
+                con.sql(rows_sql).to_arrow_table()  # a condition DuckDB rejects is an error now
+                con.register("__assign", pa.schema([("__s", pa.int64()), ("__ws", pa.int64())]).empty_table())
+                unit = {c.name: c.type.arrow for c in plan.input_columns}[plan.window.time_column].unit
+                tick = {"s": 1_000_000, "ms": 1000}.get(unit, 1)
             if plan.window is not None and plan.window.kind == "session":
                 keys = "".join(f", __k{j}" for j in range(len(plan.aggregate.keys)))
                 empty = con.sql(f"SELECT 0::BIGINT AS __ws{keys}, 0::BIGINT AS __sstart, 0::BIGINT AS __slast "
@@ -779,4 +823,4 @@ def compile_plan(plan: LogicalPlan, dim_schemas: list[pa.Schema], input_plan: Pl
     passthrough = _passthrough(plan, raw, schema) if stateless is not None and not plan.hidden else None
     upstream = (input_plan,) if input_plan is not None else ()
     return QueryPlan(plan, schema, columns, raw, stateless, fold, merge, final, passthrough, upstream, sessions,
-                     full if plan.hidden else None, carry, carry_schema)
+                     full if plan.hidden else None, carry, carry_schema, rows_sql, tick)

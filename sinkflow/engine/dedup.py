@@ -135,8 +135,13 @@ class DedupState:
         if len(kept):
             backwards = kept[::-1]  # each key's first row backwards is its last kept one
             keeping, at = _first_rows(pc.take(ids, backwards))
-            kept_times = pc.take(times, pc.take(backwards, at)).to_pylist()
-            self.seen.update(zip(map(keys.__getitem__, keeping.to_pylist()), kept_times))
+            positions = pc.take(backwards, at)
+            # In arrival order, re-inserted: among keys of one time, max_keys forgets the earliest arrived.
+            rows = sorted(zip(positions.to_pylist(), keeping.to_pylist(), pc.take(times, positions).to_pylist()))
+            for _, key_id, kept_time in rows:
+                key = keys[key_id]
+                self.seen.pop(key, None)
+                self.seen[key] = kept_time
         if self.ttl_us is not None and len(self.seen) > _EXPIRE_ABOVE and len(times):
             horizon = pc.max(times).as_py() - self.ttl_us
             for key in [key for key, t in self.seen.items() if t <= horizon]:

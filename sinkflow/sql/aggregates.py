@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-__all__ = ["AGGREGATES", "RETRACTING", "Aggregate", "render"]
+__all__ = ["AGGREGATES", "RETRACTING", "Aggregate", "render", "specialize"]
 
 
 @dataclass(frozen=True)
@@ -119,36 +119,67 @@ _GROUP_ARRAY = Aggregate(
 )
 
 
-def _extreme_k(sort: str) -> Aggregate:
-    """min_k/max_k(x, K): the K least/greatest values, sorted. Each state keeps at most K values
-    and K itself (a constant argument), so it stays small however many rows it folds."""
+def _extreme_k(sort: str, context: int = 0) -> Aggregate:
+    """min_k/max_k(x, K[, context…]): the K least/greatest values, sorted; with context columns each
+    item is a tuple (x, context…), as Proton answers. Each state keeps at most K items and K itself
+    (a constant argument), so it stays small however many rows it folds."""
+    item = "{a0}" if not context else "{{" + ", ".join(
+        f"'{i + 1}': {{a{0 if i == 0 else i + 1}}}" for i in range(context + 1)) + "}}"
     keep = f"list_slice({sort}({{list}}), 1, {{k}})"
+    values = f"list({item}) FILTER (WHERE {{a0}} IS NOT NULL)"
     return Aggregate(
         "",
-        direct=keep.format(list="list({a0}) FILTER (WHERE {a0} IS NOT NULL)", k="any_value({a1})"),
-        partials=(keep.format(list="list({a0}) FILTER (WHERE {a0} IS NOT NULL)", k="any_value({a1})"),
-                  "any_value({a1})"),
+        direct=keep.format(list=values, k="any_value({a1})"),
+        partials=(keep.format(list=values, k="any_value({a1})"), "any_value({a1})"),
         merges=(keep.format(list="flatten(list({p0}))", k="any_value({p1})"), "any_value({p1})"),
         final="coalesce({p0}, [])",
         min_args=2,
-        max_args=2,
+        max_args=2 + context if context else _MAX_CONTEXT,
     )
 
 
-# The K most frequent values, most frequent first (ties: the greater value first). Exact: the
-# state keeps the values (Timeplus's top_k is approximate; the exact answer is within its bounds).
-_TOP = ("list_transform(list_slice(list_reverse_sort(list_transform(map_entries(list_histogram({values})),"
-        " lambda __e: {{{{'n': __e.value, 'v': __e.key}}}})), 1, {k}), lambda __e: __e.v)")
-_TOP_K = Aggregate(
-    "",
-    direct=_TOP.format(values="list({a0}) FILTER (WHERE {a0} IS NOT NULL)", k="any_value({a1})"),
-    partials=("list({a0}) FILTER (WHERE {a0} IS NOT NULL)", "any_value({a1})"),
-    merges=("flatten(list({p0}))", "any_value({p1})"),
-    final="coalesce(" + _TOP.format(values="{p0}", k="{p1}") + ", [])",
-    decomposable=False,
-    min_args=2,
-    max_args=2,
-)
+#: The most context columns min_k/max_k take.
+_MAX_CONTEXT = 2 + 16
+
+
+def _top_k(counts: bool) -> Aggregate:
+    """top_k(x, K[, true]): the K most frequent values, most frequent first, ties in the order they
+    first arrived (as Proton's smoke tests show); with ``true`` each item is a tuple (value, count).
+    Exact: the state keeps the values with their sequence numbers (Timeplus's top_k is
+    approximate; the exact answer is within its bounds)."""
+    item = "{{'1': __v, '2': __n::UBIGINT}}" if counts else "__v"
+    final = ("(SELECT coalesce(list_slice(list(" + item + " ORDER BY __n DESC, __s), 1, {p1}), []) FROM "
+             "(SELECT __h.v AS __v, count(*) AS __n, min(__h.s) AS __s FROM (SELECT unnest({p0}) AS __h) "
+             "GROUP BY __h.v))")
+    # The one-shot form (no arrival order): ties by the greater value.
+    entry = "{{'1': __h.key, '2': __h.value::UBIGINT}}" if counts else "__h.key"
+    direct = ("list_transform(list_slice(list_reverse_sort(list_transform(map_entries(list_histogram("
+              "list({a0}) FILTER (WHERE {a0} IS NOT NULL))), lambda __h: {{'n': __h.value, 'e': " + entry
+              + "}})), 1, any_value({a1})), lambda __h: __h.e)")
+    return Aggregate(
+        "",
+        direct=direct,
+        partials=("list({{'v': {a0}, 's': {s}}}) FILTER (WHERE {a0} IS NOT NULL)", "any_value({a1})"),
+        merges=("flatten(list({p0}))", "any_value({p1})"),
+        final=final,
+        decomposable=False,
+        min_args=2,
+        max_args=4,
+    )
+
+
+_TOP_K = _top_k(False)
+
+
+def specialize(spec: Aggregate, args: int, counts: bool = False) -> Aggregate:
+    """The form of ``spec`` for a call with ``args`` arguments: min_k/max_k with context columns
+    (items become tuples), top_k with ``counts`` (items become (value, count) tuples)."""
+    if spec.name in ("min_k", "max_k") and args > 2:
+        sort = "list_sort" if spec.name == "min_k" else "list_reverse_sort"
+        return replace(_extreme_k(sort, args - 2), name=spec.name)
+    if spec.name in ("top_k", "top_k_exact") and counts:
+        return replace(_top_k(True), name=spec.name)
+    return spec
 
 
 #: count/sum/avg over a changelog input (rows carrying ``_tp_delta``): each row counts ``_tp_delta``

@@ -31,7 +31,7 @@ from sqlglot.tokens import Token, TokenType
 from sinkflow.errors import Position, SqlError
 from sinkflow.sql import json_shortcuts
 from sinkflow.sql.limits import check_sql_limits
-from sinkflow.sql.positions import error_at, located, position_at
+from sinkflow.sql.positions import error_at, located, node_position, position_at
 
 
 class Timeplus(ClickHouse):
@@ -335,6 +335,71 @@ def _session_calls(sql: str) -> str:
     return sql
 
 
+#: The meta key of a session window's ``[start, end)`` range: (start row included, end row included).
+SESSION_RANGE = "session_range"
+
+
+def _session_ranges(sql: str) -> tuple[str, list[tuple[bool, bool]]]:
+    """A session window's ``[start_cond, end_cond)`` (any of ``[``/``(`` with ``]``/``)``), which no
+    SQL parser reads, spelled ``(start_cond, end_cond)`` (same length: positions stay); returns
+    the text and each range's inclusiveness in text order (see :func:`_mark_session_ranges`)."""
+    ranges: list[tuple[bool, bool]] = []
+    for call in re.finditer(rf"\b{SESSION_CALL}\(", sql):
+        i, depth, quote = call.end(), 1, ""
+        arg_start = True
+        while i < len(sql) and depth:
+            ch = sql[i]
+            if quote:
+                quote = "" if ch == quote else quote
+            elif ch in "'\"`":
+                quote = ch
+            elif ch in "([" and depth == 1 and arg_start:
+                close = _range_end(sql, i)
+                if close is not None:
+                    ranges.append((ch == "[", sql[close] == "]"))
+                    sql = sql[:i] + "(" + sql[i + 1:close] + ")" + sql[close + 1:]
+                    i = close
+                else:
+                    depth += 1
+            elif ch in "([":
+                depth += 1
+            elif ch in ")]":
+                depth -= 1
+            if not ch.isspace():
+                arg_start = ch == "," and depth == 1 and not quote
+            i += 1
+    return sql, ranges
+
+
+def _range_end(sql: str, start: int) -> int | None:
+    """Where the range opened at ``start`` closes, when it holds two conditions (a top-level comma)."""
+    depth, quote, comma = 0, "", False
+    for i in range(start + 1, len(sql)):
+        ch = sql[i]
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"`":
+            quote = ch
+        elif ch in "([":
+            depth += 1
+        elif ch in ")]":
+            if depth == 0:
+                return i if comma else None
+            depth -= 1
+        elif ch == "," and depth == 0:
+            comma = True
+    return None
+
+
+def _mark_session_ranges(tree: exp.Expression, ranges: list[tuple[bool, bool]]) -> None:
+    """Put each range's inclusiveness on its tuple in the session calls (in text order)."""
+    tuples = [arg for call in tree.find_all(exp.Anonymous) if call.name.lower() == SESSION_CALL
+              for arg in call.expressions if isinstance(arg, exp.Tuple) and len(arg.expressions) == 2]
+    tuples.sort(key=lambda node: (pos.line, pos.column) if (pos := node_position(node)) else (0, 0))
+    for node, flags in zip(tuples, ranges):
+        node.meta[SESSION_RANGE] = flags
+
+
 def _latest_joins(sql: str) -> str:
     """``LATEST JOIN`` (Timeplus) spelled ``ANY    JOIN`` (same length: positions stay), which
     upstream parses; the planner reads a join of kind ANY as LATEST."""
@@ -368,7 +433,7 @@ def parse_select(sql: str) -> ParsedSelect:
     check_sql_limits(sql)
     text, emit = _cut_emit(sql)
     text, shortcuts = json_shortcuts.hide(text)  # raw:a.b → a placeholder as long, put back below
-    text = _session_calls(_latest_joins(text))
+    text, ranges = _session_ranges(_session_calls(_latest_joins(text)))
     text, partition_by = _cut_partition(text)
     partition_by = [json_shortcuts.restore(key, shortcuts) for key in partition_by]
     try:
@@ -391,6 +456,7 @@ def parse_select(sql: str) -> ParsedSelect:
         raise SqlError(f"expected a SELECT statement, got {tree.key.upper()}")
     tree = json_shortcuts.restore(tree, shortcuts).transform(_rewrite_shorthand)
     assert isinstance(tree, (exp.Select, exp.SetOperation))
+    _mark_session_ranges(tree, ranges)
     texts = _select_texts(sql, _tokens(text)) if isinstance(tree, exp.Select) else None
     count = len(tree.expressions) if isinstance(tree, exp.Select) else -1
     return ParsedSelect(sql, tree, emit, texts if texts is not None and len(texts) == count else None, partition_by)

@@ -25,8 +25,10 @@ from sqlglot import exp
 
 from sinkflow.errors import NotFound, Position, SqlError
 from sinkflow.sql.aggregates import AGGREGATES, RETRACTING, Aggregate
+from sinkflow.sql.functions.convert import WINDOW_FUNCTIONS
+from sinkflow.sql.functions.kinds import BOOL, DECIMAL, FLOAT, INT, STRING, kind_of
 from sinkflow.sql.functions import AggregateCall, aggregate_call, check_functions, function_name, is_aggregate, to_duckdb
-from sinkflow.sql.parse import DIALECT, SESSION_CALL, EmitClause, ParsedSelect, interval_from_text, interval_micros, parse_select
+from sinkflow.sql.parse import DIALECT, SESSION_CALL, SESSION_RANGE, EmitClause, ParsedSelect, interval_from_text, interval_micros, parse_select
 from sinkflow.sql.positions import error_at, located, node_position, position_at
 from sinkflow.streams.store import StreamSettings
 from sinkflow.streams.types import TP_TIME, Column, parse_type
@@ -50,7 +52,8 @@ _TUNING_SETTINGS = frozenset({
     "default_hash_table", "default_hash_join", "max_hot_keys",
     "enable_backfill_from_historical_store", "emit_during_backfill", "force_backfill_in_order",
     "max_block_size", "enable_optimize_predicate_expression", "asterisk_include_reserved_columns",
-    "enable_dependency_check", "checkpoint_interval", "recovery_policy",
+    "enable_dependency_check", "checkpoint_interval", "recovery_policy", "join_buffered_data_block_size",
+    "join_max_cached_bytes", "allow_independent_shard_processing",
 })
 
 
@@ -99,13 +102,23 @@ class SourceSpec:
 class WindowSpec:
     """A ``tumble`` (slide == size) or ``hop`` window over ``time_column``, aligned to the epoch;
     or a ``session`` window: per group key, rows less than ``size_us`` (the timeout) apart, at
-    most ``max_us`` long when not 0."""
+    most ``max_us`` long."""
 
     kind: Literal["tumble", "hop", "session"]
     time_column: str
     size_us: int
     slide_us: int
     max_us: int = 0
+    #: A session's start and end conditions (DuckDB SQL over the input rows; "" for none): a
+    #: session opens at a row meeting ``start_condition`` and closes at one meeting
+    #: ``end_condition``; ``include_start``/``include_end`` say whether those rows belong to it.
+    start_condition: str = ""
+    end_condition: str = ""
+    include_start: bool = True
+    include_end: bool = True
+    #: A session window with PARTITION BY: each key's sessions close by that key's own watermark
+    #: (its newest event time), as Proton's substreams do.
+    per_key: bool = False
 
 
 @dataclass(frozen=True)
@@ -119,17 +132,22 @@ class DedupSpec:
     max_keys: int | None = None
 
 
+#: A join's kind: RIGHT and FULL only in bounded queries, whose every input row is read before they run.
+JoinKind = Literal["INNER", "LEFT", "RIGHT", "FULL"]
+
+
 @dataclass(frozen=True)
 class Lookup:
     """A JOIN of the query's input with a dimension built from a stream's rows at processing
     time, registered as ``relation``: ``table(stream)`` (every row), a versioned_kv stream (its
     newest row per primary key), the right side of ``LATEST JOIN`` (its newest row per join key)
     or of ``ASOF JOIN`` (DuckDB's ASOF join: the closest row by the inequality). ``view`` is the
-    DuckDB SQL building the dimension from the stream's rows ``__dimsrc`` ("" for all of them)."""
+    DuckDB SQL building the dimension from the stream's rows ``__dimsrc`` ("" for all of them).
+    A CROSS JOIN is an INNER one ``on`` true."""
 
     stream: str
     relation: str
-    kind: Literal["INNER", "LEFT"]
+    kind: JoinKind
     on: str
     view: str = ""
     asof: bool = False
@@ -262,6 +280,9 @@ class LogicalPlan:
     lags: tuple[tuple[str, int, str], ...] = ()
     #: ``PARTITION BY`` of a query without aggregation: lag() looks back within each key's rows.
     lag_partition: tuple[str, ...] = ()
+    #: A bounded query that needs every input row at once (window functions ``OVER``, RIGHT or FULL
+    #: joins): its input is held until it ends, then processed in one step.
+    whole_input: bool = False
     input_columns: tuple[Column, ...] = field(default=())
 
     @property
@@ -308,6 +329,7 @@ class _Relation:
     stream: str
     columns: dict[str, Column]
     prefix: str = ""  # of its columns' names in the relation (a stream-stream join's right side: __r_)
+    using: set[str] = field(default_factory=set)  # USING columns: SELECT * shows them once, from the left
 
 
 def _dq(name: str) -> str:
@@ -343,9 +365,10 @@ class _Planner:
         self.side_seeks: dict[str, str] = {}  # a join's per-side starts from WHERE (by qualifier)
         self.relations: list[_Relation] = []
         self.window: WindowSpec | None = None
+        self.session_conditions: tuple[exp.Expression, ...] = ()  # a session's (start, end) conditions
         self.dedup: DedupSpec | None = None
         self.bounded = False
-        self.call_keys: list[tuple[str, str, tuple[str, ...]]] = []
+        self.call_keys: list[tuple[Aggregate, str, tuple[str, ...]]] = []
         self.args: list[str] = []
         self.planned: list[PlannedAggregate] = []
 
@@ -515,11 +538,12 @@ class _Planner:
         return _Relation(SRC, labels, stream, {c.name: c for c in self.stream_columns(stream, name_node)})
 
     def session_source(self, func: exp.Anonymous) -> tuple[str, exp.Expression]:
-        """``session(stream, [time_column,] timeout [, max_length])`` in FROM: record the window."""
+        """``session(stream, [time_column,] timeout [, max_length] [, [start_cond, end_cond]])`` in
+        FROM: record the window (its conditions are resolved with the query's columns later)."""
         args = list(func.expressions)
-        shape = "session(stream, [time_column,] timeout [, max_length])"
-        if not 2 <= len(args) <= 4:
-            raise self.err(func, f"session() takes {shape}; start/end conditions are not supported")
+        shape = "session(stream, [time_column,] timeout [, max_length] [, [start_condition, end_condition]])"
+        if len(args) < 2:
+            raise self.err(func, f"session() takes {shape}")
         stream, name_node = self.source(args[0])
         columns = {c.name: c for c in self.stream_columns(stream, name_node)}
         rest = args[1:]
@@ -530,12 +554,21 @@ class _Planner:
         elif TP_TIME not in columns:
             raise self.err(args[0], f"'{stream}' has no {TP_TIME} column: name the time column, "
                                     f"session({stream}, <datetime column>, …)")
-        if not rest or len(rest) > 2 or not all(_is_interval(r) for r in rest):
-            bad = next((r for r in rest if not _is_interval(r)), func)
-            raise self.err(bad, f"session() takes {shape}; start/end conditions are not supported")
-        timeout = interval_micros(self.sql, rest[0], "the session() timeout")
-        longest = interval_micros(self.sql, rest[1], "the session() max length") if len(rest) == 2 else 0
-        self.window = WindowSpec("session", time_col, timeout, timeout, longest)
+        intervals = [r for r in rest[:2] if _is_interval(r)]
+        conditions = rest[len(intervals):]
+        include = (True, True)  # session(s, 5s, start, end): both boundary rows belong to the session
+        if len(conditions) == 1 and isinstance(conditions[0], exp.Tuple) and len(conditions[0].expressions) == 2:
+            include = conditions[0].meta.get(SESSION_RANGE, (False, False))  # (a, b): a plain tuple
+            conditions = list(conditions[0].expressions)
+        if not intervals or len(conditions) not in (0, 2):
+            bad = conditions[0] if conditions else func
+            raise self.err(bad, f"session() takes {shape}")
+        timeout = interval_micros(self.sql, intervals[0], "the session() timeout")
+        # As Proton: a session lasts at most 5 times its timeout unless max_length says otherwise.
+        longest = interval_micros(self.sql, intervals[1], "the session() max length") if len(intervals) == 2 else 5 * timeout
+        self.window = WindowSpec("session", time_col, timeout, timeout, longest, include_start=include[0],
+                                 include_end=include[1])
+        self.session_conditions = tuple(conditions)
         return stream, name_node
 
     def time_column(self, tnode: exp.Expression, columns: dict[str, Column], stream: str, kind: str) -> str:
@@ -577,20 +610,23 @@ class _Planner:
             self.window = WindowSpec("hop", time_col, size, slide)
         return stream, name_node
 
-    def join_how(self, join: exp.Join) -> tuple[Literal["INNER", "LEFT"], str]:
-        """The join's kind and its strictness ('', 'ASOF' or 'LATEST'); other joins are errors."""
+    def join_how(self, join: exp.Join) -> tuple[JoinKind, str]:
+        """The join's kind and its strictness ('', 'ASOF', 'LATEST' or 'CROSS'); GLOBAL and SEMI/ANTI
+        joins are errors. RIGHT and FULL joins are checked by the caller (bounded queries only)."""
         side, kind = (join.side or "").upper(), (join.kind or "").upper()
-        strictness = {"ASOF": "ASOF", "ANY": "LATEST"}.get(kind, "")
+        if side in ("ANY", "ASOF", "ALL"):  # INNER LATEST/ASOF/ALL JOIN read as side ANY/ASOF/ALL, kind INNER
+            side, kind = "", side
+        strictness = {"ASOF": "ASOF", "ANY": "LATEST", "CROSS": "CROSS"}.get(kind, "")
         if strictness:
             kind = ""
         if join.args.get("global_"):
             raise self.err(join.this, "GLOBAL JOIN is not supported")
-        if side == "LEFT" and kind in ("", "OUTER", "ALL"):
-            return "LEFT", strictness
-        if not side and kind in ("", "INNER", "ALL"):
-            return "INNER", strictness
+        if side in ("LEFT", "RIGHT", "FULL") and kind in ("", "OUTER", "ALL"):
+            return side, strictness  # type: ignore[return-value]
+        if not side and kind in ("", "INNER", "ALL", "OUTER"):
+            return ("FULL" if kind == "OUTER" else "INNER"), strictness
         raise self.err(join.this, f"{(side + ' ' + kind).strip()} JOIN is not supported; use JOIN, LEFT JOIN, "
-                                  "ASOF JOIN or LATEST JOIN")
+                                  "ASOF JOIN or LATEST JOIN (RIGHT, FULL and CROSS JOIN in bounded queries)")
 
     def join_target(self, join: exp.Join) -> tuple[str, exp.Expression, bool, set[str], CompiledInput | None]:
         """What a JOIN reads: its name, name node, whether it is written table(…), its labels, and
@@ -612,7 +648,7 @@ class _Planner:
         labels = {target.alias, name} if isinstance(target, exp.Table) and target.alias else {name}
         if query is None:
             return name, node, dimension, labels, None
-        if dimension or (join.kind or "").upper() in ("ASOF", "ANY"):
+        if dimension or {(join.kind or "").upper(), (join.side or "").upper()} & {"ASOF", "ANY"}:
             raise self.err(node, "a CTE or subquery joins as a stream (JOIN or LEFT JOIN); table(), ASOF and "
                                  "LATEST joins read a stream")
         return name, node, dimension, labels, self.compile_subquery(name, query, scope, False)
@@ -683,7 +719,7 @@ class _Planner:
             taken = {_output_name(p) for p in select.expressions if not isinstance(p, exp.Star)}
             for rel in rels:
                 for col in rel.columns:
-                    if col in excluded:
+                    if col in excluded or (col in rel.using and not star_table):
                         continue
                     label = sorted(rel.labels)[0]
                     node = exp.column(col, table=label)
@@ -729,7 +765,7 @@ class _Planner:
         if DELTA_COLUMN in self.relations[0].columns:
             call = self.retracting(call, node)
         arg_cols = tuple(self.arg_column(a) for a in call.args)
-        key = (call.name, call.level, arg_cols)
+        key = (call.spec, call.level, arg_cols)
         if key not in self.call_keys:
             self.call_keys.append(key)
             self.planned.append(PlannedAggregate(call.spec, arg_cols, call.level))
@@ -753,6 +789,15 @@ class _Planner:
                     return exp.column(f"__k{j}")
             if isinstance(n, exp.Column) and n.name in ("__window_start", "__window_end"):
                 return exp.column("__ws_ts" if n.name == "__window_start" else "__we_ts")
+            if isinstance(n, exp.Window):
+                # A bounded query's window function runs over the groups: its arguments,
+                # PARTITION BY and ORDER BY name keys and aggregates, the function itself stays.
+                window = n.copy()
+                for child in list(window.iter_expressions()):
+                    parts = child.iter_expressions() if child is window.this else [child]
+                    for part in list(parts):
+                        part.replace(part.transform(sub))
+                return window
             if is_aggregate(n) or (isinstance(n, exp.Filter) and is_aggregate(n.this)):
                 return self.aggregate_ref(n)
             if isinstance(n, exp.Anonymous) and function_name(n) == "emit_version":
@@ -804,7 +849,10 @@ def _seek_to(p: _Planner, node: exp.Expression) -> str:
 
 
 def _lag_ref(p: _Planner, node: exp.Expression) -> exp.Expression:
-    """``lag(x[, n[, default]])`` as the column ``__lag<i>`` (see :attr:`LogicalPlan.lags`)."""
+    """``lag(x[, n[, default]])`` as the column ``__lag<i>`` (see :attr:`LogicalPlan.lags`); a lag with
+    OVER (a bounded query's window function) is DuckDB's."""
+    if isinstance(node.parent, exp.Window):
+        return node
     if isinstance(node, exp.Lag):
         args = [a for a in (node.this, node.args.get("offset"), node.args.get("default")) if a is not None]
     elif isinstance(node, exp.Anonymous) and function_name(node) in ("lag", "lags"):
@@ -825,6 +873,56 @@ def _lag_ref(p: _Planner, node: exp.Expression) -> exp.Expression:
     if call not in p.lag_calls:  # the same lag written twice (an alias reused) is one column
         p.lag_calls.append(call)
     return exp.column(f"__lag{p.lag_calls.index(call)}")
+
+
+def _has_aggregate(node: exp.Expression) -> bool:
+    """Whether ``node`` calls an aggregate outside a window function (``sum(x) OVER (…)`` is none)."""
+    return any(is_aggregate(n) for n in node.walk(prune=lambda n: isinstance(n, exp.Window))
+               if isinstance(n, exp.Expression) and not isinstance(n, exp.Window))
+
+
+def _window_functions(p: _Planner, select: exp.Select, texts: dict[int, str]) -> list[exp.Expression]:
+    """The PARTITION BY keys the window functions (``f(…) OVER (…)``) of ``select`` add.
+
+    A bounded query runs them as DuckDB does (over every row, after WHERE and GROUP BY). A
+    streaming query never ends, so only Proton's streaming forms run: an aggregate or ``lag``
+    ``OVER (PARTITION BY keys)`` is the aggregate or lag per key (the keys become PARTITION BY);
+    every other form is an error naming it, its place and what to write instead. A streaming
+    window function is replaced in ``select`` by its call (named as written: ``texts`` are the
+    written projections by node id)."""
+    windows = [w for w in select.find_all(exp.Window) if w.find_ancestor(exp.Select) is select]
+    if not windows or p.bounded:
+        return []
+    keys: list[exp.Expression] = []
+    for win in windows:
+        func = win.this
+        name = function_name(func) or func.key
+        written = f"{name}() OVER (…)"
+        lag = isinstance(func, exp.Lag) or name == "lag"
+        if win.args.get("order") or win.args.get("spec") or not (is_aggregate(func) or lag):
+            raise p.err(win, f"{written} in a streaming query is not supported: it never ends, so rows cannot be "
+                             "numbered or ordered over all of it; run it over table(stream), or use PARTITION BY "
+                             "alone around an aggregate or lag(), as Proton's streaming queries do")
+        parts = list(win.args.get("partition_by") or [])
+        if keys and parts != keys:
+            raise p.err(win, "the window functions of a streaming query must share one PARTITION BY")
+        keys = parts
+        if win.parent is select:
+            win.replace(exp.alias_(func, texts.get(id(win)) or win.sql(DIALECT), quoted=True))
+        else:
+            win.replace(func)
+    return keys
+
+
+#: What lag() answers where no earlier row exists, by the kind of its value: as Proton, the type's
+#: default (0, '', false) rather than NULL.
+_LAG_DEFAULTS = {INT: "0", FLOAT: "0", DECIMAL: "0", STRING: "''", BOOL: "false"}
+
+
+def _lag_default(p: _Planner, value: exp.Expression) -> str:
+    """DuckDB SQL of the default of lag(value) without one (NULL for types without a plain default)."""
+    schema = {name: col.type for rel in reversed(p.relations) for name, col in rel.columns.items()}
+    return _LAG_DEFAULTS.get(kind_of(to_duckdb(value, schema), schema) or "", "NULL")
 
 
 _SUBQUERY_MARK = "__subquery"
@@ -931,7 +1029,7 @@ def _idle_timeout(p: _Planner, node: exp.Expression) -> float:
 # Calls the planner reads itself (windows, sources, join bounds, lag, emit_version), not functions
 # of sinkflow.sql.functions: the unknown-function check lets them through.
 _PLANNER_FUNCTIONS = ("tumble", "hop", "session", SESSION_CALL, "table", "dedup", "changelog", "date_diff_within",
-                      "lag", "lags", "emit_version", "earliest_ts", "earliest_timestamp")
+                      "lag", "lags", "emit_version", "earliest_ts", "earliest_timestamp", *WINDOW_FUNCTIONS)
 
 # Clauses sinkflow does not run: what they are called, the keyword that starts them, what to write instead.
 _UNSUPPORTED_CLAUSES = {
@@ -1000,8 +1098,6 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
             node = select.args[key]
             position = _keyword_position(scope.sql, keyword) or node_position(node)
             raise located(f"{label} is not supported; {instead}", position)
-    for win in select.find_all(exp.Window):
-        raise p.err(win, "window functions (OVER …) are not supported")
     for sub in select.find_all(exp.Exists):
         raise p.err(sub, "EXISTS subqueries are not supported; use a JOIN")
     select = _expression_subqueries(p, select)
@@ -1038,23 +1134,37 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
         is_aggregate(n) for e in select.expressions for n in e.walk() if isinstance(n, exp.Expression))
     p.relations.append(p.from_clause(select))
     stream = p.relations[0].stream
+    texts = dict(zip(map(id, select.expressions), (parsed.select_texts if parsed else None) or []))
+    over_keys = _window_functions(p, select, texts)
+    partition_by = [*(parsed.partition_by if parsed is not None else []), *over_keys]
     lookups: list[Lookup] = []
     input_columns: tuple[Column, ...] | None = None
     streams_joined = 0
+    whole_input = False
     for i, join in enumerate(select.args.get("joins") or []):
         how, strictness = p.join_how(join)
         right, right_node, dimension, labels, right_input = p.join_target(join)
         columns = {c.name: c for c in p.stream_columns(right, right_node)}
         mode, primary_key = _stream_mode(p.store, right) if right_input is None else ("append", ())
-        bidirectional = not dimension and not strictness and mode == "append"
+        # A bounded query reads every stream it joins as table(); a streaming one joins two streams
+        # both ways (Timeplus's bidirectional join).
+        dimension = dimension or (p.bounded and right_input is None)
+        bidirectional = not dimension and strictness in ("", "CROSS") and mode == "append"
+        if how in ("RIGHT", "FULL") and (bidirectional or not p.bounded):
+            raise p.err(join.this, f"{how} JOIN of a streaming query is not supported (Proton neither runs it over "
+                                   "append streams); run it over table(…) of each stream, or use LEFT JOIN")
+        if strictness == "CROSS" and bidirectional:
+            raise p.err(join.this, "CROSS JOIN of two streams is not supported (Proton neither runs it); "
+                                   "cross join table(…) of the right stream, or join ON a condition")
+        whole_input = whole_input or how in ("RIGHT", "FULL")
         prefix = "__r_" if not streams_joined else f"__r{streams_joined + 1}_"
         rel = _Relation(SRC if bidirectional else f"__dim{i}", labels, right, columns, prefix if bidirectional else "")
-        on = _join_condition(p, join, rel)
+        on = exp.true() if strictness == "CROSS" else _join_condition(p, join, rel)
         if bidirectional:
             if p.window is not None or p.dedup is not None or lookups:
                 raise p.err(join.this, "a stream joins another stream straight from FROM, before any table() join: "
                                        "window or dedup the result in an outer query (WITH j AS (… JOIN …) SELECT …)")
-            spec = _stream_join(p, sql, rel, how, on, right_input)
+            spec = _stream_join(p, sql, rel, how, on, right_input)  # type: ignore[arg-type]
             streams_joined += 1
             p.joined = True
             p.input = p.scope.compile(spec)
@@ -1074,6 +1184,11 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
         lookups.append(Lookup(right, rel.name, how, on_sql, view, strictness == "ASOF"))
         p.lookups = True
 
+    if p.session_conditions and p.window is not None:
+        start, end = (p.duck(p.resolve(c, False)) for c in p.session_conditions)
+        p.window = replace(p.window, start_condition=start, end_condition=end)
+    if p.window is not None and p.window.kind == "session" and partition_by:
+        p.window = replace(p.window, per_key=True)
     idle_timeout: float | None = None
     state_ttl: int | None = None
     for item in settings_items:
@@ -1125,9 +1240,7 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
     resolved = [e.transform(lambda n: _lag_ref(p, n)) for e in resolved]
     group = select.args.get("group")
     having = select.args.get("having")
-    is_agg = group is not None or having is not None or any(
-        is_aggregate(n) for e in resolved for n in e.walk() if isinstance(n, exp.Expression)
-    )
+    is_agg = group is not None or having is not None or any(_has_aggregate(e) for e in resolved)
     distinct = select.args.get("distinct")
     if distinct is not None:
         if distinct.args.get("on") is not None:
@@ -1146,7 +1259,7 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
     lags: tuple[tuple[str, int, str], ...] = ()
     if is_agg:
         keys = _group_keys(p, group, names, resolved, aliases)
-        for key in parsed.partition_by if parsed is not None else []:
+        for key in partition_by:
             resolved_key = p.resolve(_inline_aliases(key, aliases, known, set()), True)
             if resolved_key not in keys:
                 keys.insert(0, resolved_key)  # PARTITION BY: per-key substreams, grouped by the key
@@ -1168,13 +1281,13 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
                     raise p.err(call, "emit_version() numbers the emits of a streaming aggregation; "
                                       "this query has no aggregation")
         resolved = [e.transform(_constant_delta) for e in resolved]
-        lags = tuple((p.duck(x), n, p.duck(d) if d is not None else "NULL") for x, n, d in p.lag_calls)
+        lags = tuple((p.duck(x), n, p.duck(d) if d is not None else _lag_default(p, x)) for x, n, d in p.lag_calls)
         if lags and (p.lookups or p.window is not None):
             raise located("lag() works over a stream's rows without windows or joins; "
                           "lag in a subquery, then join or window its output", _keyword_position(scope.sql, "lag"))
         if lags:
             lag_partition = tuple(p.duck(p.resolve(_inline_aliases(key, aliases, known, set()), False))
-                                  for key in (parsed.partition_by if parsed is not None else []))
+                                  for key in partition_by)
         projection = tuple((n, p.duck(e)) for n, e in zip(names, resolved))
 
     def hidden_sql(expression: exp.Expression) -> str:
@@ -1227,6 +1340,7 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
         offset=offset,
         lags=lags,
         lag_partition=lag_partition,
+        whole_input=p.bounded and (whole_input or any(True for _ in select.find_all(exp.Window))),
         subqueries=tuple(p.subqueries),
         hidden=len(hidden),
         state_ttl_us=state_ttl if is_agg and p.window is None and not p.bounded else None,
@@ -1272,12 +1386,18 @@ def _join_condition(p: _Planner, join: exp.Join, rel: _Relation) -> exp.Expressi
     on = join.args.get("on")
     using = join.args.get("using")
     if using:
-        names = [u.name for u in using]
-        left, right = sorted(p.relations[0].labels)[0], sorted(rel.labels)[0]
-        for n, node in zip(names, using):
-            if n not in rel.columns or n not in p.relations[0].columns:
-                raise p.err(node, f"USING column '{n}' must exist in both '{p.relations[0].stream}' and '{rel.stream}'")
-        on = exp.and_(*(exp.EQ(this=exp.column(n, table=left), expression=exp.column(n, table=right)) for n in names))
+        terms: list[exp.Expression] = []
+        right = sorted(rel.labels)[0]
+        for node in using:
+            # The column of the sources joined so far (the first that has it) equals the right side's.
+            left = next((r for r in p.relations if node.name in r.columns), None)
+            if node.name not in rel.columns or left is None:
+                raise p.err(node, f"USING column '{node.name}' must exist in both '{p.relations[0].stream}' and "
+                                  f"'{rel.stream}'")
+            terms.append(exp.EQ(this=exp.column(node.name, table=sorted(left.labels)[0]),
+                                expression=exp.column(node.name, table=right)))
+            rel.using.add(node.name)
+        on = exp.and_(*terms)
     if on is None:
         raise p.err(join.this, "a JOIN needs ON <condition> or USING (columns)")
     return on

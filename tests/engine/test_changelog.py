@@ -55,3 +55,21 @@ async def test_a_global_aggregation_over_a_versioned_kv_stream_retracts_old_vers
     assert await drain(execution) == [{"k": "a", "n": 2}]
     kv.append_rows(["i", "k"], [[1, "b"]])
     assert await drain(execution) == [{"k": "a", "n": 1}, {"k": "b", "n": 1}]
+
+
+async def test_a_streaming_query_over_a_versioned_kv_stream_starts_with_its_newest_rows(engine: Engine,
+                                                                                          store: StreamStore) -> None:
+    """Proton's 0014_versioned_kv_join smoke test 0: the newest row per key first, then new rows."""
+    settings = StreamSettings(mode="versioned_kv", primary_key=("s",))
+    kv = store.create("test15_versioned_kv_stream", [Column("i", parse_type("int32")), Column("s", parse_type("string"))],
+                      settings)
+    kv.append_rows(["i", "s"], [[1, "a"]])
+    kv.append_rows(["i", "s"], [[2, "b"]])
+    kv.append_rows(["i", "s"], [[2, "a"], [3, "b"], [4, "c"]])
+    execution = engine.start(engine.plan("select i, s from test15_versioned_kv_stream"))
+    assert await drain(execution) == [{"i": 2, "s": "a"}, {"i": 3, "s": "b"}, {"i": 4, "s": "c"}]
+    snapshot = execution.snapshot()
+    execution.close()
+    resumed = engine.start(engine.plan("select i, s from test15_versioned_kv_stream"), snapshot)
+    kv.append_rows(["i", "s"], [[5, "d"], [6, "c"]])
+    assert await drain(resumed) == [{"i": 5, "s": "d"}, {"i": 6, "s": "c"}]

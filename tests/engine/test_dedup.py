@@ -9,7 +9,12 @@ from datetime import datetime, timedelta, timezone
 import pyarrow as pa
 import pytest
 
+from sinkflow.engine import Engine
 from sinkflow.engine.dedup import MAX_ROUNDS, DedupState
+from sinkflow.streams.store import StreamStore
+from sinkflow.streams.types import Column, parse_type
+
+from .conftest import drain
 
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
 SCHEMA = pa.schema([("a", pa.string()), ("b", pa.int32()), ("_tp_time", pa.timestamp("ms", tz="UTC"))])
@@ -72,3 +77,14 @@ def test_a_key_keeping_more_rows_than_the_vectorized_rounds_is_still_exact() -> 
     rows = [("x", 1, t) for t in range(0, 100 * MAX_ROUNDS, 3)]  # one key, every 10 ms kept
     assert run([rows], 10, snapshot_between=False) == reference([rows], 10)
     assert len(reference([rows], 10)[0]) > 2 * MAX_ROUNDS
+
+
+async def test_dedup_key_limit_forgets_the_earliest_arrived_key(engine: Engine, store: StreamStore) -> None:
+    """Proton's 0017_dedup smoke test 2: rows of one ingest batch share their time; max_keys 2
+    keeps the two that arrived last."""
+    stream = store.create("dedup_stream", [Column("i", parse_type("int32")), Column("s", parse_type("string"))])
+    execution = engine.start(engine.plan("select i, s from dedup(dedup_stream, s, 0s, 2)"))
+    stream.append_rows(["i", "s"], [[1, "s1"], [2, "s2"], [3, "s3"]])
+    assert [r["s"] for r in await drain(execution)] == ["s1", "s2", "s3"]
+    stream.append_rows(["i", "s"], [[2, "s2"], [3, "s3"], [1, "s1"]])
+    assert await drain(execution) == [{"i": 1, "s": "s1"}]

@@ -150,3 +150,77 @@ async def test_each_side_of_a_stream_join_has_its_own_tp_sn_and_seek(engine: Eng
         "select o.id, o._tp_sn as left_sn, p._tp_sn as right_sn from orders as o join payments as p on o.id = p.oid "
         "where orders._tp_sn > 1 and p._tp_sn >= 3"))
     assert await drain(execution) == [{"id": "o3", "left_sn": 3, "right_sn": 3}]
+
+
+@pytest.fixture
+def shops(store: StreamStore) -> tuple[Stream, Stream, Stream]:
+    a = store.create("ja", [Column("k", parse_type("int32")), Column("v", parse_type("string"))])
+    b = store.create("jb", [Column("k", parse_type("int32")), Column("w", parse_type("string"))])
+    c = store.create("jc", [Column("k", parse_type("int32")), Column("x", parse_type("string"))])
+    # Two ingest batches on the left: RIGHT and FULL joins must see all of its rows before padding.
+    a.append_rows(["k", "v"], [[1, "a1"], [2, "a2"]])
+    a.append_rows(["k", "v"], [[3, "a3"]])
+    b.append_rows(["k", "w"], [[2, "b2"], [3, "b3"], [4, "b4"]])
+    c.append_rows(["k", "x"], [[3, "c3"], [4, "c4"]])
+    return a, b, c
+
+
+def _table(engine: Engine, sql: str) -> list[dict]:
+    result = engine.execute(sql)
+    assert result.table is not None
+    return result.table.to_pylist()
+
+
+def test_full_and_right_joins_of_tables(engine: Engine, shops: tuple[Stream, Stream, Stream]) -> None:
+    assert _table(engine, "select ja.k, v, jb.k as bk, w from table(ja) full join table(jb) on ja.k = jb.k "
+                          "order by bk nulls first") == [
+        {"k": 1, "v": "a1", "bk": None, "w": None}, {"k": 2, "v": "a2", "bk": 2, "w": "b2"},
+        {"k": 3, "v": "a3", "bk": 3, "w": "b3"}, {"k": None, "v": None, "bk": 4, "w": "b4"}]
+    assert _table(engine, "select v, w from table(ja) right outer join table(jb) on ja.k = jb.k") == [
+        {"v": "a2", "w": "b2"}, {"v": "a3", "w": "b3"}, {"v": None, "w": "b4"}]
+    assert _table(engine, "select count() as n, count(v) as left_rows from table(ja) full join jb on ja.k = jb.k") == [
+        {"n": 4, "left_rows": 3}]
+
+
+def test_cross_using_and_three_way_joins_of_tables(engine: Engine, shops: tuple[Stream, Stream, Stream]) -> None:
+    assert _table(engine, "select v, w from table(ja) cross join table(jb) where v = 'a1' order by w") == [
+        {"v": "a1", "w": "b2"}, {"v": "a1", "w": "b3"}, {"v": "a1", "w": "b4"}]
+    # USING: SELECT * shows the key once.
+    rows = _table(engine, "select * except (_tp_time) from table(ja) join table(jb) using (k) order by k")
+    assert [{k: r[k] for k in ("k", "v", "w")} for r in rows] == [
+        {"k": 2, "v": "a2", "w": "b2"}, {"k": 3, "v": "a3", "w": "b3"}]
+    assert "jb.k" not in rows[0]
+    assert _table(engine, "select k, v, w, x from table(ja) join table(jb) using (k) left join table(jc) using (k) "
+                          "order by k") == [{"k": 2, "v": "a2", "w": "b2", "x": None},
+                                            {"k": 3, "v": "a3", "w": "b3", "x": "c3"}]
+
+
+async def test_a_stream_cross_joins_a_table(engine: Engine, shops: tuple[Stream, Stream, Stream]) -> None:
+    a, _, _ = shops
+    execution = engine.start(engine.plan("select v, x from ja cross join table(jc)"))
+    a.append_rows(["k", "v"], [[9, "a9"]])
+    assert await drain(execution) == [{"v": "a9", "x": "c3"}, {"v": "a9", "x": "c4"}]
+
+
+@pytest.mark.parametrize(("sql", "message"), [
+    ("select v from ja full join jb on ja.k = jb.k", "FULL JOIN of a streaming query is not supported"),
+    ("select v from ja right join table(jb) on ja.k = jb.k", "RIGHT JOIN of a streaming query is not supported"),
+    ("select v from ja cross join jb", "CROSS JOIN of two streams is not supported"),
+])
+def test_streaming_joins_proton_does_not_run_are_refused(engine: Engine, shops: tuple[Stream, Stream, Stream],
+                                                         sql: str, message: str) -> None:
+    with pytest.raises(SqlError, match=message) as info:
+        engine.plan(sql)
+    assert info.value.position is not None and info.value.position.line == 1
+
+
+async def test_inner_latest_and_left_asof_spellings(engine: Engine, orders: Stream, payments: Stream) -> None:
+    latest = engine.start(engine.plan("select id, paid from orders inner latest join payments on id = oid"))
+    asof = engine.start(engine.plan("select id, paid from orders left asof join payments "
+                                    "on id = oid and orders._tp_time >= payments._tp_time"))
+    _pay(payments, "a", 1.0, 0)
+    _pay(payments, "a", 2.0, 10)
+    _order(orders, "a", 10.0, 5)
+    _order(orders, "b", 20.0, 6)
+    assert await drain(latest) == [{"id": "a", "paid": 2.0}]
+    assert await drain(asof) == [{"id": "a", "paid": 1.0}, {"id": "b", "paid": None}]

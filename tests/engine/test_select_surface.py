@@ -81,7 +81,7 @@ async def test_lag_looks_back_across_batches_and_snapshots(engine: Engine, cars:
                        "from car_live_data where cid != 'b'")
     first = engine.start(plan)
     cars.append_batch(to_batch(ROWS[:3]))  # a, b (filtered out), a
-    assert [(r["speed_kmh"], r["prev"], r["before"]) for r in await drain(first)] == [(10.0, None, -1.0),
+    assert [(r["speed_kmh"], r["prev"], r["before"]) for r in await drain(first)] == [(10.0, 0.0, -1.0),
                                                                                       (30.0, 10.0, -1.0)]
     snapshot = first.snapshot()
     first.close()
@@ -104,7 +104,7 @@ async def test_lag_partitioned_by_a_key(engine: Engine, cars: Stream) -> None:
     cars.append_batch(to_batch(ROWS[:3]))
     cars.append_batch(to_batch(ROWS[3:]))
     assert [(r["cid"], r["prev"]) for r in await drain(execution)] == [
-        ("a", None), ("b", None), ("a", 10.0), ("c", None), ("a", 30.0), ("b", 50.0)]
+        ("a", 0.0), ("b", 0.0), ("a", 10.0), ("c", 0.0), ("a", 30.0), ("b", 50.0)]
 
 
 async def test_aggregate_state_ttl_drops_groups_without_recent_rows(engine: Engine, cars: Stream) -> None:

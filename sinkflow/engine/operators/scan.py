@@ -1,7 +1,8 @@
 """Reading a stream's log: the leaves of every query's operator graph.
 
 A :class:`Scan` of a streaming query starts where ``seek_to`` puts it ('latest' by default: new
-rows only) and never ends; a bounded scan (``table(stream)``) reads the rows present when the
+rows only; of a versioned_kv or mutable stream, as Proton, its newest row per primary key first,
+then new rows) and never ends; a bounded scan (``table(stream)``) reads the rows present when the
 query started and then ends. :class:`OneRow` is the source of a SELECT without FROM: one row
 with the column ``dummy`` (as ClickHouse's ``system.one``), then the end.
 """
@@ -39,15 +40,18 @@ class Scan:
         settings = self.stream.settings
         keyed = settings.mode in ("versioned_kv", "changelog_kv", "mutable")
         self._primary_key: tuple[str, ...] = tuple(settings.primary_key) if keyed else ()
+        # A streaming scan of a versioned_kv/mutable stream from 'latest': the log's end when it
+        # started, up to which it reads the newest row per key first (None: no such first read).
+        self._backfill: int | None = None
 
-    def _newest_rows(self) -> Entries:
-        """Every row up to the end, reduced to the newest row per primary key (as one entry)."""
-        if self.end is None or self.offset >= self.end:
+    def _newest_rows(self, end: int | None) -> Entries:
+        """Every row up to ``end``, reduced to the newest row per primary key (as one entry)."""
+        if end is None or self.offset >= end:
             return []
         entries: Entries = []
         offset = self.offset
-        while offset < self.end:
-            chunk = self.stream.read(offset, self.end - offset)
+        while offset < end:
+            chunk = self.stream.read(offset, end - offset)
             if not chunk:
                 break
             entries.extend(chunk)
@@ -56,8 +60,8 @@ class Scan:
         if not entries:
             return []
         rows = pa.Table.from_batches([b for _, b in entries])
-        if offset > self.end:
-            rows = rows.slice(0, rows.num_rows - (offset - self.end))
+        if offset > end:
+            rows = rows.slice(0, rows.num_rows - (offset - end))
         con = connect()
         try:
             con.register("__dimsrc", rows)
@@ -65,7 +69,7 @@ class Scan:
         finally:
             con.close()
         # One entry spanning the whole range, so advance() moves to the end.
-        return [(self.end - newest.num_rows, batch) for batch in newest.combine_chunks().to_batches()][:1] or []
+        return [(end - newest.num_rows, batch) for batch in newest.combine_chunks().to_batches()][:1] or []
 
     def start(self) -> None:
         """Place the read position as ``seek_to`` says (a fresh query, not a restored one)."""
@@ -74,7 +78,9 @@ class Scan:
             self.offset, self.end = src.start, src.head
             return
         seek = self.spec.seek_to
-        if seek == "latest":
+        if seek == "latest" and self._primary_key and self.stream.settings.mode != "changelog_kv":
+            self.offset, self._backfill = src.start, src.head
+        elif seek == "latest":
             self.offset = src.head
         elif seek == "earliest":
             self.offset = src.start
@@ -102,7 +108,11 @@ class Scan:
         moves past them once they are processed. A bounded scan of a keyed stream (versioned_kv,
         changelog_kv, mutable) reads its newest row per primary key, in one batch."""
         if self.spec.bounded and self._primary_key:
-            return self._newest_rows()
+            return self._newest_rows(self.end)
+        if self._backfill is not None:
+            if self.offset < self._backfill:
+                return self._newest_rows(self._backfill)
+            self._backfill = None
         limit = MAX_ROWS_PER_STEP
         if self.end is not None:
             limit = min(limit, self.end - self.offset)
@@ -128,11 +138,13 @@ class Scan:
         await self.stream.wait_for(self.offset, timeout)
 
     def snapshot(self) -> dict[str, Any]:
-        return {"offset": self.offset, "end": self.end, "rows_read": self.rows_read, "ended": self.ended_signalled}
+        return {"offset": self.offset, "end": self.end, "rows_read": self.rows_read, "ended": self.ended_signalled,
+                "backfill": self._backfill}
 
     def restore(self, meta: dict[str, Any]) -> None:
         self.offset, self.end = int(meta["offset"]), meta["end"]
         self.rows_read = int(meta["rows_read"])
+        self._backfill = meta.get("backfill")
         self.ended_signalled = bool(meta["ended"])
 
     def describe(self) -> list[str]:

@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 from sinkflow.engine.compile import QueryPlan, carry_sql, closing_input, connect
 from sinkflow.engine.dedup import DedupState
 from sinkflow.engine.operators.base import Entries, Operator
+from sinkflow.engine.sessions import SessionAssigner
 from sinkflow.engine.times import from_micros_ceil, micros
 from sinkflow.streams.store import Stream, StreamStore
 
@@ -91,6 +92,8 @@ class SelectOperator(Operator):
         self._bounded = plan.bounded
         self._session = window is not None and window.kind == "session"
         self._session_schema = plan.session_schema
+        # A session window with start/end conditions: sessions are chosen row by row.
+        self._assigner = SessionAssigner(window, plan.session_tick_us) if plan.session_rows_sql and window else None
         # State (everything below is in the snapshot).
         self._watermark: int | None = None
         self._partials: pa.Table | None = None
@@ -100,6 +103,7 @@ class SelectOperator(Operator):
             spec = self.logical.dedup
             self._dedup = DedupState(list(spec.keys), [types[k] for k in spec.keys], spec.ttl_us, spec.max_keys)
         self._held: list[pa.Table] = []
+        self._input: list[pa.Table] = []  # a whole_input query's rows, processed when it ends
         self._dirty = False
         self._emitted = 0
         lg = self.logical
@@ -129,16 +133,24 @@ class SelectOperator(Operator):
             self._last_input = time.monotonic()
             self._refresh_dims()
             raw = self._prepare(entries)
-            if raw is not None:
+            if raw is not None and self.logical.whole_input:
+                self._input.append(raw)  # window functions, RIGHT/FULL joins: all rows at once, at the end
+            elif raw is not None:
                 out.extend(self._process(raw))
             elif self.logical.window is not None and self.logical.aggregate is not None:
                 out.extend(self._close())  # every row was dropped, but the watermark moved
         return self._output(out)
 
     def end(self, port: int) -> list[pa.Table]:
+        first: list[pa.Table] = []
+        if self.logical.whole_input:
+            self._refresh_dims()
+            raw = pa.concat_tables(self._input) if self._input else self.plan.raw_schema.empty_table()
+            self._input = []
+            first = self._output(self._process(raw))  # held for ORDER BY, which _finish sorts
         out = self._finish()
         self.finished = True
-        return self._output(out)
+        return first + self._output(out)
 
     def due(self, now: float) -> float:
         waits = [float("inf")]
@@ -262,7 +274,7 @@ class SelectOperator(Operator):
             return
         unit = times.type.unit
         lo, hi = (micros(bounds[k].value, unit) for k in ("min", "max"))
-        if frontier != _NO_FRONTIER:
+        if frontier != _NO_FRONTIER and not (self.logical.window is not None and self.logical.window.per_key):
             # floor(t / slide) * slide + size <= frontier  <=>  t < threshold (a session: t + timeout <= frontier)
             threshold = (frontier - self._size + 1 if self._session
                          else ((frontier - self._size) // self._slide + 1) * self._slide)
@@ -304,7 +316,12 @@ class SelectOperator(Operator):
             self._carry = self._run(carry_sql(self.logical), __raw=raw, __carry=carry).cast(raw.schema)
             return [self._conform(out)]
         assert plan.fold_sql is not None and plan.merge_sql is not None
-        if self._session:
+        if self._assigner is not None:
+            assert plan.session_rows_sql is not None
+            keys = [f"__k{j}" for j in range(len(self.logical.aggregate.keys))] if self.logical.aggregate else []
+            assigned = self._assigner.assign(self._run(plan.session_rows_sql, __raw=raw), keys)
+            fold = self._run(plan.fold_sql, __raw=raw, __assign=assigned)
+        elif self._session:
             fold = self._run(plan.fold_sql, __raw=raw, __sessions=self._open_sessions())
         else:
             fold = self._run(plan.fold_sql, __raw=raw)
@@ -330,11 +347,24 @@ class SelectOperator(Operator):
         or its max length after its first, whichever comes first."""
         if not self._session:
             return pc.add(partials.column("__ws"), self._size)
+        if self._assigner is not None:
+            ends = self._assigner.ends()
+            return pa.array([ends.get(i, 0) for i in partials.column("__ws").to_pylist()], pa.int64())
         ends = pc.add(partials.column("__slast"), self._size)
         window = self.logical.window
         if window is not None and window.max_us:
             ends = pc.min_element_wise(ends, pc.add(partials.column("__sstart"), window.max_us))
         return ends
+
+    def _key_frontiers(self, frontier: int) -> pa.Array:
+        """Per open session: the frontier its key's own watermark (the newest time of the key's
+        sessions) gives, never past the query's (a session window with PARTITION BY)."""
+        assert self._partials is not None
+        keys = ", ".join(k for k in self._keys if k != "__ws") or "true"
+        table = self._partials.append_column("__i", pa.array(range(self._partials.num_rows), pa.int64()))
+        newest = self._run(f"SELECT least(max(__slast) OVER (PARTITION BY {keys}) - {self._delay}, {frontier}) AS __f "
+                           "FROM __p ORDER BY __i", __p=table)
+        return newest.column("__f").combine_chunks()
 
     def _expire_groups(self) -> None:
         """Drop the groups of a global aggregation whose newest row is older than the state ttl
@@ -384,12 +414,30 @@ class SelectOperator(Operator):
         """Emit the windows whose end the frontier reached (all of them if ``everything``)."""
         if self._partials is None or self._partials.num_rows == 0:
             return []
-        ends = self._ends(self._partials)
         frontier = 2**62 if everything else self._frontier()
-        closing_mask = pc.less_equal(ends, frontier)
+        window = self.logical.window
+        per_key = window is not None and window.per_key and not everything
+        if self._assigner is not None:
+            done = self._assigner.close(frontier, self._delay if per_key else None)
+            closing_mask = pc.is_in(self._partials.column("__ws"), value_set=pa.array(list(done), pa.int64()))
+        elif per_key:
+            closing_mask = pc.less_equal(self._ends(self._partials), self._key_frontiers(frontier))
+        else:
+            closing_mask = pc.less_equal(self._ends(self._partials), frontier)
         if not pc.any(closing_mask).as_py():
             return []
         closing = self._partials.filter(closing_mask)
+        if self._assigner is not None:
+            ended = pa.array([done[i] for i in closing.column("__ws").to_pylist()], pa.int64())
+            closing = closing.append_column("__send", ended)
+        elif self._session and window is not None and not everything:
+            # As Proton: a session whose frontier reached its max length ends there, else at the
+            # timeout after its last row.
+            reached = frontier if not per_key else self._key_frontiers(frontier).filter(closing_mask)
+            longest = pc.add(closing.column("__sstart"), window.max_us)
+            timeout = pc.add(closing.column("__slast"), window.size_us)
+            closing = closing.append_column("__send", pc.if_else(pc.greater_equal(reached, longest), longest,
+                                                                 pc.min_element_wise(timeout, longest)))
         self._partials = self._partials.filter(pc.invert(closing_mask))
         windows = pc.unique(closing.column("__ws"))
         self._stats["windows_emitted"] += len(windows)
@@ -504,10 +552,14 @@ class SelectOperator(Operator):
             tables["dedup"] = self._dedup.to_table()
         if self._held:
             tables["held"] = pa.concat_tables(self._held)
+        if self._input:
+            tables["input"] = pa.concat_tables(self._input)
         if self._last is not None:
             tables["last"] = self._last
         if self._carry is not None:
             tables["carry"] = self._carry
+        if self._assigner is not None:
+            tables["sessions"] = self._assigner.snapshot()
         return meta, tables
 
     def restore(self, meta: dict[str, Any], tables: dict[str, pa.Table]) -> None:
@@ -523,6 +575,9 @@ class SelectOperator(Operator):
         self._last = tables.get("last")
         self._carry = tables.get("carry")
         self._held = [tables["held"]] if "held" in tables else []
+        self._input = [tables["input"]] if "input" in tables else []
+        if self._assigner is not None and "sessions" in tables:
+            self._assigner.restore(tables["sessions"])
         if "dedup" in tables and self._dedup is not None:
             self._dedup.restore(tables["dedup"])
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
-from sinkflow.sql.aggregates import AGGREGATES, Aggregate, render
+from sinkflow.sql.aggregates import AGGREGATES, Aggregate, render, specialize
 from sinkflow.sql.functions.calls import call_of, unknown_function
 from sinkflow.sql.functions.kinds import FLOAT, Schema, kind_of
 from sinkflow.sql.functions.registry import check_arity, error, fill, literal_number
@@ -56,8 +56,13 @@ def aggregate_call(node: exp.Expression) -> AggregateCall:
         raise error(f"DISTINCT or * is not supported in {name}()", node)
     extra = 1 if spec.level else 0
     check_arity(name, spec.min_args + extra, spec.max_args + extra, args, node)
+    if name in ("top_k", "top_k_exact") and len(args) > 2:
+        # top_k(x, k, with_count[, load_factor]): the load factor tunes Proton's approximation only.
+        if not isinstance(args[2], exp.Boolean):
+            raise error(f"{name}'s third argument says whether to return counts: true or false", args[2])
+        return AggregateCall(specialize(spec, 2, args[2].this), tuple(args[:2]))
     if not spec.level:
-        return AggregateCall(spec, tuple(args))
+        return AggregateCall(specialize(spec, len(args)), tuple(args))
     level = literal_number(args[-1], f"{name}'s level")
     if not 0 <= level <= 1:
         raise error(f"{name}'s level must be between 0 and 1", args[-1])

@@ -7,11 +7,15 @@ from sqlglot import exp
 
 from sinkflow.sql.aggregates import AGGREGATES
 from sinkflow.sql.functions.aggregate_calls import aggregate_call, direct_aggregate
-from sinkflow.sql.functions.calls import OPERATORS, call_of, unknown_function
+from sinkflow.sql.functions.calls import OPERATORS, call_of, function_name, unknown_function
 from sinkflow.sql.functions.casts import RESULT_UNITS, cast
 from sinkflow.sql.functions.kinds import Schema, kind_of, mark, time_unit_of
 from sinkflow.sql.functions.registry import FUNCTIONS, check_arity, literal_text
 from sinkflow.sql.parse import DIALECT
+
+#: Functions that exist only as window functions (``f(…) OVER (…)``); DuckDB spells them as Timeplus does.
+WINDOW_FUNCTIONS = ("row_number", "rank", "dense_rank", "percent_rank", "cume_dist", "ntile", "lag", "lead",
+                    "first_value", "last_value", "nth_value")
 
 
 def to_duckdb(node: exp.Expression, schema: Schema | None = None) -> exp.Expression:
@@ -51,6 +55,8 @@ def _map(node: exp.Expression, schema: Schema | None) -> exp.Expression:
         # CASE means the same in DuckDB; its WHEN … THEN branches are exp.If nodes too, but no
         # if() calls (their parts are mapped like any expression).
         return node
+    if isinstance(node.parent, exp.Window) and node.arg_key == "this" and function_name(node) in WINDOW_FUNCTIONS:
+        return node  # its arguments are mapped already
     call = call_of(node)
     if call is None:
         if isinstance(node, exp.Func) and not isinstance(node, OPERATORS):
