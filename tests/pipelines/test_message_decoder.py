@@ -5,10 +5,17 @@ from __future__ import annotations
 import pytest
 
 from sinkflow.catalog import ExternalStreamRecord
-from sinkflow.runtime.kafka_source import MESSAGE_KEY, MessageDecoder
+from sinkflow.runtime.kafka_source import MESSAGE_HEADERS, MESSAGE_KEY, OFFSET, SHARD, MessageDecoder, Polled
 from sinkflow.sinks.external_settings import SettingError
 
 T0 = 1_767_225_600_000
+
+
+def polled(values: list[bytes], keys: list[bytes | None], times: list[int | None]) -> Polled:
+    """Messages of partition 0 at offsets 0, 1, …, the first one with a header."""
+    count = len(values)
+    headers = [[("trace_id", b"t0"), ("empty", None)]] + [None] * (count - 1)
+    return Polled(values, keys, times, [0] * count, list(range(count)), headers)  # type: ignore[arg-type]
 
 
 def decoder(columns: list[tuple[str, str]], **settings: object) -> MessageDecoder:
@@ -16,19 +23,21 @@ def decoder(columns: list[tuple[str, str]], **settings: object) -> MessageDecode
 
 
 def test_json_messages_decode_by_name_and_a_bad_one_becomes_nulls() -> None:
-    batch = decoder([("ip", "string"), ("n", "int32")]).decode(
+    batch = decoder([("ip", "string"), ("n", "int32")]).decode(polled(
         [b'{"ip": "10.0.0.1", "n": 1, "extra": true}', b"not json", b'{"n": 3}'],
-        [b"k1", None, b"k3"], [T0, T0 + 1000, None])
+        [b"k1", None, b"k3"], [T0, T0 + 1000, None]))
     rows = batch.to_pylist()
     assert [(r["ip"], r["n"], r[MESSAGE_KEY]) for r in rows] == [("10.0.0.1", 1, "k1"), (None, None, ""), (None, 3, "k3")]
     assert rows[1]["_tp_time"].isoformat() == "2026-01-01T00:00:01+00:00" and rows[2]["_tp_time"] is None
+    assert [(r[SHARD], r[OFFSET]) for r in rows] == [(0, 0), (0, 1), (0, 2)]
+    assert [r[MESSAGE_HEADERS] for r in rows] == [[("trace_id", "t0"), ("empty", "")], [], []]
 
 
 def test_raw_blob_and_csv() -> None:
-    raw = decoder([("raw", "string")]).decode([b'{"a":1}', b"plain text"], [None, None], [T0, T0])
+    raw = decoder([("raw", "string")]).decode(polled([b'{"a":1}', b"plain text"], [None, None], [T0, T0]))
     assert raw.column("raw").to_pylist() == ['{"a":1}', "plain text"]
-    csv = decoder([("cid", "string"), ("speed", "float64")], data_format="CSV").decode(
-        [b'c1,10.5', b'"c,2",7', b"c3,fast"], [None] * 3, [T0] * 3)
+    csv = decoder([("cid", "string"), ("speed", "float64")], data_format="CSV").decode(polled(
+        [b'c1,10.5', b'"c,2",7', b"c3,fast"], [None] * 3, [T0] * 3))
     assert csv.to_pylist()[0]["speed"] == 10.5 and csv.to_pylist()[1]["cid"] == "c,2"
     assert (csv.to_pylist()[2]["cid"], csv.to_pylist()[2]["speed"]) == (None, None)
 

@@ -355,17 +355,3 @@ def test_csv_kafka_external_stream_written_by_insert_and_view_and_read_back(
     query = f"SELECT cid, n, speed, ok FROM table({name}) ORDER BY n"
     wait_for(lambda: len(rows(api, query)) >= 3)
     assert sorted(rows(api, query), key=lambda r: r["n"]) == sorted(expected_rows, key=lambda r: r["n"])
-
-
-def test_seek_to_offsets_per_partition_are_refused_with_what_to_write(
-        api: httpx.Client, tansu_broker: TansuBroker) -> None:
-    name = f"offsets_{next(_names)}"
-    sql(api, f"CREATE EXTERNAL STREAM {name} (raw string) SETTINGS type='kafka', "
-             f"brokers='{tansu_broker.bootstrap}', topic='offsets-{next(_names)}'")
-    error = refused(api, f"SELECT raw FROM {name}\nSETTINGS seek_to='5,3,11'")
-    assert error["message"].startswith("seek_to '5,3,11': offsets per partition of a Kafka topic are not supported")
-    assert "seek_to='earliest'" in error["message"]
-    assert error["position"] == {"line": 2, "column": 18}
-    error = refused(api, f"CREATE MATERIALIZED VIEW mv_{name} AS SELECT raw FROM {name} SETTINGS seek_to='0,10'")
-    assert "seek_to '0,10'" in error["message"]
-    assert f"mv_{name}" not in {r["name"] for r in rows(api, "SHOW STREAMS")}
