@@ -91,6 +91,9 @@ def sink_properties(settings: dict[str, Any], columns: Columns, table: bool = Fa
     rest = {k: v for k, v in settings.items() if k != "type"}
     _MAPPERS[kind](rest, columns, result)
     for setting in rest:
+        reason = _UNSUPPORTED.get(setting) or _UNSUPPORTED_PER_TYPE[kind].get(setting)
+        if reason:
+            raise SettingError(setting, f"Timeplus's setting is not supported here: {reason}")
         raise SettingError(setting, f"unknown for type '{kind}' (supported: {', '.join(_KNOWN[kind])})")
     try:
         registry.parse_properties(result.sink_type, result.properties)
@@ -292,6 +295,47 @@ def _timeplus(rest: dict[str, Any], columns: Columns, out: SinkSettings) -> None
 
 _MAPPERS: dict[str, Callable[[dict[str, Any], Columns, SinkSettings], None]] = {
     "kafka": _kafka, "http": _http, "pulsar": _pulsar, "clickhouse": _clickhouse, "timeplus": _timeplus,
+}
+#: Settings Timeplus documents that sinkflow cannot honour, with what to do instead: refused by
+#: name rather than accepted without effect.
+_UNSUPPORTED = {
+    "config_file": "write the settings in the statement (secrets are stored apart and never shown)",
+    "named_collection": "write the settings in the statement (secrets are stored apart and never shown)",
+    "format_schema": "Protobuf and Avro are not supported; use JSONEachRow, CSV or RawBLOB",
+    "ssl_ca_pem": "write the PEM to a file and name it with ssl_ca_cert_file",
+}
+_UNSUPPORTED_PER_TYPE: dict[str, dict[str, str]] = {
+    "kafka": {
+        "properties": "librdkafka properties cannot be passed through; the settings listed cover the connection",
+        "kafka_schema_registry_url": "schema registries are not supported; use JSONEachRow, CSV or RawBLOB",
+        "kafka_schema_registry_credentials": "schema registries are not supported",
+    },
+    "http": {
+        "use_chunked_encoding": "each request carries one row with its Content-Length",
+        "output_format_json_array_of_rows": "each request carries one row; use data_format='Template' with "
+                                            "format_template_resultset_format='[${data}]' for an array",
+        "ssl_ca_cert_file": "the system's certificate authorities verify the endpoint",
+        "client_key": "client certificates are not supported",
+    },
+    "pulsar": {
+        "skip_server_cert_check": "certificates are always verified",
+        "validate_hostname": "host names are always validated",
+        "ca_cert": "the system's certificate authorities verify the brokers",
+        "client_cert": "client certificates are not supported",
+        "client_key": "client certificates are not supported",
+        "connections_per_broker": "the client's own connection pool is used",
+        "memory_limit": "the client's own limit is used",
+        "io_threads": "the client's own threads are used",
+        "max_insert_block_size": "each row is sent as one message",
+        "max_insert_block_bytes": "each row is sent as one message",
+    },
+    "clickhouse": {"pooled_connections": "the sink keeps one connection per view"},
+    "timeplus": {
+        "db": "only this server's streams can be written (leave db out)",
+        "user": "only this server's streams can be written (leave user out)",
+        "password": "only this server's streams can be written (leave password out)",
+        "secure": "only this server's streams can be written (leave secure out)",
+    },
 }
 _KNOWN = {
     "kafka": ("brokers", "topic", "data_format", "security_protocol", "sasl_mechanism", "username", "password",
