@@ -37,6 +37,7 @@ from sinkflow.sql.pipeline_statements import (
     CreateExternalStream,
     CreateMaterializedView,
     CreateView,
+    DropExternal,
     DropView,
     InsertSelect,
     Query,
@@ -178,6 +179,16 @@ class SqlPipelines:
         what = "external table" if stmt.table else "external stream"
         return StatementResult("status", f"created {what} '{stmt.name}' ({mapped.sink_type})")
 
+    async def _DropExternal(self, stmt: DropExternal, sql: str) -> StatementResult:
+        """As DROP STREAM, for an external stream or table only (never a stream of this server)."""
+        if stmt.name not in self._externals():
+            if stmt.if_exists:
+                return StatementResult("status", f"external stream '{stmt.name}' does not exist")
+            raise NotFound(f"external stream '{stmt.name}' not found")
+        result = await self._DropStream(DropStream(stmt.name, stmt.if_exists), sql)
+        assert result is not None  # an external stream is always dropped here
+        return result
+
     def _sink_settings(self, record: ExternalStreamRecord) -> external_settings.SinkSettings:
         return external_settings.sink_properties({**record.settings, **record.secrets}, record.columns,
                                                  record.is_table)
@@ -279,8 +290,11 @@ class SqlPipelines:
         assert sink_id is not None
         if stmt.action == "pause":
             self.sinks.pause(sink_id)
-        else:
+        elif stmt.action == "resume":
             self.sinks.resume(sink_id)
+        else:  # recover: as the Sink API's restart, from the last checkpoint (clears a failed state)
+            await self.sinks.restart(sink_id)
+            return StatementResult("status", f"recovered materialized view '{stmt.name}' from its last checkpoint")
         return StatementResult("status", f"{stmt.action}d materialized view '{stmt.name}'")
 
     # -- writing ----------------------------------------------------------------------------------

@@ -243,6 +243,13 @@ def test_one_catalog_control_through_sql_and_the_sink_api(api: httpx.Client, htt
     want = sorted((r[0], r[1]) for b in batches for r in b if r[1] > 90)
     wait_for(lambda: len(endpoint.received) >= len(want))
     assert sorted((b["cid"], b["speed_kmh"]) for b in endpoint.bodies()) == want
+    # RECOVER restarts the view from its last checkpoint: it goes on delivering, losing nothing.
+    assert "recovered materialized view" in sql(api, f"SYSTEM RECOVER MATERIALIZED VIEW {view}")["message"]
+    more = generate()[20:30]
+    ingest(api, cars, more)
+    want_all = set(want) | {(r[0], r[1]) for b in more for r in b if r[1] > 90}
+    wait_for(lambda: {(b["cid"], b["speed_kmh"]) for b in endpoint.bodies()} >= want_all)
+    assert {(b["cid"], b["speed_kmh"]) for b in endpoint.bodies()} == want_all
     # A sink made through REST is a materialized view in SQL too.
     api.post("/api/v1beta2/sinks", json={"name": f"rest_{cars}", "type": "webhook", "sql": f"SELECT cid FROM {cars}",
                                          "properties": {"url": url}}).raise_for_status()
@@ -254,8 +261,9 @@ def test_one_catalog_control_through_sql_and_the_sink_api(api: httpx.Client, htt
     assert api.get(f"/api/v1beta2/sinks/rest_{cars}").status_code == 404
     assert "is written or read by view(s)" in refused(api, f"DROP STREAM {hook}")["message"]
     sql(api, f"DROP VIEW {view}")
-    sql(api, f"DROP STREAM {hook}")
-    assert all(r["name"] != hook for r in rows(api, "SHOW STREAMS"))
+    assert refused(api, f"DROP EXTERNAL TABLE {cars}")["message"] == f"external stream '{cars}' not found"
+    sql(api, f"DROP EXTERNAL STREAM {hook}")
+    assert {hook, cars} & {r["name"] for r in rows(api, "SHOW STREAMS")} == {cars}
 
 
 def test_errors_name_the_setting_or_the_place(api: httpx.Client) -> None:
