@@ -44,6 +44,7 @@ from sinkflow.sql.pipeline_statements import (
     ShowCreate,
     ShowPipelines,
     SystemPipeline,
+    pause_on_start,
     relocate,
 )
 from sinkflow.sql.statements import (
@@ -223,7 +224,8 @@ class SqlPipelines:
         try:
             record = await self.sinks.create(SinkDefinition(
                 name=stmt.name, sql=text, type=sink_type, properties=properties, secret_paths=secret_paths,
-                description=f"{_MV_DESCRIPTION} into {stmt.target}" if stmt.target else _MV_DESCRIPTION))
+                description=f"{_MV_DESCRIPTION} into {stmt.target}" if stmt.target else _MV_DESCRIPTION,
+                paused=pause_on_start(text)))
         except BaseException:
             if stmt.target is None and self.store.exists(stmt.name):
                 self.store.drop(stmt.name)

@@ -24,9 +24,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from sqlglot import exp
 from sqlglot.tokens import TokenType
 
 from sinkflow.errors import Position, SqlError
+from sinkflow.sql.parse import parse_select
 from sinkflow.sql.positions import located, position_at
 from sinkflow.streams.types import Column
 
@@ -184,6 +186,15 @@ def parse_pipeline(p: _Parser) -> PipelineStatement | None:
             return statement
     p.i = start
     return None
+
+
+def pause_on_start(query: str) -> bool:
+    """Whether a view's query (one that plans: the planner checks the value) says
+    ``SETTINGS pause_on_start=true``."""
+    for item in parse_select(query).tree.args.get("settings") or []:
+        if isinstance(item, exp.EQ) and item.this.name == "pause_on_start":
+            return item.expression.sql().strip("'\"").lower() in ("true", "1")
+    return False
 
 
 def relocate(err: SqlError, sql: str, query: Query) -> SqlError:

@@ -48,6 +48,12 @@ _SHARD = KAFKA_METADATA_COLUMNS[2]
 #: +1 (a row) or -1 (a retraction of a row emitted before) in an EMIT CHANGELOG query's output.
 DELTA_COLUMN = "_tp_delta"
 _SETTINGS = ("seek_to", "idle_timeout", "query_mode", "join_max_buffered_rows", "aggregate_state_ttl_sec")
+#: Settings of a materialized view written in its query's SETTINGS: ``pause_on_start`` (applied
+#: by the runtime when it creates the view), and Timeplus's placement and replication of a view in
+#: a cluster (``memory_weight``, ``preferred_exec_node``, ``checkpoint_settings``), which a single
+#: server has no use for (docs/pipelines.md).
+VIEW_SETTINGS = frozenset({"pause_on_start", "memory_weight", "preferred_exec_node", "mv_preferred_exec_node",
+                           "checkpoint_settings"})
 #: Proton settings that tune its own execution (threads, hash tables, shards, backfill); sinkflow
 #: accepts them so statements written for Proton run, and they change nothing (docs/sql.md).
 _TUNING_SETTINGS = frozenset({
@@ -1166,12 +1172,16 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
             settings.setdefault("seek_to", _seek_to(p, item.expression))  # as read above, or by _kafka_positions
         elif name == "idle_timeout":
             idle_timeout = _idle_timeout(p, item.expression)
+        elif name == "pause_on_start":
+            value = _setting_value(item.expression).lower()
+            if value not in ("true", "false", "1", "0"):
+                raise p.err(item.expression, f"pause_on_start must be true or false, not '{value}'")
         elif name == "aggregate_state_ttl_sec":
             value = _setting_value(item.expression)
             if not value.isdigit() or int(value) <= 0:
                 raise p.err(item.expression, f"aggregate_state_ttl_sec must be a positive number of seconds, not '{value}'")
             state_ttl = int(value) * 1_000_000
-        elif name in ("query_mode", "join_max_buffered_rows") or name in _TUNING_SETTINGS:
+        elif name in ("query_mode", "join_max_buffered_rows") or name in _TUNING_SETTINGS or name in VIEW_SETTINGS:
             pass  # applied where the sources were planned, or Proton's own tuning
         else:
             raise p.err(item.this, f"unknown setting '{name}'; supported: {', '.join(_SETTINGS)}")

@@ -220,6 +220,24 @@ def test_insert_into_external_streams_and_bounded_insert_select(api: httpx.Clien
     assert message.startswith(f"column 'total_km' of the query is not a column of external stream '{name}'")
 
 
+def test_pause_on_start_creates_a_paused_view_that_misses_nothing(api: httpx.Client) -> None:
+    cars = cars_stream(api)
+    view = f"later_{cars}"
+    sql(api, f"CREATE MATERIALIZED VIEW {view} AS SELECT cid, speed_kmh FROM {cars} WHERE speed_kmh > 90 "
+             "SETTINGS pause_on_start=true, memory_weight=10")
+    assert {r["name"]: r for r in rows(api, "SHOW MATERIALIZED VIEWS")}[view]["status"] == "paused"
+    batches = generate()[:20]
+    ingest(api, cars, batches)
+    time.sleep(1.0)  # a paused view stores nothing, however long it waits
+    assert rows(api, f"SELECT count() AS n FROM table({view})") == [{"n": 0}]
+    sql(api, f"SYSTEM RESUME MATERIALIZED VIEW {view}")
+    want = sorted((r[0], r[1]) for b in batches for r in b if r[1] > 90)
+    wait_for(lambda: rows(api, f"SELECT count() AS n FROM table({view})")[0]["n"] >= len(want))
+    assert sorted((r["cid"], r["speed_kmh"]) for r in rows(api, f"SELECT * FROM table({view})")) == want
+    message = refused(api, f"CREATE MATERIALIZED VIEW bad_{cars} AS SELECT cid FROM {cars} SETTINGS pause_on_start=maybe")
+    assert message["message"].startswith("pause_on_start must be true or false, not 'maybe'")
+
+
 def test_one_catalog_control_through_sql_and_the_sink_api(api: httpx.Client, httpserver: HTTPServer) -> None:
     endpoint = RecordingEndpoint()
     url = endpoint.mount(httpserver, "/hook")
