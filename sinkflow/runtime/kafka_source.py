@@ -88,7 +88,10 @@ def _headers(headers: list[list[tuple[str, bytes | None]] | None]) -> pa.Array:
 
 
 def _columns(record: ExternalStreamRecord) -> list[Column]:
-    return [Column(name, parse_type(type_name)) for name, type_name in record.columns]
+    """The columns decoded from a message's value: those declared, but the message's timestamp
+    and metadata (a declared ``_tp_message_key`` is the key, as in Timeplus)."""
+    metadata = {TP_TIME, *KAFKA_METADATA_COLUMNS}
+    return [Column(name, parse_type(type_name)) for name, type_name in record.columns if name not in metadata]
 
 
 class MessageDecoder:

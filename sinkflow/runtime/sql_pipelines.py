@@ -454,6 +454,9 @@ def _check_columns(external: ExternalStreamRecord, names: Sequence[str]) -> None
     """Raise :class:`InvalidInput` naming a column written that the external stream does not have
     (an external stream without columns, such as a ClickHouse table, takes any)."""
     known = {name for name, _ in external.columns}
+    if external.type == "kafka" and "_tp_message_headers" in names:
+        raise InvalidInput(f"column '_tp_message_headers': writing Kafka headers is not supported (external stream "
+                           f"'{external.name}' reads them); leave it out of what is written")
     for name in names:
         if known and name not in known and name != TP_TIME:
             raise InvalidInput(f"column '{name}' of the query is not a column of external stream "

@@ -129,10 +129,11 @@ def _only(rest: dict[str, Any], name: str, allowed: Sequence[Any], why: str) -> 
 
 
 def data_format(rest: dict[str, Any], columns: Columns, allowed: Sequence[str]) -> str:
-    """The ``data_format`` setting, defaulted as Timeplus does: RawBLOB for one string column,
-    else JSONEachRow."""
+    """The ``data_format`` setting, defaulted as Timeplus does: RawBLOB for one string column
+    (besides a Kafka message's key and headers), else JSONEachRow."""
     value = rest.pop("data_format", None)
     if value is None:
+        columns = [c for c in columns if c[0] not in ("_tp_message_key", "_tp_message_headers")]
         single_text = len(columns) == 1 and columns[0][1].lower() == "string"
         return "RawBLOB" if single_text and "RawBLOB" in allowed else "JSONEachRow"
     for name in allowed:
@@ -183,6 +184,8 @@ def _kafka(rest: dict[str, Any], columns: Columns, out: SinkSettings) -> None:
         out.put("tls.ca_file", rest.pop("ssl_ca_cert_file"), "ssl_ca_cert_file")
     if "message_key" in rest:
         out.put("message_key", rest.pop("message_key"), "message_key")
+    elif any(name == "_tp_message_key" for name, _ in columns):
+        out.put("message_key", "_tp_message_key", "columns")  # as in Timeplus: the key, not in the value
     _only(rest, "one_message_per_row", (True, 1, "true", "1"), "sinkflow writes one message per row")
     _pass_through("kafka", rest, out)
 

@@ -381,3 +381,19 @@ def test_csv_kafka_external_stream_written_by_insert_and_view_and_read_back(
     query = f"SELECT cid, n, speed, ok FROM table({name}) ORDER BY n"
     wait_for(lambda: len(rows(api, query)) >= 3)
     assert sorted(rows(api, query), key=lambda r: r["n"]) == sorted(expected_rows, key=lambda r: r["n"])
+
+
+def test_a_message_key_column_keys_what_is_written_and_reads_the_key(
+        api: httpx.Client, tansu_broker: TansuBroker) -> None:
+    topic = f"keyed-{next(_names)}"
+    name = f"keyed_{next(_names)}"
+    sql(api, f"CREATE EXTERNAL STREAM {name} (id int32, name string, _tp_message_key string) SETTINGS type='kafka', "
+             f"brokers='{tansu_broker.bootstrap}', topic='{topic}', data_format='JSONEachRow'")
+    sql(api, f"INSERT INTO {name} (id, name, _tp_message_key) VALUES (1, 'John', 'some-key'), (2, 'Jane', 'other')")
+    got = consume(tansu_broker.bootstrap, topic, 2)
+    # As in Timeplus: the column is the message key, and no part of the message's value.
+    assert sorted((r.key, json.loads(r.value)) for r in got) == [
+        (b"other", {"id": 2, "name": "Jane"}), (b"some-key", {"id": 1, "name": "John"})]
+    read = f"SELECT id, name, _tp_message_key AS k FROM table({name}) ORDER BY id"
+    wait_for(lambda: len(rows(api, read)) >= 2)
+    assert rows(api, read) == [{"id": 1, "name": "John", "k": "some-key"}, {"id": 2, "name": "Jane", "k": "other"}]
