@@ -53,6 +53,7 @@ from sinkflow.sql.statements import (
     DropStream,
     Insert,
     ShowStreams,
+    ValueExpression,
     parse_statement,
 )
 from sinkflow.sql.views import expand_views
@@ -106,7 +107,10 @@ class SqlPipelines:
         statement = parse_statement(sql)
         if statement is None:
             query = await self._prepare(Query(sql, 0))
-            return await asyncio.to_thread(self.engine.execute, query)
+            try:
+                return await asyncio.to_thread(self.engine.execute, query)
+            except SqlError as err:
+                raise self._unreadable(err) from None
         handler = getattr(self, "_" + type(statement).__name__, None)
         if handler is not None:
             result: StatementResult | None = await handler(statement, sql)
@@ -147,7 +151,19 @@ class SqlPipelines:
         try:
             return self.engine.plan(text)
         except SqlError as err:
-            raise (relocate(err, sql, query) if text == query.sql else err) from None
+            raise self._unreadable(relocate(err, sql, query) if text == query.sql else err) from None
+
+    def _unreadable(self, err: SqlError) -> SqlError:
+        """``err``, said plainly when the stream it does not know is an external stream that cannot be read."""
+        for record in self._externals().values():
+            prefix = f"unknown stream '{record.name}'"
+            if record.type != "kafka" and err.message.startswith(prefix):
+                kind = "external table" if record.is_table else "external stream"
+                err.message = (f"{kind} '{record.name}' (type '{record.type}') cannot be read: only Kafka external "
+                               f"streams are sources here; write to it with INSERT INTO {record.name} or CREATE "
+                               f"MATERIALIZED VIEW … INTO {record.name}{err.message[len(prefix):]}")
+                err.args = (err.message,)
+        return err
 
     # -- external streams -------------------------------------------------------------------------
 
@@ -305,9 +321,12 @@ class SqlPipelines:
         external = self._externals().get(stmt.name)
         if external is None:
             return None
-        columns = [Column(name, parse_type(type_name)) for name, type_name in external.columns]
-        batch = rows_to_batch(stmt.name, columns, list(stmt.columns) if stmt.columns is not None else None,
-                              [list(row) for row in stmt.rows])
+        if external.columns:
+            columns = [Column(name, parse_type(type_name)) for name, type_name in external.columns]
+            batch = rows_to_batch(stmt.name, columns, list(stmt.columns) if stmt.columns is not None else None,
+                                  [list(row) for row in stmt.rows])
+        else:
+            batch = _untyped_batch(stmt)
         count = await self._send(external, batch)
         return StatementResult("status", f"inserted {count} row{'' if count == 1 else 's'} into '{stmt.name}'",
                                count=count)
@@ -448,6 +467,26 @@ class SqlPipelines:
             plan = self.engine.plan(text)
             return _rows({"name": [c.name for c in plan.columns], "type": [c.type.name for c in plan.columns]})
         return None
+
+
+def _untyped_batch(stmt: Insert) -> pa.RecordBatch:
+    """The rows of an INSERT into an external table that declares no columns (a ClickHouse
+    table): the columns it names, typed from their values; the destination converts them to its
+    own types. Raises :class:`InvalidInput` without a column list, or for a column whose values
+    mix types."""
+    if stmt.columns is None:
+        raise InvalidInput(f"external table '{stmt.name}' declares no columns: name them, "
+                           f"INSERT INTO {stmt.name} (col, …) VALUES …")
+    arrays = {}
+    for i, name in enumerate(stmt.columns):
+        values = [row[i] for row in stmt.rows]
+        if any(isinstance(value, ValueExpression) for value in values):
+            raise InvalidInput(f"column '{name}': write its values as literals (the table declares no column types)")
+        try:
+            arrays[name] = pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            raise InvalidInput(f"column '{name}': its values mix types; write them all as one type") from None
+    return pa.RecordBatch.from_pydict(arrays)
 
 
 def _check_columns(external: ExternalStreamRecord, names: Sequence[str]) -> None:

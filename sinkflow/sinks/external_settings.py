@@ -312,6 +312,8 @@ _UNSUPPORTED_PER_TYPE: dict[str, dict[str, str]] = {
         "properties": "librdkafka properties cannot be passed through; the settings listed cover the connection",
         "kafka_schema_registry_url": "schema registries are not supported; use JSONEachRow, CSV or RawBLOB",
         "kafka_schema_registry_credentials": "schema registries are not supported",
+        "sharding_expr": "messages with a key go to the key's partition (a _tp_message_key column or message_key), "
+                         "the others are spread over the partitions",
     },
     "http": {
         "use_chunked_encoding": "each request carries one row with its Content-Length",

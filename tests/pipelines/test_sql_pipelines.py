@@ -152,6 +152,11 @@ def test_car_query_into_a_clickhouse_external_table(api: httpx.Client, clickhous
     assert {(cid, round(s, 6), round(k, 6)) for cid, s, k in got} == want
     assert len(got) == len(car_rows)
     assert clickhouse_server.password not in rows(api, f"SHOW CREATE ch_{cars}")[0]["statement"]
+    # An INSERT names the table's columns; ClickHouse converts the values to its types.
+    sql(api, f"INSERT INTO ch_{cars} (cid, speed_kmh, total_km) VALUES ('extra', 1.5, 2), ('more', 3, 4.25)")
+    added = client.execute(f"SELECT cid, speed_kmh, total_km FROM {table} WHERE cid IN ('extra', 'more') ORDER BY cid")
+    assert added == [("extra", 1.5, 2.0), ("more", 3.0, 4.25)]
+    assert "declares no columns: name them" in refused(api, f"INSERT INTO ch_{cars} VALUES ('c', 1, 2)")["message"]
 
 
 def test_car_query_into_a_pulsar_external_stream_with_a_token(api: httpx.Client, pulsar_server: PulsarServer) -> None:
@@ -397,3 +402,15 @@ def test_a_message_key_column_keys_what_is_written_and_reads_the_key(
     read = f"SELECT id, name, _tp_message_key AS k FROM table({name}) ORDER BY id"
     wait_for(lambda: len(rows(api, read)) >= 2)
     assert rows(api, read) == [{"id": 1, "name": "John", "k": "some-key"}, {"id": 2, "name": "Jane", "k": "other"}]
+
+
+def test_reading_an_external_stream_that_is_not_kafka_says_so(api: httpx.Client, httpserver: HTTPServer) -> None:
+    name = f"hook_{next(_names)}"
+    sql(api, f"CREATE EXTERNAL STREAM {name} (text string) SETTINGS type='http', url='{httpserver.url_for('/x')}'")
+    error = refused(api, f"SELECT text\nFROM {name}")
+    assert error["message"].startswith(f"external stream '{name}' (type 'http') cannot be read: only Kafka external "
+                                       f"streams are sources here; write to it with INSERT INTO {name}")
+    assert error["position"] == {"line": 2, "column": 6}
+    error = refused(api, f"CREATE MATERIALIZED VIEW from_{name} AS SELECT text FROM table({name})")
+    assert "cannot be read" in error["message"]
+    assert f"from_{name}" not in {r["name"] for r in rows(api, "SHOW MATERIALIZED VIEWS")}
