@@ -175,11 +175,15 @@ class KafkaReader:
         self._stopping = False
 
     def ensure_stream(self) -> None:
-        """Create the stream the messages are appended to, when absent."""
+        """Create the stream the messages are appended to, when absent; a stream copied by an
+        earlier version gets the metadata columns it lacks (its rows read their zero values)."""
         if not self.store.exists(self.record.name):
             columns = [*self.decoder.columns, *METADATA]
             self.store.create(self.record.name, columns,
                               StreamSettings(description=f"read from Kafka topic {self.topic}"))
+            return
+        for column in METADATA:
+            self.store.add_column(self.record.name, column, if_not_exists=True)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"kafka-source:{self.record.name}")

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pyarrow as pa
 import pytest
 
-from sinkflow.catalog import ExternalStreamRecord
-from sinkflow.runtime.kafka_source import MESSAGE_HEADERS, MESSAGE_KEY, OFFSET, SHARD, MessageDecoder, Polled
+from sinkflow.catalog import Catalog, ExternalStreamRecord
+from sinkflow.runtime.kafka_source import MESSAGE_HEADERS, MESSAGE_KEY, OFFSET, SHARD, KafkaReader, MessageDecoder, Polled
 from sinkflow.sinks.external_settings import SettingError
+from sinkflow.streams.store import StreamStore
+from sinkflow.streams.types import Column, parse_type
 
 T0 = 1_767_225_600_000
 
@@ -47,3 +52,17 @@ def test_reading_needs_columns() -> None:
         decoder([])
     with pytest.raises(SettingError, match="RawBLOB reads each message into one column"):
         decoder([("a", "string"), ("b", "string")], data_format="RawBLOB")
+
+
+def test_a_copy_made_before_the_metadata_columns_gets_them(tmp_path: Path) -> None:
+    store = StreamStore(tmp_path / "streams")
+    store.create("k", [Column("raw", parse_type("string")), Column(MESSAGE_KEY, parse_type("string"))])
+    store.get("k").append_batch(pa.record_batch({"raw": ["old"], MESSAGE_KEY: ["k0"]}))
+    record = ExternalStreamRecord("k", "kafka", [("raw", "string")],
+                                  {"type": "kafka", "brokers": "127.0.0.1:9", "topic": "t"})
+    reader = KafkaReader(record, store, Catalog(tmp_path))
+    reader.ensure_stream()
+    reader.store.get("k").append_batch(reader.decoder.decode(polled([b"new"], [b"k1"], [T0])))
+    rows = store.get("k").table().to_pylist()
+    assert [(r["raw"], r[MESSAGE_KEY], r[SHARD], r[OFFSET]) for r in rows] == [("old", "k0", 0, 0), ("new", "k1", 0, 0)]
+    assert [r[MESSAGE_HEADERS] for r in rows] == [[], [("trace_id", "t0"), ("empty", "")]]
