@@ -19,8 +19,9 @@ T0 = 1_767_225_600_000
 def polled(values: list[bytes], keys: list[bytes | None], times: list[int | None]) -> Polled:
     """Messages of partition 0 at offsets 0, 1, …, the first one with a header."""
     count = len(values)
-    headers = [[("trace_id", b"t0"), ("empty", None)]] + [None] * (count - 1)
-    return Polled(values, keys, times, [0] * count, list(range(count)), headers)  # type: ignore[arg-type]
+    headers: list[list[tuple[str, bytes | None]] | None] = [[("trace_id", b"t0"), ("empty", None)]]
+    headers += [None] * (count - 1)
+    return Polled(values, keys, times, [0] * count, list(range(count)), headers)
 
 
 def decoder(columns: list[tuple[str, str]], **settings: object) -> MessageDecoder:
