@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,6 +88,23 @@ def _headers(headers: list[list[tuple[str, bytes | None]] | None]) -> pa.Array:
     return pa.array([[(k, (v or b"").decode("utf-8", "replace")) for k, v in h or ()] for h in headers], maptype)
 
 
+def _field(value: Any, arrow_type: pa.DataType) -> pa.Array:
+    """A JSON field's ``value`` as a one-row array of ``arrow_type`` (null when it does not convert)."""
+    if value is None:
+        return pa.nulls(1, arrow_type)
+    if isinstance(value, (dict, list)) and pa.types.is_string(arrow_type):
+        return pa.array([json.dumps(value, separators=(",", ":"), ensure_ascii=False)], arrow_type)
+    try:
+        return pa.array([value], arrow_type)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+        pass
+    text = json.dumps(value) if isinstance(value, bool) else str(value)  # "12" into a number, 12 into text
+    try:
+        return pa.array([text], pa.string()).cast(arrow_type)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return pa.nulls(1, arrow_type)
+
+
 def _columns(record: ExternalStreamRecord) -> list[Column]:
     """The columns decoded from a message's value: those declared, but the message's timestamp
     and metadata (a declared ``_tp_message_key`` is the key, as in Timeplus)."""
@@ -118,13 +136,7 @@ class MessageDecoder:
             table = self._values(values)
         except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError, ValueError):
             # One bad message spoils a decode of the whole poll: decode them one by one.
-            parts = []
-            for value in values:
-                try:
-                    parts.append(self._values([value]))
-                except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError, ValueError):
-                    parts.append(pa.table([pa.nulls(1, f.type) for f in self.schema], schema=self.schema))
-            table = pa.concat_tables(parts)
+            table = pa.concat_tables([self._one(value) for value in values])
         # Keys are text: invalid UTF-8 is replaced rather than failing the whole poll.
         keys = pa.array([k.decode("utf-8", "replace") if k is not None else "" for k in polled.keys], pa.string())
         metadata = {
@@ -137,6 +149,23 @@ class MessageDecoder:
         for name, array in metadata.items():
             table = table.append_column(name, array)
         return table.combine_chunks().to_batches()[0]
+
+    def _one(self, value: bytes) -> pa.Table:
+        """One message as a row. JSON is read field by field, as Timeplus reads it: an object or
+        an array in a string column is its JSON text, and a field that does not convert (or a
+        message that is no JSON object) is null. Another format's message that does not decode
+        is a row of nulls."""
+        if self.format != "JSONEachRow":
+            try:
+                return self._values([value])
+            except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError, ValueError):
+                return pa.table([pa.nulls(1, f.type) for f in self.schema], schema=self.schema)
+        try:
+            document = json.loads(value)
+        except ValueError:
+            document = None
+        fields = document if isinstance(document, dict) else {}
+        return pa.table([_field(fields.get(f.name), f.type) for f in self.schema], schema=self.schema)
 
     def _values(self, values: list[bytes]) -> pa.Table:
         """The columns decoded from ``values``; raises when any message does not decode."""

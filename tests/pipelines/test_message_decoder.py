@@ -67,3 +67,15 @@ def test_a_copy_made_before_the_metadata_columns_gets_them(tmp_path: Path) -> No
     rows = store.get("k").table().to_pylist()
     assert [(r["raw"], r[MESSAGE_KEY], r[SHARD], r[OFFSET]) for r in rows] == [("old", "k0", 0, 0), ("new", "k1", 0, 0)]
     assert [r[MESSAGE_HEADERS] for r in rows] == [[], [("trace_id", "t0"), ("empty", "")]]
+
+
+def test_json_fields_convert_one_by_one_and_objects_read_into_text() -> None:
+    columns = [("url", "string"), ("response", "string"), ("status", "int32"), ("ok", "bool"), ("note", "string")]
+    batch = decoder(columns, data_format="JSONEachRow").decode(polled(
+        [b'{"url": "/a", "response": {"statusCode": 404, "size": 7}, "status": "404", "ok": true, "note": 5}',
+         b'{"url": "/b", "response": [1, 2], "status": "fast", "ok": "yes"}'],
+        [None, None], [T0, T0]))
+    rows = [{k: r[k] for k, _ in columns} for r in batch.to_pylist()]
+    assert rows == [
+        {"url": "/a", "response": '{"statusCode":404,"size":7}', "status": 404, "ok": True, "note": "5"},
+        {"url": "/b", "response": "[1,2]", "status": None, "ok": None, "note": None}]

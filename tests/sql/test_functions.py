@@ -178,6 +178,8 @@ CASES: list[tuple[str, dict[str, tuple[str, object]], object]] = [
     ("format('{} is {}', s, n)", {"s": ("string", "car"), "n": ("int32", 5)}, "car is 5"),
     ("hex(md5(s))", {"s": ("string", "abc")}, "900150983CD24FB0D6963F7D28E17F72"),
     ("lower(hex(md5(s)))", {"s": ("string", "abc")}, "900150983cd24fb0d6963f7d28e17f72"),
+    ("bar(n, 0, 40, 5)", {"n": ("int32", 20)}, "██▌"),
+    ("bar(n, 0, 4)", {"n": ("int32", 4)}, "█" * 80),
     ("base64_encode(s)", {"s": ("string", "hello")}, "aGVsbG8="),
     ("base64_decode(s)", {"s": ("string", "aGVsbG8=")}, "hello"),
     ("extract(s, 'key1=(\\w+)')", {"s": ("string", "key1=value1, key2=value2")}, "value1"),
