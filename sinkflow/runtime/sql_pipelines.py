@@ -56,7 +56,9 @@ from sinkflow.sql.statements import (
     ValueExpression,
     parse_statement,
 )
+from sinkflow.sql.defaults import compile_default
 from sinkflow.sql.views import expand_views
+from sinkflow.streams.defaults import ColumnDefaults
 from sinkflow.streams.ingest import rows_to_batch
 from sinkflow.streams.types import TP_TIME, Column, parse_type
 
@@ -180,6 +182,12 @@ class SqlPipelines:
             return StatementResult("status", f"external stream '{stmt.name}' already exists")
         self._check_free(stmt.name)
         columns = [(c.name, c.type.name) for c in stmt.columns]
+        aliased = next((c.name for c in stmt.columns if c.alias), None)
+        if aliased is not None:
+            raise InvalidInput(f"column '{aliased}': an external stream's columns take DEFAULT expressions, not ALIAS")
+        defaults = {c.name: c.default for c in stmt.columns if c.default is not None}
+        if defaults:
+            ColumnDefaults(stmt.name, list(stmt.columns), compile_default)  # refuses a bad expression by column
         try:
             mapped = external_settings.sink_properties(stmt.settings, columns, stmt.table)
         except external_settings.SettingError as err:
@@ -192,7 +200,7 @@ class SqlPipelines:
         public, secrets = external_settings.split_settings(stmt.settings)
         self.catalog.add_external_stream(ExternalStreamRecord(
             name=stmt.name, type=str(stmt.settings["type"]).lower(), columns=columns, settings=public,
-            secrets=secrets, is_table=stmt.table))
+            secrets=secrets, is_table=stmt.table, defaults=defaults))
         what = "external table" if stmt.table else "external stream"
         return StatementResult("status", f"created {what} '{stmt.name}' ({mapped.sink_type})")
 
@@ -258,6 +266,12 @@ class SqlPipelines:
         external = self._externals().get(stmt.target)
         if external is not None:
             _check_columns(external, [column.name for column in plan.columns])
+            missing = sorted(set(external.defaults) - {column.name for column in plan.columns})
+            if missing:
+                # A view's rows go to the destination as the query gives them.
+                raise InvalidInput(f"column '{missing[0]}' of external stream '{external.name}' has a DEFAULT, which "
+                                   f"a view does not compute: add `{external.defaults[missing[0]]} AS {missing[0]}` "
+                                   "to the query")
             mapped = self._sink_settings(external)
             return mapped.sink_type, mapped.properties, tuple(sorted(mapped.secret_paths))
         if self.store.exists(stmt.target):
@@ -322,9 +336,10 @@ class SqlPipelines:
         if external is None:
             return None
         if external.columns:
-            columns = [Column(name, parse_type(type_name)) for name, type_name in external.columns]
-            batch = rows_to_batch(stmt.name, columns, list(stmt.columns) if stmt.columns is not None else None,
-                                  [list(row) for row in stmt.rows])
+            columns = _external_columns(external)
+            given = [c.name for c in columns if c.name not in external.defaults]
+            names = list(stmt.columns) if stmt.columns is not None else given  # as for a stream: no defaulted ones
+            batch = _with_defaults(external, rows_to_batch(stmt.name, columns, names, [list(row) for row in stmt.rows]))
         else:
             batch = _untyped_batch(stmt)
         count = await self._send(external, batch)
@@ -353,7 +368,7 @@ class SqlPipelines:
             count = 0
         elif external is not None:
             _check_columns(external, batch.schema.names)
-            count = await self._send(external, batch)
+            count = await self._send(external, _with_defaults(external, batch))
         else:
             count = self.store.get(stmt.target).append_batch(batch).count
         return StatementResult("status", f"inserted {count} row{'' if count == 1 else 's'} into '{stmt.target}'",
@@ -442,7 +457,9 @@ class SqlPipelines:
         """The statement that creates ``name`` (secrets shown as ``********``). Raises :class:`NotFound`."""
         external = self._externals().get(name)
         if external is not None:
-            columns = f" ({', '.join(f'{n} {t}' for n, t in external.columns)})" if external.columns else ""
+            written = [f"{n} {t}" + (f" DEFAULT {external.defaults[n]}" if n in external.defaults else "")
+                       for n, t in external.columns]
+            columns = f" ({', '.join(written)})" if written else ""
             values = {**external.settings, **{key: MASK for key in external.secrets}}
             settings = ", ".join(f"{key}={_literal(value)}" for key, value in values.items())
             kind = "TABLE" if external.is_table else "STREAM"
@@ -467,6 +484,27 @@ class SqlPipelines:
             plan = self.engine.plan(text)
             return _rows({"name": [c.name for c in plan.columns], "type": [c.type.name for c in plan.columns]})
         return None
+
+
+def _external_columns(external: ExternalStreamRecord) -> list[Column]:
+    return [Column(name, parse_type(type_name), default=external.defaults.get(name))
+            for name, type_name in external.columns]
+
+
+def _with_defaults(external: ExternalStreamRecord, batch: pa.RecordBatch) -> pa.RecordBatch:
+    """``batch`` with the columns it lacks that have a DEFAULT, computed from the others, in the
+    external stream's column order. Raises :class:`InvalidInput` naming a column whose
+    expression cannot be evaluated."""
+    wanted = [name for name in external.defaults if name not in batch.schema.names]
+    if not wanted:
+        return batch
+    columns = _external_columns(external)
+    known = {name: batch.column(name) for name in batch.schema.names}
+    computed = ColumnDefaults(external.name, columns, compile_default).evaluate(known, batch.num_rows, wanted)
+    arrays = {**known, **computed}
+    names = [c.name for c in columns]
+    order = [n for n in names if n in arrays] + [n for n in arrays if n not in names]  # _tp_time last
+    return pa.RecordBatch.from_pydict({name: arrays[name] for name in order})
 
 
 def _untyped_batch(stmt: Insert) -> pa.RecordBatch:

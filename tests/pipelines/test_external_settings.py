@@ -3,11 +3,13 @@ with errors naming the setting the user wrote."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pytest
 
+from sinkflow.catalog import Catalog, ExternalStreamRecord
 from sinkflow.errors import ConfigError
 from sinkflow.sinks import registry
 from sinkflow.sinks.base import SinkEnv
@@ -135,3 +137,14 @@ def test_template_escaping_rules() -> None:
     with pytest.raises(SettingError, match="escaping rule 'Escaped'"):
         template_payload("${a}", None)  # no rule means Escaped, which has no counterpart
     assert template_payload("${ a : raw }-${b:Json}", None) == "{{ .a }}-{{ json .b }}"
+
+
+def test_column_defaults_of_an_external_stream_are_stored(tmp_path: Path) -> None:
+    catalog = Catalog(tmp_path)
+    catalog.add_external_stream(ExternalStreamRecord("a", "http", [("id", "string"), ("n", "int32")],
+                                                     {"type": "http", "url": "http://127.0.0.1/"},
+                                                     defaults={"id": "uuid()"}))
+    catalog.add_external_stream(ExternalStreamRecord("b", "http", [("n", "int32")], {"type": "http"}))
+    stored = {r.name: r for r in Catalog(tmp_path).external_streams()}
+    assert (stored["a"].columns, stored["a"].defaults) == ([("id", "string"), ("n", "int32")], {"id": "uuid()"})
+    assert (stored["b"].columns, stored["b"].defaults) == ([("n", "int32")], {})

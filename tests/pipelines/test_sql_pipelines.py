@@ -499,3 +499,41 @@ from {raw} where raw:response.statusCode<>'200' settings seek_to='earliest'""")
                           "group by method order by cnt desc, method")
     assert by_method == [{"method": "GET", "cnt": 4, "bar": "▌"}, {"method": "POST", "cnt": 3, "bar": "▍"},
                          {"method": "PUT", "cnt": 3, "bar": "▍"}]
+
+
+def test_algolia_example_column_default_and_rows_between_delimiter(api: httpx.Client, httpserver: HTTPServer) -> None:
+    """Timeplus's HTTP external stream example for Algolia, as written there: objectID has a DEFAULT."""
+    endpoint = RecordingEndpoint()
+    url = endpoint.mount(httpserver, "/2/tasks/t1/push")
+    name = f"http_algolia_{next(_names)}"
+    sql(api, f"""CREATE EXTERNAL STREAM {name} (
+    objectID string default uuid(),
+    firstname string,
+    lastname string,
+    zip_code int32)
+SETTINGS
+type = 'http',
+http_header_x_algolia_application_id='app',
+http_header_x_algolia_api_key='secret-key',
+url = '{url}',
+data_format = 'Template',
+format_template_resultset_format='{{"action":"addObject","records":[${{data}}]}}',
+format_template_row_format='{{"objectID":${{objectID:JSON}},"firstname":${{firstname:JSON}},"lastname":${{lastname:JSON}},"zip_code":${{zip_code:JSON}}}}',
+format_template_rows_between_delimiter=','""")
+    sql(api, f"INSERT INTO {name}(firstname,lastname,zip_code) VALUES('firstnameA','lastnameA',123),"
+             "('firstnameB','lastnameB',987)")
+    bodies = sorted(endpoint.bodies(), key=lambda b: b["records"][0]["zip_code"])
+    assert [b["action"] for b in bodies] == ["addObject", "addObject"]
+    records = [r for b in bodies for r in b["records"]]
+    assert [(r["firstname"], r["lastname"], r["zip_code"]) for r in records] == [
+        ("firstnameA", "lastnameA", 123), ("firstnameB", "lastnameB", 987)]
+    ids = [r["objectID"] for r in records]
+    assert all(len(i) == 36 and i.count("-") == 4 for i in ids) and ids[0] != ids[1]  # uuid() per row
+    statement = rows(api, f"SHOW CREATE {name}")[0]["statement"]
+    assert "objectID string DEFAULT uuid()" in statement and "secret-key" not in statement
+    # A view's rows go as its query gives them: it must compute the defaulted column itself.
+    cars = cars_stream(api)
+    message = refused(api, f"CREATE MATERIALIZED VIEW to_{name} INTO {name} AS "
+                           f"SELECT cid AS firstname, cid AS lastname, 1 AS zip_code FROM {cars}")["message"]
+    assert message.startswith(f"column 'objectID' of external stream '{name}' has a DEFAULT, which a view does not "
+                              "compute: add `uuid() AS objectID` to the query")
