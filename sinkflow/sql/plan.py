@@ -826,8 +826,9 @@ def _kafka_positions(p: _Planner, select: exp.Select, settings: dict[str, str]) 
     """Apply the query's Kafka settings when FROM reads a Kafka external stream: ``seek_to`` as
     offsets in partition order (``'5,3,11'``: offset 5 of partition 0, 3 of 1, 11 of 2; partitions
     after the last listed are read from their earliest offset) or as a timestamp (the messages
-    stamped at or after it, in every partition), and ``shards='0,2'`` (only those partitions). The stream holds each message's partition and offset (KAFKA_METADATA_COLUMNS), so
-    it is read from its earliest row and WHERE keeps the messages at or after those positions.
+    stamped at or after it, in every partition), and ``shards='0,2'`` (only those partitions).
+    The stream holds each message's partition and offset (KAFKA_METADATA_COLUMNS), so it is read
+    from its earliest row and WHERE keeps the messages at or after those positions.
 
     Raises :class:`SqlError` for offsets per partition on a stream that is not a Kafka external
     stream, and for a shards setting that is not a list of partitions."""
@@ -839,8 +840,9 @@ def _kafka_positions(p: _Planner, select: exp.Select, settings: dict[str, str]) 
         return  # a subquery that reads the stream applies them itself
     if _SHARD not in rel.columns:
         if offsets is not None and len(offsets) > 1:
-            raise p.err(_setting_node(p, "seek_to"), f"seek_to '{','.join(map(str, offsets))}': offsets per partition apply to a Kafka "
-                              f"external stream, and '{rel.stream}' is not one")
+            raise p.err(_setting_node(p, "seek_to"), f"seek_to '{','.join(map(str, offsets))}': offsets per "
+                                                     f"partition apply to a Kafka external stream, and "
+                                                     f"'{rel.stream}' is not one")
         return
     label = sorted(rel.labels)[0]
     shard, offset = exp.column(_SHARD, table=label), exp.column(SEQUENCE_COLUMN, table=label)
@@ -861,7 +863,8 @@ def _kafka_positions(p: _Planner, select: exp.Select, settings: dict[str, str]) 
     if shards is not None:
         chosen = _numbers(shards)
         if chosen is None:
-            raise p.err(_setting_node(p, "shards"), f"shards must list partitions of the Kafka topic like '0,2', not '{shards}'")
+            raise p.err(_setting_node(p, "shards"),
+                        f"shards must list partitions of the Kafka topic like '0,2', not '{shards}'")
         select.where(exp.In(this=shard.copy(), expressions=[exp.Literal.number(n) for n in chosen]), copy=False)
 
 
