@@ -99,8 +99,9 @@ class SinkRecord:
 
 @dataclass
 class ExternalStreamRecord:
-    """A stored external stream (or table). ``columns`` are (name, type name) pairs; ``settings``
-    hold no secrets; ``secrets`` maps setting names to values."""
+    """A stored external stream (or table). ``columns`` are (name, type name) pairs, ``defaults``
+    the DEFAULT expressions of some of them; ``settings`` hold no secrets; ``secrets`` maps
+    setting names to values."""
 
     name: str
     type: str
@@ -109,6 +110,7 @@ class ExternalStreamRecord:
     secrets: dict[str, Any] = field(default_factory=dict, repr=False)
     is_table: bool = False
     created_at: float = 0.0
+    defaults: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -368,7 +370,10 @@ class Catalog(CatalogStore):
                 raise AlreadyExists(f"an external stream named '{record.name}' already exists")
             self._db.execute(
                 "INSERT INTO external_streams VALUES (?, ?, ?, ?, ?, ?)",
-                (record.name, int(record.is_table), record.type, json.dumps(record.columns),
+                # Columns with DEFAULTs are stored as an object; without, as the list they always were.
+                (record.name, int(record.is_table), record.type,
+                 json.dumps({"columns": record.columns, "defaults": record.defaults} if record.defaults
+                            else record.columns),
                  json.dumps(record.settings), record.created_at),
             )
             self._store_secrets(self._external_key(record.name), record.secrets)
@@ -389,12 +394,15 @@ class Catalog(CatalogStore):
             rows = self._db.execute("SELECT name, is_table, type, columns, settings, created_at"
                                     " FROM external_streams ORDER BY created_at").fetchall()
             secrets = self._load_secrets([self._external_key(r[0]) for r in rows])
-        return [
-            ExternalStreamRecord(name=r[0], is_table=bool(r[1]), type=r[2],
-                                 columns=[tuple(c) for c in json.loads(r[3])], settings=json.loads(r[4]),
-                                 secrets=secrets[self._external_key(r[0])][0], created_at=r[5])
-            for r in rows
-        ]
+        records = []
+        for r in rows:
+            columns = json.loads(r[3])
+            stored = columns if isinstance(columns, dict) else {"columns": columns, "defaults": {}}
+            records.append(ExternalStreamRecord(
+                name=r[0], is_table=bool(r[1]), type=r[2], columns=[tuple(c) for c in stored["columns"]],
+                settings=json.loads(r[4]), secrets=secrets[self._external_key(r[0])][0], created_at=r[5],
+                defaults=stored["defaults"]))
+        return records
 
     def add_view(self, record: ViewRecord) -> None:
         """Store a view. Raises :class:`AlreadyExists` when the name is taken."""

@@ -3,7 +3,11 @@
 ``SELECT raw, … FROM kafka_ext`` and materialized views over it plan against a sinkflow stream
 named like the external stream, whose rows this reader appends from the topic: the external
 stream's columns decoded from each message (``data_format`` JSONEachRow, CSV or RawBLOB),
-``_tp_time`` from the message timestamp, and ``_tp_message_key``. The reader starts the first
+``_tp_time`` from the message timestamp, and the message's metadata as Timeplus names it:
+``_tp_message_key``, ``_tp_message_headers``, ``_tp_shard`` (the partition) and ``_tp_sn`` (the
+offset, in place of the stream's own sequence number). The planner turns a query's
+``seek_to='5,3,11'`` (offsets in partition order) and ``shards='0,2'`` into filters on the last
+two. The reader starts the first
 time a query or a view reads the external stream and runs, with the server, until the external
 stream is dropped; it begins at the topic's earliest offset, so a query's ``seek_to`` picks
 within everything the topic held since. The first read waits until the topic's history is
@@ -26,8 +30,10 @@ import asyncio
 import contextlib
 import csv
 import io
+import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
@@ -38,13 +44,17 @@ from sinkflow.catalog import CatalogStore, ExternalStreamRecord
 from sinkflow.errors import AlreadyExists
 from sinkflow.sinks import external_settings, registry
 from sinkflow.sinks.kafka import KafkaConfig, librdkafka_config
+from sinkflow.sql.plan import KAFKA_METADATA_COLUMNS
 from sinkflow.streams.store import StreamSettings, StreamStore
 from sinkflow.streams.types import TP_TIME, TP_TIME_TYPE, Column, parse_type
 
 log = logging.getLogger("sinkflow.runtime.kafka_source")
 
-#: The message key as a column of the stream (Timeplus's virtual column of the same name).
-MESSAGE_KEY = "_tp_message_key"
+#: The message's key (text), headers, partition and offset: columns of the stream that Timeplus
+#: has as virtual columns of the same names (``SELECT *`` leaves them out).
+MESSAGE_KEY, MESSAGE_HEADERS, SHARD, OFFSET = KAFKA_METADATA_COLUMNS
+METADATA = [Column(MESSAGE_KEY, parse_type("string")), Column(MESSAGE_HEADERS, parse_type("map(string, string)")),
+            Column(SHARD, parse_type("int32")), Column(OFFSET, parse_type("int64"))]
 _BATCH = 20_000
 _POLL = 0.2
 _RETRY = 1.0
@@ -52,8 +62,61 @@ _RETRY = 1.0
 CATCH_UP_TIMEOUT = 60.0
 
 
+@dataclass
+class Polled:
+    """The messages of one poll, field by field, in order (error messages left out)."""
+
+    values: list[bytes] = field(default_factory=list)
+    keys: list[bytes | None] = field(default_factory=list)
+    #: Message timestamps in ms; None without one (the stream then uses the ingest time).
+    times: list[int | None] = field(default_factory=list)
+    partitions: list[int] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=list)
+    headers: list[list[tuple[str, bytes | None]] | None] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, good: list[Any]) -> Polled:
+        """The fields of confluent-kafka messages (none of which carries an error)."""
+        times = [m.timestamp()[1] for m in good]
+        return cls([m.value() or b"" for m in good], [m.key() for m in good],
+                   [t if t >= 0 else None for t in times], [m.partition() for m in good],
+                   [m.offset() for m in good], [m.headers() for m in good])
+
+    def next_offsets(self) -> dict[int, int]:
+        """Partition → the offset after its last message here."""
+        return {p: o + 1 for p, o in zip(self.partitions, self.offsets)}
+
+
+def _headers(headers: list[list[tuple[str, bytes | None]] | None]) -> pa.Array:
+    """Kafka headers as ``map(string, string)`` (values as text; a header without a value maps to '')."""
+    maptype = pa.map_(pa.string(), pa.string())
+    if not any(headers):
+        return pa.array([[]] * len(headers), maptype)
+    return pa.array([[(k, (v or b"").decode("utf-8", "replace")) for k, v in h or ()] for h in headers], maptype)
+
+
+def _field(value: Any, arrow_type: pa.DataType) -> pa.Array:
+    """A JSON field's ``value`` as a one-row array of ``arrow_type`` (null when it does not convert)."""
+    if value is None:
+        return pa.nulls(1, arrow_type)
+    if isinstance(value, (dict, list)) and pa.types.is_string(arrow_type):
+        return pa.array([json.dumps(value, separators=(",", ":"), ensure_ascii=False)], arrow_type)
+    try:
+        return pa.array([value], arrow_type)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+        pass
+    text = json.dumps(value) if isinstance(value, bool) else str(value)  # "12" into a number, 12 into text
+    try:
+        return pa.array([text], pa.string()).cast(arrow_type)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return pa.nulls(1, arrow_type)
+
+
 def _columns(record: ExternalStreamRecord) -> list[Column]:
-    return [Column(name, parse_type(type_name)) for name, type_name in record.columns]
+    """The columns decoded from a message's value: those declared, but the message's timestamp
+    and metadata (a declared ``_tp_message_key`` is the key, as in Timeplus)."""
+    metadata = {TP_TIME, *KAFKA_METADATA_COLUMNS}
+    return [Column(name, parse_type(type_name)) for name, type_name in record.columns if name not in metadata]
 
 
 class MessageDecoder:
@@ -70,24 +133,46 @@ class MessageDecoder:
             raise external_settings.SettingError("data_format", "RawBLOB reads each message into one column")
         self.schema = pa.schema([pa.field(c.name, c.type.arrow) for c in self.columns])
 
-    def decode(self, values: list[bytes], keys: list[bytes | None], times: list[int | None]) -> pa.RecordBatch:
-        """Decode ``values`` (messages in order). A message that does not decode becomes a row
-        of nulls, which the stream stores as the columns' defaults (zero values, empty text)."""
+    def decode(self, polled: Polled) -> pa.RecordBatch:
+        """The stream's rows of ``polled`` (messages in order): the columns decoded from each
+        value, then the message's metadata columns (:data:`METADATA`). A message that does not
+        decode becomes a row of nulls, which the stream stores as the columns' defaults (zero
+        values, empty text)."""
+        values = polled.values
         try:
             table = self._values(values)
         except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError, ValueError):
             # One bad message spoils a decode of the whole poll: decode them one by one.
-            parts = []
-            for value in values:
-                try:
-                    parts.append(self._values([value]))
-                except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError, ValueError):
-                    parts.append(pa.table([pa.nulls(1, f.type) for f in self.schema], schema=self.schema))
-            table = pa.concat_tables(parts)
-        key_array = pa.array([k.decode("utf-8", "replace") if k is not None else "" for k in keys], pa.string())
-        time_array = pa.array(times, pa.int64()).cast(TP_TIME_TYPE.arrow)
-        table = table.append_column(MESSAGE_KEY, key_array).append_column(TP_TIME, time_array)
+            table = pa.concat_tables([self._one(value) for value in values])
+        # Keys are text: invalid UTF-8 is replaced rather than failing the whole poll.
+        keys = pa.array([k.decode("utf-8", "replace") if k is not None else "" for k in polled.keys], pa.string())
+        metadata = {
+            MESSAGE_KEY: keys,
+            MESSAGE_HEADERS: _headers(polled.headers),
+            SHARD: pa.array(polled.partitions, pa.int32()),
+            OFFSET: pa.array(polled.offsets, pa.int64()),
+            TP_TIME: pa.array(polled.times, pa.int64()).cast(TP_TIME_TYPE.arrow),
+        }
+        for name, array in metadata.items():
+            table = table.append_column(name, array)
         return table.combine_chunks().to_batches()[0]
+
+    def _one(self, value: bytes) -> pa.Table:
+        """One message as a row. JSON is read field by field, as Timeplus reads it: an object or
+        an array in a string column is its JSON text, and a field that does not convert (or a
+        message that is no JSON object) is null. Another format's message that does not decode
+        is a row of nulls."""
+        if self.format != "JSONEachRow":
+            try:
+                return self._values([value])
+            except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError, ValueError):
+                return pa.table([pa.nulls(1, f.type) for f in self.schema], schema=self.schema)
+        try:
+            document = json.loads(value)
+        except ValueError:
+            document = None
+        fields = document if isinstance(document, dict) else {}
+        return pa.table([_field(fields.get(f.name), f.type) for f in self.schema], schema=self.schema)
 
     def _values(self, values: list[bytes]) -> pa.Table:
         """The columns decoded from ``values``; raises when any message does not decode."""
@@ -127,12 +212,15 @@ class KafkaReader:
 
     def ensure_stream(self) -> None:
         """Create the stream the messages are appended to, when absent (or made meanwhile by
-        another cluster node)."""
+        another cluster node); a stream copied by an earlier version gets the metadata columns it
+        lacks (its rows read their zero values)."""
         if not self.store.exists(self.record.name):
-            columns = [*self.decoder.columns, Column(MESSAGE_KEY, parse_type("string"))]
             with contextlib.suppress(AlreadyExists):
-                self.store.create(self.record.name, columns,
+                self.store.create(self.record.name, [*self.decoder.columns, *METADATA],
                                   StreamSettings(description=f"read from Kafka topic {self.topic}"))
+                return
+        for column in METADATA:
+            self.store.add_column(self.record.name, column, if_not_exists=True)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"kafka-source:{self.record.name}")
@@ -173,23 +261,17 @@ class KafkaReader:
         consumer.assign([TopicPartition(self.topic, p, done.get(p, OFFSET_BEGINNING)) for p in topic.partitions])
 
     def _append(self, messages: list[Any]) -> None:
-        values: list[bytes] = []
-        keys: list[bytes | None] = []
-        times: list[int | None] = []
-        offsets: dict[int, int] = {}
+        good = []
         for message in messages:
-            if message.error() is not None:
-                log.warning("kafka external stream %s: %s", self.record.name, message.error())
-                continue
-            values.append(message.value() or b"")
-            keys.append(message.key())
-            stamp = message.timestamp()[1]
-            times.append(stamp if stamp >= 0 else None)  # no timestamp: the stream uses the ingest time
-            offsets[message.partition()] = message.offset() + 1
-        if not values:
+            if (error := message.error()) is not None:
+                log.warning("kafka external stream %s: %s", self.record.name, error)
+            else:
+                good.append(message)
+        polled = Polled.of(good)
+        if not polled.values:
             return
-        self.store.get(self.record.name).append_batch(self.decoder.decode(values, keys, times))
-        self.catalog.set_kafka_offsets(self.record.name, offsets)
+        self.store.get(self.record.name).append_batch(self.decoder.decode(polled))
+        self.catalog.set_kafka_offsets(self.record.name, polled.next_offsets())
 
 
 def reader_unit(name: str) -> str:

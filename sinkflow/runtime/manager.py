@@ -34,6 +34,8 @@ class SinkDefinition:
     #: Dotted property paths that are secret beyond the type's own (an external stream's
     #: ``http_header_X_Api_Key`` setting, say): stored apart and masked like them.
     secret_paths: tuple[str, ...] = ()
+    #: Created paused (a view's ``pause_on_start``): it starts on resume.
+    paused: bool = False
 
 
 class SinkManager:
@@ -100,7 +102,8 @@ class SinkManager:
         self.validate(definition)
         public, secrets = registry.split_secrets(definition.type, definition.properties, definition.secret_paths)
         record = SinkRecord(id=str(uuid.uuid4()), name=definition.name, description=definition.description,
-                            sql=definition.sql, type=definition.type, properties=public, secrets=secrets)
+                            sql=definition.sql, type=definition.type, properties=public, secrets=secrets,
+                            paused=definition.paused)
         self.catalog.add_sink(record)
         self._initial_checkpoint(record)
         self._launch(record)

@@ -37,12 +37,14 @@ from sinkflow.sql.pipeline_statements import (
     CreateExternalStream,
     CreateMaterializedView,
     CreateView,
+    DropExternal,
     DropView,
     InsertSelect,
     Query,
     ShowCreate,
     ShowPipelines,
     SystemPipeline,
+    pause_on_start,
     relocate,
 )
 from sinkflow.sql.statements import (
@@ -51,9 +53,12 @@ from sinkflow.sql.statements import (
     DropStream,
     Insert,
     ShowStreams,
+    ValueExpression,
     parse_statement,
 )
+from sinkflow.sql.defaults import compile_default
 from sinkflow.sql.views import expand_views
+from sinkflow.streams.defaults import ColumnDefaults
 from sinkflow.streams.ingest import rows_to_batch
 from sinkflow.streams.types import TP_TIME, Column, parse_type
 
@@ -106,7 +111,10 @@ class SqlPipelines:
         statement = parse_statement(sql)
         if statement is None:
             query = await self._prepare(Query(sql, 0))
-            return await asyncio.to_thread(self.engine.execute, query)
+            try:
+                return await asyncio.to_thread(self.engine.execute, query)
+            except SqlError as err:
+                raise self._unreadable(err) from None
         handler = getattr(self, "_" + type(statement).__name__, None)
         if handler is not None:
             result: StatementResult | None = await handler(statement, sql)
@@ -147,7 +155,19 @@ class SqlPipelines:
         try:
             return self.engine.plan(text)
         except SqlError as err:
-            raise (relocate(err, sql, query) if text == query.sql else err) from None
+            raise self._unreadable(relocate(err, sql, query) if text == query.sql else err) from None
+
+    def _unreadable(self, err: SqlError) -> SqlError:
+        """``err``, said plainly when the stream it does not know is an external stream that cannot be read."""
+        for record in self._externals().values():
+            prefix = f"unknown stream '{record.name}'"
+            if record.type != "kafka" and err.message.startswith(prefix):
+                kind = "external table" if record.is_table else "external stream"
+                err.message = (f"{kind} '{record.name}' (type '{record.type}') cannot be read: only Kafka external "
+                               f"streams are sources here; write to it with INSERT INTO {record.name} or CREATE "
+                               f"MATERIALIZED VIEW … INTO {record.name}{err.message[len(prefix):]}")
+                err.args = (err.message,)
+        return err
 
     # -- external streams -------------------------------------------------------------------------
 
@@ -164,6 +184,12 @@ class SqlPipelines:
             return StatementResult("status", f"external stream '{stmt.name}' already exists")
         self._check_free(stmt.name)
         columns = [(c.name, c.type.name) for c in stmt.columns]
+        aliased = next((c.name for c in stmt.columns if c.alias), None)
+        if aliased is not None:
+            raise InvalidInput(f"column '{aliased}': an external stream's columns take DEFAULT expressions, not ALIAS")
+        defaults = {c.name: c.default for c in stmt.columns if c.default is not None}
+        if defaults:
+            ColumnDefaults(stmt.name, list(stmt.columns), compile_default)  # refuses a bad expression by column
         try:
             mapped = external_settings.sink_properties(stmt.settings, columns, stmt.table)
         except external_settings.SettingError as err:
@@ -176,9 +202,19 @@ class SqlPipelines:
         public, secrets = external_settings.split_settings(stmt.settings)
         self.catalog.add_external_stream(ExternalStreamRecord(
             name=stmt.name, type=str(stmt.settings["type"]).lower(), columns=columns, settings=public,
-            secrets=secrets, is_table=stmt.table))
+            secrets=secrets, is_table=stmt.table, defaults=defaults))
         what = "external table" if stmt.table else "external stream"
         return StatementResult("status", f"created {what} '{stmt.name}' ({mapped.sink_type})")
+
+    async def _DropExternal(self, stmt: DropExternal, sql: str) -> StatementResult:
+        """As DROP STREAM, for an external stream or table only (never a stream of this server)."""
+        if stmt.name not in self._externals():
+            if stmt.if_exists:
+                return StatementResult("status", f"external stream '{stmt.name}' does not exist")
+            raise NotFound(f"external stream '{stmt.name}' not found")
+        result = await self._DropStream(DropStream(stmt.name, stmt.if_exists), sql)
+        assert result is not None  # an external stream is always dropped here
+        return result
 
     def _sink_settings(self, record: ExternalStreamRecord) -> external_settings.SinkSettings:
         return external_settings.sink_properties({**record.settings, **record.secrets}, record.columns,
@@ -214,7 +250,8 @@ class SqlPipelines:
         try:
             record = await self.sinks.create(SinkDefinition(
                 name=stmt.name, sql=text, type=sink_type, properties=properties, secret_paths=secret_paths,
-                description=f"{_MV_DESCRIPTION} into {stmt.target}" if stmt.target else _MV_DESCRIPTION))
+                description=f"{_MV_DESCRIPTION} into {stmt.target}" if stmt.target else _MV_DESCRIPTION,
+                paused=pause_on_start(text)))
         except BaseException:
             if stmt.target is None and self.store.exists(stmt.name):
                 self.store.drop(stmt.name)
@@ -231,6 +268,12 @@ class SqlPipelines:
         external = self._externals().get(stmt.target)
         if external is not None:
             _check_columns(external, [column.name for column in plan.columns])
+            missing = sorted(set(external.defaults) - {column.name for column in plan.columns})
+            if missing:
+                # A view's rows go to the destination as the query gives them.
+                raise InvalidInput(f"column '{missing[0]}' of external stream '{external.name}' has a DEFAULT, which "
+                                   f"a view does not compute: add `{external.defaults[missing[0]]} AS {missing[0]}` "
+                                   "to the query")
             mapped = self._sink_settings(external)
             return mapped.sink_type, mapped.properties, tuple(sorted(mapped.secret_paths))
         if self.store.exists(stmt.target):
@@ -281,8 +324,11 @@ class SqlPipelines:
         assert sink_id is not None
         if stmt.action == "pause":
             self.sinks.pause(sink_id)
-        else:
+        elif stmt.action == "resume":
             self.sinks.resume(sink_id)
+        else:  # recover: as the Sink API's restart, from the last checkpoint (clears a failed state)
+            await self.sinks.restart(sink_id)
+            return StatementResult("status", f"recovered materialized view '{stmt.name}' from its last checkpoint")
         return StatementResult("status", f"{stmt.action}d materialized view '{stmt.name}'")
 
     # -- writing ----------------------------------------------------------------------------------
@@ -291,9 +337,13 @@ class SqlPipelines:
         external = self._externals().get(stmt.name)
         if external is None:
             return None
-        columns = [Column(name, parse_type(type_name)) for name, type_name in external.columns]
-        batch = rows_to_batch(stmt.name, columns, list(stmt.columns) if stmt.columns is not None else None,
-                              [list(row) for row in stmt.rows])
+        if external.columns:
+            columns = _external_columns(external)
+            given = [c.name for c in columns if c.name not in external.defaults]
+            names = list(stmt.columns) if stmt.columns is not None else given  # as for a stream: no defaulted ones
+            batch = _with_defaults(external, rows_to_batch(stmt.name, columns, names, [list(row) for row in stmt.rows]))
+        else:
+            batch = _untyped_batch(stmt)
         count = await self._send(external, batch)
         return StatementResult("status", f"inserted {count} row{'' if count == 1 else 's'} into '{stmt.name}'",
                                count=count)
@@ -320,7 +370,7 @@ class SqlPipelines:
             count = 0
         elif external is not None:
             _check_columns(external, batch.schema.names)
-            count = await self._send(external, batch)
+            count = await self._send(external, _with_defaults(external, batch))
         else:
             count = self.store.get(stmt.target).append_batch(batch).count
         return StatementResult("status", f"inserted {count} row{'' if count == 1 else 's'} into '{stmt.target}'",
@@ -409,7 +459,9 @@ class SqlPipelines:
         """The statement that creates ``name`` (secrets shown as ``********``). Raises :class:`NotFound`."""
         external = self._externals().get(name)
         if external is not None:
-            columns = f" ({', '.join(f'{n} {t}' for n, t in external.columns)})" if external.columns else ""
+            written = [f"{n} {t}" + (f" DEFAULT {external.defaults[n]}" if n in external.defaults else "")
+                       for n, t in external.columns]
+            columns = f" ({', '.join(written)})" if written else ""
             values = {**external.settings, **{key: MASK for key in external.secrets}}
             settings = ", ".join(f"{key}={_literal(value)}" for key, value in values.items())
             kind = "TABLE" if external.is_table else "STREAM"
@@ -436,10 +488,54 @@ class SqlPipelines:
         return None
 
 
+def _external_columns(external: ExternalStreamRecord) -> list[Column]:
+    return [Column(name, parse_type(type_name), default=external.defaults.get(name))
+            for name, type_name in external.columns]
+
+
+def _with_defaults(external: ExternalStreamRecord, batch: pa.RecordBatch) -> pa.RecordBatch:
+    """``batch`` with the columns it lacks that have a DEFAULT, computed from the others, in the
+    external stream's column order. Raises :class:`InvalidInput` naming a column whose
+    expression cannot be evaluated."""
+    wanted = [name for name in external.defaults if name not in batch.schema.names]
+    if not wanted:
+        return batch
+    columns = _external_columns(external)
+    known = {name: batch.column(name) for name in batch.schema.names}
+    computed = ColumnDefaults(external.name, columns, compile_default).evaluate(known, batch.num_rows, wanted)
+    arrays = {**known, **computed}
+    names = [c.name for c in columns]
+    order = [n for n in names if n in arrays] + [n for n in arrays if n not in names]  # _tp_time last
+    return pa.RecordBatch.from_pydict({name: arrays[name] for name in order})
+
+
+def _untyped_batch(stmt: Insert) -> pa.RecordBatch:
+    """The rows of an INSERT into an external table that declares no columns (a ClickHouse
+    table): the columns it names, typed from their values; the destination converts them to its
+    own types. Raises :class:`InvalidInput` without a column list, or for a column whose values
+    mix types."""
+    if stmt.columns is None:
+        raise InvalidInput(f"external table '{stmt.name}' declares no columns: name them, "
+                           f"INSERT INTO {stmt.name} (col, …) VALUES …")
+    arrays = {}
+    for i, name in enumerate(stmt.columns):
+        values = [row[i] for row in stmt.rows]
+        if any(isinstance(value, ValueExpression) for value in values):
+            raise InvalidInput(f"column '{name}': write its values as literals (the table declares no column types)")
+        try:
+            arrays[name] = pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            raise InvalidInput(f"column '{name}': its values mix types; write them all as one type") from None
+    return pa.RecordBatch.from_pydict(arrays)
+
+
 def _check_columns(external: ExternalStreamRecord, names: Sequence[str]) -> None:
     """Raise :class:`InvalidInput` naming a column written that the external stream does not have
     (an external stream without columns, such as a ClickHouse table, takes any)."""
     known = {name for name, _ in external.columns}
+    if external.type == "kafka" and "_tp_message_headers" in names:
+        raise InvalidInput(f"column '_tp_message_headers': writing Kafka headers is not supported (external stream "
+                           f"'{external.name}' reads them); leave it out of what is written")
     for name in names:
         if known and name not in known and name != TP_TIME:
             raise InvalidInput(f"column '{name}' of the query is not a column of external stream "

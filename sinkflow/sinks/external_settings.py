@@ -91,6 +91,9 @@ def sink_properties(settings: dict[str, Any], columns: Columns, table: bool = Fa
     rest = {k: v for k, v in settings.items() if k != "type"}
     _MAPPERS[kind](rest, columns, result)
     for setting in rest:
+        reason = _UNSUPPORTED.get(setting) or _UNSUPPORTED_PER_TYPE[kind].get(setting)
+        if reason:
+            raise SettingError(setting, f"Timeplus's setting is not supported here: {reason}")
         raise SettingError(setting, f"unknown for type '{kind}' (supported: {', '.join(_KNOWN[kind])})")
     try:
         registry.parse_properties(result.sink_type, result.properties)
@@ -126,10 +129,11 @@ def _only(rest: dict[str, Any], name: str, allowed: Sequence[Any], why: str) -> 
 
 
 def data_format(rest: dict[str, Any], columns: Columns, allowed: Sequence[str]) -> str:
-    """The ``data_format`` setting, defaulted as Timeplus does: RawBLOB for one string column,
-    else JSONEachRow."""
+    """The ``data_format`` setting, defaulted as Timeplus does: RawBLOB for one string column
+    (besides a Kafka message's key and headers), else JSONEachRow."""
     value = rest.pop("data_format", None)
     if value is None:
+        columns = [c for c in columns if c[0] not in ("_tp_message_key", "_tp_message_headers")]
         single_text = len(columns) == 1 and columns[0][1].lower() == "string"
         return "RawBLOB" if single_text and "RawBLOB" in allowed else "JSONEachRow"
     for name in allowed:
@@ -180,6 +184,8 @@ def _kafka(rest: dict[str, Any], columns: Columns, out: SinkSettings) -> None:
         out.put("tls.ca_file", rest.pop("ssl_ca_cert_file"), "ssl_ca_cert_file")
     if "message_key" in rest:
         out.put("message_key", rest.pop("message_key"), "message_key")
+    elif any(name == "_tp_message_key" for name, _ in columns):
+        out.put("message_key", "_tp_message_key", "columns")  # as in Timeplus: the key, not in the value
     _only(rest, "one_message_per_row", (True, 1, "true", "1"), "sinkflow writes one message per row")
     _pass_through("kafka", rest, out)
 
@@ -292,6 +298,49 @@ def _timeplus(rest: dict[str, Any], columns: Columns, out: SinkSettings) -> None
 
 _MAPPERS: dict[str, Callable[[dict[str, Any], Columns, SinkSettings], None]] = {
     "kafka": _kafka, "http": _http, "pulsar": _pulsar, "clickhouse": _clickhouse, "timeplus": _timeplus,
+}
+#: Settings Timeplus documents that sinkflow cannot honour, with what to do instead: refused by
+#: name rather than accepted without effect.
+_UNSUPPORTED = {
+    "config_file": "write the settings in the statement (secrets are stored apart and never shown)",
+    "named_collection": "write the settings in the statement (secrets are stored apart and never shown)",
+    "format_schema": "Protobuf and Avro are not supported; use JSONEachRow, CSV or RawBLOB",
+    "ssl_ca_pem": "write the PEM to a file and name it with ssl_ca_cert_file",
+}
+_UNSUPPORTED_PER_TYPE: dict[str, dict[str, str]] = {
+    "kafka": {
+        "properties": "librdkafka properties cannot be passed through; the settings listed cover the connection",
+        "kafka_schema_registry_url": "schema registries are not supported; use JSONEachRow, CSV or RawBLOB",
+        "kafka_schema_registry_credentials": "schema registries are not supported",
+        "sharding_expr": "messages with a key go to the key's partition (a _tp_message_key column or message_key), "
+                         "the others are spread over the partitions",
+    },
+    "http": {
+        "use_chunked_encoding": "each request carries one row with its Content-Length",
+        "output_format_json_array_of_rows": "each request carries one row; use data_format='Template' with "
+                                            "format_template_resultset_format='[${data}]' for an array",
+        "ssl_ca_cert_file": "the system's certificate authorities verify the endpoint",
+        "client_key": "client certificates are not supported",
+    },
+    "pulsar": {
+        "skip_server_cert_check": "certificates are always verified",
+        "validate_hostname": "host names are always validated",
+        "ca_cert": "the system's certificate authorities verify the brokers",
+        "client_cert": "client certificates are not supported",
+        "client_key": "client certificates are not supported",
+        "connections_per_broker": "the client's own connection pool is used",
+        "memory_limit": "the client's own limit is used",
+        "io_threads": "the client's own threads are used",
+        "max_insert_block_size": "each row is sent as one message",
+        "max_insert_block_bytes": "each row is sent as one message",
+    },
+    "clickhouse": {"pooled_connections": "the sink keeps one connection per view"},
+    "timeplus": {
+        "db": "only this server's streams can be written (leave db out)",
+        "user": "only this server's streams can be written (leave user out)",
+        "password": "only this server's streams can be written (leave password out)",
+        "secure": "only this server's streams can be written (leave secure out)",
+    },
 }
 _KNOWN = {
     "kafka": ("brokers", "topic", "data_format", "security_protocol", "sasl_mechanism", "username", "password",

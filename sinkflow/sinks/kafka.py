@@ -57,7 +57,11 @@ from sinkflow.sinks.config import BatchPolicy, SinkConfig, StrList
 from sinkflow.sinks.encode import column_texts, csv_line_array, json_document_array, row_dicts
 from sinkflow.sinks.rdkafka import ANY_PARTITION, BatchProducer
 from sinkflow.sinks.template import Template, TemplateText, check_columns
+from sinkflow.sql.plan import KAFKA_METADATA_COLUMNS
 from sinkflow.streams.types import TP_TIME
+
+#: Timeplus's column for the message key of a Kafka external stream.
+MESSAGE_KEY = KAFKA_METADATA_COLUMNS[0]
 
 log = logging.getLogger(__name__)
 
@@ -283,7 +287,10 @@ class KafkaSink(Sink):
 
     def __init__(self, config: KafkaConfig, env: SinkEnv) -> None:
         super().__init__(config, env)
-        columns = [name for name in env.output_schema.names if name != TP_TIME]
+        #: Timeplus's message key column, when it keys the messages, is no part of their values.
+        self._key_in_value = config.message_key != MESSAGE_KEY
+        columns = [name for name in env.output_schema.names
+                   if name != TP_TIME and (self._key_in_value or name != MESSAGE_KEY)]
         if config.data_type == "raw" and len(columns) != 1:
             raise ConfigError("data_type", f"raw sends the text of one column; the query has {len(columns)}")
         self._key_column: str | None = None
@@ -330,15 +337,18 @@ class KafkaSink(Sink):
         """The batch's messages: one JSON document per row (``raw``: the one column's text, null
         as empty; ``csv``: one CSV line of the columns but ``_tp_time``), and their keys (None
         without ``message_key``)."""
+        keys = self._keys(batch)
+        if not self._key_in_value and MESSAGE_KEY in batch.schema.names:
+            batch = batch.drop_columns([MESSAGE_KEY])
         if self.config.data_type == "raw":
             column = batch.column(next(i for i, n in enumerate(batch.schema.names) if n != TP_TIME))
             values = pc.fill_null(column.cast(pa.string()), "").cast(pa.binary())
             # One array from offset 0, as the batch producer takes it.
-            return pa.concat_arrays([values]), self._keys(batch)
+            return pa.concat_arrays([values]), keys
         if self.config.data_type == "csv":
             values = batch.drop_columns([TP_TIME]) if TP_TIME in batch.schema.names else batch
-            return csv_line_array(values), self._keys(batch)
-        return json_document_array(batch), self._keys(batch)
+            return csv_line_array(values), keys
+        return json_document_array(batch), keys
 
     async def write(self, batch: pa.RecordBatch, ctx: WriteContext) -> None:
         """Encode the rows and enqueue one message per row (exactly_once: in the open

@@ -8,7 +8,8 @@ These are Timeplus's statements for pipelines written in SQL::
     CREATE VIEW [IF NOT EXISTS] name AS SELECT …
     INSERT INTO target [(col, …)] SELECT …
     DROP VIEW [IF EXISTS] name
-    SYSTEM PAUSE|RESUME MATERIALIZED VIEW name
+    DROP EXTERNAL STREAM|TABLE [IF EXISTS] name
+    SYSTEM PAUSE|RESUME|RECOVER MATERIALIZED VIEW name
     SHOW MATERIALIZED VIEWS | SHOW VIEWS | SHOW EXTERNAL STREAMS | SHOW CREATE [STREAM|VIEW|…] name
 
 :func:`parse_pipeline` is called by :func:`sinkflow.sql.statements.parse_statement` before its
@@ -23,9 +24,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from sqlglot import exp
 from sqlglot.tokens import TokenType
 
 from sinkflow.errors import Position, SqlError
+from sinkflow.sql.parse import parse_select
 from sinkflow.sql.positions import located, position_at
 from sinkflow.streams.types import Column
 
@@ -106,8 +109,17 @@ class DropView:
 
 
 @dataclass(frozen=True)
+class DropExternal:
+    """``DROP EXTERNAL STREAM|TABLE [IF EXISTS] name``: only an external stream or table."""
+
+    name: str
+    if_exists: bool = False
+
+
+@dataclass(frozen=True)
 class SystemPipeline:
-    """``SYSTEM PAUSE|RESUME MATERIALIZED VIEW name``; ``action`` is 'pause' or 'resume'."""
+    """``SYSTEM PAUSE|RESUME|RECOVER MATERIALIZED VIEW name``; ``action`` is 'pause', 'resume' or
+    'recover'."""
 
     action: str
     name: str
@@ -129,7 +141,7 @@ class ShowCreate:
 
 
 PipelineStatement = (CreateExternalStream | CreateMaterializedView | CreateView | InsertSelect | DropView
-                     | SystemPipeline | ShowPipelines | ShowCreate)
+                     | DropExternal | SystemPipeline | ShowPipelines | ShowCreate)
 
 _SHOW_KINDS = {"MATERIALIZED VIEWS": "materialized_view", "VIEWS": "view", "EXTERNAL STREAMS": "external_stream",
                "EXTERNAL TABLES": "external_stream"}
@@ -157,6 +169,11 @@ def parse_pipeline(p: _Parser) -> PipelineStatement | None:
             name = p.identifier("a view name")
             p.end()
             return DropView(name, if_exists)
+        if p.accept_word("EXTERNAL", "STREAM") or p.accept_word("EXTERNAL", "TABLE"):
+            if_exists = p.accept_word("IF", "EXISTS")
+            name = p.identifier("an external stream name")
+            p.end()
+            return DropExternal(name, if_exists)
     elif p.accept_word("INSERT"):
         statement = _insert_select(p)
         if statement is not None:
@@ -169,6 +186,15 @@ def parse_pipeline(p: _Parser) -> PipelineStatement | None:
             return statement
     p.i = start
     return None
+
+
+def pause_on_start(query: str) -> bool:
+    """Whether a view's query (one that plans: the planner checks the value) says
+    ``SETTINGS pause_on_start=true``."""
+    for item in parse_select(query).tree.args.get("settings") or []:
+        if isinstance(item, exp.EQ) and item.this.name == "pause_on_start":
+            return item.expression.sql().strip("'\"").lower() in ("true", "1")
+    return False
 
 
 def relocate(err: SqlError, sql: str, query: Query) -> SqlError:
@@ -278,9 +304,10 @@ def _system(p: _Parser) -> SystemPipeline:
     text, offset = _command_text(p)
     words = text.split()
     upper = [w.upper() for w in words]
-    if len(words) == 4 and upper[0] in ("PAUSE", "RESUME") and upper[1:3] == ["MATERIALIZED", "VIEW"]:
+    if len(words) == 4 and upper[0] in ("PAUSE", "RESUME", "RECOVER") and upper[1:3] == ["MATERIALIZED", "VIEW"]:
         return SystemPipeline(upper[0].lower(), words[3].strip("`\""))
-    raise located(f"SYSTEM {' '.join(upper[:3])} is not supported (SYSTEM PAUSE|RESUME MATERIALIZED VIEW name is)",
+    raise located(f"SYSTEM {' '.join(upper[:3])} is not supported "
+                  "(SYSTEM PAUSE|RESUME|RECOVER MATERIALIZED VIEW name is)",
                   position_at(p.sql, offset))
 
 

@@ -42,9 +42,20 @@ DEFAULT_JOIN_ROWS = 10_000_000
 ONE_ROW = "__one"
 #: The row's sequence number in its stream's log, a hidden column of every stream.
 SEQUENCE_COLUMN = "_tp_sn"
+#: The metadata columns of a Kafka external stream read as a source, Timeplus's virtual columns:
+#: the message's key and headers, its partition, and its offset, which stands in for the
+#: stream's own sequence number as ``_tp_sn``. ``SELECT *`` leaves them out, as Timeplus does.
+KAFKA_METADATA_COLUMNS = ("_tp_message_key", "_tp_message_headers", "_tp_shard", SEQUENCE_COLUMN)
+_SHARD = KAFKA_METADATA_COLUMNS[2]
 #: +1 (a row) or -1 (a retraction of a row emitted before) in an EMIT CHANGELOG query's output.
 DELTA_COLUMN = "_tp_delta"
 _SETTINGS = ("seek_to", "idle_timeout", "query_mode", "join_max_buffered_rows", "aggregate_state_ttl_sec")
+#: Settings of a materialized view written in its query's SETTINGS: ``pause_on_start`` (applied
+#: by the runtime when it creates the view), and Timeplus's placement and replication of a view in
+#: a cluster (``memory_weight``, ``preferred_exec_node``, ``checkpoint_settings``), which a single
+#: server has no use for (docs/pipelines.md).
+VIEW_SETTINGS = frozenset({"pause_on_start", "memory_weight", "preferred_exec_node", "mv_preferred_exec_node",
+                           "checkpoint_settings"})
 #: Proton settings that tune its own execution (threads, hash tables, shards, backfill); sinkflow
 #: accepts them so statements written for Proton run, and they change nothing (docs/sql.md).
 _TUNING_SETTINGS = frozenset({
@@ -320,6 +331,10 @@ class _Scope:
     bounded: bool = False
     #: The enclosing query's seek_to, which its subqueries' streams start from too.
     seek_to: str | None = None
+    #: Its seek_to as Kafka offsets in partition order ('5,3,11'; a single number too), and its
+    #: shards setting as written: they apply to the Kafka external streams read (see _kafka_positions).
+    partition_offsets: tuple[int, ...] | None = None
+    shards: str | None = None
 
 
 @dataclass
@@ -479,7 +494,8 @@ class _Planner:
         if name in self.inputs:
             raise self.err(query, f"'{name}' is read twice in one FROM; give each an alias")
         inner = _plan_query(query, replace(scope, bounded=scope.bounded or bounded or self.scope.bounded,
-                                           seek_to=self.scope.seek_to), None)
+                                           seek_to=self.scope.seek_to, shards=self.scope.shards,
+                                           partition_offsets=self.scope.partition_offsets), None)
         compiled = scope.compile(inner)
         self.inputs[name] = compiled
         return compiled
@@ -718,8 +734,10 @@ class _Planner:
                     raise self.err(name_node, f"* EXCEPT names '{name_node.name}', which is not a column of the source")
             taken = {_output_name(p) for p in select.expressions if not isinstance(p, exp.Star)}
             for rel in rels:
+                kafka = _SHARD in rel.columns and rel.stream not in self.inputs
                 for col in rel.columns:
-                    if col in excluded or (col in rel.using and not star_table):
+                    if (col in excluded or (col in rel.using and not star_table)
+                            or (kafka and col in KAFKA_METADATA_COLUMNS)):
                         continue
                     label = sorted(rel.labels)[0]
                     node = exp.column(col, table=label)
@@ -830,12 +848,8 @@ def _seek_to(p: _Planner, node: exp.Expression) -> str:
         return value.lower()
     if value.isdigit():
         return f"sn:{value}"  # a sequence number of the stream's log
-    if "," in value and all(part.strip().isdigit() for part in value.split(",")):
-        # Timeplus's offsets per partition of a Kafka topic: sinkflow reads a topic through a copy
-        # in a stream that keeps neither the partition nor the offset of a message.
-        raise p.err(node, f"seek_to '{value}': offsets per partition of a Kafka topic are not supported (the topic "
-                          "is read through a stream that keeps no partition offsets); write seek_to='earliest' or "
-                          "a timestamp of the messages like '2024-01-01 00:00:00', and filter on _tp_time")
+    if _numbers(value) is not None:
+        return "earliest"  # Kafka offsets per partition: see _kafka_positions
     if value.startswith("-") and (micros := interval_from_text(value[1:])) is not None:
         return f"-{micros}us"  # relative to when the query starts
     try:
@@ -846,6 +860,76 @@ def _seek_to(p: _Planner, node: exp.Expression) -> str:
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=timezone.utc)
     return ts.isoformat()
+
+
+def _numbers(value: str) -> tuple[int, ...] | None:
+    """``'5,3,11'`` as (5, 3, 11); None when ``value`` is not a list of numbers."""
+    parts = [part.strip() for part in value.split(",")]
+    return tuple(int(part) for part in parts) if all(part.isdigit() for part in parts) else None
+
+
+def _kafka_positions(p: _Planner, select: exp.Select, settings: dict[str, str]) -> None:
+    """Apply the query's Kafka settings when FROM reads a Kafka external stream: ``seek_to`` as
+    offsets in partition order (``'5,3,11'``: offset 5 of partition 0, 3 of 1, 11 of 2; partitions
+    after the last listed are read from their earliest offset) or as a timestamp (the messages
+    stamped at or after it, in every partition), and ``shards='0,2'`` (only those partitions).
+    The stream holds each message's partition and offset (KAFKA_METADATA_COLUMNS), so it is read
+    from its earliest row and WHERE keeps the messages at or after those positions.
+
+    Raises :class:`SqlError` for offsets per partition on a stream that is not a Kafka external
+    stream, and for a shards setting that is not a list of partitions."""
+    offsets, shards = p.scope.partition_offsets, p.scope.shards
+    seek = settings.get("seek_to", "latest")
+    since = None if seek in ("earliest", "latest") or seek.startswith(("sn:", "-", "time:")) else seek
+    rel = p.relations[0]
+    if (offsets is None and shards is None and since is None) or rel.stream in p.inputs:
+        return  # a subquery that reads the stream applies them itself
+    if _SHARD not in rel.columns:
+        if offsets is not None and len(offsets) > 1:
+            raise p.err(_setting_node(p, "seek_to"), f"seek_to '{','.join(map(str, offsets))}': offsets per "
+                                                     f"partition apply to a Kafka external stream, and "
+                                                     f"'{rel.stream}' is not one")
+        return
+    label = sorted(rel.labels)[0]
+    shard, offset = exp.column(_SHARD, table=label), exp.column(SEQUENCE_COLUMN, table=label)
+    if offsets is not None:
+        listed = [exp.and_(exp.EQ(this=shard.copy(), expression=exp.Literal.number(i)),
+                           exp.GTE(this=offset.copy(), expression=exp.Literal.number(o)))
+                  for i, o in enumerate(offsets)]
+        later = exp.GTE(this=shard.copy(), expression=exp.Literal.number(len(offsets)))
+        select.where(exp.paren(exp.or_(*listed, later)), copy=False)
+        settings["seek_to"] = "earliest"
+        p.scope = replace(p.scope, seek_to="earliest")
+    elif since is not None:
+        # As Kafka finds the offset of a time in each partition: the copy interleaves partitions,
+        # so a single position in it would let in older messages of another partition.
+        select.where(exp.GTE(this=exp.column(TP_TIME, table=label), expression=exp.Literal.string(since)), copy=False)
+        settings["seek_to"] = "earliest"
+        p.scope = replace(p.scope, seek_to="earliest")
+    if shards is not None:
+        chosen = _numbers(shards)
+        if chosen is None:
+            raise p.err(_setting_node(p, "shards"),
+                        f"shards must list partitions of the Kafka topic like '0,2', not '{shards}'")
+        select.where(exp.In(this=shard.copy(), expressions=[exp.Literal.number(n) for n in chosen]), copy=False)
+
+
+def _setting_node(p: _Planner, name: str) -> exp.Expression | None:
+    """The value of this query's setting ``name`` (None when an enclosing query set it)."""
+    return next((i.expression for i in p.settings_items if isinstance(i, exp.EQ) and i.this.name == name), None)
+
+
+def _offsets_are_sequence(p: _Planner, select: exp.Select) -> bool:
+    """Whether ``select`` reads a Kafka external stream, whose ``_tp_sn`` is a message's offset
+    within its partition rather than a position in the stream's log."""
+    for table in select.find_all(exp.Table):
+        try:
+            columns = p.store.get(table.name).columns if table.name else []
+        except NotFound:
+            continue
+        if any(c.name == _SHARD for c in columns):
+            return True
+    return False
 
 
 def _lag_ref(p: _Planner, node: exp.Expression) -> exp.Expression:
@@ -972,12 +1056,13 @@ def _constant_delta(node: exp.Expression) -> exp.Expression:
     return node
 
 
-def _seeks_from_where(p: _Planner, where: exp.Expression) -> dict[str, str]:
+def _seeks_from_where(p: _Planner, where: exp.Expression, offsets: bool = False) -> dict[str, str]:
     """Where a streaming query's streams start reading when its WHERE names ``_tp_sn`` or
     ``_tp_time``, as Proton pushes such predicates down: from the lower bound an AND-ed
     comparison gives (``_tp_sn >= 10``, ``_tp_time > now() - 1h``, ``_tp_time = '…'``), else
     from the earliest row (``_tp_sn < 5``, ``!=``, OR …). Keyed by the column's qualifier
-    ("" for an unqualified column): a join's sides seek apart."""
+    ("" for an unqualified column): a join's sides seek apart. With ``offsets`` (a Kafka source,
+    whose ``_tp_sn`` is an offset within a partition) ``_tp_sn`` reads from the earliest row."""
     seeks: dict[str, str] = {}
     bounded: set[str] = set()
     terms = list(where.flatten()) if isinstance(where, exp.And) else [where]
@@ -991,7 +1076,8 @@ def _seeks_from_where(p: _Planner, where: exp.Expression) -> dict[str, str]:
                 lower = isinstance(term, (exp.LT, exp.LTE, exp.EQ))
             if (isinstance(left, exp.Column) and lower and left.name in (SEQUENCE_COLUMN, TP_TIME)
                     and not any(True for _ in right.find_all(exp.Column)) and left.table not in bounded):
-                if left.name == SEQUENCE_COLUMN and isinstance(right, exp.Literal) and right.this.isdigit():
+                if left.name == SEQUENCE_COLUMN and isinstance(right, exp.Literal) and right.this.isdigit() \
+                        and not offsets:
                     seeks[left.table] = f"sn:{int(right.this) + (1 if strict else 0)}"
                     bounded.add(left.table)
                     continue
@@ -1114,7 +1200,10 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
                 p.scope = replace(p.scope, bounded=True)
         elif isinstance(item, exp.EQ) and item.this.name == "seek_to" and not p.scope.bounded:
             settings["seek_to"] = _seek_to(p, item.expression)
-            p.scope = replace(p.scope, seek_to=settings["seek_to"])
+            p.scope = replace(p.scope, seek_to=settings["seek_to"],
+                              partition_offsets=_numbers(_setting_value(item.expression).strip()))
+        elif isinstance(item, exp.EQ) and item.this.name == "shards":
+            p.scope = replace(p.scope, shards=_setting_value(item.expression).strip())
     last = parsed.emit.last_us if parsed is not None and parsed.emit is not None else None
     if last is not None and "seek_to" not in settings and not p.scope.bounded:
         settings["seek_to"] = f"-{last}us"  # EMIT LAST d: the query starts d ago
@@ -1123,7 +1212,7 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
         select = select.transform(_earliest_ts)
     where = select.args.get("where")
     if "seek_to" not in settings and not p.scope.bounded and where is not None:
-        seeks = _seeks_from_where(p, where.this)
+        seeks = _seeks_from_where(p, where.this, _offsets_are_sequence(p, select))
         if seeks:
             # The streams read from where WHERE starts them (those of subqueries too); a join's sides apart.
             p.side_seeks = seeks
@@ -1133,6 +1222,7 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
     p.aggregating = select.args.get("group") is not None or any(
         is_aggregate(n) for e in select.expressions for n in e.walk() if isinstance(n, exp.Expression))
     p.relations.append(p.from_clause(select))
+    _kafka_positions(p, select, settings)
     stream = p.relations[0].stream
     texts = dict(zip(map(id, select.expressions), (parsed.select_texts if parsed else None) or []))
     over_keys = _window_functions(p, select, texts)
@@ -1198,15 +1288,19 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
         if name == "seek_to":
             if p.bounded:
                 raise p.err(item, "seek_to applies to streaming queries, not to table() or query_mode='table'")
-            settings["seek_to"] = _seek_to(p, item.expression)
+            settings.setdefault("seek_to", _seek_to(p, item.expression))  # as read above, or by _kafka_positions
         elif name == "idle_timeout":
             idle_timeout = _idle_timeout(p, item.expression)
+        elif name == "pause_on_start":
+            value = _setting_value(item.expression).lower()
+            if value not in ("true", "false", "1", "0"):
+                raise p.err(item.expression, f"pause_on_start must be true or false, not '{value}'")
         elif name == "aggregate_state_ttl_sec":
             value = _setting_value(item.expression)
             if not value.isdigit() or int(value) <= 0:
                 raise p.err(item.expression, f"aggregate_state_ttl_sec must be a positive number of seconds, not '{value}'")
             state_ttl = int(value) * 1_000_000
-        elif name in ("query_mode", "join_max_buffered_rows") or name in _TUNING_SETTINGS:
+        elif name in ("query_mode", "join_max_buffered_rows") or name in _TUNING_SETTINGS or name in VIEW_SETTINGS:
             pass  # applied where the sources were planned, or Proton's own tuning
         else:
             raise p.err(item.this, f"unknown setting '{name}'; supported: {', '.join(_SETTINGS)}")

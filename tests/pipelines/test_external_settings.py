@@ -3,11 +3,13 @@ with errors naming the setting the user wrote."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pytest
 
+from sinkflow.catalog import Catalog, ExternalStreamRecord
 from sinkflow.errors import ConfigError
 from sinkflow.sinks import registry
 from sinkflow.sinks.base import SinkEnv
@@ -84,7 +86,20 @@ REFUSED: list[tuple[dict[str, Any], bool, str]] = [
     ({"type": "kafka", "brokers": "b:1", "topic": "t", "one_message_per_row": False}, False,
      "setting 'one_message_per_row': False is not supported"),
     ({"type": "kafka", "brokers": "b:1", "topic": "t", "kafka_schema_registry_url": "x"}, False,
-     "setting 'kafka_schema_registry_url': unknown for type 'kafka'"),
+     "setting 'kafka_schema_registry_url': Timeplus's setting is not supported here: schema registries"),
+    ({"type": "kafka", "brokers": "b:1", "topic": "t", "properties": "queue.buffering.max.ms=1"}, False,
+     "setting 'properties': Timeplus's setting is not supported here: librdkafka properties"),
+    ({"type": "kafka", "brokers": "b:1", "topic": "t", "rows_between_delimiter": "x"}, False,
+     "setting 'rows_between_delimiter': unknown for type 'kafka' (supported: brokers,"),
+    ({"type": "http", "url": "http://127.0.0.1/", "output_format_json_array_of_rows": 1}, False,
+     "setting 'output_format_json_array_of_rows': Timeplus's setting is not supported here: each request carries one row"),
+    ({"type": "http", "url": "http://127.0.0.1/", "use_chunked_encoding": True}, False,
+     "setting 'use_chunked_encoding': Timeplus's setting is not supported here"),
+    ({"type": "pulsar", "service_url": "pulsar://h:6650", "topic": "t", "io_threads": 4}, False,
+     "setting 'io_threads': Timeplus's setting is not supported here"),
+    ({"type": "clickhouse", "address": "h:9000", "table": "t", "pooled_connections": 3}, True,
+     "setting 'pooled_connections': Timeplus's setting is not supported here"),
+    ({"type": "timeplus", "stream": "s", "db": "default"}, False, "setting 'db': Timeplus's setting is not supported"),
     ({"type": "http", "url": "ftp://x"}, False, "setting 'url':"),
     ({"type": "http", "url": "http://127.0.0.1/", "data_format": "Template"}, False,
      "setting 'format_template_row_format': is required when data_format is 'Template'"),
@@ -122,3 +137,14 @@ def test_template_escaping_rules() -> None:
     with pytest.raises(SettingError, match="escaping rule 'Escaped'"):
         template_payload("${a}", None)  # no rule means Escaped, which has no counterpart
     assert template_payload("${ a : raw }-${b:Json}", None) == "{{ .a }}-{{ json .b }}"
+
+
+def test_column_defaults_of_an_external_stream_are_stored(tmp_path: Path) -> None:
+    catalog = Catalog(tmp_path)
+    catalog.add_external_stream(ExternalStreamRecord("a", "http", [("id", "string"), ("n", "int32")],
+                                                     {"type": "http", "url": "http://127.0.0.1/"},
+                                                     defaults={"id": "uuid()"}))
+    catalog.add_external_stream(ExternalStreamRecord("b", "http", [("n", "int32")], {"type": "http"}))
+    stored = {r.name: r for r in Catalog(tmp_path).external_streams()}
+    assert (stored["a"].columns, stored["a"].defaults) == ([("id", "string"), ("n", "int32")], {"id": "uuid()"})
+    assert (stored["b"].columns, stored["b"].defaults) == ([("n", "int32")], {})

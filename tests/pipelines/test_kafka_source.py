@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from tests.servers.process import running
 from tests.servers.sinkflow import SinkflowServer
@@ -128,3 +129,56 @@ def test_latest_is_the_default_and_means_messages_from_now_on(tmp_path: Path, ta
         time.sleep(1.0)  # an old message would show up by now
         assert sorted(int(r["k"][1:]) for r in view_rows(api, "fresh")) == list(range(150, 180))
         assert sorted(int(r["k"][1:]) for r in view_rows(api, "everything")) == list(range(180))
+
+
+def produce_to_partitions(bootstrap: str, topic: str, first: int, count: int) -> None:
+    """Messages ``first`` … ``first+count-1``: message n goes to partition n % 3 (so it has offset
+    n // 3 there), keyed ``k<n>``, with the header ``trace: t<n>``, timestamped T0 + n s."""
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    for n in range(first, first + count):
+        producer.produce(topic, json.dumps({"n": n}).encode(), key=f"k{n}".encode(), partition=n % 3,
+                         timestamp=T0_MS + n * 1000, headers=[("trace", f"t{n}".encode())])
+    assert producer.flush(30) == 0
+
+
+def test_seek_to_offsets_per_partition_shards_and_message_metadata(tmp_path: Path, tansu_broker: TansuBroker) -> None:
+    topic = f"parts-{next(_names)}"
+    admin = AdminClient({"bootstrap.servers": tansu_broker.bootstrap})
+    admin.create_topics([NewTopic(topic, 3, 1)])[topic].result(10)
+    produce_to_partitions(tansu_broker.bootstrap, topic, 0, 30)  # offsets 0 … 9 in each partition
+    with running(SinkflowServer(tmp_path / "data")) as server, server.client() as api:
+        sql(api, f"CREATE EXTERNAL STREAM src (raw string) SETTINGS type='kafka', brokers='{tansu_broker.bootstrap}', "
+                 f"topic='{topic}'")
+        sql(api, "CREATE MATERIALIZED VIEW from_offsets AS SELECT _tp_message_key AS k, _tp_shard AS p, _tp_sn AS o, "
+                 "_tp_message_headers['trace'] AS trace FROM src SETTINGS seek_to='5,3,8'")
+        sql(api, "CREATE MATERIALIZED VIEW two_shards AS SELECT _tp_message_key AS k FROM src "
+                 "SETTINGS seek_to='earliest', shards='0,2'")
+        sql(api, "CREATE MATERIALIZED VIEW late AS SELECT _tp_message_key AS k FROM src WHERE _tp_sn >= 8")
+        sql(api, "CREATE MATERIALIZED VIEW since AS SELECT _tp_message_key AS k FROM src "
+                 "SETTINGS seek_to='2026-01-01 00:00:25'")
+        produce_to_partitions(tansu_broker.bootstrap, topic, 30, 15)  # offsets 10 … 14
+
+        def keys(view: str) -> list[int]:
+            return sorted(int(r["k"][1:]) for r in view_rows(api, view))
+
+        start = {0: 5, 1: 3, 2: 8}
+        wanted = {
+            "from_offsets": [n for n in range(45) if n // 3 >= start[n % 3]],
+            "two_shards": [n for n in range(45) if n % 3 in (0, 2)],
+            "late": [n for n in range(45) if n // 3 >= 8],
+            "since": list(range(25, 45)),
+        }
+        for view, expected_keys in wanted.items():
+            wait_for(lambda: len(keys(view)) >= len(expected_keys))
+        time.sleep(1.0)  # a message it should not read would show up by now
+        for view, expected_keys in wanted.items():
+            assert keys(view) == expected_keys, view
+        rows = sorted(view_rows(api, "from_offsets"), key=lambda r: int(r["k"][1:]))
+        assert all((r["p"], r["o"], r["trace"]) == (int(r["k"][1:]) % 3, int(r["k"][1:]) // 3, f"t{r['k'][1:]}")
+                   for r in rows)
+        # The metadata are virtual, as in Timeplus: SELECT * shows the external stream's columns.
+        everything = sql(api, "SELECT * FROM table(src) WHERE _tp_shard = 1 ORDER BY _tp_sn LIMIT 2")["rows"]
+        assert [json.loads(r["raw"])["n"] for r in everything] == [1, 4]
+        assert not any(name.startswith(("_tp_shard", "_tp_sn", "_tp_message")) for name in everything[0])
+        bad = api.post("/api/v1beta2/queries", json={"sql": "SELECT raw FROM src SETTINGS shards='one'"})
+        assert bad.status_code == 400 and "shards must list partitions" in bad.json()["message"]

@@ -133,7 +133,7 @@ ERRORS: list[tuple[str, str, tuple[int, int] | None]] = [
     ("select cid, row_number() over (partition by cid) from car_live_data", "row_number() OVER (…) in a streaming query is not supported", (1, 13)),
     ("select cid from car_live_data settings seek_to='yesterday'", "seek_to must be 'earliest', 'latest', a sequence number, a timestamp", (1, 48)),
     ("select cid from car_live_data\nsettings seek_to='5,3,11'",
-     "seek_to '5,3,11': offsets per partition of a Kafka topic are not supported", (2, 18)),
+     "seek_to '5,3,11': offsets per partition apply to a Kafka external stream, and 'car_live_data' is not one", (2, 18)),
     ("select cid from table(car_live_data) settings seek_to='earliest'", "seek_to applies to streaming queries", None),
     ("select cid, cid from car_live_data", "duplicate output column 'cid'", None),
     ("select * except (nope) from car_live_data", "* EXCEPT names 'nope', which is not a column", (1, 18)),

@@ -95,6 +95,8 @@ _TYPED: dict[type[exp.Expression], tuple[str | Callable[[exp.Expression], str], 
     exp.Replace: ("replace", _keys("this", "expression", "replacement")),
     exp.Format: ("format", _keys("this", "expressions")),
     exp.Hex: ("hex", _keys("this")),
+    # sqlglot reads lower(hex(x)) as one node: the lower() of the hex() of x.
+    exp.LowerHex: ("lower", lambda node: [exp.Hex(this=node.this)]),
     exp.MD5Digest: ("md5", _keys("this")),
     exp.Round: ("round", _keys("this", "decimals")),
     exp.Pow: ("pow", _keys("this", "expression")),

@@ -73,6 +73,11 @@ _PAD_LENGTH = (f"CAST(IF({{1}} > {MAX_PAD_LENGTH}, ERROR('a padded length over {
 register("lpad", f"LPAD({{0}}, {_PAD_LENGTH}, {{2}})", 3, returns=STRING)
 register("rpad", f"RPAD({{0}}, {_PAD_LENGTH}, {{2}})", 3, returns=STRING)
 register("format", same_args("FORMAT"), 1, None, returns=STRING)  # both use {} / {0} placeholders
+# bar(x, min, max[, width = 80]): a band of width cells at x = max, in eighths of a cell, as
+# ClickHouse draws it (DuckDB pads it to the width with spaces: trimmed).
+register("bar", lambda args, kinds, node: fill("RTRIM(BAR(CAST({0} AS DOUBLE), {1}, {2}, {3}))",
+                                               args if len(args) == 4 else [*args, exp.Literal.number(80)]),
+         3, 4, returns=STRING)
 register("hex", "HEX({0})", 1, returns=STRING)
 register("base64_encode", "TO_BASE64(ENCODE({0}))", 1, returns=STRING)
 register("base64_decode", "DECODE(FROM_BASE64({0}))", 1, returns=STRING)
