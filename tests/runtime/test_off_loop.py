@@ -99,15 +99,22 @@ async def test_ingest_work_runs_on_its_own_thread() -> None:
 
 async def test_loop_lag_histogram_counts_a_blocked_loop() -> None:
     monitor = LoopLagMonitor(interval=0.01)
+
+    def samples() -> dict[str, str]:
+        return dict(line.rsplit(" ", 1) for line in monitor.prometheus_text().splitlines() if not line.startswith("#"))
+
+    async def counted(at_least: int) -> None:
+        while int(samples()["sinkflow_event_loop_lag_seconds_count"]) < at_least:
+            await asyncio.sleep(0.01)
+
     stop = asyncio.Event()
     sampling = asyncio.create_task(monitor.run(stop))
-    await asyncio.sleep(0.1)
+    await counted(5)
     time.sleep(0.3)  # hold the loop, as a long computation on it would
-    await asyncio.sleep(0.05)
     stop.set()
-    await sampling
-    lines = dict(line.rsplit(" ", 1) for line in monitor.prometheus_text().splitlines() if not line.startswith("#"))
-    assert int(lines['sinkflow_event_loop_lag_seconds_bucket{le="+Inf"}']) >= 5
+    await sampling  # its last sample is the wake-up the block delayed
+    lines = samples()
+    assert int(lines['sinkflow_event_loop_lag_seconds_bucket{le="+Inf"}']) >= 6
     assert int(lines['sinkflow_event_loop_lag_seconds_bucket{le="0.25"}']) < int(
         lines['sinkflow_event_loop_lag_seconds_bucket{le="+Inf"}'])  # the blocked wake-up is above 250 ms
     assert float(lines["sinkflow_event_loop_lag_seconds_sum"]) >= 0.25
