@@ -72,6 +72,9 @@ const runner = new QueryRunner(api, {
   },
   onState(state) {
     const running = RUNNING.has(state);
+    // The last rows wait for an animation frame: show them before the state says the query ended,
+    // so "finished" never stands above a table that is still filling.
+    if (!running) table.flush();
     const stateEl = byId("query-state");
     stateEl.textContent = state;
     stateEl.className = `state state-${state}`;

@@ -41,7 +41,9 @@ export class ResultTable {
     if (!this.frame) this.frame = requestAnimationFrame(() => this.flush());
   }
 
+  /** Put the queued rows into the DOM now (the page calls this before it says a query ended). */
   flush() {
+    cancelAnimationFrame(this.frame);
     this.frame = 0;
     const fragment = document.createDocumentFragment();
     for (let i = this.pending.length - 1; i >= 0; i--) fragment.append(this.rowElement(this.pending[i]));

@@ -7,6 +7,7 @@
 
 import { h, replaceChildren } from "./dom.js";
 import { formatCount } from "./format.js";
+import { Latest, STALE } from "./latest.js";
 import { renderHighlighted } from "./sql_highlight.js";
 
 /** `2026-12-03 12:42:13 UTC` from Unix seconds (the server's clock). */
@@ -51,6 +52,7 @@ export class SinkDetails {
     this.intervalMs = intervalMs;
     this.sink = null;
     this.timer = null;
+    this.latest = new Latest();
     this.title = h("h2");
     this.body = h("div.details-body");
     dialog.replaceChildren(
@@ -70,12 +72,16 @@ export class SinkDetails {
 
   async refresh() {
     clearTimeout(this.timer);
+    let sink;
     try {
-      this.sink = await this.api.sink(this.id);
+      // Stale: another sink was opened, or the sink was edited, while this answer was on its way.
+      sink = await this.latest.of(this.api.sink(this.id));
     } catch (err) {
       replaceChildren(this.body, h("div.form-error", { role: "alert" }, `cannot load the sink: ${err.message}`));
       return;
     }
+    if (sink === STALE) return;
+    this.sink = sink;
     this.render(this.sink);
     if (this.dialog.open) this.timer = setTimeout(() => this.refresh(), this.intervalMs);
   }

@@ -8,6 +8,7 @@
 
 import { h, replaceChildren } from "./dom.js";
 import { formatCount, quoteIdent } from "./format.js";
+import { Latest, STALE } from "./latest.js";
 import { formatTime, lastError } from "./sink_details.js";
 
 /** States a sink leaves only when restarted. */
@@ -31,6 +32,7 @@ export class SinksPanel {
     this.confirming = null; // id of the sink whose delete awaits confirmation
     this.dropDeadLetters = false; // the confirmation's "and its dead letters" checkbox
     this.timer = null;
+    this.latest = new Latest(); // the poll's answer may arrive after a newer refresh's
     this.count = h("span.count");
     this.nodes = h("span.cluster-nodes.muted");
     this.body = h("tbody");
@@ -76,12 +78,15 @@ export class SinksPanel {
   }
 
   async refresh() {
+    let answer;
     try {
-      [this.sinks, this.cluster] = await Promise.all([this.api.sinks(), this.api.cluster()]);
+      answer = await this.latest.of(Promise.all([this.api.sinks(), this.api.cluster()]));
     } catch (err) {
       this.onError(`sinks: ${err.message}`);
       return;
     }
+    if (answer === STALE) return;
+    [this.sinks, this.cluster] = answer;
     this.render();
   }
 

@@ -8,6 +8,7 @@
 
 import { h, replaceChildren } from "./dom.js";
 import { formatCount, quoteIdent } from "./format.js";
+import { Latest, STALE } from "./latest.js";
 
 export class StreamsPanel {
   /**
@@ -23,6 +24,7 @@ export class StreamsPanel {
     this.intervalMs = intervalMs;
     this.expanded = new Set();
     this.seen = new Set();
+    this.latest = new Latest(); // the poll's answer may arrive after a newer refresh's
     this.list = h("ul.stream-list#stream-list");
     host.replaceChildren(h("div.panel-head", {}, h("h2", {}, "Streams")), this.list);
   }
@@ -36,14 +38,15 @@ export class StreamsPanel {
   }
 
   async refresh() {
-    let streams;
-    let kinds;
+    let answer;
     try {
-      [streams, kinds] = await Promise.all([this.api.streams(), this.api.statement("SHOW STREAMS")]);
+      answer = await this.latest.of(Promise.all([this.api.streams(), this.api.statement("SHOW STREAMS")]));
     } catch (err) {
       this.onError(`streams: ${err.message}`);
       return;
     }
+    if (answer === STALE) return;
+    let [streams, kinds] = answer;
     const kindOf = new Map(kinds.rows.map((r) => [r.name, r.type]));
     const listed = new Set(streams.map((s) => s.name));
     // External streams that nothing reads yet, and plain views, have no stored rows.

@@ -11,7 +11,8 @@ two. The reader starts the first
 time a query or a view reads the external stream and runs, with the server, until the external
 stream is dropped; it begins at the topic's earliest offset, so a query's ``seek_to`` picks
 within everything the topic held since. The first read waits until the topic's history is
-copied, so that ``seek_to='latest'`` (the default) means the messages that come after it.
+copied — every partition read up to the end offset it had when reading began — so that
+``seek_to='latest'`` (the default) means the messages that come after it.
 
 Offsets: after each append the next offset of every partition is recorded in the catalog, so a
 restart — after a stop or a ``kill -9`` — continues where the stream stands. A crash between an
@@ -204,9 +205,11 @@ class KafkaReader:
         self.conf = {**librdkafka_config(config), "group.id": f"sinkflow-{record.name}",
                      "enable.auto.commit": False, "enable.partition.eof": False}
         self.last_error = ""
-        #: Set once a poll found nothing new (or the topic is not there yet): the stream then
-        #: holds what the topic held when reading began.
+        #: Set once every partition is read up to the end offset it had when reading began (or
+        #: the topic is not there yet): the stream then holds what the topic held then.
         self.caught_up = asyncio.Event()
+        #: The partitions not yet read up to that end offset, with the offset.
+        self._behind: dict[int, int] = {}
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -237,12 +240,16 @@ class KafkaReader:
             try:
                 await asyncio.to_thread(self._assign, consumer)
                 while not self._stopping:
+                    if not self._behind:
+                        # Not on an empty poll: a poll can come back empty before the first
+                        # fetch of a topic with history has answered.
+                        self.caught_up.set()
                     messages = await asyncio.to_thread(consumer.consume, _BATCH, _POLL)
                     if messages:
                         # Off the loop: in cluster mode an append waits for Kafka's acknowledgement.
                         await asyncio.to_thread(self._append, messages)
-                    else:
-                        self.caught_up.set()
+                    if self._behind:
+                        self._catch_up(consumer)
             except Exception as exc:  # the reader outlives any one failure; it retries
                 self.caught_up.set()
                 if str(exc) != self.last_error:  # once per new problem, not once a second
@@ -258,7 +265,19 @@ class KafkaReader:
         if topic is None or topic.error is not None or not topic.partitions:
             raise KafkaException(f"topic '{self.topic}' is not available yet")
         done = self.catalog.kafka_offsets(self.record.name)
+        if not self.caught_up.is_set():
+            ends = {p: consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=10)[1]
+                    for p in topic.partitions}
+            self._behind = {p: end for p, end in ends.items() if end > done.get(p, 0)}
         consumer.assign([TopicPartition(self.topic, p, done.get(p, OFFSET_BEGINNING)) for p in topic.partitions])
+
+    def _catch_up(self, consumer: Consumer) -> None:
+        """Forget the partitions read up to their end offset of when reading began. The
+        consumer's position counts messages it skips too (transaction markers)."""
+        positions = consumer.position([TopicPartition(self.topic, p) for p in self._behind])
+        for position in positions:
+            if position.offset >= self._behind[position.partition]:
+                del self._behind[position.partition]
 
     def _append(self, messages: list[Any]) -> None:
         good = []

@@ -84,15 +84,20 @@ async def run_step(execution: QueryExecution, timeout: float) -> list[pa.RecordB
     if (last is not None and _ENGINE.delay > CONTENDED and execution.lag() > 0
             and (delay := last + STEP_INTERVAL - time.monotonic()) > 0):
         await asyncio.sleep(delay)
-    submitted = _LAST_START[execution] = time.monotonic()
+    submitted = time.monotonic()
     here = asyncio.get_running_loop()
     outcome: asyncio.Future[list[pa.RecordBatch]] = here.create_future()
     engine = _ENGINE.loop()
     started: list[asyncio.Task[list[pa.RecordBatch]]] = []
 
+    async def step() -> list[pa.RecordBatch]:
+        # The pace counts from when steps start, not from when they were handed over.
+        now = _LAST_START[execution] = time.monotonic()
+        _ENGINE.started_after(now - submitted)
+        return await execution.step(timeout)
+
     def start() -> None:
-        _ENGINE.started_after(time.monotonic() - submitted)
-        task = engine.create_task(execution.step(timeout))
+        task = engine.create_task(step())
         task.add_done_callback(lambda done: _report(here, outcome, done))
         started.append(task)
 

@@ -144,7 +144,9 @@ class Pipeline:
             self.status.state = SinkState.STOPPED
 
     def pause(self) -> None:
-        """Stop pulling results after the batch in hand is delivered; the query's state is kept."""
+        """From now on nothing more is written: a write in progress finishes and what was
+        written is acknowledged; rows produced meanwhile wait for :meth:`resume`. The query's
+        state is kept."""
         self._running.clear()
         self.record.paused = True
         if self.status.state in (SinkState.RUNNING, SinkState.STARTING):
@@ -235,11 +237,7 @@ class Pipeline:
         self._unflushed = []
         while not (execution.finished and len(batches) == 0):
             if not self._running.is_set():
-                await self._deliver_all(batches, sink, dead, policy)
-                self._checkpoint(execution)
-                self.status.state = SinkState.PAUSED
-                await self._running.wait()
-                self.status.state = SinkState.RUNNING
+                await self._hold(execution, sink, dead, policy, batches)
             wait = self.settings.step_timeout
             if len(batches):
                 wait = min(wait, max(batches.wait_left(), 0.0))
@@ -254,7 +252,9 @@ class Pipeline:
             stats = execution.stats()
             self.status.rows_read = int(stats.get("rows_read", 0))
             self.status.refresh()
-            while batches.due():
+            if not self._running.is_set():
+                continue  # paused during the step: what it read waits for the resume
+            while batches.due() and self._running.is_set():
                 await self._deliver(*await batches.take(), sink, dead, policy)
                 if sum(w.rows.num_rows for w in self._unflushed) >= flush_at:
                     # The next batches are encoded while the destination acknowledges.
@@ -275,6 +275,18 @@ class Pipeline:
                 self._checkpoint(execution)
                 last_checkpoint = time.monotonic()
                 checkpointed = self._progress()
+
+    async def _hold(self, execution: QueryExecution, sink: Sink, dead: DeadLetters, policy: RetryPolicy,
+                    batches: EncodeAhead) -> None:
+        """Paused: acknowledge what was already written, then send nothing until resumed. Rows
+        the query produced but not yet written wait in ``batches`` (then the query's state is
+        ahead of the acknowledged rows and is not checkpointed: a restart replays them)."""
+        await self._flush(sink, dead, policy)
+        if len(batches) == 0:
+            self._checkpoint(execution)
+        self.status.state = SinkState.PAUSED
+        await self._running.wait()
+        self.status.state = SinkState.RUNNING
 
     def _progress(self) -> tuple[int, int]:
         """What a checkpoint would record that can change: input read, epochs delivered."""

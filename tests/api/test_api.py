@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -92,7 +93,10 @@ def test_sql_errors_name_the_position_and_unknown_names(api: httpx.Client) -> No
     assert unknown.status_code == 400 and "no_such_stream" in unknown.json()["message"]
 
 
-def read_sse(response: httpx.Response, limit: int = 1000) -> list[tuple[str, dict[str, object]]]:
+def read_sse(response: httpx.Response, limit: int = 1000,
+             on_start: Callable[[], object] | None = None) -> list[tuple[str, dict[str, object]]]:
+    """The events of an SSE answer, up to ``limit``; ``on_start`` is called once the first event
+    (the query, whose read position is then fixed) has arrived."""
     events, event = [], "row"
     for line in response.iter_lines():
         if line.startswith("event: "):
@@ -100,6 +104,8 @@ def read_sse(response: httpx.Response, limit: int = 1000) -> list[tuple[str, dic
         elif line.startswith("data: "):
             events.append((event, json.loads(line[6:])))
             event = "row"
+            if len(events) == 1 and on_start is not None:
+                on_start()
             if len(events) >= limit:
                 break
     return events
@@ -113,18 +119,15 @@ def test_a_streaming_query_sends_new_rows_as_server_sent_events_until_its_limit(
     api.post(f"/api/v1beta2/streams/{name}/ingest", json={"columns": ["id", "speed"], "data": [[0, 0.0]]})
 
     def feed() -> None:
-        time.sleep(0.5)
+        # Rows sent once the query has started: a streaming query reads what comes after its start.
         with server.client() as other:
             other.post(f"/api/v1beta2/streams/{name}/ingest",
-                       json={"columns": ["id", "speed"], "data": [[i, i * 1.5] for i in range(1, 6)]})
+                       json={"columns": ["id", "speed"], "data": [[i, i * 1.5] for i in range(1, 6)]}).raise_for_status()
 
-    import threading
-
-    threading.Thread(target=feed).start()
     with api.stream("POST", "/api/v1beta2/queries", json={"sql": f"select id, speed from {name} where id > 1 limit 3"},
                     headers={"Accept": "text/event-stream"}) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
-        events = read_sse(response)
+        events = read_sse(response, on_start=feed)
     assert events[0][0] == "query"
     assert [c["name"] for c in events[0][1]["columns"]] == ["id", "speed"]  # type: ignore[index]
     rows = [row for kind, data in events if kind == "row" for row in data]  # type: ignore[attr-defined]

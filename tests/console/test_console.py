@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import APIResponse, Locator, Page, Route, expect
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -208,6 +208,40 @@ def test_send_to_webhook_delivers_result_rows(page: Page, server: SinkflowServer
     with server.client() as api:
         sink = next(s for s in api.get("/api/v1beta2/sinks").json() if s["name"] == "car_live_data_to_webhook")
         assert sink["query"] == CAR_QUERY and sink["type"] == "webhook"
+        api.delete(f"/api/v1beta2/sinks/{sink['id']}").raise_for_status()
+
+
+def test_a_poll_answered_late_does_not_take_back_a_sink_just_created(page: Page, server: SinkflowServer,
+                                                                     receiver: HTTPServer) -> None:
+    """The sinks panel polls, and refreshes after a creation: the poll's answer, from before the
+    sink existed, may arrive last; the new sink stays listed."""
+    receiver.expect_request("/late", method="POST").respond_with_data("ok")
+    open_console(page, server)
+    run(page, "select cid, speed_kmh from car_live_data")
+    wait_for_rows(page, 1)
+    held: list[tuple[Route, APIResponse]] = []
+
+    def hold_polls(route: Route) -> None:
+        # The answer as of now, handed to the page only when the test says so.
+        held.append((route, route.fetch()))
+
+    page.route("**/api/v1beta2/sinks", lambda route: hold_polls(route) if route.request.method == "GET" and not held
+               else route.continue_())
+    wait_until(lambda: held or page.wait_for_timeout(100), 10, "the sinks panel's next poll")
+    open_send_dialog(page, "webhook")
+    page.get_by_label("Webhook URL").fill(receiver.url_for("/late"))
+    page.fill("#sink-name", "listed_at_once")
+    page.click("#create-sink")
+    row = page.locator("#sinks-table tr[data-sink-name=listed_at_once]")
+    expect(row).to_be_visible()
+    route, stale = held[0]
+    route.fulfill(response=stale)
+    # The panel polls again only after it has handled that answer: then the sink must still be listed.
+    with page.expect_request(lambda r: r.url.endswith("/api/v1beta2/sinks") and r.method == "GET"):
+        pass
+    assert row.is_visible()
+    with server.client() as api:
+        sink = next(s for s in api.get("/api/v1beta2/sinks").json() if s["name"] == "listed_at_once")
         api.delete(f"/api/v1beta2/sinks/{sink['id']}").raise_for_status()
 
 

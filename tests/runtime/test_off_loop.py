@@ -6,6 +6,7 @@ import asyncio
 import threading
 import time
 
+import pyarrow as pa
 import pytest
 
 from sinkflow.engine import QueryExecution
@@ -57,19 +58,25 @@ async def test_steps_of_one_query_are_paced_while_input_keeps_coming_to_a_conten
     make_events(runtime)
     execution = streaming(runtime, "select id from ev")
     stream = runtime.store.get("ev")
-    returned: list[float] = []
+    started: list[float] = []
+    step = execution.step
+
+    async def timed_step(timeout: float) -> list[pa.RecordBatch]:
+        started.append(time.monotonic())
+        return await step(timeout)
+
+    monkeypatch.setattr(execution, "step", timed_step)
     rows: list[int] = []
     try:
         for i in range(4):
             stream.append_rows(["id"], [[i]])
             rows += [r["id"] for b in await off_loop.run_step(execution, 1.0) for r in b.to_pylist()]
-            returned.append(time.monotonic())
     finally:
         execution.close()
     assert rows == [0, 1, 2, 3]
     # Input was waiting each time, yet no step started sooner than the interval after the last.
-    gaps = [later - earlier for earlier, later in zip(returned, returned[1:])]
-    assert min(gaps) >= off_loop.STEP_INTERVAL * 0.9
+    gaps = [later - earlier for earlier, later in zip(started, started[1:])]
+    assert min(gaps) >= off_loop.STEP_INTERVAL * 0.9  # measured a few lines after the runtime's own clock
 
 
 async def test_a_cancelled_step_has_stopped_when_the_cancellation_arrives(runtime: Runtime) -> None:
@@ -99,15 +106,22 @@ async def test_ingest_work_runs_on_its_own_thread() -> None:
 
 async def test_loop_lag_histogram_counts_a_blocked_loop() -> None:
     monitor = LoopLagMonitor(interval=0.01)
+
+    def samples() -> dict[str, str]:
+        return dict(line.rsplit(" ", 1) for line in monitor.prometheus_text().splitlines() if not line.startswith("#"))
+
+    async def counted(at_least: int) -> None:
+        while int(samples()["sinkflow_event_loop_lag_seconds_count"]) < at_least:
+            await asyncio.sleep(0.01)
+
     stop = asyncio.Event()
     sampling = asyncio.create_task(monitor.run(stop))
-    await asyncio.sleep(0.1)
+    await counted(5)
     time.sleep(0.3)  # hold the loop, as a long computation on it would
-    await asyncio.sleep(0.05)
     stop.set()
-    await sampling
-    lines = dict(line.rsplit(" ", 1) for line in monitor.prometheus_text().splitlines() if not line.startswith("#"))
-    assert int(lines['sinkflow_event_loop_lag_seconds_bucket{le="+Inf"}']) >= 5
+    await sampling  # its last sample is the wake-up the block delayed
+    lines = samples()
+    assert int(lines['sinkflow_event_loop_lag_seconds_bucket{le="+Inf"}']) >= 6
     assert int(lines['sinkflow_event_loop_lag_seconds_bucket{le="0.25"}']) < int(
         lines['sinkflow_event_loop_lag_seconds_bucket{le="+Inf"}'])  # the blocked wake-up is above 250 ms
     assert float(lines["sinkflow_event_loop_lag_seconds_sum"]) >= 0.25

@@ -129,8 +129,9 @@ async def test_a_restart_resumes_from_the_checkpoint_without_losing_rows(runtime
 async def test_pause_holds_rows_and_resume_delivers_them(runtime: Runtime, receiver: RecordingEndpoint) -> None:
     make_events(runtime)
     record = await runtime.sinks.create(webhook("pausable", receiver.url))
+    # Running: its query is stepping, and the step in hand reads the rows ingested right after the pause.
+    await eventually(lambda: runtime.sinks.status(record.id).state is SinkState.RUNNING, what="running")
     runtime.sinks.pause(record.id)
-    await eventually(lambda: runtime.sinks.status(record.id).state is SinkState.PAUSED, what="paused")
     ingest(runtime, range(5))
     await asyncio.sleep(0.3)  # the runtime runs on this loop meanwhile: a paused sink must send nothing
     assert receiver.requests == []
