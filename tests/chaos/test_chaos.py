@@ -21,6 +21,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from sinkflow.runtime.manager import SinkDefinition
+from tests.kafka.committed import settled_committed_values
 from tests.kafka.kafka_support import consume
 from tests.runtime.support import Runtime
 from tests.runtime.test_pipeline import ingest, make_events
@@ -124,18 +125,22 @@ async def kafka_under_faults(runtime: Runtime, proxied_broker: tuple[TansuBroker
         except AssertionError:
             await runtime.sinks.delete(record.id)
             raise AssertionError(f"{status.to_dict()}") from None
-        isolation = "read_committed" if guarantee == "exactly_once" else "read_uncommitted"
-        records = await asyncio.to_thread(consume, f"127.0.0.1:{proxy_port}", topic, ROWS, isolation=isolation)
+        if guarantee == "exactly_once":
+            values = await asyncio.to_thread(settled_committed_values, broker.bootstrap, topic,
+                                             lambda vs: len({json.loads(v)["id"] for v in vs}) >= ROWS)
+        else:
+            values = [r.value for r in await asyncio.to_thread(consume, f"127.0.0.1:{proxy_port}", topic, ROWS)]
         await runtime.sinks.delete(record.id)  # while its broker is reachable: closing it talks to the broker
-        return tally(f"kafka {guarantee} {name}", (json.loads(r.value)["id"] for r in records), proxy)
+        return tally(f"kafka {guarantee} {name}", (json.loads(v)["id"] for v in values), proxy)
 
 
-async def test_kafka_through_chaos_loses_nothing(runtime: Runtime, proxied_broker: tuple[TansuBroker, int]) -> None:
-    # exactly_once is covered by the outage tests below; under random resets in the middle of
-    # transactions its commit (send_offsets_to_transaction) stalled on one run of two against
-    # Tansu: an open defect (see docs/delivery.md), not a case to retry.
-    lost, _ = await kafka_under_faults(runtime, proxied_broker, "at_least_once", PHASES, "chaos", seed=2)
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
+async def test_kafka_through_chaos_loses_nothing(runtime: Runtime, proxied_broker: tuple[TansuBroker, int],
+                                                 guarantee: str) -> None:
+    lost, duplicated = await kafka_under_faults(runtime, proxied_broker, guarantee, PHASES, "chaos", seed=2)
     assert lost == 0
+    if guarantee == "exactly_once":
+        assert duplicated == 0
 
 
 async def test_clickhouse_through_chaos_loses_nothing(runtime: Runtime, clickhouse_server: ClickHouseServer) -> None:
@@ -153,16 +158,13 @@ async def test_clickhouse_through_chaos_loses_nothing(runtime: Runtime, clickhou
     assert lost == 0
 
 
-@pytest.mark.parametrize("guarantee", ["at_least_once"])
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
 @pytest.mark.parametrize("outage", ["down", "blackhole"])
 async def test_a_kafka_broker_cut_off_mid_stream_loses_nothing(runtime: Runtime,
                                                                proxied_broker: tuple[TansuBroker, int],
                                                                guarantee: str, outage: str) -> None:
     """The broker keeps running (and its data: Tansu here is memory-only, so a restarted broker
-    would be empty) while the path to it is cut for several seconds mid-stream.
-
-    exactly_once lost nothing and duplicated nothing whenever it finished, but its transaction
-    commit stalled on some runs (the open defect in docs/delivery.md): not in the suite until fixed."""
+    would be empty) while the path to it is cut for several seconds mid-stream."""
     cut = ("outage", {outage: True})
     phases = [("healthy", {}), cut, cut, cut, ("healthy", {})]
     lost, duplicated = await kafka_under_faults(runtime, proxied_broker, guarantee, phases, f"broker {outage}", seed=4)
