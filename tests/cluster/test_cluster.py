@@ -22,7 +22,7 @@ from werkzeug import Request, Response
 
 from sinkflow.cli import main
 from sinkflow.cluster.settings import work_partition
-from tests.kafka.committed import settled_committed_values
+from tests.kafka.committed import settled_committed_values, uncommitted_count
 from tests.servers.process import running
 from tests.servers.sinkflow_cluster import SESSION_TIMEOUT_MS, ClusterNodes, SinkflowNode, call, wait_for
 from tests.servers.tansu import TansuBroker, tansu_broker  # noqa: F401 - fixture
@@ -325,5 +325,7 @@ def test_exactly_once_to_kafka_holds_when_the_sinks_node_is_killed(nodes: list[S
                  timeout=SESSION_TIMEOUT_MS / 1000 * 4)
         time.sleep(1)  # rows delivered by the new node, after the ones it replays
     seen = committed_numbers(cluster.bootstrap, topic, feeder.sent)
+    print(f"\nexactly-once failover: {feeder.sent} rows; {uncommitted_count(cluster.bootstrap, topic)} records of "
+          "aborted transactions in the topic (hidden from read_committed consumers by Kafka, not by Tansu)")
     assert set(seen) == set(range(feeder.sent)), "rows lost"
     assert max(seen.values()) == 1, f"rows committed twice: {[n for n, c in seen.items() if c > 1][:10]}"
