@@ -11,16 +11,19 @@ Delivery guarantee:
   rows of an unacknowledged epoch may appear twice on the topic, never zero times.
 * ``exactly_once``: a transactional producer with the stable ``transactional.id``
   ``sinkflow-<sink id>``. ``write`` only encodes; ``flush`` sends the epoch's messages as one
-  transaction and commits it, aborting it on any failure, so an epoch abandoned before its
-  flush never reaches the broker (this does not depend on the broker hiding aborted
-  transactions from ``read_committed`` readers, which Tansu, for one, does not), and a
+  transaction and commits it (a commit call that timed out is resumed), aborting it on any
+  other failure, so an epoch abandoned before its flush never reaches the broker, and a
   restarted sink fences its previous incarnation (the broker aborts that one's open
   transaction). The transaction also commits the sink's
   progress, the output position (:meth:`WriteContext.row_number`) after its last row, as the
   offset of consumer group ``sinkflow-<sink id>`` on partition 0 of the topic (as Kafka
   Streams commits its input offsets). Rows the runtime replays after a crash that are
   already committed are recognised by their position and not sent again. A
-  ``read_committed`` consumer sees every row exactly once.
+  ``read_committed`` consumer sees every row exactly once, provided the broker hides aborted
+  transactions from it (Kafka, Confluent, Redpanda do; Tansu 0.6.0 does not, and shows it the
+  records of a transaction cut by a crash during its flush: docs/delivery.md). Every
+  transactional call is bounded (:mod:`sinkflow.sinks.rdkafka`): a call that hangs fails the
+  epoch retryably and the producer is replaced.
 
 Messages go to librdkafka a batch at a time (:class:`~sinkflow.sinks.rdkafka.BatchProducer`: the
 documents as one Arrow array, no Python object per message); the topic check and the committed
