@@ -11,16 +11,19 @@ Delivery guarantee:
   rows of an unacknowledged epoch may appear twice on the topic, never zero times.
 * ``exactly_once``: a transactional producer with the stable ``transactional.id``
   ``sinkflow-<sink id>``. ``write`` only encodes; ``flush`` sends the epoch's messages as one
-  transaction and commits it, aborting it on any failure, so an epoch abandoned before its
-  flush never reaches the broker (this does not depend on the broker hiding aborted
-  transactions from ``read_committed`` readers, which Tansu, for one, does not), and a
+  transaction and commits it (a commit call that timed out is resumed), aborting it on any
+  other failure, so an epoch abandoned before its flush never reaches the broker, and a
   restarted sink fences its previous incarnation (the broker aborts that one's open
   transaction). The transaction also commits the sink's
   progress, the output position (:meth:`WriteContext.row_number`) after its last row, as the
   offset of consumer group ``sinkflow-<sink id>`` on partition 0 of the topic (as Kafka
   Streams commits its input offsets). Rows the runtime replays after a crash that are
   already committed are recognised by their position and not sent again. A
-  ``read_committed`` consumer sees every row exactly once.
+  ``read_committed`` consumer sees every row exactly once, provided the broker hides aborted
+  transactions from it (Kafka, Confluent, Redpanda do; Tansu 0.6.0 does not, and shows it the
+  records of a transaction cut by a crash during its flush: docs/delivery.md). Every
+  transactional call is bounded (:mod:`sinkflow.sinks.rdkafka`): a call that hangs fails the
+  epoch retryably and the producer is replaced.
 
 Messages go to librdkafka a batch at a time (:class:`~sinkflow.sinks.rdkafka.BatchProducer`: the
 documents as one Arrow array, no Python object per message); the topic check and the committed
@@ -78,8 +81,12 @@ STALL_TIMEOUT = 5.0
 MESSAGE_TIMEOUT_MS = 60_000
 #: How long write() waits for room in librdkafka's local queue before failing the batch.
 QUEUE_FULL_TIMEOUT = 30.0
-#: Transaction commits and aborts.
+#: Registering the producer (init_transactions), and committing an epoch (its progress and
+#: the commit, resumed after a timeout while this lasts).
 TRANSACTION_TIMEOUT = 30.0
+#: Aborting a failed epoch's transaction: only tidiness, the next producer's init_transactions
+#: aborts it anyway.
+ABORT_TIMEOUT = 5.0
 
 # Errors that no retry fixes: the configuration (credentials, certificates, permissions) is wrong.
 _PERMANENT_CODES = frozenset(
@@ -454,12 +461,32 @@ class KafkaSink(Sink):
             raise
 
     def _commit(self, producer: BatchProducer) -> None:
-        """Commit the epoch's messages together with the sink's new progress."""
-        self._call(producer.send_offsets_to_transaction, self.config.topic, 0, self._epoch_end,
-                   self._transactional_id(), TRANSACTION_TIMEOUT)
-        self._call(producer.commit_transaction, TRANSACTION_TIMEOUT)
+        """Commit the epoch's messages together with the sink's new progress, within
+        TRANSACTION_TIMEOUT. A call that timed out is called again (librdkafka resumes it), not
+        the transaction aborted: an aborted epoch is sent again, and a broker that shows aborted
+        records to read_committed consumers (Tansu) would show its rows twice."""
+        deadline = time.monotonic() + TRANSACTION_TIMEOUT
+        self._resumed(deadline, producer.send_offsets_to_transaction, self.config.topic, 0, self._epoch_end,
+                      self._transactional_id())
+        self._resumed(deadline, producer.commit_transaction)
         self._in_transaction = False
         self._next_row = self._epoch_end
+
+    def _resumed(self, deadline: float, method: Callable[..., None], *args: Any) -> None:
+        """``method(*args, timeout)``, called again after a retriable timeout until ``deadline``;
+        its failure as a SinkError."""
+        while True:
+            try:
+                method(*args, max(deadline - time.monotonic(), 1.0))
+                return
+            except KafkaException as exc:
+                error: KafkaError = exc.args[0]
+                if (error.retriable() and not error.fatal() and not error.txn_requires_abort()
+                        and time.monotonic() < deadline):
+                    log.info("kafka sink %s: %s", self.env.sink_name, self._scrub(error.str()))
+                    time.sleep(0.1)
+                    continue
+                raise self._transaction_error(error, method) from None
 
     def _committed_progress(self) -> int:
         """The output position after the last row a committed transaction of this sink sent."""
@@ -500,14 +527,15 @@ class KafkaSink(Sink):
         producer, self._producer = self._producer, None
         if producer is None:
             return
+        in_transaction, self._in_transaction = self._in_transaction, False
         try:
-            if self._transactional and self._in_transaction:
-                producer.abort_transaction(TRANSACTION_TIMEOUT)
+            if not producer.hung:
+                if self._transactional and in_transaction:
+                    producer.abort_transaction(ABORT_TIMEOUT)
+                producer.purge()
+                producer.flush(1.0)  # collect the purge reports so the producer can be destroyed
         except KafkaException as exc:
             log.info("kafka sink %s: abort on close failed: %s", self.env.sink_name, self._scrub(str(exc)))
-        self._in_transaction = False
-        producer.purge()
-        producer.flush(1.0)  # collect the purge reports so the producer can be destroyed
         producer.close()
 
     # ------------------------------------------------------------------ helpers
@@ -550,7 +578,11 @@ class KafkaSink(Sink):
             raise PermanentError(f"kafka producer: {self._scrub(str(exc.args[0].str()))}") from None
         if self._transactional:
             # Fences any earlier producer with the same transactional.id and aborts its open transaction.
-            self._call(producer.init_transactions, TRANSACTION_TIMEOUT)
+            try:
+                self._call(producer.init_transactions, TRANSACTION_TIMEOUT)
+            except SinkError:
+                producer.close()
+                raise
         return producer
 
     def _ensure_topic(self) -> None:
@@ -664,8 +696,10 @@ class KafkaSink(Sink):
         in_transaction, self._in_transaction = self._in_transaction, False
         self._failures = []
         try:
-            if self._transactional and in_transaction:
-                producer.abort_transaction(TRANSACTION_TIMEOUT)
+            if producer.hung:
+                pass  # it refuses every call; its successor fences it
+            elif self._transactional and in_transaction:
+                producer.abort_transaction(ABORT_TIMEOUT)
             else:
                 producer.purge()
                 producer.flush(0.5)
@@ -675,19 +709,19 @@ class KafkaSink(Sink):
 
     def _call(self, method: Callable[..., None], *args: Any) -> None:
         """A transactional call; its KafkaException becomes a SinkError."""
-        doing = method.__name__.replace("_", " ")
         try:
             method(*args)
         except KafkaException as exc:
-            error: KafkaError = exc.args[0]
-            if error.fatal():
-                raise self._fatal(error, doing) from None
-            raise self._error(error, doing) from None
+            raise self._transaction_error(exc.args[0], method) from None
+
+    def _transaction_error(self, error: KafkaError, method: Callable[..., None]) -> SinkError:
+        doing = method.__name__.replace("_", " ")
+        return self._fatal(error, doing) if error.fatal() else self._error(error, doing)
 
     def _fatal(self, error: KafkaError, doing: str) -> SinkError:
-        """A producer in a fatal state (fenced, or a broker that forgot its producer id) is
-        retryable: the failed epoch discards it and the retry starts a new one, whose
-        init_transactions fences the old one."""
+        """A producer in a fatal state (fenced, a broker that forgot its producer id, or a call
+        that hung) is retryable: the failed epoch discards it and the retry starts a new one,
+        whose init_transactions fences the old one."""
         return RetryableError(f"kafka {doing}: {self._scrub(error.str())}; the producer is restarted")
 
     def _classify(self, failures: list[KafkaError]) -> SinkError:

@@ -15,6 +15,15 @@ deliveries) run only inside :meth:`BatchProducer.poll`, :meth:`BatchProducer.flu
 transaction calls, on the calling thread: librdkafka's log lines are routed to its main queue.
 
 Not thread-safe for concurrent calls on one instance (the kafka sink makes one call at a time).
+
+Transactional calls are bounded: librdkafka waits without end for the answer to
+``send_offsets_to_transaction`` (it relies on its own request timeouts, and a coordinator request
+cut by a connection reset can be left without an answer: measured against Tansu behind a proxy
+that resets connections). Each transactional call runs in a thread of its own, and a call that
+has not returned ``HANG_GRACE`` seconds after its timeout is left behind: the producer refuses
+every further call and is destroyed when that call finally returns (destroying it under a
+running call would free memory the call still uses). The transactional producer that replaces it
+fences it on the broker.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ import ctypes
 import ctypes.util
 import glob
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -38,6 +48,8 @@ ANY_PARTITION = -1
 _MSG_F_COPY = 0x2  # librdkafka copies the payload: the Arrow buffers may go right after the call
 _PURGE_QUEUE, _PURGE_INFLIGHT = 0x1, 0x2
 _ERRSTR = 512
+#: Seconds a transactional call may run past its own timeout before it counts as hung.
+HANG_GRACE = 5.0
 
 # rd_kafka_message_t on 64-bit platforms (rdkafka.h): the array rd_kafka_produce_batch reads.
 _MESSAGE = np.dtype(
@@ -185,15 +197,25 @@ class BatchProducer:
                  on_log: Callable[[int, str, str], None], on_delivery_error: Callable[[KafkaError], None]) -> None:
         self._topics: dict[str, int] = {}
         self._handle: int | None = None
+        #: Whether a transactional call did not return in time (the producer is given up), whether
+        #: a transactional call is running, and whether close() was asked for while one runs.
+        self._hung = False
+        self._in_call = False
+        self._close_when_done = False
+        self._lock = threading.Lock()
 
+        # A given-up producer's hung call may still serve callbacks later, beside its successor:
+        # they are dropped then.
         def error(_rk: Any, code: int, reason: bytes | None, _opaque: Any) -> None:
-            on_error(KafkaError(code, _decoded(reason)))
+            if not self._hung:
+                on_error(KafkaError(code, _decoded(reason)))
 
         def log_line(_rk: Any, level: int, facility: bytes | None, message: bytes | None) -> None:
-            on_log(level, _decoded(facility), _decoded(message))
+            if not self._hung:
+                on_log(level, _decoded(facility), _decoded(message))
 
         def delivery(_rk: Any, message: Any, _opaque: Any) -> None:
-            if message[0]:  # rkmessage->err; with delivery.report.only.error, always set
+            if message[0] and not self._hung:  # rkmessage->err; with delivery.report.only.error, always set
                 on_delivery_error(KafkaError(message[0]))
 
         # The callbacks must outlive the handle: ctypes frees a function pointer with its object.
@@ -279,7 +301,8 @@ class BatchProducer:
 
     def init_transactions(self, timeout: float) -> None:
         """Register the ``transactional.id``, fencing an earlier producer that used it."""
-        _raise_error(_lib.rd_kafka_init_transactions(self._live(), int(timeout * 1000)))
+        self._bounded("init_transactions", lambda handle: _lib.rd_kafka_init_transactions(handle, int(timeout * 1000)),
+                      timeout)
 
     def begin_transaction(self) -> None:
         _raise_error(_lib.rd_kafka_begin_transaction(self._live()))
@@ -290,23 +313,71 @@ class BatchProducer:
         current transaction (visible once the transaction commits)."""
         offsets = _lib.rd_kafka_topic_partition_list_new(1)
         metadata = _lib.rd_kafka_consumer_group_metadata_new(group_id.encode())
-        try:
-            _lib.rd_kafka_topic_partition_list_add(offsets, topic.encode(), partition)
-            _lib.rd_kafka_topic_partition_list_set_offset(offsets, topic.encode(), partition, offset)
-            _raise_error(_lib.rd_kafka_send_offsets_to_transaction(self._live(), offsets, metadata,
-                                                                   int(timeout * 1000)))
-        finally:
-            _lib.rd_kafka_consumer_group_metadata_destroy(metadata)
-            _lib.rd_kafka_topic_partition_list_destroy(offsets)
+        _lib.rd_kafka_topic_partition_list_add(offsets, topic.encode(), partition)
+        _lib.rd_kafka_topic_partition_list_set_offset(offsets, topic.encode(), partition, offset)
+
+        def send(handle: int) -> int | None:
+            try:
+                return _lib.rd_kafka_send_offsets_to_transaction(handle, offsets, metadata, int(timeout * 1000))
+            finally:  # freed by the thread that used them, also when the call returns late
+                _lib.rd_kafka_consumer_group_metadata_destroy(metadata)
+                _lib.rd_kafka_topic_partition_list_destroy(offsets)
+
+        self._bounded("send_offsets_to_transaction", send, timeout)
 
     def commit_transaction(self, timeout: float) -> None:
-        _raise_error(_lib.rd_kafka_commit_transaction(self._live(), int(timeout * 1000)))
+        self._bounded("commit_transaction", lambda handle: _lib.rd_kafka_commit_transaction(handle, int(timeout * 1000)),
+                      timeout)
 
     def abort_transaction(self, timeout: float) -> None:
-        _raise_error(_lib.rd_kafka_abort_transaction(self._live(), int(timeout * 1000)))
+        self._bounded("abort_transaction", lambda handle: _lib.rd_kafka_abort_transaction(handle, int(timeout * 1000)),
+                      timeout)
+
+    @property
+    def hung(self) -> bool:
+        """Whether a transactional call never returned: the producer refuses every call."""
+        return self._hung
+
+    def _bounded(self, name: str, call: Callable[[int], int | None], timeout: float) -> None:
+        """Run ``call(handle)``, a transactional call given ``timeout``, in a thread of its own,
+        and raise its error. Raises KafkaException (fatal, ``_TIMED_OUT``) when it is still
+        running HANG_GRACE seconds after ``timeout``: the producer is then given up."""
+        handle = self._live()
+        raised: list[KafkaException] = []
+        self._in_call = True
+
+        def run() -> None:
+            try:
+                _raise_error(call(handle))
+            except KafkaException as exc:
+                raised.append(exc)
+            finally:
+                with self._lock:
+                    self._in_call = False
+                    late = self._close_when_done
+                if late:
+                    self._destroy()
+
+        worker = threading.Thread(target=run, name=f"rdkafka-{name}", daemon=True)
+        worker.start()
+        worker.join(timeout + HANG_GRACE)
+        if worker.is_alive():
+            self._hung = True
+            raise KafkaException(KafkaError(
+                KafkaError._TIMED_OUT, f"{name} did not return within {timeout + HANG_GRACE:.0f} s", fatal=True))
+        if raised:
+            raise raised[0]
 
     def close(self) -> None:
-        """Release the producer: undelivered messages are lost (purge and flush first to see them fail)."""
+        """Release the producer: undelivered messages are lost (purge and flush first to see them
+        fail). A hung producer is released when its hung call returns."""
+        with self._lock:
+            if self._in_call:
+                self._close_when_done = True
+                return
+        self._destroy()
+
+    def _destroy(self) -> None:
         handle, self._handle = self._handle, None
         if handle is None:
             return
@@ -325,6 +396,9 @@ class BatchProducer:
         return handle
 
     def _live(self) -> int:
+        if self._hung:
+            raise KafkaException(KafkaError(KafkaError._STATE, "the producer was given up: a transactional call hung",
+                                            fatal=True))
         if self._handle is None:
             raise KafkaException(KafkaError(KafkaError._STATE, "the producer is closed"))
         return self._handle

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,8 +14,10 @@ import pyarrow as pa
 import pytest
 
 from sinkflow.sinks import kafka as kafka_sink
+from sinkflow.sinks import rdkafka
 from sinkflow.sinks.base import PermanentError, RetryableError, WriteContext
 from tests.clickhouse.car_results import car_batch
+from tests.kafka.committed import committed_values
 from tests.kafka.kafka_support import consume, deliver, make_sink
 from tests.servers.certificates import Certificate, self_signed_certificate
 from tests.servers.process import free_port, running
@@ -198,3 +201,41 @@ async def test_tls_against_a_plain_text_broker_says_so(tansu_broker: TansuBroker
     await sink.close()
     assert failure.value.message == (f"kafka broker {tansu_broker.bootstrap}: TLS handshake failed: is the broker "
                                      "plain text? set tls.disable=true")
+
+
+async def test_exactly_once_a_commit_that_never_returns_fails_the_epoch_and_the_retry_commits_it_once(
+    tansu_broker: TansuBroker, topic: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # librdkafka's send_offsets_to_transaction, as it was seen to hang after connection resets:
+    # the first call waits until released, long after its timeout.
+    real = rdkafka._lib.rd_kafka_send_offsets_to_transaction
+    release = threading.Event()
+    calls: list[int] = []
+
+    def hangs_the_first_time(*args: object) -> object:
+        calls.append(1)
+        if len(calls) == 1:
+            release.wait(60)
+        return real(*args)
+
+    monkeypatch.setattr(rdkafka._lib, "rd_kafka_send_offsets_to_transaction", hangs_the_first_time)
+    monkeypatch.setattr(rdkafka, "HANG_GRACE", 0.5)
+    monkeypatch.setattr(kafka_sink, "TRANSACTION_TIMEOUT", 2.0)
+    props = {"brokers": tansu_broker.bootstrap, "topic": topic, "tls.disable": True, "delivery_guarantee": "exactly_once"}
+    batches = [car_batch(0), car_batch(1)]
+    sink = make_sink(props, sink_id="eos-hang")
+    await sink.open()
+    try:
+        await sink.write(batches[0], WriteContext("eos-hang", 1, 0))
+        with pytest.raises(RetryableError) as failure:
+            await sink.flush(1)
+        assert "send_offsets_to_transaction did not return" in failure.value.message
+        # The runtime writes the failed epoch again and goes on: a new producer fences the hung one.
+        await deliver(sink, batches)
+    finally:
+        release.set()
+        await sink.close()
+
+    committed = [json.loads(value) for value in committed_values(tansu_broker.bootstrap, topic)]
+    assert sorted((doc["time"], doc["cid"]) for doc in committed) == sorted(
+        (row["time"].isoformat(timespec="milliseconds"), row["cid"]) for b in batches for row in b.to_pylist())
