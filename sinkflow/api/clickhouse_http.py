@@ -23,6 +23,7 @@ import sinkflow
 from sinkflow.api.context import Server, ServerDep
 from sinkflow.api.native_format import decode_blocks, encode_block
 from sinkflow.api.queries import execute_sql, table_rows
+from sinkflow.api.tab_separated import tab_separated_lines
 from sinkflow.engine import QueryExecution
 from sinkflow.errors import InvalidInput, SinkflowError
 from sinkflow.sinks.encode import json_documents
@@ -132,14 +133,7 @@ def _encode(batch: pa.RecordBatch, fmt: str) -> bytes:
         return encode_block(batch)
     if fmt == "JSONEachRow":
         return b"".join(doc + b"\n" for doc in json_documents(batch))
-    return "".join("\t".join(_tsv(v) for v in row.values()) + "\n" for row in batch.to_pylist()).encode()
-
-
-def _tsv(value: object) -> str:
-    """A value in TabSeparated: \\N for null, backslash, tab and newline escaped."""
-    if value is None:
-        return "\\N"
-    return str(value).replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+    return tab_separated_lines(batch).encode()
 
 
 def _table_answer(table: pa.Table, fmt: str) -> Response:

@@ -28,6 +28,7 @@ from sinkflow.sql.aggregates import AGGREGATES, RETRACTING, Aggregate
 from sinkflow.sql.functions import AggregateCall, aggregate_call, check_functions, function_name, is_aggregate, to_duckdb
 from sinkflow.sql.parse import DIALECT, SESSION_CALL, EmitClause, ParsedSelect, interval_from_text, interval_micros, parse_select
 from sinkflow.sql.positions import error_at, located, node_position, position_at
+from sinkflow.sql.table_functions import ONE_ROW, generated_columns, generated_source, is_generated
 from sinkflow.streams.store import StreamSettings
 from sinkflow.streams.types import TP_TIME, Column, parse_type
 
@@ -36,8 +37,6 @@ WINDOW_COLUMNS = ("window_start", "window_end")
 DEFAULT_PERIOD_US = 2_000_000
 #: Rows a join of two streams holds at most (both sides), unless SETTINGS join_max_buffered_rows says otherwise.
 DEFAULT_JOIN_ROWS = 10_000_000
-#: The source name of a SELECT without FROM: one row with the column ``dummy``.
-ONE_ROW = "__one"
 #: The row's sequence number in its stream's log, a hidden column of every stream.
 SEQUENCE_COLUMN = "_tp_sn"
 #: +1 (a row) or -1 (a retraction of a row emitted before) in an EMIT CHANGELOG query's output.
@@ -275,7 +274,7 @@ class LogicalPlan:
     @property
     def sources(self) -> list[str]:
         first = list(self.source.input.sources) if self.source.input is not None else (
-            [] if self.source.stream == ONE_ROW else [self.source.stream])
+            [] if is_generated(self.source.stream) else [self.source.stream])
         return first + [lk.stream for lk in self.lookups if lk.stream not in first]
 
 
@@ -362,6 +361,8 @@ class _Planner:
     def stream_columns(self, name: str, node: exp.Expression) -> list[Column]:
         if name in self.inputs:
             return list(self.inputs[name].columns)
+        if is_generated(name):
+            return list(generated_columns(name).values())
         try:
             return list(self.store.get(name).columns)
         except NotFound:
@@ -377,6 +378,10 @@ class _Planner:
         name node (a CTE or subquery is planned and compiled here, as table() if ``bounded``)."""
         if isinstance(node, exp.Table) and isinstance(node.this, exp.Anonymous):
             node = node.this
+        generated = generated_source(node)
+        if generated is not None:
+            self.bounded = True
+            return generated, node
         if isinstance(node, exp.Anonymous):
             fname = function_name(node)
             args = list(node.expressions)
@@ -402,10 +407,10 @@ class _Planner:
         if name in self.scope.ctes and not (isinstance(node, exp.Table) and node.db):
             cte, scope = self.scope.ctes[name]
             return self.subquery(name, cte, scope, bounded), node
-        if bounded or self.scope.bounded:
+        self.stream_columns(name, node)  # an unknown stream is an error naming it here
+        if bounded or self.scope.bounded or _table_engine(self.store, name):
             self.bounded = True
             return name, node
-        self.stream_columns(name, node)  # an unknown stream is an error naming it here
         mode, primary_key = _stream_mode(self.store, name)
         if self.aggregating and mode in ("versioned_kv", "mutable") and primary_key:
             # An aggregation over a keyed stream sees each new version retract the previous one.
@@ -683,8 +688,8 @@ class _Planner:
             taken = {_output_name(p) for p in select.expressions if not isinstance(p, exp.Star)}
             for rel in rels:
                 for col in rel.columns:
-                    if col in excluded:
-                        continue
+                    if col in excluded or (col == TP_TIME and _table_engine(self.store, rel.stream)):
+                        continue  # a table (ENGINE = Memory …) has no _tp_time of its own in Proton
                     label = sorted(rel.labels)[0]
                     node = exp.column(col, table=label)
                     if col in taken:
@@ -1252,6 +1257,17 @@ def _keyword_position(sql: str, keyword: str) -> Position | None:
     """Where ``keyword`` is first written in ``sql`` as a word (for clauses sqlglot keeps no place of)."""
     match = re.search(rf"\b{re.escape(keyword)}\b", sql, flags=re.IGNORECASE)
     return position_at(sql, match.start()) if match else None
+
+
+def _table_engine(store: StreamLookup, name: str) -> str:
+    """The ClickHouse table engine of stream ``name`` (``ENGINE = Memory`` …: a table, read as
+    table()); "" for a stream, a CTE, a subquery or a generated source."""
+    if is_generated(name):
+        return ""
+    try:
+        return store.get(name).settings.engine
+    except NotFound:
+        return ""
 
 
 def _stream_mode(store: StreamLookup, name: str) -> tuple[str, tuple[str, ...]]:

@@ -403,7 +403,7 @@ ERRORS: list[tuple[str, str]] = [
     ("to_int32(a, b)", "function 'to_int32' takes 1 argument, got 2"),
     ("multi_if(a, 1)", "function 'multi_if' takes at least 3 arguments, got 2"),
     ("date_diff('fortnight', a, b)", "unknown time unit 'fortnight'"),
-    ("format_datetime(t, '%Q')", "unsupported format specifier '%Q'"),
+    ("format_datetime(t, '%U')", "unsupported format specifier '%U'"),
     ("format_datetime(t, f)", "format_datetime's format must be a string literal"),
     ("to_start_of_interval(t, INTERVAL 1 MONTH)", "to_start_of_interval takes an interval of milliseconds"),
     ("to_datetime64(s, 2)", "to_datetime64's precision must be 0, 3 or 6"),
