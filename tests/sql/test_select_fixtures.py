@@ -87,7 +87,7 @@ ERRORS: list[tuple[str, str, tuple[int, int] | None]] = [
     ("select cid from car_live_data union all select cid, speed_kmh from car_live_data",
      "UNION ALL: query 2 has 2 column(s), the first has 1", (1, 31)),
     ("select top_k(cid) from car_live_data", "function 'top_k' takes 2 arguments, got 1", (1, 8)),
-    ("select array_join(cid) from car_live_data", "array_join is not supported", (1, 8)),
+    ("select array_join(cid, 1) from car_live_data", "function 'array_join' takes 1 argument, got 2", (1, 8)),
     ("select quantile(speed_kmh) from car_live_data", "function 'quantile' takes 2 arguments, got 1", (1, 8)),
     # Multi-line SQL: every name error points at the name it names.
     ("select bogus,\n  cid from nope", "unknown stream 'nope' at line 2, column 12", (2, 12)),

@@ -15,8 +15,10 @@ from sinkflow.sql.plan import SourceSpec
 from sinkflow.sql.table_functions import numbers_range
 from sinkflow.streams.store import StreamStore
 
-#: Rows per block, as Proton's default ``max_block_size``.
+#: Rows per block at most, as Proton's default ``max_block_size``.
 BLOCK_ROWS = 65_536
+#: Rows of the first block: blocks grow fourfold from it, so ``LIMIT 10`` computes few rows.
+FIRST_BLOCK_ROWS = 1_024
 
 
 class Numbers(Scan):
@@ -40,7 +42,8 @@ class Numbers(Scan):
 
     def read(self) -> Entries:
         check_cancelled()  # a query without LIMIT over system.numbers may run no DuckDB call to interrupt
-        rows = BLOCK_ROWS if self.end is None else min(BLOCK_ROWS, self.end - self.offset)
+        block = min(BLOCK_ROWS, max(FIRST_BLOCK_ROWS, self.offset * 3))
+        rows = block if self.end is None else min(block, self.end - self.offset)
         if rows <= 0:
             return []
         first = self.range.start + self.offset * self.range.step

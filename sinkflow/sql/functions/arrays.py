@@ -156,8 +156,11 @@ def _array_fold_call(args: list[exp.Expression], kinds: list[str | None], node: 
 
 register("array_fold", _array_fold_call, 3)
 register("range", lambda args, kinds, node: fill(
-    "RANGE(0, {0})" if len(args) == 1 else "RANGE({0}, {1}, " + ("{2})" if len(args) == 3 else "1)"), args),
+    "RANGE(0, CAST({0} AS BIGINT))" if len(args) == 1 else
+    "RANGE(CAST({0} AS BIGINT), CAST({1} AS BIGINT), " + ("CAST({2} AS BIGINT))" if len(args) == 3 else "1)"), args),
     1, 3, returns=ARRAY)
+# One output row per element (the row's other columns repeated); an empty array gives no row.
+register("array_join", "UNNEST({0})", 1)
 register("array_with_constant", "LIST_RESIZE([{1}], {0}, {1})", 2, returns=ARRAY)
 register("count_equal", "LENGTH(LIST_FILTER({0}, lambda __tp_v: __tp_v IS NOT DISTINCT FROM {1}))", 2,
          returns=INT)

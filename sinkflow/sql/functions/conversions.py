@@ -205,3 +205,16 @@ def _to_type_name(args: list[exp.Expression], kinds: list[str | None], node: exp
 
 
 register("to_type_name", _to_type_name, 1, returns=STRING)
+
+# to_<type>_or_zero / _or_null: the conversion, or 0 (the type's zero) / NULL for text it cannot read.
+for _name in ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float32", "float64", "date"):
+    _duck = duckdb_type(parse_type(_name))
+    _kind = DATE if _name == "date" else FLOAT if _name.startswith("float") else INT
+    _zero = "DATE '1970-01-01'" if _name == "date" else "0"
+    register(f"to_{_name}_or_null", f"TRY_CAST({{0}} AS {_duck})", 1, returns=_kind)
+    register(f"to_{_name}_or_zero", f"COALESCE(TRY_CAST({{0}} AS {_duck}), CAST({_zero} AS {_duck}))", 1, returns=_kind)
+    register(f"to_{_name}_or_default", f"COALESCE(TRY_CAST({{0}} AS {_duck}), CAST({{1}} AS {_duck}))", 2,
+             returns=_kind)
+register("to_datetime_or_null", "TRY_CAST({0} AS TIMESTAMPTZ)", 1, returns=TIME)
+register("to_datetime_or_zero", "COALESCE(TRY_CAST({0} AS TIMESTAMPTZ), TIMESTAMPTZ '1970-01-01 00:00:00+00')", 1,
+         returns=TIME)

@@ -1,7 +1,11 @@
-"""Result rows in Proton's ``TabSeparated`` text, value for value as ``proton-client`` prints them.
+"""Result rows in Proton's text formats, value for value as ``proton-client`` prints them.
 
-The rules, from ClickHouse's text serializations (Proton's ``*.reference`` test outputs are in
-this format):
+Formats (the ``FORMAT`` clause of a statement, :func:`split_format`): ``TabSeparated`` (``TSV``),
+``TabSeparatedWithNames`` (``TSVWithNames``: a first line of column names), ``TabSeparatedRaw``
+(``TSVRaw``: nothing escaped), ``CSV``, ``CSVWithNames`` and ``Null`` (no rows at all).
+
+The TabSeparated rules, from ClickHouse's text serializations (Proton's ``*.reference`` test
+outputs are in this format):
 
 * null is ``\\N`` (``NULL`` inside an array, tuple or map); booleans are ``true``/``false``.
 * floats print their shortest round-trip digits, in plain notation from 1e-6 up to 1e21 and as
@@ -20,12 +24,23 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import math
+import re
 import struct
 from typing import Any
 
 import pyarrow as pa
 
-__all__ = ["tab_separated_lines", "value_text"]
+from sinkflow.sinks.encode import csv_line_array
+
+__all__ = ["TEXT_FORMATS", "format_header", "format_rows", "split_format", "tab_separated_lines", "value_text"]
+
+#: Each text format's names, as written in FORMAT, → its canonical name.
+TEXT_FORMATS = {
+    "TabSeparated": "TabSeparated", "TSV": "TabSeparated", "TabSeparatedWithNames": "TabSeparatedWithNames",
+    "TSVWithNames": "TabSeparatedWithNames", "TabSeparatedRaw": "TabSeparatedRaw", "TSVRaw": "TabSeparatedRaw",
+    "CSV": "CSV", "CSVWithNames": "CSVWithNames", "Null": "Null",
+}
+_FORMAT_CLAUSE = re.compile(r"\s+FORMAT\s+(\w+)\s*;?\s*$", re.IGNORECASE)
 
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0", "\b": "\\b",
                           "\f": "\\f"})
@@ -33,15 +48,46 @@ _QUOTED_ESCAPES = str.maketrans({"\\": "\\\\", "'": "\\'", "\t": "\\t", "\n": "\
                                  "\b": "\\b", "\f": "\\f"})
 
 
-def tab_separated_lines(batch: pa.RecordBatch | pa.Table) -> str:
-    """Every row of ``batch`` as one TabSeparated line (ending in a newline), in row order."""
+def split_format(sql: str) -> tuple[str, str | None]:
+    """``sql`` without a trailing ``FORMAT name`` clause, and that name (None without one); a
+    text format's name written in another case (``format null``) is given as it is spelled here."""
+    found = _FORMAT_CLAUSE.search(sql)
+    if found is None:
+        return sql, None
+    spelled = {name.lower(): name for name in TEXT_FORMATS}
+    return sql[:found.start()], spelled.get(found[1].lower(), found[1])
+
+
+def format_header(schema: pa.Schema, fmt: str) -> str:
+    """The line a format writes before the rows: the column names for the ``…WithNames`` ones."""
+    fmt = TEXT_FORMATS.get(fmt, fmt)
+    if fmt == "TabSeparatedWithNames":
+        return "\t".join(_escape(name) for name in schema.names) + "\n"
+    if fmt == "CSVWithNames":
+        return ",".join('"' + name.replace('"', '""') + '"' for name in schema.names) + "\n"
+    return ""
+
+
+def format_rows(batch: pa.RecordBatch | pa.Table, fmt: str) -> str:
+    """Every row of ``batch`` in the text format ``fmt`` (a name of :data:`TEXT_FORMATS`)."""
+    fmt = TEXT_FORMATS[fmt]
+    if fmt == "Null" or batch.num_rows == 0:
+        return ""
+    if fmt.startswith("CSV"):
+        return "".join(line.decode() + "\n" for line in csv_line_array(batch).to_pylist())
+    return tab_separated_lines(batch, escape=fmt != "TabSeparatedRaw")
+
+
+def tab_separated_lines(batch: pa.RecordBatch | pa.Table, escape: bool = True) -> str:
+    """Every row of ``batch`` as one TabSeparated line (ending in a newline), in row order;
+    ``escape=False`` writes the values' text as it is (TabSeparatedRaw)."""
     if batch.num_rows == 0:
         return ""
     columns = []
     for column in batch.columns:
         digits = _fraction_digits(column)
-        columns.append([_escape(value_text(v, column.type, digits, False)) if v is not None else "\\N"
-                        for v in column.to_pylist()])
+        texts = [value_text(v, column.type, digits, False) if v is not None else "\\N" for v in column.to_pylist()]
+        columns.append([_escape(t) if escape and t != "\\N" else t for t in texts])
     return "".join("\t".join(row) + "\n" for row in zip(*columns, strict=True))
 
 
