@@ -616,6 +616,8 @@ class _Planner:
         # An aliased stream answers to its alias and, as in Proton, to its own name.
         labels = {target.alias, name} if isinstance(target, exp.Table) and target.alias else {name}
         if query is None:
+            # A table (ENGINE = Memory …), or any stream of a query_mode='table' query, is read whole.
+            dimension = dimension or self.scope.bounded or bool(_table_engine(self.store, name))
             return name, node, dimension, labels, None
         if dimension or (join.kind or "").upper() in ("ASOF", "ANY"):
             raise self.err(node, "a CTE or subquery joins as a stream (JOIN or LEFT JOIN); table(), ASOF and "
