@@ -656,6 +656,8 @@ class _Planner:
                     return exp.Column(this=ident, table=exp.to_identifier(side.name))
             if not matches:
                 where = f"stream '{self.relations[0].stream}'" if len(self.relations) == 1 and not table else "the query's sources"
+                if is_generated(self.relations[0].stream) and len(self.relations) == 1:
+                    where = "a query without FROM" if self.relations[0].stream == ONE_ROW else "numbers()"
                 raise self.err(n.this, f"unknown column '{name}' in {where}")
             if len(matches) > 1 and matches[0] is self.relations[0]:
                 matches = matches[:1]  # as in ClickHouse, an unqualified name prefers the left (stream) side

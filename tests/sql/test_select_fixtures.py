@@ -47,6 +47,8 @@ def test_the_fixture_file_is_what_the_planner_writes(engine: Engine) -> None:
 
 ERRORS: list[tuple[str, str, tuple[int, int] | None]] = [
     ("select speed from car_live_data", "unknown column 'speed' in stream 'car_live_data'", (1, 8)),
+    ("select 1 as a, b", "unknown column 'b' in a query without FROM", (1, 16)),
+    ("select nope from numbers(3)", "unknown column 'nope' in numbers()", (1, 8)),
     ("select *\nfrom nope", "unknown stream 'nope'", (2, 6)),
     ("select cid from nope", "unknown stream 'nope'", (1, 17)),
     ("select count() from tumble(table(nope), 2s)", "unknown stream 'nope'", (1, 34)),
