@@ -23,20 +23,20 @@ import sinkflow
 from sinkflow.api.context import Server, ServerDep
 from sinkflow.api.native_format import decode_blocks, encode_block
 from sinkflow.api.queries import execute_sql, table_rows
+from sinkflow.api.text_formats import TEXT_FORMATS, format_header, format_rows, split_format
 from sinkflow.engine import QueryExecution
 from sinkflow.errors import InvalidInput, SinkflowError
 from sinkflow.sinks.encode import json_documents
 
 router = APIRouter()
 
-_FORMAT = re.compile(r"\s+FORMAT\s+(\w+)\s*;?\s*$", re.IGNORECASE)
 #: A stream name as drivers write it: maybe quoted, maybe after a database name (sinkflow has one).
 _NAME = r"(?:[`\"]?\w+[`\"]?\.)?[`\"]?(\w+)[`\"]?"
 _INSERT = re.compile(rf"^\s*INSERT\s+INTO\s+{_NAME}\s*(?:\(([^)]*)\))?\s*$", re.IGNORECASE)
 _DESCRIBE = re.compile(rf"^\s*DESC(?:RIBE)?\s+(?:TABLE\s+|STREAM\s+)?{_NAME}\s*$", re.IGNORECASE)
 _HELLO = re.compile(r"^\s*SELECT\s+version\(\)\s*,\s*timezone\(\)\s*$", re.IGNORECASE)
 _SETTINGS = re.compile(r"\bFROM\s+system\.settings\b", re.IGNORECASE)
-_FORMATS = ("Native", "TabSeparated", "TSV", "JSONEachRow")
+_FORMATS = ("Native", "JSONEachRow", *TEXT_FORMATS)
 _MEDIA = {"Native": "application/octet-stream", "JSONEachRow": "application/x-ndjson"}
 _STEP = 0.25
 _ENCODINGS = ("lz4", "zstd", "gzip")
@@ -101,10 +101,8 @@ def _authorized(request: Request, api_key: str | None) -> bool:
 
 
 async def _answer(srv: Server, sql: str, data: bytes) -> Response:
-    fmt = "TabSeparated"
-    found = _FORMAT.search(sql)
-    if found is not None:
-        fmt, sql = found[1], sql[:found.start()]
+    sql, written = split_format(sql)
+    fmt = written or "TabSeparated"
     if fmt not in _FORMATS:
         raise InvalidInput(f"FORMAT {fmt} is not served here (formats: {', '.join(_FORMATS)})")
     insert = _INSERT.match(sql)
@@ -127,25 +125,23 @@ async def _answer(srv: Server, sql: str, data: bytes) -> Response:
     return StreamingResponse(_blocks(result.execution, fmt), media_type=_MEDIA.get(fmt, "text/plain"))
 
 
+def _header(schema: pa.Schema, fmt: str) -> bytes:
+    return format_header(schema, fmt).encode() if fmt in TEXT_FORMATS else b""
+
+
 def _encode(batch: pa.RecordBatch, fmt: str) -> bytes:
     if fmt == "Native":
         return encode_block(batch)
     if fmt == "JSONEachRow":
         return b"".join(doc + b"\n" for doc in json_documents(batch))
-    return "".join("\t".join(_tsv(v) for v in row.values()) + "\n" for row in batch.to_pylist()).encode()
-
-
-def _tsv(value: object) -> str:
-    """A value in TabSeparated: \\N for null, backslash, tab and newline escaped."""
-    if value is None:
-        return "\\N"
-    return str(value).replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+    return format_rows(batch, fmt).encode()
 
 
 def _table_answer(table: pa.Table, fmt: str) -> Response:
     """A whole result; an empty one is a block of no rows, which still names the columns."""
     batches = [b for b in table.to_batches() if b.num_rows] or [pa.RecordBatch.from_pylist([], schema=table.schema)]
-    return Response(b"".join(_encode(b, fmt) for b in batches), media_type=_MEDIA.get(fmt, "text/plain"))
+    body = _header(table.schema, fmt) + b"".join(_encode(b, fmt) for b in batches)
+    return Response(body, media_type=_MEDIA.get(fmt, "text/plain"))
 
 
 def _clickhouse_describe(table: pa.Table) -> pa.Table:
@@ -177,6 +173,8 @@ def _insert(srv: Server, stream: str, columns: str | None, fmt: str, data: bytes
 async def _blocks(execution: QueryExecution, fmt: str) -> AsyncIterator[bytes]:
     """A streaming query's result, block by block; the query stops however the answer ends."""
     try:
+        if header := _header(execution.schema, fmt):
+            yield header
         while not execution.finished:
             for batch in await execution.step(_STEP):
                 if batch.num_rows:

@@ -116,6 +116,14 @@ class CancelScope:
             raise QueryCancelled(self.reason)
 
 
+def check_cancelled() -> None:
+    """Raise :class:`QueryCancelled` when the current :class:`CancelScope` was cancelled: for work
+    that runs no DuckDB call a cancel could interrupt (generating rows)."""
+    scope = _current.get()
+    if scope is not None and scope.reason is not None:
+        raise QueryCancelled(scope.reason)
+
+
 def track(con: duckdb.DuckDBPyConnection) -> None:
     """Let the current :class:`CancelScope`, if any, interrupt ``con``."""
     scope = _current.get()

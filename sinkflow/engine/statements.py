@@ -20,6 +20,7 @@ from sinkflow.sql.statements import (
     DropStream,
     Insert,
     ShowCreateStream,
+    SetSettings,
     ShowStreams,
     Statement,
     ValueExpression,
@@ -85,6 +86,13 @@ def _add_column(stmt: AddColumn, store: StreamStore) -> StatementResult:
         return StatementResult("status", f"column '{stmt.column.name}' already exists in stream '{stmt.name}'")
     store.add_column(stmt.name, stmt.column, stmt.position)
     return StatementResult("status", f"added column '{stmt.column.name}' to stream '{stmt.name}'")
+
+
+@_execute.register
+def _set(stmt: SetSettings, store: StreamStore) -> StatementResult:  # noqa: ARG001 - same signature as the others
+    names = ", ".join(name for name, _ in stmt.settings)
+    return StatementResult("status", f"SET {names}: sinkflow keeps no session settings; this changes nothing "
+                                     "(write SETTINGS name=value at the end of a query)")
 
 
 @_execute.register

@@ -30,6 +30,7 @@ from sinkflow.sql.functions.kinds import BOOL, DECIMAL, FLOAT, INT, STRING, kind
 from sinkflow.sql.functions import AggregateCall, aggregate_call, check_functions, function_name, is_aggregate, to_duckdb
 from sinkflow.sql.parse import DIALECT, SESSION_CALL, SESSION_RANGE, EmitClause, ParsedSelect, interval_from_text, interval_micros, parse_select
 from sinkflow.sql.positions import error_at, located, node_position, position_at
+from sinkflow.sql.table_functions import ONE_ROW, generated_columns, generated_source, is_generated
 from sinkflow.streams.store import StreamSettings
 from sinkflow.streams.types import TP_TIME, Column, parse_type
 
@@ -38,8 +39,6 @@ WINDOW_COLUMNS = ("window_start", "window_end")
 DEFAULT_PERIOD_US = 2_000_000
 #: Rows a join of two streams holds at most (both sides), unless SETTINGS join_max_buffered_rows says otherwise.
 DEFAULT_JOIN_ROWS = 10_000_000
-#: The source name of a SELECT without FROM: one row with the column ``dummy``.
-ONE_ROW = "__one"
 #: The row's sequence number in its stream's log, a hidden column of every stream.
 SEQUENCE_COLUMN = "_tp_sn"
 #: The metadata columns of a Kafka external stream read as a source, Timeplus's virtual columns:
@@ -307,7 +306,7 @@ class LogicalPlan:
     @property
     def sources(self) -> list[str]:
         first = list(self.source.input.sources) if self.source.input is not None else (
-            [] if self.source.stream == ONE_ROW else [self.source.stream])
+            [] if is_generated(self.source.stream) else [self.source.stream])
         return first + [lk.stream for lk in self.lookups if lk.stream not in first]
 
 
@@ -400,6 +399,8 @@ class _Planner:
     def stream_columns(self, name: str, node: exp.Expression) -> list[Column]:
         if name in self.inputs:
             return list(self.inputs[name].columns)
+        if is_generated(name):
+            return list(generated_columns(name).values())
         try:
             return list(self.store.get(name).columns)
         except NotFound:
@@ -415,6 +416,10 @@ class _Planner:
         name node (a CTE or subquery is planned and compiled here, as table() if ``bounded``)."""
         if isinstance(node, exp.Table) and isinstance(node.this, exp.Anonymous):
             node = node.this
+        generated = generated_source(node)
+        if generated is not None:
+            self.bounded = True
+            return generated, node
         if isinstance(node, exp.Anonymous):
             fname = function_name(node)
             args = list(node.expressions)
@@ -440,10 +445,10 @@ class _Planner:
         if name in self.scope.ctes and not (isinstance(node, exp.Table) and node.db):
             cte, scope = self.scope.ctes[name]
             return self.subquery(name, cte, scope, bounded), node
-        if bounded or self.scope.bounded:
+        self.stream_columns(name, node)  # an unknown stream is an error naming it here
+        if bounded or self.scope.bounded or _table_engine(self.store, name):
             self.bounded = True
             return name, node
-        self.stream_columns(name, node)  # an unknown stream is an error naming it here
         mode, primary_key = _stream_mode(self.store, name)
         if self.aggregating and mode in ("versioned_kv", "mutable") and primary_key:
             # An aggregation over a keyed stream sees each new version retract the previous one.
@@ -663,6 +668,8 @@ class _Planner:
         # An aliased stream answers to its alias and, as in Proton, to its own name.
         labels = {target.alias, name} if isinstance(target, exp.Table) and target.alias else {name}
         if query is None:
+            # A table (ENGINE = Memory …), or any stream of a query_mode='table' query, is read whole.
+            dimension = dimension or self.scope.bounded or bool(_table_engine(self.store, name))
             return name, node, dimension, labels, None
         if dimension or {(join.kind or "").upper(), (join.side or "").upper()} & {"ASOF", "ANY"}:
             raise self.err(node, "a CTE or subquery joins as a stream (JOIN or LEFT JOIN); table(), ASOF and "
@@ -701,6 +708,8 @@ class _Planner:
                     return exp.Column(this=ident, table=exp.to_identifier(side.name))
             if not matches:
                 where = f"stream '{self.relations[0].stream}'" if len(self.relations) == 1 and not table else "the query's sources"
+                if is_generated(self.relations[0].stream) and len(self.relations) == 1:
+                    where = "a query without FROM" if self.relations[0].stream == ONE_ROW else "numbers()"
                 raise self.err(n.this, f"unknown column '{name}' in {where}")
             if len(matches) > 1 and matches[0] is self.relations[0]:
                 matches = matches[:1]  # as in ClickHouse, an unqualified name prefers the left (stream) side
@@ -737,7 +746,9 @@ class _Planner:
                 kafka = _SHARD in rel.columns and rel.stream not in self.inputs
                 for col in rel.columns:
                     if (col in excluded or (col in rel.using and not star_table)
-                            or (kafka and col in KAFKA_METADATA_COLUMNS)):
+                            or (kafka and col in KAFKA_METADATA_COLUMNS)
+                            # a table (ENGINE = Memory …) has no _tp_time of its own in Proton
+                            or (col == TP_TIME and _table_engine(self.store, rel.stream))):
                         continue
                     label = sorted(rel.labels)[0]
                     node = exp.column(col, table=label)
@@ -1460,6 +1471,17 @@ def _keyword_position(sql: str, keyword: str) -> Position | None:
     """Where ``keyword`` is first written in ``sql`` as a word (for clauses sqlglot keeps no place of)."""
     match = re.search(rf"\b{re.escape(keyword)}\b", sql, flags=re.IGNORECASE)
     return position_at(sql, match.start()) if match else None
+
+
+def _table_engine(store: StreamLookup, name: str) -> str:
+    """The ClickHouse table engine of stream ``name`` (``ENGINE = Memory`` …: a table, read as
+    table()); "" for a stream, a CTE, a subquery or a generated source."""
+    if is_generated(name):
+        return ""
+    try:
+        return store.get(name).settings.engine
+    except NotFound:
+        return ""
 
 
 def _stream_mode(store: StreamLookup, name: str) -> tuple[str, tuple[str, ...]]:

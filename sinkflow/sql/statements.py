@@ -32,6 +32,7 @@ from sinkflow.streams.types import TP_TIME, TP_TIME_TYPE, Column, parse_type
 __all__ = [
     "ValueExpression",
     "AddColumn",
+    "SetSettings",
     "CreateStream",
     "DescribeStream",
     "DropStream",
@@ -46,13 +47,14 @@ __all__ = [
 @dataclass(frozen=True)
 class CreateStream:
     """``CREATE [RANDOM | MUTABLE] STREAM [IF NOT EXISTS] name (col type [DEFAULT|ALIAS expr]
-    [COMMENT 'c'] [CODEC(…)] [TTL …], …) [PRIMARY KEY …] [ORDER BY …] [PARTITION BY …] [TTL …]
-    [SETTINGS k=v, …] [COMMENT 'c']``.
+    [COMMENT 'c'] [CODEC(…)] [TTL …], …) [ENGINE = E(…)] [PRIMARY KEY …] [ORDER BY …]
+    [PARTITION BY …] [TTL …] [SETTINGS k=v, …] [COMMENT 'c']``.
 
     ``settings`` are the ``(name, value)`` pairs for
     :meth:`sinkflow.streams.store.StreamSettings.from_dict`, each already checked there: the
     SETTINGS as written, plus ``primary_key``, ``mode='mutable'`` for a mutable stream,
-    ``random=True`` for a random stream and ``description`` for the stream's COMMENT."""
+    ``random=True`` for a random stream, ``description`` for the stream's COMMENT and ``engine``
+    for its ENGINE."""
 
     name: str
     columns: tuple[Column, ...]
@@ -99,6 +101,15 @@ class AddColumn:
 
 
 @dataclass(frozen=True)
+class SetSettings:
+    """``SET name = value[, …]``: query settings for a session, which sinkflow does not keep (a
+    query takes its settings from its own SETTINGS clause); accepted so scripts written for
+    Proton's client run."""
+
+    settings: tuple[tuple[str, object], ...]
+
+
+@dataclass(frozen=True)
 class ValueExpression:
     """A value of INSERT … VALUES that is an expression (``now()``, ``to_datetime('…')``,
     ``1 + 2``), as written; ``padded`` is the statement's text before it blanked out, then the
@@ -121,13 +132,13 @@ class Insert:
     rows: tuple[tuple[object, ...], ...]
 
 
-Statement = CreateStream | DropStream | ShowStreams | ShowCreateStream | DescribeStream | Insert | AddColumn
+Statement = CreateStream | DropStream | ShowStreams | ShowCreateStream | DescribeStream | Insert | AddColumn | SetSettings
 
 # Words that end a column's type or expression (at the top level of the column list).
 _COLUMN_CLAUSES = ("DEFAULT", "ALIAS", "MATERIALIZED", "EPHEMERAL", "COMMENT", "CODEC", "TTL")
 # Clauses after the column list, each ending at the next one.
 _STREAM_CLAUSES = (("PRIMARY", "KEY"), ("ORDER", "BY"), ("PARTITION", "BY"), ("SAMPLE", "BY"), ("TTL",),
-                   ("SETTINGS",), ("COMMENT",))
+                   ("SETTINGS",), ("COMMENT",), ("ENGINE",))
 _SHOW_CREATE = re.compile(r"CREATE\s+(?:STREAM\s+)?(`[^`]+`|\"[^\"]+\"|[A-Za-z_][A-Za-z0-9_]*)\s*;?\Z",
                           re.IGNORECASE)
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -273,6 +284,8 @@ class _Parser:
             return self.insert()
         if self.accept_word("ALTER"):
             return self.alter()
+        if self.accept_word("SET"):
+            return self.set_settings()
         raise self.error(f"{first.text.upper()} statements are not supported", first)
 
     def create(self) -> CreateStream:
@@ -329,15 +342,32 @@ class _Parser:
                 settings.extend(self.settings())
             elif self.accept_word("COMMENT"):
                 settings.append(("description", self.string("the stream's comment")))
+            elif self.accept_word("ENGINE"):
+                settings.append(("engine", self.engine()))
             elif skip := self.at_stream_clause():
                 self.i += skip
                 self.until_clause_end()
             else:
                 token = self.peek()
                 assert token is not None
-                raise self.error(f"unexpected '{token.text}' after the column list (expected PRIMARY KEY, ORDER BY, "
-                                 "PARTITION BY, TTL, SETTINGS or COMMENT)", token)
+                raise self.error(f"unexpected '{token.text}' after the column list (expected ENGINE, PRIMARY KEY, "
+                                 "ORDER BY, PARTITION BY, TTL, SETTINGS or COMMENT)", token)
         return settings
+
+    def engine(self) -> str:
+        """``ENGINE [=] Name[(args…)]`` (after ENGINE): the engine's name; its arguments
+        (ClickHouse storage parameters) are skipped."""
+        self.accept(TokenType.EQ)
+        name = self.identifier("an engine name, such as Memory or MergeTree")
+        if self.accept(TokenType.L_PAREN):
+            depth = 1
+            while depth:
+                token = self.next("')' closing the engine's arguments")
+                if token.token_type == TokenType.L_PAREN:
+                    depth += 1
+                elif token.token_type == TokenType.R_PAREN:
+                    depth -= 1
+        return name
 
     def until_clause_end(self) -> None:
         """Skip the tokens of a clause up to the next top-level stream clause or the end."""
@@ -445,6 +475,18 @@ class _Parser:
             if not self.accept(TokenType.COMMA):
                 break
         return values
+
+    def set_settings(self) -> SetSettings:
+        """``name = value, …`` after SET."""
+        values: list[tuple[str, object]] = []
+        while True:
+            key = self.identifier("a setting name")
+            self.expect(TokenType.EQ, "=")
+            values.append((key.lower(), self.literal()))
+            if not self.accept(TokenType.COMMA):
+                break
+        self.end()
+        return SetSettings(tuple(values))
 
     def alter(self) -> AddColumn:
         kind = self.peek()

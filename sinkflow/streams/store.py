@@ -85,6 +85,9 @@ class StreamSettings:
     and optionally a ``version_column`` (Timeplus's default is ``_tp_time``). The log stores every
     row either way; readers give the keys their meaning.
 
+    ``engine`` is a ClickHouse table engine written as ``ENGINE = Memory`` (or ``MergeTree``, …):
+    as in Proton, such a stream is a table, which a query reads as ``table(name)``; "" for a stream.
+
     ``random`` marks a ``CREATE RANDOM STREAM``: its rows are generated from the columns' DEFAULT
     expressions, about ``eps`` rows per second. ``ignored`` holds the Timeplus settings that were
     accepted but have no effect (:data:`IGNORED_SETTINGS`), as ``(name, value text)`` pairs."""
@@ -99,6 +102,7 @@ class StreamSettings:
     random: bool = False
     eps: float | None = None
     ignored: tuple[tuple[str, str], ...] = ()
+    engine: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as stream.json holds them (the keyed and random ones only when set)."""
@@ -115,6 +119,8 @@ class StreamSettings:
             out["eps"] = self.eps
         if self.ignored:
             out["ignored"] = dict(self.ignored)
+        if self.engine:
+            out["engine"] = self.engine
         return out
 
     @classmethod
@@ -135,7 +141,7 @@ class StreamSettings:
             if name in ("retention_ms", "retention_bytes"):
                 if not (isinstance(value, int | str) and str(value).strip() in ("0", "-1")):
                     values[name] = _positive_int(key, value)
-            elif name in ("event_time_column", "description", "version_column"):
+            elif name in ("event_time_column", "description", "version_column", "engine"):
                 if not isinstance(value, str):
                     raise InvalidInput(f"setting '{key}' must be a string, got {show_value(value)}")
                 values[name] = value

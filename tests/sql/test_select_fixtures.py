@@ -47,6 +47,8 @@ def test_the_fixture_file_is_what_the_planner_writes(engine: Engine) -> None:
 
 ERRORS: list[tuple[str, str, tuple[int, int] | None]] = [
     ("select speed from car_live_data", "unknown column 'speed' in stream 'car_live_data'", (1, 8)),
+    ("select 1 as a, b", "unknown column 'b' in a query without FROM", (1, 16)),
+    ("select nope from numbers(3)", "unknown column 'nope' in numbers()", (1, 8)),
     ("select *\nfrom nope", "unknown stream 'nope'", (2, 6)),
     ("select cid from nope", "unknown stream 'nope'", (1, 17)),
     ("select count() from tumble(table(nope), 2s)", "unknown stream 'nope'", (1, 34)),
@@ -89,7 +91,7 @@ ERRORS: list[tuple[str, str, tuple[int, int] | None]] = [
     ("select cid from car_live_data union all select cid, speed_kmh from car_live_data",
      "UNION ALL: query 2 has 2 column(s), the first has 1", (1, 31)),
     ("select top_k(cid) from car_live_data", "function 'top_k' takes 2 to 4 arguments, got 1", (1, 8)),
-    ("select array_join(cid) from car_live_data", "array_join is not supported", (1, 8)),
+    ("select array_join(cid, 1) from car_live_data", "function 'array_join' takes 1 argument, got 2", (1, 8)),
     ("select quantile(speed_kmh) from car_live_data", "function 'quantile' takes 2 arguments, got 1", (1, 8)),
     # Multi-line SQL: every name error points at the name it names.
     ("select bogus,\n  cid from nope", "unknown stream 'nope' at line 2, column 12", (2, 12)),

@@ -15,6 +15,7 @@ from sinkflow.sql.statements import (
     DescribeStream,
     DropStream,
     Insert,
+    SetSettings,
     ShowStreams,
     parse_statement,
 )
@@ -57,6 +58,10 @@ PARSED: list[tuple[str, object]] = [
     ("DROP STREAM s", DropStream("s")),
     ("drop stream if exists s;", DropStream("s", if_exists=True)),
     ("SHOW STREAMS", ShowStreams()),
+    ("CREATE STREAM m (x int32) ENGINE = Memory", CreateStream("m", (col("x", "int32"),), (("engine", "Memory"),))),
+    ("create stream r (d date) ENGINE = ReplicatedMergeTree('/t/{database}/r', 'r1', d, (d), 8192) ORDER BY d",
+     CreateStream("r", (col("d", "date"),), (("engine", "ReplicatedMergeTree"),))),
+    ("SET query_mode = 'table', max_threads = 1", SetSettings((("query_mode", "table"), ("max_threads", 1)))),
     ("show streams;", ShowStreams()),
     ("DESCRIBE s", DescribeStream("s")),
     ("DESC s", DescribeStream("s")),

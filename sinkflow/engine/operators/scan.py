@@ -20,6 +20,7 @@ from sinkflow.engine.compile import connect
 from sinkflow.engine.operators.base import Entries
 from sinkflow.errors import SqlError
 from sinkflow.sql.plan import ONE_ROW, SourceSpec, newest_per
+from sinkflow.sql.table_functions import is_generated
 from sinkflow.streams.store import Stream, StreamStore
 
 #: Rows read from the log per step at most (whole ingest batches; the first is always taken).
@@ -197,7 +198,12 @@ class OneRow(Scan):
 
 
 def open_scan(spec: SourceSpec, store: StreamStore) -> Scan:
-    """The source of ``spec``: a :class:`OneRow` for a SELECT without FROM, else a :class:`Scan`."""
+    """The source of ``spec``: a :class:`OneRow` for a SELECT without FROM, the generated numbers
+    of ``numbers()``/``system.numbers``, else a :class:`Scan`."""
     if spec.stream == ONE_ROW:
         return OneRow(spec, store)
+    if is_generated(spec.stream):
+        from sinkflow.engine.operators.numbers import Numbers  # it builds on Scan, defined here
+
+        return Numbers(spec, store)
     return Scan(spec, store)

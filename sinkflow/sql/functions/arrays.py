@@ -155,3 +155,24 @@ def _array_fold_call(args: list[exp.Expression], kinds: list[str | None], node: 
 
 
 register("array_fold", _array_fold_call, 3)
+register("range", lambda args, kinds, node: fill(
+    "RANGE(0, CAST({0} AS BIGINT))" if len(args) == 1 else
+    "RANGE(CAST({0} AS BIGINT), CAST({1} AS BIGINT), " + ("CAST({2} AS BIGINT))" if len(args) == 3 else "1)"), args),
+    1, 3, returns=ARRAY)
+# One output row per element (the row's other columns repeated); an empty array gives no row.
+register("array_join", "UNNEST({0})", 1)
+register("array_with_constant", "LIST_RESIZE([{1}], {0}, {1})", 2, returns=ARRAY)
+register("count_equal", "LENGTH(LIST_FILTER({0}, lambda __tp_v: __tp_v IS NOT DISTINCT FROM {1}))", 2,
+         returns=INT)
+register("array_intersect", lambda args, kinds, node: _folded("LIST_INTERSECT", args), 1, None, returns=ARRAY)
+register("array_enumerate", "RANGE(1, LENGTH({0}) + 1)", 1, returns=ARRAY)
+register("empty_array_string", "CAST([] AS VARCHAR[])", 0, returns=ARRAY)
+register("array_join_text array_string_join", "ARRAY_TO_STRING({0}, {1})", 2, returns=STRING)
+
+
+def _folded(duck: str, args: list[exp.Expression]) -> exp.Expression:
+    """``duck(duck(a, b), c)…``: a two-argument list function applied to any number of lists."""
+    result = args[0].copy()
+    for arg in args[1:]:
+        result = exp.Anonymous(this=duck, expressions=[result, arg.copy()])
+    return result

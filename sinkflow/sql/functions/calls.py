@@ -219,8 +219,6 @@ def unknown_function(node: exp.Expression) -> SqlError:
     spelling of a ClickHouse name (``toDateTime`` → ``to_datetime``) or the closest known name."""
     written = written_name(node) or (node.name if isinstance(node, (exp.Anonymous, exp.AnonymousAggFunc))
                                      else function_name(node))
-    if written.lower() == "array_join" or isinstance(node, exp.Explode):
-        return error("array_join is not supported (it turns one row into several)", node)
     known = supported_functions()
     squashed = written.replace("_", "").lower()
     twin = next((n for n in known if n.replace("_", "") == squashed), None)

@@ -183,3 +183,38 @@ def _to_datetime64(args: list[exp.Expression], kinds: list[str | None], node: ex
 
 
 register("to_datetime64", _to_datetime64, 2, 3, returns=TIME)
+
+# decimalN(s): the same conversion as to_decimal, the width only bounds the precision in Proton.
+register("to_decimal32 to_decimal64 to_decimal128", _to_decimal, 2, returns=DECIMAL)
+# A fixed_string(n) is its text padded with zero bytes to n bytes.
+register("to_fixed_string", "RPAD(CAST({0} AS VARCHAR), {1}, CHR(0))", 2, returns=STRING)
+
+# DuckDB's type names (typeof) as Proton spells its types; others are given in lower case.
+_TYPE_NAMES = {
+    "VARCHAR": "string", "BOOLEAN": "bool", "TINYINT": "int8", "SMALLINT": "int16", "INTEGER": "int32",
+    "BIGINT": "int64", "HUGEINT": "int128", "UTINYINT": "uint8", "USMALLINT": "uint16", "UINTEGER": "uint32",
+    "UBIGINT": "uint64", "UHUGEINT": "uint128", "FLOAT": "float32", "DOUBLE": "float64", "DATE": "date",
+    "TIMESTAMP WITH TIME ZONE": "datetime64(6, 'UTC')", "TIMESTAMP": "datetime64(6)", "TIMESTAMP_S": "datetime",
+    "TIMESTAMP_MS": "datetime64(3)", "UUID": "uuid", '"NULL"': "nullable(nothing)", "BLOB": "string",
+}
+
+
+def _to_type_name(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
+    whens = " ".join(f"WHEN '{duck}' THEN '{proton.replace(chr(39), chr(39) * 2)}'" for duck, proton in _TYPE_NAMES.items())
+    return fill(f"CASE TYPEOF({{0}}) {whens} ELSE LOWER(TYPEOF({{0}})) END", args)
+
+
+register("to_type_name", _to_type_name, 1, returns=STRING)
+
+# to_<type>_or_zero / _or_null: the conversion, or 0 (the type's zero) / NULL for text it cannot read.
+for _name in ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float32", "float64", "date"):
+    _duck = duckdb_type(parse_type(_name))
+    _kind = DATE if _name == "date" else FLOAT if _name.startswith("float") else INT
+    _zero = "DATE '1970-01-01'" if _name == "date" else "0"
+    register(f"to_{_name}_or_null", f"TRY_CAST({{0}} AS {_duck})", 1, returns=_kind)
+    register(f"to_{_name}_or_zero", f"COALESCE(TRY_CAST({{0}} AS {_duck}), CAST({_zero} AS {_duck}))", 1, returns=_kind)
+    register(f"to_{_name}_or_default", f"COALESCE(TRY_CAST({{0}} AS {_duck}), CAST({{1}} AS {_duck}))", 2,
+             returns=_kind)
+register("to_datetime_or_null", "TRY_CAST({0} AS TIMESTAMPTZ)", 1, returns=TIME)
+register("to_datetime_or_zero", "COALESCE(TRY_CAST({0} AS TIMESTAMPTZ), TIMESTAMPTZ '1970-01-01 00:00:00+00')", 1,
+         returns=TIME)

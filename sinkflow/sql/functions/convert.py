@@ -44,6 +44,8 @@ def _convert(node: exp.Expression, schema: Schema | None) -> exp.Expression:
 
 
 def _map(node: exp.Expression, schema: Schema | None) -> exp.Expression:
+    if _fractional_literal(node):
+        return exp.cast(node, exp.DataType.build("DOUBLE"))
     if isinstance(node, exp.Cast):
         return cast(node, node.to.sql(dialect=DIALECT), node.this, kind_of(node.this, schema))
     if isinstance(node, exp.CastToStrType):
@@ -75,3 +77,12 @@ def _map(node: exp.Expression, schema: Schema | None) -> exp.Expression:
     if isinstance(returns, int):
         return mark(result, kinds[returns], time_unit_of(args[returns])) if returns < len(args) else result
     return mark(result, returns, RESULT_UNITS.get(name))
+
+
+def _fractional_literal(node: exp.Expression) -> bool:
+    """A number literal with a fraction or an exponent (``0.1``, ``1e3``) outside a cast: Proton
+    reads it as a float64 (``0.1 + 0.2`` is ``0.30000000000000004``), DuckDB as a DECIMAL."""
+    if not isinstance(node, exp.Literal) or node.is_string or isinstance(node.parent, exp.Cast):
+        return False
+    text = node.this.lower()
+    return not text.startswith("0x") and ("." in text or "e" in text)

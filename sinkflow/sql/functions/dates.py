@@ -7,6 +7,7 @@ import re
 
 from sqlglot import exp
 
+from sinkflow.sql.functions.calls import function_name
 from sinkflow.sql.functions.conversions import parse_text_time
 from sinkflow.sql.functions.kinds import DATE, INT, STRING, TIME, mark, time_unit_of
 from sinkflow.sql.functions.registry import Builder, error, fill, literal_text, register
@@ -118,30 +119,52 @@ register("date_sub", _date_shift("-"), 2, 3)
 
 
 # format_datetime placeholders that strftime spells differently; the others listed in
-# _SAME_SPECIFIERS mean the same in both. %i is ClickHouse's minute.
-_SPECIFIERS = {"i": "%M", "F": "%Y-%m-%d", "T": "%H:%M:%S", "D": "%m/%d/%y"}
-_SAME_SPECIFIERS = "YymdHMSjpIeuw%"
+# _SAME_SPECIFIERS mean the same in both. %i is ClickHouse's minute, %h its 12-hour hour.
+_SPECIFIERS = {"i": "%M", "F": "%Y-%m-%d", "T": "%H:%M:%S", "D": "%m/%d/%y", "c": "%m", "h": "%I", "k": "%H",
+               "l": "%I", "n": "\n", "t": "\t", "r": "%I:%M %p", "R": "%H:%M", "W": "%A", "s": "%S"}
+_SAME_SPECIFIERS = "YymdHMSjpIuwabVGz%"
+# Placeholders strftime has no spelling for, as DuckDB expressions of the time {0}.
+_COMPUTED_SPECIFIERS = {
+    "e": "LPAD(CAST(DAYOFMONTH({0}) AS VARCHAR), 2, ' ')",
+    "C": "LPAD(CAST(YEAR({0}) // 100 AS VARCHAR), 2, '0')",
+    "Q": "CAST(QUARTER({0}) AS VARCHAR)",
+}
 
 
 def _format_datetime(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
     fmt = literal_text(args[1], "format_datetime's format")
+    # The optional third argument is the time zone the wall-clock time is printed in.
+    value = fill("TIMEZONE({1}, {0})", [args[0], args[2]]) if len(args) > 2 else args[0]
+    parts: list[exp.Expression] = []
     out: list[str] = []
+
+    def flush() -> None:
+        if out:
+            parts.append(fill("STRFTIME({0}, {1})", [value, exp.Literal.string("".join(out))]))
+            out.clear()
+
     i = 0
     while i < len(fmt):
         char = fmt[i]
         if char == "%" and i + 1 < len(fmt):
             spec = fmt[i + 1]
-            if spec not in _SPECIFIERS and spec not in _SAME_SPECIFIERS:
+            if spec in _COMPUTED_SPECIFIERS:
+                flush()
+                parts.append(fill(_COMPUTED_SPECIFIERS[spec], [value]))
+            elif spec not in _SPECIFIERS and spec not in _SAME_SPECIFIERS:
                 # Refused rather than printed differently from Timeplus.
                 raise error(f"format_datetime: unsupported format specifier '%{spec}'", args[1])
-            out.append(_SPECIFIERS.get(spec, f"%{spec}"))
+            else:
+                out.append(_SPECIFIERS.get(spec, f"%{spec}"))
             i += 2
             continue
         out.append(char)
         i += 1
-    # The optional third argument is the time zone the wall-clock time is printed in.
-    value = fill("TIMEZONE({1}, {0})", [args[0], args[2]]) if len(args) > 2 else args[0]
-    return fill("STRFTIME({0}, {1})", [value, exp.Literal.string("".join(out))])
+    flush()
+    result = parts[0] if parts else exp.Literal.string("")
+    for part in parts[1:]:
+        result = exp.DPipe(this=result, expression=part, safe=True)
+    return result
 
 
 register("format_datetime", _format_datetime, 2, 3, returns=STRING)
@@ -186,3 +209,24 @@ def _parse_datetime(args: list[exp.Expression], kinds: list[str | None], node: e
 
 
 register("parse_datetime", _parse_datetime, 2, 3, returns=TIME)
+register("month_name", "MONTHNAME({0})", 1, returns=STRING)
+register("day_name", "DAYNAME({0})", 1, returns=STRING)
+register("make_date", "MAKE_DATE(CAST({0} AS BIGINT), CAST({1} AS BIGINT), CAST({2} AS BIGINT))", 3, returns=DATE)
+
+
+def _make_datetime(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
+    """``make_datetime(y, mo, d, h, mi, s[, tz])`` / ``make_datetime64(y, mo, d, h, mi, s[, fraction
+    [, precision[, tz]]])``: the fraction counts units of the precision (default 3)."""
+    parts = [fill("CAST({0} AS BIGINT)", [a]) for a in args[:6]]
+    seconds: exp.Expression = parts[5]
+    if function_name(node) == "make_datetime64" and len(args) > 6:
+        precision = int(args[7].this) if len(args) > 7 and isinstance(args[7], exp.Literal) else 3
+        seconds = fill(f"{{0}} + CAST({{1}} AS DOUBLE) / {10 ** precision}", [parts[5], args[6]])
+    moment = fill("MAKE_TIMESTAMP({0}, {1}, {2}, {3}, {4}, {5})", [*parts[:5], seconds])
+    zone = args[-1] if args and isinstance(args[-1], exp.Literal) and args[-1].is_string and len(args) > 6 else None
+    if zone is not None:
+        return mark(fill("TIMEZONE({1}, {0})", [moment, zone]), TIME)
+    return mark(fill("CAST({0} AS TIMESTAMPTZ)", [moment]), TIME)
+
+
+register("make_datetime make_datetime64", _make_datetime, 6, 9)

@@ -20,8 +20,9 @@ def _map_cast(args: list[exp.Expression], kinds: list[str | None], node: exp.Exp
     return fill("MAP({0}, {1})", [keys, values])
 
 
-register("map_cast", _map_cast, 2, None)
+register("map_cast map", _map_cast, 2, None)
 register("map_from_arrays", "MAP({0}, {1})", 2)
 register("map_keys", "MAP_KEYS({0})", 1, returns=ARRAY)
 register("map_values", "MAP_VALUES({0})", 1, returns=ARRAY)
 register("map_contains", "MAP_CONTAINS({0}, {1})", 2, returns=BOOL)
+

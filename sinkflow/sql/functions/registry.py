@@ -103,6 +103,8 @@ def literal_text(node: exp.Expression, what: str) -> str:
 
 
 def literal_number(node: exp.Expression, what: str) -> float:
+    if isinstance(node, exp.Cast) and isinstance(node.this, exp.Literal):
+        node = node.this  # a float literal, already cast to DOUBLE (functions.convert)
     value = node.this if isinstance(node, exp.Neg) else node
     if not isinstance(value, exp.Literal) or value.is_string:
         raise error(f"{what} must be a number literal", node)

@@ -198,3 +198,19 @@ register("format_readable_size", _readable(1024, ["B", "KiB", "MiB", "GiB", "TiB
          returns=STRING)
 register("format_readable_quantity", "RTRIM(" + _readable(1000, ["", "thousand", "million", "billion", "trillion",
                                                                  "quadrillion"], " ") + ")", 1, returns=STRING)
+register("lower_utf8", "LOWER({0})", 1, returns=STRING)
+register("upper_utf8", "UPPER({0})", 1, returns=STRING)
+register("ascii", "ASCII({0})", 1, returns=INT)
+register("replace_regexp_all", "REGEXP_REPLACE({0}, {1}, {2}, 'g')", 3, returns=STRING)
+register("replace_regexp_one", "REGEXP_REPLACE({0}, {1}, {2})", 3, returns=STRING)
+register("append_trailing_char_if_absent",
+         "CASE WHEN {0} = '' OR ENDS_WITH({0}, {1}) THEN {0} ELSE {0} || {1} END", 2, returns=STRING)
+register("regexp_quote_meta", "REGEXP_REPLACE({0}, '([\\\\.|()\\[\\]{}^$*+?\\\\\\\\-])', '\\\\\\1', 'g')", 1,
+         returns=STRING)
+register("length_utf8 char_length character_length", "LENGTH({0})", 1, returns=INT)
+register("left_pad", "LPAD({0}, {1}, {2})", 3, returns=STRING)
+register("right_pad", "RPAD({0}, {1}, {2})", 3, returns=STRING)
+register("reverse_utf8", "REVERSE({0})", 1, returns=STRING)
+register("substring_utf8 substr_utf8", same_args("SUBSTRING"), 2, 3, returns=STRING)
+register("concat_with_separator concat_ws", same_args("CONCAT_WS"), 1, None, returns=STRING)
+register("space", "REPEAT(' ', CAST({0} AS BIGINT))", 1, returns=STRING)
