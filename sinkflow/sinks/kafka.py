@@ -29,7 +29,10 @@ Messages go to librdkafka a batch at a time (:class:`~sinkflow.sinks.rdkafka.Bat
 documents as one Arrow array, no Python object per message); the topic check and the committed
 progress use confluent-kafka's clients. Enqueueing never waits and runs on the event loop;
 librdkafka calls that block (a full queue, flushes, transactions, topic checks) run in worker
-threads (``asyncio.to_thread``). librdkafka's error callback (broker down, TLS handshake or
+threads (``asyncio.to_thread``), one at a time: a worker thread outlives a cancelled task, and
+``close()`` must not destroy the producer while a flush still runs in it. ``close()`` stops a
+running flush instead of waiting out its delivery timeout: that flush fails the epoch
+retryably. librdkafka's error callback (broker down, TLS handshake or
 authentication failure) is surfaced in the raised error instead of waiting silently for
 ``message.timeout.ms``. The password never appears in an error message or a log line.
 """
@@ -42,10 +45,11 @@ import os
 import re
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 import certifi
 import pyarrow as pa
@@ -67,6 +71,8 @@ from sinkflow.streams.types import TP_TIME
 MESSAGE_KEY = KAFKA_METADATA_COLUMNS[0]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 # librdkafka's " (after 12ms in state CONNECT, 2 identical error(s) suppressed)": noise in a message.
@@ -333,12 +339,17 @@ class KafkaSink(Sink):
         self._progress: Consumer | None = None
         self._next_row = 0
         self._epoch_end = 0
+        #: Held by the worker thread of each blocking part: one at a time (see the module docstring).
+        self._one_at_a_time = threading.Lock()
+        #: close() was called: a flush waiting for deliveries gives up at once.
+        self._closing = False
 
     # ------------------------------------------------------------------ protocol
 
     async def open(self) -> None:
         """Create the topic when absent and start the producer (and its transactions)."""
-        await asyncio.to_thread(self._open)
+        self._closing = False
+        await self._blocking(self._open)
 
     def encode(self, batch: pa.RecordBatch) -> tuple[pa.Array, pa.Array | None]:
         """The batch's messages: one JSON document per row (``raw``: the one column's text, null
@@ -369,7 +380,7 @@ class KafkaSink(Sink):
             return
         documents, keys = await self.encoding(batch, ctx)
         if self._producer is None or not self._topic_checked:
-            await asyncio.to_thread(self._ready_producer)
+            await self._blocking(self._ready_producer)
         producer = self._producer
         assert producer is not None
         try:
@@ -380,23 +391,36 @@ class KafkaSink(Sink):
                 raise self._error(exc.args[0], "producing") from None
             if enqueued < len(documents):
                 rest = None if keys is None else keys.slice(enqueued)
-                await asyncio.to_thread(self._produce, producer, documents.slice(enqueued), rest, partition)
+                await self._blocking(self._produce, producer, documents.slice(enqueued), rest, partition)
         except SinkError:
             # Discarding the producer also drops the messages of the earlier writes since the
             # last flush, which the runtime holds as written: that flush must fail, so that the
             # runtime writes them again.
             self._dropped = self._dropped or self._since_flush > 0
-            await asyncio.to_thread(self._fail_epoch, producer)
+            await self._blocking(self._fail_epoch, producer)
             raise
         self._since_flush += len(documents)
 
     async def flush(self, epoch: int) -> None:
-        """Return once every message since the last flush is delivered (exactly_once: committed)."""
-        await asyncio.to_thread(self._flush)
+        """Return once every message since the last flush is delivered (exactly_once: committed).
+        Raises RetryableError when close() is called meanwhile."""
+        await self._blocking(self._flush)
 
     async def close(self) -> None:
-        """Abort an uncommitted transaction, drop undelivered messages and release the producer."""
-        await asyncio.to_thread(self._close)
+        """Abort an uncommitted transaction, drop undelivered messages and release the producer.
+
+        A flush running in its worker thread (its task may be cancelled already) gives up and
+        fails its epoch first: the producer is released only after every call on it returned."""
+        self._closing = True
+        await self._blocking(self._close)
+
+    async def _blocking(self, part: Callable[..., T], *args: Any) -> T:
+        """``part(*args)`` in a worker thread, once no other blocking part of this sink runs."""
+        def alone() -> T:
+            with self._one_at_a_time:
+                return part(*args)
+
+        return await asyncio.to_thread(alone)
 
     # ------------------------------------------------------------------ blocking parts (worker threads)
 
@@ -657,10 +681,14 @@ class KafkaSink(Sink):
 
     def _await_deliveries(self, producer: BatchProducer) -> None:
         """Wait until librdkafka has a delivery report for every message; raise RetryableError
-        when the brokers are reported unreachable and nothing was delivered for STALL_TIMEOUT."""
+        when the brokers are reported unreachable and nothing was delivered for STALL_TIMEOUT, or
+        when close() is called meanwhile."""
         remaining = len(producer)
         last_progress = time.monotonic()
         while remaining:
+            if self._closing:
+                raise RetryableError(f"kafka topic '{self.config.topic}': the sink was closed with {remaining} "
+                                     "message(s) undelivered")
             now_remaining = producer.flush(0.2)
             now = time.monotonic()
             if now_remaining < remaining:
