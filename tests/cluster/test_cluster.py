@@ -24,7 +24,8 @@ from sinkflow.cli import main
 from sinkflow.cluster.settings import work_partition
 from tests.kafka.committed import settled_committed_values, uncommitted_count
 from tests.servers.process import running
-from tests.servers.sinkflow_cluster import SESSION_TIMEOUT_MS, ClusterNodes, SinkflowNode, call, wait_for
+from tests.servers.sinkflow_cluster import (SESSION_TIMEOUT_MS, ClusterNodes, Feeder, SinkflowNode, call, ingest,
+                                            sql, wait_for)
 from tests.servers.tansu import TansuBroker, tansu_broker  # noqa: F401 - fixture
 
 WORK_PARTITIONS = 4
@@ -41,10 +42,6 @@ def nodes(cluster: ClusterNodes) -> Iterator[list[SinkflowNode]]:
     """Three nodes n0, n1, n2 (the last test kills one)."""
     with ExitStack() as stack:
         yield [stack.enter_context(running(cluster.node(f"n{i}"))) for i in range(3)]
-
-
-def sql(node: SinkflowNode, text: str) -> Any:
-    return call(node, "POST", "/queries", json={"sql": text})
 
 
 def stream_names(node: SinkflowNode) -> set[str]:
@@ -181,10 +178,6 @@ def test_a_node_added_later_takes_sinks_over(nodes: list[SinkflowNode], cluster:
         call(a, "DELETE", f"/sinks/{sink_id}")
 
 
-def ingest(node: SinkflowNode, stream: str, numbers: range) -> None:
-    call(node, "POST", f"/streams/{stream}/ingest", json={"columns": ["n"], "data": [[n] for n in numbers]})
-
-
 def test_pause_resume_and_update_on_any_node_reach_the_node_running_the_sink(nodes: list[SinkflowNode],
                                                                              httpserver: HTTPServer) -> None:
     received: list[int] = []
@@ -218,34 +211,7 @@ def test_pause_resume_and_update_on_any_node_reach_the_node_running_the_sink(nod
     call(a, "DELETE", f"/sinks/{sink['id']}")
 
 
-INGEST_BATCH = 10
-INGEST_PAUSE = 0.05  # about 200 rows/s
 CHECKPOINT_INTERVAL = 1.0
-
-
-class Feeder:
-    """Ingests INGEST_BATCH rows into ``stream`` every INGEST_PAUSE seconds through ``node`` until stopped."""
-
-    def __init__(self, node: SinkflowNode, stream: str) -> None:
-        self.node = node
-        self.stream = stream
-        self.sent = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run)
-
-    def __enter__(self) -> Feeder:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            ingest(self.node, self.stream, range(self.sent, self.sent + INGEST_BATCH))
-            self.sent += INGEST_BATCH
-            time.sleep(INGEST_PAUSE)
 
 
 def test_a_sink_keeps_delivering_when_its_node_is_killed(nodes: list[SinkflowNode], httpserver: HTTPServer) -> None:
@@ -284,7 +250,7 @@ def test_a_sink_keeps_delivering_when_its_node_is_killed(nodes: list[SinkflowNod
     counts = Counter(received)
     assert set(counts) == set(range(sent)), "rows lost or invented"
     duplicates = sum(counts.values()) - len(counts)
-    rows_per_interval = INGEST_BATCH / INGEST_PAUSE * CHECKPOINT_INTERVAL
+    rows_per_interval = feeder.batch / feeder.pause * CHECKPOINT_INTERVAL
     first_after = next(t for t in arrivals[delivered_before:] if t > killed_at)
     print(f"\nfailover: {sent} rows, {duplicates} delivered twice; first row from the new node "
           f"{first_after - killed_at:.1f}s after kill -9 (session timeout {SESSION_TIMEOUT_MS / 1000:.0f}s)")
