@@ -13,12 +13,9 @@ ingested, instead of a fixed DuckDB cost per batch for every query. Otherwise a 
 at once, waits for input on the engine thread's loop and the first row to arrive wakes it,
 so a trickle of rows keeps its latency.
 
-Large ingest bodies are decoded and appended by :func:`run_ingest` on one thread of their own,
-in arrival order: decoding is mostly Python work that holds the GIL, and more threads doing it
-at once would only take the GIL from the event loop more often, not decode faster. A small body
-(at most :data:`INLINE_INGEST_BYTES`) is decoded right on the event loop: it holds the loop for
-about a millisecond, less than the GIL's switch interval would anyway, while handing it to the
-thread and back (two wake-ups and the GIL passed to and fro) cost as much CPU as decoding it.
+Ingest bodies are decoded and appended by :func:`run_ingest` on one thread of their own, in
+arrival order: decoding is mostly Python work that holds the GIL, and more threads doing it
+at once would only take the GIL from the event loop more often, not decode faster.
 """
 
 from __future__ import annotations
@@ -69,10 +66,6 @@ class _EngineThread:
 T = TypeVar("T")
 
 _ENGINE = _EngineThread()
-#: Bytes of an ingest body up to which it is decoded on the event loop rather than the ingest
-#: thread (a 500-row batch of a few columns takes about 30 KB and half a millisecond).
-INLINE_INGEST_BYTES = 64 * 1024
-
 _INGEST = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sinkflow-ingest")
 _LAST_START: weakref.WeakKeyDictionary[QueryExecution, float] = weakref.WeakKeyDictionary()
 
@@ -135,10 +128,7 @@ def _report(loop: asyncio.AbstractEventLoop, outcome: asyncio.Future[T], task: a
         loop.call_soon_threadsafe(settle)
 
 
-async def run_ingest(work: Callable[[], T], body_bytes: int | None = None) -> T:
-    """``work()`` (decoding and appending one ingest body of ``body_bytes``) run on the ingest
-    thread, or right here on the loop when the body is at most :data:`INLINE_INGEST_BYTES`
-    (an unknown size goes to the thread); returns its result or raises what it raises."""
-    if body_bytes is not None and body_bytes <= INLINE_INGEST_BYTES:
-        return work()
+async def run_ingest(work: Callable[[], T]) -> T:
+    """``work()`` (decoding and appending one ingest body) run on the ingest thread; returns
+    its result or raises what it raises."""
     return await asyncio.get_running_loop().run_in_executor(_INGEST, work)

@@ -104,15 +104,6 @@ async def test_ingest_work_runs_on_its_own_thread() -> None:
     assert names == {"sinkflow-ingest_0"}
 
 
-async def test_a_small_ingest_body_is_decoded_on_the_loop_and_a_large_one_on_the_ingest_thread() -> None:
-    def name() -> str:
-        return threading.current_thread().name
-
-    limit = off_loop.INLINE_INGEST_BYTES
-    assert await off_loop.run_ingest(name, limit) == threading.current_thread().name
-    assert await off_loop.run_ingest(name, limit + 1) == "sinkflow-ingest_0"
-
-
 async def test_loop_lag_histogram_counts_a_blocked_loop() -> None:
     monitor = LoopLagMonitor(interval=0.01)
 
