@@ -145,6 +145,8 @@ def _int_converter(arrow: pa.DataType) -> tuple[Callable[[Sequence[Any]], pa.Arr
 
     def fast(values: Sequence[Any]) -> pa.Array:
         arr = _inferred(values)
+        if arr.type == arrow:  # already the column's type (JSON integers into int64): no cast to pay
+            return arr
         if not _numeric_or_text(arr.type):
             raise TypeError(arr.type)
         return arr.cast(arrow)  # safe cast: overflow and fractions raise; text is parsed
@@ -177,6 +179,8 @@ def _int_converter(arrow: pa.DataType) -> tuple[Callable[[Sequence[Any]], pa.Arr
 def _float_converter(arrow: pa.DataType) -> tuple[Callable[[Sequence[Any]], pa.Array], Callable[[Any], Any]]:
     def fast(values: Sequence[Any]) -> pa.Array:
         arr = _inferred(values)
+        if arr.type == arrow:
+            return arr
         if not _numeric_or_text(arr.type):
             raise TypeError(arr.type)
         return arr.cast(arrow, safe=False)  # floats are approximate by nature: rounding is the point
@@ -209,7 +213,9 @@ def _bool_one(value: Any) -> bool:
 def _bool_fast(values: Sequence[Any]) -> pa.Array:
     arr = _inferred(values)
     # Arrow parses exactly true/false/1/0 (any case) from text, as _bool_one does.
-    if not (pa.types.is_boolean(arr.type) or pa.types.is_null(arr.type) or pa.types.is_string(arr.type)):
+    if pa.types.is_boolean(arr.type):
+        return arr
+    if not (pa.types.is_null(arr.type) or pa.types.is_string(arr.type)):
         raise TypeError(arr.type)
     return arr.cast(pa.bool_())
 
@@ -323,6 +329,8 @@ def _timestamp_converter(arrow: pa.TimestampType) -> tuple[Callable[[Sequence[An
 
     def fast(values: Sequence[Any]) -> pa.Array:
         arr = _inferred(values)
+        if arr.type == pa.int64():
+            return arr.cast(arrow)
         if pa.types.is_integer(arr.type) or pa.types.is_null(arr.type):
             return arr.cast(pa.int64()).cast(arrow)
         if not pa.types.is_string(arr.type):
