@@ -29,6 +29,7 @@ import struct
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from sinkflow.sinks.encode import csv_line_array
 
@@ -86,9 +87,29 @@ def tab_separated_lines(batch: pa.RecordBatch | pa.Table, escape: bool = True) -
     columns = []
     for column in batch.columns:
         digits = _fraction_digits(column)
-        texts = [value_text(v, column.type, digits, False) if v is not None else "\\N" for v in column.to_pylist()]
+        values = _in_time_range(column).to_pylist()
+        texts = [value_text(v, column.type, digits, False) if v is not None else "\\N" for v in values]
         columns.append([_escape(t) if escape and t != "\\N" else t for t in texts])
     return "".join("\t".join(row) + "\n" for row in zip(*columns, strict=True))
+
+
+def _in_time_range(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """``column`` with times saturated to Proton's ``datetime64`` range (1900-01-01 to
+    2299-12-31), as Proton saturates them; other columns as they are. Without this a computed
+    time beyond Python's years 1–9999 could not be printed at all (nanoseconds cannot reach it)."""
+    typ = column.type
+    if not pa.types.is_timestamp(typ) or typ.unit == "ns":
+        return column
+    per_second = {"s": 1, "ms": 1000, "us": 1_000_000}[typ.unit]
+    ticks = column.cast(pa.int64())
+    clipped = pc.min_element_wise(pc.max_element_wise(ticks, _FIRST_SECOND * per_second, skip_nulls=False),
+                                  (_LAST_SECOND + 1) * per_second - 1, skip_nulls=False)
+    return clipped.cast(typ)
+
+
+#: Proton's datetime64 range, in seconds since the epoch.
+_FIRST_SECOND = int(dt.datetime(1900, 1, 1, tzinfo=dt.timezone.utc).timestamp())
+_LAST_SECOND = int(dt.datetime(2299, 12, 31, 23, 59, 59, tzinfo=dt.timezone.utc).timestamp())
 
 
 def _escape(text: str) -> str:
