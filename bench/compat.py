@@ -329,7 +329,8 @@ async def run_proton(repo: Path, args: argparse.Namespace) -> Tally:
     tally = Tally()
     names = git_files(repo, "tests/queries_ported/0_stateless")
     refs = {n[:-len(".reference")] for n in names if n.endswith(".reference")}
-    tests = sorted(n[:-4] for n in names if n.endswith(".sql") and n[:-4] in refs)
+    tests = sorted(n[:-4] for n in names if n.endswith(".sql") and n[:-4] in refs
+                   and (args.match is None or args.match.search(n)))
     if args.sample and args.sample < len(tests):
         tests = sorted(random.Random(args.seed).sample(tests, args.sample))
     for number, test in enumerate(tests, 1):
@@ -419,6 +420,7 @@ async def main() -> None:
     parser.add_argument("--only", choices=("docs", "proton"))
     parser.add_argument("--sample", type=int, default=400, help="proton test files to run (0: all)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--match", type=re.compile, help="run only the proton test files whose name matches this regex")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds a statement may compute")
     parser.add_argument("--stream-seconds", type=float, default=0.3, help="seconds a streaming query runs")
     parser.add_argument("--failures", type=int, default=25, help="failures to list per corpus")
