@@ -13,17 +13,19 @@ ingested, instead of a fixed DuckDB cost per batch for every query. Otherwise a 
 at once, waits for input on the engine thread's loop and the first row to arrive wakes it,
 so a trickle of rows keeps its latency.
 
-Ingest bodies are decoded and appended by :func:`run_ingest`. A small body (at most
-:data:`INLINE_INGEST_BYTES`, a batch of a few thousand rows) is decoded right on the event loop:
-it holds the loop about a millisecond, while handing it to a thread and back (two wake-ups and
-the GIL passed to and fro under contention) cost about as much CPU as decoding it. A larger
-body goes to one ingest thread of its own, in arrival order, so it does not hold the loop up.
+Ingest bodies are decoded and appended by :func:`run_ingest`. While no query is stepping, a
+small body (at most :data:`INLINE_INGEST_BYTES`, a batch of a few thousand rows) is decoded
+right on the event loop: it holds the loop about a millisecond, while handing it to a thread
+and back (two wake-ups and the GIL passed to and fro) cost about as much CPU as decoding it.
+Otherwise, and for a larger body, it goes to one ingest thread of its own, in arrival order:
+with the engine thread also wanting the GIL, a body decoded on the loop would hold it up for
+the GIL's switch intervals too (measured: loop lag p99 up to 1 s under the loaded benchmark).
 
 Ingest and the queries' steps share the GIL and the cores, and ingest alone can take all of
 both: a client posting as fast as it can would leave the sinks and live queries seconds
 behind. So while the queries are behind (the engine thread is contended and a step was handed
-over with input already waiting, the condition that also paces steps), bodies go to the
-ingest thread and ingest gets at most :data:`INGEST_SHARE` of the time: after a body that
+over with input already waiting, the condition that also paces steps), ingest gets at most
+:data:`INGEST_SHARE` of the time: after a body that
 took ``t`` seconds, the next starts no sooner than ``t × (1 − share) / share`` later, and the
 requests wait (the clients see the backpressure as a slower answer, nothing is refused).
 When the queries keep up, or there are none, ingest runs unthrottled.
@@ -87,23 +89,27 @@ INGEST_SHARE = 0.5
 class _IngestGate:
     """Ingest's share of the time while the engine thread has steps with input waiting.
 
-    Used from the main event loop only (no locks): :attr:`busy_steps` counts the steps
-    handed to the engine thread while the queries were behind that have not returned, :meth:`admit` and
+    Used from the main event loop only (no locks): :attr:`steps` counts the steps handed to
+    the engine thread that have not returned, :attr:`busy_steps` those of them handed over
+    while the queries were behind, :meth:`admit` and
     :meth:`spent` throttle ingest while that count is positive, and :attr:`waited` sums the
     seconds ingest requests were held back."""
 
     def __init__(self) -> None:
+        self.steps = 0
         self.busy_steps = 0
         self.waited = 0.0
         self._free_at = 0.0
 
     @contextlib.contextmanager
     def step(self, busy: bool) -> Iterator[None]:
-        """Count a step as busy (``busy``: handed over while the queries were behind) while it runs."""
+        """Count a step while it runs, as busy when ``busy`` (handed over while the queries were behind)."""
+        self.steps += 1
         self.busy_steps += busy
         try:
             yield
         finally:
+            self.steps -= 1
             self.busy_steps -= busy
 
     async def admit(self) -> None:
@@ -197,13 +203,13 @@ def _report(loop: asyncio.AbstractEventLoop, outcome: asyncio.Future[T], task: a
 
 async def run_ingest(work: Callable[[], T], body_bytes: int | None = None) -> T:
     """``work()`` (decoding and appending one ingest body of ``body_bytes``) run right here on
-    the loop when the body is at most :data:`INLINE_INGEST_BYTES` and the queries are not
-    behind, else (an unknown size too) on the ingest thread; started once ingest's share of
+    the loop when the body is at most :data:`INLINE_INGEST_BYTES` and no query is stepping,
+    else (an unknown size too) on the ingest thread; started once ingest's share of
     the time allows (see the module's docstring). Returns its result or raises what it raises."""
     await _GATE.admit()
     started = time.monotonic()
     try:
-        if body_bytes is not None and body_bytes <= INLINE_INGEST_BYTES and not _GATE.busy_steps:
+        if body_bytes is not None and body_bytes <= INLINE_INGEST_BYTES and not _GATE.steps:
             return work()
         return await asyncio.get_running_loop().run_in_executor(_INGEST, work)
     finally:

@@ -151,8 +151,9 @@ async def test_ingest_takes_its_share_of_the_time_while_the_queries_are_behind(
         assert gate.waited > waited  # held back: /metrics shows it
         assert f"sinkflow_ingest_throttled_seconds_total {gate.waited:.6f}" in off_loop.ingest_prometheus_text()
         waited = gate.waited
-        await off_loop.run_ingest(work, 1)
-        assert gate.waited == waited  # the step returned: ingest runs freely again
+        # The step returned: ingest runs freely again, on the loop.
+        assert await off_loop.run_ingest(work, 1) == threading.current_thread().name
+        assert gate.waited == waited
     finally:
         release.set()
         execution.close()
