@@ -25,10 +25,11 @@ Ingest and the queries' steps share the GIL and the cores, and ingest alone can 
 both: a client posting as fast as it can would leave the sinks and live queries seconds
 behind. So while the queries are behind (the engine thread is contended and a step was handed
 over with input already waiting, the condition that also paces steps), ingest gets at most
-:data:`INGEST_SHARE` of the time: after a body that
-took ``t`` seconds, the next starts no sooner than ``t × (1 − share) / share`` later, and the
-requests wait (the clients see the backpressure as a slower answer, nothing is refused).
-When the queries keep up, or there are none, ingest runs unthrottled.
+:data:`INGEST_SHARE` of the time: after a body that took ``t`` seconds, the next starts no
+sooner than ``t × (1 − share) / share`` later, and the requests wait (the clients see the
+backpressure as a slower answer, nothing is refused). When the queries keep up, or there are
+none, ingest runs unthrottled. A sink that cannot deliver (retrying) or is paused does not
+step, so it never holds ingest back.
 """
 
 from __future__ import annotations
@@ -87,13 +88,13 @@ INGEST_SHARE = 0.5
 
 
 class _IngestGate:
-    """Ingest's share of the time while the engine thread has steps with input waiting.
+    """Ingest's share of the time while the queries are behind.
 
     Used from the main event loop only (no locks): :attr:`steps` counts the steps handed to
     the engine thread that have not returned, :attr:`busy_steps` those of them handed over
-    while the queries were behind, :meth:`admit` and
-    :meth:`spent` throttle ingest while that count is positive, and :attr:`waited` sums the
-    seconds ingest requests were held back."""
+    while the queries were behind; :meth:`admit` and :meth:`spent` throttle ingest while
+    ``busy_steps`` is positive, and :attr:`waited` sums the seconds ingest requests were held
+    back (over all requests)."""
 
     def __init__(self) -> None:
         self.steps = 0
@@ -204,8 +205,8 @@ def _report(loop: asyncio.AbstractEventLoop, outcome: asyncio.Future[T], task: a
 async def run_ingest(work: Callable[[], T], body_bytes: int | None = None) -> T:
     """``work()`` (decoding and appending one ingest body of ``body_bytes``) run right here on
     the loop when the body is at most :data:`INLINE_INGEST_BYTES` and no query is stepping,
-    else (an unknown size too) on the ingest thread; started once ingest's share of
-    the time allows (see the module's docstring). Returns its result or raises what it raises."""
+    else (an unknown size too) on the ingest thread; started once ingest's share of the time
+    allows (see the module's docstring). Returns its result or raises what it raises."""
     await _GATE.admit()
     started = time.monotonic()
     try:
