@@ -27,6 +27,7 @@ from sinkflow.catalog import Catalog, CatalogStore
 from sinkflow.engine import Engine, limits
 from sinkflow.errors import InvalidInput, SinkflowError
 from sinkflow.runtime.manager import SinkManager
+from sinkflow.runtime.off_loop import ingest_prometheus_text
 from sinkflow.runtime.retry import is_disk_full
 from sinkflow.runtime.sql_pipelines import SqlPipelines
 from sinkflow.runtime.status import prometheus_text, stream_prometheus_text
@@ -216,7 +217,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
     async def metrics(request: Request) -> str:
         srv = request.app.state.server
         damaged = {stream.name: stream.log.damaged_rows for stream in srv.store.list()}
-        text = prometheus_text(srv.sinks.statuses()) + stream_prometheus_text(damaged) + srv.loop_lag.prometheus_text()
+        text = (prometheus_text(srv.sinks.statuses()) + stream_prometheus_text(damaged)
+                + srv.loop_lag.prometheus_text() + ingest_prometheus_text())
         return text if srv.cluster is None else text + srv.cluster.metrics_text()
 
     app.router.routes.insert(0, streams.ingest_route)

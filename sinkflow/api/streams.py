@@ -123,8 +123,9 @@ async def ingest(request: Request) -> Response:
     """``POST /{name}/ingest``: append the body's rows, in one of Timeplus's formats
     (``compact``, ``streaming``, ``lines``, ``raw``: see :mod:`sinkflow.streams.ingest_formats`,
     chosen by ``?format=`` or the Content-Type); a bad value rejects the whole body (400 naming
-    row, column, value). Decoding runs on the ingest thread, so a large body does not hold up
-    the event loop that the sinks and live queries share.
+    row, column, value). A small body is decoded on the event loop, a large one on the ingest
+    thread, and ingest yields its time to the queries' steps while they are behind (see
+    :func:`run_ingest`).
 
     A plain Starlette endpoint, not a FastAPI one: ingest is the busiest request, and FastAPI's
     dependency and parameter handling cost a sizeable share of a small batch's time."""
@@ -138,7 +139,7 @@ async def ingest(request: Request) -> Response:
     def append() -> AppendResult:
         return stream.append_batch(decode_body(stream.name, stream.user_columns, body_format, body))
 
-    result = await run_ingest(append)
+    result = await run_ingest(append, len(body))
     return Response(orjson.dumps({"first_seq": result.first_seq, "count": result.count}),
                     media_type="application/json")
 

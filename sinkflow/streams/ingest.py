@@ -329,6 +329,8 @@ def _timestamp_converter(arrow: pa.TimestampType) -> tuple[Callable[[Sequence[An
 
     def fast(values: Sequence[Any]) -> pa.Array:
         arr = _inferred(values)
+        if arr.type == pa.int64():
+            return arr.view(arrow)  # epoch ticks as JSON gives them: the same bits, no cast to pay
         if pa.types.is_integer(arr.type) or pa.types.is_null(arr.type):
             return arr.cast(pa.int64()).cast(arrow)
         if not pa.types.is_string(arr.type):

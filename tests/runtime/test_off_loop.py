@@ -51,12 +51,18 @@ async def test_a_step_computes_on_the_engine_thread_while_the_loop_keeps_running
     assert [row["x"] for batch in batches for row in batch.to_pylist()] == [10, 20]
 
 
-async def test_steps_of_one_query_are_paced_while_input_keeps_coming_to_a_contended_engine(
-    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(off_loop, "CONTENDED", -1.0)  # count the engine thread as contended whatever it does
+@pytest.fixture
+def contended(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> QueryExecution:
+    """``select id from ev`` on an engine thread counted as contended whatever it does."""
+    monkeypatch.setattr(off_loop, "CONTENDED", -1.0)
     make_events(runtime)
-    execution = streaming(runtime, "select id from ev")
+    return streaming(runtime, "select id from ev")
+
+
+async def test_steps_of_one_query_are_paced_while_input_keeps_coming_to_a_contended_engine(
+    runtime: Runtime, contended: QueryExecution, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    execution = contended
     stream = runtime.store.get("ev")
     started: list[float] = []
     step = execution.step
@@ -99,9 +105,64 @@ async def test_a_cancelled_step_has_stopped_when_the_cancellation_arrives(runtim
     assert [r["y"] for b in batches for r in b.to_pylist()] == [2]
 
 
-async def test_ingest_work_runs_on_its_own_thread() -> None:
-    names = {await off_loop.run_ingest(lambda: threading.current_thread().name) for _ in range(3)}
-    assert names == {"sinkflow-ingest_0"}
+async def test_a_small_ingest_body_is_decoded_on_the_loop_and_a_large_one_on_the_ingest_thread() -> None:
+    def name() -> str:
+        return threading.current_thread().name
+
+    limit = off_loop.INLINE_INGEST_BYTES
+    assert await off_loop.run_ingest(name, limit) == threading.current_thread().name
+    assert {await off_loop.run_ingest(name, limit + 1) for _ in range(3)} == {"sinkflow-ingest_0"}
+    assert await off_loop.run_ingest(name) == "sinkflow-ingest_0"  # an unknown size is taken as large
+
+
+async def test_ingest_takes_its_share_of_the_time_while_the_queries_are_behind(
+    runtime: Runtime, contended: QueryExecution, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    execution = contended
+    gate = off_loop.ingest_gate()
+    starts: list[float] = []
+    spent = 0.05
+
+    def work() -> str:
+        starts.append(time.monotonic())
+        time.sleep(spent)  # a body that takes this long
+        return threading.current_thread().name
+
+    release = threading.Event()
+    step = execution.step
+
+    async def held_step(timeout: float) -> list[pa.RecordBatch]:
+        await asyncio.to_thread(release.wait)  # busy until the test lets it go
+        return await step(timeout)
+
+    monkeypatch.setattr(execution, "step", held_step)
+    try:
+        waited = gate.waited
+        for _ in range(2):
+            await off_loop.run_ingest(work, 1)
+        assert gate.waited == waited  # no query is behind: ingest never waits
+        runtime.store.get("ev").append_rows(["id"], [[1]])
+        stepping = asyncio.create_task(off_loop.run_step(execution, 5.0))
+        await asyncio.sleep(0)  # handed over with input waiting to a contended engine: busy
+        busy_starts = len(starts)
+        threads = {await off_loop.run_ingest(work, 1) for _ in range(3)}
+        release.set()
+        batches = await asyncio.wait_for(stepping, 5.0)
+        assert gate.waited > waited  # held back: /metrics shows it
+        assert f"sinkflow_ingest_throttled_seconds_total {gate.waited:.6f}" in off_loop.ingest_prometheus_text()
+        waited = gate.waited
+        # The step returned: ingest runs freely again, on the loop.
+        assert await off_loop.run_ingest(work, 1) == threading.current_thread().name
+        assert gate.waited == waited
+    finally:
+        release.set()
+        execution.close()
+    assert [r["id"] for b in batches for r in b.to_pylist()] == [1]
+    assert threads == {"sinkflow-ingest_0"}  # small bodies too leave the loop to the queries meanwhile
+    # While the step was busy, each body started no sooner than its share allowed after the last.
+    busy = starts[busy_starts:busy_starts + 3]
+    pause = spent * (1 - off_loop.INGEST_SHARE) / off_loop.INGEST_SHARE
+    assert all(later - earlier >= spent + pause * 0.9 for earlier, later in zip(busy, busy[1:]))
 
 
 async def test_loop_lag_histogram_counts_a_blocked_loop() -> None:
