@@ -8,7 +8,10 @@ on its new node, as ``GET /api/v1beta2/cluster`` and ``/sinks/{id}/status`` say.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
 from playwright.sync_api import Page, expect
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
@@ -17,50 +20,58 @@ from sinkflow.cluster.settings import work_partition
 from tests.servers.sinkflow_cluster import SESSION_TIMEOUT_MS, ClusterNodes, SinkflowNode, call, ingest, sql, wait_for
 
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "cluster-console.png"
-#: The sinks panel polls every 2 s: the page shows an answer of the API within a few polls.
-PAGE_CATCHES_UP_MS = 5 * 2000
 #: A dead node's sinks move after the session timeout, the group's rejoin and the sink's start.
 FAILOVER_S = SESSION_TIMEOUT_MS / 1000 * 4
 
+#: What the page shows, read at one instant: each node's address, state and the sinks it runs
+#: (`—` for a down node), and the node each sink runs on (`—` while on none).
+PAGE_VIEW_JS = """() => ({
+  nodes: Object.fromEntries([...document.querySelectorAll("#nodes-table tbody tr")].map((tr) => {
+    const sinks = tr.querySelector(".node-sinks");
+    return [tr.dataset.nodeId, {
+      address: tr.querySelector(".address").textContent,
+      state: tr.querySelector(".node-state").textContent,
+      sinks: sinks.textContent === "—" ? "—" : [...sinks.querySelectorAll(".node-sink")].map((b) => b.textContent),
+    }];
+  })),
+  sinks: Object.fromEntries([...document.querySelectorAll("#sinks-table tbody tr")].map((tr) =>
+    [tr.dataset.sinkId, tr.querySelector("td.node")?.firstChild.textContent ?? null])),
+})"""
 
-def placement(node: SinkflowNode, names: dict[str, str]) -> dict[str, list[str]] | None:
-    """The names of the sinks of ``names`` (id → name) each live node runs, as ``node``'s
-    ``GET /cluster`` says, once every sink runs on exactly one live node and ``/sinks/{id}/status``
-    names that node."""
-    runs = {m["id"]: sorted(names[s] for s in m["sinks"] if s in names)
-            for m in call(node, "GET", "/cluster")["nodes"] if m["alive"]}
-    placed = [name for owned in runs.values() for name in owned]
-    if sorted(placed) != sorted(names.values()):
+
+def api_view(node: SinkflowNode, names: dict[str, str]) -> dict[str, Any] | None:
+    """What the page should show, from ``node``'s ``GET /cluster`` and ``/sinks/{id}/status``
+    (``names``: id → name of the test's sinks), once every sink runs on exactly one live node."""
+    members = call(node, "GET", "/cluster")["nodes"]
+    view: dict[str, Any] = {"nodes": {}, "sinks": {}}
+    for m in members:
+        runs = sorted(names[s] for s in m["sinks"] if s in names) if m["alive"] else "—"
+        view["nodes"][m["id"]] = {"address": m["address"], "state": "alive" if m["alive"] else "down", "sinks": runs}
+    placed = sorted(name for n in view["nodes"].values() if n["sinks"] != "—" for name in n["sinks"])
+    if placed != sorted(names.values()):
         return None
     for sink_id, name in names.items():
-        if name not in runs.get(call(node, "GET", f"/sinks/{sink_id}/status")["node"], []):
+        runner = call(node, "GET", f"/sinks/{sink_id}/status")["node"]
+        if runner is None or name not in view["nodes"][runner]["sinks"]:
             return None
-    return runs
+        view["sinks"][sink_id] = runner
+    return view
 
 
-def expect_page_shows(page: Page, node: SinkflowNode, names: dict[str, str], runs: dict[str, list[str]]) -> None:
-    """The console lists every node of ``node``'s ``GET /cluster`` (address, alive, the sinks it
-    runs: ``runs``) and shows each sink on the node running it."""
-    members = call(node, "GET", "/cluster")["nodes"]
-    expect(page.locator("#nodes-table tbody tr")).to_have_count(len(members), timeout=PAGE_CATCHES_UP_MS)
-    for member in members:
-        row = page.locator(f"#nodes-table tr[data-node-id={member['id']}]")
-        expect(row.locator(".address")).to_have_text(member["address"], timeout=PAGE_CATCHES_UP_MS)
-        expect(row.locator(".node-state")).to_have_text("alive" if member["alive"] else "down",
-                                                        timeout=PAGE_CATCHES_UP_MS)
-        if member["alive"]:
-            expect(row.locator(".node-sink")).to_have_text(runs[member["id"]], timeout=PAGE_CATCHES_UP_MS)
-        else:
-            expect(row.locator(".node-sinks")).to_have_text("—", timeout=PAGE_CATCHES_UP_MS)
-    for sink_id, name in names.items():
-        runner = next(n for n, owned in runs.items() if name in owned)
-        expect(page.locator(f"#sinks-table tr[data-sink-id='{sink_id}'] td.node")).to_have_attribute(
-            "data-node", runner, timeout=PAGE_CATCHES_UP_MS)
+def page_agrees(page: Page, node: SinkflowNode, names: dict[str, str], what: str,
+                settled: Callable[[dict[str, Any]], bool] = lambda view: True) -> dict[str, Any]:
+    """The view the page and ``node``'s API agree on, once the API's is ``settled(view)``; read
+    together until they agree (the page refreshes on its own poll, the API answers at once)."""
+    def agreed() -> dict[str, Any] | None:
+        view = api_view(node, names)
+        return view if view is not None and settled(view) and page.evaluate(PAGE_VIEW_JS) == view else None
+
+    return wait_for(agreed, what)
 
 
 def test_the_console_shows_the_nodes_and_follows_a_sink_to_its_new_node(
         nodes: list[SinkflowNode], cluster: ClusterNodes, page: Page, httpserver: HTTPServer) -> None:
-    console, victim = nodes[0], nodes[2]
+    console, feeder, victim = nodes
     received: dict[str, list[int]] = {}
 
     def record(request: Request) -> Response:
@@ -78,42 +89,40 @@ def test_the_console_shows_the_nodes_and_follows_a_sink_to_its_new_node(
                                                      "properties": {"url": httpserver.url_for(f"/hook/{name}")}})
         names[sink["id"]] = name
         units.add(work_partition(sink["id"], cluster.work_partitions))
-    before = wait_for(lambda: (p := placement(console, names)) and len(p) == 3 and all(p.values()) and p,
-                      "every sink placed, every node running one")
-    ingest(nodes[1], "beats", range(5))
+    ingest(feeder, "beats", range(5))
     wait_for(lambda: all(sorted(received.get(n, [])) == list(range(5)) for n in names.values()),
              "the first rows delivered by every sink")
 
     page.goto(console.url + "/")
     expect(page.locator("#cluster-view .cluster-name")).to_have_text(cluster.name)
-    expect(page.locator("#cluster-view .cluster-summary")).to_have_text("3 node(s), 3 alive")
     expect(page.locator(f"#nodes-table tr[data-node-id={console.node_id}] .here-badge")).to_have_text("this node")
-    expect_page_shows(page, console, names, before)
+    before = page_agrees(page, console, names, "the page showing three live nodes, each running sinks",
+                         lambda view: len(view["nodes"]) == 3 and all(n["sinks"] for n in view["nodes"].values()))
+    expect(page.locator("#cluster-view .cluster-summary")).to_have_text("3 node(s), 3 alive")
+    assert {node_id: n["address"] for node_id, n in before["nodes"].items()} == {n.node_id: n.url for n in nodes}
 
-    moving = {sink_id: name for sink_id, name in names.items() if name in before[victim.node_id]}
+    moving = [sink_id for sink_id, runner in before["sinks"].items() if runner == victim.node_id]
     victim.kill()
-    after = wait_for(lambda: (p := placement(console, names)) and victim.node_id not in p and p,
-                     "the dead node's sinks running on the others", timeout=FAILOVER_S)
-    wait_for(lambda: not next(m for m in call(console, "GET", "/cluster")["nodes"] if m["id"] == victim.node_id)["alive"],
-             "the dead node shown not alive", timeout=FAILOVER_S)
+    wait_for(lambda: (view := api_view(console, names)) and view["nodes"][victim.node_id]["state"] == "down",
+             "the API showing the dead node down and its sinks on the others", timeout=FAILOVER_S)
     # The page was not reloaded: its own refresh shows the node down and the sinks on their new nodes.
-    expect_page_shows(page, console, names, after)
-    victim_row = page.locator(f"#nodes-table tr[data-node-id={victim.node_id}]")
-    expect(victim_row).to_have_attribute("data-alive", "false")
-    for sink_id, name in moving.items():
+    after = page_agrees(page, console, names, "the page showing the node down and its sinks moved",
+                        lambda view: view["nodes"][victim.node_id]["state"] == "down")
+    assert {after["sinks"][sink_id] for sink_id in moving} <= {console.node_id, feeder.node_id}
+    expect(page.locator("#cluster-view .cluster-summary")).to_have_text("3 node(s), 2 alive")
+    for sink_id in moving:
         row = page.locator(f"#sinks-table tr[data-sink-id='{sink_id}']")
         expect(row.locator("td.node .moved")).to_have_text(f" (was {victim.node_id})")
         expect(row.locator(".state")).to_have_text("running")
 
     # The moved sinks deliver from their new nodes: the rows ingested now arrive, none lost.
-    ingest(nodes[1], "beats", range(5, 10))
+    ingest(feeder, "beats", range(5, 10))
     wait_for(lambda: all(set(received.get(n, [])) == set(range(10)) for n in names.values()),
              "the rows after the failover delivered by every sink")
-    for sink_id, name in moving.items():
+    for sink_id in moving:
         # Its count goes on from its last checkpoint on the old node (duplicates count again).
         cell = page.locator(f"#sinks-table tr[data-sink-id='{sink_id}'] .delivered")
         wait_for(lambda: (shown := int(cell.inner_text().replace(",", ""))) >= 10
                  and shown == call(console, "GET", f"/sinks/{sink_id}/status")["rows_delivered"],
-                 f"the page and the API agreeing on the rows {name} delivered")
-    expect(page.locator("#cluster-view .cluster-summary")).to_have_text("3 node(s), 2 alive")
+                 f"the page and the API agreeing on the rows {names[sink_id]} delivered")
     page.locator("#sinks-panel").screenshot(path=str(SCREENSHOT))
