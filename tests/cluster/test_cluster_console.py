@@ -126,3 +126,7 @@ def test_the_console_shows_the_nodes_and_follows_a_sink_to_its_new_node(
                  and shown == call(console, "GET", f"/sinks/{sink_id}/status")["rows_delivered"],
                  f"the page and the API agreeing on the rows {names[sink_id]} delivered")
     page.locator("#sinks-panel").screenshot(path=str(SCREENSHOT))
+
+    # A moved sink's details say where it runs now.
+    page.locator(f"#sinks-table tr[data-sink-id='{moving[0]}'] button.sink-name").click()
+    expect(page.locator("#sink-dialog #sink-node")).to_have_text(f"on node {after['sinks'][moving[0]]}")
