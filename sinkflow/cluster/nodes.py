@@ -34,8 +34,12 @@ class NodeInfo:
         return time.time() - self.seen_at <= session_timeout
 
     def to_dict(self, session_timeout: float) -> dict[str, Any]:
+        """The node as the API shows it; ``heartbeat_age_s`` is measured here (this node's clock
+        against the heartbeat's Kafka timestamp, as ``alive`` is), so a console in a browser
+        needs no clock of its own to say how late a node is."""
         return {"id": self.id, "address": self.address, "alive": self.alive(session_timeout),
-                "started_at": self.started_at, "last_heartbeat_at": self.seen_at, "sinks": sorted(self.sinks)}
+                "started_at": self.started_at, "last_heartbeat_at": self.seen_at,
+                "heartbeat_age_s": round(max(0.0, time.time() - self.seen_at), 1), "sinks": sorted(self.sinks)}
 
 
 class NodeDirectory:

@@ -105,6 +105,7 @@ export class SinkDetails {
         h("span.type-badge", {}, sink.type),
         h(`span.state.state-${state}#sink-state`, { title: st.reason || "" }, state),
         st.reason ? h("span.muted", {}, st.reason) : null,
+        st.node ? h("span.muted#sink-node", { title: "the cluster node running this sink" }, `on node ${st.node}`) : null,
         h("span.spacer"),
         h("button.primary#edit-sink", { type: "button", onclick: () => { this.dialog.close(); this.onEdit(sink); } }, "Edit"),
       ),

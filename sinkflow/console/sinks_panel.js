@@ -2,14 +2,18 @@
  * The sinks panel: every sink with its live status, and pause / resume / delete / dead letters;
  * a sink's name opens its details (`onOpen`).
  *
- * It polls `GET /sinks` (each sink carries its status) every `intervalMs`; in cluster mode it
- * also polls `GET /cluster` and shows the nodes, and on which node each sink runs.
+ * It polls `GET /sinks` (each sink carries its status) and `GET /cluster` every `intervalMs`; in
+ * cluster mode it shows the nodes and, in a node column, where each sink runs (cluster_view.js).
  */
 
+import { ClusterView } from "./cluster_view.js";
 import { h, replaceChildren } from "./dom.js";
 import { formatCount, quoteIdent } from "./format.js";
 import { Latest, STALE } from "./latest.js";
 import { formatTime, lastError } from "./sink_details.js";
+
+/** Columns of counts (right-aligned). */
+const NUMERIC = new Set(["Delivered", "Retries", "Dead-lettered", "Lag"]);
 
 /** States a sink leaves only when restarted. */
 const RESTARTABLE = new Set(["failed", "stopped", "finished"]);
@@ -34,17 +38,17 @@ export class SinksPanel {
     this.timer = null;
     this.latest = new Latest(); // the poll's answer may arrive after a newer refresh's
     this.count = h("span.count");
-    this.nodes = h("span.cluster-nodes.muted");
+    this.clusterView = new ClusterView({ onShowSink: (name) => this.show(name) });
+    this.head = h("thead");
     this.body = h("tbody");
     this.empty = h("p.empty", {}, "No sinks yet. Run a streaming query and click “Send to…”.");
     host.replaceChildren(
-      h("div.panel-head", {}, h("h2", {}, "Sinks ", this.count), this.nodes),
-      h("div.table-wrap", {}, h("table.sinks#sinks-table", {},
-        h("thead", {}, h("tr", {}, ["Sink", "State", "Delivered", "Retries", "Dead-lettered", "Lag", "Last error", ""].map((t) =>
-          h(["Delivered", "Retries", "Dead-lettered", "Lag"].includes(t) ? "th.num" : "th", {}, t)))),
-        this.body)),
+      this.clusterView.el,
+      h("div.panel-head", {}, h("h2", {}, "Sinks ", this.count)),
+      h("div.table-wrap", {}, h("table.sinks#sinks-table", {}, this.head, this.body)),
       this.empty,
     );
+    this.render();
   }
 
   /** Names of the sinks known now (for unique default names). */
@@ -86,21 +90,22 @@ export class SinksPanel {
       return;
     }
     if (answer === STALE) return;
-    [this.sinks, this.cluster] = answer;
+    const [sinks, cluster] = answer;
+    this.sinks = sinks;
+    this.clusterView.update(cluster, sinks);
     this.render();
   }
 
   render() {
+    const clustered = this.clusterView.active;
     this.count.textContent = this.sinks.length ? `(${this.sinks.length})` : "";
     this.empty.hidden = this.sinks.length > 0;
-    replaceChildren(this.body, this.sinks.map((sink) => this.row(sink)));
-    const members = this.cluster?.nodes || [];
-    replaceChildren(this.nodes, members.length ? [`cluster ${this.cluster.name}: `, ...members.map((n) =>
-      h(n.alive ? "span.node.alive" : "span.node.down", { title: `${n.address} · ${n.sinks.length} sink(s)` },
-        `${n.id}${n.alive ? "" : " (down)"} `))] : []);
+    const columns = ["Sink", "State", ...(clustered ? ["Node"] : []), "Delivered", "Retries", "Dead-lettered", "Lag", "Last error", ""];
+    replaceChildren(this.head, h("tr", {}, columns.map((t) => h(NUMERIC.has(t) ? "th.num" : "th", {}, t))));
+    replaceChildren(this.body, this.sinks.map((sink) => this.row(sink, clustered)));
   }
 
-  row(sink) {
+  row(sink, clustered) {
     const st = sink.stats || {};
     const state = String(st.state || "unknown").toLowerCase();
     const paused = state === "paused";
@@ -121,8 +126,8 @@ export class SinksPanel {
       h("td", {}, h("button.sink-name.link", { type: "button", title: sink.description || "details and edit", onclick: () => this.onOpen(sink) }, sink.name),
         h("span.type-badge", {}, sink.type),
         (sink.description || "").startsWith("materialized view") ? h("span.kind-badge.kind-materialized_view", {}, "view") : null),
-      h("td", {}, h(`span.state.state-${state}`, { title: st.reason || "" }, state),
-        st.node && h("span.node.muted", { title: "the cluster node running this sink" }, ` on ${st.node}`)),
+      h("td", {}, h(`span.state.state-${state}`, { title: st.reason || "" }, state)),
+      clustered ? this.clusterView.nodeCell(sink) : null,
       h("td.num.delivered", {}, formatCount(st.rows_delivered ?? 0)),
       h("td.num.retries", {}, formatCount(st.retries ?? 0)),
       h(st.dead_lettered ? "td.num.dead-lettered.warn" : "td.num.dead-lettered", {}, formatCount(st.dead_lettered ?? 0)),

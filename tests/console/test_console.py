@@ -337,6 +337,10 @@ def test_sinks_panel_dead_letters_pause_resume_delete(page: Page, server: Sinkfl
     open_console(page, server)
     row = page.locator("#sinks-table tr[data-sink-name=rejected_cars]")
     expect(row).to_be_visible()
+    # A server alone (the embedded mode) shows no cluster, and no node column.
+    expect(page.locator("#cluster-view")).to_be_hidden()
+    expect(page.locator("#sinks-table thead th")).to_have_text(
+        ["Sink", "State", "Delivered", "Retries", "Dead-lettered", "Lag", "Last error", ""])
     expect(row.locator(".dead-lettered")).not_to_have_text("0", timeout=30_000)
     expect(row.locator(".last-error")).to_contain_text("400")
 
