@@ -32,7 +32,7 @@ from sinkflow.engine.operators.base import tree
 from sinkflow.errors import InvalidInput, Position, SqlError
 from sinkflow.sql.positions import located, position_at
 from sinkflow.sql.aggregates import render
-from sinkflow.sql.plan import DELTA_COLUMN, ONE_ROW, SEQUENCE_COLUMN, SRC, ChangelogSpec, JoinSpec, LogicalPlan, Lookup, SourceSpec, PlannedAggregate, UnionAll
+from sinkflow.sql.plan import DELTA_COLUMN, ONE_ROW, SEQUENCE_COLUMN, SRC, USING_PREFIX, ChangelogSpec, JoinSpec, LogicalPlan, Lookup, SourceSpec, PlannedAggregate, UnionAll
 from sinkflow.streams.types import TP_TIME, Column, from_arrow, parse_type
 
 _WINDOW_TS = pa.timestamp("ms", tz="UTC")
@@ -221,7 +221,7 @@ class JoinPlan(_FromSpec):
 
     @property
     def bounded(self) -> bool:
-        return False
+        return self.spec.bounded
 
     @property
     def sources(self) -> list[str]:
@@ -233,7 +233,12 @@ class JoinPlan(_FromSpec):
     def explain(self) -> list[str]:
         spec = self.spec
         within = f" within {spec.within_us / 1e6:g}s" if spec.within_us is not None else ""
-        lines = [f"StreamJoin {spec.kind.lower()}{within}"]
+        if spec.bounded:
+            strictness = "" if spec.strictness == "ALL" else f" {spec.strictness.lower()}"
+            nulls = ", NULLs for no match" if spec.use_nulls else ""
+            lines = [f"HashJoin {spec.kind.lower()}{strictness}{nulls}"]
+        else:
+            lines = [f"StreamJoin {spec.kind.lower()}{within}"]
         for source, upstream in ((spec.left, spec.left_input), (spec.right, spec.right_input)):
             lines += ["  " + line for line in (upstream.explain() if upstream is not None else [_describe_scan(source)])]
         return lines
@@ -279,6 +284,15 @@ def _describe_scan(source: SourceSpec) -> str:
     return f"Scan {'table(' + source.stream + ')' if source.bounded else source.stream}{seek}"
 
 
+def coalesced_using(spec: JoinSpec) -> list[str]:
+    """The USING columns a RIGHT or FULL join outputs coalesced as ``__using_<name>`` (see
+    :mod:`sinkflow.engine.operators.join`): those both sides have under their own names."""
+    if spec.kind not in ("RIGHT", "FULL"):
+        return []
+    left, right = {c.name for c in spec.left_columns}, {c.name for c in spec.right_columns}
+    return [name for name in spec.using if name in left and name in right]
+
+
 def compile_join(spec: JoinSpec) -> JoinPlan:
     """The plan of a join of two streams: its output columns come from the two sides' columns."""
     # Each side read from a stream keeps its rows' sequence numbers as _tp_sn (prefixed on the right).
@@ -286,6 +300,8 @@ def compile_join(spec: JoinSpec) -> JoinPlan:
     left = [*spec.left_columns, *([sequence] if spec.left_input is None else [])]
     right = [*spec.right_columns, *([sequence] if spec.right_input is None else [])]
     columns = [*left, *(replace(c, name=f"{spec.right_prefix}{c.name}") for c in right)]
+    types = {c.name: c for c in spec.left_columns}
+    columns += [replace(types[name], name=USING_PREFIX + name) for name in coalesced_using(spec)]
     # Every column nullable: a LEFT join pads the right side with NULLs.
     return JoinPlan(spec, pa.schema([pa.field(c.name, c.type.arrow, nullable=True) for c in columns]), columns)
 

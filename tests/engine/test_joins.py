@@ -57,13 +57,16 @@ async def test_a_join_within_a_time_range_matches_either_arrival_order_and_expir
     assert await drain(resumed) == [{"id": "a", "amount": 11.0, "paid": 3.0}]
 
 
-async def test_a_left_join_of_streams_pads_unmatched_rows(engine: Engine, orders: Stream, payments: Stream) -> None:
-    execution = engine.start(engine.plan("select id, paid from orders left join payments on id = oid"))
+@pytest.mark.parametrize(("settings", "padding"), [("", 0.0), (" settings join_use_nulls=1", None)])
+async def test_a_left_join_of_streams_pads_unmatched_rows(engine: Engine, orders: Stream, payments: Stream,
+                                                          settings: str, padding: float | None) -> None:
+    # As Proton (join_use_nulls = 0): a row without a match holds the type's default; NULL with the setting.
+    execution = engine.start(engine.plan(f"select id, paid from orders left join payments on id = oid{settings}"))
     _pay(payments, "a", 1.0, 0)
     assert await drain(execution) == []
     _order(orders, "a", 10.0, 1)
     _order(orders, "b", 20.0, 2)
-    assert await drain(execution) == [{"id": "a", "paid": 1.0}, {"id": "b", "paid": None}]
+    assert await drain(execution) == [{"id": "a", "paid": 1.0}, {"id": "b", "paid": padding}]
     _pay(payments, "b", 2.0, 3)
     assert await drain(execution) == [{"id": "b", "paid": 2.0}]
 
@@ -172,14 +175,20 @@ def _table(engine: Engine, sql: str) -> list[dict]:
 
 
 def test_full_and_right_joins_of_tables(engine: Engine, shops: tuple[Stream, Stream, Stream]) -> None:
+    nulls = " settings join_use_nulls=1"
     assert _table(engine, "select ja.k, v, jb.k as bk, w from table(ja) full join table(jb) on ja.k = jb.k "
-                          "order by bk nulls first") == [
+                          f"order by bk nulls first{nulls}") == [
         {"k": 1, "v": "a1", "bk": None, "w": None}, {"k": 2, "v": "a2", "bk": 2, "w": "b2"},
         {"k": 3, "v": "a3", "bk": 3, "w": "b3"}, {"k": None, "v": None, "bk": 4, "w": "b4"}]
-    assert _table(engine, "select v, w from table(ja) right outer join table(jb) on ja.k = jb.k") == [
+    # Proton's default (join_use_nulls = 0): the side without a match holds its types' defaults.
+    assert _table(engine, "select ja.k, v, jb.k as bk, w from table(ja) full join table(jb) on ja.k = jb.k "
+                          "order by bk, k") == [
+        {"k": 1, "v": "a1", "bk": 0, "w": ""}, {"k": 2, "v": "a2", "bk": 2, "w": "b2"},
+        {"k": 3, "v": "a3", "bk": 3, "w": "b3"}, {"k": 0, "v": "", "bk": 4, "w": "b4"}]
+    assert _table(engine, f"select v, w from table(ja) right outer join table(jb) on ja.k = jb.k{nulls}") == [
         {"v": "a2", "w": "b2"}, {"v": "a3", "w": "b3"}, {"v": None, "w": "b4"}]
-    assert _table(engine, "select count() as n, count(v) as left_rows from table(ja) full join jb on ja.k = jb.k") == [
-        {"n": 4, "left_rows": 3}]
+    assert _table(engine, "select count() as n, count(v) as left_rows from table(ja) full join jb on ja.k = jb.k"
+                          f"{nulls}") == [{"n": 4, "left_rows": 3}]
 
 
 def test_cross_using_and_three_way_joins_of_tables(engine: Engine, shops: tuple[Stream, Stream, Stream]) -> None:
@@ -191,7 +200,7 @@ def test_cross_using_and_three_way_joins_of_tables(engine: Engine, shops: tuple[
         {"k": 2, "v": "a2", "w": "b2"}, {"k": 3, "v": "a3", "w": "b3"}]
     assert "jb.k" not in rows[0]
     assert _table(engine, "select k, v, w, x from table(ja) join table(jb) using (k) left join table(jc) using (k) "
-                          "order by k") == [{"k": 2, "v": "a2", "w": "b2", "x": None},
+                          "order by k") == [{"k": 2, "v": "a2", "w": "b2", "x": ""},
                                             {"k": 3, "v": "a3", "w": "b3", "x": "c3"}]
 
 
