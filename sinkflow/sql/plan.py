@@ -51,7 +51,7 @@ USING_PREFIX = "__using_"
 #: +1 (a row) or -1 (a retraction of a row emitted before) in an EMIT CHANGELOG query's output.
 DELTA_COLUMN = "_tp_delta"
 _SETTINGS = ("seek_to", "idle_timeout", "query_mode", "join_max_buffered_rows", "aggregate_state_ttl_sec",
-             "join_use_nulls")
+             "join_use_nulls", "join_default_strictness")
 #: Settings of a materialized view written in its query's SETTINGS: ``pause_on_start`` (applied
 #: by the runtime when it creates the view), and Timeplus's placement and replication of a view in
 #: a cluster (``memory_weight``, ``preferred_exec_node``, ``checkpoint_settings``), which a single
@@ -651,13 +651,13 @@ class _Planner:
 
     def join_how(self, join: exp.Join) -> tuple[JoinKind, str]:
         """The join's kind and its strictness: '' (ALL), 'ANY', 'SEMI', 'ANTI', 'ASOF', 'LATEST' or
-        'CROSS'. ``ANY`` is ClickHouse's (one match per row) in a bounded query and Proton's LATEST
-        in a streaming one, unless LATEST is written. GLOBAL joins, and SEMI/ANTI without LEFT or
-        RIGHT, are errors; RIGHT and FULL joins are checked by the caller (bounded queries only)."""
+        'CROSS' (unwritten: the join_default_strictness setting's, ALL by default). ``ANY`` is
+        ClickHouse's (one match per row) in a bounded query and Proton's LATEST in a streaming one,
+        unless LATEST is written. GLOBAL (a distributed join) is a plain one on one server.
+        SEMI/ANTI without LEFT or RIGHT are errors; RIGHT and FULL joins are checked by the caller
+        (bounded queries only)."""
         words = [w for w in ((join.side or "").upper(), (join.kind or "").upper()) if w]
         written = " ".join(words)
-        if join.args.get("global_"):
-            raise self.err(join.this, "GLOBAL JOIN is not supported")
         unknown = [w for w in words if w not in _JOIN_WORDS]
         if unknown:
             raise self.err(join.this, f"{written} JOIN is not supported; use [LEFT|RIGHT|FULL|INNER] "
@@ -665,7 +665,12 @@ class _Planner:
         if "CROSS" in words:
             return "INNER", "CROSS"
         side = next((w for w in words if w in ("LEFT", "RIGHT", "FULL")), "")
-        strictness = next((w for w in words if w in ("ALL", "ANY", "SEMI", "ANTI", "ASOF")), "ALL")
+        default = next((_setting_value(i.expression).upper() for i in self.settings_items
+                        if isinstance(i, exp.EQ) and i.this.name == "join_default_strictness"), "ALL")
+        if default not in ("ALL", "ANY"):
+            raise self.err(next(i.expression for i in self.settings_items if i.this.name == "join_default_strictness"),
+                           f"join_default_strictness must be 'ALL' or 'ANY', not '{default}'")
+        strictness = next((w for w in words if w in ("ALL", "ANY", "SEMI", "ANTI", "ASOF")), default)
         if strictness == "ANY" and (not self.bounded or re.search(r"\blatest\s+join\b", self.sql, re.IGNORECASE)):
             strictness = "LATEST"
         if strictness in ("SEMI", "ANTI") and side not in ("LEFT", "RIGHT"):
@@ -1276,6 +1281,7 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
     input_columns: tuple[Column, ...] | None = None
     streams_joined = 0
     whole_input = False
+    select_aliases = {e.alias: e.this for e in select.expressions if isinstance(e, exp.Alias)}
     for i, join in enumerate(select.args.get("joins") or []):
         how, strictness = p.join_how(join)
         right, right_node, dimension, labels, right_input = p.join_target(join, strictness)
@@ -1301,6 +1307,8 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
         prefix = "__r_" if not streams_joined else f"__r{streams_joined + 1}_"
         rel = _Relation(SRC if bidirectional else f"__dim{i}", labels, right, columns, prefix if bidirectional else "")
         on = exp.true() if strictness == "CROSS" else _join_condition(p, join, rel)
+        # As ClickHouse: ON may name the SELECT's aliases (on t1_a = t2_a).
+        on = _inline_aliases(on, select_aliases, {c for r in (*p.relations, rel) for c in r.columns}, set())
         if bidirectional:
             if p.window is not None or p.dedup is not None or lookups:
                 raise p.err(join.this, "a stream joins another stream straight from FROM, before any table() join: "
@@ -1352,7 +1360,7 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
             if not value.isdigit() or int(value) <= 0:
                 raise p.err(item.expression, f"aggregate_state_ttl_sec must be a positive number of seconds, not '{value}'")
             state_ttl = int(value) * 1_000_000
-        elif name in ("query_mode", "join_max_buffered_rows", "join_use_nulls") or name in _TUNING_SETTINGS or name in VIEW_SETTINGS:
+        elif name in ("query_mode", "join_max_buffered_rows", "join_use_nulls", "join_default_strictness") or name in _TUNING_SETTINGS or name in VIEW_SETTINGS:
             pass  # applied where the sources were planned, or Proton's own tuning
         else:
             raise p.err(item.this, f"unknown setting '{name}'; supported: {', '.join(_SETTINGS)}")
