@@ -149,7 +149,7 @@ class DedupSpec:
 JoinKind = Literal["INNER", "LEFT", "RIGHT", "FULL"]
 _JOIN_WORDS = frozenset({"INNER", "LEFT", "RIGHT", "FULL", "OUTER", "CROSS", "ALL", "ANY", "SEMI", "ANTI", "ASOF"})
 #: How many matches of a row a join keeps (see :attr:`JoinSpec.strictness`).
-JoinStrictness = Literal["ALL", "ANY", "SEMI", "ANTI"]
+JoinStrictness = Literal["ALL", "ANY", "SEMI", "ANTI", "ASOF"]
 
 
 @dataclass(frozen=True)
@@ -206,7 +206,8 @@ class JoinSpec:
     #: What the right side's column names are prefixed with in the output.
     right_prefix: str = "__r_"
     #: ClickHouse's strictness: "ALL" (every match), "ANY" (one match per row), "SEMI" (rows with
-    #: a match, one each), "ANTI" (rows without one). Only a bounded join has other than "ALL".
+    #: a match, one each), "ANTI" (rows without one), "ASOF" (the closest match by ON's inequality).
+    #: Only a bounded join has other than "ALL".
     strictness: JoinStrictness = "ALL"
     #: Both sides end (a query_mode='table' or table() query): the join runs once when both ended.
     bounded: bool = False
@@ -216,6 +217,9 @@ class JoinSpec:
     #: The columns of ``USING``: unqualified, each is the left side's value, or the right side's on
     #: a row of the right side only (RIGHT and FULL joins).
     using: tuple[str, ...] = ()
+    #: Both sides are changelogs (keyed streams: versioned_kv, changelog_kv): a side's retraction
+    #: takes its row out of the held rows and retracts the joined rows it made (``_tp_delta``).
+    changelog: bool = False
 
 
 @dataclass(frozen=True)
@@ -695,6 +699,9 @@ class _Planner:
         elif isinstance(node, (exp.Table, exp.Column)) and node.name in self.scope.ctes:
             name = node.name
             query, scope = self.scope.ctes[name]
+        elif (generated := generated_source(node.this if isinstance(node, exp.Table) and isinstance(
+                node.this, exp.Anonymous) else node)) is not None:
+            name = generated  # numbers(n), system.numbers …: a bounded stream of its own
         else:
             name = self._stream_name(node, "a JOIN")
         # An aliased stream answers to its alias and, as in Proton, to its own name.
@@ -703,7 +710,7 @@ class _Planner:
             # A table (ENGINE = Memory …), or any stream of a query_mode='table' query, is read whole.
             dimension = dimension or self.scope.bounded or bool(_table_engine(self.store, name))
             return name, node, dimension, labels, None
-        if (dimension and not self.bounded) or strictness in ("ASOF", "LATEST"):
+        if (dimension and not self.bounded) or strictness == "LATEST" or (strictness == "ASOF" and not self.bounded):
             raise self.err(node, "a CTE or subquery joins as a stream (JOIN or LEFT JOIN); table(), ASOF and "
                                  "LATEST joins read a stream")
         return name, node, dimension, labels, self.compile_subquery(name, query, scope, self.bounded)
@@ -1287,10 +1294,20 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
         right, right_node, dimension, labels, right_input = p.join_target(join, strictness)
         columns = {c.name: c for c in p.stream_columns(right, right_node)}
         mode, primary_key = _stream_mode(p.store, right) if right_input is None else ("append", ())
+        changelog_join = (not p.bounded and not dimension and not streams_joined and not lookups and not strictness
+                          and mode in _KEYED and bool(primary_key) and _keyed_left(p))
+        if changelog_join:
+            # Two keyed streams join as changelogs (Proton's versioned_kv JOIN versioned_kv).
+            if how != "INNER":
+                raise p.err(join.this, f"{how} JOIN of two keyed streams is not supported; join them with JOIN")
+            right_input = _changelog_input(p, right, primary_key, mode)
+            if right_input is not None:
+                columns = {c.name: c for c in right_input.columns}
+            mode = "append"
         # A bounded query joins its (ended) inputs once, with ClickHouse's strictness; a streaming
         # one joins two streams both ways (Timeplus's bidirectional join). Either reads a keyed
         # stream, and joins ASOF, after a window or dedup or a lookup, through a lookup.
-        bounded_join = (p.bounded and strictness not in ("ASOF", "LATEST") and mode == "append"
+        bounded_join = (p.bounded and strictness != "LATEST" and mode == "append"
                         and p.window is None and p.dedup is None and not lookups)
         dimension = (dimension or (p.bounded and right_input is None)) and not bounded_join
         if strictness in ("ANY", "SEMI", "ANTI") and not bounded_join:
@@ -1306,7 +1323,7 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
         whole_input = whole_input or (how in ("RIGHT", "FULL") and not bounded_join)
         prefix = "__r_" if not streams_joined else f"__r{streams_joined + 1}_"
         rel = _Relation(SRC if bidirectional else f"__dim{i}", labels, right, columns, prefix if bidirectional else "")
-        on = exp.true() if strictness == "CROSS" else _join_condition(p, join, rel)
+        on = exp.true() if strictness == "CROSS" else _join_condition(p, join, rel, strictness == "ASOF", select_aliases)
         # As ClickHouse: ON may name the SELECT's aliases (on t1_a = t2_a).
         on = _inline_aliases(on, select_aliases, {c for r in (*p.relations, rel) for c in r.columns}, set())
         if bidirectional:
@@ -1314,6 +1331,7 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
                 raise p.err(join.this, "a stream joins another stream straight from FROM, before any table() join: "
                                        "window or dedup the result in an outer query (WITH j AS (… JOIN …) SELECT …)")
             spec = _stream_join(p, sql, rel, how, on, right_input, strictness if bounded_join else "")
+            spec = replace(spec, changelog=changelog_join)
             streams_joined += 1
             p.joined = True
             p.input = p.scope.compile(spec)
@@ -1533,8 +1551,40 @@ def _table_engine(store: StreamLookup, name: str) -> str:
         return ""
 
 
+_KEYED = ("versioned_kv", "changelog_kv")
+
+
+def _keyed_left(p: _Planner) -> bool:
+    """Whether the query's FROM is a keyed stream (versioned_kv or changelog_kv with a primary key),
+    made its changelog here if it is not one yet: a join with another keyed stream then joins changelogs."""
+    left = p.relations[0]
+    if left.stream in p.inputs and DELTA_COLUMN not in {c.name for c in p.inputs[left.stream].columns}:
+        return False
+    try:
+        mode, primary_key = _stream_mode(p.store, left.stream)
+    except NotFound:
+        return False
+    if mode not in _KEYED or not primary_key:
+        return False
+    if left.stream not in p.inputs and mode != "changelog_kv":
+        p.changelog_of(left.stream, exp.to_identifier(left.stream), primary_key)
+        left.columns = {c.name: c for c in p.inputs[left.stream].columns}
+    return True
+
+
+def _changelog_input(p: _Planner, name: str, keys: tuple[str, ...], mode: str) -> CompiledInput | None:
+    """The changelog of keyed stream ``name`` by ``keys`` (None: a changelog_kv stream is one)."""
+    if mode == "changelog_kv":
+        return None
+    columns = tuple(p.store.get(name).columns)
+    source = SourceSpec(name, False, p.scope.seek_to or "latest")
+    return p.scope.compile(ChangelogSpec(f"changelog({name}, {', '.join(keys)})", source, None, columns, keys))
+
+
 def _stream_mode(store: StreamLookup, name: str) -> tuple[str, tuple[str, ...]]:
     """A stream's storage mode ('append', 'versioned_kv', 'changelog_kv', 'mutable') and primary key."""
+    if is_generated(name):
+        return "append", ()
     settings = store.get(name).settings
     return settings.mode, tuple(settings.primary_key)
 
@@ -1546,8 +1596,11 @@ def newest_per(keys: tuple[str, ...] | list[str]) -> str:
             f"QUALIFY row_number() OVER (PARTITION BY {by} ORDER BY __n DESC) = 1 ORDER BY __n")
 
 
-def _join_condition(p: _Planner, join: exp.Join, rel: _Relation) -> exp.Expression:
-    """The join's ON condition (USING (a, b) written out as equalities)."""
+def _join_condition(p: _Planner, join: exp.Join, rel: _Relation, asof: bool = False,
+                    aliases: dict[str, exp.Expression] | None = None) -> exp.Expression:
+    """The join's ON condition (USING (a, b) written out as equalities; of an ASOF join, as
+    ClickHouse reads it, the last one is the closest match: left >= right). A USING column the
+    left side lacks may be one of the SELECT's ``aliases`` over it (``number / 2 AS n … USING n``)."""
     on = join.args.get("on")
     using = join.args.get("using")
     if using:
@@ -1556,11 +1609,13 @@ def _join_condition(p: _Planner, join: exp.Join, rel: _Relation) -> exp.Expressi
         for node in using:
             # The column of the sources joined so far (the first that has it) equals the right side's.
             left = next((r for r in p.relations if node.name in r.columns), None)
-            if node.name not in rel.columns or left is None:
+            alias = (aliases or {}).get(node.name) if left is None else None
+            if node.name not in rel.columns or (left is None and alias is None):
                 raise p.err(node, f"USING column '{node.name}' must exist in both '{p.relations[0].stream}' and "
                                   f"'{rel.stream}'")
-            terms.append(exp.EQ(this=exp.column(node.name, table=sorted(left.labels)[0]),
-                                expression=exp.column(node.name, table=right)))
+            compare = exp.GTE if asof and node is using[-1] else exp.EQ
+            mine = alias.copy() if alias is not None else exp.column(node.name, table=sorted(left.labels)[0])
+            terms.append(compare(this=mine, expression=exp.column(node.name, table=right)))
             rel.using.add(node.name)
         on = exp.and_(*terms)
     if on is None:

@@ -233,3 +233,51 @@ async def test_inner_latest_and_left_asof_spellings(engine: Engine, orders: Stre
     _order(orders, "b", 20.0, 6)
     assert await drain(latest) == [{"id": "a", "paid": 2.0}]
     assert await drain(asof) == [{"id": "a", "paid": 1.0}, {"id": "b", "paid": None}]
+
+
+async def test_two_versioned_kv_streams_join_as_changelogs(engine: Engine, store: StreamStore) -> None:
+    """Proton's versioned_kv JOIN versioned_kv: a new version of a row on either side retracts the
+    joined rows of its previous one (_tp_delta −1) before the new ones; aggregations take them back."""
+    left = store.create("lk", [Column("k", parse_type("string")), Column("i", parse_type("int32"))],
+                        StreamSettings(mode="versioned_kv", primary_key=("k",)))
+    right = store.create("rk", [Column("kk", parse_type("string")), Column("j", parse_type("int32"))],
+                         StreamSettings(mode="versioned_kv", primary_key=("kk",)))
+    plan = engine.plan("select k, i, j, _tp_delta from lk join rk on lk.k = rk.kk")
+    assert plan.describe().splitlines()[1:] == ["  StreamJoin inner", "    Changelog by k", "      Scan lk",
+                                                "    Changelog by kk", "      Scan rk"]
+    first = engine.start(plan)
+    left.append_rows(["k", "i"], [["a", 1], ["b", 2]])
+    assert await drain(first) == []
+    right.append_rows(["kk", "j"], [["a", 10]])
+    assert await drain(first) == [{"k": "a", "i": 1, "j": 10, "_tp_delta": 1}]
+    snapshot = first.snapshot()
+    first.close()
+    second = engine.start(plan, snapshot)
+    left.append_rows(["k", "i"], [["a", 3]])
+    assert await drain(second) == [{"k": "a", "i": 1, "j": 10, "_tp_delta": -1}, {"k": "a", "i": 3, "j": 10, "_tp_delta": 1}]
+    right.append_rows(["kk", "j"], [["a", 20]])
+    assert await drain(second) == [{"k": "a", "i": 3, "j": 10, "_tp_delta": -1}, {"k": "a", "i": 3, "j": 20, "_tp_delta": 1}]
+    # Each side holds its rows alive only: one per key.
+    assert second.stats()["join_rows_held"] == 3
+
+
+async def test_an_aggregation_over_a_join_of_versioned_kv_streams_retracts(engine: Engine, store: StreamStore) -> None:
+    left = store.create("lk", [Column("k", parse_type("string")), Column("i", parse_type("int32"))],
+                        StreamSettings(mode="versioned_kv", primary_key=("k",)))
+    right = store.create("rk", [Column("kk", parse_type("string")), Column("j", parse_type("int32"))],
+                         StreamSettings(mode="versioned_kv", primary_key=("kk",)))
+    execution = engine.start(engine.plan("select count() as n, sum(i) as si, max(j) as mj from lk join rk "
+                                         "on lk.k = rk.kk emit on update"))
+    left.append_rows(["k", "i"], [["a", 1], ["b", 2]])
+    right.append_rows(["kk", "j"], [["a", 10], ["b", 30]])
+    assert (await drain(execution))[-1] == {"n": 2, "si": 3, "mj": 30}
+    right.append_rows(["kk", "j"], [["b", 5]])  # b's new version: the maximum 30 is gone
+    assert await drain(execution) == [{"n": 2, "si": 3, "mj": 10}]
+
+
+def test_a_left_join_of_versioned_kv_streams_is_refused(engine: Engine, store: StreamStore) -> None:
+    for name in ("lk", "rk"):
+        store.create(name, [Column("k", parse_type("string"))], StreamSettings(mode="versioned_kv", primary_key=("k",)))
+    with pytest.raises(SqlError, match="LEFT JOIN of two keyed streams is not supported") as info:
+        engine.plan("select * from lk left join rk on lk.k = rk.k")
+    assert info.value.position is not None and info.value.position.column == 28

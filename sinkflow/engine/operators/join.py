@@ -11,7 +11,8 @@ row arriving later for it emits the matched row too.
 **Bounded** (both inputs end: ``table()``, ``query_mode='table'``, subqueries over them): the
 right side is held until it ends (the hash join's build side), then ClickHouse's strictness
 applies: ALL (every match), ANY (one match per row: the first, in arrival order; ANY INNER also
-pairs each right row once), SEMI (the rows with a match, one each), ANTI (the rows without one).
+pairs each right row once), SEMI (the rows with a match, one each), ANTI (the rows without one),
+ASOF (the closest match by ON's inequality).
 LEFT and INNER ALL joins (and ANY/SEMI/ANTI LEFT) then join each left batch as it comes, so a
 never-ending left side (``system.numbers … LIMIT n``) still produces rows; the other kinds hold the
 left side too and join once both ended, the rows of the right side without a match last.
@@ -20,6 +21,10 @@ A side without a match gets, as in Proton (``join_use_nulls = 0``), each column'
 '', 1970-01-01 …), NULL only for a nullable column; with ``join_use_nulls = 1`` NULLs. A RIGHT or
 FULL join also outputs each ``USING`` column coalesced (``__using_<name>``: the right side's value
 on a row of the right side only), which the column's unqualified name reads.
+
+**Changelogs** (two keyed streams, versioned_kv or changelog_kv, each read as its changelog): a
+side's held rows are the rows alive (a retraction takes its row out), and a joined row's
+``_tp_delta`` is the product of its two rows' (a retraction on either side retracts what it made).
 
 Output rows: the left side's columns, then the right side's prefixed (``__r_``, or ``__r<n>_`` for
 the n-th join of a chain), in the left side's arrival order, each row's matches in the right
@@ -37,7 +42,7 @@ from sinkflow.engine.compile import JoinPlan, coalesced_using, connect
 from sinkflow.engine.operators.base import Entries, Operator
 from sinkflow.engine.times import micros_array
 from sinkflow.errors import InvalidInput, SqlError
-from sinkflow.sql.plan import SEQUENCE_COLUMN
+from sinkflow.sql.plan import DELTA_COLUMN, SEQUENCE_COLUMN
 from sinkflow.streams.ingest import converter
 from sinkflow.streams.types import DataType
 
@@ -74,7 +79,10 @@ class JoinOperator(Operator):
         self._ended: set[int] = set()
         self._dropped = 0
         spec = self.spec
-        left = [f"__l.{_q(c.name)} AS {_q(c.name)}" for c in spec.left_columns]
+        # A join of changelogs: a joined row retracts (−1) when either of its rows does.
+        left = [f"(__l.{_q(c.name)} * __r.{_q(c.name)})::TINYINT AS {_q(c.name)}"
+                if spec.changelog and c.name == DELTA_COLUMN else f"__l.{_q(c.name)} AS {_q(c.name)}"
+                for c in spec.left_columns]
         if spec.left_input is None:
             left.append(f"__l.__seq AS {_q(SEQUENCE_COLUMN)}")
         right = [f"__r.{_q(c.name)} AS {_q(spec.right_prefix + c.name)}" for c in spec.right_columns]
@@ -90,8 +98,8 @@ class JoinOperator(Operator):
                 value = _default(column.type)
                 if value is not None:
                     self._fills.append((i, "__ls" if i < n_left else "__rs", value))
-        # LEFT and INNER ALL joins take each left row on its own once the right side is whole.
-        self._per_batch = spec.kind == "LEFT" or (spec.kind == "INNER" and spec.strictness == "ALL")
+        # LEFT and INNER ALL/ASOF joins take each left row on its own once the right side is whole.
+        self._per_batch = spec.kind == "LEFT" or (spec.kind == "INNER" and spec.strictness in ("ALL", "ASOF"))
         self._bounded_sql = self._bounded_join_sql()
 
     # -- bounded ----------------------------------------------------------------------------------
@@ -111,6 +119,8 @@ class JoinOperator(Operator):
             how, tail = "JOIN", first_right if kind == "LEFT" else first_left
         elif strictness == "ANTI":
             tail = "WHERE __r.__seq IS NULL" if kind == "LEFT" else "WHERE __l.__seq IS NULL"
+        elif strictness == "ASOF":
+            how = f"ASOF {how}"
         sql = f"{self._select} {how} __r ON {spec.on} {tail}"
         if strictness == "ANY" and kind == "INNER":
             # ANY INNER pairs each right row once too: with the first left row that took it.
@@ -142,6 +152,8 @@ class JoinOperator(Operator):
                 self._newest[port] = newest if self._newest[port] is None else max(self._newest[port], newest)
         out = self._match(rows, self._held[1 - port], port)
         self._hold(port, rows)
+        if self.spec.changelog:
+            self._net(port)
         self._evict()
         return [out] if out.num_rows else []
 
@@ -164,6 +176,21 @@ class JoinOperator(Operator):
     def _hold(self, port: int, rows: pa.Table) -> None:
         held = self._held[port]
         self._held[port] = rows if held is None else pa.concat_tables([held, rows.cast(held.schema)])
+
+    def _net(self, port: int) -> None:
+        """A changelog side's held rows after its retractions: the rows still alive, each once."""
+        held = self._held[port]
+        assert held is not None
+        names = [_q(n) for n in held.column_names if n not in (DELTA_COLUMN, "__seq")]
+        cols = ", ".join(names)
+        sql = (f"SELECT {cols}, 1::TINYINT AS {_q(DELTA_COLUMN)}, max(__seq) AS __seq FROM __h GROUP BY {cols} "
+               f"HAVING sum({_q(DELTA_COLUMN)}) > 0 ORDER BY __seq")
+        self._con.register("__h", held)
+        try:
+            alive = self._con.sql(sql).to_arrow_table()
+        finally:
+            self._con.unregister("__h")
+        self._held[port] = alive.select(held.column_names).cast(held.schema)
 
     def _match(self, rows: pa.Table, other: pa.Table | None, port: int) -> pa.Table:
         """``rows`` (arrived on ``port``) joined with the other side's held rows."""
