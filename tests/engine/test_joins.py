@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import pyarrow as pa
 import pytest
 
 from sinkflow.engine import Engine
+from sinkflow.engine.operators.join import JoinOperator
 from sinkflow.errors import SqlError
 from sinkflow.streams.store import Stream, StreamSettings, StreamStore
 from sinkflow.streams.types import Column, parse_type
@@ -281,3 +283,25 @@ def test_a_left_join_of_versioned_kv_streams_is_refused(engine: Engine, store: S
     with pytest.raises(SqlError, match="LEFT JOIN of two keyed streams is not supported") as info:
         engine.plan("select * from lk left join rk on lk.k = rk.k")
     assert info.value.position is not None and info.value.position.column == 28
+
+
+def test_a_bounded_join_holds_its_right_side_in_the_snapshot(engine: Engine, shops: tuple[Stream, Stream, Stream]) -> None:
+    """The bounded join's state (the right side read so far, which inputs ended) survives a restore."""
+    plan = engine.plan("select v, w from table(ja) full join table(jb) on ja.k = jb.k")
+    join_plan = plan.inputs[0]
+    a, b, _ = shops
+    right = b.table().to_batches()
+    first = JoinOperator(join_plan)
+    assert first.push(1, [(0, right[0].slice(0, 2))]) == []  # k 2 and 3, the right side not ended
+    meta, tables = first.snapshot()
+    first.close()
+    second = JoinOperator(join_plan)
+    second.restore(meta, tables)
+    assert second.push(1, [(2, right[0].slice(2))]) == [] and second.end(1) == []
+    left = a.table().combine_chunks().to_batches()[0]
+    assert second.push(0, [(0, left)]) == []  # a FULL join waits for the left's end
+    out = pa.concat_tables(second.end(0))
+    assert second.finished
+    # Left rows in arrival order, then the right row no left row met; no match: the types' defaults.
+    assert out.select(["v", "__r_w"]).to_pylist() == [
+        {"v": "a1", "__r_w": ""}, {"v": "a2", "__r_w": "b2"}, {"v": "a3", "__r_w": "b3"}, {"v": "", "__r_w": "b4"}]
