@@ -751,20 +751,36 @@ def _numeric(typ: pa.DataType) -> bool:
     return pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_decimal(typ)
 
 
+def _null_column(plan: Plan, index: int) -> bool:
+    """Whether output column ``index`` of ``plan`` is the literal NULL (a SELECT's ``NULL AS x``)."""
+    return (isinstance(plan, QueryPlan) and plan.logical.aggregate is None
+            and plan.logical.projection[index][1].strip().upper() == "NULL")
+
+
 def compile_union(union: UnionAll, inputs: list[Plan]) -> UnionPlan:
     """The plan of ``UNION ALL`` over compiled ``inputs``; raises :class:`SqlError` when they do
-    not have the same number of columns."""
+    not have the same number of columns, or a column's types cannot meet. A column that is the
+    literal NULL in a query takes the type the others give it (as Proton makes it nullable)."""
     first = inputs[0]
     for i, plan in enumerate(inputs[1:], start=2):
         if len(plan.columns) != len(first.columns):
             raise located(f"UNION ALL: query {i} has {len(plan.columns)} column(s), the first has {len(first.columns)}",
                           _union_position(union.sql, i))
-        for mine, theirs in zip(first.columns, plan.columns):
-            a, b = mine.type.arrow, theirs.type.arrow
+    columns: list[Column] = []
+    for j, mine in enumerate(first.columns):
+        typed = [(i, p.columns[j]) for i, p in enumerate(inputs, start=1) if not _null_column(p, j)]
+        kind = typed[0][1].type if typed else mine.type
+        for i, theirs in typed:
+            a, b = kind.arrow, theirs.type.arrow
             if a != b and not (_numeric(a) and _numeric(b)) and not (pa.types.is_timestamp(a) and pa.types.is_timestamp(b)):
-                raise located(f"UNION ALL: column '{mine.name}' is {mine.type.name} in the first query and "
+                where = "the first query" if typed[0][0] == 1 else f"query {typed[0][0]}"
+                raise located(f"UNION ALL: column '{mine.name}' is {kind.name} in {where} and "
                               f"{theirs.type.name} in query {i}; cast one of them", _union_position(union.sql, i))
-    return UnionPlan(union.sql, tuple(inputs), first.output_schema, list(first.columns))
+        columns.append(replace(mine, type=kind))
+    if columns == list(first.columns):
+        return UnionPlan(union.sql, tuple(inputs), first.output_schema, list(first.columns))
+    schema = pa.schema([pa.field(c.name, c.type.arrow, nullable=True) for c in columns])
+    return UnionPlan(union.sql, tuple(inputs), schema, columns)
 
 
 def compile_plan(plan: LogicalPlan, dim_schemas: list[pa.Schema], input_plan: Plan | None = None) -> QueryPlan:
