@@ -1646,11 +1646,13 @@ def _stream_join(p: _Planner, sql: str, right: _Relation, how: JoinKind, on: exp
     p.relations = [replace(rel, name="__l") for rel in saved] + [replace(right, name="__r", prefix="")]
     try:
         within: int | None = None
+        within_node: exp.Expression | None = None
         times = (TP_TIME, TP_TIME)
         kept: list[exp.Expression] = []
         for term in on.flatten() if isinstance(on, exp.And) else [on]:
             if isinstance(term, exp.Anonymous) and function_name(term) == "date_diff_within":
                 within, times = _date_diff_within(p, term)
+                within_node = term
             else:
                 kept.append(term)
         parts = [p.duck(p.resolve(term, False)) for term in kept]
@@ -1669,14 +1671,14 @@ def _stream_join(p: _Planner, sql: str, right: _Relation, how: JoinKind, on: exp
 
     use_nulls = settings.get("join_use_nulls", "0").lower()
     if use_nulls not in ("0", "1", "true", "false"):
-        raise p.err(None, f"join_use_nulls must be 0 or 1, not '{use_nulls}'")
+        raise p.err(_setting_node(p, "join_use_nulls"), f"join_use_nulls must be 0 or 1, not '{use_nulls}'")
     left = saved[0]
     left_columns = tuple(left_input.columns) if left_input is not None else tuple(left.columns.values())
     bounded = p.bounded
     if not bounded and within is not None:
         for columns, time_column in ((left_columns, times[0]), (tuple(right.columns.values()), times[1])):
             if time_column not in {c.name for c in columns}:
-                raise p.err(None, f"date_diff_within compares {time_column} of each side, and a side has no "
+                raise p.err(within_node, f"date_diff_within compares {time_column} of each side, and a side has no "
                                   f"{time_column} column: name the time columns, date_diff_within(interval, "
                                   "left_time, right_time)")
     return JoinSpec(sql, SourceSpec(left.stream, bounded, side(left)), SourceSpec(right.stream, bounded, side(right)),
