@@ -10,7 +10,8 @@ Two corpora, read from git snapshots of Timeplus's repositories (no work trees n
   runs ``--stream-seconds`` without an error.
 * **proton** — the SQL tests of ``timeplus-io/proton`` ``tests/queries_ported/0_stateless`` that
   have a ``.reference`` (Proton's expected ``TabSeparated`` output), each file in a fresh server.
-  As Proton's client does, a ``SET query_mode = …`` is sent along with every later query.
+  As Proton's client does, a ``SET query_mode = …`` (or ``join_use_nulls``) is sent along with
+  every later query.
   A statement marked ``-- { serverError … }`` is right when it fails. Each statement's output is
   aligned with the reference (in order; after a failed statement the next output is searched
   for); a file passes when its whole output equals the reference.
@@ -372,12 +373,17 @@ _SET = re.compile(r"^\s*SET\s+(\w+)\s*=\s*('[^']*'|\S+)\s*$", re.IGNORECASE)
 _QUERY = re.compile(r"^\s*(SELECT|WITH)\b", re.IGNORECASE)
 
 
+#: The settings a ``SET`` keeps for the session's later queries.
+_SESSION_SETTINGS = ("query_mode", "join_use_nulls")
+
+
 def with_session_settings(sql: str, session: dict[str, str]) -> str:
     """``sql`` as Proton's client sends it: the client keeps the values of ``SET query_mode = …``
-    and sends them with every later query (as its SETTINGS here, when it has none of its own)."""
+    (and of the other _SESSION_SETTINGS) and sends them with every later query (as its SETTINGS
+    here, when it has none of its own)."""
     found = _SET.match(sql)
-    if found and found[1].lower() == "query_mode":
-        session["query_mode"] = found[2]
+    if found and found[1].lower() in _SESSION_SETTINGS:
+        session[found[1].lower()] = found[2]
     if session and _QUERY.match(sql) and not re.search(r"\bSETTINGS\b|\bFORMAT\b", sql, re.IGNORECASE):
         return sql + " SETTINGS " + ", ".join(f"{k}={v}" for k, v in session.items())
     return sql

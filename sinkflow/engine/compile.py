@@ -32,7 +32,7 @@ from sinkflow.engine.operators.base import tree
 from sinkflow.errors import InvalidInput, Position, SqlError
 from sinkflow.sql.positions import located, position_at
 from sinkflow.sql.aggregates import render
-from sinkflow.sql.plan import DELTA_COLUMN, ONE_ROW, SEQUENCE_COLUMN, SRC, ChangelogSpec, JoinSpec, LogicalPlan, Lookup, SourceSpec, PlannedAggregate, UnionAll
+from sinkflow.sql.plan import DELTA_COLUMN, ONE_ROW, SEQUENCE_COLUMN, SRC, USING_PREFIX, ChangelogSpec, JoinSpec, LogicalPlan, Lookup, SourceSpec, PlannedAggregate, UnionAll
 from sinkflow.streams.types import TP_TIME, Column, from_arrow, parse_type
 
 _WINDOW_TS = pa.timestamp("ms", tz="UTC")
@@ -221,7 +221,7 @@ class JoinPlan(_FromSpec):
 
     @property
     def bounded(self) -> bool:
-        return False
+        return self.spec.bounded
 
     @property
     def sources(self) -> list[str]:
@@ -233,7 +233,12 @@ class JoinPlan(_FromSpec):
     def explain(self) -> list[str]:
         spec = self.spec
         within = f" within {spec.within_us / 1e6:g}s" if spec.within_us is not None else ""
-        lines = [f"StreamJoin {spec.kind.lower()}{within}"]
+        if spec.bounded:
+            strictness = "" if spec.strictness == "ALL" else f" {spec.strictness.lower()}"
+            nulls = ", NULLs for no match" if spec.use_nulls else ""
+            lines = [f"HashJoin {spec.kind.lower()}{strictness}{nulls}"]
+        else:
+            lines = [f"StreamJoin {spec.kind.lower()}{within}"]
         for source, upstream in ((spec.left, spec.left_input), (spec.right, spec.right_input)):
             lines += ["  " + line for line in (upstream.explain() if upstream is not None else [_describe_scan(source)])]
         return lines
@@ -279,6 +284,15 @@ def _describe_scan(source: SourceSpec) -> str:
     return f"Scan {'table(' + source.stream + ')' if source.bounded else source.stream}{seek}"
 
 
+def coalesced_using(spec: JoinSpec) -> list[str]:
+    """The USING columns a RIGHT or FULL join outputs coalesced as ``__using_<name>`` (see
+    :mod:`sinkflow.engine.operators.join`): those both sides have under their own names."""
+    if spec.kind not in ("RIGHT", "FULL"):
+        return []
+    left, right = {c.name for c in spec.left_columns}, {c.name for c in spec.right_columns}
+    return [name for name in spec.using if name in left and name in right]
+
+
 def compile_join(spec: JoinSpec) -> JoinPlan:
     """The plan of a join of two streams: its output columns come from the two sides' columns."""
     # Each side read from a stream keeps its rows' sequence numbers as _tp_sn (prefixed on the right).
@@ -286,6 +300,8 @@ def compile_join(spec: JoinSpec) -> JoinPlan:
     left = [*spec.left_columns, *([sequence] if spec.left_input is None else [])]
     right = [*spec.right_columns, *([sequence] if spec.right_input is None else [])]
     columns = [*left, *(replace(c, name=f"{spec.right_prefix}{c.name}") for c in right)]
+    types = {c.name: c for c in spec.left_columns}
+    columns += [replace(types[name], name=USING_PREFIX + name) for name in coalesced_using(spec)]
     # Every column nullable: a LEFT join pads the right side with NULLs.
     return JoinPlan(spec, pa.schema([pa.field(c.name, c.type.arrow, nullable=True) for c in columns]), columns)
 
@@ -735,20 +751,36 @@ def _numeric(typ: pa.DataType) -> bool:
     return pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_decimal(typ)
 
 
+def _null_column(plan: Plan, index: int) -> bool:
+    """Whether output column ``index`` of ``plan`` is the literal NULL (a SELECT's ``NULL AS x``)."""
+    return (isinstance(plan, QueryPlan) and plan.logical.aggregate is None
+            and plan.logical.projection[index][1].strip().upper() == "NULL")
+
+
 def compile_union(union: UnionAll, inputs: list[Plan]) -> UnionPlan:
     """The plan of ``UNION ALL`` over compiled ``inputs``; raises :class:`SqlError` when they do
-    not have the same number of columns."""
+    not have the same number of columns, or a column's types cannot meet. A column that is the
+    literal NULL in a query takes the type the others give it (as Proton makes it nullable)."""
     first = inputs[0]
     for i, plan in enumerate(inputs[1:], start=2):
         if len(plan.columns) != len(first.columns):
             raise located(f"UNION ALL: query {i} has {len(plan.columns)} column(s), the first has {len(first.columns)}",
                           _union_position(union.sql, i))
-        for mine, theirs in zip(first.columns, plan.columns):
-            a, b = mine.type.arrow, theirs.type.arrow
+    columns: list[Column] = []
+    for j, mine in enumerate(first.columns):
+        typed = [(i, p.columns[j]) for i, p in enumerate(inputs, start=1) if not _null_column(p, j)]
+        kind = typed[0][1].type if typed else mine.type
+        for i, theirs in typed:
+            a, b = kind.arrow, theirs.type.arrow
             if a != b and not (_numeric(a) and _numeric(b)) and not (pa.types.is_timestamp(a) and pa.types.is_timestamp(b)):
-                raise located(f"UNION ALL: column '{mine.name}' is {mine.type.name} in the first query and "
+                where = "the first query" if typed[0][0] == 1 else f"query {typed[0][0]}"
+                raise located(f"UNION ALL: column '{mine.name}' is {kind.name} in {where} and "
                               f"{theirs.type.name} in query {i}; cast one of them", _union_position(union.sql, i))
-    return UnionPlan(union.sql, tuple(inputs), first.output_schema, list(first.columns))
+        columns.append(replace(mine, type=kind))
+    if columns == list(first.columns):
+        return UnionPlan(union.sql, tuple(inputs), first.output_schema, list(first.columns))
+    schema = pa.schema([pa.field(c.name, c.type.arrow, nullable=True) for c in columns])
+    return UnionPlan(union.sql, tuple(inputs), schema, columns)
 
 
 def compile_plan(plan: LogicalPlan, dim_schemas: list[pa.Schema], input_plan: Plan | None = None) -> QueryPlan:

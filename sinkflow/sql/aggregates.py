@@ -182,8 +182,27 @@ def specialize(spec: Aggregate, args: int, counts: bool = False) -> Aggregate:
     return spec
 
 
-#: count/sum/avg over a changelog input (rows carrying ``_tp_delta``): each row counts ``_tp_delta``
-#: times, so a retraction (−1) takes back what its row added. The delta is the last argument.
+def _net_counts(entries: str) -> str:
+    """A MAP value → count from ``entries`` (a list of ``{key, value}`` structs), the counts of a
+    value summed and the values whose count is 0 left out (str.format-escaped)."""
+    return ("map_from_entries(list_filter(list_transform(list_distinct(list_transform(" + entries
+            + ", lambda __x: __x.key)), lambda __v: {{'key': __v, 'value': list_sum(list_transform(list_filter("
+            + entries + ", lambda __x: __x.key = __v), lambda __x: __x.value))}}), lambda __x: __x.value <> 0))")
+
+
+def _retracting_extreme(fn: str) -> Aggregate:
+    """min/max over a changelog: as Proton, the state counts each value's live rows (a retraction
+    takes one back, a value whose count reaches 0 is forgotten), so it is bounded by the distinct
+    values alive; the result is the least/greatest value whose count is positive."""
+    partial = _net_counts("list({{'key': {a0}, 'value': {a1}::BIGINT}}) FILTER (WHERE {a0} IS NOT NULL)")
+    final = ("list_" + fn + "(list_transform(list_filter(map_entries({p0}), lambda __x: __x.value > 0), "
+             "lambda __x: __x.key))")
+    return Aggregate(fn, final.replace("{p0}", partial), (partial,), (_net_counts("flatten(list(map_entries({p0})))"),),
+                     final, keeps_type=True)
+
+
+#: count/sum/avg/min/max over a changelog input (rows carrying ``_tp_delta``): each row counts
+#: ``_tp_delta`` times, so a retraction (−1) takes back what its row added. The delta is the last argument.
 RETRACTING: Mapping[str, Aggregate] = {
     "count": Aggregate("count", "sum({a0})::BIGINT", ("sum({a0})::BIGINT",), ("sum({p0})::BIGINT",),
                        "coalesce({p0}, 0)", min_args=0, max_args=0),
@@ -194,6 +213,8 @@ RETRACTING: Mapping[str, Aggregate] = {
     "avg": Aggregate("avg", "{sum}({a0} * {a1}) / NULLIF(sum(CASE WHEN {a0} IS NULL THEN 0 ELSE {a1} END), 0)",
                      ("{sum}({a0} * {a1})", "sum(CASE WHEN {a0} IS NULL THEN 0 ELSE {a1} END)::BIGINT"),
                      ("{sum}({p0})", "sum({p1})::BIGINT"), "{p0} / NULLIF({p1}, 0)"),
+    "min": _retracting_extreme("min"),
+    "max": _retracting_extreme("max"),
 }
 
 

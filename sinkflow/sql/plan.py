@@ -46,9 +46,12 @@ SEQUENCE_COLUMN = "_tp_sn"
 #: stream's own sequence number as ``_tp_sn``. ``SELECT *`` leaves them out, as Timeplus does.
 KAFKA_METADATA_COLUMNS = ("_tp_message_key", "_tp_message_headers", "_tp_shard", SEQUENCE_COLUMN)
 _SHARD = KAFKA_METADATA_COLUMNS[2]
+#: The column a RIGHT or FULL join outputs for a USING column ``k`` read unqualified: ``__using_k``.
+USING_PREFIX = "__using_"
 #: +1 (a row) or -1 (a retraction of a row emitted before) in an EMIT CHANGELOG query's output.
 DELTA_COLUMN = "_tp_delta"
-_SETTINGS = ("seek_to", "idle_timeout", "query_mode", "join_max_buffered_rows", "aggregate_state_ttl_sec")
+_SETTINGS = ("seek_to", "idle_timeout", "query_mode", "join_max_buffered_rows", "aggregate_state_ttl_sec",
+             "join_use_nulls", "join_default_strictness")
 #: Settings of a materialized view written in its query's SETTINGS: ``pause_on_start`` (applied
 #: by the runtime when it creates the view), and Timeplus's placement and replication of a view in
 #: a cluster (``memory_weight``, ``preferred_exec_node``, ``checkpoint_settings``), which a single
@@ -144,6 +147,9 @@ class DedupSpec:
 
 #: A join's kind: RIGHT and FULL only in bounded queries, whose every input row is read before they run.
 JoinKind = Literal["INNER", "LEFT", "RIGHT", "FULL"]
+_JOIN_WORDS = frozenset({"INNER", "LEFT", "RIGHT", "FULL", "OUTER", "CROSS", "ALL", "ANY", "SEMI", "ANTI", "ASOF"})
+#: How many matches of a row a join keeps (see :attr:`JoinSpec.strictness`).
+JoinStrictness = Literal["ALL", "ANY", "SEMI", "ANTI", "ASOF"]
 
 
 @dataclass(frozen=True)
@@ -188,7 +194,7 @@ class JoinSpec:
     right: SourceSpec
     left_columns: tuple[Column, ...]
     right_columns: tuple[Column, ...]
-    kind: Literal["INNER", "LEFT"]
+    kind: JoinKind
     on: str
     within_us: int | None
     left_time: str
@@ -199,6 +205,21 @@ class JoinSpec:
     right_input: Any = None
     #: What the right side's column names are prefixed with in the output.
     right_prefix: str = "__r_"
+    #: ClickHouse's strictness: "ALL" (every match), "ANY" (one match per row), "SEMI" (rows with
+    #: a match, one each), "ANTI" (rows without one), "ASOF" (the closest match by ON's inequality).
+    #: Only a bounded join has other than "ALL".
+    strictness: JoinStrictness = "ALL"
+    #: Both sides end (a query_mode='table' or table() query): the join runs once when both ended.
+    bounded: bool = False
+    #: ``join_use_nulls``: a side without a match is NULLs; else (Proton's default) each of its
+    #: columns holds its type's default value (0, '', …), NULL only for a nullable column.
+    use_nulls: bool = False
+    #: The columns of ``USING``: unqualified, each is the left side's value, or the right side's on
+    #: a row of the right side only (RIGHT and FULL joins).
+    using: tuple[str, ...] = ()
+    #: Both sides are changelogs (keyed streams: versioned_kv, changelog_kv): a side's retraction
+    #: takes its row out of the held rows and retracts the joined rows it made (``_tp_delta``).
+    changelog: bool = False
 
 
 @dataclass(frozen=True)
@@ -377,6 +398,7 @@ class _Planner:
         self.joined = False  # the input is a join of streams (each side's _tp_sn is a column of it)
         self.subqueries: list[tuple[str, CompiledInput]] = []  # in expressions, as relations __sq<i>
         self.side_seeks: dict[str, str] = {}  # a join's per-side starts from WHERE (by qualifier)
+        self.coalesced: set[str] = set()  # USING columns a RIGHT/FULL join outputs coalesced (USING_PREFIX)
         self.relations: list[_Relation] = []
         self.window: WindowSpec | None = None
         self.session_conditions: tuple[exp.Expression, ...] = ()  # a session's (start, end) conditions
@@ -632,26 +654,38 @@ class _Planner:
         return stream, name_node
 
     def join_how(self, join: exp.Join) -> tuple[JoinKind, str]:
-        """The join's kind and its strictness ('', 'ASOF', 'LATEST' or 'CROSS'); GLOBAL and SEMI/ANTI
-        joins are errors. RIGHT and FULL joins are checked by the caller (bounded queries only)."""
-        side, kind = (join.side or "").upper(), (join.kind or "").upper()
-        if side in ("ANY", "ASOF", "ALL"):  # INNER LATEST/ASOF/ALL JOIN read as side ANY/ASOF/ALL, kind INNER
-            side, kind = "", side
-        strictness = {"ASOF": "ASOF", "ANY": "LATEST", "CROSS": "CROSS"}.get(kind, "")
-        if strictness:
-            kind = ""
-        if join.args.get("global_"):
-            raise self.err(join.this, "GLOBAL JOIN is not supported")
-        if side in ("LEFT", "RIGHT", "FULL") and kind in ("", "OUTER", "ALL"):
-            return side, strictness  # type: ignore[return-value]
-        if not side and kind in ("", "INNER", "ALL", "OUTER"):
-            return ("FULL" if kind == "OUTER" else "INNER"), strictness
-        raise self.err(join.this, f"{(side + ' ' + kind).strip()} JOIN is not supported; use JOIN, LEFT JOIN, "
-                                  "ASOF JOIN or LATEST JOIN (RIGHT, FULL and CROSS JOIN in bounded queries)")
+        """The join's kind and its strictness: '' (ALL), 'ANY', 'SEMI', 'ANTI', 'ASOF', 'LATEST' or
+        'CROSS' (unwritten: the join_default_strictness setting's, ALL by default). ``ANY`` is
+        ClickHouse's (one match per row) in a bounded query and Proton's LATEST in a streaming one,
+        unless LATEST is written. GLOBAL (a distributed join) is a plain one on one server.
+        SEMI/ANTI without LEFT or RIGHT are errors; RIGHT and FULL joins are checked by the caller
+        (bounded queries only)."""
+        words = [w for w in ((join.side or "").upper(), (join.kind or "").upper()) if w]
+        written = " ".join(words)
+        unknown = [w for w in words if w not in _JOIN_WORDS]
+        if unknown:
+            raise self.err(join.this, f"{written} JOIN is not supported; use [LEFT|RIGHT|FULL|INNER] "
+                                      "[ALL|ANY|SEMI|ANTI] JOIN, ASOF JOIN or LATEST JOIN")
+        if "CROSS" in words:
+            return "INNER", "CROSS"
+        side = next((w for w in words if w in ("LEFT", "RIGHT", "FULL")), "")
+        default = next((_setting_value(i.expression).upper() for i in self.settings_items
+                        if isinstance(i, exp.EQ) and i.this.name == "join_default_strictness"), "ALL")
+        if default not in ("ALL", "ANY"):
+            raise self.err(next(i.expression for i in self.settings_items if i.this.name == "join_default_strictness"),
+                           f"join_default_strictness must be 'ALL' or 'ANY', not '{default}'")
+        strictness = next((w for w in words if w in ("ALL", "ANY", "SEMI", "ANTI", "ASOF")), default)
+        if strictness == "ANY" and (not self.bounded or re.search(r"\blatest\s+join\b", self.sql, re.IGNORECASE)):
+            strictness = "LATEST"
+        if strictness in ("SEMI", "ANTI") and side not in ("LEFT", "RIGHT"):
+            raise self.err(join.this, f"{written} JOIN needs a side: {strictness} LEFT JOIN or {strictness} RIGHT JOIN")
+        kind = side or ("FULL" if "OUTER" in words else "INNER")
+        return kind, "" if strictness == "ALL" else strictness  # type: ignore[return-value]
 
-    def join_target(self, join: exp.Join) -> tuple[str, exp.Expression, bool, set[str], CompiledInput | None]:
+    def join_target(self, join: exp.Join, strictness: str) -> tuple[str, exp.Expression, bool, set[str], CompiledInput | None]:
         """What a JOIN reads: its name, name node, whether it is written table(…), its labels, and
-        the compiled CTE or subquery when it reads one (None for a stream)."""
+        the compiled CTE or subquery when it reads one (None for a stream); a bounded query's
+        CTE or subquery is read to its end."""
         target = join.this
         func = target.this if isinstance(target, exp.Table) and isinstance(target.this, exp.Anonymous) else target
         dimension = isinstance(func, exp.Anonymous) and function_name(func) == "table" and len(func.expressions) == 1
@@ -660,9 +694,14 @@ class _Planner:
         scope = self.scope
         if isinstance(node, exp.Subquery):
             name, query = node.alias or "subquery", node.this
+            if not node.alias and name in self.inputs:
+                name = f"subquery{len(self.inputs) + 1}"  # joined_subquery_requires_alias = 0
         elif isinstance(node, (exp.Table, exp.Column)) and node.name in self.scope.ctes:
             name = node.name
             query, scope = self.scope.ctes[name]
+        elif (generated := generated_source(node.this if isinstance(node, exp.Table) and isinstance(
+                node.this, exp.Anonymous) else node)) is not None:
+            name = generated  # numbers(n), system.numbers …: a bounded stream of its own
         else:
             name = self._stream_name(node, "a JOIN")
         # An aliased stream answers to its alias and, as in Proton, to its own name.
@@ -671,10 +710,10 @@ class _Planner:
             # A table (ENGINE = Memory …), or any stream of a query_mode='table' query, is read whole.
             dimension = dimension or self.scope.bounded or bool(_table_engine(self.store, name))
             return name, node, dimension, labels, None
-        if dimension or {(join.kind or "").upper(), (join.side or "").upper()} & {"ASOF", "ANY"}:
+        if (dimension and not self.bounded) or strictness == "LATEST" or (strictness == "ASOF" and not self.bounded):
             raise self.err(node, "a CTE or subquery joins as a stream (JOIN or LEFT JOIN); table(), ASOF and "
                                  "LATEST joins read a stream")
-        return name, node, dimension, labels, self.compile_subquery(name, query, scope, False)
+        return name, node, dimension, labels, self.compile_subquery(name, query, scope, self.bounded)
 
     # -- names ----    # -- names --------------------------------------------------------------------------------
     def resolve(self, node: exp.Expression, allow_window: bool) -> exp.Expression:
@@ -697,6 +736,10 @@ class _Planner:
             ]
             if table and not any(table in r.labels for r in self.relations):
                 raise self.err(n.args["table"], f"unknown table '{table}' in column '{table}.{name}'")
+            if name in self.coalesced and not table:
+                ident = exp.to_identifier(USING_PREFIX + name, quoted=True)
+                ident.meta.update(n.this.meta)
+                return exp.Column(this=ident, table=exp.to_identifier(SRC))
             if name == DELTA_COLUMN and self.changelog and not table and (not matches or self.aggregating):
                 return exp.column("__tp_delta")  # the emitted row's delta, not the input's
             if not matches and name == SEQUENCE_COLUMN and self.relations[0].stream != ONE_ROW:
@@ -724,6 +767,8 @@ class _Planner:
     def expand_star(self, select: exp.Select) -> list[exp.Expression]:
         """Projections with ``*``/``t.*`` replaced by columns (a joined side's clashing names become ``alias.col``)."""
         out: list[exp.Expression] = []
+        taken = {_output_name(p) for p in select.expressions if not isinstance(p, exp.Star)
+                 and not (isinstance(p, exp.Column) and isinstance(p.this, exp.Star))}
         for proj in select.expressions:
             star_table = None
             if isinstance(proj, exp.Star):
@@ -741,7 +786,6 @@ class _Planner:
             for name_node in star.args.get("except_") or star.args.get("except") or []:
                 if not any(name_node.name in r.columns for r in rels):
                     raise self.err(name_node, f"* EXCEPT names '{name_node.name}', which is not a column of the source")
-            taken = {_output_name(p) for p in select.expressions if not isinstance(p, exp.Star)}
             for rel in rels:
                 kafka = _SHARD in rel.columns and rel.stream not in self.inputs
                 for col in rel.columns:
@@ -755,7 +799,9 @@ class _Planner:
                     if col in taken:
                         node = exp.alias_(node, f"{label}.{col}", quoted=True)
                     else:
-                        node = exp.alias_(node, col, quoted=True) if rel is not self.relations[0] else exp.column(col)
+                        # t.* reads t's own column; * the query's (a RIGHT/FULL join's USING column coalesced).
+                        node = (exp.alias_(node, col, quoted=True) if rel is not self.relations[0]
+                                else node if star_table else exp.column(col))
                     taken.add(col)
                     out.append(node)
             if self.window is not None and not star_table:
@@ -1242,34 +1288,55 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
     input_columns: tuple[Column, ...] | None = None
     streams_joined = 0
     whole_input = False
+    select_aliases = {e.alias: e.this for e in select.expressions if isinstance(e, exp.Alias)}
     for i, join in enumerate(select.args.get("joins") or []):
         how, strictness = p.join_how(join)
-        right, right_node, dimension, labels, right_input = p.join_target(join)
+        right, right_node, dimension, labels, right_input = p.join_target(join, strictness)
         columns = {c.name: c for c in p.stream_columns(right, right_node)}
         mode, primary_key = _stream_mode(p.store, right) if right_input is None else ("append", ())
-        # A bounded query reads every stream it joins as table(); a streaming one joins two streams
-        # both ways (Timeplus's bidirectional join).
-        dimension = dimension or (p.bounded and right_input is None)
-        bidirectional = not dimension and strictness in ("", "CROSS") and mode == "append"
-        if how in ("RIGHT", "FULL") and (bidirectional or not p.bounded):
+        changelog_join = (not p.bounded and not dimension and not streams_joined and not lookups and not strictness
+                          and mode in _KEYED and bool(primary_key) and _keyed_left(p))
+        if changelog_join:
+            # Two keyed streams join as changelogs (Proton's versioned_kv JOIN versioned_kv).
+            if how != "INNER":
+                raise p.err(join.this, f"{how} JOIN of two keyed streams is not supported; join them with JOIN")
+            right_input = _changelog_input(p, right, primary_key, mode)
+            if right_input is not None:
+                columns = {c.name: c for c in right_input.columns}
+            mode = "append"
+        # A bounded query joins its (ended) inputs once, with ClickHouse's strictness; a streaming
+        # one joins two streams both ways (Timeplus's bidirectional join). Either reads a keyed
+        # stream, and joins ASOF, after a window or dedup or a lookup, through a lookup.
+        bounded_join = (p.bounded and strictness != "LATEST" and mode == "append"
+                        and p.window is None and p.dedup is None and not lookups)
+        dimension = (dimension or (p.bounded and right_input is None)) and not bounded_join
+        if strictness in ("ANY", "SEMI", "ANTI") and not bounded_join:
+            raise p.err(join.this, f"{strictness} JOIN runs in bounded queries (table(…) or query_mode='table'), "
+                                   "and not after a window, dedup or ASOF join")
+        bidirectional = bounded_join or (not dimension and strictness in ("", "CROSS") and mode == "append")
+        if how in ("RIGHT", "FULL") and not bounded_join and (bidirectional or not p.bounded):
             raise p.err(join.this, f"{how} JOIN of a streaming query is not supported (Proton neither runs it over "
                                    "append streams); run it over table(…) of each stream, or use LEFT JOIN")
-        if strictness == "CROSS" and bidirectional:
+        if strictness == "CROSS" and bidirectional and not bounded_join:
             raise p.err(join.this, "CROSS JOIN of two streams is not supported (Proton neither runs it); "
                                    "cross join table(…) of the right stream, or join ON a condition")
-        whole_input = whole_input or how in ("RIGHT", "FULL")
+        whole_input = whole_input or (how in ("RIGHT", "FULL") and not bounded_join)
         prefix = "__r_" if not streams_joined else f"__r{streams_joined + 1}_"
         rel = _Relation(SRC if bidirectional else f"__dim{i}", labels, right, columns, prefix if bidirectional else "")
-        on = exp.true() if strictness == "CROSS" else _join_condition(p, join, rel)
+        on = exp.true() if strictness == "CROSS" else _join_condition(p, join, rel, strictness == "ASOF", select_aliases)
+        # As ClickHouse: ON may name the SELECT's aliases (on t1_a = t2_a).
+        on = _inline_aliases(on, select_aliases, {c for r in (*p.relations, rel) for c in r.columns}, set())
         if bidirectional:
             if p.window is not None or p.dedup is not None or lookups:
                 raise p.err(join.this, "a stream joins another stream straight from FROM, before any table() join: "
                                        "window or dedup the result in an outer query (WITH j AS (… JOIN …) SELECT …)")
-            spec = _stream_join(p, sql, rel, how, on, right_input)  # type: ignore[arg-type]
+            spec = _stream_join(p, sql, rel, how, on, right_input, strictness if bounded_join else "")
+            spec = replace(spec, changelog=changelog_join)
             streams_joined += 1
             p.joined = True
             p.input = p.scope.compile(spec)
             input_columns = tuple(p.input.columns)
+            p.coalesced |= {c.name[len(USING_PREFIX):] for c in input_columns if c.name.startswith(USING_PREFIX)}
             p.relations.append(rel)
             continue
         p.relations.append(rel)
@@ -1311,7 +1378,7 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
             if not value.isdigit() or int(value) <= 0:
                 raise p.err(item.expression, f"aggregate_state_ttl_sec must be a positive number of seconds, not '{value}'")
             state_ttl = int(value) * 1_000_000
-        elif name in ("query_mode", "join_max_buffered_rows") or name in _TUNING_SETTINGS or name in VIEW_SETTINGS:
+        elif name in ("query_mode", "join_max_buffered_rows", "join_use_nulls", "join_default_strictness") or name in _TUNING_SETTINGS or name in VIEW_SETTINGS:
             pass  # applied where the sources were planned, or Proton's own tuning
         else:
             raise p.err(item.this, f"unknown setting '{name}'; supported: {', '.join(_SETTINGS)}")
@@ -1484,8 +1551,40 @@ def _table_engine(store: StreamLookup, name: str) -> str:
         return ""
 
 
+_KEYED = ("versioned_kv", "changelog_kv")
+
+
+def _keyed_left(p: _Planner) -> bool:
+    """Whether the query's FROM is a keyed stream (versioned_kv or changelog_kv with a primary key),
+    made its changelog here if it is not one yet: a join with another keyed stream then joins changelogs."""
+    left = p.relations[0]
+    if left.stream in p.inputs and DELTA_COLUMN not in {c.name for c in p.inputs[left.stream].columns}:
+        return False
+    try:
+        mode, primary_key = _stream_mode(p.store, left.stream)
+    except NotFound:
+        return False
+    if mode not in _KEYED or not primary_key:
+        return False
+    if left.stream not in p.inputs and mode != "changelog_kv":
+        p.changelog_of(left.stream, exp.to_identifier(left.stream), primary_key)
+        left.columns = {c.name: c for c in p.inputs[left.stream].columns}
+    return True
+
+
+def _changelog_input(p: _Planner, name: str, keys: tuple[str, ...], mode: str) -> CompiledInput | None:
+    """The changelog of keyed stream ``name`` by ``keys`` (None: a changelog_kv stream is one)."""
+    if mode == "changelog_kv":
+        return None
+    columns = tuple(p.store.get(name).columns)
+    source = SourceSpec(name, False, p.scope.seek_to or "latest")
+    return p.scope.compile(ChangelogSpec(f"changelog({name}, {', '.join(keys)})", source, None, columns, keys))
+
+
 def _stream_mode(store: StreamLookup, name: str) -> tuple[str, tuple[str, ...]]:
     """A stream's storage mode ('append', 'versioned_kv', 'changelog_kv', 'mutable') and primary key."""
+    if is_generated(name):
+        return "append", ()
     settings = store.get(name).settings
     return settings.mode, tuple(settings.primary_key)
 
@@ -1497,8 +1596,11 @@ def newest_per(keys: tuple[str, ...] | list[str]) -> str:
             f"QUALIFY row_number() OVER (PARTITION BY {by} ORDER BY __n DESC) = 1 ORDER BY __n")
 
 
-def _join_condition(p: _Planner, join: exp.Join, rel: _Relation) -> exp.Expression:
-    """The join's ON condition (USING (a, b) written out as equalities)."""
+def _join_condition(p: _Planner, join: exp.Join, rel: _Relation, asof: bool = False,
+                    aliases: dict[str, exp.Expression] | None = None) -> exp.Expression:
+    """The join's ON condition (USING (a, b) written out as equalities; of an ASOF join, as
+    ClickHouse reads it, the last one is the closest match: left >= right). A USING column the
+    left side lacks may be one of the SELECT's ``aliases`` over it (``number / 2 AS n … USING n``)."""
     on = join.args.get("on")
     using = join.args.get("using")
     if using:
@@ -1507,11 +1609,13 @@ def _join_condition(p: _Planner, join: exp.Join, rel: _Relation) -> exp.Expressi
         for node in using:
             # The column of the sources joined so far (the first that has it) equals the right side's.
             left = next((r for r in p.relations if node.name in r.columns), None)
-            if node.name not in rel.columns or left is None:
+            alias = (aliases or {}).get(node.name) if left is None else None
+            if node.name not in rel.columns or (left is None and alias is None):
                 raise p.err(node, f"USING column '{node.name}' must exist in both '{p.relations[0].stream}' and "
                                   f"'{rel.stream}'")
-            terms.append(exp.EQ(this=exp.column(node.name, table=sorted(left.labels)[0]),
-                                expression=exp.column(node.name, table=right)))
+            compare = exp.GTE if asof and node is using[-1] else exp.EQ
+            mine = alias.copy() if alias is not None else exp.column(node.name, table=sorted(left.labels)[0])
+            terms.append(compare(this=mine, expression=exp.column(node.name, table=right)))
             rel.using.add(node.name)
         on = exp.and_(*terms)
     if on is None:
@@ -1531,21 +1635,24 @@ def _right_keys(p: _Planner, on: exp.Expression, rel: _Relation) -> list[str]:
     return keys
 
 
-def _stream_join(p: _Planner, sql: str, right: _Relation, how: Literal["INNER", "LEFT"], on: exp.Expression,
-                 right_input: CompiledInput | None) -> JoinSpec:
-    """The bidirectional join of the query's input so far (the FROM stream, CTE or subquery, or an
-    earlier join) with ``right``: ON resolved over ``__l``/``__r``, its
-    ``date_diff_within(interval[, left_time, right_time])`` taken out as the time bound."""
+def _stream_join(p: _Planner, sql: str, right: _Relation, how: JoinKind, on: exp.Expression,
+                 right_input: CompiledInput | None, strictness: str) -> JoinSpec:
+    """The join of the query's input so far (the FROM stream, CTE or subquery, or an earlier join)
+    with ``right``: ON resolved over ``__l``/``__r``, its
+    ``date_diff_within(interval[, left_time, right_time])`` taken out as the time bound. A
+    ``strictness`` (other than "", all matches) or a bounded query makes it a bounded join."""
     saved = p.relations
     left_input = p.input
     p.relations = [replace(rel, name="__l") for rel in saved] + [replace(right, name="__r", prefix="")]
     try:
         within: int | None = None
+        within_node: exp.Expression | None = None
         times = (TP_TIME, TP_TIME)
         kept: list[exp.Expression] = []
         for term in on.flatten() if isinstance(on, exp.And) else [on]:
             if isinstance(term, exp.Anonymous) and function_name(term) == "date_diff_within":
                 within, times = _date_diff_within(p, term)
+                within_node = term
             else:
                 kept.append(term)
         parts = [p.duck(p.resolve(term, False)) for term in kept]
@@ -1562,12 +1669,23 @@ def _stream_join(p: _Planner, sql: str, right: _Relation, how: Literal["INNER", 
     def side(rel: _Relation) -> str:
         return next((p.side_seeks[label] for label in sorted(rel.labels) if label in p.side_seeks), seek)
 
+    use_nulls = settings.get("join_use_nulls", "0").lower()
+    if use_nulls not in ("0", "1", "true", "false"):
+        raise p.err(_setting_node(p, "join_use_nulls"), f"join_use_nulls must be 0 or 1, not '{use_nulls}'")
     left = saved[0]
     left_columns = tuple(left_input.columns) if left_input is not None else tuple(left.columns.values())
-    return JoinSpec(sql, SourceSpec(left.stream, False, side(left)), SourceSpec(right.stream, False, side(right)),
+    bounded = p.bounded
+    if not bounded and within is not None:
+        for columns, time_column in ((left_columns, times[0]), (tuple(right.columns.values()), times[1])):
+            if time_column not in {c.name for c in columns}:
+                raise p.err(within_node, f"date_diff_within compares {time_column} of each side, and a side has no "
+                                  f"{time_column} column: name the time columns, date_diff_within(interval, "
+                                  "left_time, right_time)")
+    return JoinSpec(sql, SourceSpec(left.stream, bounded, side(left)), SourceSpec(right.stream, bounded, side(right)),
                     left_columns, tuple(right.columns.values()), how,
                     " AND ".join(f"({part})" for part in parts) or "true", within, times[0], times[1], int(limit),
-                    left_input, right_input, right.prefix)
+                    left_input, right_input, right.prefix, strictness or "ALL",  # type: ignore[arg-type]
+                    bounded, use_nulls in ("1", "true"), tuple(sorted(right.using)))
 
 
 def _date_diff_within(p: _Planner, call: exp.Anonymous) -> tuple[int, tuple[str, str]]:

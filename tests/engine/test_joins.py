@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import pyarrow as pa
 import pytest
 
 from sinkflow.engine import Engine
+from sinkflow.engine.operators.join import JoinOperator
 from sinkflow.errors import SqlError
 from sinkflow.streams.store import Stream, StreamSettings, StreamStore
 from sinkflow.streams.types import Column, parse_type
@@ -57,13 +59,16 @@ async def test_a_join_within_a_time_range_matches_either_arrival_order_and_expir
     assert await drain(resumed) == [{"id": "a", "amount": 11.0, "paid": 3.0}]
 
 
-async def test_a_left_join_of_streams_pads_unmatched_rows(engine: Engine, orders: Stream, payments: Stream) -> None:
-    execution = engine.start(engine.plan("select id, paid from orders left join payments on id = oid"))
+@pytest.mark.parametrize(("settings", "padding"), [("", 0.0), (" settings join_use_nulls=1", None)])
+async def test_a_left_join_of_streams_pads_unmatched_rows(engine: Engine, orders: Stream, payments: Stream,
+                                                          settings: str, padding: float | None) -> None:
+    # As Proton (join_use_nulls = 0): a row without a match holds the type's default; NULL with the setting.
+    execution = engine.start(engine.plan(f"select id, paid from orders left join payments on id = oid{settings}"))
     _pay(payments, "a", 1.0, 0)
     assert await drain(execution) == []
     _order(orders, "a", 10.0, 1)
     _order(orders, "b", 20.0, 2)
-    assert await drain(execution) == [{"id": "a", "paid": 1.0}, {"id": "b", "paid": None}]
+    assert await drain(execution) == [{"id": "a", "paid": 1.0}, {"id": "b", "paid": padding}]
     _pay(payments, "b", 2.0, 3)
     assert await drain(execution) == [{"id": "b", "paid": 2.0}]
 
@@ -172,14 +177,20 @@ def _table(engine: Engine, sql: str) -> list[dict]:
 
 
 def test_full_and_right_joins_of_tables(engine: Engine, shops: tuple[Stream, Stream, Stream]) -> None:
+    nulls = " settings join_use_nulls=1"
     assert _table(engine, "select ja.k, v, jb.k as bk, w from table(ja) full join table(jb) on ja.k = jb.k "
-                          "order by bk nulls first") == [
+                          f"order by bk nulls first{nulls}") == [
         {"k": 1, "v": "a1", "bk": None, "w": None}, {"k": 2, "v": "a2", "bk": 2, "w": "b2"},
         {"k": 3, "v": "a3", "bk": 3, "w": "b3"}, {"k": None, "v": None, "bk": 4, "w": "b4"}]
-    assert _table(engine, "select v, w from table(ja) right outer join table(jb) on ja.k = jb.k") == [
+    # Proton's default (join_use_nulls = 0): the side without a match holds its types' defaults.
+    assert _table(engine, "select ja.k, v, jb.k as bk, w from table(ja) full join table(jb) on ja.k = jb.k "
+                          "order by bk, k") == [
+        {"k": 1, "v": "a1", "bk": 0, "w": ""}, {"k": 2, "v": "a2", "bk": 2, "w": "b2"},
+        {"k": 3, "v": "a3", "bk": 3, "w": "b3"}, {"k": 0, "v": "", "bk": 4, "w": "b4"}]
+    assert _table(engine, f"select v, w from table(ja) right outer join table(jb) on ja.k = jb.k{nulls}") == [
         {"v": "a2", "w": "b2"}, {"v": "a3", "w": "b3"}, {"v": None, "w": "b4"}]
-    assert _table(engine, "select count() as n, count(v) as left_rows from table(ja) full join jb on ja.k = jb.k") == [
-        {"n": 4, "left_rows": 3}]
+    assert _table(engine, "select count() as n, count(v) as left_rows from table(ja) full join jb on ja.k = jb.k"
+                          f"{nulls}") == [{"n": 4, "left_rows": 3}]
 
 
 def test_cross_using_and_three_way_joins_of_tables(engine: Engine, shops: tuple[Stream, Stream, Stream]) -> None:
@@ -191,7 +202,7 @@ def test_cross_using_and_three_way_joins_of_tables(engine: Engine, shops: tuple[
         {"k": 2, "v": "a2", "w": "b2"}, {"k": 3, "v": "a3", "w": "b3"}]
     assert "jb.k" not in rows[0]
     assert _table(engine, "select k, v, w, x from table(ja) join table(jb) using (k) left join table(jc) using (k) "
-                          "order by k") == [{"k": 2, "v": "a2", "w": "b2", "x": None},
+                          "order by k") == [{"k": 2, "v": "a2", "w": "b2", "x": ""},
                                             {"k": 3, "v": "a3", "w": "b3", "x": "c3"}]
 
 
@@ -224,3 +235,73 @@ async def test_inner_latest_and_left_asof_spellings(engine: Engine, orders: Stre
     _order(orders, "b", 20.0, 6)
     assert await drain(latest) == [{"id": "a", "paid": 2.0}]
     assert await drain(asof) == [{"id": "a", "paid": 1.0}, {"id": "b", "paid": None}]
+
+
+async def test_two_versioned_kv_streams_join_as_changelogs(engine: Engine, store: StreamStore) -> None:
+    """Proton's versioned_kv JOIN versioned_kv: a new version of a row on either side retracts the
+    joined rows of its previous one (_tp_delta −1) before the new ones; aggregations take them back."""
+    left = store.create("lk", [Column("k", parse_type("string")), Column("i", parse_type("int32"))],
+                        StreamSettings(mode="versioned_kv", primary_key=("k",)))
+    right = store.create("rk", [Column("kk", parse_type("string")), Column("j", parse_type("int32"))],
+                         StreamSettings(mode="versioned_kv", primary_key=("kk",)))
+    plan = engine.plan("select k, i, j, _tp_delta from lk join rk on lk.k = rk.kk")
+    assert plan.describe().splitlines()[1:] == ["  StreamJoin inner", "    Changelog by k", "      Scan lk",
+                                                "    Changelog by kk", "      Scan rk"]
+    first = engine.start(plan)
+    left.append_rows(["k", "i"], [["a", 1], ["b", 2]])
+    assert await drain(first) == []
+    right.append_rows(["kk", "j"], [["a", 10]])
+    assert await drain(first) == [{"k": "a", "i": 1, "j": 10, "_tp_delta": 1}]
+    snapshot = first.snapshot()
+    first.close()
+    second = engine.start(plan, snapshot)
+    left.append_rows(["k", "i"], [["a", 3]])
+    assert await drain(second) == [{"k": "a", "i": 1, "j": 10, "_tp_delta": -1}, {"k": "a", "i": 3, "j": 10, "_tp_delta": 1}]
+    right.append_rows(["kk", "j"], [["a", 20]])
+    assert await drain(second) == [{"k": "a", "i": 3, "j": 10, "_tp_delta": -1}, {"k": "a", "i": 3, "j": 20, "_tp_delta": 1}]
+    # Each side holds its rows alive only: one per key.
+    assert second.stats()["join_rows_held"] == 3
+
+
+async def test_an_aggregation_over_a_join_of_versioned_kv_streams_retracts(engine: Engine, store: StreamStore) -> None:
+    left = store.create("lk", [Column("k", parse_type("string")), Column("i", parse_type("int32"))],
+                        StreamSettings(mode="versioned_kv", primary_key=("k",)))
+    right = store.create("rk", [Column("kk", parse_type("string")), Column("j", parse_type("int32"))],
+                         StreamSettings(mode="versioned_kv", primary_key=("kk",)))
+    execution = engine.start(engine.plan("select count() as n, sum(i) as si, max(j) as mj from lk join rk "
+                                         "on lk.k = rk.kk emit on update"))
+    left.append_rows(["k", "i"], [["a", 1], ["b", 2]])
+    right.append_rows(["kk", "j"], [["a", 10], ["b", 30]])
+    assert (await drain(execution))[-1] == {"n": 2, "si": 3, "mj": 30}
+    right.append_rows(["kk", "j"], [["b", 5]])  # b's new version: the maximum 30 is gone
+    assert await drain(execution) == [{"n": 2, "si": 3, "mj": 10}]
+
+
+def test_a_left_join_of_versioned_kv_streams_is_refused(engine: Engine, store: StreamStore) -> None:
+    for name in ("lk", "rk"):
+        store.create(name, [Column("k", parse_type("string"))], StreamSettings(mode="versioned_kv", primary_key=("k",)))
+    with pytest.raises(SqlError, match="LEFT JOIN of two keyed streams is not supported") as info:
+        engine.plan("select * from lk left join rk on lk.k = rk.k")
+    assert info.value.position is not None and info.value.position.column == 28
+
+
+def test_a_bounded_join_holds_its_right_side_in_the_snapshot(engine: Engine, shops: tuple[Stream, Stream, Stream]) -> None:
+    """The bounded join's state (the right side read so far, which inputs ended) survives a restore."""
+    plan = engine.plan("select v, w from table(ja) full join table(jb) on ja.k = jb.k")
+    join_plan = plan.inputs[0]
+    a, b, _ = shops
+    right = b.table().to_batches()
+    first = JoinOperator(join_plan)
+    assert first.push(1, [(0, right[0].slice(0, 2))]) == []  # k 2 and 3, the right side not ended
+    meta, tables = first.snapshot()
+    first.close()
+    second = JoinOperator(join_plan)
+    second.restore(meta, tables)
+    assert second.push(1, [(2, right[0].slice(2))]) == [] and second.end(1) == []
+    left = a.table().combine_chunks().to_batches()[0]
+    assert second.push(0, [(0, left)]) == []  # a FULL join waits for the left's end
+    out = pa.concat_tables(second.end(0))
+    assert second.finished
+    # Left rows in arrival order, then the right row no left row met; no match: the types' defaults.
+    assert out.select(["v", "__r_w"]).to_pylist() == [
+        {"v": "a1", "__r_w": ""}, {"v": "a2", "__r_w": "b2"}, {"v": "a3", "__r_w": "b3"}, {"v": "", "__r_w": "b4"}]

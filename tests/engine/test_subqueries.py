@@ -94,6 +94,19 @@ async def test_union_all_merges_two_queries_and_keeps_the_first_names(engine: En
     execution.close()
 
 
+async def test_null_goes_through_union_all_of_streams(engine: Engine, cars: Stream, dims: Stream) -> None:
+    """A column that is NULL in one query of a UNION ALL takes the other queries' type (as Proton)."""
+    execution = engine.start(engine.plan(
+        "select null as cid, speed_kmh from car_live_data union all select cid, null from dim_car_info"))
+    assert [c.type.name for c in execution.plan.columns] == ["string", "float64"]
+    cars.append_batch(to_batch([_row("a", 50, 0)]))
+    dims.append_rows(["cid", "license_plate", "model"], [["d", "AB-1", "m1"]])
+    rows = await step_until(execution, lambda out: len(out) >= 2)
+    assert sorted(rows, key=lambda r: r["speed_kmh"] is None) == [{"cid": None, "speed_kmh": 50.0},
+                                                                  {"cid": "d", "speed_kmh": None}]
+    execution.close()
+
+
 def test_select_without_from_answers_one_row(engine: Engine) -> None:
     result = engine.execute("select to_int('1') as one, 1 + 1 as two, lower('AB') as s")
     assert result.kind == "rows" and result.table is not None

@@ -118,6 +118,15 @@ ERRORS: list[tuple[str, str, tuple[int, int] | None]] = [
     ("select avg(sum(speed_kmh)) from car_live_data",
      "aggregate function sum() cannot be nested in another aggregate", (1, 12)),
     ("select cid from car_live_data where count() > 1", "count() is not allowed in WHERE; use HAVING", (1, 37)),
+    ("select cid from car_live_data semi left join dim_car_info using (cid)",
+     "SEMI JOIN runs in bounded queries", (1, 46)),
+    ("select cid from table(car_live_data)\n  semi join table(dim_car_info) using (cid)",
+     "SEMI JOIN needs a side: SEMI LEFT JOIN or SEMI RIGHT JOIN", (2, 13)),
+    ("select cid from table(car_live_data) join table(dim_car_info) using (cid) settings join_use_nulls=2",
+     "join_use_nulls must be 0 or 1, not '2'", (1, 99)),
+    ("select cid from car_live_data c join dim_car_info d on c.cid = d.cid and date_diff_within(2m)\n"
+     "  join (select cid as k from car_live_data) as s on c.cid = s.k and date_diff_within(1m)",
+     "date_diff_within compares _tp_time of each side", (2, 69)),
     ("select cid from car_live_data emit after watermark", "EMIT AFTER WINDOW CLOSE / PERIODIC / ON UPDATE / TIMEOUT "
      "need an aggregation", (1, 31)),
     ("select count() from car_live_data emit after window close",
