@@ -56,7 +56,6 @@ register("empty", "(LENGTH({0}) = 0)", 1, returns=BOOL)
 register("not_empty", "(LENGTH({0}) > 0)", 1, returns=BOOL)
 register("starts_with", "STARTS_WITH({0}, {1})", 2, returns=BOOL)
 register("ends_with", "ENDS_WITH({0}, {1})", 2, returns=BOOL)
-register("position", "STRPOS({0}, {1})", 2, returns=INT)
 register("split_by_string split_by_char", "STRING_SPLIT({1}, {0})", 2, returns=ARRAY)  # (separator, text)
 
 
@@ -78,7 +77,6 @@ register("format", same_args("FORMAT"), 1, None, returns=STRING)  # both use {} 
 register("bar", lambda args, kinds, node: fill("RTRIM(BAR(CAST({0} AS DOUBLE), {1}, {2}, {3}))",
                                                args if len(args) == 4 else [*args, exp.Literal.number(80)]),
          3, 4, returns=STRING)
-register("hex", "HEX({0})", 1, returns=STRING)
 register("base64_encode", "TO_BASE64(ENCODE({0}))", 1, returns=STRING)
 register("base64_decode", "DECODE(FROM_BASE64({0}))", 1, returns=STRING)
 register("uuid", "CAST(UUID() AS VARCHAR)", 0, returns=STRING)
@@ -100,14 +98,35 @@ register("extract", _regexp_extract("REGEXP_EXTRACT", "extract"), 2, returns=STR
 register("extract_all", _regexp_extract("REGEXP_EXTRACT_ALL", "extract_all"), 2, returns=ARRAY)
 
 
-def _multi_search_any(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
-    needle = exp.to_identifier("__tp_needle")
-    contains = exp.Anonymous(this="CONTAINS", expressions=[args[0].copy(), exp.column(needle.copy())])
-    matches = exp.Anonymous(this="LIST_TRANSFORM", expressions=[args[1].copy(), exp.Lambda(this=contains, expressions=[needle])])
-    return fill("COALESCE(LIST_BOOL_OR({0}), FALSE)", [matches])
+# multi_search_<what>(haystack, [needles]): per needle, its first place (all_positions); the
+# smallest place any needle has (first_position), the index of the first needle found
+# (first_index), whether one is found (any). 0 or false when none is.
+_MULTI_SEARCH = {
+    "all_positions": ("LIST_TRANSFORM({1}, lambda __tp_needle: STRPOS({0}, __tp_needle))", ARRAY),
+    "first_position": ("COALESCE(LIST_MIN(LIST_FILTER(LIST_TRANSFORM({1}, lambda __tp_needle: STRPOS({0}, "
+                       "__tp_needle)), lambda __tp_at: __tp_at > 0)), 0)", INT),
+    "first_index": ("COALESCE(LIST_POSITION(LIST_TRANSFORM({1}, lambda __tp_needle: CONTAINS({0}, __tp_needle)), "
+                    "TRUE), 0)", INT),
+    "any": ("COALESCE(LIST_BOOL_OR(LIST_TRANSFORM({1}, lambda __tp_needle: CONTAINS({0}, __tp_needle))), FALSE)",
+            BOOL),
+}
 
 
-register("multi_search_any", _multi_search_any, 2, returns=BOOL)
+def _case_insensitive(template: str) -> Builder:
+    """``template`` over the arguments in lower case (every argument is text or a list of text)."""
+
+    def build(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
+        lowered = [fill("LIST_TRANSFORM({0}, lambda __tp_s: LOWER(__tp_s))" if kind == ARRAY else "LOWER({0})", [a])
+                   for a, kind in zip(args, kinds)]
+        return fill(template, lowered)
+
+    return build
+
+
+for _what, (_template, _kind) in _MULTI_SEARCH.items():
+    register(f"multi_search_{_what} multi_search_{_what}_utf8", _template, 2, returns=_kind)
+    register(f"multi_search_{_what}_case_insensitive multi_search_{_what}_case_insensitive_utf8",
+             _case_insensitive(_template), 2, returns=_kind)
 register("md5", "UNHEX(MD5({0}))", 1, returns=BINARY)  # 16 raw bytes; hex(md5(s)) prints them
 register("sha256", "UNHEX(SHA256({0}))", 1, returns=BINARY)
 register("trim_left ltrim", "LTRIM({0})", 1, returns=STRING)
@@ -115,7 +134,6 @@ register("trim_right rtrim", "RTRIM({0})", 1, returns=STRING)
 register("repeat", "REPEAT({0}, CAST({1} AS BIGINT))", 2, returns=STRING)
 register("left", "LEFT({0}, CAST({1} AS BIGINT))", 2, returns=STRING)
 register("right", "RIGHT({0}, CAST({1} AS BIGINT))", 2, returns=STRING)
-register("position_case_insensitive", "STRPOS(LOWER({0}), LOWER({1}))", 2, returns=INT)
 register("split_by_regexp", "REGEXP_SPLIT_TO_ARRAY({1}, {0})", 2, returns=ARRAY)
 register("unhex", "DECODE(UNHEX({0}))", 1, returns=STRING)
 register("generate_uuidv4", "CAST(UUID() AS VARCHAR)", 0, returns=STRING)
@@ -208,9 +226,93 @@ register("append_trailing_char_if_absent",
 register("regexp_quote_meta", "REGEXP_REPLACE({0}, '([\\\\.|()\\[\\]{}^$*+?\\\\\\\\-])', '\\\\\\1', 'g')", 1,
          returns=STRING)
 register("length_utf8 char_length character_length", "LENGTH({0})", 1, returns=INT)
-register("left_pad", "LPAD({0}, {1}, {2})", 3, returns=STRING)
-register("right_pad", "RPAD({0}, {1}, {2})", 3, returns=STRING)
 register("reverse_utf8", "REVERSE({0})", 1, returns=STRING)
 register("substring_utf8 substr_utf8", same_args("SUBSTRING"), 2, 3, returns=STRING)
 register("concat_with_separator concat_ws", same_args("CONCAT_WS"), 1, None, returns=STRING)
 register("space", "REPEAT(' ', CAST({0} AS BIGINT))", 1, returns=STRING)
+
+
+# --- search and count ---------------------------------------------------------------------------
+def _position(case_insensitive: bool) -> Builder:
+    """position(haystack, needle[, start]): the 1-based place of the first needle at or after
+    ``start`` (0: none). DuckDB counts characters, the ``_utf8`` spelling's unit."""
+
+    def build(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
+        text, needle = (fill("LOWER({0})", [a]) for a in args[:2]) if case_insensitive else args[:2]
+        if len(args) == 2:
+            return fill("STRPOS({0}, {1})", [text, needle])
+        # Searching from start: the place in the whole text, 0 when start is past its end.
+        return fill("CASE WHEN CAST({2} AS BIGINT) > LENGTH({0}) + 1 THEN 0 "
+                    "WHEN STRPOS(SUBSTRING({0}, GREATEST(CAST({2} AS BIGINT), 1)), {1}) = 0 THEN 0 "
+                    "ELSE STRPOS(SUBSTRING({0}, GREATEST(CAST({2} AS BIGINT), 1)), {1}) + GREATEST(CAST({2} AS BIGINT), 1) - 1 "
+                    "END", [text, needle, args[2]])
+
+    return build
+
+
+register("position position_utf8", _position(False), 2, 3, returns=INT)
+register("position_case_insensitive position_case_insensitive_utf8", _position(True), 2, 3, returns=INT)
+
+
+def _count_substrings(case_insensitive: bool) -> Builder:
+    """count_substrings(haystack, needle[, start]): non-overlapping occurrences; 0 for an empty needle."""
+
+    def build(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
+        text, needle = (fill("LOWER({0})", [a]) for a in args[:2]) if case_insensitive else args[:2]
+        if len(args) > 2:
+            text = fill("SUBSTRING({0}, GREATEST(CAST({1} AS BIGINT), 1))", [text, args[2]])
+        return fill("CASE WHEN LENGTH({1}) = 0 THEN 0 "
+                    "ELSE (LENGTH({0}) - LENGTH(REPLACE({0}, {1}, ''))) // LENGTH({1}) END", [text, needle])
+
+    return build
+
+
+register("count_substrings", _count_substrings(False), 2, 3, returns=INT)
+register("count_substrings_case_insensitive count_substrings_case_insensitive_utf8", _count_substrings(True), 2, 3,
+         returns=INT)
+
+
+# --- padding ------------------------------------------------------------------------------------
+def _pad(duck: str) -> Builder:
+    """left_pad/right_pad(text, length[, fill = ' ']): the text cut or padded to ``length`` characters."""
+
+    def build(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
+        padding = args[2] if len(args) > 2 else exp.Literal.string(" ")
+        return fill(f"{duck}({{0}}, {_PAD_LENGTH}, {{2}})", [args[0], args[1], padding])
+
+    return build
+
+
+register("left_pad left_pad_utf8", _pad("LPAD"), 2, 3, returns=STRING)
+register("right_pad right_pad_utf8", _pad("RPAD"), 2, 3, returns=STRING)
+
+
+# --- encodings ----------------------------------------------------------------------------------
+# Text in DuckDB is always valid UTF-8 (a '\xFF' escape in a literal reads as the character ÿ).
+register("is_valid_utf8", "CASE WHEN {0} IS NULL THEN NULL ELSE TRUE END", 1, returns=BOOL)
+register("to_valid_utf8", "{0}", 1, returns=STRING)
+
+# Bytes an integer of each DuckDB type has: hex/bin of a negative integer print all of them.
+_INT_BYTES = ("CASE TYPEOF({0}) WHEN 'TINYINT' THEN 1 WHEN 'SMALLINT' THEN 2 WHEN 'INTEGER' THEN 4 "
+              "WHEN 'BIGINT' THEN 8 WHEN 'HUGEINT' THEN 16 ELSE 8 END")
+
+
+def _digits(duck: str, per_byte: int) -> Builder:
+    """hex/bin: of text, its bytes; of an integer, its two's complement in whole bytes without the
+    leading zero bytes (a negative number keeps all the bytes of its type: hex(to_int16(-100)) = FF9C)."""
+
+    def build(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
+        if kinds[0] not in (INT, BOOL):
+            return fill(f"{duck}({{0}})", args)
+        value = fill("CAST({0} AS TINYINT)", args) if kinds[0] == BOOL else args[0]
+        digits = fill(f"{duck}({{0}})", [value])
+        return fill(f"CASE WHEN {{0}} < 0 THEN RIGHT({{1}}, {_INT_BYTES} * {per_byte}) "
+                    f"ELSE LPAD({{1}}, CAST(CEIL(LENGTH({{1}}) / {per_byte}) * {per_byte} AS INTEGER), '0') END",
+                    [value, digits])
+
+    return build
+
+
+register("hex", _digits("HEX", 2), 1, returns=STRING)
+register("bin", _digits("BIN", 8), 1, returns=STRING)
+register("unbin", "DECODE(UNBIN({0}))", 1, returns=STRING)
