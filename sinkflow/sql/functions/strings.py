@@ -5,6 +5,7 @@ the package docstring).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from sqlglot import exp
 
@@ -98,35 +99,6 @@ register("extract", _regexp_extract("REGEXP_EXTRACT", "extract"), 2, returns=STR
 register("extract_all", _regexp_extract("REGEXP_EXTRACT_ALL", "extract_all"), 2, returns=ARRAY)
 
 
-# multi_search_<what>(haystack, [needles]): per needle, its first place (all_positions); the
-# smallest place any needle has (first_position), the index of the first needle found
-# (first_index), whether one is found (any). 0 or false when none is.
-_MULTI_SEARCH = {
-    "all_positions": ("LIST_TRANSFORM({1}, lambda __tp_needle: STRPOS({0}, __tp_needle))", ARRAY),
-    "first_position": ("COALESCE(LIST_MIN(LIST_FILTER(LIST_TRANSFORM({1}, lambda __tp_needle: STRPOS({0}, "
-                       "__tp_needle)), lambda __tp_at: __tp_at > 0)), 0)", INT),
-    "first_index": ("COALESCE(LIST_POSITION(LIST_TRANSFORM({1}, lambda __tp_needle: CONTAINS({0}, __tp_needle)), "
-                    "TRUE), 0)", INT),
-    "any": ("COALESCE(LIST_BOOL_OR(LIST_TRANSFORM({1}, lambda __tp_needle: CONTAINS({0}, __tp_needle))), FALSE)",
-            BOOL),
-}
-
-
-def _case_insensitive(template: str) -> Builder:
-    """``template`` over the arguments in lower case (every argument is text or a list of text)."""
-
-    def build(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
-        lowered = [fill("LIST_TRANSFORM({0}, lambda __tp_s: LOWER(__tp_s))" if kind == ARRAY else "LOWER({0})", [a])
-                   for a, kind in zip(args, kinds)]
-        return fill(template, lowered)
-
-    return build
-
-
-for _what, (_template, _kind) in _MULTI_SEARCH.items():
-    register(f"multi_search_{_what} multi_search_{_what}_utf8", _template, 2, returns=_kind)
-    register(f"multi_search_{_what}_case_insensitive multi_search_{_what}_case_insensitive_utf8",
-             _case_insensitive(_template), 2, returns=_kind)
 register("md5", "UNHEX(MD5({0}))", 1, returns=BINARY)  # 16 raw bytes; hex(md5(s)) prints them
 register("sha256", "UNHEX(SHA256({0}))", 1, returns=BINARY)
 register("trim_left ltrim", "LTRIM({0})", 1, returns=STRING)
@@ -233,43 +205,80 @@ register("space", "REPEAT(' ', CAST({0} AS BIGINT))", 1, returns=STRING)
 
 
 # --- search and count ---------------------------------------------------------------------------
-def _position(case_insensitive: bool) -> Builder:
-    """position(haystack, needle[, start]): the 1-based place of the first needle at or after
-    ``start`` (0: none). DuckDB counts characters, the ``_utf8`` spelling's unit."""
+# Timeplus's search functions count bytes and fold ASCII letters only; their _utf8 forms count
+# characters and fold every letter (DuckDB's STRPOS and LOWER).
+_ASCII_LOWER = "TRANSLATE({0}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')"
+
+
+def _folded(arg: exp.Expression, kind: str | None, utf8: bool) -> exp.Expression:
+    """``arg`` (text, or a list of text) in lower case as the search functions fold it."""
+    lower = "LOWER({0})" if utf8 else _ASCII_LOWER
+    if kind == ARRAY:
+        return fill(f"LIST_TRANSFORM({{0}}, lambda __tp_s: {lower.format('__tp_s')})", [arg])
+    return fill(lower, [arg])
+
+
+def _in_bytes(place: str, text: str) -> str:
+    """SQL for the byte place of the character place ``place`` (0: not found) in ``text``."""
+    return f"CASE WHEN {place} = 0 THEN 0 ELSE STRLEN(LEFT({text}, {place} - 1)) + 1 END"
+
+
+#: The most needles one multi_search_* call takes, as in Proton.
+MAX_NEEDLES = 255
+
+
+def _search(build_sql: Callable[[bool], str], case_insensitive: bool, utf8: bool) -> Builder:
+    """A search function whose DuckDB SQL (over {0} the haystack, {1} the needle(s), {2} the
+    start, and {3} the haystack as given) ``build_sql(utf8)`` makes."""
 
     def build(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
-        text, needle = (fill("LOWER({0})", [a]) for a in args[:2]) if case_insensitive else args[:2]
-        if len(args) == 2:
-            return fill("STRPOS({0}, {1})", [text, needle])
-        # Searching from start: the place in the whole text, 0 when start is past its end.
-        return fill("CASE WHEN CAST({2} AS BIGINT) > LENGTH({0}) + 1 THEN 0 "
-                    "WHEN STRPOS(SUBSTRING({0}, GREATEST(CAST({2} AS BIGINT), 1)), {1}) = 0 THEN 0 "
-                    "ELSE STRPOS(SUBSTRING({0}, GREATEST(CAST({2} AS BIGINT), 1)), {1}) + GREATEST(CAST({2} AS BIGINT), 1) - 1 "
-                    "END", [text, needle, args[2]])
+        if isinstance(args[1], exp.Array) and len(args[1].expressions) > MAX_NEEDLES:
+            raise error(f"at most {MAX_NEEDLES} needles can be searched for at once", args[1])
+        searched = [_folded(a, k, utf8) for a, k in zip(args[:2], kinds)] if case_insensitive else args[:2]
+        start = args[2] if len(args) > 2 else exp.Literal.number(1)
+        return fill(build_sql(utf8), [*searched, start, args[0]])
 
     return build
 
 
-register("position position_utf8", _position(False), 2, 3, returns=INT)
-register("position_case_insensitive position_case_insensitive_utf8", _position(True), 2, 3, returns=INT)
+def _position_sql(utf8: bool) -> str:
+    # From start (1 below 1): the place in the whole text, 0 when start is past its end.
+    start = "GREATEST(CAST({2} AS BIGINT), 1)"
+    found = f"STRPOS(SUBSTRING({{0}}, {start}), {{1}})"
+    place = f"CASE WHEN CAST({{2}} AS BIGINT) > LENGTH({{0}}) + 1 OR {found} = 0 THEN 0 ELSE {found} + {start} - 1 END"
+    return place if utf8 else _in_bytes(f"({place})", "{3}")
 
 
-def _count_substrings(case_insensitive: bool) -> Builder:
-    """count_substrings(haystack, needle[, start]): non-overlapping occurrences; 0 for an empty needle."""
-
-    def build(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
-        text, needle = (fill("LOWER({0})", [a]) for a in args[:2]) if case_insensitive else args[:2]
-        if len(args) > 2:
-            text = fill("SUBSTRING({0}, GREATEST(CAST({1} AS BIGINT), 1))", [text, args[2]])
-        return fill("CASE WHEN LENGTH({1}) = 0 THEN 0 "
-                    "ELSE (LENGTH({0}) - LENGTH(REPLACE({0}, {1}, ''))) // LENGTH({1}) END", [text, needle])
-
-    return build
+def _count_sql(utf8: bool) -> str:
+    # Non-overlapping occurrences from start; 0 for an empty needle.
+    text = "SUBSTRING({0}, GREATEST(CAST({2} AS BIGINT), 1))"
+    return f"CASE WHEN LENGTH({{1}}) = 0 THEN 0 ELSE (LENGTH({text}) - LENGTH(REPLACE({text}, {{1}}, ''))) // LENGTH({{1}}) END"
 
 
-register("count_substrings", _count_substrings(False), 2, 3, returns=INT)
-register("count_substrings_case_insensitive count_substrings_case_insensitive_utf8", _count_substrings(True), 2, 3,
-         returns=INT)
+# multi_search_<what>(haystack, [needles]): per needle, its first place (all_positions); the
+# smallest place any needle has (first_position); the index of the first needle found
+# (first_index); whether one is found (any). 0 or false when none is.
+def _places(utf8: bool) -> str:
+    place = "STRPOS({0}, __tp_needle)"
+    return f"LIST_TRANSFORM({{1}}, lambda __tp_needle: {place if utf8 else _in_bytes(place, '{3}')})"
+
+
+_FOUND = "LIST_TRANSFORM({1}, lambda __tp_needle: CONTAINS({0}, __tp_needle))"
+_SEARCHES: dict[str, tuple[Callable[[bool], str], str]] = {
+    "position": (_position_sql, INT),
+    "count_substrings": (_count_sql, INT),
+    "multi_search_all_positions": (_places, ARRAY),
+    "multi_search_first_position": (
+        lambda utf8: f"COALESCE(LIST_MIN(LIST_FILTER({_places(utf8)}, lambda __tp_at: __tp_at > 0)), 0)", INT),
+    "multi_search_first_index": (lambda utf8: f"COALESCE(LIST_POSITION({_FOUND}, TRUE), 0)", INT),
+    "multi_search_any": (lambda utf8: f"COALESCE(LIST_BOOL_OR({_FOUND}), FALSE)", BOOL),
+}
+for _name, (_sql, _kind) in _SEARCHES.items():
+    _args = (2, 3) if _name in ("position", "count_substrings") else (2, 2)
+    for _suffix, _folding in (("", False), ("_case_insensitive", True)):
+        register(f"{_name}{_suffix}", _search(_sql, _folding, False), *_args, returns=_kind)
+        if _name != "count_substrings" or _folding:  # Proton has no count_substrings_utf8
+            register(f"{_name}{_suffix}_utf8", _search(_sql, _folding, True), *_args, returns=_kind)
 
 
 # --- padding ------------------------------------------------------------------------------------
