@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import re
-
 from sqlglot import exp
 
 from sinkflow.sql.functions.calls import function_name
@@ -195,20 +193,6 @@ for _unit in ("second", "minute", "hour", "day", "week", "month", "quarter", "ye
     register(f"add_{_unit}s", _add_unit(_unit, "+"), 2)
     register(f"subtract_{_unit}s", _add_unit(_unit, "-"), 2)
 
-# parse_datetime's format is MySQL's (as ClickHouse's parseDateTime): %i is minutes, %s seconds.
-_PARSE_SPECIFIERS = {"i": "%M", "s": "%S", "h": "%I", "c": "%m", "e": "%d"}
-
-
-def _parse_datetime(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
-    fmt = literal_text(args[1], "parse_datetime's format")
-    converted = re.sub(r"%(.)", lambda m: _PARSE_SPECIFIERS.get(m.group(1), m.group(0)), fmt)
-    text = fill("STRPTIME({0}, {1})", [args[0], exp.Literal.string(converted)])
-    if len(args) > 2:  # the wall-clock text is read in this zone
-        return fill("TIMEZONE({1}, {0})", [text, args[2]])
-    return fill("CAST({0} AS TIMESTAMPTZ)", [text])
-
-
-register("parse_datetime", _parse_datetime, 2, 3, returns=TIME)
 register("month_name", "MONTHNAME({0})", 1, returns=STRING)
 register("day_name", "DAYNAME({0})", 1, returns=STRING)
 

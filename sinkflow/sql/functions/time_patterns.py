@@ -1,22 +1,26 @@
-"""``parse_datetime_in_joda_syntax`` (and its ``_or_null`` / ``_or_zero`` forms): text read with a
-Joda-Time pattern (``yyyy-MM-dd HH:mm:ss``).
+"""Text read by a pattern: ``parse_datetime`` (MySQL's ``%Y-%m-%d %H:%i:%s``) and
+``parse_datetime_in_joda_syntax`` (Joda-Time's ``yyyy-MM-dd HH:mm:ss``), with their ``_or_null`` /
+``_or_zero`` forms.
 
 The pattern is a literal, so it becomes one RE2 regular expression with a capture group per field
 when the query is planned; DuckDB then matches each row and builds the datetime from the groups.
 As in Proton: the whole text must match; a field given twice takes its last value (for the hour,
-the last of ``H``/``k``/``K``/``h``); without a year the year is 2000 when a month or day is given
-(so 02-29 reads) and 1970 otherwise; two-digit years are 1970..2069; the result must lie in
-datetime's range (1970 … 2106-02-07 06:28:15). Unsupported letters (time zones ``z``/``Z``,
-fractions ``S``, week days ``e``/``E``) are refused with an error naming them.
+the last of the 24- and 12-hour fields); without a year the year is 2000 when a month or day is
+given (so 02-29 reads) and 1970 otherwise; two-digit years are 1970..2069; the result must lie in
+datetime's range (1970 … 2106-02-07 06:28:15). Fields not supported (time zones, fractions of a
+second, week days) are refused with an error naming them. ``%M`` is the minute, as Timeplus's
+docs have it (Proton's tests read it as a month name by a setting).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlglot import exp
 
+from sinkflow.sql.functions.calls import function_name
 from sinkflow.sql.functions.kinds import TIME
 from sinkflow.sql.functions.registry import Builder, error, fill, literal_text, register
 
@@ -48,38 +52,73 @@ class _Pattern:
             self.hour = letter
 
 
-def _compile(fmt: str, node: exp.Expression) -> _Pattern:
+def _field(pattern: _Pattern, char: str, run: int, node: exp.Expression, what: str) -> None:
+    """Add the Joda field of ``run`` letters ``char`` to ``pattern``."""
+    if char == "G":
+        pattern.group("G", "(?i:ad|bc)", run)
+    elif char == "a":
+        pattern.group("a", "(?i:am|pm)", run)
+    elif char == "M" and run >= 3:
+        pattern.group("N", "(?i:" + "|".join(_MONTHS) + ")", run)
+        pattern.groups.pop("M", None)
+    elif char in _DIGITS:
+        sign = "[+]?" if char in "yx" else ""
+        digits = 2 if char in "yYx" and run == 2 else max(run, _DIGITS[char])
+        low = 2 if char in "yYx" and run == 2 else 1
+        pattern.group(char, f"{sign}[0-9]{{{low},{digits}}}", run)
+        if char == "M":
+            pattern.groups.pop("N", None)
+    else:
+        raise error(f"{what}: the pattern letter '{char}' is not supported", node)
+
+
+def _compile_joda(fmt: str, node: exp.Expression) -> _Pattern:
     pattern = _Pattern()
+    what = "parse_datetime_in_joda_syntax"
     i = 0
     while i < len(fmt):
         char = fmt[i]
         if char == "'":  # quoted literal text; '' is a quote
             end = fmt.find("'", i + 1)
             if end < 0:
-                raise error("parse_datetime_in_joda_syntax: the pattern has an unclosed quote", node)
+                raise error(f"{what}: the pattern has an unclosed quote", node)
             pattern.regex += re.escape(fmt[i + 1:end] or "'")
             i = end + 1
             continue
         run = len(fmt) - i - len(fmt[i:].lstrip(char)) if char.isalpha() else 1
         i += run
-        if not char.isalpha():
-            pattern.regex += re.escape(char)
-        elif char == "G":
-            pattern.group("G", "(?i:ad|bc)", run)
-        elif char == "a":
-            pattern.group("a", "(?i:am|pm)", run)
-        elif char == "M" and run >= 3:
-            pattern.group("N", "(?i:" + "|".join(_MONTHS) + ")", run)
-            pattern.groups.pop("M", None)
-        elif char in _DIGITS:
-            sign = "[+]?" if char in "yx" else ""
-            digits = 2 if char in "yYx" and run == 2 else max(run, _DIGITS[char])
-            low = 2 if char in "yYx" and run == 2 else 1
-            pattern.group(char, f"{sign}[0-9]{{{low},{digits}}}", run)
-            if char == "M":
-                pattern.groups.pop("N", None)
+        if char.isalpha():
+            _field(pattern, char, run, node, what)
         else:
-            raise error(f"parse_datetime_in_joda_syntax: the pattern letter '{char}' is not supported", node)
+            pattern.regex += re.escape(char)
+    return pattern
+
+
+# MySQL specifiers as Joda fields (letter, count), and the ones that stand for several.
+_MYSQL_FIELDS = {"Y": ("y", 4), "y": ("y", 2), "m": ("M", 2), "c": ("M", 1), "b": ("M", 3), "d": ("d", 2),
+                 "e": ("d", 1), "j": ("D", 3), "H": ("H", 2), "k": ("H", 1), "h": ("h", 2), "I": ("h", 2),
+                 "l": ("h", 1), "i": ("m", 2), "M": ("m", 2), "s": ("s", 2), "S": ("s", 2), "p": ("a", 1),
+                 "C": ("C", 2)}
+_MYSQL_SHORTHANDS = {"F": "%Y-%m-%d", "D": "%m/%d/%y", "T": "%H:%i:%s", "R": "%H:%i", "r": "%h:%i %p"}
+
+
+def _compile_mysql(fmt: str, node: exp.Expression) -> _Pattern:
+    pattern = _Pattern()
+    fmt = re.sub(r"%([FDTRr])", lambda m: _MYSQL_SHORTHANDS[m.group(1)], fmt)
+    i = 0
+    while i < len(fmt):
+        if fmt[i] == "%" and i + 1 < len(fmt):
+            spec = fmt[i + 1]
+            i += 2
+            if spec == "%":
+                pattern.regex += "%"
+            elif spec in _MYSQL_FIELDS:
+                _field(pattern, *_MYSQL_FIELDS[spec], node, "parse_datetime")
+            else:
+                raise error(f"parse_datetime: the format specifier '%{spec}' is not supported", node)
+            continue
+        pattern.regex += re.escape(fmt[i])
+        i += 1
     return pattern
 
 
@@ -149,11 +188,12 @@ def _sql(pattern: _Pattern) -> tuple[str, list[str]]:
     return moment, checks
 
 
-def _parse_joda(otherwise: str) -> Builder:
-    """The builder for a failure answered by ``otherwise`` (SQL over the text {0})."""
+def _parse(compile_pattern: Callable[[str, exp.Expression], _Pattern], otherwise: str) -> Builder:
+    """The builder reading text by the pattern ``compile_pattern`` makes; text it cannot read is
+    answered with ``otherwise`` (SQL over the text {0})."""
 
     def build(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
-        pattern = _compile(literal_text(args[1], "parse_datetime_in_joda_syntax's pattern"), args[1])
+        pattern = compile_pattern(literal_text(args[1], f"{function_name(node)}'s pattern"), args[1])
         moment, checks = _sql(pattern)
         zoned = ("TIMEZONE({2}, %s)" if len(args) > 2 else "CAST(%s AS TIMESTAMPTZ)") % moment
         checks.append(f"{zoned} BETWEEN TIMESTAMPTZ '1970-01-01 00:00:00+00' AND TIMESTAMPTZ '2106-02-07 06:28:15+00'")
@@ -166,8 +206,8 @@ def _parse_joda(otherwise: str) -> Builder:
     return build
 
 
-_FAILED = "ERROR('cannot read ''' || {0} || ''' with the Joda pattern')"
-register("parse_datetime_in_joda_syntax", _parse_joda(_FAILED), 2, 3, returns=TIME)
-register("parse_datetime_in_joda_syntax_or_null", _parse_joda("NULL"), 2, 3, returns=TIME)
-register("parse_datetime_in_joda_syntax_or_zero", _parse_joda("TIMESTAMPTZ '1970-01-01 00:00:00+00'"), 2, 3,
-         returns=TIME)
+_FAILED = "ERROR('cannot read ''' || {0} || ''' by the pattern')"
+for _name, _compile in (("parse_datetime", _compile_mysql), ("parse_datetime_in_joda_syntax", _compile_joda)):
+    register(_name, _parse(_compile, _FAILED), 2, 3, returns=TIME)
+    register(f"{_name}_or_null", _parse(_compile, "NULL"), 2, 3, returns=TIME)
+    register(f"{_name}_or_zero", _parse(_compile, "TIMESTAMPTZ '1970-01-01 00:00:00+00'"), 2, 3, returns=TIME)
