@@ -120,13 +120,20 @@ register("date_sub", _date_shift("-"), 2, 3)
 # _SAME_SPECIFIERS mean the same in both. %i is ClickHouse's minute, %h its 12-hour hour.
 _SPECIFIERS = {"i": "%M", "F": "%Y-%m-%d", "T": "%H:%M:%S", "D": "%m/%d/%y", "c": "%m", "h": "%I", "k": "%H",
                "l": "%I", "n": "\n", "t": "\t", "r": "%I:%M %p", "R": "%H:%M", "W": "%A", "s": "%S"}
-_SAME_SPECIFIERS = "YymdHMSjpIuwabVGz%"
+_SAME_SPECIFIERS = "YymdHMSjpIuwabVG%"
 # Placeholders strftime has no spelling for, as DuckDB expressions of the time {0}.
 _COMPUTED_SPECIFIERS = {
     "e": "LPAD(CAST(DAYOFMONTH({0}) AS VARCHAR), 2, ' ')",
     "C": "LPAD(CAST(YEAR({0}) // 100 AS VARCHAR), 2, '0')",
     "Q": "CAST(QUARTER({0}) AS VARCHAR)",
 }
+
+
+_FRACTION_SPECIFIERS = {"ms": "%g", "us": "%f", "ns": "%n"}
+# The offset of zone {1} at the time {0}, as +HHMM.
+_ZONE_OFFSET = ("LIST_TRANSFORM([CAST(EPOCH(TIMEZONE({1}, CAST({0} AS TIMESTAMPTZ))) - EPOCH(CAST({0} AS TIMESTAMPTZ)) "
+                "AS BIGINT)], lambda __tp_off: PRINTF('%s%02d%02d', CASE WHEN __tp_off < 0 THEN '-' ELSE '+' END, "
+                "ABS(__tp_off) // 3600, ABS(__tp_off) % 3600 // 60))[1]")
 
 
 def _format_datetime(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
@@ -146,7 +153,14 @@ def _format_datetime(args: list[exp.Expression], kinds: list[str | None], node: 
         char = fmt[i]
         if char == "%" and i + 1 < len(fmt):
             spec = fmt[i + 1]
-            if spec in _COMPUTED_SPECIFIERS:
+            if spec == "f":  # the fraction in the digits of the type's precision ('0' for whole seconds)
+                out.append(_FRACTION_SPECIFIERS.get(time_unit_of(args[0]) or "s", "0") if kinds[0] == TIME else "0")
+            elif spec == "z" and len(args) < 3:
+                out.append("+0000")  # times are UTC unless a zone is given
+            elif spec == "z":
+                flush()
+                parts.append(fill(_ZONE_OFFSET, [args[0], args[2]]))
+            elif spec in _COMPUTED_SPECIFIERS:
                 flush()
                 parts.append(fill(_COMPUTED_SPECIFIERS[spec], [value]))
             elif spec not in _SPECIFIERS and spec not in _SAME_SPECIFIERS:

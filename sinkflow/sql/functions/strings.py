@@ -325,3 +325,35 @@ def _digits(duck: str, per_byte: int) -> Builder:
 register("hex", _digits("HEX", 2), 1, returns=STRING)
 register("bin", _digits("BIN", 8), 1, returns=STRING)
 register("unbin", "DECODE(UNBIN({0}))", 1, returns=STRING)
+
+
+# --- extract_text_from_html -----------------------------------------------------------------------
+# The parts of HTML in document order: CDATA sections, comments, <script>/<style> elements (CDATA
+# inside them skipped whole; unclosed ones run to the end), other tags (an unclosed one too), text.
+_SKIPPED_BODY = r"(?:<!\[CDATA\[(?s:.*?)\]\]>|(?s:.))*?"
+_HTML_PARTS = "|".join([
+    r"<!\[CDATA\[(?s:.*?)(?:\]\]>|$)",
+    r"<!--(?s:.*?)-->",
+    *(rf"<(?i:{name})(?:\s[^>]*)?>{_SKIPPED_BODY}(?:</(?i:{name})\s*>|$)" for name in ("script", "style")),
+    r"<[^>]*>?",
+    r"[^<]+",
+])
+# Each part as text with markers: \x01 a place where words are separated (a tag, a run of
+# whitespace), \x02 … \x03 a CDATA section's text, kept as it is.
+_HTML_PART_TEXT = (r"CASE WHEN STARTS_WITH(__tp_part, '<![CDATA[') THEN CHR(2) || REGEXP_REPLACE(SUBSTRING(__tp_part, 10), "
+                   r"'\]\]>$', '') || CHR(3) || CHR(1) WHEN STARTS_WITH(__tp_part, '<') THEN CHR(1) "
+                   r"ELSE REGEXP_REPLACE(__tp_part, '\s+', CHR(1), 'g') END")
+# A separation before a CDATA section, at either end, or after whitespace vanishes; others are a space.
+_HTML_TEXT = ("TRIM(REGEXP_REPLACE(REGEXP_REPLACE(REGEXP_REPLACE(REGEXP_REPLACE(ARRAY_TO_STRING(LIST_TRANSFORM("
+              "REGEXP_EXTRACT_ALL({0}, {1}), lambda __tp_part: " + _HTML_PART_TEXT + "), ''), "
+              r"'\x01+\x02', '', 'g'), '[\x02\x03]', '', 'g'), '(^|\s)\x01+|\x01+$', '\1', 'g'), '\x01+', ' ', 'g'), "
+              "CHR(1))")
+
+
+def _extract_text_from_html(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
+    """The text of HTML: tags, comments, scripts and styles dropped (a space where they separated
+    words), whitespace runs as one space, CDATA sections as they are."""
+    return fill(_HTML_TEXT, [args[0], exp.Literal.string(_HTML_PARTS)])
+
+
+register("extract_text_from_html", _extract_text_from_html, 1, returns=STRING)
