@@ -74,3 +74,6 @@ def _round_bankers(args: list[exp.Expression], kinds: list[str | None], node: ex
 register("round_bankers", _round_bankers, 1, 2, returns=0)
 # if_not_finite(x, y): x unless it is inf, -inf or nan (or NULL).
 register("if_not_finite", "CASE WHEN ISFINITE(CAST({0} AS DOUBLE)) THEN {0} ELSE {1} END", 2, returns=0)
+# round_age(years): the lower bound of the age band (0, 17, 18, 25, 35, 45 or 55) a number falls in.
+register("round_age", "CAST(CASE WHEN {0} < 1 THEN 0 WHEN {0} < 18 THEN 17 WHEN {0} < 25 THEN 18 WHEN {0} < 35 "
+         "THEN 25 WHEN {0} < 45 THEN 35 WHEN {0} < 55 THEN 45 ELSE 55 END AS UTINYINT)", 1, returns=INT)

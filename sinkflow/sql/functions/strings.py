@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from sqlglot import exp
 
+from sinkflow.sql.functions.calls import function_name
 from sinkflow.sql.functions.conversions import text_of
 from sinkflow.sql.functions.kinds import ARRAY, BINARY, BOOL, INT, STRING
 from sinkflow.sql.functions.registry import Builder, error, fill, literal_text, register, same_args
@@ -357,3 +358,29 @@ def _extract_text_from_html(args: list[exp.Expression], kinds: list[str | None],
 
 
 register("extract_text_from_html", _extract_text_from_html, 1, returns=STRING)
+
+
+# --- regex groups ----------------------------------------------------------------------------------
+def _groups(args: list[exp.Expression], name: str) -> list[exp.Expression]:
+    """Per capture group of the literal pattern, every match's text of it (Proton refuses a
+    pattern without groups)."""
+    pattern = literal_text(args[1], f"{name}'s pattern")
+    count = len(re.findall(r"(?<!\\)\((?!\?)", pattern))
+    if count == 0:
+        raise error(f"{name}: the pattern has no capture group", args[1])
+    return [fill(f"REGEXP_EXTRACT_ALL({{0}}, {{1}}, {i})", args) for i in range(1, count + 1)]
+
+
+def _groups_horizontal(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
+    return exp.Array(expressions=_groups(args, "extract_all_groups_horizontal"))  # per group, its matches
+
+
+def _groups_vertical(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
+    groups = _groups(args, function_name(node))  # per match, its groups
+    row = exp.Array(expressions=[fill("{0}[__tp_match]", [g]) for g in groups])
+    return fill("LIST_TRANSFORM(RANGE(1, LEN({0}) + 1), lambda __tp_match: {1})", [groups[0], row])
+
+
+register("extract_all_groups_horizontal", _groups_horizontal, 2, returns=ARRAY)
+# As in Proton's source, extract_all_groups is the vertical form (its docs show the horizontal one).
+register("extract_all_groups_vertical extract_all_groups", _groups_vertical, 2, returns=ARRAY)
