@@ -37,7 +37,7 @@ from sinkflow.streams.types import TP_TIME, Column, parse_type
 SRC = "__src"
 WINDOW_COLUMNS = ("window_start", "window_end")
 #: Unquoted names Proton reads as float literals when no column has them (``SELECT nan, -inf``).
-_FLOAT_WORDS = {"nan": "nan", "inf": "inf", "infinity": "inf"}
+_FLOAT_WORDS = {"nan": "nan", "inf": "inf"}
 DEFAULT_PERIOD_US = 2_000_000
 #: Rows a join of two streams holds at most (both sides), unless SETTINGS join_max_buffered_rows says otherwise.
 DEFAULT_JOIN_ROWS = 10_000_000
