@@ -299,7 +299,7 @@ register("right_pad right_pad_utf8", _pad("RPAD"), 2, 3, returns=STRING)
 
 # --- encodings ----------------------------------------------------------------------------------
 # Text in DuckDB is always valid UTF-8 (a '\xFF' escape in a literal reads as the character ÿ).
-register("is_valid_utf8", "CASE WHEN {0} IS NULL THEN NULL ELSE TRUE END", 1, returns=BOOL)
+register("is_valid_utf8", "CASE WHEN {0} IS NULL THEN NULL ELSE CAST(1 AS UTINYINT) END", 1, returns=INT)  # a uint8
 register("to_valid_utf8", "{0}", 1, returns=STRING)
 
 # Bytes an integer of each DuckDB type has: hex/bin of a negative integer print all of them.
@@ -384,3 +384,39 @@ def _groups_vertical(args: list[exp.Expression], kinds: list[str | None], node: 
 register("extract_all_groups_horizontal", _groups_horizontal, 2, returns=ARRAY)
 # As in Proton's source, extract_all_groups is the vertical form (its docs show the horizontal one).
 register("extract_all_groups_vertical extract_all_groups", _groups_vertical, 2, returns=ARRAY)
+
+
+# --- base58 (Bitcoin's alphabet) ---------------------------------------------------------------------
+# A number in base b is a little-endian list of digits. Multiplying by the other base and adding the
+# next digit carries through the list (one list_reduce per digit taken in); each leading zero byte
+# (or '1') stands for itself.
+_BASE58_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+
+
+def _base_change(digits: str, source: int, target: int) -> str:
+    """SQL for the list ``digits`` (SQL; most significant first) in base ``source`` as a little-endian
+    list in base ``target`` (< 256, source ≤ 256: a carry ends as at most 3 digits)."""
+    carry = (f"LIST_REDUCE(__tp_acc, lambda __tp_c, __tp_d: LIST_SLICE(__tp_c, 1, LEN(__tp_c) - 1) || "
+             f"[(__tp_d * {source} + __tp_c[-1]) % {target}, (__tp_d * {source} + __tp_c[-1]) // {target}], [__tp_in])")
+    spread = (f"LIST_TRANSFORM([{carry}], lambda __tp_r: LIST_SLICE(__tp_r, 1, LEN(__tp_r) - 1) || "
+              f"[__tp_r[-1] % {target}, __tp_r[-1] // {target} % {target}, __tp_r[-1] // {target * target}])[1]")
+    return f"LIST_REDUCE({digits}, lambda __tp_acc, __tp_in: {spread}, CAST([] AS INTEGER[]))"
+
+
+_BYTES = "LIST_TRANSFORM(RANGE(0, LEN(HEX({0})) // 2), lambda __tp_i: CAST('0x' || SUBSTRING(HEX({0}), 2 * __tp_i + 1, 2) AS INTEGER))"
+_LEADING_ZERO_BYTES = "(LENGTH(HEX({0})) - LENGTH(LTRIM(HEX({0}), '0'))) // 2"
+register("base58_encode",
+         f"REPEAT('1', {_LEADING_ZERO_BYTES}) || LTRIM(ARRAY_TO_STRING(LIST_REVERSE(LIST_TRANSFORM("
+         f"{_base_change(_BYTES, 256, 58)}, lambda __tp_x: SUBSTRING('{_BASE58_ALPHABET}', __tp_x + 1, 1))), ''), '1')",
+         1, returns=STRING)
+_BASE58_DIGITS = (f"LIST_TRANSFORM(STRING_SPLIT({{0}}, ''), lambda __tp_ch: "
+                  f"CASE WHEN STRPOS('{_BASE58_ALPHABET}', __tp_ch) = 0 THEN ERROR('base58_decode: ' || {{0}} "
+                  f"|| ' is not base58') ELSE STRPOS('{_BASE58_ALPHABET}', __tp_ch) - 1 END)")
+# The bytes, most significant first, without the zeros above the highest digit.
+_DECODED = f"LIST_REVERSE({_base_change(_BASE58_DIGITS, 58, 256)})"
+_SIGNIFICANT = ("LIST_TRANSFORM([" + _DECODED + "], lambda __tp_b: LIST_SLICE(__tp_b, COALESCE(LIST_POSITION("
+                "LIST_TRANSFORM(__tp_b, lambda __tp_x: __tp_x <> 0), TRUE), LEN(__tp_b) + 1), LEN(__tp_b)))[1]")
+register("base58_decode",
+         f"DECODE(UNHEX(REPEAT('00', LENGTH({{0}}) - LENGTH(LTRIM({{0}}, '1'))) || ARRAY_TO_STRING("
+         f"LIST_TRANSFORM({_SIGNIFICANT}, lambda __tp_x: PRINTF('%02X', __tp_x)), '')))",
+         1, returns=STRING)
