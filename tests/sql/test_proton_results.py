@@ -1,5 +1,5 @@
 """Statements as Proton's tests write them, answered as Proton answers them: each case of
-``fixtures/proton_results*.sql`` is sent to a sinkflow server (a subprocess) through the
+``fixtures/proton_results*.sql`` (one file per engineer's area) is sent to a sinkflow server (a subprocess) through the
 ClickHouse-style HTTP interface Proton's clients use, and its TabSeparated answer compared with
 the text Proton prints."""
 

@@ -64,14 +64,6 @@ register("hypot", "SQRT(POW(CAST({0} AS DOUBLE), 2) + POW(CAST({1} AS DOUBLE), 2
 register("log1p", "LN(1 + CAST({0} AS DOUBLE))", 1, returns=FLOAT)
 register("factorial", "FACTORIAL(CAST({0} AS INTEGER))", 1, returns=INT)
 
-
-def _round_bankers(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
-    # Half to even for every type (round() rounds decimals and integers half away from zero).
-    digits = args[1] if len(args) > 1 else exp.Literal.number(0)
-    return fill("ROUND_EVEN({0}, {1})", [args[0], digits])
-
-
-register("round_bankers", _round_bankers, 1, 2, returns=0)
 # if_not_finite(x, y): x unless it is inf, -inf or nan (or NULL).
 register("if_not_finite", "CASE WHEN ISFINITE(CAST({0} AS DOUBLE)) THEN {0} ELSE {1} END", 2, returns=0)
 # round_age(years): the lower bound of the age band (0, 17, 18, 25, 35, 45 or 55) a number falls in.
