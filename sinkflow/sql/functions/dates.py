@@ -198,14 +198,23 @@ register("to_timezone", "{0}", 2, returns=0)
 
 
 def _add_unit(unit: str, sign: str) -> Builder:
-    """add_<unit>s(t, n) / subtract_<unit>s(t, n): date_add(unit, n, t) / date_sub(unit, n, t)."""
+    """add_<unit>s(t, n[, zone]) / subtract_<unit>s(t, n[, zone]): date_add(unit, n, t) /
+    date_sub(unit, n, t); with a zone, days, months and years follow that zone's calendar."""
     shift = _date_shift(sign)
-    return lambda args, kinds, node: shift([exp.Var(this=unit), args[1], args[0]], [None, kinds[1], kinds[0]], node)
+
+    def build(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
+        if len(args) < 3 or kinds[0] == DATE:  # a date has no zone
+            return shift([exp.Var(this=unit), args[1], args[0]], [None, kinds[1], kinds[0]], node)
+        wall = fill("TIMEZONE({1}, CAST({0} AS TIMESTAMPTZ))", [args[0], args[2]])  # the zone's wall clock
+        shifted = shift([exp.Var(this=unit), args[1], wall], [None, kinds[1], None], node)
+        return mark(fill("TIMEZONE({1}, {0})", [shifted, args[2]]), TIME, time_unit_of(args[0]))
+
+    return build
 
 
 for _unit in ("second", "minute", "hour", "day", "week", "month", "quarter", "year"):
-    register(f"add_{_unit}s", _add_unit(_unit, "+"), 2)
-    register(f"subtract_{_unit}s", _add_unit(_unit, "-"), 2)
+    register(f"add_{_unit}s", _add_unit(_unit, "+"), 2, 3)
+    register(f"subtract_{_unit}s", _add_unit(_unit, "-"), 2, 3)
 
 register("month_name", "MONTHNAME({0})", 1, returns=STRING)
 register("day_name", "DAYNAME({0})", 1, returns=STRING)
