@@ -42,7 +42,21 @@ def _concat(args: list[exp.Expression], kinds: list[str | None], node: exp.Expre
 
 
 register("concat", _concat, 1, None, returns=STRING)
-register("substring substr", same_args("SUBSTRING"), 2, 3, returns=STRING)
+
+
+def _substring(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
+    """substring(s, offset[, length]) as Proton cuts: offset 1 is the first character, a negative
+    one counts from the end and 0 gives ''; a negative length leaves that many off the end."""
+    args = [args[0], *(fill("CAST({0} AS BIGINT)", [a]) for a in args[1:])]
+    if len(args) == 2:
+        return fill("CASE WHEN {1} = 0 THEN '' ELSE SUBSTRING({0}, {1}) END", args)
+    start = "CASE WHEN {1} > 0 THEN {1} ELSE GREATEST(LENGTH({0}) + {1} + 1, 1) END"
+    return fill(f"CASE WHEN {{1}} IS NULL OR {{2}} IS NULL THEN NULL WHEN {{1}} = 0 THEN '' "
+                f"WHEN {{2}} >= 0 THEN SUBSTRING({{0}}, {{1}}, {{2}}) "
+                f"ELSE SUBSTRING({{0}}, {start}, GREATEST(LENGTH({{0}}) + {{2}} + 1 - ({start}), 0)) END", args)
+
+
+register("substring substr", _substring, 2, 3, returns=STRING)
 register("trim", "TRIM({0})", 1, returns=STRING)
 register("replace_all replace", "REPLACE({0}, {1}, {2})", 3, returns=STRING)
 register(
@@ -200,7 +214,7 @@ register("regexp_quote_meta", "REGEXP_REPLACE({0}, '([\\\\.|()\\[\\]{}^$*+?\\\\\
          returns=STRING)
 register("length_utf8 char_length character_length", "LENGTH({0})", 1, returns=INT)
 register("reverse_utf8", "REVERSE({0})", 1, returns=STRING)
-register("substring_utf8 substr_utf8", same_args("SUBSTRING"), 2, 3, returns=STRING)
+register("substring_utf8 substr_utf8", _substring, 2, 3, returns=STRING)
 register("concat_with_separator concat_ws", same_args("CONCAT_WS"), 1, None, returns=STRING)
 register("space", "REPEAT(' ', CAST({0} AS BIGINT))", 1, returns=STRING)
 
@@ -307,11 +321,17 @@ _INT_BYTES = ("CASE TYPEOF({0}) WHEN 'TINYINT' THEN 1 WHEN 'SMALLINT' THEN 2 WHE
               "WHEN 'BIGINT' THEN 8 WHEN 'HUGEINT' THEN 16 ELSE 8 END")
 
 
+_NIBBLES = "[" + ", ".join(f"'{i:04b}'" for i in range(16)) + "]"
+
+
 def _digits(duck: str, per_byte: int) -> Builder:
     """hex/bin: of text, its bytes; of an integer, its two's complement in whole bytes without the
     leading zero bytes (a negative number keeps all the bytes of its type: hex(to_int16(-100)) = FF9C)."""
 
     def build(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
+        if kinds[0] == BINARY and duck == "BIN":  # DuckDB's BIN takes no bytes: each hex digit as 4 bits
+            return fill(f"ARRAY_TO_STRING(LIST_TRANSFORM(STRING_SPLIT(HEX({{0}}), ''), lambda __tp_h: "
+                        f"{_NIBBLES}[STRPOS('0123456789ABCDEF', __tp_h)]), '')", args)
         if kinds[0] not in (INT, BOOL):
             return fill(f"{duck}({{0}})", args)
         value = fill("CAST({0} AS TINYINT)", args) if kinds[0] == BOOL else args[0]
@@ -420,3 +440,22 @@ register("base58_decode",
          f"DECODE(UNHEX(REPEAT('00', LENGTH({{0}}) - LENGTH(LTRIM({{0}}, '1'))) || ARRAY_TO_STRING("
          f"LIST_TRANSFORM({_SIGNIFICANT}, lambda __tp_x: PRINTF('%02X', __tp_x)), '')))",
          1, returns=STRING)
+
+
+# --- bits -------------------------------------------------------------------------------------------
+def _bit_slice(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
+    """bit_slice(s, offset[, length]): the bits of s from the 1-based bit ``offset`` (negative: from
+    the end) on, ``length`` of them (negative: all but that many at the end; none given: all),
+    as bytes padded with zero bits."""
+    bits = "BIN({0})"
+    start = f"CASE WHEN {{1}} > 0 THEN {{1}} WHEN {{1}} < 0 THEN GREATEST(LENGTH({bits}) + {{1}} + 1, 1) ELSE 1 END"
+    end = (f"LEAST(CASE WHEN {{2}} >= 0 THEN ({start}) + {{2}} ELSE LENGTH({bits}) + {{2}} + 1 END, LENGTH({bits}) + 1)"
+           if len(args) > 2 else f"LENGTH({bits}) + 1")
+    piece = f"SUBSTRING({bits}, {start}, GREATEST({end} - ({start}), 0))"
+    padded = f"RPAD({piece}, CAST(CEIL(LENGTH({piece}) / 8) * 8 AS INTEGER), '0')"
+    args = [args[0], *(fill("CAST({0} AS BIGINT)", [a]) for a in args[1:])]
+    nulls = " OR ".join(f"{{{i}}} IS NULL" for i in range(1, len(args)))
+    return fill(f"CASE WHEN {nulls} THEN NULL ELSE UNBIN({padded}) END", args)
+
+
+register("bit_slice", _bit_slice, 2, 3, returns=BINARY)
