@@ -308,6 +308,8 @@ def _to_week(year_week: bool) -> Builder:
     def build(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
         year, week = _week_parts(_week_mode(args[1] if len(args) > 1 else None), year_week)
         moment = parse_text_time(args[0], None) if kinds[0] == STRING else args[0]
+        if len(args) > 2 and kinds[0] != DATE:  # the date in that zone
+            moment = fill("TIMEZONE({1}, CAST({0} AS TIMESTAMPTZ))", [moment, args[2]])
         result = f"CAST(({year}) * 100 + ({week}) AS UINTEGER)" if year_week else f"CAST({week} AS UTINYINT)"
         # The date is named once (a one-element list's lambda): the formula uses it a dozen times.
         return fill(f"LIST_TRANSFORM([CAST({{0}} AS DATE)], lambda __tp_day: {result})[1]", [moment])

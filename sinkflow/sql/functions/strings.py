@@ -44,10 +44,15 @@ def _concat(args: list[exp.Expression], kinds: list[str | None], node: exp.Expre
 register("concat", _concat, 1, None, returns=STRING)
 
 
+def _whole_numbers(args: list[exp.Expression]) -> list[exp.Expression]:
+    """The text argument and the others (offsets, lengths) as BIGINT, which DuckDB's SUBSTRING takes."""
+    return [args[0], *(fill("CAST({0} AS BIGINT)", [a]) for a in args[1:])]
+
+
 def _substring(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
     """substring(s, offset[, length]) as Proton cuts: offset 1 is the first character, a negative
     one counts from the end and 0 gives ''; a negative length leaves that many off the end."""
-    args = [args[0], *(fill("CAST({0} AS BIGINT)", [a]) for a in args[1:])]
+    args = _whole_numbers(args)
     if len(args) == 2:
         return fill("CASE WHEN {1} = 0 THEN '' ELSE SUBSTRING({0}, {1}) END", args)
     start = "CASE WHEN {1} > 0 THEN {1} ELSE GREATEST(LENGTH({0}) + {1} + 1, 1) END"
@@ -453,7 +458,7 @@ def _bit_slice(args: list[exp.Expression], kinds: list[str | None], node: exp.Ex
            if len(args) > 2 else f"LENGTH({bits}) + 1")
     piece = f"SUBSTRING({bits}, {start}, GREATEST({end} - ({start}), 0))"
     padded = f"RPAD({piece}, CAST(CEIL(LENGTH({piece}) / 8) * 8 AS INTEGER), '0')"
-    args = [args[0], *(fill("CAST({0} AS BIGINT)", [a]) for a in args[1:])]
+    args = _whole_numbers(args)
     nulls = " OR ".join(f"{{{i}}} IS NULL" for i in range(1, len(args)))
     return fill(f"CASE WHEN {nulls} THEN NULL ELSE UNBIN({padded}) END", args)
 
