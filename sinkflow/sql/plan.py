@@ -36,6 +36,8 @@ from sinkflow.streams.types import TP_TIME, Column, parse_type
 
 SRC = "__src"
 WINDOW_COLUMNS = ("window_start", "window_end")
+#: Unquoted names Proton reads as float literals when no column has them (``SELECT nan, -inf``).
+_FLOAT_WORDS = {"nan": "nan", "inf": "inf"}
 DEFAULT_PERIOD_US = 2_000_000
 #: Rows a join of two streams holds at most (both sides), unless SETTINGS join_max_buffered_rows says otherwise.
 DEFAULT_JOIN_ROWS = 10_000_000
@@ -749,6 +751,8 @@ class _Planner:
                     ident = exp.to_identifier(side.prefix + name if self.joined else "__seq", quoted=True)
                     ident.meta.update(n.this.meta)
                     return exp.Column(this=ident, table=exp.to_identifier(side.name))
+            if not matches and not table and not n.this.quoted and name.lower() in _FLOAT_WORDS:
+                return exp.cast(exp.Literal.string(_FLOAT_WORDS[name.lower()]), exp.DataType.build("DOUBLE"))
             if not matches:
                 where = f"stream '{self.relations[0].stream}'" if len(self.relations) == 1 and not table else "the query's sources"
                 if is_generated(self.relations[0].stream) and len(self.relations) == 1:

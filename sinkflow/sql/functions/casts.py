@@ -7,8 +7,8 @@ import pyarrow as pa
 from sqlglot import exp
 
 from sinkflow.errors import InvalidInput
-from sinkflow.sql.functions.conversions import duckdb_arrow_type, moment, to_integer, to_string
-from sinkflow.sql.functions.kinds import DECIMAL, INT, STRING, TIME, arrow_kind, mark
+from sinkflow.sql.functions.conversions import duckdb_arrow_type, moment, to_bool, to_integer, to_string
+from sinkflow.sql.functions.kinds import BOOL, DECIMAL, INT, STRING, TIME, arrow_kind, mark
 from sinkflow.sql.functions.registry import error, fill
 from sinkflow.streams.types import parse_type
 
@@ -32,6 +32,8 @@ def cast(node: exp.Expression, target_text: str, value: exp.Expression, kind: st
         return mark(result, TIME, arrow.unit)
     if pa.types.is_string(arrow):
         return mark(to_string([value], [kind], node), STRING)
+    if pa.types.is_boolean(arrow):
+        return mark(to_bool([value], [kind], node), BOOL)
     if pa.types.is_decimal(arrow):
         return mark(fill(f"CAST(TRUNC(CAST({{0}} AS DECIMAL(38, 18)), {arrow.scale}) AS "
                            f"DECIMAL({arrow.precision}, {arrow.scale}))", [value]), DECIMAL)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from sinkflow.sql.functions.kinds import BOOL
-from sinkflow.sql.functions.registry import error, register, same_args
+from sinkflow.sql.functions.kinds import ARRAY, BOOL
+from sinkflow.sql.functions.registry import error, fill, register, same_args
 
 
 def _multi_if(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
@@ -30,3 +30,17 @@ register("assume_not_null to_nullable", "{0}", 1, returns=0)
 register("materialize identity", "{0}", 1, returns=0)
 # Tests and demos use sleep() to slow a query down; here it returns Proton's 0 at once.
 register("sleep sleep_each_row", "CAST(0 AS UTINYINT)", 1)
+
+
+def _transform(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
+    """transform(x, [from…], [to…][, default]): the ``to`` value at the place of x in ``from``; else
+    the default, or x itself without one."""
+    for arg, what in ((args[1], "from"), (args[2], "to")):
+        if kinds[args.index(arg)] not in (ARRAY, None):
+            raise error(f"transform's {what} values must be an array", arg)
+    otherwise = args[3] if len(args) > 3 else args[0]
+    return fill("CASE WHEN LIST_POSITION({1}, {0}) IS NULL THEN {3} ELSE {2}[LIST_POSITION({1}, {0})] END",
+                [args[0], args[1], args[2], otherwise])
+
+
+register("transform", _transform, 3, 4, returns=2)

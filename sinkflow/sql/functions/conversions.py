@@ -56,7 +56,18 @@ for _name in ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "u
 register("to_int", to_integer("BIGINT"), 1, returns=INT)
 register("to_float32", "CAST({0} AS FLOAT)", 1, returns=FLOAT)
 register("to_float64 to_float", "CAST({0} AS DOUBLE)", 1, returns=FLOAT)
-register("to_bool", "CAST({0} AS BOOLEAN)", 1, returns=BOOL)
+# Proton's spellings of a bool in text (case-insensitive); other text is an error.
+_BOOL_TEXT = ("CASE WHEN {0} IS NULL THEN NULL "
+              "WHEN LOWER(TRIM({0})) IN ('true', 't', 'on', 'yes', 'y', '1', 'enable', 'enabled') THEN TRUE "
+              "WHEN LOWER(TRIM({0})) IN ('false', 'f', 'off', 'no', 'n', '0', 'disable', 'disabled') THEN FALSE "
+              "ELSE ERROR('cannot read ' || {0} || ' as a bool') END")
+
+
+def to_bool(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
+    return fill(_BOOL_TEXT if kinds[0] == STRING else "CAST({0} AS BOOLEAN)", args[:1])
+
+
+register("to_bool", to_bool, 1, returns=BOOL)
 
 
 def _to_decimal(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:

@@ -63,3 +63,9 @@ register("tanh", "TANH(CAST({0} AS DOUBLE))", 1, returns=FLOAT)
 register("hypot", "SQRT(POW(CAST({0} AS DOUBLE), 2) + POW(CAST({1} AS DOUBLE), 2))", 2, returns=FLOAT)
 register("log1p", "LN(1 + CAST({0} AS DOUBLE))", 1, returns=FLOAT)
 register("factorial", "FACTORIAL(CAST({0} AS INTEGER))", 1, returns=INT)
+
+# if_not_finite(x, y): x unless it is inf, -inf or nan (or NULL).
+register("if_not_finite", "CASE WHEN ISFINITE(CAST({0} AS DOUBLE)) THEN {0} ELSE {1} END", 2, returns=0)
+# round_age(years): the lower bound of the age band (0, 17, 18, 25, 35, 45 or 55) a number falls in.
+register("round_age", "CAST(CASE WHEN {0} < 1 THEN 0 WHEN {0} < 18 THEN 17 WHEN {0} < 25 THEN 18 WHEN {0} < 35 "
+         "THEN 25 WHEN {0} < 45 THEN 35 WHEN {0} < 55 THEN 45 ELSE 55 END AS UTINYINT)", 1, returns=INT)
