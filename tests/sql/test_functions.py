@@ -587,6 +587,8 @@ def test_every_mapped_name_has_a_case() -> None:
     """Each function the module claims is called, under that name as a user writes it, by a case above."""
     fixtures = Path(__file__).parent.parent / "fixtures" / "functions.sql"  # the name-by-name pairs
     paired = [line.rsplit(" ==> ", 1)[0] for line in fixtures.read_text().splitlines() if " ==> " in line]
+    # … and the statements of the Proton result fixtures (tests/sql/fixtures/proton_results*.sql).
+    paired += [path.read_text() for path in (Path(__file__).parent / "fixtures").glob("proton_results*.sql")]
     expressions = [c[0] for c in CASES + AGGREGATE_CASES + PROPERTIES] + ["group_array(x)"] + paired
     called = {m.lower() for text in expressions for m in re.findall(r"\b([A-Za-z_][A-Za-z0-9_]*)`?\s*\(", text)}
     missing = sorted(set(supported_functions()) - called)

@@ -14,7 +14,8 @@ import pytest
 
 from tests.servers.sinkflow import SinkflowServer, server  # noqa: F401 - fixture
 
-FIXTURES = Path(__file__).parent / "fixtures" / "proton_results.sql"
+# proton_results.sql and each engineer's proton_results_<name>.sql, in name order.
+FIXTURES = sorted((Path(__file__).parent / "fixtures").glob("proton_results*.sql"))
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ def read_cases(text: str) -> list[Case]:
     return cases
 
 
-CASES = read_cases(FIXTURES.read_text())
+CASES = [case for path in FIXTURES for case in read_cases(path.read_text())]
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from sinkflow.sql.aggregates import AGGREGATES
 from sinkflow.sql.functions.aggregate_calls import aggregate_call, direct_aggregate
 from sinkflow.sql.functions.calls import OPERATORS, call_of, function_name, unknown_function
 from sinkflow.sql.functions.casts import RESULT_UNITS, cast
-from sinkflow.sql.functions.kinds import Schema, kind_of, mark, time_unit_of
+from sinkflow.sql.functions.kinds import FLOAT, Schema, kind_of, mark, time_unit_of
 from sinkflow.sql.functions.registry import FUNCTIONS, check_arity, literal_text
 from sinkflow.sql.parse import DIALECT
 
@@ -45,7 +45,7 @@ def _convert(node: exp.Expression, schema: Schema | None) -> exp.Expression:
 
 def _map(node: exp.Expression, schema: Schema | None) -> exp.Expression:
     if _fractional_literal(node):
-        return exp.cast(node, exp.DataType.build("DOUBLE"))
+        return mark(exp.cast(node, exp.DataType.build("DOUBLE")), FLOAT)
     if isinstance(node, exp.Cast):
         return cast(node, node.to.sql(dialect=DIALECT), node.this, kind_of(node.this, schema))
     if isinstance(node, exp.CastToStrType):
