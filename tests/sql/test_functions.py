@@ -421,7 +421,7 @@ ERRORS: list[tuple[str, str]] = [
     ("array_join(a, b)", "function 'array_join' takes 1 argument, got 2 at line 1, column 1"),
     ("array_max(a, b, c)", "function 'array_max' takes 1 to 2 arguments, got 3"),
     ("sum(DISTINCT x)", "DISTINCT or * is not supported in sum()"),
-    ("x + uniqExact(x)", "unknown function 'uniqExact' — did you mean 'unique_exact'? at line 1, column 5"),
+    ("x + uniqExact(x)", "unknown function 'uniqExact' (Timeplus spells it uniq_exact) at line 1, column 5"),
     ("avgg(x)", "unknown function 'avgg' — did you mean 'avg'? at line 1, column 1"),
     ("parseDateTimeBestEffort(x)", "unknown function 'parseDateTimeBestEffort' (Timeplus spells it parse_datetime_best_effort)"),
 ]

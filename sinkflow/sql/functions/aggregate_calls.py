@@ -61,6 +61,8 @@ def aggregate_call(node: exp.Expression) -> AggregateCall:
         if not isinstance(args[2], exp.Boolean):
             raise error(f"{name}'s third argument says whether to return counts: true or false", args[2])
         return AggregateCall(specialize(spec, 2, args[2].this), tuple(args[:2]))
+    if spec.tuple_args and len(args) > 1:
+        return AggregateCall(spec, (exp.Tuple(expressions=[a.copy() for a in args]),))
     if not spec.level:
         return AggregateCall(specialize(spec, len(args)), tuple(args))
     level = literal_number(args[-1], f"{name}'s level")

@@ -164,6 +164,11 @@ _TYPED: dict[type[exp.Expression], tuple[str | Callable[[exp.Expression], str], 
     exp.ArgMax: ("arg_max", _keys("this", "expression")),
     exp.Quantile: ("quantile", _keys("this", "quantile")),
     exp.ApproxDistinct: ("unique", _keys("this")),
+    exp.Variance: ("var_samp", _keys("this")),
+    exp.VariancePop: ("var_pop", _keys("this")),
+    exp.Stddev: ("stddev_samp", _keys("this")),
+    exp.StddevSamp: ("stddev_samp", _keys("this")),
+    exp.StddevPop: ("stddev_pop", _keys("this")),
 }
 
 
