@@ -120,7 +120,17 @@ register("array_difference", "LIST_TRANSFORM({0}, lambda __tp_v, __tp_i: CASE WH
                              "ELSE __tp_v - {0}[__tp_i - 1] END)", 1, returns=ARRAY)
 register("array_cum_sum", "LIST_TRANSFORM({0}, lambda __tp_v, __tp_i: LIST_SUM(LIST_SLICE({0}, 1, __tp_i)))", 1,
          returns=ARRAY)
-register("array_zip", same_args("LIST_ZIP"), 2, None, returns=ARRAY)
+
+
+def _array_zip(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
+    # Arrays of different lengths are an error in Proton (DuckDB would pad the shorter with NULLs).
+    lengths = [fill("LEN({0})", [a]) for a in args]
+    differ = exp.or_(*(exp.NEQ(this=lengths[0].copy(), expression=n.copy()) for n in lengths[1:]))
+    zipped = exp.Anonymous(this="LIST_ZIP", expressions=[a.copy() for a in args])
+    return fill("CASE WHEN {0} THEN ERROR('array_zip: the arrays differ in length') ELSE {1} END", [differ, zipped])
+
+
+register("array_zip", _array_zip, 2, None, returns=ARRAY)
 register("array_resize", lambda args, kinds, node: fill(
     "CASE WHEN LEN({0}) >= {1} THEN LIST_SLICE({0}, 1, {1}) "
     "ELSE LIST_CONCAT({0}, LIST_TRANSFORM(RANGE({1} - LEN({0})), lambda __tp_i: {2})) END",
