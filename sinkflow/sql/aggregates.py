@@ -277,9 +277,9 @@ AGGREGATES: Mapping[str, Aggregate] = {
         _named("arg_max", _arg_extreme("arg_max", "{a1}", "{{'v': {a1}, 's': -{s}}}", "{a1}"), min_args=2, max_args=2),
         _named("group_array", _GROUP_ARRAY),
         _named("count_distinct", _DISTINCT, max_args=_MAX_DISTINCT, tuple_args=True),
-        _named("unique_exact", _DISTINCT),
+        _named("unique_exact", _DISTINCT, max_args=_MAX_DISTINCT, tuple_args=True),
         # Timeplus's unique is approximate; the exact count is within any approximation's bounds.
-        _named("unique", _DISTINCT),
+        _named("unique", _DISTINCT, max_args=_MAX_DISTINCT, tuple_args=True),
         _named("quantile", _quantile("{level}"), level=True),
         _named("median", _quantile("0.5")),
         _named("min_k", _extreme_k("list_sort")),

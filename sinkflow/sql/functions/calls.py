@@ -177,7 +177,7 @@ _TYPED: dict[type[exp.Expression], tuple[str | Callable[[exp.Expression], str], 
     exp.ArgMin: ("arg_min", _keys("this", "expression")),
     exp.ArgMax: ("arg_max", _keys("this", "expression")),
     exp.Quantile: ("quantile", _keys("this", "quantile")),
-    exp.ApproxDistinct: ("unique", _keys("this")),
+    exp.ApproxDistinct: ("unique", _keys("this", "accuracy")),  # uniq(a, b) is read as ApproxDistinct(a, b)
     exp.JSONExtract: ("json_extract", _json_extract_args),
     exp.Variance: ("var_samp", _keys("this")),
     exp.VariancePop: ("var_pop", _keys("this")),
