@@ -37,7 +37,8 @@ class Aggregate:
     ``min_args``/``max_args`` count the user's arguments (without ``level``; ``count()`` takes
     none and counts rows). ``level`` marks quantiles, whose last argument is a constant level in
     [0, 1]. ``keeps_type``: the result is one of the first argument's values, so it keeps that
-    argument's stored type (min, max, any, earliest, arg_min …).
+    argument's stored type (min, max, any, earliest, arg_min …). ``tuple_args``: several arguments
+    are taken as one tuple (``count(DISTINCT a, b)`` counts distinct pairs).
     """
 
     name: str
@@ -50,6 +51,7 @@ class Aggregate:
     max_args: int = 1
     level: bool = False
     keeps_type: bool = False
+    tuple_args: bool = False
 
 
 def render(template: str, args: Sequence[str], *, states: Sequence[str] = (), time: str = "", seq: str = "",
@@ -138,6 +140,9 @@ def _extreme_k(sort: str, context: int = 0) -> Aggregate:
     )
 
 
+#: The most columns a distinct count takes (count(DISTINCT a, b) counts distinct pairs).
+_MAX_DISTINCT = 16
+
 #: The most context columns min_k/max_k take.
 _MAX_CONTEXT = 2 + 16
 
@@ -201,6 +206,54 @@ def _retracting_extreme(fn: str) -> Aggregate:
                      final, keeps_type=True)
 
 
+def _listed(item: str, final: str, *, args: int = 1, guard: str = "{a0}") -> Aggregate:
+    """An aggregate over all its rows at once: the state lists ``item`` (a struct of the arguments)
+    of each row whose ``guard`` is not NULL, and ``final`` computes the result from the list
+    ``{p0}`` (a DuckDB expression, such as a subquery over ``unnest({p0})``)."""
+    listed = f"list({item}) FILTER (WHERE {guard} IS NOT NULL)"
+    return Aggregate(
+        "",
+        direct=final.replace("{p0}", listed),
+        partials=(listed,),
+        merges=("flatten(list({p0}))",),
+        final=final,
+        decomposable=False,
+        min_args=args,
+        max_args=args,
+    )
+
+
+def _over_list(duck: str) -> Aggregate:
+    """DuckDB's aggregate ``duck`` of the values (variances, standard deviations)."""
+    return _listed("{a0}", f"list_aggregate({{p0}}, '{duck}')")
+
+
+# Cross tabulation of two columns (cramers_v, contingency): phi² summed over the observed pairs as
+# Proton sums it, with the row count n and the numbers of distinct values ka, kb.
+_CROSS = ("(SELECT {result} FROM (SELECT sum(__x.nab * __x.nab * __x.n / (__x.na * __x.nb) - 2 * __x.nab "
+          "+ __x.na * __x.nb / __x.n) / max(__x.n) AS phi, max(__x.n) AS n, count(DISTINCT __x.a)::DOUBLE AS ka, "
+          "count(DISTINCT __x.b)::DOUBLE AS kb FROM (SELECT __g.a, __g.b, __g.nab, sum(__g.nab) OVER (PARTITION BY __g.a) AS na, "
+          "sum(__g.nab) OVER (PARTITION BY __g.b) AS nb, sum(__g.nab) OVER () AS n FROM (SELECT __h.a, __h.b, "
+          "count(*)::DOUBLE AS nab FROM (SELECT unnest({p0}) AS __h) GROUP BY __h.a, __h.b) AS __g) AS __x))")
+_PAIR = "{{'a': {a0}, 'b': {a1}}}"
+_PAIRED = "{a0} IS NOT NULL AND {a1}"  # a row takes part when both are not NULL
+
+
+def _cross(result: str) -> Aggregate:
+    return _listed(_PAIR, _CROSS.replace("{result}", result), args=2, guard=_PAIRED)
+
+
+# Spearman's rank correlation, 1 - 6 Σd² / (n (n² - 1)) over ranks that average their ties.
+_RANK_CORR = ("(SELECT 1 - 6 * sum(pow(__r.ra - __r.rb, 2)) / (count(*) * (pow(count(*), 2) - 1)) FROM "
+              "(SELECT rank() OVER (ORDER BY __h.a) + (count(*) OVER (PARTITION BY __h.a) - 1) / 2.0 AS ra, "
+              "rank() OVER (ORDER BY __h.b) + (count(*) OVER (PARTITION BY __h.b) - 1) / 2.0 AS rb "
+              "FROM (SELECT unnest({p0}) AS __h)) AS __r)")
+
+# The sum of the increases between consecutive values by time (decreases count 0).
+_DELTA_SUM_TIMESTAMP = ("(SELECT coalesce(sum(greatest(__d.v - __d.prev, 0)), 0) FROM (SELECT __h.v AS v, "
+                        "lag(__h.v) OVER (ORDER BY __h.t) AS prev FROM (SELECT unnest({p0}) AS __h)) AS __d)")
+
+
 #: count/sum/avg/min/max over a changelog input (rows carrying ``_tp_delta``): each row counts
 #: ``_tp_delta`` times, so a retraction (−1) takes back what its row added. The delta is the last argument.
 RETRACTING: Mapping[str, Aggregate] = {
@@ -244,10 +297,10 @@ AGGREGATES: Mapping[str, Aggregate] = {
         _named("arg_min", _arg_extreme("arg_min", "{a1}", "{{'v': {a1}, 's': {s}}}", "{a1}"), min_args=2, max_args=2),
         _named("arg_max", _arg_extreme("arg_max", "{a1}", "{{'v': {a1}, 's': -{s}}}", "{a1}"), min_args=2, max_args=2),
         _named("group_array", _GROUP_ARRAY),
-        _named("count_distinct", _DISTINCT),
-        _named("unique_exact", _DISTINCT),
+        _named("count_distinct", _DISTINCT, max_args=_MAX_DISTINCT, tuple_args=True),
+        _named("unique_exact", _DISTINCT, max_args=_MAX_DISTINCT, tuple_args=True),
         # Timeplus's unique is approximate; the exact count is within any approximation's bounds.
-        _named("unique", _DISTINCT),
+        _named("unique", _DISTINCT, max_args=_MAX_DISTINCT, tuple_args=True),
         _named("quantile", _quantile("{level}"), level=True),
         _named("median", _quantile("0.5")),
         _named("min_k", _extreme_k("list_sort")),
@@ -255,5 +308,23 @@ AGGREGATES: Mapping[str, Aggregate] = {
         _named("top_k", _TOP_K),
         _named("top_k_exact", _TOP_K),
         *(_named(f"p{p}", _quantile(f"0.{p}")) for p in (50, 90, 95, 99)),
+        # Proton's uniq family are approximations (but uniq_exact); the exact count is within their bounds.
+        *(_named(n, _DISTINCT, max_args=_MAX_DISTINCT, tuple_args=True) for n in (
+            "uniq", "uniq_exact", "uniq_combined", "uniq_combined64", "uniq_hll12", "uniq_theta")),
+        *(_named(n, _same_merge(duck)) for n, duck in (
+            ("bit_and", "bit_and"), ("bit_or", "bit_or"), ("bit_xor", "bit_xor"),
+            ("group_bit_and", "bit_and"), ("group_bit_or", "bit_or"), ("group_bit_xor", "bit_xor"))),
+        # The last non-NULL value met.
+        _named("any_last", _arg_extreme("arg_max", "{s}", "{s}", "{a0}"), direct="last({a0})"),
+        *(_named(name, _over_list(duck)) for stable in ("", "_stable") for name, duck in (
+            (f"var_samp{stable}", "var_samp"), (f"var_pop{stable}", "var_pop"),
+            (f"stddev_samp{stable}", "stddev_samp"), (f"stddev_pop{stable}", "stddev_pop"))),
+        _named("cramers_v", _cross("CASE WHEN n < 2 THEN 'nan'::DOUBLE ELSE sqrt(phi / least(ka - 1, kb - 1)) END")),
+        _named("cramers_v_bias_corrected", _cross(
+            "sqrt(greatest(0, phi - (ka - 1) * (kb - 1) / (n - 1)) / (least(ka - (ka - 1) * (ka - 1) / (n - 1), "
+            "kb - (kb - 1) * (kb - 1) / (n - 1)) - 1))")),
+        _named("contingency", _cross("sqrt(phi / (phi + n))")),
+        _named("rank_corr", _listed(_PAIR, _RANK_CORR, args=2, guard=_PAIRED)),
+        _named("delta_sum_timestamp", _listed("{{'v': {a0}, 't': {a1}}}", _DELTA_SUM_TIMESTAMP, args=2, guard=_PAIRED)),
     )
 }

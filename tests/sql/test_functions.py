@@ -421,7 +421,7 @@ ERRORS: list[tuple[str, str]] = [
     ("array_join(a, b)", "function 'array_join' takes 1 argument, got 2 at line 1, column 1"),
     ("array_max(a, b, c)", "function 'array_max' takes 1 to 2 arguments, got 3"),
     ("sum(DISTINCT x)", "DISTINCT or * is not supported in sum()"),
-    ("x + uniqExact(x)", "unknown function 'uniqExact' — did you mean 'unique_exact'? at line 1, column 5"),
+    ("x + uniqExact(x)", "unknown function 'uniqExact' (Timeplus spells it uniq_exact) at line 1, column 5"),
     ("avgg(x)", "unknown function 'avgg' — did you mean 'avg'? at line 1, column 1"),
     ("parseDateTimeBestEffort(x)", "unknown function 'parseDateTimeBestEffort' (Timeplus spells it parse_datetime_best_effort)"),
 ]
@@ -494,6 +494,17 @@ AGGREGATE_CASES: list[tuple[str, object]] = [
     ("max_k(n, 2)", [9, 6]),
     ("top_k(n, 1)", [1]),  # 1 is the only value seen twice
     ("top_k_exact(n, 1)", [1]),
+    ("uniq_exact(x)", 7),
+    ("count(DISTINCT x, n)", 7),  # distinct pairs; the row with NULLs does not count
+    ("uniq(x, locked)", 8),
+    ("bit_and(n)", 0),
+    ("bit_or(n)", 15),
+    ("bit_xor(n)", 15),
+    ("any_last(n)", 6),  # the last value met
+    ("var_pop(x)", 6.609375),
+    ("stddev_samp(x)", 2.748376143938713),
+    ("rank_corr(x, n)", 1.0),
+    ("delta_sum_timestamp(n, _tp_time)", 11),  # by time: 4 1 5 9 3 6 2 1 rises by 4 + 4 + 3
 ]
 
 

@@ -29,7 +29,7 @@ Aggregate calls are rendered one-shot from their description in :mod:`sinkflow.s
 
 The package is laid out by the sections of Timeplus's function reference: :mod:`.conversions`,
 :mod:`.dates` (:mod:`.time_patterns` parses text by MySQL and Joda patterns), :mod:`.strings`, :mod:`.json`, :mod:`.arrays`, :mod:`.maps`, :mod:`.conditionals`,
-:mod:`.math`, :mod:`.random_values`, :mod:`.urls` (URL and IP) register into :mod:`.registry`; :mod:`.kinds` tells argument kinds, :mod:`.calls` names calls,
+:mod:`.math`, :mod:`.geo`, :mod:`.random_values`, :mod:`.urls` (URL and IP) register into :mod:`.registry`; :mod:`.kinds` tells argument kinds, :mod:`.calls` names calls,
 :mod:`.casts` converts casts, :mod:`.aggregate_calls` describes aggregates and :mod:`.convert`
 walks a tree.
 """
@@ -42,6 +42,7 @@ from sinkflow.sql.functions import (  # noqa: F401
     conditionals,
     conversions,
     dates,
+    geo,
     json,
     maps,
     math,

@@ -58,6 +58,20 @@ def _date_shift_args(node: exp.Expression) -> list[exp.Expression]:
     return [unit, node.expression, node.this]
 
 
+def _json_extract_args(node: exp.Expression) -> list[exp.Expression]:
+    # json_extract(doc, key…, 'type'): sqlglot reads the first key as a JSONPath; take it back.
+    path = node.expression
+    steps = [s for s in path.expressions if not isinstance(s, exp.JSONPathRoot)] if isinstance(path, exp.JSONPath) else []
+    if len(steps) == 1 and isinstance(steps[0], exp.JSONPathKey):
+        first: exp.Expression = exp.Literal.string(str(steps[0].this))
+    elif len(steps) == 1 and isinstance(steps[0], exp.JSONPathSubscript):
+        index = int(steps[0].this)
+        first = exp.Literal.number(index) if index >= 0 else exp.Neg(this=exp.Literal.number(-index))
+    else:
+        first = path
+    return [node.this, first, *node.expressions]
+
+
 def _count_args(node: exp.Expression) -> list[exp.Expression]:
     this = node.this
     if this is None or isinstance(this, exp.Star):
@@ -104,8 +118,8 @@ _TYPED: dict[type[exp.Expression], tuple[str | Callable[[exp.Expression], str], 
     exp.Log: (_log_name, _keys("expression")),
     exp.Abs: ("abs", _keys("this")),
     exp.Exp: ("exp", _keys("this")),
-    exp.Ceil: ("ceil", _keys("this")),
-    exp.Floor: ("floor", _keys("this")),
+    exp.Ceil: ("ceil", _keys("this", "decimals")),
+    exp.Floor: ("floor", _keys("this", "decimals")),
     exp.Sqrt: ("sqrt", _keys("this")),
     exp.Greatest: ("greatest", _keys("this", "expressions")),
     exp.Least: ("least", _keys("this", "expressions")),
@@ -163,7 +177,13 @@ _TYPED: dict[type[exp.Expression], tuple[str | Callable[[exp.Expression], str], 
     exp.ArgMin: ("arg_min", _keys("this", "expression")),
     exp.ArgMax: ("arg_max", _keys("this", "expression")),
     exp.Quantile: ("quantile", _keys("this", "quantile")),
-    exp.ApproxDistinct: ("unique", _keys("this")),
+    exp.ApproxDistinct: ("unique", _keys("this", "accuracy")),  # uniq(a, b) is read as ApproxDistinct(a, b)
+    exp.JSONExtract: ("json_extract", _json_extract_args),
+    exp.Variance: ("var_samp", _keys("this")),
+    exp.VariancePop: ("var_pop", _keys("this")),
+    exp.Stddev: ("stddev_samp", _keys("this")),
+    exp.StddevSamp: ("stddev_samp", _keys("this")),
+    exp.StddevPop: ("stddev_pop", _keys("this")),
 }
 
 

@@ -229,3 +229,20 @@ for _name in ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "u
 register("to_datetime_or_null", "TRY_CAST({0} AS TIMESTAMPTZ)", 1, returns=TIME)
 register("to_datetime_or_zero", "COALESCE(TRY_CAST({0} AS TIMESTAMPTZ), TIMESTAMPTZ '1970-01-01 00:00:00+00')", 1,
          returns=TIME)
+
+
+def _to_wide_integer(duck_type: str) -> Builder:
+    """to_int128 / to_uint128 (and to_int256 / to_uint256, held in 128 bits: wider values fail):
+    numbers as to_integer converts them; text is read as a whole number of up to 39 digits."""
+    narrow = to_integer(duck_type)
+
+    def build(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
+        if kinds[0] == STRING:
+            return fill(f"CAST({{0}} AS {duck_type})", args)
+        return narrow(args, kinds, node)
+
+    return build
+
+
+register("to_int128 to_int256", _to_wide_integer("HUGEINT"), 1, returns=INT)
+register("to_uint128 to_uint256", _to_wide_integer("UHUGEINT"), 1, returns=INT)

@@ -9,7 +9,7 @@ from sinkflow.sql.aggregates import AGGREGATES
 from sinkflow.sql.functions.aggregate_calls import aggregate_call, direct_aggregate
 from sinkflow.sql.functions.calls import OPERATORS, call_of, function_name, unknown_function
 from sinkflow.sql.functions.casts import RESULT_UNITS, cast
-from sinkflow.sql.functions.kinds import Schema, kind_of, mark, time_unit_of
+from sinkflow.sql.functions.kinds import FLOAT, INT, Schema, kind_of, mark, time_unit_of
 from sinkflow.sql.functions.registry import FUNCTIONS, check_arity, literal_text
 from sinkflow.sql.parse import DIALECT
 
@@ -45,14 +45,20 @@ def _convert(node: exp.Expression, schema: Schema | None) -> exp.Expression:
 
 def _map(node: exp.Expression, schema: Schema | None) -> exp.Expression:
     if _fractional_literal(node):
-        return exp.cast(node, exp.DataType.build("DOUBLE"))
+        return mark(exp.cast(node, exp.DataType.build("DOUBLE")), FLOAT)
     if isinstance(node, exp.Cast):
         return cast(node, node.to.sql(dialect=DIALECT), node.this, kind_of(node.this, schema))
     if isinstance(node, exp.CastToStrType):
         target = node.args["to"]
         return cast(node, literal_text(target, "the type of cast(x, 'type')"), node.this, kind_of(node.this, schema))
     if isinstance(node, exp.Bracket):
-        return node  # arr[i]: 1-based in both, negative counts from the end in both
+        # arr[i]: 1-based in both, negative counts from the end in both; DuckDB takes no unsigned index.
+        index = node.expressions[0] if len(node.expressions) == 1 else None
+        if index is not None and kind_of(index, schema) == INT and not isinstance(index, (exp.Literal, exp.Neg)):
+            # Wrapped in a call sqlglot cannot type: an index typed as an integer gets an offset added.
+            signed = exp.cast(index.copy(), exp.DataType.build("BIGINT"))
+            index.replace(exp.Anonymous(this="COALESCE", expressions=[signed]))
+        return node
     if isinstance(node, exp.Case) or (isinstance(node, exp.If) and node.arg_key == "ifs"):
         # CASE means the same in DuckDB; its WHEN … THEN branches are exp.If nodes too, but no
         # if() calls (their parts are mapped like any expression).

@@ -1,4 +1,4 @@
-"""JSON functions over JSON text: ``json_extract_*``, ``json_has``, ``json_value``, ``json_query``,
+"""JSON functions over JSON text: ``json_extract_*``, ``json_extract`` (with a type), ``json_has``, ``json_value``, ``json_query``,
 ``is_valid_json``, ``json_array_length``, ``json_merge_patch``.
 
 Paths are JSONPath (``$.a.b``, ``$.records[*].b``); Timeplus's backquoted keys (``$.`a.b`.c``)
@@ -11,7 +11,7 @@ import re
 from sqlglot import exp
 
 from sinkflow.sql.functions.kinds import ARRAY, BOOL, FLOAT, INT, STRING
-from sinkflow.sql.functions.registry import Builder, fill, register
+from sinkflow.sql.functions.registry import Builder, error, fill, literal_text, register
 
 
 def _json_path(key: exp.Expression) -> exp.Expression:
@@ -89,3 +89,63 @@ register("json_merge_patch", lambda args, kinds, node: fill(
     "CAST({0} AS VARCHAR)", [exp.Anonymous(this="JSON_MERGE_PATCH", expressions=[a.copy() for a in args])]),
     2, None, returns=STRING)
 register("is_valid_json", "COALESCE(JSON_VALID({0}), FALSE)", 1, returns=BOOL)
+
+
+def _path_step(key: exp.Expression) -> exp.Expression:
+    """One step of a JSON path for a key argument: a member name, or a 1-based array index
+    (negative counts from the end)."""
+    if isinstance(key, exp.Literal) and key.is_string:
+        return exp.Literal.string('."' + key.this.replace('\\', '\\\\').replace('"', '\\"') + '"')
+    if isinstance(key, exp.Literal):
+        return exp.Literal.string(f"[{int(key.this) - 1}]")
+    if isinstance(key, exp.Neg) and isinstance(key.this, exp.Literal):
+        return exp.Literal.string(f"[#-{int(key.this.this)}]")
+    return fill("CASE WHEN TRY_CAST({0} AS BIGINT) IS NULL THEN '.\"' || REPLACE(CAST({0} AS VARCHAR), '\"', '\\\"') || '\"' "
+                "WHEN CAST({0} AS BIGINT) > 0 THEN '[' || (CAST({0} AS BIGINT) - 1) || ']' "
+                "ELSE '[#' || CAST({0} AS BIGINT) || ']' END", [key])
+
+
+_INTEGER_TYPES = {"int8": "TINYINT", "int16": "SMALLINT", "int32": "INTEGER", "int": "INTEGER", "int64": "BIGINT",
+                  "uint8": "UTINYINT", "uint16": "USMALLINT", "uint32": "UINTEGER", "uint64": "UBIGINT"}
+_FLOAT_TYPES = {"float": "FLOAT", "float32": "FLOAT", "float64": "DOUBLE", "double": "DOUBLE"}
+
+
+def _json_extract_typed(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
+    """json_extract(json, key…, 'type'): the value at the keys' path as the type; a value that is
+    missing, of another JSON type or out of the type's range gives the type's default (0, '', false)
+    or NULL for a nullable(…) type."""
+    written = literal_text(args[-1], "json_extract's type").strip().lower()
+    nullable = re.fullmatch(r"nullable\((.*)\)", written)
+    name = re.sub(r"^low_cardinality\((.*)\)$", r"\1", nullable.group(1) if nullable else written).strip()
+    path: exp.Expression = exp.Literal.string("$")
+    for key in args[1:-1]:
+        path = fill("{0} || {1}", [path, _path_step(key)])
+    if name in _INTEGER_TYPES:
+        value = (f"CASE WHEN JSON_TYPE({{0}}, {{1}}) IN ('BIGINT', 'UBIGINT', 'DOUBLE') THEN TRY_CAST(TRUNC(CAST("
+                 f"JSON_EXTRACT_STRING({{0}}, {{1}}) AS DOUBLE)) AS {_INTEGER_TYPES[name]}) END")
+        default = "0"
+    elif name in _FLOAT_TYPES:
+        number = "CAST(JSON_EXTRACT_STRING({0}, {1}) AS DOUBLE)"
+        if _FLOAT_TYPES[name] == "FLOAT":  # beyond float32's range: ±inf, as Proton's conversion gives
+            number = f"CASE WHEN ABS({number}) > 3.4028234663852886e38 THEN {number} * 'inf'::DOUBLE ELSE {number} END"
+        value = (f"CASE WHEN JSON_TYPE({{0}}, {{1}}) IN ('BIGINT', 'UBIGINT', 'DOUBLE') THEN CAST({number} "
+                 f"AS {_FLOAT_TYPES[name]}) END")
+        default = "0"
+    elif name == "string":
+        value = "CASE WHEN JSON_TYPE({0}, {1}) = 'VARCHAR' THEN JSON_EXTRACT_STRING({0}, {1}) END"
+        default = "''"
+    elif name == "bool":
+        value = ("CASE WHEN JSON_TYPE({0}, {1}) = 'BOOLEAN' THEN CAST(JSON_EXTRACT_STRING({0}, {1}) AS BOOLEAN) "
+                 "WHEN JSON_TYPE({0}, {1}) IN ('BIGINT', 'UBIGINT', 'DOUBLE') THEN CAST(JSON_EXTRACT_STRING({0}, {1}) "
+                 "AS DOUBLE) <> 0 END")
+        default = "FALSE"
+    else:
+        raise error(f"json_extract does not read the type '{written}' (it reads integers, floats, string and "
+                    "bool, each optionally nullable(…))", args[-1])
+    if not nullable:
+        value = f"COALESCE({value}, {default})"
+    return fill(f"CASE WHEN {{0}} IS NULL OR NOT JSON_VALID({{0}}) THEN {'NULL' if nullable else default} "
+                f"ELSE {value} END", [args[0], path])
+
+
+register("json_extract", _json_extract_typed, 3, None)

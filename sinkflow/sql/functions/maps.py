@@ -1,5 +1,5 @@
-"""Map functions: ``map_cast``, ``map_from_arrays``, ``map_keys``, ``map_values``, ``map_contains``
-(``m['key']`` reads a value, as in DuckDB)."""
+"""Map and tuple functions: ``map_cast``, ``map_from_arrays``, ``map_keys``, ``map_values``,
+``map_contains`` (``m['key']`` reads a value, as in DuckDB), ``tuple`` and ``tuple_element``."""
 
 from __future__ import annotations
 
@@ -26,3 +26,18 @@ register("map_keys", "MAP_KEYS({0})", 1, returns=ARRAY)
 register("map_values", "MAP_VALUES({0})", 1, returns=ARRAY)
 register("map_contains", "MAP_CONTAINS({0}, {1})", 2, returns=BOOL)
 
+
+
+# --- tuples ---------------------------------------------------------------------------------------
+register("tuple", lambda args, kinds, node: exp.Anonymous(this="ROW", expressions=[a.copy() for a in args]), 1, None)
+
+
+def _tuple_element(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
+    # tuple_element(t, n): the n-th element (from 1), or the element named by a string.
+    index = args[1]
+    if isinstance(index, exp.Literal) and index.is_string:
+        return fill("STRUCT_EXTRACT({0}, {1})", [args[0], index])
+    return fill("STRUCT_EXTRACT({0}, CAST({1} AS BIGINT))", [args[0], index])
+
+
+register("tuple_element", _tuple_element, 2)

@@ -6,22 +6,69 @@ from __future__ import annotations
 from sqlglot import exp
 
 from sinkflow.sql.functions.kinds import BOOL, DECIMAL, FLOAT, INT
-from sinkflow.sql.functions.registry import fill, register, same_args
+from sinkflow.sql.functions.calls import function_name
+from sinkflow.sql.functions.registry import Builder, error, fill, literal_number, register, same_args
 
 
 register("abs", "ABS({0})", 1, returns=0)
 
 
-def _round(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
-    # Timeplus rounds floats half to even (banker's rounding) and decimals half away from zero.
-    duck = "ROUND" if kinds[0] in (DECIMAL, INT) else "ROUND_EVEN"
-    digits = args[1] if len(args) > 1 else exp.Literal.number(0)
-    return fill(f"{duck}({{0}}, {{1}})", [args[0], digits])
+#: The scales Proton's rounding functions take (an Int16); others are refused as it refuses them.
+_SCALES = range(-32768, 32768)
 
 
-register("round", _round, 1, 2, returns=0)
-register("floor", "FLOOR({0})", 1, returns=0)
-register("ceil ceiling", "CEIL({0})", 1, returns=0)
+def _scale(args: list[exp.Expression], node: exp.Expression) -> int:
+    """The constant number of decimal places of a rounding call (0 when not given)."""
+    if len(args) < 2:
+        return 0
+    scale = literal_number(args[1], f"the scale of {function_name(node)}")
+    if scale != int(scale) or int(scale) not in _SCALES:
+        raise error(f"the scale of {function_name(node)} must be a whole number from -32768 to 32767, "
+                    f"got {scale:g}", args[1])
+    return int(scale)
+
+
+def _rounding(mode: str) -> Builder:
+    """round / round_bankers / floor / ceil / trunc to a constant scale (decimal places; negative
+    rounds to tens, hundreds …), as Proton computes them: integers stay integers (unchanged by a
+    scale >= 0) and decimals stay decimals, computed exactly; ``round`` of an integer or a decimal
+    goes half away from zero, of a float half to even (``round_bankers`` always half to even);
+    floats are scaled by a power of ten, made whole and scaled back."""
+
+    def build(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
+        scale = _scale(args, node)
+        kind, value = kinds[0], args[0]
+        if kind == INT and scale >= 0:
+            return value.copy()
+        exact = kind in (INT, DECIMAL)
+        if mode == "round_bankers" or (mode == "round" and not exact):
+            return fill("ROUND_EVEN({0}, {1})", [value, exp.Literal.number(scale)])
+        if mode == "round":
+            return fill("ROUND({0}, {1})", [value, exp.Literal.number(scale)])
+        if scale == 0:
+            return fill(f"{mode.upper()}({{0}})", [value])
+        if exact:
+            if -scale > 18:  # beyond 64 bits: every value rounds to 0 (Proton's would overflow)
+                return fill("({0} * 0)", [value])
+            step = str(10 ** -scale) if scale < 0 else f"0.{'0' * (scale - 1)}1"
+            return fill(_EXACT_ROUNDING[mode], [value, exp.Literal.number(step)])
+        factor = exp.Literal.number(repr(10.0 ** abs(scale)))
+        scaled = f"{mode.upper()}({{0}} {'*' if scale > 0 else '/'} {{1}})"
+        return fill(f"({scaled} {'/' if scale > 0 else '*'} {{1}})", [value, factor])
+
+    return build
+
+
+# Integers and decimals to a multiple of the step {1} (a power of ten); DuckDB's % truncates toward zero.
+_EXACT_ROUNDING = {
+    "floor": "({0} - (({0} % {1}) + {1}) % {1})",
+    "ceil": "({0} + ({1} - {0} % {1}) % {1})",
+    "trunc": "({0} - {0} % {1})",
+}
+
+for _mode, _names in (("round", "round"), ("round_bankers", "round_bankers"), ("floor", "floor"),
+                      ("ceil", "ceil ceiling"), ("trunc", "trunc truncate")):
+    register(_names, _rounding(_mode), 1, 2, returns=0)
 register("sqrt", "SQRT({0})", 1, returns=FLOAT)
 register("pow power", "POW({0}, {1})", 2, returns=FLOAT)
 register("exp", "EXP({0})", 1, returns=FLOAT)
@@ -51,10 +98,11 @@ register("gcd", "GCD({0}, {1})", 2, returns=INT)
 register("lcm", "LCM({0}, {1})", 2, returns=INT)
 register("modulo", "({0} % {1})", 2, returns=0)
 register("negate", "(-{0})", 1, returns=0)
-register("trunc truncate", "TRUNC({0})", 1, returns=0)
 register("positive_modulo pmod", "((({0} % {1}) + {1}) % {1})", 2, returns=0)
-register("round_to_exp2", "CASE WHEN {0} < 1 THEN 0 ELSE CAST(POW(2, FLOOR(LOG2({0}))) AS BIGINT) END", 1,
-         returns=INT)
+# An integer rounds down to a power of two (0 below 1); a float keeps its sign and exponent only.
+register("round_to_exp2", lambda args, kinds, node: fill(
+    "CASE WHEN {0} = 0 THEN {0} ELSE SIGN({0}) * POW(2, FLOOR(LOG2(ABS({0})))) END" if kinds[0] == FLOAT else
+    "CASE WHEN {0} < 1 THEN 0 ELSE CAST(POW(2, FLOOR(LOG2({0}))) AS BIGINT) END", args), 1, returns=0)
 register("intdiv_or_zero int_div_or_zero", "CASE WHEN {1} = 0 THEN 0 ELSE {0} // {1} END", 2, returns=INT)
 register("modulo_or_zero", "CASE WHEN {1} = 0 THEN 0 ELSE {0} % {1} END", 2, returns=0)
 register("cosh", "COSH(CAST({0} AS DOUBLE))", 1, returns=FLOAT)
