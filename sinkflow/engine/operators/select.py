@@ -15,7 +15,10 @@ grouped into steps: rows come out ordered by window start, then group keys.
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
+
+import duckdb
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -29,6 +32,12 @@ from sinkflow.streams.store import Stream, StreamStore
 
 _NO_FRONTIER = -(2**62)
 _ARANGE_BLOCK = 1 << 16
+#: A step's rows are folded in groups of this many when it has at least two: a group's fold
+#: (DuckDB, on its threads) runs while the group before is merged, closed and emitted.
+PIPELINE_ROWS = 400_000
+# The folds run here; DuckDB releases the GIL, so a fold overlaps the Python and Arrow work of the
+# chunk before it (on 2 cores the serial tail of each step otherwise leaves one core idle).
+_folds = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sinkflow-fold")
 
 
 class _Sequences:
@@ -50,6 +59,19 @@ def _runs(run_ends: list[int], values: list[int]) -> pa.Array:
     """One int64 value per row: ``values[i]`` for the rows before ``run_ends[i]``."""
     encoded = pa.RunEndEncodedArray.from_arrays(pa.array(run_ends, pa.int32()), pa.array(values, pa.int64()))
     return pc.run_end_decode(encoded)
+
+
+def _groups(entries: Entries, rows: int) -> list[Entries]:
+    """``entries`` cut into consecutive groups of at least ``rows`` rows (the last may hold fewer)."""
+    groups: list[Entries] = [[]]
+    count = 0
+    for entry in entries:
+        if count >= rows:
+            groups.append([])
+            count = 0
+        groups[-1].append(entry)
+        count += entry[1].num_rows
+    return groups
 
 
 def _run_bounded(plan: Any, store: StreamStore) -> pa.Table:
@@ -75,6 +97,7 @@ class SelectOperator(Operator):
         self._dims: list[Stream] = [store.get(lk.stream) for lk in self.logical.lookups]
         self._dim_heads: list[int] = [-1] * len(self._dims)
         self._con = connect()
+        self._fold_con: duckdb.DuckDBPyConnection | None = connect() if self._pipelines(plan) else None
         for name, subquery in self.logical.subqueries:
             self._con.register(name, _run_bounded(subquery, store))
         emit = self.logical.emit
@@ -132,6 +155,8 @@ class SelectOperator(Operator):
         if entries:
             self._last_input = time.monotonic()
             self._refresh_dims()
+            if self._fold_con is not None and sum(b.num_rows for _, b in entries) >= 2 * PIPELINE_ROWS:
+                return self._output(self._push_pipelined(entries))
             raw = self._prepare(entries)
             if raw is not None and self.logical.whole_input:
                 self._input.append(raw)  # window functions, RIGHT/FULL joins: all rows at once, at the end
@@ -140,6 +165,34 @@ class SelectOperator(Operator):
             elif self.logical.window is not None and self.logical.aggregate is not None:
                 out.extend(self._close())  # every row was dropped, but the watermark moved
         return self._output(out)
+
+    def _push_pipelined(self, entries: Entries) -> list[pa.Table]:
+        """:meth:`_push` of a large step for the queries of :meth:`_pipelines`, in groups of
+        about :data:`PIPELINE_ROWS` rows: each group's windows close at the frontier the next
+        group's first batch sees, as if the groups had been steps of their own (which emits the
+        same rows in the same order as one step). While one group folds on the fold connection,
+        the next is prepared and the one before is merged, closed and emitted."""
+        assert self.plan.fold_sql is not None and self._fold_con is not None
+        fold_sql, con = self.plan.fold_sql, self._fold_con
+        out: list[pa.Table] = []
+        pending: Future[pa.Table] | None = None  # the previous group's fold
+        try:
+            for group in _groups(entries, PIPELINE_ROWS):
+                frontier = self._frontier()  # what the group's first batch sees
+                raw = self._prepare(group)
+                folded = pending.result() if pending is not None else None
+                pending = None if raw is None else _folds.submit(self._run, fold_sql, con, __raw=raw)
+                if folded is not None:
+                    out.extend(self._absorb(folded, frontier))
+            if pending is not None:
+                folded, pending = pending.result(), None
+                out.extend(self._absorb(folded))
+            else:
+                out.extend(self._close())  # the last group's rows were all dropped, but the watermark moved
+        finally:
+            if pending is not None:  # after a failure: the fold connection is idle before anything else runs
+                wait([pending])
+        return out
 
     def end(self, port: int) -> list[pa.Table]:
         first: list[pa.Table] = []
@@ -291,14 +344,29 @@ class SelectOperator(Operator):
             self._stats["dedup_rows_dropped"] += batch.num_rows - len(keep)
         return keep
 
-    def _run(self, sql: str, **tables: pa.Table) -> pa.Table:
+    @staticmethod
+    def _pipelines(plan: QueryPlan) -> bool:
+        """Whether a step's rows may be folded and closed group by group (:meth:`_push_pipelined`):
+        a tumble or hop aggregation emitting each window once when it closes, whose output is then
+        the same however the step's rows are grouped."""
+        lg = plan.logical
+        window, emit = lg.window, lg.emit
+        per_window = bool(lg.order_by or lg.limit_by or any("__emit_version" in sql for _, sql in lg.projection))
+        return (window is not None and lg.aggregate is not None and window.kind != "session" and not window.per_key
+                and emit.mode == "watermark" and not emit.tracks_updates and not emit.changelog and not emit.per_event
+                and not per_window and plan.output_carry_sql is None and lg.state_ttl_us is None
+                and not lg.whole_input and plan.fold_sql is not None and not plan.bounded)
+
+    def _run(self, sql: str, con: duckdb.DuckDBPyConnection | None = None, **tables: pa.Table) -> pa.Table:
+        """``sql``'s rows, run on ``con`` (default: the operator's connection) with ``tables`` registered."""
+        con = self._con if con is None else con
         for name, table in tables.items():
-            self._con.register(name, table)
+            con.register(name, table)
         try:
-            return self._con.sql(sql).to_arrow_table()
+            return con.sql(sql).to_arrow_table()
         finally:
             for name in tables:
-                self._con.unregister(name)
+                con.unregister(name)
 
     def _conform(self, table: pa.Table) -> pa.Table:
         return table.rename_columns(self._full.names).cast(self._full)
@@ -325,6 +393,11 @@ class SelectOperator(Operator):
             fold = self._run(plan.fold_sql, __raw=raw, __sessions=self._open_sessions())
         else:
             fold = self._run(plan.fold_sql, __raw=raw)
+        return self._absorb(fold)
+
+    def _absorb(self, fold: pa.Table, frontier: int | None = None) -> list[pa.Table]:
+        """Merge newly folded groups into the open ones, then emit what the emit policy says
+        (windows: those the frontier, by default the current one, reached)."""
         self._partials = fold if self._partials is None else self._merge(self._partials, fold.cast(self._partials.schema))
         self._dirty = True
         if self.logical.state_ttl_us is not None:
@@ -333,7 +406,7 @@ class SelectOperator(Operator):
         if self._emit.tracks_updates and self._emit.period_us == 0:
             out.extend(self._updates())
         if self.logical.window is not None:
-            out.extend(self._close())
+            out.extend(self._close(frontier=frontier))
         return out
 
     def _open_sessions(self) -> pa.Table:
@@ -410,11 +483,13 @@ class SelectOperator(Operator):
             state = self._run(self.plan.merge_sql, __state=state, __fold=overlap).cast(state.schema)
         return pa.concat_tables([state, fresh])
 
-    def _close(self, everything: bool = False) -> list[pa.Table]:
-        """Emit the windows whose end the frontier reached (all of them if ``everything``)."""
+    def _close(self, everything: bool = False, frontier: int | None = None) -> list[pa.Table]:
+        """Emit the windows whose end the frontier (by default the current one) reached (all of
+        them if ``everything``)."""
         if self._partials is None or self._partials.num_rows == 0:
             return []
-        frontier = 2**62 if everything else self._frontier()
+        if frontier is None:
+            frontier = 2**62 if everything else self._frontier()
         window = self.logical.window
         per_key = window is not None and window.per_key and not everything
         if self._assigner is not None:
@@ -588,3 +663,5 @@ class SelectOperator(Operator):
         self._partials = None
         self._dedup = None
         self._con.close()
+        if self._fold_con is not None:
+            self._fold_con.close()
