@@ -24,6 +24,9 @@ class Operator(ABC):
 
     schema: pa.Schema
     finished: bool = False
+    #: Rows its input scans read per step at most (None: the scans' own limit); an operator
+    #: that processes large steps faster asks for more while the query is behind the log.
+    rows_per_step: int | None = None
 
     @abstractmethod
     def push(self, port: int, entries: Entries) -> list[pa.Table]:

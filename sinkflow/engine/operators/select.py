@@ -34,7 +34,11 @@ _NO_FRONTIER = -(2**62)
 _ARANGE_BLOCK = 1 << 16
 #: A step's rows are folded in groups of this many when it has at least two: a group's fold
 #: (DuckDB, on its threads) runs while the group before is merged, closed and emitted.
-PIPELINE_ROWS = 400_000
+PIPELINE_ROWS = 1_000_000
+#: Rows per step of a query that folds in groups, while it is behind the log (catching up): the
+#: groups of one step overlap, and only two groups at a time get their own columns (the batches
+#: themselves are the log's).
+CATCH_UP_ROWS = 4_000_000
 # The folds run here; DuckDB releases the GIL, so a fold overlaps the Python and Arrow work of the
 # chunk before it (on 2 cores the serial tail of each step otherwise leaves one core idle).
 _folds = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sinkflow-fold")
@@ -97,7 +101,10 @@ class SelectOperator(Operator):
         self._dims: list[Stream] = [store.get(lk.stream) for lk in self.logical.lookups]
         self._dim_heads: list[int] = [-1] * len(self._dims)
         self._con = connect()
-        self._fold_con: duckdb.DuckDBPyConnection | None = connect() if self._pipelines(plan) else None
+        self._fold_con: duckdb.DuckDBPyConnection | None = None
+        if self._pipelines(plan):
+            self._fold_con = connect()
+            self.rows_per_step = CATCH_UP_ROWS
         for name, subquery in self.logical.subqueries:
             self._con.register(name, _run_bounded(subquery, store))
         emit = self.logical.emit
