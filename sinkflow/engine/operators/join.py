@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sinkflow.engine.compile import JoinPlan, connect
-from sinkflow.engine.operators.base import Entries, Operator
+from sinkflow.engine.operators.base import Entries, Operator, sequence_numbers
 from sinkflow.engine.times import micros_array
 from sinkflow.errors import SqlError
 from sinkflow.sql.plan import SEQUENCE_COLUMN
@@ -59,7 +59,7 @@ class JoinOperator(Operator):
             return []
         rows = pa.Table.from_batches([batch for _, batch in entries])
         first = entries[0][0]
-        rows = rows.append_column("__seq", pa.array(range(first, first + rows.num_rows), pa.int64()))
+        rows = rows.append_column("__seq", sequence_numbers(first, rows.num_rows))
         time_column = self.spec.left_time if port == _LEFT else self.spec.right_time
         times = micros_array(rows.column(time_column).combine_chunks())
         newest = pc.max(times).as_py()

@@ -25,13 +25,12 @@ import pyarrow.compute as pc
 
 from sinkflow.engine.compile import QueryPlan, carry_sql, closing_input, connect
 from sinkflow.engine.dedup import DedupState
-from sinkflow.engine.operators.base import Entries, Operator
+from sinkflow.engine.operators.base import Entries, Operator, sequence_numbers
 from sinkflow.engine.sessions import SessionAssigner
 from sinkflow.engine.times import from_micros_ceil, micros
 from sinkflow.streams.store import Stream, StreamStore
 
 _NO_FRONTIER = -(2**62)
-_ARANGE_BLOCK = 1 << 16
 #: A step's rows are folded in groups of this many when it has at least two: a group's fold
 #: (DuckDB, on its threads) runs while the group before is merged, closed and emitted.
 PIPELINE_ROWS = 1_000_000
@@ -40,23 +39,8 @@ PIPELINE_ROWS = 1_000_000
 #: themselves are the log's).
 CATCH_UP_ROWS = 4_000_000
 # The folds run here; DuckDB releases the GIL, so a fold overlaps the Python and Arrow work of the
-# chunk before it (on 2 cores the serial tail of each step otherwise leaves one core idle).
+# group before it (on 2 cores the serial tail of each step otherwise leaves one core idle).
 _folds = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sinkflow-fold")
-
-
-class _Sequences:
-    """``seq, seq+1, …`` arrays built from one cached block (no per-row Python)."""
-
-    def __init__(self) -> None:
-        self._block = pa.array(range(_ARANGE_BLOCK), pa.int64())
-
-    def __call__(self, first: int, n: int) -> pa.Array:
-        while len(self._block) < n:
-            self._block = pa.concat_arrays([self._block, pc.add(self._block, len(self._block))])
-        return pc.add(self._block.slice(0, n), first)
-
-
-_sequences = _Sequences()
 
 
 def _runs(run_ends: list[int], values: list[int]) -> pa.Array:
@@ -301,7 +285,7 @@ class SelectOperator(Operator):
                 # WHERE drop move it too).
                 self._window_batch(batch.column(window.time_column), frontier)
             if not contiguous:
-                seq_array = _sequences(seq, batch.num_rows)
+                seq_array = sequence_numbers(seq, batch.num_rows)
                 keep = self._dedup_filter(batch) if self._dedup is not None else None
                 if keep is not None:
                     batch, seq_array = batch.take(keep), seq_array.take(keep)
@@ -318,7 +302,7 @@ class SelectOperator(Operator):
         table = pa.Table.from_batches(batches)
         if self.plan.passthrough is not None:
             return table  # a column pick reads no sequence numbers
-        seq_column = _sequences(entries[0][0], rows) if contiguous else pa.chunked_array(seqs, pa.int64())
+        seq_column = sequence_numbers(entries[0][0], rows) if contiguous else pa.chunked_array(seqs, pa.int64())
         table = table.append_column("__seq", seq_column)
         if window is None:
             return table
