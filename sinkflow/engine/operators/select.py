@@ -85,10 +85,6 @@ class SelectOperator(Operator):
         self._dims: list[Stream] = [store.get(lk.stream) for lk in self.logical.lookups]
         self._dim_heads: list[int] = [-1] * len(self._dims)
         self._con = connect()
-        self._fold_con: duckdb.DuckDBPyConnection | None = None
-        if self._pipelines(plan):
-            self._fold_con = connect()
-            self.rows_per_step = CATCH_UP_ROWS
         for name, subquery in self.logical.subqueries:
             self._con.register(name, _run_bounded(subquery, store))
         emit = self.logical.emit
@@ -122,6 +118,10 @@ class SelectOperator(Operator):
         self._emitted = 0
         lg = self.logical
         self._per_window = bool(lg.order_by or lg.limit_by or any("__emit_version" in sql for _, sql in lg.projection))
+        self._fold_con: duckdb.DuckDBPyConnection | None = None  # the folds of _push_pipelined
+        if self._pipelines():
+            self._fold_con = connect()
+            self.rows_per_step = CATCH_UP_ROWS
         self._version = 0  # emit_version() of the next emit
         self._skipped = 0  # rows dropped by OFFSET so far
         self._by_counts: dict[str, int] = {}  # LIMIT n BY of a query without aggregation
@@ -335,18 +335,18 @@ class SelectOperator(Operator):
             self._stats["dedup_rows_dropped"] += batch.num_rows - len(keep)
         return keep
 
-    @staticmethod
-    def _pipelines(plan: QueryPlan) -> bool:
+    def _pipelines(self) -> bool:
         """Whether a step's rows may be folded and closed group by group (:meth:`_push_pipelined`):
         a tumble or hop aggregation emitting each window once when it closes, whose output is then
-        the same however the step's rows are grouped."""
-        lg = plan.logical
+        the same however the step's rows are grouped, reading no relation registered on the
+        operator's own connection (lookup tables, subquery results)."""
+        plan, lg = self.plan, self.logical
         window, emit = lg.window, lg.emit
-        per_window = bool(lg.order_by or lg.limit_by or any("__emit_version" in sql for _, sql in lg.projection))
         return (window is not None and lg.aggregate is not None and window.kind != "session" and not window.per_key
                 and emit.mode == "watermark" and not emit.tracks_updates and not emit.changelog and not emit.per_event
-                and not per_window and plan.output_carry_sql is None and lg.state_ttl_us is None
-                and not lg.whole_input and plan.fold_sql is not None and not plan.bounded)
+                and not self._per_window and plan.output_carry_sql is None and lg.state_ttl_us is None
+                and not lg.whole_input and plan.fold_sql is not None and not plan.bounded
+                and not lg.lookups and not lg.subqueries)
 
     def _run(self, sql: str, con: duckdb.DuckDBPyConnection | None = None, **tables: pa.Table) -> pa.Table:
         """``sql``'s rows, run on ``con`` (default: the operator's connection) with ``tables`` registered."""
