@@ -19,7 +19,6 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 import duckdb
-
 import pyarrow as pa
 import pyarrow.compute as pc
 
