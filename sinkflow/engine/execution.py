@@ -183,7 +183,7 @@ class QueryExecution:
         return pa.Table.from_batches(out, schema=self.schema)
 
     def _read(self) -> list[Entries]:
-        return [s.scan.read() for s in self._sources]
+        return [s.scan.read(s.consumer.op.rows_per_step or MAX_ROWS_PER_STEP) for s in self._sources]
 
     async def _wait(self, timeout: float) -> None:
         live = [s.scan for s in self._sources if s.scan.end is None]

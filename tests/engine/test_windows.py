@@ -244,3 +244,35 @@ async def test_a_hop_row_late_for_some_windows_still_counts_in_its_open_ones(eng
     cars.append_batch(to_batch([at(300)]))     # every window of this row is emitted now
     await drain(execution)
     assert execution.stats()["late_rows_dropped"] == 1
+
+
+LOOKUP_QUERY = ("select window_start, d.model, count() as n, max(speed_kmh) as top from tumble(car_live_data, 2s) as c "
+                "join table(dim_car_info) as d on c.cid = d.cid group by window_start, d.model")
+
+
+@pytest.mark.parametrize("query", [SEED_QUERY + " emit after watermark with delay 300ms", AGG_QUERY, HOP_QUERY,
+                                   LOOKUP_QUERY])
+async def test_a_large_step_folded_in_groups_emits_what_small_steps_emit(
+        engine: Engine, cars: Stream, dims: Stream, monkeypatch: pytest.MonkeyPatch, query: str) -> None:
+    # Groups of 100 rows: one step over every row is folded and closed group by group, the next
+    # group's fold overlapping the previous one's close. Rows up to 3s out of order: some late.
+    from sinkflow.engine.operators import select
+
+    monkeypatch.setattr(select, "PIPELINE_ROWS", 100)
+    dims.append_rows(["cid", "license_plate", "model"], [[f"c{i}", f"P{i}", f"m{i % 2}"] for i in range(6)])
+    rows = disorder(car_rows(31, 2000, keys=6, span_ms=40_000), 31, max_ms=3000)
+    plan = engine.plan(query)
+    stepwise, at_once = engine.start(plan), engine.start(plan)
+    got_stepwise: list[dict] = []
+    for i in range(0, len(rows), 37):  # each step reads one batch of 37 rows: never in groups
+        cars.append_batch(to_batch(rows[i:i + 37]))
+        got_stepwise.extend(await drain(stepwise))
+    cars.append_batch(to_batch([flush_row()]))
+    got_stepwise.extend(await drain(stepwise))
+    got_at_once = await drain(at_once)
+    assert at_once.epoch == 1  # one step read every row
+    assert_same_rows(got_at_once, got_stepwise)
+    assert len(got_at_once) >= 40
+    counters = ("late_rows_dropped", "windows_emitted", "rows_emitted", "open_groups")
+    assert {k: at_once.stats()[k] for k in counters} == {k: stepwise.stats()[k] for k in counters}
+    assert at_once.stats()["late_rows_dropped"] > 0

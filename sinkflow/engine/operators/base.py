@@ -14,9 +14,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 Entries = list[tuple[int, pa.RecordBatch]]
+
+
+def sequence_numbers(first: int, n: int) -> pa.Array:
+    """The int64 array ``first, first + 1, …, first + n - 1`` (numbering rows by their sequence)."""
+    return pa.array(np.arange(first, first + n, dtype=np.int64))
 
 
 class Operator(ABC):
@@ -24,6 +30,9 @@ class Operator(ABC):
 
     schema: pa.Schema
     finished: bool = False
+    #: Rows its input scans read per step at most (None: the scans' own limit); an operator
+    #: that processes large steps faster asks for more while the query is behind the log.
+    rows_per_step: int | None = None
 
     @abstractmethod
     def push(self, port: int, entries: Entries) -> list[pa.Table]:

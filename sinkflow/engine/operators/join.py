@@ -39,7 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sinkflow.engine.compile import JoinPlan, coalesced_using, connect
-from sinkflow.engine.operators.base import Entries, Operator
+from sinkflow.engine.operators.base import Entries, Operator, sequence_numbers
 from sinkflow.engine.times import micros_array
 from sinkflow.errors import InvalidInput, SqlError
 from sinkflow.sql.plan import DELTA_COLUMN, SEQUENCE_COLUMN
@@ -138,7 +138,7 @@ class JoinOperator(Operator):
             return []
         rows = pa.Table.from_batches([batch for _, batch in entries])
         first = entries[0][0]
-        rows = rows.append_column("__seq", pa.array(range(first, first + rows.num_rows), pa.int64()))
+        rows = rows.append_column("__seq", sequence_numbers(first, rows.num_rows))
         if self.spec.bounded:
             if port == _LEFT and _RIGHT in self._ended and self._per_batch:
                 return self._run_bounded(rows)

@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from sinkflow.engine.limits import check_cancelled
 from sinkflow.engine.operators.base import Entries
-from sinkflow.engine.operators.scan import Scan
+from sinkflow.engine.operators.scan import MAX_ROWS_PER_STEP, Scan
 from sinkflow.sql.plan import SourceSpec
 from sinkflow.sql.table_functions import numbers_range
 from sinkflow.streams.store import StreamStore
@@ -40,7 +40,7 @@ class Numbers(Scan):
     def lag(self) -> int:
         return 0 if self.end is None else self.end - self.offset
 
-    def read(self) -> Entries:
+    def read(self, max_rows: int = MAX_ROWS_PER_STEP) -> Entries:  # noqa: ARG002 - its own block sizes
         check_cancelled()  # a query without LIMIT over system.numbers may run no DuckDB call to interrupt
         block = min(BLOCK_ROWS, max(FIRST_BLOCK_ROWS, self.offset * 3))
         rows = block if self.end is None else min(block, self.end - self.offset)

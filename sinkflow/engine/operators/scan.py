@@ -23,7 +23,8 @@ from sinkflow.sql.plan import ONE_ROW, SourceSpec, newest_per
 from sinkflow.sql.table_functions import is_generated
 from sinkflow.streams.store import Stream, StreamStore
 
-#: Rows read from the log per step at most (whole ingest batches; the first is always taken).
+#: Rows read from the log per step at most (whole ingest batches; the first is always taken),
+#: unless the consumer asks for more (:attr:`~sinkflow.engine.operators.base.Operator.rows_per_step`).
 MAX_ROWS_PER_STEP = 1_000_000
 
 
@@ -104,17 +105,18 @@ class Scan:
         head = self.stream.head if self.end is None else self.end
         return max(0, head - self.offset)
 
-    def read(self) -> Entries:
-        """The next whole ingest batches (a bounded scan's last one cut at its end); :meth:`advance`
-        moves past them once they are processed. A bounded scan of a keyed stream (versioned_kv,
-        changelog_kv, mutable) reads its newest row per primary key, in one batch."""
+    def read(self, max_rows: int = MAX_ROWS_PER_STEP) -> Entries:
+        """The next whole ingest batches, about ``max_rows`` rows at most (a bounded scan's last one
+        cut at its end); :meth:`advance` moves past them once they are processed. A bounded scan of
+        a keyed stream (versioned_kv, changelog_kv, mutable) reads its newest row per primary key,
+        in one batch."""
         if self.spec.bounded and self._primary_key:
             return self._newest_rows(self.end)
         if self._backfill is not None:
             if self.offset < self._backfill:
                 return self._newest_rows(self._backfill)
             self._backfill = None
-        limit = MAX_ROWS_PER_STEP
+        limit = max_rows
         if self.end is not None:
             limit = min(limit, self.end - self.offset)
             if limit <= 0:
@@ -185,7 +187,7 @@ class OneRow(Scan):
     def lag(self) -> int:
         return 1 - self.offset
 
-    def read(self) -> Entries:
+    def read(self, max_rows: int = MAX_ROWS_PER_STEP) -> Entries:
         if self.offset >= 1:
             return []
         return [(0, pa.record_batch([pa.array([0], pa.uint8())], names=["dummy"]))]

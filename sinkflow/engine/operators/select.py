@@ -15,41 +15,50 @@ grouped into steps: rows come out ordered by window start, then group keys.
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from sinkflow.engine.compile import QueryPlan, carry_sql, closing_input, connect
 from sinkflow.engine.dedup import DedupState
-from sinkflow.engine.operators.base import Entries, Operator
+from sinkflow.engine.operators.base import Entries, Operator, sequence_numbers
 from sinkflow.engine.sessions import SessionAssigner
 from sinkflow.engine.times import from_micros_ceil, micros
 from sinkflow.streams.store import Stream, StreamStore
 
 _NO_FRONTIER = -(2**62)
-_ARANGE_BLOCK = 1 << 16
-
-
-class _Sequences:
-    """``seq, seq+1, …`` arrays built from one cached block (no per-row Python)."""
-
-    def __init__(self) -> None:
-        self._block = pa.array(range(_ARANGE_BLOCK), pa.int64())
-
-    def __call__(self, first: int, n: int) -> pa.Array:
-        while len(self._block) < n:
-            self._block = pa.concat_arrays([self._block, pc.add(self._block, len(self._block))])
-        return pc.add(self._block.slice(0, n), first)
-
-
-_sequences = _Sequences()
+#: A step's rows are folded in groups of this many when it has at least two: a group's fold
+#: (DuckDB, on its threads) runs while the group before is merged, closed and emitted.
+PIPELINE_ROWS = 1_000_000
+#: Rows per step of a query that folds in groups, while it is behind the log (catching up): the
+#: groups of one step overlap, and only two groups at a time get their own columns (the batches
+#: themselves are the log's).
+CATCH_UP_ROWS = 4_000_000
+# The folds run here; DuckDB releases the GIL, so a fold overlaps the Python and Arrow work of the
+# group before it (on 2 cores the serial tail of each step otherwise leaves one core idle).
+_folds = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sinkflow-fold")
 
 
 def _runs(run_ends: list[int], values: list[int]) -> pa.Array:
     """One int64 value per row: ``values[i]`` for the rows before ``run_ends[i]``."""
     encoded = pa.RunEndEncodedArray.from_arrays(pa.array(run_ends, pa.int32()), pa.array(values, pa.int64()))
     return pc.run_end_decode(encoded)
+
+
+def _groups(entries: Entries, rows: int) -> list[Entries]:
+    """``entries`` cut into consecutive groups of at least ``rows`` rows (the last may hold fewer)."""
+    groups: list[Entries] = [[]]
+    count = 0
+    for entry in entries:
+        if count >= rows:
+            groups.append([])
+            count = 0
+        groups[-1].append(entry)
+        count += entry[1].num_rows
+    return groups
 
 
 def _run_bounded(plan: Any, store: StreamStore) -> pa.Table:
@@ -108,6 +117,10 @@ class SelectOperator(Operator):
         self._emitted = 0
         lg = self.logical
         self._per_window = bool(lg.order_by or lg.limit_by or any("__emit_version" in sql for _, sql in lg.projection))
+        self._fold_con: duckdb.DuckDBPyConnection | None = None  # the folds of _push_pipelined
+        if self._pipelines():
+            self._fold_con = connect()
+            self.rows_per_step = CATCH_UP_ROWS
         self._version = 0  # emit_version() of the next emit
         self._skipped = 0  # rows dropped by OFFSET so far
         self._by_counts: dict[str, int] = {}  # LIMIT n BY of a query without aggregation
@@ -132,6 +145,8 @@ class SelectOperator(Operator):
         if entries:
             self._last_input = time.monotonic()
             self._refresh_dims()
+            if self._fold_con is not None and sum(b.num_rows for _, b in entries) >= 2 * PIPELINE_ROWS:
+                return self._output(self._push_pipelined(entries))
             raw = self._prepare(entries)
             if raw is not None and self.logical.whole_input:
                 self._input.append(raw)  # window functions, RIGHT/FULL joins: all rows at once, at the end
@@ -140,6 +155,34 @@ class SelectOperator(Operator):
             elif self.logical.window is not None and self.logical.aggregate is not None:
                 out.extend(self._close())  # every row was dropped, but the watermark moved
         return self._output(out)
+
+    def _push_pipelined(self, entries: Entries) -> list[pa.Table]:
+        """:meth:`_push` of a large step for the queries of :meth:`_pipelines`, in groups of
+        about :data:`PIPELINE_ROWS` rows: each group's windows close at the frontier the next
+        group's first batch sees, as if the groups had been steps of their own (which emits the
+        same rows in the same order as one step). While one group folds on the fold connection,
+        the next is prepared and the one before is merged, closed and emitted."""
+        assert self.plan.fold_sql is not None and self._fold_con is not None
+        fold_sql, con = self.plan.fold_sql, self._fold_con
+        out: list[pa.Table] = []
+        pending: Future[pa.Table] | None = None  # the previous group's fold
+        try:
+            for group in _groups(entries, PIPELINE_ROWS):
+                frontier = self._frontier()  # what the group's first batch sees
+                raw = self._prepare(group)
+                folded = pending.result() if pending is not None else None
+                pending = None if raw is None else _folds.submit(self._run, fold_sql, con, __raw=raw)
+                if folded is not None:
+                    out.extend(self._absorb(folded, frontier))
+            if pending is not None:
+                folded, pending = pending.result(), None
+                out.extend(self._absorb(folded))
+            else:
+                out.extend(self._close())  # the last group's rows were all dropped, but the watermark moved
+        finally:
+            if pending is not None:  # after a failure: the fold connection is idle before anything else runs
+                wait([pending])
+        return out
 
     def end(self, port: int) -> list[pa.Table]:
         first: list[pa.Table] = []
@@ -241,7 +284,7 @@ class SelectOperator(Operator):
                 # WHERE drop move it too).
                 self._window_batch(batch.column(window.time_column), frontier)
             if not contiguous:
-                seq_array = _sequences(seq, batch.num_rows)
+                seq_array = sequence_numbers(seq, batch.num_rows)
                 keep = self._dedup_filter(batch) if self._dedup is not None else None
                 if keep is not None:
                     batch, seq_array = batch.take(keep), seq_array.take(keep)
@@ -258,7 +301,7 @@ class SelectOperator(Operator):
         table = pa.Table.from_batches(batches)
         if self.plan.passthrough is not None:
             return table  # a column pick reads no sequence numbers
-        seq_column = _sequences(entries[0][0], rows) if contiguous else pa.chunked_array(seqs, pa.int64())
+        seq_column = sequence_numbers(entries[0][0], rows) if contiguous else pa.chunked_array(seqs, pa.int64())
         table = table.append_column("__seq", seq_column)
         if window is None:
             return table
@@ -291,14 +334,29 @@ class SelectOperator(Operator):
             self._stats["dedup_rows_dropped"] += batch.num_rows - len(keep)
         return keep
 
-    def _run(self, sql: str, **tables: pa.Table) -> pa.Table:
+    def _pipelines(self) -> bool:
+        """Whether a step's rows may be folded and closed group by group (:meth:`_push_pipelined`):
+        a tumble or hop aggregation emitting each window once when it closes, whose output is then
+        the same however the step's rows are grouped, reading no relation registered on the
+        operator's own connection (lookup tables, subquery results)."""
+        plan, lg = self.plan, self.logical
+        window, emit = lg.window, lg.emit
+        return (window is not None and lg.aggregate is not None and window.kind != "session" and not window.per_key
+                and emit.mode == "watermark" and not emit.tracks_updates and not emit.changelog and not emit.per_event
+                and not self._per_window and plan.output_carry_sql is None and lg.state_ttl_us is None
+                and not lg.whole_input and plan.fold_sql is not None and not plan.bounded
+                and not lg.lookups and not lg.subqueries)
+
+    def _run(self, sql: str, con: duckdb.DuckDBPyConnection | None = None, **tables: pa.Table) -> pa.Table:
+        """``sql``'s rows, run on ``con`` (default: the operator's connection) with ``tables`` registered."""
+        con = self._con if con is None else con
         for name, table in tables.items():
-            self._con.register(name, table)
+            con.register(name, table)
         try:
-            return self._con.sql(sql).to_arrow_table()
+            return con.sql(sql).to_arrow_table()
         finally:
             for name in tables:
-                self._con.unregister(name)
+                con.unregister(name)
 
     def _conform(self, table: pa.Table) -> pa.Table:
         return table.rename_columns(self._full.names).cast(self._full)
@@ -325,6 +383,11 @@ class SelectOperator(Operator):
             fold = self._run(plan.fold_sql, __raw=raw, __sessions=self._open_sessions())
         else:
             fold = self._run(plan.fold_sql, __raw=raw)
+        return self._absorb(fold)
+
+    def _absorb(self, fold: pa.Table, frontier: int | None = None) -> list[pa.Table]:
+        """Merge newly folded groups into the open ones, then emit what the emit policy says
+        (windows: those the frontier, by default the current one, reached)."""
         self._partials = fold if self._partials is None else self._merge(self._partials, fold.cast(self._partials.schema))
         self._dirty = True
         if self.logical.state_ttl_us is not None:
@@ -333,7 +396,7 @@ class SelectOperator(Operator):
         if self._emit.tracks_updates and self._emit.period_us == 0:
             out.extend(self._updates())
         if self.logical.window is not None:
-            out.extend(self._close())
+            out.extend(self._close(frontier=frontier))
         return out
 
     def _open_sessions(self) -> pa.Table:
@@ -410,11 +473,13 @@ class SelectOperator(Operator):
             state = self._run(self.plan.merge_sql, __state=state, __fold=overlap).cast(state.schema)
         return pa.concat_tables([state, fresh])
 
-    def _close(self, everything: bool = False) -> list[pa.Table]:
-        """Emit the windows whose end the frontier reached (all of them if ``everything``)."""
+    def _close(self, everything: bool = False, frontier: int | None = None) -> list[pa.Table]:
+        """Emit the windows whose end the frontier (by default the current one) reached (all of
+        them if ``everything``)."""
         if self._partials is None or self._partials.num_rows == 0:
             return []
-        frontier = 2**62 if everything else self._frontier()
+        if frontier is None:
+            frontier = 2**62 if everything else self._frontier()
         window = self.logical.window
         per_key = window is not None and window.per_key and not everything
         if self._assigner is not None:
@@ -588,3 +653,5 @@ class SelectOperator(Operator):
         self._partials = None
         self._dedup = None
         self._con.close()
+        if self._fold_con is not None:
+            self._fold_con.close()
