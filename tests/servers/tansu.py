@@ -96,6 +96,16 @@ def tansu_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TansuBrok
 
 
 @pytest.fixture
+def proxied_broker(tmp_path: Path) -> Iterator[tuple[TansuBroker, int]]:
+    """A broker of its own that advertises a port nobody listens on yet: the test's proxy
+    (:class:`~tests.servers.chaos_proxy.ChaosProxy`) takes it, so every client connection
+    (metadata says where the broker is) goes through the proxy."""
+    proxy_port = free_port()
+    with running(TansuBroker(tmp_path / "tansu", advertised_port=proxy_port)) as broker:
+        yield broker, proxy_port
+
+
+@pytest.fixture
 def persistent_tansu_broker(tmp_path: Path) -> Iterator[tuple[TansuBroker, int]]:
     """A broker of its own whose data outlive it, in an S3 store (stop or kill it, start it
     again, and its topics are all there), advertising a port nobody listens on yet, as
