@@ -115,6 +115,7 @@ class SinkManager:
                             paused=definition.paused)
         self.catalog.add_sink(record)
         self._initial_checkpoint(record, start)
+        DeadLetters(self.store, record.name).ensure()  # there from the answer on, to be queried at once
         self._launch(record)
         return record
 
