@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from typing import Any
 
@@ -101,10 +102,11 @@ def merge_properties(stored: dict[str, Any], change: dict[str, Any]) -> dict[str
     return merged
 
 
-def bounded_warnings(srv: Server, sql: str, confirmed: bool) -> list[str]:
+async def bounded_warnings(srv: Server, sql: str, confirmed: bool) -> list[str]:
     """The warning for a sink over a bounded query (``table(...)``), which sends the streams'
-    whole history once and then stops. Raises :class:`BoundedQuery` unless ``confirmed``."""
-    if not srv.sinks.is_bounded(sql):
+    whole history once and then stops. Raises :class:`BoundedQuery` unless ``confirmed``.
+    The query is planned in a worker thread, as the sink's creation plans it."""
+    if not await asyncio.to_thread(srv.sinks.is_bounded, sql):
         return []
     warning = ("the query is bounded (it reads table(...)): the sink sends every row the streams hold now, "
                "once, and then stops; use the stream itself (no table()) to keep sending new rows")
@@ -136,14 +138,16 @@ def sink_out(srv: Server, record: SinkRecord, warnings: list[str] | None = None)
 
 @router.get("/sink-types")
 async def sink_types() -> dict[str, Any]:
-    """Each sink type's property schema (required, defaults, secrets, templates), for forms."""
-    return registry.property_schemas()
+    """Each sink type's property schema (required, defaults, secrets, templates), for forms.
+    Made in a worker thread: the first call imports every destination's client library, seconds
+    under load, which would otherwise hold the event loop (and every answer waiting on it)."""
+    return await asyncio.to_thread(registry.property_schemas)
 
 
 @router.post("/sinks", status_code=201)
 async def create_sink(body: SinkIn, srv: ServerDep, confirm_bounded: bool = False) -> dict[str, Any]:
     definition = body.definition()
-    warnings = bounded_warnings(srv, definition.sql, confirm_bounded)
+    warnings = await bounded_warnings(srv, definition.sql, confirm_bounded)
     return sink_out(srv, await srv.sinks.create(definition), warnings)
 
 
@@ -160,14 +164,14 @@ async def get_sink(sink_id: str, srv: ServerDep) -> dict[str, Any]:
 @router.put("/sinks/{sink_id}")
 async def update_sink(sink_id: str, body: SinkIn, srv: ServerDep, confirm_bounded: bool = False) -> dict[str, Any]:
     definition = body.definition()
-    warnings = bounded_warnings(srv, definition.sql, confirm_bounded)
+    warnings = await bounded_warnings(srv, definition.sql, confirm_bounded)
     return sink_out(srv, await srv.sinks.update(sink_id, definition), warnings)
 
 
 @router.patch("/sinks/{sink_id}")
 async def patch_sink(sink_id: str, body: SinkPatch, srv: ServerDep, confirm_bounded: bool = False) -> dict[str, Any]:
     definition = body.applied_to(srv.sinks.record(sink_id))
-    warnings = bounded_warnings(srv, definition.sql, confirm_bounded)
+    warnings = await bounded_warnings(srv, definition.sql, confirm_bounded)
     return sink_out(srv, await srv.sinks.update(sink_id, definition), warnings)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import Awaitable, Callable
@@ -9,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sinkflow.catalog import CatalogStore, Checkpoint, SinkRecord
-from sinkflow.engine import Engine
+from sinkflow.engine import Engine, Plan
 from sinkflow.errors import ConfigError, InvalidInput, NotFound
 from sinkflow.runtime.dead_letter import DeadLetters, dead_letter_stream
 from sinkflow.runtime.pipeline import Pipeline, RuntimeSettings
@@ -65,8 +66,8 @@ class SinkManager:
         for pipeline in list(self._pipelines.values()):
             await pipeline.stop()
 
-    def validate(self, definition: SinkDefinition) -> None:
-        """Check everything before anything is stored.
+    def validate(self, definition: SinkDefinition) -> Plan:
+        """Check everything before anything is stored; return the query's plan.
 
         Raises :class:`InvalidInput` (bad name or type), :class:`ConfigError` naming the
         property (or the template column), or :class:`SqlError` with the SQL position.
@@ -89,6 +90,7 @@ class SinkManager:
         # Constructing a sink has no side effects; it checks what depends on the query's output
         # (a key column, a type the destination cannot store) and raises ConfigError.
         registry.sink_class(definition.type)(config, SinkEnv("", definition.name, plan.output_schema))
+        return plan
 
     def is_bounded(self, sql: str) -> bool:
         """True when ``sql`` is a bounded query (``table(...)``): it ends after the rows stored now.
@@ -98,16 +100,28 @@ class SinkManager:
     async def create(self, definition: SinkDefinition) -> SinkRecord:
         """Validate, store and start a sink. Its query starts at the streams' current head
         (or where its SQL's ``seek_to`` says); the starting offsets are checkpointed before
-        this returns, so no row produced from now on is lost even if the server dies."""
-        self.validate(definition)
+        this returns, so no row produced from now on is lost even if the server dies.
+
+        Returns once the sink is stored; its pipeline starts after, in the background. The
+        checks and the query's starting state are made in a worker thread: planning, loading
+        the destination's client library the first time and starting the query take from
+        milliseconds to seconds under load, and neither should the answer queue behind the
+        event loop's other work nor that work behind them. Storing and starting stay on the
+        loop, in one go, so nothing sees the sink stored but not started."""
+        start = await asyncio.to_thread(self._prepare, definition)
         public, secrets = registry.split_secrets(definition.type, definition.properties, definition.secret_paths)
         record = SinkRecord(id=str(uuid.uuid4()), name=definition.name, description=definition.description,
                             sql=definition.sql, type=definition.type, properties=public, secrets=secrets,
                             paused=definition.paused)
         self.catalog.add_sink(record)
-        self._initial_checkpoint(record)
+        self._initial_checkpoint(record, start)
+        DeadLetters(self.store, record.name).ensure()  # there from the answer on, to be queried at once
         self._launch(record)
         return record
+
+    def _prepare(self, definition: SinkDefinition) -> bytes:
+        """:meth:`validate`, then the state the query starts from (its starting offsets)."""
+        return self._starting_state(self.validate(definition))
 
     async def update(self, sink_id: str, definition: SinkDefinition) -> SinkRecord:
         """Replace a sink's definition (validated first); it restarts with its new query.
@@ -119,7 +133,7 @@ class SinkManager:
         pipeline = self._get(sink_id)
         stored = registry.join_secrets(pipeline.record.properties, pipeline.record.secrets)
         definition.properties = registry.keep_masked(definition.type, definition.properties, stored)
-        self.validate(definition)
+        plan = self.validate(definition)
         public, secrets = registry.split_secrets(definition.type, definition.properties, definition.secret_paths)
         record = pipeline.record
         changed = SinkRecord(id=record.id, name=record.name, description=definition.description, sql=definition.sql,
@@ -130,7 +144,7 @@ class SinkManager:
         # Counters carry over from the stopped pipeline's final position (past rows written but
         # not yet acknowledged), so output positions and the idempotency keys made from them
         # never repeat for this sink.
-        self._initial_checkpoint(changed, pipeline.final_counters())
+        self._initial_checkpoint(changed, self._starting_state(plan), pipeline.final_counters())
         self._launch(changed)
         return changed
 
@@ -184,15 +198,19 @@ class SinkManager:
             raise NotFound(f"sink '{sink_id}' not found")
         return pipeline
 
-    def _initial_checkpoint(self, record: SinkRecord, counters: dict[str, int] | None = None) -> None:
-        """Commit where the sink's query starts, before the sink is announced."""
-        execution = self.engine.start(self.engine.plan(record.sql))
-        counters = counters or {}
+    def _starting_state(self, plan: Plan) -> bytes:
+        """The snapshot of ``plan`` started now: where its query starts reading."""
+        execution = self.engine.start(plan)
         try:
-            self.catalog.save_checkpoint(record.id, Checkpoint(counters.get("epochs", 0), execution.snapshot(),
-                                                               counters, 0.0))
+            return execution.snapshot()
         finally:
             execution.close()
+
+    def _initial_checkpoint(self, record: SinkRecord, start: bytes, counters: dict[str, int] | None = None) -> None:
+        """Commit where the sink's query starts (``start``: :meth:`_starting_state`), before the
+        sink is announced."""
+        counters = counters or {}
+        self.catalog.save_checkpoint(record.id, Checkpoint(counters.get("epochs", 0), start, counters, 0.0))
 
     def _launch(self, record: SinkRecord) -> None:
         pipeline = Pipeline(record, self.engine, self.store, self.catalog, self.settings)

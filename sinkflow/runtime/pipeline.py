@@ -44,7 +44,7 @@ from sinkflow.runtime.status import SinkState, SinkStatus
 from sinkflow.runtime.stream_target import StoreStreamTarget
 from sinkflow.sinks import registry
 from sinkflow.sinks.base import NotAttempted, PartialWriteError, Sink, SinkEnv, WriteContext
-from sinkflow.sinks.config import RetryPolicy
+from sinkflow.sinks.config import RetryPolicy, SinkConfig
 from sinkflow.sinks.redact import scrub
 from sinkflow.streams.store import StreamStore
 
@@ -75,6 +75,22 @@ class RuntimeSettings:
 
     checkpoint_interval: float = 1.0
     step_timeout: float = 0.5
+
+
+async def _off_loop(start: Callable[[], tuple[SinkConfig, QueryExecution]]) -> tuple[SinkConfig, QueryExecution]:
+    """``start()`` run in a worker thread. When the caller is cancelled meanwhile, the thread
+    still finishes, and the execution it started is closed then."""
+    started = asyncio.ensure_future(asyncio.to_thread(start))
+    try:
+        return await asyncio.shield(started)
+    except asyncio.CancelledError:
+        started.add_done_callback(_close_unused)
+        raise
+
+
+def _close_unused(started: asyncio.Future[tuple[SinkConfig, QueryExecution]]) -> None:
+    if not started.cancelled() and started.exception() is None:
+        started.result()[1].close()
 
 
 class Scrubber:
@@ -198,22 +214,18 @@ class Pipeline:
         record = self.record
         if record.secrets_error:
             raise SecretsUnavailable(record.secrets_error)
-        config = registry.parse_properties(record.type, registry.join_secrets(record.properties, record.secrets))
-        plan = self.engine.plan(record.sql)
         checkpoint = self.catalog.checkpoint(record.id)
         if checkpoint is not None:
             retries = self.status.retries
             self.status.restore_counters(checkpoint.counters)
             # Retries made since that checkpoint happened: the count never goes back.
             self.status.retries = max(retries, self.status.retries)
-        execution = self.engine.start(plan, snapshot=checkpoint.snapshot if checkpoint else None,
-                                      idle_timeout=config.idle_timeout)
+        config, execution = await _off_loop(lambda: self._start_query(checkpoint))
         self._lag = LagMeter(execution, self.status.rows_read)
         self.status.lag_probe = self._lag.measure
         streams = StoreStreamTarget(self.store, self.catalog, record.id) if record.type == "timeplus" else None
         sink = registry.sink_class(record.type)(config, SinkEnv(record.id, record.name, execution.schema, streams))
         dead = DeadLetters(self.store, record.name)
-        dead.ensure()
         batching = config.batch_policy()
         # Rows written but unflushed are held for a re-write: bound them (and the batches encoded ahead).
         flush_at = batching.flush_rows
@@ -229,6 +241,24 @@ class Pipeline:
             self.status.lag_probe = self._lag = None
             await sink.close()
             execution.close()
+
+    def _start_query(self, checkpoint: Checkpoint | None) -> tuple[SinkConfig, QueryExecution]:
+        """The sink's properties parsed, its query planned and started from ``checkpoint`` (None:
+        the query's own start), and its dead-letter stream made. Run in a worker thread: loading
+        the destination's client library the first time, planning and restoring the query's
+        state take from milliseconds to seconds under load, which on the event loop would hold
+        every other sink and the API's answers (the console lists a sink right after creating it)."""
+        record = self.record
+        config = registry.parse_properties(record.type, registry.join_secrets(record.properties, record.secrets))
+        plan = self.engine.plan(record.sql)
+        execution = self.engine.start(plan, snapshot=checkpoint.snapshot if checkpoint else None,
+                                      idle_timeout=config.idle_timeout)
+        try:
+            DeadLetters(self.store, record.name).ensure()
+        except BaseException:
+            execution.close()
+            raise
+        return config, execution
 
     async def _pump(self, execution: QueryExecution, sink: Sink, dead: DeadLetters, batches: EncodeAhead,
                     policy: RetryPolicy, flush_at: int) -> None:

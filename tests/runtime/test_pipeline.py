@@ -7,11 +7,13 @@ to the dead-letter stream, and that nothing was lost.
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 import pytest
 from werkzeug import Response
 
+from sinkflow.engine import Plan
 from sinkflow.errors import ConfigError, InvalidInput, SqlError
 from sinkflow.runtime.manager import SinkDefinition, SinkManager
 from sinkflow.runtime.status import SinkState
@@ -48,6 +50,31 @@ async def test_every_row_arrives_in_order_with_its_content(runtime: Runtime, rec
     await eventually(lambda: status.rows_delivered == 25, what="status to count 25 delivered rows")
     assert status.state is SinkState.RUNNING
     assert status.dead_lettered == 0
+
+
+async def test_creating_a_sink_leaves_the_event_loop_serving(runtime: Runtime, receiver: RecordingEndpoint,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sink's creation plans its query, loads its destination's client library the first time
+    and starts the query to record where it begins: seconds under load (the console's dialog
+    once waited over 5 s for its answer), none of it on the event loop, which serves the API's
+    other answers meanwhile. Forced: planning waits until the loop has run a callback scheduled
+    after the creation began, which it never could if the planning held the loop."""
+    make_events(runtime)
+    loop_ran = threading.Event()
+    plan = runtime.engine.plan
+
+    def plan_once_the_loop_ran(sql: str) -> Plan:
+        assert loop_ran.wait(10), "the event loop was held while the sink was being created"
+        return plan(sql)
+
+    monkeypatch.setattr(runtime.engine, "plan", plan_once_the_loop_ran)
+    creating = asyncio.ensure_future(runtime.sinks.create(webhook("off_loop", receiver.url)))
+    await asyncio.sleep(0)  # the creation begins
+    asyncio.get_running_loop().call_soon(loop_ran.set)
+    await creating
+    ingest(runtime, range(3))
+    await eventually(lambda: len(receiver.requests) >= 3, what="3 calls")
+    assert [b["id"] for b in receiver.bodies()] == [0, 1, 2]
 
 
 async def test_rows_before_the_sink_existed_are_not_sent(runtime: Runtime, receiver: RecordingEndpoint) -> None:

@@ -64,11 +64,12 @@ class TansuBroker(ServerProcess):
         return None if self.store is None else {**os.environ, **self.store.client_environment()}
 
     def ready(self) -> bool:
-        """A metadata request answers (with authentication, an anonymous one would be refused,
-        and with an S3 store a metadata request waits for several of the store's answers while
-        the client may already turn to the advertised port: the listening port is all that is
-        checked then)."""
-        if self.authentication or self.store is not None:
+        """A metadata request answers (with authentication, an anonymous one would be refused;
+        with an S3 store a metadata request waits for several of the store's answers while the
+        client may already turn to the advertised port; and a broker advertising another port,
+        a proxy's, sends the client on to a port nobody may listen on yet: the listening port
+        is all that is checked then)."""
+        if self.authentication or self.store is not None or self.advertised_port != self.port:
             return port_accepts(self.port)
         if self._admin is None:
             # log_level 0: the refused connections before the broker listens are expected, not news.
@@ -93,6 +94,16 @@ def tansu_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TansuBrok
     """One broker shared by the session (tests use their own topics)."""
     with running(TansuBroker(tmp_path_factory.mktemp("tansu"))) as broker:
         yield broker
+
+
+@pytest.fixture
+def proxied_broker(tmp_path: Path) -> Iterator[tuple[TansuBroker, int]]:
+    """A broker of its own that advertises a port nobody listens on yet: the test's proxy
+    (:class:`~tests.servers.chaos_proxy.ChaosProxy`) takes it, so every client connection
+    (metadata says where the broker is) goes through the proxy."""
+    proxy_port = free_port()
+    with running(TansuBroker(tmp_path / "tansu", advertised_port=proxy_port)) as broker:
+        yield broker, proxy_port
 
 
 @pytest.fixture
