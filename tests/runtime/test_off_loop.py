@@ -29,24 +29,22 @@ def make_events(runtime: Runtime) -> None:
 async def test_a_step_computes_on_the_engine_thread_while_the_loop_keeps_running(runtime: Runtime) -> None:
     make_events(runtime)
     execution = streaming(runtime, "select id * 10 as x from ev")
-    ticks = 0
+    ticked = asyncio.Event()
 
     async def tick() -> None:
-        nonlocal ticks
-        while True:
+        for _ in range(5):
             await asyncio.sleep(0.01)
-            ticks += 1
+        ticked.set()
 
-    ticker = asyncio.create_task(tick())
     try:
-        # The step waits for input on the engine thread's loop; this loop goes on ticking.
-        step = asyncio.create_task(off_loop.run_step(execution, 5.0))
-        await asyncio.sleep(0.2)
-        assert not step.done() and ticks >= 5
+        # The step waits for input on the engine thread's loop; this loop goes on ticking
+        # (however slowly a busy machine runs it), and the step cannot end without input.
+        step = asyncio.create_task(off_loop.run_step(execution, 30.0))
+        await asyncio.wait_for(tick(), 30.0)
+        assert ticked.is_set() and not step.done()
         runtime.store.get("ev").append_rows(["id"], [[1], [2]])
-        batches = await asyncio.wait_for(step, 5.0)
+        batches = await asyncio.wait_for(step, 30.0)
     finally:
-        ticker.cancel()
         execution.close()
     assert [row["x"] for batch in batches for row in batch.to_pylist()] == [10, 20]
 
