@@ -19,10 +19,12 @@ from sinkflow.sql.statements import (
     DescribeStream,
     DropStream,
     Insert,
+    Maintenance,
     ShowCreateStream,
     SetSettings,
     ShowStreams,
     Statement,
+    TruncateStream,
     ValueExpression,
 )
 from sinkflow.streams.store import Stream, StreamSettings, StreamStore
@@ -101,6 +103,24 @@ def _drop(stmt: DropStream, store: StreamStore) -> StatementResult:
         return StatementResult("status", f"stream '{stmt.name}' does not exist")
     store.drop(stmt.name)
     return StatementResult("status", f"dropped stream '{stmt.name}'")
+
+
+@_execute.register
+def _truncate(stmt: TruncateStream, store: StreamStore) -> StatementResult:
+    if stmt.if_exists and not store.exists(stmt.name):
+        return StatementResult("status", f"stream '{stmt.name}' does not exist")
+    store.truncate(stmt.name)
+    return StatementResult("status", f"emptied stream '{stmt.name}'")
+
+
+@_execute.register
+def _maintenance(stmt: Maintenance, store: StreamStore) -> StatementResult:
+    if stmt.stream is not None:
+        store.get(stmt.stream)  # NotFound for a stream that does not exist, as Proton
+    if stmt.check:
+        return StatementResult("rows", table=pa.table({"result": pa.array([1], pa.uint8())}))
+    return StatementResult("status", f"{stmt.what}: nothing to do (sinkflow's storage needs no maintenance and "
+                                     "has one namespace of streams)")
 
 
 @_execute.register

@@ -37,6 +37,16 @@ from sinkflow.sql.positions import error_at, located, node_position, position_at
 class Timeplus(ClickHouse):
     """sqlglot's ClickHouse dialect reading Timeplus's function calls (see the module docstring)."""
 
+    class Tokenizer(ClickHouse.Tokenizer):
+        # Proton spells ClickHouse's CamelCase types in snake case (CAST(x AS fixed_string(8))).
+        KEYWORDS = {
+            **ClickHouse.Tokenizer.KEYWORDS,
+            "FIXED_STRING": TokenType.FIXEDSTRING,
+            "LOW_CARDINALITY": TokenType.LOWCARDINALITY,
+            "AGGREGATE_FUNCTION": TokenType.AGGREGATEFUNCTION,
+            "SIMPLE_AGGREGATE_FUNCTION": TokenType.SIMPLEAGGREGATEFUNCTION,
+        }
+
     class Parser(ClickHouse.Parser):
         # Timeplus's own meaning, with any number of arguments, for names upstream binds otherwise.
         FUNCTIONS = {

@@ -64,6 +64,20 @@ _TUNING_SETTINGS = frozenset({
     "max_block_size", "enable_optimize_predicate_expression", "asterisk_include_reserved_columns",
     "enable_dependency_check", "checkpoint_interval", "recovery_policy", "join_buffered_data_block_size",
     "join_max_cached_bytes", "allow_independent_shard_processing",
+    # ClickHouse's performance knobs, which change how a query runs but never its answer.
+    "optimize_aggregation_in_order", "optimize_read_in_order", "optimize_move_to_prewhere",
+    "max_bytes_before_external_sort", "max_bytes_before_external_group_by", "max_memory_usage",
+    "max_insert_threads", "min_insert_block_size_rows", "max_insert_block_size", "use_skip_indexes",
+    "force_data_skipping_indices", "read_backoff_min_latency_ms", "read_backoff_min_interval_between_events_ms",
+    "read_backoff_min_events", "read_backoff_min_concurrency", "read_backoff_max_throughput",
+    "merge_tree_min_rows_for_concurrent_read", "merge_tree_min_bytes_for_concurrent_read",
+    "allow_experimental_projection_optimization", "remerge_sort_lowered_memory_bytes_ratio", "fsync_after_insert",
+    "local_filesystem_read_prefetch", "read_in_order_two_level_merge_threshold", "mutations_sync",
+    "output_format_write_statistics", "short_circuit_function_evaluation", "max_streams_to_max_threads_ratio",
+    "optimize_trivial_count_query", "optimize_functions_to_subcolumns", "compile_expressions",
+    "min_count_to_compile_expression", "group_by_two_level_threshold", "group_by_two_level_threshold_bytes",
+    "distributed_aggregation_memory_efficient", "max_bytes_in_join", "max_rows_in_join", "log_queries",
+    "send_logs_level", "max_execution_time", "convert_query_to_cnf", "optimize_using_constraints",
 })
 
 
@@ -407,8 +421,9 @@ class _Planner:
             raise self.err(node, f"unknown stream '{name}'") from None
 
     def _stream_name(self, node: exp.Expression, what: str) -> str:
-        if isinstance(node, (exp.Column, exp.Table)) and not node.args.get("table") and isinstance(node.this, exp.Identifier):
-            return node.name
+        outer = "db" if isinstance(node, exp.Column) else "catalog"
+        if isinstance(node, (exp.Column, exp.Table)) and not node.args.get(outer) and isinstance(node.this, exp.Identifier):
+            return node.name  # db.stream is the stream: one namespace (see docs/sql.md)
         raise self.err(node, f"{what} must name a stream, not '{node.sql(DIALECT)}'")
 
     def source(self, node: exp.Expression, bounded: bool = False) -> tuple[str, exp.Expression]:

@@ -40,6 +40,8 @@ __all__ = [
     "ShowStreams",
     "Statement",
     "ShowCreateStream",
+    "TruncateStream",
+    "Maintenance",
     "parse_statement",
 ]
 
@@ -110,6 +112,26 @@ class SetSettings:
 
 
 @dataclass(frozen=True)
+class TruncateStream:
+    """``TRUNCATE [TABLE | STREAM] [IF EXISTS] name``: every row deleted, the definition kept."""
+
+    name: str
+    if_exists: bool = False
+
+
+@dataclass(frozen=True)
+class Maintenance:
+    """A statement Proton's storage needs and sinkflow's does not (``OPTIMIZE … [FINAL]``,
+    ``CHECK TABLE``, ``SYSTEM DROP … CACHE``, ``SYSTEM FLUSH LOGS``, ``CREATE/DROP DATABASE``,
+    ``USE db``): it changes nothing. ``what`` names it for the answer; ``stream``, when it names
+    one, must exist; ``check``: CHECK TABLE, which answers one row ``1`` (the data is fine)."""
+
+    what: str
+    stream: str | None = None
+    check: bool = False
+
+
+@dataclass(frozen=True)
 class ValueExpression:
     """A value of INSERT … VALUES that is an expression (``now()``, ``to_datetime('…')``,
     ``1 + 2``), as written; ``padded`` is the statement's text before it blanked out, then the
@@ -132,7 +154,8 @@ class Insert:
     rows: tuple[tuple[object, ...], ...]
 
 
-Statement = CreateStream | DropStream | ShowStreams | ShowCreateStream | DescribeStream | Insert | AddColumn | SetSettings
+Statement = (CreateStream | DropStream | ShowStreams | ShowCreateStream | DescribeStream | Insert | AddColumn
+             | SetSettings | TruncateStream | Maintenance)
 
 # Words that end a column's type or expression (at the top level of the column list).
 _COLUMN_CLAUSES = ("DEFAULT", "ALIAS", "MATERIALIZED", "EPHEMERAL", "COMMENT", "CODEC", "TTL")
@@ -142,6 +165,34 @@ _STREAM_CLAUSES = (("PRIMARY", "KEY"), ("ORDER", "BY"), ("PARTITION", "BY"), ("S
 _SHOW_CREATE = re.compile(r"CREATE\s+(?:STREAM\s+)?(`[^`]+`|\"[^\"]+\"|[A-Za-z_][A-Za-z0-9_]*)\s*;?\Z",
                           re.IGNORECASE)
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+# ClickHouse's MergeTree storage settings: how parts are laid out on disk, which changes nothing
+# of a stream's rows here, so they are accepted and ignored (see docs/sql.md).
+_STORAGE_SETTINGS = frozenset({
+    "index_granularity", "index_granularity_bytes", "min_index_granularity_bytes", "min_bytes_for_wide_part",
+    "min_rows_for_wide_part", "min_bytes_for_compact_part", "min_rows_for_compact_part",
+    "enable_mixed_granularity_parts", "vertical_merge_algorithm_min_rows_to_activate",
+    "vertical_merge_algorithm_min_columns_to_activate", "enable_vertical_merge_algorithm",
+    "ratio_of_defaults_for_sparse_serialization", "old_parts_lifetime", "temporary_directories_lifetime",
+    "number_of_free_entries_in_pool_to_lower_max_size_of_merge",
+    "number_of_free_entries_in_pool_to_execute_mutation", "non_replicated_deduplication_window",
+    "max_insert_delayed_streams_for_parallel_write", "write_final_mark", "allow_nullable_key",
+    "allow_floating_point_partition_key", "parts_to_throw_insert", "parts_to_delay_insert",
+    "inactive_parts_to_throw_insert", "inactive_parts_to_delay_insert", "max_parts_in_total", "merge_max_block_size",
+    "merge_with_ttl_timeout", "ttl_only_drop_parts", "materialize_ttl_recalculate_only", "storage_policy",
+    "min_merge_bytes_to_use_direct_io", "in_memory_parts_insert_sync", "remove_empty_parts", "fsync_after_insert",
+    "fsync_part_directory", "min_compress_block_size", "max_compress_block_size", "cleanup_delay_period_random_add",
+    "merge_tree_clear_old_temporary_directories_interval_seconds", "max_part_removal_threads", "compress_marks",
+    "compress_primary_key", "replicated_deduplication_window", "assign_part_uuids", "max_suspicious_broken_parts",
+})
+# SYSTEM commands about ClickHouse's caches, logs, merges and replicas: nothing to do here.
+_SYSTEM_NOOP = re.compile(r"(DROP\s+(\w+\s+){0,2}CACHE|FLUSH\s+(LOGS|DISTRIBUTED)|(STOP|START)\s+(TTL\s+)?"
+                          r"(MERGES|MOVES|FETCHES|REPLICATION\s+QUEUES|REPLICATED\s+SENDS|DISTRIBUTED\s+SENDS)"
+                          r"|SYNC\s+REPLICA|RELOAD\s+\w+)\b", re.IGNORECASE)
+_NAME = r"(?:`[^`]+`|\"[^\"]+\"|[A-Za-z_][A-Za-z0-9_]*)"
+# OPTIMIZE's text after the word: [TABLE | STREAM] [db.]name [ON CLUSTER c] [PARTITION p] [FINAL] [DEDUPLICATE …].
+_OPTIMIZE = re.compile(rf"(?:(?:TABLE|STREAM)\s+)?(?:{_NAME}\.)?({_NAME})(?:\s+ON\s+CLUSTER\s+\S+)?"
+                       r"(?:\s+PARTITION\s+.+?)?(?:\s+FINAL)?(?:\s+DEDUPLICATE(?:\s+BY\s+.+)?)?\s*;?\s*\Z",
+                       re.IGNORECASE | re.DOTALL)
 _WORD_TOKENS = {TokenType.STRING, TokenType.NUMBER}
 
 
@@ -225,6 +276,20 @@ class _Parser:
             return token.text
         raise self.error(f"expected {what}, found '{token.text}'", token)
 
+    def stream_name(self, what: str = "a stream name") -> str:
+        """A stream's name, optionally after its database's (``db.name``): sinkflow has one
+        namespace of streams, so the database's name is dropped (see docs/sql.md)."""
+        name = self.identifier(what)
+        if self.accept(TokenType.DOT):
+            name = self.identifier(what)
+        return name
+
+    def skip_rest(self) -> None:
+        """Skip every token up to the end of the statement (clauses that change nothing here)."""
+        while (token := self.peek()) is not None and token.token_type != TokenType.SEMICOLON:
+            self.i += 1
+        self.end()
+
     def end(self) -> None:
         self.accept(TokenType.SEMICOLON)
         token = self.peek()
@@ -264,8 +329,11 @@ class _Parser:
     def statement(self) -> Statement | PipelineStatement | None:
         first = self.peek()
         assert first is not None
-        if first.token_type in (TokenType.SELECT, TokenType.WITH, TokenType.L_PAREN):
+        if first.token_type in (TokenType.SELECT, TokenType.WITH, TokenType.L_PAREN) or self.is_word("EXPLAIN"):
             return None
+        maintenance = self.maintenance()
+        if maintenance is not None:
+            return maintenance
         pipeline = parse_pipeline(self)
         if pipeline is not None:
             return pipeline
@@ -276,8 +344,8 @@ class _Parser:
         if self.accept_word("SHOW"):
             return self.show()
         if self.accept_word("DESCRIBE") or self.accept_word("DESC"):
-            self.accept_word("STREAM")
-            name = self.identifier("a stream name")
+            self.accept_word("STREAM") or self.accept_word("TABLE")
+            name = self.stream_name()
             self.end()
             return DescribeStream(name)
         if self.accept_word("INSERT"):
@@ -286,11 +354,56 @@ class _Parser:
             return self.alter()
         if self.accept_word("SET"):
             return self.set_settings()
+        if self.accept_word("TRUNCATE"):
+            self.accept_word("STREAM") or self.accept_word("TABLE")
+            if_exists = self.accept_word("IF", "EXISTS")
+            name = self.stream_name()
+            self.end()
+            return TruncateStream(name, if_exists)
         raise self.error(f"{first.text.upper()} statements are not supported", first)
+
+    def maintenance(self) -> Maintenance | None:
+        """OPTIMIZE, CHECK TABLE, the SYSTEM commands of :data:`_SYSTEM_NOOP`, CREATE/DROP
+        DATABASE and USE: a :class:`Maintenance`; None (nothing consumed) for other statements."""
+        first = self.peek()
+        assert first is not None
+        command = self.peek(1)
+        if self.is_word("OPTIMIZE") and command is not None and command.token_type == TokenType.STRING:
+            match = _OPTIMIZE.match(command.text.strip())
+            if match is None:
+                # sqlglot reads the rest of the command as one string token, whose start it does not keep.
+                raise located("expected OPTIMIZE [TABLE | STREAM] name [PARTITION p] [FINAL] [DEDUPLICATE]",
+                              position_at(self.sql, max(self.sql.find(command.text), 0)))
+            self.i += 2
+            self.end()
+            return Maintenance("OPTIMIZE", match.group(1).strip("`\""))
+        if self.is_word("SYSTEM") and command is not None and command.token_type == TokenType.STRING \
+                and _SYSTEM_NOOP.match(command.text.strip()):
+            self.i += 2
+            self.end()
+            return Maintenance("SYSTEM " + " ".join(command.text.split()[:3]).upper())
+        if self.accept_word("CHECK"):
+            self.accept_word("TABLE") or self.accept_word("STREAM")
+            name = self.stream_name()
+            self.skip_rest()  # PARTITION p, SETTINGS …
+            return Maintenance("CHECK TABLE", name, check=True)
+        if self.accept_word("USE"):
+            database = self.identifier("a database name")
+            self.end()
+            return Maintenance(f"USE {database}")
+        start = self.i
+        if self.accept_word("CREATE", "DATABASE") or self.accept_word("DROP", "DATABASE"):
+            verb = self.tokens[start].text.upper()
+            self.accept_word("IF", "NOT", "EXISTS") or self.accept_word("IF", "EXISTS")
+            database = self.identifier("a database name")
+            self.skip_rest()  # ENGINE = Atomic, COMMENT '…'
+            return Maintenance(f"{verb} DATABASE {database}")
+        return None
 
     def create(self) -> CreateStream:
         kind = self.peek()
         settings: list[tuple[str, object]] = []
+        self.accept_word("TEMPORARY")  # a temporary stream lives as long as the server here: kept until DROP
         if self.accept_word("RANDOM", "STREAM"):
             settings.append(("random", True))
         elif self.accept_word("MUTABLE", "STREAM"):
@@ -307,7 +420,7 @@ class _Parser:
             construct = " ".join(["CREATE", *words]) if words else "this CREATE statement"
             raise self.error(f"{construct} is not supported (only CREATE [RANDOM | MUTABLE] STREAM is)", kind)
         if_not_exists = self.accept_word("IF", "NOT", "EXISTS")
-        name = self.identifier("a stream name")
+        name = self.stream_name()
         self.expect(TokenType.L_PAREN, "(")
         columns: list[Column] = []
         expressions: list[tuple[Column, Token]] = []
@@ -466,6 +579,10 @@ class _Parser:
             self.expect(TokenType.EQ, "=")
             value_token = self.peek()
             value = self.literal()
+            if key.lower() in _STORAGE_SETTINGS:
+                if not self.accept(TokenType.COMMA):
+                    break
+                continue
             try:
                 StreamSettings.from_dict({key.lower(): value})
             except InvalidInput as err:
@@ -482,7 +599,7 @@ class _Parser:
         while True:
             key = self.identifier("a setting name")
             self.expect(TokenType.EQ, "=")
-            values.append((key.lower(), self.literal()))
+            values.append((key.lower(), "DEFAULT" if self.accept_word("DEFAULT") else self.literal()))
             if not self.accept(TokenType.COMMA):
                 break
         self.end()
@@ -490,9 +607,9 @@ class _Parser:
 
     def alter(self) -> AddColumn:
         kind = self.peek()
-        if not self.accept_word("STREAM"):
+        if not (self.accept_word("STREAM") or self.accept_word("TABLE")):
             raise self.error("only ALTER STREAM is supported", kind)
-        name = self.identifier("a stream name")
+        name = self.stream_name()
         action = self.peek()
         if not self.accept_word("ADD", "COLUMN"):
             found = " ".join(t.text.upper() for t in self.tokens[self.i:self.i + 2])
@@ -512,11 +629,11 @@ class _Parser:
 
     def drop(self) -> DropStream:
         kind = self.peek()
-        if not self.accept_word("STREAM"):
+        if not (self.accept_word("STREAM") or self.accept_word("TABLE")):
             what = kind.text.upper() if kind is not None else ""
             raise self.error(f"DROP {what} is not supported (only DROP STREAM is)".replace("  ", " "), kind)
         if_exists = self.accept_word("IF", "EXISTS")
-        name = self.identifier("a stream name")
+        name = self.stream_name()
         self.end()
         return DropStream(name, if_exists)
 
@@ -525,7 +642,7 @@ class _Parser:
         # sqlglot tokenizes SHOW as a command: the rest of the statement is one STRING token.
         rest = " ".join(token.text.split()) if token is not None else ""
         self.i += 1
-        if rest.upper() == "STREAMS":
+        if re.fullmatch(rf"(STREAMS|TABLES)(\s+(FROM|IN)\s+{_NAME})?", rest, re.IGNORECASE):
             self.end()
             return ShowStreams()
         match = _SHOW_CREATE.match(rest)
@@ -537,8 +654,8 @@ class _Parser:
 
     def insert(self) -> Insert:
         self.expect_word("INTO")
-        self.accept_word("STREAM")
-        name = self.identifier("a stream name")
+        self.accept_word("STREAM") or self.accept_word("TABLE")
+        name = self.stream_name()
         columns: tuple[str, ...] | None = None
         if self.accept(TokenType.L_PAREN):
             names = [self.identifier("a column name")]
@@ -554,7 +671,8 @@ class _Parser:
         while True:
             self.expect(TokenType.L_PAREN, "(")
             rows.append(tuple(self.values_until_close()))
-            if not self.accept(TokenType.COMMA):
+            # ClickHouse also reads tuples one after another without commas between them.
+            if not self.accept(TokenType.COMMA) and not (self.peek() and self.peek().token_type == TokenType.L_PAREN):
                 break
         self.end()
         return Insert(name, columns, tuple(rows))

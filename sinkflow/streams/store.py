@@ -640,6 +640,18 @@ class StreamStore:
             os.replace(stream.directory, graveyard)
             shutil.rmtree(graveyard, ignore_errors=True)
 
+    def truncate(self, name: str) -> Stream:
+        """Delete every row of stream ``name``, keeping its columns and settings (TRUNCATE
+        STREAM). The stream object is replaced: queries reading the old one see it closed.
+        Returns the new stream. Raises :class:`NotFound`."""
+        with self._lock:
+            stream = self.get(name)
+            meta = json.loads((stream.directory / _META).read_text())
+            columns = [Column.from_dict(c) for c in meta["columns"]]
+            settings = StreamSettings.from_dict(meta.get("settings", {}))
+            self.drop(name)
+            return self.create(name, columns, settings)
+
     def get(self, name: str) -> Stream:
         """The stream called ``name``. Raises :class:`NotFound`."""
         stream = self._streams.get(name)
