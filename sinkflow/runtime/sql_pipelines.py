@@ -359,13 +359,20 @@ class SqlPipelines:
             table = await asyncio.to_thread(execution.run_to_end)
         finally:
             execution.close()
-        if stmt.columns is not None:
-            names = [n for n in table.column_names if n != TP_TIME]
-            if len(names) != len(stmt.columns):
-                raise InvalidInput(f"INSERT names {len(stmt.columns)} column(s) but the query gives {len(names)}")
-            table = table.select(names).rename_columns(list(stmt.columns))
-        batch = table.combine_chunks().to_batches()[0] if table.num_rows else None
         external = self._externals().get(stmt.target)
+        columns = stmt.columns
+        names = [n for n in table.column_names if n != TP_TIME]
+        if columns is None and external is None:
+            # As Proton: the query's columns fill the stream's by position, unless they are named alike.
+            stored = [c.name for c in self.store.get(stmt.target).user_columns if not c.alias]
+            if not set(names) <= set(stored):
+                columns = tuple(stored)
+        if columns is not None:
+            if len(names) != len(columns):
+                raise InvalidInput(f"INSERT into '{stmt.target}' takes {len(columns)} column(s) "
+                                   f"({', '.join(columns)}) but the query gives {len(names)}")
+            table = table.select(names).rename_columns(list(columns))
+        batch = table.combine_chunks().to_batches()[0] if table.num_rows else None
         if batch is None:
             count = 0
         elif external is not None:

@@ -57,6 +57,13 @@ class Timeplus(ClickHouse):
             **ClickHouse.Parser.FUNCTION_PARSERS,
             "QUANTILE": lambda self: self._parse_timeplus_quantile(),
         }
+        # A lambda's body may be a ternary (x -> c ? x : 0), which upstream parses one level above
+        # where it reads lambda bodies.
+        LAMBDAS = {
+            **ClickHouse.Parser.LAMBDAS,
+            TokenType.ARROW: lambda self, expressions: self.expression(
+                exp.Lambda(this=self._replace_lambda(self._parse_assignment(), expressions), expressions=expressions)),
+        }
         # UNIQUE is a keyword (constraints); followed by "(" it is Timeplus's unique() aggregate.
         FUNC_TOKENS = {*ClickHouse.Parser.FUNC_TOKENS, TokenType.UNIQUE}
 
@@ -467,9 +474,23 @@ def parse_select(sql: str) -> ParsedSelect:
     tree = json_shortcuts.restore(tree, shortcuts).transform(_rewrite_shorthand)
     assert isinstance(tree, (exp.Select, exp.SetOperation))
     _mark_session_ranges(tree, ranges)
+    _prewhere_as_where(tree)
     texts = _select_texts(sql, _tokens(text)) if isinstance(tree, exp.Select) else None
     count = len(tree.expressions) if isinstance(tree, exp.Select) else -1
     return ParsedSelect(sql, tree, emit, texts if texts is not None and len(texts) == count else None, partition_by)
+
+
+def _prewhere_as_where(tree: exp.Expression) -> None:
+    """Fold each PREWHERE (ClickHouse's read-time filter: an optimisation, the same rows) into
+    its query's WHERE."""
+    for select in tree.find_all(exp.Select):
+        prewhere = select.args.get("prewhere")
+        if prewhere is None:
+            continue
+        select.set("prewhere", None)
+        where = select.args.get("where")
+        condition = prewhere.this if where is None else exp.and_(exp.paren(prewhere.this), exp.paren(where.this))
+        select.set("where", exp.Where(this=condition))
 
 
 def _select_texts(sql: str, toks: list[Token]) -> list[str] | None:

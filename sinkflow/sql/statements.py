@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+import duckdb
+import pyarrow as pa
 
 from sqlglot.dialects.clickhouse import ClickHouse
 from sqlglot import exp
@@ -27,7 +30,7 @@ from sinkflow.sql.limits import check_sql_limits
 from sinkflow.sql.pipeline_statements import PipelineStatement, parse_pipeline
 from sinkflow.sql.positions import located, node_position, position_at
 from sinkflow.streams.store import StreamSettings
-from sinkflow.streams.types import TP_TIME, TP_TIME_TYPE, Column, parse_type
+from sinkflow.streams.types import TP_TIME, TP_TIME_TYPE, Column, DataType, from_arrow, parse_type
 
 __all__ = [
     "ValueExpression",
@@ -157,6 +160,8 @@ class Insert:
 Statement = (CreateStream | DropStream | ShowStreams | ShowCreateStream | DescribeStream | Insert | AddColumn
              | SetSettings | TruncateStream | Maintenance)
 
+# The type of a column written without one, until its expression's type is known.
+_UNTYPED = DataType("untyped", pa.null())
 # Words that end a column's type or expression (at the top level of the column list).
 _COLUMN_CLAUSES = ("DEFAULT", "ALIAS", "MATERIALIZED", "EPHEMERAL", "COMMENT", "CODEC", "TTL")
 # Clauses after the column list, each ending at the next one.
@@ -440,6 +445,11 @@ class _Parser:
             break
         settings.extend(self.stream_clauses())
         self.end()
+        for k, (column, first) in enumerate(expressions):
+            if column.type is _UNTYPED:
+                typed = replace(column, type=self.expression_type(column, first, columns))
+                columns[columns.index(column)] = typed
+                expressions[k] = (typed, first)
         for column, first in expressions:
             self.check_expression(column, first, columns)
         return CreateStream(name, tuple(columns), tuple(settings), if_not_exists)
@@ -523,13 +533,17 @@ class _Parser:
     def column(self) -> tuple[Column, Token | None]:
         """One column definition, and the first token of its expression (None without one)."""
         name = self.identifier("a column name")
-        if any(self.is_word(word) for word in _COLUMN_CLAUSES):
-            raise self.error(f"column '{name}' needs a type (sinkflow does not infer it from the expression)")
-        type_first, type_last = self.until_column_end(f"the type of column '{name}'")
-        try:
-            data_type = parse_type(self.text_between(type_first, type_last))
-        except InvalidInput as err:
-            raise self.error(f"column '{name}': {err.message}", type_first) from None
+        typeless = self.is_word("DEFAULT") or self.is_word("ALIAS") or self.is_word("MATERIALIZED")
+        if typeless:
+            data_type = _UNTYPED  # its expression's type, found once every column is known (see create)
+        elif any(self.is_word(word) for word in _COLUMN_CLAUSES):
+            raise self.error(f"column '{name}' needs a type or a DEFAULT, ALIAS or MATERIALIZED expression")
+        else:
+            type_first, type_last = self.until_column_end(f"the type of column '{name}'")
+            try:
+                data_type = parse_type(self.text_between(type_first, type_last))
+            except InvalidInput as err:
+                raise self.error(f"column '{name}': {err.message}", type_first) from None
         default: str | None = None
         alias = False
         first: Token | None = None
@@ -551,6 +565,26 @@ class _Parser:
             else:
                 break
         return Column(name, data_type, default, alias, comment), first
+
+    def expression_type(self, column: Column, first: Token, columns: list[Column]) -> DataType:
+        """The type of ``column``'s expression over the typed ``columns`` (as DuckDB computes it).
+        Raises :class:`SqlError` placed in the statement for an expression that does not type."""
+        assert column.default is not None
+        typed = [c for c in columns if c.type is not _UNTYPED]
+        self.check_expression(column, first, typed)
+        schema = {c.name: c.type for c in typed}
+        schema.setdefault(TP_TIME, TP_TIME_TYPE)
+        sql = to_duckdb(parse_expression(column.default), schema).sql(dialect="duckdb")
+        empty = pa.schema([pa.field(name, t.arrow) for name, t in schema.items()]).empty_table()
+        with duckdb.connect() as con:
+            con.execute("SET TimeZone='UTC'")
+            con.register("empty_columns", empty)
+            try:
+                arrow = con.sql(f"SELECT {sql} AS v FROM empty_columns").to_arrow_table().schema.field(0).type
+            except duckdb.Error as err:
+                raise self.error(f"column '{column.name}': the type of its expression cannot be found: {err}",
+                                 first) from None
+        return parse_type(from_arrow(arrow).name)
 
     def check_expression(self, column: Column, first: Token, columns: list[Column]) -> None:
         """Parse and map ``column``'s expression, so an error points into the statement."""
