@@ -1053,10 +1053,13 @@ def _expression_subqueries(p: _Planner, select: exp.Select) -> exp.Select:
                 if s.find_ancestor(exp.Select) is select and s.find_ancestor(exp.From, exp.Join, exp.With) is None]:
         name = f"__sq{len(p.subqueries)}"
         compiled = p.compile_subquery(name, sub.this, replace(p.scope, bounded=True), True)
-        if len(compiled.columns) != 1:
-            raise p.err(sub, f"a subquery in an expression answers one column, not {len(compiled.columns)}")
-        p.subqueries.append((name, compiled))
         in_list = isinstance(sub.parent, exp.In) and sub.arg_key == "query"
+        # (a, b) IN (SELECT x, y …) compares tuples: as many columns as the tuple has items.
+        width = len(sub.parent.this.expressions) if in_list and isinstance(sub.parent.this, exp.Tuple) else 1
+        if len(compiled.columns) != width:
+            raise p.err(sub, f"a subquery in an expression answers {width} column{'s' if width > 1 else ''}, "
+                             f"not {len(compiled.columns)}")
+        p.subqueries.append((name, compiled))
         marker = exp.Column(this=exp.to_identifier(f"{'in' if in_list else 'val'}{name}"),
                             table=exp.to_identifier(_SUBQUERY_MARK))
         if in_list:
