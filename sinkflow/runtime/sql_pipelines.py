@@ -22,7 +22,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from sinkflow.catalog import ExternalStreamRecord, ViewRecord
+from sinkflow.catalog import ExternalStreamRecord, FunctionRecord, ViewRecord
 from sinkflow.engine import QueryPlan, StatementResult
 from sinkflow.engine.statements import execute_statement, show_create
 from sinkflow.errors import AlreadyExists, InvalidInput, NotFound, SinkflowError, SqlError
@@ -47,9 +47,12 @@ from sinkflow.sql.pipeline_statements import (
     pause_on_start,
     relocate,
 )
+from sinkflow.sql.functions import supported_functions
 from sinkflow.sql.statements import (
+    CreateFunction,
     CreateStream,
     DescribeStream,
+    DropFunction,
     DropStream,
     Insert,
     ShowStreams,
@@ -57,6 +60,7 @@ from sinkflow.sql.statements import (
     parse_statement,
 )
 from sinkflow.sql.defaults import compile_default
+from sinkflow.sql.user_functions import UserFunction, expand_functions
 from sinkflow.sql.views import expand_views
 from sinkflow.streams.defaults import ColumnDefaults
 from sinkflow.streams.ingest import rows_to_batch
@@ -141,10 +145,14 @@ class SqlPipelines:
         if any(record.name == name for record in self.sinks.records()):
             raise AlreadyExists(f"a sink named '{name}' already exists")
 
+    def _functions(self) -> dict[str, UserFunction]:
+        return {r.name: UserFunction(r.name, r.params, r.body) for r in self.catalog.functions()}
+
     async def _prepare(self, query: Query) -> str:
-        """The query text to plan: plain views expanded, Kafka external streams it reads being read."""
+        """The query text to plan: plain views and SQL functions expanded, Kafka external streams
+        it reads being read."""
         plain = {name: v.query for name, v in self._views().items() if v.sink_id is None}
-        text = expand_views(query.sql, plain)
+        text = expand_functions(expand_views(query.sql, plain), self._functions())
         words = _words(text)
         for name, record in self._externals().items():
             if record.type == "kafka" and name in words:
@@ -168,6 +176,27 @@ class SqlPipelines:
                                f"MATERIALIZED VIEW … INTO {record.name}{err.message[len(prefix):]}")
                 err.args = (err.message,)
         return err
+
+    # -- SQL functions ----------------------------------------------------------------------------
+
+    async def _CreateFunction(self, stmt: CreateFunction, sql: str) -> StatementResult:
+        function = stmt.function
+        if function.name.lower() in supported_functions():
+            raise InvalidInput(f"function '{function.name}' is a built-in function: give yours another name")
+        if function.name in self._functions() and not stmt.or_replace:
+            if stmt.if_not_exists:
+                return StatementResult("status", f"function '{function.name}' already exists")
+            raise AlreadyExists(f"function '{function.name}' already exists (CREATE OR REPLACE FUNCTION replaces it)")
+        self.catalog.put_function(FunctionRecord(function.name, function.params, function.body))
+        return StatementResult("status", f"created function '{function.name}'")
+
+    async def _DropFunction(self, stmt: DropFunction, sql: str) -> StatementResult:
+        if stmt.name not in self._functions():
+            if stmt.if_exists:
+                return StatementResult("status", f"function '{stmt.name}' does not exist")
+            raise NotFound(f"function '{stmt.name}' does not exist")
+        self.catalog.delete_function(stmt.name)
+        return StatementResult("status", f"dropped function '{stmt.name}'")
 
     # -- external streams -------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from sinkflow.sql.defaults import parse_expression
 from sinkflow.sql.functions import to_duckdb
 from sinkflow.sql.limits import check_sql_limits
 from sinkflow.sql.pipeline_statements import PipelineStatement, parse_pipeline
+from sinkflow.sql.user_functions import UserFunction
 from sinkflow.sql.positions import located, node_position, position_at
 from sinkflow.streams.store import StreamSettings
 from sinkflow.streams.types import TP_TIME, TP_TIME_TYPE, Column, DataType, from_arrow, parse_type
@@ -45,6 +46,8 @@ __all__ = [
     "ShowCreateStream",
     "TruncateStream",
     "Maintenance",
+    "CreateFunction",
+    "DropFunction",
     "parse_statement",
 ]
 
@@ -135,6 +138,24 @@ class Maintenance:
 
 
 @dataclass(frozen=True)
+class CreateFunction:
+    """``CREATE [OR REPLACE] FUNCTION [IF NOT EXISTS] name AS (x, y) -> expression`` (also
+    ``AS x -> expression``): a SQL user-defined function (:mod:`sinkflow.sql.user_functions`)."""
+
+    function: UserFunction
+    or_replace: bool = False
+    if_not_exists: bool = False
+
+
+@dataclass(frozen=True)
+class DropFunction:
+    """``DROP FUNCTION [IF EXISTS] name``."""
+
+    name: str
+    if_exists: bool = False
+
+
+@dataclass(frozen=True)
 class ValueExpression:
     """A value of INSERT … VALUES that is an expression (``now()``, ``to_datetime('…')``,
     ``1 + 2``), as written; ``padded`` is the statement's text before it blanked out, then the
@@ -158,7 +179,7 @@ class Insert:
 
 
 Statement = (CreateStream | DropStream | ShowStreams | ShowCreateStream | DescribeStream | Insert | AddColumn
-             | SetSettings | TruncateStream | Maintenance)
+             | SetSettings | TruncateStream | Maintenance | CreateFunction | DropFunction)
 
 # The type of a column written without one, until its expression's type is known.
 _UNTYPED = DataType("untyped", pa.null())
@@ -405,8 +426,10 @@ class _Parser:
             return Maintenance(f"{verb} DATABASE {database}")
         return None
 
-    def create(self) -> CreateStream:
+    def create(self) -> CreateStream | CreateFunction:
         kind = self.peek()
+        if self.accept_word("FUNCTION") or self.accept_word("OR", "REPLACE", "FUNCTION"):
+            return self.create_function(kind is not None and kind.text.upper() == "OR")
         settings: list[tuple[str, object]] = []
         self.accept_word("TEMPORARY")  # a temporary stream lives as long as the server here: kept until DROP
         if self.accept_word("RANDOM", "STREAM"):
@@ -453,6 +476,48 @@ class _Parser:
         for column, first in expressions:
             self.check_expression(column, first, columns)
         return CreateStream(name, tuple(columns), tuple(settings), if_not_exists)
+
+    def function_name(self) -> str:
+        """A function's name: letters, digits and '_' (Proton allows a leading digit here)."""
+        token = self.next("a function name")
+        if token.token_type in _WORD_TOKENS or not re.fullmatch(r"\w+", token.text):
+            raise self.error(f"expected a function name, found '{token.text}'", token)
+        return token.text
+
+    def create_function(self, or_replace: bool) -> CreateFunction:
+        """The rest of ``CREATE [OR REPLACE] FUNCTION``: ``[IF NOT EXISTS] name AS (params) -> body``."""
+        if_not_exists = self.accept_word("IF", "NOT", "EXISTS")
+        name = self.function_name()
+        if self.accept_word("ON", "CLUSTER"):
+            self.identifier("a cluster name")
+        if not self.is_word("AS"):
+            raise self.error(f"function '{name}': sinkflow runs SQL functions only, written "
+                             f"CREATE FUNCTION {name} AS (x, y) -> expression (JavaScript functions are not supported)")
+        self.i += 1
+        params: list[str] = []
+        if self.accept(TokenType.L_PAREN):
+            while not self.accept(TokenType.R_PAREN):
+                if params:
+                    self.expect(TokenType.COMMA, ",")
+                params.append(self.identifier("a parameter name"))
+        else:
+            params.append(self.identifier("a parameter name"))
+        if len(set(params)) != len(params):
+            raise self.error(f"function '{name}' names a parameter twice")
+        self.expect(TokenType.ARROW, "->")
+        first = self.peek()
+        if first is None or first.token_type == TokenType.SEMICOLON:
+            raise self.error(f"function '{name}' needs an expression after '->'")
+        last = first
+        while (token := self.peek()) is not None and token.token_type != TokenType.SEMICOLON:
+            last = token
+            self.i += 1
+        self.end()
+        # The body must parse; the functions it calls are looked up where it is used (it may call
+        # user functions created after it).
+        parse_expression(re.sub(r"[^\n]", " ", self.sql[:first.start]) + self.text_between(first, last))
+        return CreateFunction(UserFunction(name, tuple(params), self.text_between(first, last)), or_replace,
+                              if_not_exists)
 
     def stream_clauses(self) -> list[tuple[str, object]]:
         """The clauses after the column list, in any order: PRIMARY KEY, SETTINGS and COMMENT
@@ -661,8 +726,13 @@ class _Parser:
         self.end()
         return AddColumn(name, column, position, if_not_exists)
 
-    def drop(self) -> DropStream:
+    def drop(self) -> DropStream | DropFunction:
         kind = self.peek()
+        if self.accept_word("FUNCTION"):
+            if_exists = self.accept_word("IF", "EXISTS")
+            name = self.function_name()
+            self.end()
+            return DropFunction(name, if_exists)
         if not (self.accept_word("STREAM") or self.accept_word("TABLE")):
             what = kind.text.upper() if kind is not None else ""
             raise self.error(f"DROP {what} is not supported (only DROP STREAM is)".replace("  ", " "), kind)
