@@ -247,3 +247,20 @@ def test_streams_survive_a_new_store(tmp_path: Path) -> None:
         assert run("SHOW STREAMS", second).table.column("rows").to_pylist() == [1]
     finally:
         second.close()
+
+
+def test_explain_forms_answer_the_normalised_query_or_the_operator_tree(store: StreamStore) -> None:
+    from sinkflow.engine import Engine
+
+    engine = Engine(store)
+    engine.execute("CREATE STREAM n (k uint32, name string)")
+    syntax = engine.execute("EXPLAIN SYNTAX SELECT k FROM table(n) WHERE name = 'A'")
+    assert syntax.table is not None
+    assert syntax.table.column("explain").to_pylist() == ["SELECT", "  k", "FROM table(n)", "WHERE", "  name = 'A'"]
+    tree = engine.execute("EXPLAIN SELECT k FROM n WHERE name = 'A'").table
+    assert tree is not None and tree.column("explain").to_pylist()[-1].strip() == "Scan n"
+    for form in ("PLAN", "PIPELINE", "AST", "ESTIMATE", "PLAN header = 1, actions = 1"):
+        answer = engine.execute(f"EXPLAIN {form} SELECT k FROM n WHERE name = 'A'").table
+        assert answer is not None and answer.column("explain").to_pylist() == tree.column("explain").to_pylist()
+    with pytest.raises(SqlError, match="unknown column 'nope'"):
+        engine.execute("EXPLAIN SYNTAX SELECT nope FROM n")
