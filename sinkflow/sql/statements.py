@@ -48,6 +48,7 @@ __all__ = [
     "Maintenance",
     "CreateFunction",
     "DropFunction",
+    "AlterStream",
     "parse_statement",
 ]
 
@@ -138,6 +139,25 @@ class Maintenance:
 
 
 @dataclass(frozen=True)
+class AlterStream:
+    """A change of a stream's columns or rows that rewrites it: ``ALTER STREAM name``
+    ``DROP COLUMN [IF EXISTS] c`` (``action="drop"``), ``RENAME COLUMN [IF EXISTS] c TO new``
+    (``"rename"``, ``new_name``), ``MODIFY COLUMN [IF EXISTS] c type`` (``"modify"``,
+    ``definition``), ``UPDATE c = expr, … WHERE cond`` (``"update"``, ``assignments``, ``where``),
+    ``DELETE WHERE cond`` or ``DELETE FROM name WHERE cond`` (``"delete"``, ``where``).
+    Expressions are kept as written."""
+
+    name: str
+    action: str
+    column: str = ""
+    if_exists: bool = False
+    new_name: str = ""
+    definition: Column | None = None
+    assignments: tuple[tuple[str, str], ...] = ()
+    where: str = ""
+
+
+@dataclass(frozen=True)
 class CreateFunction:
     """``CREATE [OR REPLACE] FUNCTION [IF NOT EXISTS] name AS (x, y) -> expression`` (also
     ``AS x -> expression``): a SQL user-defined function (:mod:`sinkflow.sql.user_functions`)."""
@@ -179,7 +199,7 @@ class Insert:
 
 
 Statement = (CreateStream | DropStream | ShowStreams | ShowCreateStream | DescribeStream | Insert | AddColumn
-             | SetSettings | TruncateStream | Maintenance | CreateFunction | DropFunction)
+             | SetSettings | TruncateStream | Maintenance | CreateFunction | DropFunction | AlterStream)
 
 # The type of a column written without one, until its expression's type is known.
 _UNTYPED = DataType("untyped", pa.null())
@@ -210,6 +230,12 @@ _STORAGE_SETTINGS = frozenset({
     "merge_tree_clear_old_temporary_directories_interval_seconds", "max_part_removal_threads", "compress_marks",
     "compress_primary_key", "replicated_deduplication_window", "assign_part_uuids", "max_suspicious_broken_parts",
 })
+# ALTER STREAM actions about indexes, projections, TTLs, storage order and parts: nothing to do here.
+_ALTER_NOOP = (("ADD", "INDEX"), ("DROP", "INDEX"), ("MATERIALIZE", "INDEX"), ("CLEAR", "INDEX"),
+               ("ADD", "PROJECTION"), ("DROP", "PROJECTION"), ("MATERIALIZE", "PROJECTION"),
+               ("CLEAR", "PROJECTION"), ("MODIFY", "TTL"), ("REMOVE", "TTL"), ("MATERIALIZE", "TTL"),
+               ("FREEZE",), ("UNFREEZE",), ("MODIFY", "ORDER"), ("MODIFY", "SAMPLE"), ("ADD", "CONSTRAINT"),
+               ("DROP", "CONSTRAINT"))
 # SYSTEM commands about ClickHouse's caches, logs, merges and replicas: nothing to do here.
 _SYSTEM_NOOP = re.compile(r"(DROP\s+(\w+\s+){0,2}CACHE|FLUSH\s+(LOGS|DISTRIBUTED)|(STOP|START)\s+(TTL\s+)?"
                           r"(MERGES|MOVES|FETCHES|REPLICATION\s+QUEUES|REPLICATED\s+SENDS|DISTRIBUTED\s+SENDS)"
@@ -380,6 +406,10 @@ class _Parser:
             return self.alter()
         if self.accept_word("SET"):
             return self.set_settings()
+        if self.accept_word("DELETE", "FROM"):
+            name = self.stream_name()
+            self.expect_word("WHERE")
+            return AlterStream(name, "delete", where=self.condition())
         if self.accept_word("TRUNCATE"):
             self.accept_word("STREAM") or self.accept_word("TABLE")
             if_exists = self.accept_word("IF", "EXISTS")
@@ -669,8 +699,10 @@ class _Parser:
             raise located(f"column '{column.name}': {message}", err.position or position_at(self.sql, first.start)) \
                 from None
 
-    def settings(self) -> list[tuple[str, object]]:
-        """``k=v, …``: each checked by StreamSettings.from_dict, so a bad one is placed."""
+    def settings(self, storage_only: bool = False) -> list[tuple[str, object]]:
+        """``k=v, …``: each checked by StreamSettings.from_dict, so a bad one is placed; the
+        storage settings of :data:`_STORAGE_SETTINGS` are skipped. With ``storage_only`` the
+        other settings are given back unchecked."""
         values: list[tuple[str, object]] = []
         while True:
             key_token = self.peek()
@@ -678,7 +710,9 @@ class _Parser:
             self.expect(TokenType.EQ, "=")
             value_token = self.peek()
             value = self.literal()
-            if key.lower() in _STORAGE_SETTINGS:
+            if key.lower() in _STORAGE_SETTINGS or storage_only:
+                if key.lower() not in _STORAGE_SETTINGS:
+                    values.append((key.lower(), value))
                 if not self.accept(TokenType.COMMA):
                     break
                 continue
@@ -704,15 +738,63 @@ class _Parser:
         self.end()
         return SetSettings(tuple(values))
 
-    def alter(self) -> AddColumn:
+    def alter(self) -> AddColumn | AlterStream | Maintenance:
         kind = self.peek()
         if not (self.accept_word("STREAM") or self.accept_word("TABLE")):
             raise self.error("only ALTER STREAM is supported", kind)
         name = self.stream_name()
+        if self.accept_word("ON", "CLUSTER"):
+            self.identifier("a cluster name")
         action = self.peek()
-        if not self.accept_word("ADD", "COLUMN"):
-            found = " ".join(t.text.upper() for t in self.tokens[self.i:self.i + 2])
-            raise self.error(f"ALTER STREAM … {found} is not supported (only ADD COLUMN is)", action)
+        if self.accept_word("ADD", "COLUMN"):
+            return self.add_column(name)
+        if self.accept_word("DROP", "COLUMN"):
+            if_exists = self.accept_word("IF", "EXISTS")
+            column = self.identifier("a column name")
+            self.end()
+            return AlterStream(name, "drop", column, if_exists)
+        if self.accept_word("RENAME", "COLUMN"):
+            if_exists = self.accept_word("IF", "EXISTS")
+            column = self.identifier("a column name")
+            self.expect_word("TO")
+            new_name = self.identifier("the column's new name")
+            self.end()
+            return AlterStream(name, "rename", column, if_exists, new_name=new_name)
+        if self.accept_word("MODIFY", "COLUMN"):
+            if_exists = self.accept_word("IF", "EXISTS")
+            self.alone = True
+            definition, _ = self.column()
+            self.end()
+            return AlterStream(name, "modify", definition.name, if_exists, definition=definition)
+        if self.accept_word("UPDATE"):
+            assignments: list[tuple[str, str]] = []
+            while True:
+                column = self.identifier("a column name")
+                self.expect(TokenType.EQ, "=")
+                assignments.append((column, self.expression_until("WHERE", comma=True)))
+                if not self.accept(TokenType.COMMA):
+                    break
+            self.expect_word("WHERE")
+            return AlterStream(name, "update", assignments=tuple(assignments), where=self.condition())
+        if self.accept_word("DELETE", "WHERE"):
+            return AlterStream(name, "delete", where=self.condition())
+        if self.accept_word("MODIFY", "SETTING"):
+            refused = self.settings(storage_only=True)
+            if refused:
+                raise self.error(f"ALTER STREAM … MODIFY SETTING {refused[0][0]} is not supported (only ClickHouse's "
+                                 "storage settings, which change nothing here, are accepted)", action)
+            self.skip_rest()
+            return Maintenance("ALTER STREAM … MODIFY SETTING", name)
+        noop = next((words for words in _ALTER_NOOP if self.phrase(words)), None)
+        if noop is not None:
+            self.skip_rest()
+            return Maintenance(f"ALTER STREAM … {' '.join(noop)}", name)
+        found = " ".join(t.text.upper() for t in self.tokens[self.i:self.i + 2])
+        raise self.error(f"ALTER STREAM … {found} is not supported (ADD, DROP, RENAME and MODIFY COLUMN, UPDATE … "
+                         "WHERE and DELETE WHERE are)", action)
+
+    def add_column(self, name: str) -> AddColumn:
+        """The rest of ``ALTER STREAM name ADD COLUMN``."""
         if_not_exists = self.accept_word("IF", "NOT", "EXISTS")
         self.alone = True
         column, first = self.column()
@@ -725,6 +807,34 @@ class _Parser:
             position = "after " + self.identifier("a column name")
         self.end()
         return AddColumn(name, column, position, if_not_exists)
+
+    def expression_until(self, stop: str, comma: bool = False) -> str:
+        """The text of the expression up to the top-level word ``stop`` (or ',' with ``comma``, or
+        SETTINGS, or the end); its syntax is checked here, so an error points into the statement."""
+        first = self.peek()
+        depth = 0
+        last: Token | None = None
+        while (token := self.peek()) is not None and token.token_type != TokenType.SEMICOLON:
+            if depth == 0 and (self.is_word(stop) or self.is_word("SETTINGS")
+                               or (comma and token.token_type == TokenType.COMMA)):
+                break
+            if token.token_type in (TokenType.L_PAREN, TokenType.L_BRACKET):
+                depth += 1
+            elif token.token_type in (TokenType.R_PAREN, TokenType.R_BRACKET):
+                depth -= 1
+            last = token
+            self.i += 1
+        if first is None or last is None:
+            raise self.error("expected an expression")
+        parse_expression(re.sub(r"[^\n]", " ", self.sql[:first.start]) + self.text_between(first, last))
+        return self.text_between(first, last)
+
+    def condition(self) -> str:
+        """A WHERE condition up to the end of the statement (a SETTINGS clause after it is skipped:
+        mutations here are synchronous)."""
+        where = self.expression_until("SETTINGS")
+        self.skip_rest()
+        return where
 
     def drop(self) -> DropStream | DropFunction:
         kind = self.peek()

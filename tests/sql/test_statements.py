@@ -11,6 +11,7 @@ import pytest
 from sinkflow.engine.statements import execute_statement
 from sinkflow.errors import AlreadyExists, InvalidInput, NotFound, SqlError
 from sinkflow.sql.statements import (
+    AlterStream,
     CreateStream,
     DescribeStream,
     DropStream,
@@ -85,6 +86,15 @@ PARSED: list[tuple[str, object]] = [
     ("DROP DATABASE db", Maintenance("DROP DATABASE db")),
     ("USE db", Maintenance("USE db")),
     ("SET max_insert_block_size = DEFAULT", SetSettings((("max_insert_block_size", "DEFAULT"),))),
+    ("ALTER STREAM db.s UPDATE a = a + 1, b = 'x, y' WHERE c IN (1, 2) SETTINGS mutations_sync = 2",
+     AlterStream("s", "update", assignments=(("a", "a + 1"), ("b", "'x, y'")), where="c IN (1, 2)")),
+    ("ALTER TABLE s DELETE WHERE a = 1", AlterStream("s", "delete", where="a = 1")),
+    ("DELETE FROM s WHERE a > 2", AlterStream("s", "delete", where="a > 2")),
+    ("ALTER STREAM s RENAME COLUMN IF EXISTS a TO b", AlterStream("s", "rename", "a", True, new_name="b")),
+    ("ALTER STREAM s DROP COLUMN a", AlterStream("s", "drop", "a")),
+    ("ALTER STREAM s MODIFY COLUMN a nullable(int64)",
+     AlterStream("s", "modify", "a", definition=col("a", "nullable(int64)"))),
+    ("ALTER STREAM s MATERIALIZE INDEX idx IN PARTITION 1", Maintenance("ALTER STREAM … MATERIALIZE INDEX", "s")),
     ("INSERT INTO s VALUES (1.5, NULL, true, false, [1, 2], [], 'a\\'b', -1e3)",
      Insert("s", None, ((1.5, None, True, False, [1, 2], [], "a'b", -1000.0),))),
 ]
@@ -107,6 +117,8 @@ ERRORS: list[tuple[str, str, tuple[int, int] | None]] = [
     ("OPTIMIZE TABLE s t", "expected OPTIMIZE [TABLE | STREAM] name", (1, 10)),
     ("SYSTEM SHUTDOWN", "SYSTEM SHUTDOWN is not supported", (1, 8)),
     ("SET a = DEFAULT x", "unexpected 'x' after the end of the statement", (1, 17)),
+    ("ALTER STREAM s UPDATE a = (1 + WHERE b", "invalid expression", None),
+    ("ALTER STREAM s FETCH PARTITION 1", "ALTER STREAM … FETCH PARTITION is not supported", (1, 16)),
     ("CREATE STREAM s (a in32)", "column 'a': unknown type 'in32'", (1, 20)),
     ("CREATE STREAM s (\n  a int32,\n  b decimal(50, 2)\n)", "column 'b': type 'decimal(50, 2)'", (3, 5)),
     ("CREATE STREAM s (a int32", "expected ')'", (1, 25)),
