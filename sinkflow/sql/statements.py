@@ -11,6 +11,7 @@ valid SQL but not supported (UPDATE, CREATE TABLE, …) name the construct. The 
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass, field, replace
@@ -880,6 +881,14 @@ class _Parser:
         token = self.peek()
         if token is not None and token.token_type in (TokenType.SELECT, TokenType.WITH):
             raise self.error("INSERT … SELECT is not supported (use a sink of type 'timeplus' or VALUES)", token)
+        if self.accept_word("FORMAT"):
+            fmt = self.peek()
+            if self.accept_word("JSONEACHROW"):
+                assert fmt is not None
+                return self.json_rows(name, columns, self.sql[fmt.end + 1:])
+            if not self.is_word("VALUES"):
+                raise self.error("INSERT … FORMAT takes its rows here as Values or JSONEachRow (other formats: "
+                                 "send the rows as the body of POST / with the statement in the query string)", fmt)
         self.expect_word("VALUES")
         rows: list[tuple[object, ...]] = []
         while True:
@@ -890,6 +899,31 @@ class _Parser:
                 break
         self.end()
         return Insert(name, columns, tuple(rows))
+
+    def json_rows(self, name: str, columns: tuple[str, ...] | None, data: str) -> Insert:
+        """``INSERT … FORMAT JSONEachRow`` followed by its objects (separated by blanks or commas):
+        the named columns, else every key the objects use, in order of first use."""
+        objects: list[dict[str, object]] = []
+        decoder = json.JSONDecoder()
+        # ClickHouse reads numbers written without a leading zero (.1, -.5); JSON does not.
+        data = re.sub(r"(?<=[:\[,])(\s*-?)\.(?=\d)", r"\g<1>0.", data)
+        offset = len(self.sql) - len(data)
+        at = 0
+        while True:
+            while at < len(data) and (data[at].isspace() or data[at] in ",;"):
+                at += 1
+            if at >= len(data):
+                break
+            try:
+                value, at = decoder.raw_decode(data, at)
+            except json.JSONDecodeError as err:
+                raise located(f"JSONEachRow: {err.msg}", position_at(self.sql, offset + err.pos)) from None
+            if not isinstance(value, dict):
+                raise located("JSONEachRow: each row is a JSON object", position_at(self.sql, offset + at - 1))
+            objects.append(value)
+        names = columns or tuple(dict.fromkeys(key for row in objects for key in row))
+        self.i = len(self.tokens)
+        return Insert(name, names, tuple(tuple(row.get(key) for key in names) for row in objects))
 
     def literal(self) -> object:
         """A literal value: number (optionally negative), string, NULL, true/false or [array]."""
