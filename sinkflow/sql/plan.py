@@ -364,6 +364,16 @@ def _dq(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def _same_value(first: exp.Expression, later: exp.Expression, name: str) -> bool:
+    """Whether output column ``later`` repeats ``first`` (both called ``name``): the same
+    expression, or a bare reference to ``first``'s alias."""
+    inner = first.this if isinstance(first, exp.Alias) else first
+    again = later.this if isinstance(later, exp.Alias) else later
+    if isinstance(again, exp.Column) and not again.table and again.name == name and isinstance(first, exp.Alias):
+        return True
+    return inner == again
+
+
 def _output_name(node: exp.Expression, written: str | None = None) -> str:
     """An output column's name: its alias, its column name, else the expression as written."""
     if isinstance(node, exp.Alias):
@@ -1344,6 +1354,13 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
     for i, (name, node) in enumerate(zip(names, projections)):
         if name in names[:i] and isinstance(node, exp.Column) and node.table:
             names[i] = f"{node.table}.{name}"  # as ClickHouse names the joined side's same-named column
+    if parsed is None:
+        # A subquery may name a column twice when both are the same value (select 1 as x, x):
+        # its reader can only name it once, as in ClickHouse.
+        firsts = {n: e for n, e in reversed(list(zip(names, projections)))}
+        kept = [i for i, (n, e) in enumerate(zip(names, projections))
+                if firsts[n] is e or not _same_value(firsts[n], e, n)]
+        names, projections = [names[i] for i in kept], [projections[i] for i in kept]
     dup = next((n for i, n in enumerate(names) if n in names[:i]), None)
     if dup is not None:
         raise p.err(projections[names.index(dup, names.index(dup) + 1)], f"duplicate output column '{dup}'; give it an alias")
