@@ -74,6 +74,12 @@ CREATE TABLE IF NOT EXISTS row_reservations (
     sink_id TEXT PRIMARY KEY,
     next_row INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS functions (
+    name TEXT PRIMARY KEY,
+    params TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
 """
 
 _SECRETS_SCHEMA = "CREATE TABLE IF NOT EXISTS secrets (sink_id TEXT PRIMARY KEY, secrets TEXT NOT NULL)"
@@ -127,6 +133,15 @@ class ViewRecord:
 
 
 @dataclass(frozen=True)
+class FunctionRecord:
+    """A stored SQL user-defined function: ``CREATE FUNCTION name AS (params…) -> body``."""
+
+    name: str
+    params: tuple[str, ...]
+    body: str
+
+
+@dataclass(frozen=True)
 class Checkpoint:
     """The state a sink resumes from: the last epoch acknowledged, the engine snapshot taken
     right after it (source offsets included), and the sink's counters at that moment."""
@@ -169,6 +184,9 @@ class CatalogStore(Protocol):
     def delete_view(self, name: str) -> None: ...
     def views(self) -> list[ViewRecord]: ...
     def kafka_offsets(self, name: str) -> dict[int, int]: ...
+    def put_function(self, record: FunctionRecord) -> None: ...
+    def delete_function(self, name: str) -> None: ...
+    def functions(self) -> list[FunctionRecord]: ...
     def set_kafka_offsets(self, name: str, offsets: dict[int, int]) -> None: ...
 
 
@@ -424,6 +442,23 @@ class Catalog(CatalogStore):
             rows = self._db.execute("SELECT name, query, target, sink_id, created_at FROM views"
                                     " ORDER BY created_at").fetchall()
         return [ViewRecord(name=r[0], query=r[1], target=r[2], sink_id=r[3], created_at=r[4]) for r in rows]
+
+    def put_function(self, record: FunctionRecord) -> None:
+        """Store a SQL function, replacing one of the same name."""
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO functions VALUES (?, ?, ?, ?)",
+                             (record.name, json.dumps(list(record.params)), record.body, time.time()))
+
+    def delete_function(self, name: str) -> None:
+        """Forget a SQL function (nothing happens when there is none of that name)."""
+        with self._lock:
+            self._db.execute("DELETE FROM functions WHERE name = ?", (name,))
+
+    def functions(self) -> list[FunctionRecord]:
+        """Every SQL function, oldest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT name, params, body FROM functions ORDER BY created_at").fetchall()
+        return [FunctionRecord(r[0], tuple(json.loads(r[1])), r[2]) for r in rows]
 
     def kafka_offsets(self, name: str) -> dict[int, int]:
         """Partition → the next offset the Kafka external stream ``name`` has not stored yet."""

@@ -32,15 +32,24 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sinkflow.sinks.encode import csv_line_array
+from sinkflow.streams.types import from_arrow
 
 __all__ = ["TEXT_FORMATS", "format_header", "format_rows", "split_format", "tab_separated_lines", "value_text"]
 
+_DISPLAY_NAMES = ("JSONEachRow", "JSONCompactEachRow", "NDJSON", "JSONLines", "Values", "TSKV", "Vertical", "Pretty",
+                  "PrettyCompact", "PrettySpace", "PrettyNoEscapes", "PrettyCompactNoEscapes", "PrettySpaceNoEscapes",
+                  "PrettyCompactMonoBlock", "PrettyMonoBlock", "PrettySpaceMonoBlock")
 #: Each text format's names, as written in FORMAT, → its canonical name.
 TEXT_FORMATS = {
     "TabSeparated": "TabSeparated", "TSV": "TabSeparated", "TabSeparatedWithNames": "TabSeparatedWithNames",
     "TSVWithNames": "TabSeparatedWithNames", "TabSeparatedRaw": "TabSeparatedRaw", "TSVRaw": "TabSeparatedRaw",
     "CSV": "CSV", "CSVWithNames": "CSVWithNames", "Null": "Null",
+    "TabSeparatedWithNamesAndTypes": "TabSeparatedWithNamesAndTypes",
+    "TSVWithNamesAndTypes": "TabSeparatedWithNamesAndTypes", "CSVWithNamesAndTypes": "CSVWithNamesAndTypes",
+    # Drawn by sinkflow.api.display_formats (JSONEachRow, Values, Vertical, Pretty …).
+    **{name: name for name in _DISPLAY_NAMES},
 }
+_TYPED = {"TabSeparatedWithNamesAndTypes": "TabSeparatedWithNames", "CSVWithNamesAndTypes": "CSVWithNames"}
 _FORMAT_CLAUSE = re.compile(r"\s+FORMAT\s+(\w+)\s*;?\s*$", re.IGNORECASE)
 
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0", "\b": "\\b",
@@ -62,6 +71,12 @@ def split_format(sql: str) -> tuple[str, str | None]:
 def format_header(schema: pa.Schema, fmt: str) -> str:
     """The line a format writes before the rows: the column names for the ``…WithNames`` ones."""
     fmt = TEXT_FORMATS.get(fmt, fmt)
+    if fmt in _TYPED:
+        types = [from_arrow(field.type, field.nullable).name for field in schema]
+        names = format_header(schema, _TYPED[fmt])
+        return names + format_rows(pa.RecordBatch.from_pylist([dict(zip(schema.names, types, strict=True))],
+                                                               schema=pa.schema([(n, pa.string()) for n in schema.names])),
+                                   "CSV" if fmt.startswith("CSV") else "TabSeparated")
     if fmt == "TabSeparatedWithNames":
         return "\t".join(_escape(name) for name in schema.names) + "\n"
     if fmt == "CSVWithNames":
@@ -74,6 +89,11 @@ def format_rows(batch: pa.RecordBatch | pa.Table, fmt: str) -> str:
     fmt = TEXT_FORMATS[fmt]
     if fmt == "Null" or batch.num_rows == 0:
         return ""
+    if fmt in _DISPLAY_NAMES:
+        from sinkflow.api.display_formats import display_rows  # it builds on this module's value texts
+
+        return display_rows(batch, fmt)
+    fmt = _TYPED.get(fmt, fmt)
     if fmt.startswith("CSV"):
         return "".join(line.decode() + "\n" for line in csv_line_array(batch).to_pylist())
     return tab_separated_lines(batch, escape=fmt != "TabSeparatedRaw")

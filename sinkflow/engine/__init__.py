@@ -31,10 +31,13 @@ from sinkflow.engine.compile import (
 )
 from sinkflow.engine.execution import QueryExecution
 from sinkflow.engine.result import StatementResult
+from sinkflow.sql.parse import DIALECT, parse_select
 from sinkflow.sql.plan import ChangelogSpec, JoinSpec, LogicalPlan, UnionAll, build_plan
 from sinkflow.streams.store import StreamStore
 
-_EXPLAIN = re.compile(r"\s*explain(\s+plan)?\b", re.IGNORECASE)
+# EXPLAIN [AST | SYNTAX | PLAN | PIPELINE | ESTIMATE | QUERY TREE] [setting = value, …] query
+_EXPLAIN = re.compile(r"\s*explain(?:\s+(ast|syntax|plan|pipeline|estimate|query\s+tree))?"
+                      r"(?:\s+\w+\s*=\s*\w+(?:\s*,\s*\w+\s*=\s*\w+)*)?(?=\s|\()", re.IGNORECASE)
 
 __all__ = ["ChangelogPlan", "Engine", "JoinPlan", "Plan", "QueryExecution", "QueryPlan", "StatementResult", "UnionPlan"]
 
@@ -78,8 +81,14 @@ class Engine:
         explain = _EXPLAIN.match(sql)
         if explain is not None:
             # The SELECT keeps its place in the text, so its errors point where the user wrote.
-            lines = self.plan(" " * explain.end() + sql[explain.end():]).describe().split("\n")
-            return StatementResult("rows", table=pa.table({"plan": pa.array(lines, pa.string())}))
+            query = " " * explain.end() + sql[explain.end():]
+            plan = self.plan(query)  # every form checks the query as running it would
+            if (explain[1] or "").lower() == "syntax":
+                # The statement normalised (sinkflow rewrites nothing before planning).
+                lines = parse_select(query).tree.sql(dialect=DIALECT, pretty=True).split("\n")
+            else:
+                lines = plan.describe().split("\n")  # the operator graph, for AST, PLAN, PIPELINE …
+            return StatementResult("rows", table=pa.table({"explain": pa.array(lines, pa.string())}))
 
         statement = parse_statement(sql)
         if statement is not None:

@@ -3,26 +3,31 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from functools import singledispatch
 
 import duckdb
 import pyarrow as pa
+from sqlglot import exp
 
 from sinkflow.engine.result import StatementResult
-from sinkflow.errors import InvalidInput
+from sinkflow.errors import AlreadyExists, InvalidInput
 from sinkflow.sql.defaults import parse_expression
 from sinkflow.sql.functions import to_duckdb
 from sinkflow.sql.pipeline_statements import ShowCreate
 from sinkflow.sql.statements import (
     AddColumn,
+    AlterStream,
     CreateStream,
     DescribeStream,
     DropStream,
     Insert,
+    Maintenance,
     ShowCreateStream,
     SetSettings,
     ShowStreams,
     Statement,
+    TruncateStream,
     ValueExpression,
 )
 from sinkflow.streams.store import Stream, StreamSettings, StreamStore
@@ -101,6 +106,90 @@ def _drop(stmt: DropStream, store: StreamStore) -> StatementResult:
         return StatementResult("status", f"stream '{stmt.name}' does not exist")
     store.drop(stmt.name)
     return StatementResult("status", f"dropped stream '{stmt.name}'")
+
+
+@_execute.register
+def _truncate(stmt: TruncateStream, store: StreamStore) -> StatementResult:
+    if stmt.if_exists and not store.exists(stmt.name):
+        return StatementResult("status", f"stream '{stmt.name}' does not exist")
+    store.truncate(stmt.name)
+    return StatementResult("status", f"emptied stream '{stmt.name}'")
+
+
+@_execute.register
+def _alter(stmt: AlterStream, store: StreamStore) -> StatementResult:
+    stream = store.get(stmt.name)
+    if stmt.column and not any(c.name == stmt.column for c in stream.user_columns):
+        if stmt.if_exists:
+            return StatementResult("status", f"column '{stmt.column}' does not exist in stream '{stmt.name}'")
+        raise InvalidInput(f"column '{stmt.column}' does not exist in stream '{stmt.name}'")
+    if stmt.action in ("update", "delete"):
+        before = stream.head - stream.start
+        store.rewrite(stmt.name, lambda rows: _mutated(stmt, stream, rows))
+        after = store.get(stmt.name).head
+        done = "deleted" if stmt.action == "delete" else "rewrote"
+        count = before - after if stmt.action == "delete" else after
+        return StatementResult("status", f"{done} {count} row(s) of stream '{stmt.name}'", count=count)
+    if stmt.action == "drop":
+        store.rewrite(stmt.name, lambda rows: rows.drop_columns([stmt.column]) if stmt.column in rows.column_names
+                      else rows, lambda columns: [c for c in columns if c.name != stmt.column])
+        return StatementResult("status", f"dropped column '{stmt.column}' of stream '{stmt.name}'")
+    if stmt.action == "rename":
+        if any(c.name == stmt.new_name for c in stream.columns):
+            raise AlreadyExists(f"column '{stmt.new_name}' already exists in stream '{stmt.name}'")
+        store.rewrite(stmt.name, lambda rows: rows.rename_columns([stmt.new_name if n == stmt.column else n
+                                                                    for n in rows.column_names]),
+                      lambda columns: [replace(c, name=stmt.new_name) if c.name == stmt.column else c
+                                       for c in columns])
+        return StatementResult("status", f"renamed column '{stmt.column}' of stream '{stmt.name}' to "
+                                         f"'{stmt.new_name}'")
+    definition = stmt.definition
+    assert stmt.action == "modify" and definition is not None
+    store.rewrite(stmt.name, lambda rows: rows,
+                  lambda columns: [definition if c.name == stmt.column else c for c in columns])
+    return StatementResult("status", f"modified column '{stmt.column}' of stream '{stmt.name}'")
+
+
+def _mutated(stmt: AlterStream, stream: Stream, rows: pa.Table) -> pa.Table:
+    """``rows`` after ``stmt``'s UPDATE (each assigned column recomputed where the condition
+    holds, cast to its type) or DELETE (the rows where it holds removed). Raises
+    :class:`InvalidInput` for an expression that does not run over the stream's columns."""
+    schema = {c.name: c.type for c in stream.columns}
+    condition = to_duckdb(parse_expression(stmt.where), schema).sql(dialect="duckdb")
+    if stmt.action == "delete":
+        query = f"SELECT * FROM mutated_rows WHERE NOT coalesce(({condition}), false)"
+    else:
+        assigned = dict(stmt.assignments)
+        for column in assigned:
+            if column not in rows.column_names:
+                raise InvalidInput(f"UPDATE: column '{column}' is not a stored column of stream '{stmt.name}'")
+        items = []
+        for name in rows.column_names:
+            if name not in assigned:
+                items.append(f'"{name}"')
+                continue
+            typed = exp.CastToStrType(this=parse_expression(assigned[name]), to=exp.Literal.string(
+                schema[name].name))
+            value = to_duckdb(typed, schema).sql(dialect="duckdb")
+            items.append(f'CASE WHEN coalesce(({condition}), false) THEN {value} ELSE "{name}" END AS "{name}"')
+        query = f"SELECT {', '.join(items)} FROM mutated_rows"
+    with duckdb.connect() as con:
+        con.execute("SET TimeZone='UTC'")
+        con.register("mutated_rows", rows)
+        try:
+            return con.sql(query).to_arrow_table()
+        except duckdb.Error as err:
+            raise InvalidInput(f"ALTER STREAM {stmt.name} {stmt.action.upper()}: {err}") from None
+
+
+@_execute.register
+def _maintenance(stmt: Maintenance, store: StreamStore) -> StatementResult:
+    if stmt.stream is not None:
+        store.get(stmt.stream)  # NotFound for a stream that does not exist, as Proton
+    if stmt.check:
+        return StatementResult("rows", table=pa.table({"result": pa.array([1], pa.uint8())}))
+    return StatementResult("status", f"{stmt.what}: nothing to do (sinkflow's storage needs no maintenance and "
+                                     "has one namespace of streams)")
 
 
 @_execute.register

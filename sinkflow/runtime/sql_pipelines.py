@@ -22,7 +22,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from sinkflow.catalog import ExternalStreamRecord, ViewRecord
+from sinkflow.catalog import ExternalStreamRecord, FunctionRecord, ViewRecord
 from sinkflow.engine import QueryPlan, StatementResult
 from sinkflow.engine.statements import execute_statement, show_create
 from sinkflow.errors import AlreadyExists, InvalidInput, NotFound, SinkflowError, SqlError
@@ -47,9 +47,12 @@ from sinkflow.sql.pipeline_statements import (
     pause_on_start,
     relocate,
 )
+from sinkflow.sql.functions import supported_functions
 from sinkflow.sql.statements import (
+    CreateFunction,
     CreateStream,
     DescribeStream,
+    DropFunction,
     DropStream,
     Insert,
     ShowStreams,
@@ -57,6 +60,7 @@ from sinkflow.sql.statements import (
     parse_statement,
 )
 from sinkflow.sql.defaults import compile_default
+from sinkflow.sql.user_functions import UserFunction, expand_functions
 from sinkflow.sql.views import expand_views
 from sinkflow.streams.defaults import ColumnDefaults
 from sinkflow.streams.ingest import rows_to_batch
@@ -141,10 +145,14 @@ class SqlPipelines:
         if any(record.name == name for record in self.sinks.records()):
             raise AlreadyExists(f"a sink named '{name}' already exists")
 
+    def _functions(self) -> dict[str, UserFunction]:
+        return {r.name: UserFunction(r.name, r.params, r.body) for r in self.catalog.functions()}
+
     async def _prepare(self, query: Query) -> str:
-        """The query text to plan: plain views expanded, Kafka external streams it reads being read."""
+        """The query text to plan: plain views and SQL functions expanded, Kafka external streams
+        it reads being read."""
         plain = {name: v.query for name, v in self._views().items() if v.sink_id is None}
-        text = expand_views(query.sql, plain)
+        text = expand_functions(expand_views(query.sql, plain), self._functions())
         words = _words(text)
         for name, record in self._externals().items():
             if record.type == "kafka" and name in words:
@@ -168,6 +176,27 @@ class SqlPipelines:
                                f"MATERIALIZED VIEW … INTO {record.name}{err.message[len(prefix):]}")
                 err.args = (err.message,)
         return err
+
+    # -- SQL functions ----------------------------------------------------------------------------
+
+    async def _CreateFunction(self, stmt: CreateFunction, sql: str) -> StatementResult:
+        function = stmt.function
+        if function.name.lower() in supported_functions():
+            raise InvalidInput(f"function '{function.name}' is a built-in function: give yours another name")
+        if function.name in self._functions() and not stmt.or_replace:
+            if stmt.if_not_exists:
+                return StatementResult("status", f"function '{function.name}' already exists")
+            raise AlreadyExists(f"function '{function.name}' already exists (CREATE OR REPLACE FUNCTION replaces it)")
+        self.catalog.put_function(FunctionRecord(function.name, function.params, function.body))
+        return StatementResult("status", f"created function '{function.name}'")
+
+    async def _DropFunction(self, stmt: DropFunction, sql: str) -> StatementResult:
+        if stmt.name not in self._functions():
+            if stmt.if_exists:
+                return StatementResult("status", f"function '{stmt.name}' does not exist")
+            raise NotFound(f"function '{stmt.name}' does not exist")
+        self.catalog.delete_function(stmt.name)
+        return StatementResult("status", f"dropped function '{stmt.name}'")
 
     # -- external streams -------------------------------------------------------------------------
 
@@ -359,13 +388,20 @@ class SqlPipelines:
             table = await asyncio.to_thread(execution.run_to_end)
         finally:
             execution.close()
-        if stmt.columns is not None:
-            names = [n for n in table.column_names if n != TP_TIME]
-            if len(names) != len(stmt.columns):
-                raise InvalidInput(f"INSERT names {len(stmt.columns)} column(s) but the query gives {len(names)}")
-            table = table.select(names).rename_columns(list(stmt.columns))
-        batch = table.combine_chunks().to_batches()[0] if table.num_rows else None
         external = self._externals().get(stmt.target)
+        columns = stmt.columns
+        names = [n for n in table.column_names if n != TP_TIME]
+        if columns is None and external is None:
+            # As Proton: the query's columns fill the stream's by position, unless they are named alike.
+            stored = [c.name for c in self.store.get(stmt.target).user_columns if not c.alias]
+            if not set(names) <= set(stored):
+                columns = tuple(stored)
+        if columns is not None:
+            if len(names) != len(columns):
+                raise InvalidInput(f"INSERT into '{stmt.target}' takes {len(columns)} column(s) "
+                                   f"({', '.join(columns)}) but the query gives {len(names)}")
+            table = table.select(names).rename_columns(list(columns))
+        batch = table.combine_chunks().to_batches()[0] if table.num_rows else None
         if batch is None:
             count = 0
         elif external is not None:

@@ -37,6 +37,16 @@ from sinkflow.sql.positions import error_at, located, node_position, position_at
 class Timeplus(ClickHouse):
     """sqlglot's ClickHouse dialect reading Timeplus's function calls (see the module docstring)."""
 
+    class Tokenizer(ClickHouse.Tokenizer):
+        # Proton spells ClickHouse's CamelCase types in snake case (CAST(x AS fixed_string(8))).
+        KEYWORDS = {
+            **ClickHouse.Tokenizer.KEYWORDS,
+            "FIXED_STRING": TokenType.FIXEDSTRING,
+            "LOW_CARDINALITY": TokenType.LOWCARDINALITY,
+            "AGGREGATE_FUNCTION": TokenType.AGGREGATEFUNCTION,
+            "SIMPLE_AGGREGATE_FUNCTION": TokenType.SIMPLEAGGREGATEFUNCTION,
+        }
+
     class Parser(ClickHouse.Parser):
         # Timeplus's own meaning, with any number of arguments, for names upstream binds otherwise.
         FUNCTIONS = {
@@ -46,6 +56,13 @@ class Timeplus(ClickHouse):
         FUNCTION_PARSERS = {
             **ClickHouse.Parser.FUNCTION_PARSERS,
             "QUANTILE": lambda self: self._parse_timeplus_quantile(),
+        }
+        # A lambda's body may be a ternary (x -> c ? x : 0), which upstream parses one level above
+        # where it reads lambda bodies.
+        LAMBDAS = {
+            **ClickHouse.Parser.LAMBDAS,
+            TokenType.ARROW: lambda self, expressions: self.expression(
+                exp.Lambda(this=self._replace_lambda(self._parse_assignment(), expressions), expressions=expressions)),
         }
         # UNIQUE is a keyword (constraints); followed by "(" it is Timeplus's unique() aggregate.
         FUNC_TOKENS = {*ClickHouse.Parser.FUNC_TOKENS, TokenType.UNIQUE}
@@ -457,9 +474,74 @@ def parse_select(sql: str) -> ParsedSelect:
     tree = json_shortcuts.restore(tree, shortcuts).transform(_rewrite_shorthand)
     assert isinstance(tree, (exp.Select, exp.SetOperation))
     _mark_session_ranges(tree, ranges)
+    _prewhere_as_where(tree)
+    tree = tree.transform(_array_join_as_subquery)
     texts = _select_texts(sql, _tokens(text)) if isinstance(tree, exp.Select) else None
     count = len(tree.expressions) if isinstance(tree, exp.Select) else -1
     return ParsedSelect(sql, tree, emit, texts if texts is not None and len(texts) == count else None, partition_by)
+
+
+def _prewhere_as_where(tree: exp.Expression) -> None:
+    """Fold each PREWHERE (ClickHouse's read-time filter: an optimisation, the same rows) into
+    its query's WHERE."""
+    for select in tree.find_all(exp.Select):
+        prewhere = select.args.get("prewhere")
+        if prewhere is None:
+            continue
+        select.set("prewhere", None)
+        where = select.args.get("where")
+        condition = prewhere.this if where is None else exp.and_(exp.paren(prewhere.this), exp.paren(where.this))
+        select.set("where", exp.Where(this=condition))
+
+
+_ARRAY_INDEX = "__array_join_index"
+
+
+def _array_join_as_subquery(node: exp.Expression) -> exp.Expression:
+    """``FROM src [LEFT] ARRAY JOIN arr [AS a], arr2 [AS b] …`` as a read of a subquery that
+    repeats each row of ``src`` once per position of the arrays (zipped, as ClickHouse does),
+    with ``a`` (or ``arr`` itself, without an alias) the element there. A LEFT ARRAY JOIN keeps a
+    row whose array is empty, with a null element."""
+    if not isinstance(node, exp.Select):
+        return node
+    joins = node.args.get("joins") or []
+    if not joins or str(joins[0].args.get("kind") or "").upper() != "ARRAY" or node.args.get("from_") is None:
+        return node
+    join = joins[0]
+    source = node.args["from_"].this
+    label = source.alias_or_name if isinstance(source, exp.Table) and isinstance(source.this, exp.Identifier) \
+        else source.alias
+    items = [join.this, *(join.args.get("expressions") or [])]
+    arrays = [(item.this, item.alias) if isinstance(item, exp.Alias) else (item, "") for item in items]
+    first = arrays[0][0].copy()
+    positions: exp.Expression = exp.Anonymous(this="array_enumerate", expressions=[first])
+    if str(join.args.get("side") or "").upper() == "LEFT":
+        positions = exp.If(this=exp.Anonymous(this="empty", expressions=[first.copy()]),
+                           true=exp.Array(expressions=[exp.Literal.number(1)]), false=positions)
+    numbered = exp.select(exp.Star(), exp.alias_(exp.Anonymous(this="array_join", expressions=[positions]),
+                                                         _ARRAY_INDEX)).from_(source.copy())
+    renamed: dict[str, str] = {}
+    elements = []
+    for array, alias in arrays:
+        name = alias or (f"__array_join_{array.name}" if isinstance(array, exp.Column) else "")
+        if not name:
+            return node  # an unnamed expression: the planner refuses ARRAY JOIN, naming it
+        if not alias:
+            renamed[array.name] = name
+        elements.append(exp.alias_(exp.Bracket(this=array.copy(), expressions=[exp.column(_ARRAY_INDEX)]), name))
+    joined = exp.select(exp.Star(), *elements).from_(numbered.subquery("array_join_rows"))
+    node = node.copy()
+    node.set("joins", joins[1:] or None)
+    node.set("from_", None)
+    if renamed:
+        # ARRAY JOIN arr without an alias: arr means the element in the rest of the query.
+        node.set("expressions", [exp.alias_(exp.column(renamed[e.name]), e.name)
+                                 if isinstance(e, exp.Column) and not e.table and e.name in renamed else e
+                                 for e in node.expressions])
+        node = node.transform(lambda n: exp.column(renamed[n.name])
+                              if isinstance(n, exp.Column) and not n.table and n.name in renamed else n)
+    node.set("from_", exp.From(this=joined.subquery(label or "array_join_rows")))
+    return node
 
 
 def _select_texts(sql: str, toks: list[Token]) -> list[str] | None:

@@ -160,13 +160,13 @@ def parse_pipeline(p: _Parser) -> PipelineStatement | None:
             return _materialized_view(p)
         if p.accept_word("VIEW") or p.accept_word("OR", "REPLACE", "VIEW"):
             if_not_exists = p.accept_word("IF", "NOT", "EXISTS")
-            name = p.identifier("a view name")
+            name = p.stream_name("a view name")
             p.expect_word("AS")
             return CreateView(name, _query(p, "CREATE VIEW"), if_not_exists)
     elif p.accept_word("DROP"):
         if p.accept_word("VIEW") or p.accept_word("MATERIALIZED", "VIEW"):
             if_exists = p.accept_word("IF", "EXISTS")
-            name = p.identifier("a view name")
+            name = p.stream_name("a view name")
             p.end()
             return DropView(name, if_exists)
         if p.accept_word("EXTERNAL", "STREAM") or p.accept_word("EXTERNAL", "TABLE"):
@@ -252,8 +252,8 @@ def _external(p: _Parser) -> CreateExternalStream:
 
 def _materialized_view(p: _Parser) -> CreateMaterializedView:
     if_not_exists = p.accept_word("IF", "NOT", "EXISTS")
-    name = p.identifier("a view name")
-    target = p.identifier("the stream the view writes INTO") if p.accept(TokenType.INTO) else None
+    name = p.stream_name("a view name")
+    target = p.stream_name("the stream the view writes INTO") if p.accept(TokenType.INTO) else None
     if not p.is_word("AS"):
         token = p.peek()
         found = f"'{token.text}'" if token is not None else "nothing"
@@ -277,8 +277,8 @@ def _query(p: _Parser, statement: str) -> Query:
 def _insert_select(p: _Parser) -> InsertSelect | None:
     if not p.accept(TokenType.INTO):
         return None
-    p.accept_word("STREAM")
-    target = p.identifier("a stream name")
+    p.accept_word("STREAM") or p.accept_word("TABLE")
+    target = p.stream_name()
     columns: tuple[str, ...] | None = None
     if p.accept(TokenType.L_PAREN):
         names = [p.identifier("a column name")]

@@ -69,6 +69,20 @@ _TUNING_SETTINGS = frozenset({
     "max_block_size", "enable_optimize_predicate_expression", "asterisk_include_reserved_columns",
     "enable_dependency_check", "checkpoint_interval", "recovery_policy", "join_buffered_data_block_size",
     "join_max_cached_bytes", "allow_independent_shard_processing",
+    # ClickHouse's performance knobs, which change how a query runs but never its answer.
+    "optimize_aggregation_in_order", "optimize_read_in_order", "optimize_move_to_prewhere",
+    "max_bytes_before_external_sort", "max_bytes_before_external_group_by", "max_memory_usage",
+    "max_insert_threads", "min_insert_block_size_rows", "max_insert_block_size", "use_skip_indexes",
+    "force_data_skipping_indices", "read_backoff_min_latency_ms", "read_backoff_min_interval_between_events_ms",
+    "read_backoff_min_events", "read_backoff_min_concurrency", "read_backoff_max_throughput",
+    "merge_tree_min_rows_for_concurrent_read", "merge_tree_min_bytes_for_concurrent_read",
+    "allow_experimental_projection_optimization", "remerge_sort_lowered_memory_bytes_ratio", "fsync_after_insert",
+    "local_filesystem_read_prefetch", "read_in_order_two_level_merge_threshold", "mutations_sync",
+    "output_format_write_statistics", "short_circuit_function_evaluation", "max_streams_to_max_threads_ratio",
+    "optimize_trivial_count_query", "optimize_functions_to_subcolumns", "compile_expressions",
+    "min_count_to_compile_expression", "group_by_two_level_threshold", "group_by_two_level_threshold_bytes",
+    "distributed_aggregation_memory_efficient", "max_bytes_in_join", "max_rows_in_join", "log_queries",
+    "send_logs_level", "max_execution_time", "convert_query_to_cnf", "optimize_using_constraints",
 })
 
 
@@ -373,6 +387,16 @@ def _dq(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def _same_value(first: exp.Expression, later: exp.Expression, name: str) -> bool:
+    """Whether output column ``later`` repeats ``first`` (both called ``name``): the same
+    expression, or a bare reference to ``first``'s alias."""
+    inner = first.this if isinstance(first, exp.Alias) else first
+    again = later.this if isinstance(later, exp.Alias) else later
+    if isinstance(again, exp.Column) and not again.table and again.name == name and isinstance(first, exp.Alias):
+        return True
+    return inner == again
+
+
 def _output_name(node: exp.Expression, written: str | None = None) -> str:
     """An output column's name: its alias, its column name, else the expression as written."""
     if isinstance(node, exp.Alias):
@@ -431,8 +455,9 @@ class _Planner:
             raise self.err(node, f"unknown stream '{name}'") from None
 
     def _stream_name(self, node: exp.Expression, what: str) -> str:
-        if isinstance(node, (exp.Column, exp.Table)) and not node.args.get("table") and isinstance(node.this, exp.Identifier):
-            return node.name
+        outer = "db" if isinstance(node, exp.Column) else "catalog"
+        if isinstance(node, (exp.Column, exp.Table)) and not node.args.get(outer) and isinstance(node.this, exp.Identifier):
+            return node.name  # db.stream is the stream: one namespace (see docs/sql.md)
         raise self.err(node, f"{what} must name a stream, not '{node.sql(DIALECT)}'")
 
     def source(self, node: exp.Expression, bounded: bool = False) -> tuple[str, exp.Expression]:
@@ -1088,10 +1113,13 @@ def _expression_subqueries(p: _Planner, select: exp.Select) -> exp.Select:
                 if s.find_ancestor(exp.Select) is select and s.find_ancestor(exp.From, exp.Join, exp.With) is None]:
         name = f"__sq{len(p.subqueries)}"
         compiled = p.compile_subquery(name, sub.this, replace(p.scope, bounded=True), True)
-        if len(compiled.columns) != 1:
-            raise p.err(sub, f"a subquery in an expression answers one column, not {len(compiled.columns)}")
-        p.subqueries.append((name, compiled))
         in_list = isinstance(sub.parent, exp.In) and sub.arg_key == "query"
+        # (a, b) IN (SELECT x, y …) compares tuples: as many columns as the tuple has items.
+        width = len(sub.parent.this.expressions) if in_list and isinstance(sub.parent.this, exp.Tuple) else 1
+        if len(compiled.columns) != width:
+            raise p.err(sub, f"a subquery in an expression answers {width} column{'s' if width > 1 else ''}, "
+                             f"not {len(compiled.columns)}")
+        p.subqueries.append((name, compiled))
         marker = exp.Column(this=exp.to_identifier(f"{'in' if in_list else 'val'}{name}"),
                             table=exp.to_identifier(_SUBQUERY_MARK))
         if in_list:
@@ -1397,6 +1425,13 @@ def _plan_select(select: exp.Select, scope: _Scope, parsed: ParsedSelect | None)
     for i, (name, node) in enumerate(zip(names, projections)):
         if name in names[:i] and isinstance(node, exp.Column) and node.table:
             names[i] = f"{node.table}.{name}"  # as ClickHouse names the joined side's same-named column
+    if parsed is None:
+        # A subquery may name a column twice when both are the same value (select 1 as x, x):
+        # its reader can only name it once, as in ClickHouse.
+        firsts = {n: e for n, e in reversed(list(zip(names, projections)))}
+        kept = [i for i, (n, e) in enumerate(zip(names, projections))
+                if firsts[n] is e or not _same_value(firsts[n], e, n)]
+        names, projections = [names[i] for i in kept], [projections[i] for i in kept]
     dup = next((n for i, n in enumerate(names) if n in names[:i]), None)
     if dup is not None:
         raise p.err(projections[names.index(dup, names.index(dup) + 1)], f"duplicate output column '{dup}'; give it an alias")

@@ -11,9 +11,13 @@ valid SQL but not supported (UPDATE, CREATE TABLE, …) name the construct. The 
 
 from __future__ import annotations
 
+import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+import duckdb
+import pyarrow as pa
 
 from sqlglot.dialects.clickhouse import ClickHouse
 from sqlglot import exp
@@ -25,9 +29,10 @@ from sinkflow.sql.defaults import parse_expression
 from sinkflow.sql.functions import to_duckdb
 from sinkflow.sql.limits import check_sql_limits
 from sinkflow.sql.pipeline_statements import PipelineStatement, parse_pipeline
+from sinkflow.sql.user_functions import UserFunction
 from sinkflow.sql.positions import located, node_position, position_at
 from sinkflow.streams.store import StreamSettings
-from sinkflow.streams.types import TP_TIME, TP_TIME_TYPE, Column, parse_type
+from sinkflow.streams.types import TP_TIME, TP_TIME_TYPE, Column, DataType, from_arrow, parse_type
 
 __all__ = [
     "ValueExpression",
@@ -40,6 +45,11 @@ __all__ = [
     "ShowStreams",
     "Statement",
     "ShowCreateStream",
+    "TruncateStream",
+    "Maintenance",
+    "CreateFunction",
+    "DropFunction",
+    "AlterStream",
     "parse_statement",
 ]
 
@@ -110,6 +120,63 @@ class SetSettings:
 
 
 @dataclass(frozen=True)
+class TruncateStream:
+    """``TRUNCATE [TABLE | STREAM] [IF EXISTS] name``: every row deleted, the definition kept."""
+
+    name: str
+    if_exists: bool = False
+
+
+@dataclass(frozen=True)
+class Maintenance:
+    """A statement Proton's storage needs and sinkflow's does not (``OPTIMIZE … [FINAL]``,
+    ``CHECK TABLE``, ``SYSTEM DROP … CACHE``, ``SYSTEM FLUSH LOGS``, ``CREATE/DROP DATABASE``,
+    ``USE db``): it changes nothing. ``what`` names it for the answer; ``stream``, when it names
+    one, must exist; ``check``: CHECK TABLE, which answers one row ``1`` (the data is fine)."""
+
+    what: str
+    stream: str | None = None
+    check: bool = False
+
+
+@dataclass(frozen=True)
+class AlterStream:
+    """A change of a stream's columns or rows that rewrites it: ``ALTER STREAM name``
+    ``DROP COLUMN [IF EXISTS] c`` (``action="drop"``), ``RENAME COLUMN [IF EXISTS] c TO new``
+    (``"rename"``, ``new_name``), ``MODIFY COLUMN [IF EXISTS] c type`` (``"modify"``,
+    ``definition``), ``UPDATE c = expr, … WHERE cond`` (``"update"``, ``assignments``, ``where``),
+    ``DELETE WHERE cond`` or ``DELETE FROM name WHERE cond`` (``"delete"``, ``where``).
+    Expressions are kept as written."""
+
+    name: str
+    action: str
+    column: str = ""
+    if_exists: bool = False
+    new_name: str = ""
+    definition: Column | None = None
+    assignments: tuple[tuple[str, str], ...] = ()
+    where: str = ""
+
+
+@dataclass(frozen=True)
+class CreateFunction:
+    """``CREATE [OR REPLACE] FUNCTION [IF NOT EXISTS] name AS (x, y) -> expression`` (also
+    ``AS x -> expression``): a SQL user-defined function (:mod:`sinkflow.sql.user_functions`)."""
+
+    function: UserFunction
+    or_replace: bool = False
+    if_not_exists: bool = False
+
+
+@dataclass(frozen=True)
+class DropFunction:
+    """``DROP FUNCTION [IF EXISTS] name``."""
+
+    name: str
+    if_exists: bool = False
+
+
+@dataclass(frozen=True)
 class ValueExpression:
     """A value of INSERT … VALUES that is an expression (``now()``, ``to_datetime('…')``,
     ``1 + 2``), as written; ``padded`` is the statement's text before it blanked out, then the
@@ -132,8 +199,11 @@ class Insert:
     rows: tuple[tuple[object, ...], ...]
 
 
-Statement = CreateStream | DropStream | ShowStreams | ShowCreateStream | DescribeStream | Insert | AddColumn | SetSettings
+Statement = (CreateStream | DropStream | ShowStreams | ShowCreateStream | DescribeStream | Insert | AddColumn
+             | SetSettings | TruncateStream | Maintenance | CreateFunction | DropFunction | AlterStream)
 
+# The type of a column written without one, until its expression's type is known.
+_UNTYPED = DataType("untyped", pa.null())
 # Words that end a column's type or expression (at the top level of the column list).
 _COLUMN_CLAUSES = ("DEFAULT", "ALIAS", "MATERIALIZED", "EPHEMERAL", "COMMENT", "CODEC", "TTL")
 # Clauses after the column list, each ending at the next one.
@@ -142,6 +212,40 @@ _STREAM_CLAUSES = (("PRIMARY", "KEY"), ("ORDER", "BY"), ("PARTITION", "BY"), ("S
 _SHOW_CREATE = re.compile(r"CREATE\s+(?:STREAM\s+)?(`[^`]+`|\"[^\"]+\"|[A-Za-z_][A-Za-z0-9_]*)\s*;?\Z",
                           re.IGNORECASE)
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+# ClickHouse's MergeTree storage settings: how parts are laid out on disk, which changes nothing
+# of a stream's rows here, so they are accepted and ignored (see docs/sql.md).
+_STORAGE_SETTINGS = frozenset({
+    "index_granularity", "index_granularity_bytes", "min_index_granularity_bytes", "min_bytes_for_wide_part",
+    "min_rows_for_wide_part", "min_bytes_for_compact_part", "min_rows_for_compact_part",
+    "enable_mixed_granularity_parts", "vertical_merge_algorithm_min_rows_to_activate",
+    "vertical_merge_algorithm_min_columns_to_activate", "enable_vertical_merge_algorithm",
+    "ratio_of_defaults_for_sparse_serialization", "old_parts_lifetime", "temporary_directories_lifetime",
+    "number_of_free_entries_in_pool_to_lower_max_size_of_merge",
+    "number_of_free_entries_in_pool_to_execute_mutation", "non_replicated_deduplication_window",
+    "max_insert_delayed_streams_for_parallel_write", "write_final_mark", "allow_nullable_key",
+    "allow_floating_point_partition_key", "parts_to_throw_insert", "parts_to_delay_insert",
+    "inactive_parts_to_throw_insert", "inactive_parts_to_delay_insert", "max_parts_in_total", "merge_max_block_size",
+    "merge_with_ttl_timeout", "ttl_only_drop_parts", "materialize_ttl_recalculate_only", "storage_policy",
+    "min_merge_bytes_to_use_direct_io", "in_memory_parts_insert_sync", "remove_empty_parts", "fsync_after_insert",
+    "fsync_part_directory", "min_compress_block_size", "max_compress_block_size", "cleanup_delay_period_random_add",
+    "merge_tree_clear_old_temporary_directories_interval_seconds", "max_part_removal_threads", "compress_marks",
+    "compress_primary_key", "replicated_deduplication_window", "assign_part_uuids", "max_suspicious_broken_parts",
+})
+# ALTER STREAM actions about indexes, projections, TTLs, storage order and parts: nothing to do here.
+_ALTER_NOOP = (("ADD", "INDEX"), ("DROP", "INDEX"), ("MATERIALIZE", "INDEX"), ("CLEAR", "INDEX"),
+               ("ADD", "PROJECTION"), ("DROP", "PROJECTION"), ("MATERIALIZE", "PROJECTION"),
+               ("CLEAR", "PROJECTION"), ("MODIFY", "TTL"), ("REMOVE", "TTL"), ("MATERIALIZE", "TTL"),
+               ("FREEZE",), ("UNFREEZE",), ("MODIFY", "ORDER"), ("MODIFY", "SAMPLE"), ("ADD", "CONSTRAINT"),
+               ("DROP", "CONSTRAINT"))
+# SYSTEM commands about ClickHouse's caches, logs, merges and replicas: nothing to do here.
+_SYSTEM_NOOP = re.compile(r"(DROP\s+(\w+\s+){0,2}CACHE|FLUSH\s+(LOGS|DISTRIBUTED)|(STOP|START)\s+(TTL\s+)?"
+                          r"(MERGES|MOVES|FETCHES|REPLICATION\s+QUEUES|REPLICATED\s+SENDS|DISTRIBUTED\s+SENDS)"
+                          r"|SYNC\s+REPLICA|RELOAD\s+\w+)\b", re.IGNORECASE)
+_NAME = r"(?:`[^`]+`|\"[^\"]+\"|[A-Za-z_][A-Za-z0-9_]*)"
+# OPTIMIZE's text after the word: [TABLE | STREAM] [db.]name [ON CLUSTER c] [PARTITION p] [FINAL] [DEDUPLICATE …].
+_OPTIMIZE = re.compile(rf"(?:(?:TABLE|STREAM)\s+)?(?:{_NAME}\.)?({_NAME})(?:\s+ON\s+CLUSTER\s+\S+)?"
+                       r"(?:\s+PARTITION\s+.+?)?(?:\s+FINAL)?(?:\s+DEDUPLICATE(?:\s+BY\s+.+)?)?\s*;?\s*\Z",
+                       re.IGNORECASE | re.DOTALL)
 _WORD_TOKENS = {TokenType.STRING, TokenType.NUMBER}
 
 
@@ -225,6 +329,20 @@ class _Parser:
             return token.text
         raise self.error(f"expected {what}, found '{token.text}'", token)
 
+    def stream_name(self, what: str = "a stream name") -> str:
+        """A stream's name, optionally after its database's (``db.name``): sinkflow has one
+        namespace of streams, so the database's name is dropped (see docs/sql.md)."""
+        name = self.identifier(what)
+        if self.accept(TokenType.DOT):
+            name = self.identifier(what)
+        return name
+
+    def skip_rest(self) -> None:
+        """Skip every token up to the end of the statement (clauses that change nothing here)."""
+        while (token := self.peek()) is not None and token.token_type != TokenType.SEMICOLON:
+            self.i += 1
+        self.end()
+
     def end(self) -> None:
         self.accept(TokenType.SEMICOLON)
         token = self.peek()
@@ -264,8 +382,11 @@ class _Parser:
     def statement(self) -> Statement | PipelineStatement | None:
         first = self.peek()
         assert first is not None
-        if first.token_type in (TokenType.SELECT, TokenType.WITH, TokenType.L_PAREN):
+        if first.token_type in (TokenType.SELECT, TokenType.WITH, TokenType.L_PAREN) or self.is_word("EXPLAIN"):
             return None
+        maintenance = self.maintenance()
+        if maintenance is not None:
+            return maintenance
         pipeline = parse_pipeline(self)
         if pipeline is not None:
             return pipeline
@@ -276,8 +397,8 @@ class _Parser:
         if self.accept_word("SHOW"):
             return self.show()
         if self.accept_word("DESCRIBE") or self.accept_word("DESC"):
-            self.accept_word("STREAM")
-            name = self.identifier("a stream name")
+            self.accept_word("STREAM") or self.accept_word("TABLE")
+            name = self.stream_name()
             self.end()
             return DescribeStream(name)
         if self.accept_word("INSERT"):
@@ -286,11 +407,62 @@ class _Parser:
             return self.alter()
         if self.accept_word("SET"):
             return self.set_settings()
+        if self.accept_word("DELETE", "FROM"):
+            name = self.stream_name()
+            self.expect_word("WHERE")
+            return AlterStream(name, "delete", where=self.condition())
+        if self.accept_word("TRUNCATE"):
+            self.accept_word("STREAM") or self.accept_word("TABLE")
+            if_exists = self.accept_word("IF", "EXISTS")
+            name = self.stream_name()
+            self.end()
+            return TruncateStream(name, if_exists)
         raise self.error(f"{first.text.upper()} statements are not supported", first)
 
-    def create(self) -> CreateStream:
+    def maintenance(self) -> Maintenance | None:
+        """OPTIMIZE, CHECK TABLE, the SYSTEM commands of :data:`_SYSTEM_NOOP`, CREATE/DROP
+        DATABASE and USE: a :class:`Maintenance`; None (nothing consumed) for other statements."""
+        first = self.peek()
+        assert first is not None
+        command = self.peek(1)
+        if self.is_word("OPTIMIZE") and command is not None and command.token_type == TokenType.STRING:
+            match = _OPTIMIZE.match(command.text.strip())
+            if match is None:
+                # sqlglot reads the rest of the command as one string token, whose start it does not keep.
+                raise located("expected OPTIMIZE [TABLE | STREAM] name [PARTITION p] [FINAL] [DEDUPLICATE]",
+                              position_at(self.sql, max(self.sql.find(command.text), 0)))
+            self.i += 2
+            self.end()
+            return Maintenance("OPTIMIZE", match.group(1).strip("`\""))
+        if self.is_word("SYSTEM") and command is not None and command.token_type == TokenType.STRING \
+                and _SYSTEM_NOOP.match(command.text.strip()):
+            self.i += 2
+            self.end()
+            return Maintenance("SYSTEM " + " ".join(command.text.split()[:3]).upper())
+        if self.accept_word("CHECK"):
+            self.accept_word("TABLE") or self.accept_word("STREAM")
+            name = self.stream_name()
+            self.skip_rest()  # PARTITION p, SETTINGS …
+            return Maintenance("CHECK TABLE", name, check=True)
+        if self.accept_word("USE"):
+            database = self.identifier("a database name")
+            self.end()
+            return Maintenance(f"USE {database}")
+        start = self.i
+        if self.accept_word("CREATE", "DATABASE") or self.accept_word("DROP", "DATABASE"):
+            verb = self.tokens[start].text.upper()
+            self.accept_word("IF", "NOT", "EXISTS") or self.accept_word("IF", "EXISTS")
+            database = self.identifier("a database name")
+            self.skip_rest()  # ENGINE = Atomic, COMMENT '…'
+            return Maintenance(f"{verb} DATABASE {database}")
+        return None
+
+    def create(self) -> CreateStream | CreateFunction:
         kind = self.peek()
+        if self.accept_word("FUNCTION") or self.accept_word("OR", "REPLACE", "FUNCTION"):
+            return self.create_function(kind is not None and kind.text.upper() == "OR")
         settings: list[tuple[str, object]] = []
+        self.accept_word("TEMPORARY")  # a temporary stream lives as long as the server here: kept until DROP
         if self.accept_word("RANDOM", "STREAM"):
             settings.append(("random", True))
         elif self.accept_word("MUTABLE", "STREAM"):
@@ -307,7 +479,7 @@ class _Parser:
             construct = " ".join(["CREATE", *words]) if words else "this CREATE statement"
             raise self.error(f"{construct} is not supported (only CREATE [RANDOM | MUTABLE] STREAM is)", kind)
         if_not_exists = self.accept_word("IF", "NOT", "EXISTS")
-        name = self.identifier("a stream name")
+        name = self.stream_name()
         self.expect(TokenType.L_PAREN, "(")
         columns: list[Column] = []
         expressions: list[tuple[Column, Token]] = []
@@ -327,9 +499,56 @@ class _Parser:
             break
         settings.extend(self.stream_clauses())
         self.end()
+        for k, (column, first) in enumerate(expressions):
+            if column.type is _UNTYPED:
+                typed = replace(column, type=self.expression_type(column, first, columns))
+                columns[columns.index(column)] = typed
+                expressions[k] = (typed, first)
         for column, first in expressions:
             self.check_expression(column, first, columns)
         return CreateStream(name, tuple(columns), tuple(settings), if_not_exists)
+
+    def function_name(self) -> str:
+        """A function's name: letters, digits and '_' (Proton allows a leading digit here)."""
+        token = self.next("a function name")
+        if token.token_type in _WORD_TOKENS or not re.fullmatch(r"\w+", token.text):
+            raise self.error(f"expected a function name, found '{token.text}'", token)
+        return token.text
+
+    def create_function(self, or_replace: bool) -> CreateFunction:
+        """The rest of ``CREATE [OR REPLACE] FUNCTION``: ``[IF NOT EXISTS] name AS (params) -> body``."""
+        if_not_exists = self.accept_word("IF", "NOT", "EXISTS")
+        name = self.function_name()
+        if self.accept_word("ON", "CLUSTER"):
+            self.identifier("a cluster name")
+        if not self.is_word("AS"):
+            raise self.error(f"function '{name}': sinkflow runs SQL functions only, written "
+                             f"CREATE FUNCTION {name} AS (x, y) -> expression (JavaScript functions are not supported)")
+        self.i += 1
+        params: list[str] = []
+        if self.accept(TokenType.L_PAREN):
+            while not self.accept(TokenType.R_PAREN):
+                if params:
+                    self.expect(TokenType.COMMA, ",")
+                params.append(self.identifier("a parameter name"))
+        else:
+            params.append(self.identifier("a parameter name"))
+        if len(set(params)) != len(params):
+            raise self.error(f"function '{name}' names a parameter twice")
+        self.expect(TokenType.ARROW, "->")
+        first = self.peek()
+        if first is None or first.token_type == TokenType.SEMICOLON:
+            raise self.error(f"function '{name}' needs an expression after '->'")
+        last = first
+        while (token := self.peek()) is not None and token.token_type != TokenType.SEMICOLON:
+            last = token
+            self.i += 1
+        self.end()
+        # The body must parse; the functions it calls are looked up where it is used (it may call
+        # user functions created after it).
+        parse_expression(re.sub(r"[^\n]", " ", self.sql[:first.start]) + self.text_between(first, last))
+        return CreateFunction(UserFunction(name, tuple(params), self.text_between(first, last)), or_replace,
+                              if_not_exists)
 
     def stream_clauses(self) -> list[tuple[str, object]]:
         """The clauses after the column list, in any order: PRIMARY KEY, SETTINGS and COMMENT
@@ -410,13 +629,17 @@ class _Parser:
     def column(self) -> tuple[Column, Token | None]:
         """One column definition, and the first token of its expression (None without one)."""
         name = self.identifier("a column name")
-        if any(self.is_word(word) for word in _COLUMN_CLAUSES):
-            raise self.error(f"column '{name}' needs a type (sinkflow does not infer it from the expression)")
-        type_first, type_last = self.until_column_end(f"the type of column '{name}'")
-        try:
-            data_type = parse_type(self.text_between(type_first, type_last))
-        except InvalidInput as err:
-            raise self.error(f"column '{name}': {err.message}", type_first) from None
+        typeless = self.is_word("DEFAULT") or self.is_word("ALIAS") or self.is_word("MATERIALIZED")
+        if typeless:
+            data_type = _UNTYPED  # its expression's type, found once every column is known (see create)
+        elif any(self.is_word(word) for word in _COLUMN_CLAUSES):
+            raise self.error(f"column '{name}' needs a type or a DEFAULT, ALIAS or MATERIALIZED expression")
+        else:
+            type_first, type_last = self.until_column_end(f"the type of column '{name}'")
+            try:
+                data_type = parse_type(self.text_between(type_first, type_last))
+            except InvalidInput as err:
+                raise self.error(f"column '{name}': {err.message}", type_first) from None
         default: str | None = None
         alias = False
         first: Token | None = None
@@ -439,6 +662,26 @@ class _Parser:
                 break
         return Column(name, data_type, default, alias, comment), first
 
+    def expression_type(self, column: Column, first: Token, columns: list[Column]) -> DataType:
+        """The type of ``column``'s expression over the typed ``columns`` (as DuckDB computes it).
+        Raises :class:`SqlError` placed in the statement for an expression that does not type."""
+        assert column.default is not None
+        typed = [c for c in columns if c.type is not _UNTYPED]
+        self.check_expression(column, first, typed)
+        schema = {c.name: c.type for c in typed}
+        schema.setdefault(TP_TIME, TP_TIME_TYPE)
+        sql = to_duckdb(parse_expression(column.default), schema).sql(dialect="duckdb")
+        empty = pa.schema([pa.field(name, t.arrow) for name, t in schema.items()]).empty_table()
+        with duckdb.connect() as con:
+            con.execute("SET TimeZone='UTC'")
+            con.register("empty_columns", empty)
+            try:
+                arrow = con.sql(f"SELECT {sql} AS v FROM empty_columns").to_arrow_table().schema.field(0).type
+            except duckdb.Error as err:
+                raise self.error(f"column '{column.name}': the type of its expression cannot be found: {err}",
+                                 first) from None
+        return parse_type(from_arrow(arrow).name)
+
     def check_expression(self, column: Column, first: Token, columns: list[Column]) -> None:
         """Parse and map ``column``'s expression, so an error points into the statement."""
         assert column.default is not None
@@ -457,8 +700,10 @@ class _Parser:
             raise located(f"column '{column.name}': {message}", err.position or position_at(self.sql, first.start)) \
                 from None
 
-    def settings(self) -> list[tuple[str, object]]:
-        """``k=v, …``: each checked by StreamSettings.from_dict, so a bad one is placed."""
+    def settings(self, storage_only: bool = False) -> list[tuple[str, object]]:
+        """``k=v, …``: each checked by StreamSettings.from_dict, so a bad one is placed; the
+        storage settings of :data:`_STORAGE_SETTINGS` are skipped. With ``storage_only`` the
+        other settings are given back unchecked."""
         values: list[tuple[str, object]] = []
         while True:
             key_token = self.peek()
@@ -466,6 +711,12 @@ class _Parser:
             self.expect(TokenType.EQ, "=")
             value_token = self.peek()
             value = self.literal()
+            if key.lower() in _STORAGE_SETTINGS or storage_only:
+                if key.lower() not in _STORAGE_SETTINGS:
+                    values.append((key.lower(), value))
+                if not self.accept(TokenType.COMMA):
+                    break
+                continue
             try:
                 StreamSettings.from_dict({key.lower(): value})
             except InvalidInput as err:
@@ -482,21 +733,69 @@ class _Parser:
         while True:
             key = self.identifier("a setting name")
             self.expect(TokenType.EQ, "=")
-            values.append((key.lower(), self.literal()))
+            values.append((key.lower(), "DEFAULT" if self.accept_word("DEFAULT") else self.literal()))
             if not self.accept(TokenType.COMMA):
                 break
         self.end()
         return SetSettings(tuple(values))
 
-    def alter(self) -> AddColumn:
+    def alter(self) -> AddColumn | AlterStream | Maintenance:
         kind = self.peek()
-        if not self.accept_word("STREAM"):
+        if not (self.accept_word("STREAM") or self.accept_word("TABLE")):
             raise self.error("only ALTER STREAM is supported", kind)
-        name = self.identifier("a stream name")
+        name = self.stream_name()
+        if self.accept_word("ON", "CLUSTER"):
+            self.identifier("a cluster name")
         action = self.peek()
-        if not self.accept_word("ADD", "COLUMN"):
-            found = " ".join(t.text.upper() for t in self.tokens[self.i:self.i + 2])
-            raise self.error(f"ALTER STREAM … {found} is not supported (only ADD COLUMN is)", action)
+        if self.accept_word("ADD", "COLUMN"):
+            return self.add_column(name)
+        if self.accept_word("DROP", "COLUMN"):
+            if_exists = self.accept_word("IF", "EXISTS")
+            column = self.identifier("a column name")
+            self.end()
+            return AlterStream(name, "drop", column, if_exists)
+        if self.accept_word("RENAME", "COLUMN"):
+            if_exists = self.accept_word("IF", "EXISTS")
+            column = self.identifier("a column name")
+            self.expect_word("TO")
+            new_name = self.identifier("the column's new name")
+            self.end()
+            return AlterStream(name, "rename", column, if_exists, new_name=new_name)
+        if self.accept_word("MODIFY", "COLUMN"):
+            if_exists = self.accept_word("IF", "EXISTS")
+            self.alone = True
+            definition, _ = self.column()
+            self.end()
+            return AlterStream(name, "modify", definition.name, if_exists, definition=definition)
+        if self.accept_word("UPDATE"):
+            assignments: list[tuple[str, str]] = []
+            while True:
+                column = self.identifier("a column name")
+                self.expect(TokenType.EQ, "=")
+                assignments.append((column, self.expression_until("WHERE", comma=True)))
+                if not self.accept(TokenType.COMMA):
+                    break
+            self.expect_word("WHERE")
+            return AlterStream(name, "update", assignments=tuple(assignments), where=self.condition())
+        if self.accept_word("DELETE", "WHERE"):
+            return AlterStream(name, "delete", where=self.condition())
+        if self.accept_word("MODIFY", "SETTING"):
+            refused = self.settings(storage_only=True)
+            if refused:
+                raise self.error(f"ALTER STREAM … MODIFY SETTING {refused[0][0]} is not supported (only ClickHouse's "
+                                 "storage settings, which change nothing here, are accepted)", action)
+            self.skip_rest()
+            return Maintenance("ALTER STREAM … MODIFY SETTING", name)
+        noop = next((words for words in _ALTER_NOOP if self.phrase(words)), None)
+        if noop is not None:
+            self.skip_rest()
+            return Maintenance(f"ALTER STREAM … {' '.join(noop)}", name)
+        found = " ".join(t.text.upper() for t in self.tokens[self.i:self.i + 2])
+        raise self.error(f"ALTER STREAM … {found} is not supported (ADD, DROP, RENAME and MODIFY COLUMN, UPDATE … "
+                         "WHERE and DELETE WHERE are)", action)
+
+    def add_column(self, name: str) -> AddColumn:
+        """The rest of ``ALTER STREAM name ADD COLUMN``."""
         if_not_exists = self.accept_word("IF", "NOT", "EXISTS")
         self.alone = True
         column, first = self.column()
@@ -510,13 +809,46 @@ class _Parser:
         self.end()
         return AddColumn(name, column, position, if_not_exists)
 
-    def drop(self) -> DropStream:
+    def expression_until(self, stop: str, comma: bool = False) -> str:
+        """The text of the expression up to the top-level word ``stop`` (or ',' with ``comma``, or
+        SETTINGS, or the end); its syntax is checked here, so an error points into the statement."""
+        first = self.peek()
+        depth = 0
+        last: Token | None = None
+        while (token := self.peek()) is not None and token.token_type != TokenType.SEMICOLON:
+            if depth == 0 and (self.is_word(stop) or self.is_word("SETTINGS")
+                               or (comma and token.token_type == TokenType.COMMA)):
+                break
+            if token.token_type in (TokenType.L_PAREN, TokenType.L_BRACKET):
+                depth += 1
+            elif token.token_type in (TokenType.R_PAREN, TokenType.R_BRACKET):
+                depth -= 1
+            last = token
+            self.i += 1
+        if first is None or last is None:
+            raise self.error("expected an expression")
+        parse_expression(re.sub(r"[^\n]", " ", self.sql[:first.start]) + self.text_between(first, last))
+        return self.text_between(first, last)
+
+    def condition(self) -> str:
+        """A WHERE condition up to the end of the statement (a SETTINGS clause after it is skipped:
+        mutations here are synchronous)."""
+        where = self.expression_until("SETTINGS")
+        self.skip_rest()
+        return where
+
+    def drop(self) -> DropStream | DropFunction:
         kind = self.peek()
-        if not self.accept_word("STREAM"):
+        if self.accept_word("FUNCTION"):
+            if_exists = self.accept_word("IF", "EXISTS")
+            name = self.function_name()
+            self.end()
+            return DropFunction(name, if_exists)
+        if not (self.accept_word("STREAM") or self.accept_word("TABLE")):
             what = kind.text.upper() if kind is not None else ""
             raise self.error(f"DROP {what} is not supported (only DROP STREAM is)".replace("  ", " "), kind)
         if_exists = self.accept_word("IF", "EXISTS")
-        name = self.identifier("a stream name")
+        name = self.stream_name()
         self.end()
         return DropStream(name, if_exists)
 
@@ -525,7 +857,7 @@ class _Parser:
         # sqlglot tokenizes SHOW as a command: the rest of the statement is one STRING token.
         rest = " ".join(token.text.split()) if token is not None else ""
         self.i += 1
-        if rest.upper() == "STREAMS":
+        if re.fullmatch(rf"(STREAMS|TABLES)(\s+(FROM|IN)\s+{_NAME})?", rest, re.IGNORECASE):
             self.end()
             return ShowStreams()
         match = _SHOW_CREATE.match(rest)
@@ -537,8 +869,8 @@ class _Parser:
 
     def insert(self) -> Insert:
         self.expect_word("INTO")
-        self.accept_word("STREAM")
-        name = self.identifier("a stream name")
+        self.accept_word("STREAM") or self.accept_word("TABLE")
+        name = self.stream_name()
         columns: tuple[str, ...] | None = None
         if self.accept(TokenType.L_PAREN):
             names = [self.identifier("a column name")]
@@ -549,15 +881,49 @@ class _Parser:
         token = self.peek()
         if token is not None and token.token_type in (TokenType.SELECT, TokenType.WITH):
             raise self.error("INSERT … SELECT is not supported (use a sink of type 'timeplus' or VALUES)", token)
+        if self.accept_word("FORMAT"):
+            fmt = self.peek()
+            if self.accept_word("JSONEACHROW"):
+                assert fmt is not None
+                return self.json_rows(name, columns, self.sql[fmt.end + 1:])
+            if not self.is_word("VALUES"):
+                raise self.error("INSERT … FORMAT takes its rows here as Values or JSONEachRow (other formats: "
+                                 "send the rows as the body of POST / with the statement in the query string)", fmt)
         self.expect_word("VALUES")
         rows: list[tuple[object, ...]] = []
         while True:
             self.expect(TokenType.L_PAREN, "(")
             rows.append(tuple(self.values_until_close()))
-            if not self.accept(TokenType.COMMA):
+            # ClickHouse also reads tuples one after another without commas between them.
+            if not self.accept(TokenType.COMMA) and not (self.peek() and self.peek().token_type == TokenType.L_PAREN):
                 break
         self.end()
         return Insert(name, columns, tuple(rows))
+
+    def json_rows(self, name: str, columns: tuple[str, ...] | None, data: str) -> Insert:
+        """``INSERT … FORMAT JSONEachRow`` followed by its objects (separated by blanks or commas):
+        the named columns, else every key the objects use, in order of first use."""
+        objects: list[dict[str, object]] = []
+        decoder = json.JSONDecoder()
+        # ClickHouse reads numbers written without a leading zero (.1, -.5); JSON does not.
+        data = re.sub(r"(?<=[:\[,])(\s*-?)\.(?=\d)", r"\g<1>0.", data)
+        offset = len(self.sql) - len(data)
+        at = 0
+        while True:
+            while at < len(data) and (data[at].isspace() or data[at] in ",;"):
+                at += 1
+            if at >= len(data):
+                break
+            try:
+                value, at = decoder.raw_decode(data, at)
+            except json.JSONDecodeError as err:
+                raise located(f"JSONEachRow: {err.msg}", position_at(self.sql, offset + err.pos)) from None
+            if not isinstance(value, dict):
+                raise located("JSONEachRow: each row is a JSON object", position_at(self.sql, offset + at - 1))
+            objects.append(value)
+        names = columns or tuple(dict.fromkeys(key for row in objects for key in row))
+        self.i = len(self.tokens)
+        return Insert(name, names, tuple(tuple(row.get(key) for key in names) for row in objects))
 
     def literal(self) -> object:
         """A literal value: number (optionally negative), string, NULL, true/false or [array]."""

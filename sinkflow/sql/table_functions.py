@@ -42,9 +42,21 @@ def _integer(node: exp.Expression, what: str) -> int:
     value = node.this if isinstance(node, exp.Neg) else node
     if isinstance(value, exp.Paren):
         value = value.this
-    if not isinstance(value, exp.Literal) or value.is_string or not value.this.isdigit():
+    whole = _whole_number(value.this) if isinstance(value, exp.Literal) and not value.is_string else None
+    if whole is None:
         raise error_at(node, f"{what} must be an integer literal, not '{node.sql()}'")
-    return -int(value.this) if isinstance(node, exp.Neg) else int(value.this)
+    return -whole if isinstance(node, exp.Neg) else whole
+
+
+def _whole_number(text: str) -> int | None:
+    """The value of a number literal that is a whole number (``10``, ``1e2``), else None."""
+    if text.isdigit():
+        return int(text)
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return int(value) if value.is_integer() and 0 <= value < 2**63 else None
 
 
 def generated_source(node: exp.Expression) -> str | None:

@@ -640,6 +640,48 @@ class StreamStore:
             os.replace(stream.directory, graveyard)
             shutil.rmtree(graveyard, ignore_errors=True)
 
+    def truncate(self, name: str) -> Stream:
+        """Delete every row of stream ``name``, keeping its columns and settings (TRUNCATE
+        STREAM). The stream object is replaced: queries reading the old one see it closed.
+        Returns the new stream. Raises :class:`NotFound`."""
+        return self.rewrite(name, lambda rows: rows.slice(0, 0))
+
+    def rewrite(self, name: str, rows: Callable[[pa.Table], pa.Table],
+                columns: Callable[[list[Column]], list[Column]] | None = None) -> Stream:
+        """Replace stream ``name``'s rows by ``rows(stored)`` — the stored rows with their
+        ``_tp_time``, without ALIAS columns — and, with ``columns``, its columns by
+        ``columns(current)`` (``_tp_time`` excluded); settings are kept. For mutations
+        (ALTER STREAM … UPDATE / DELETE / DROP, RENAME or MODIFY COLUMN, TRUNCATE): the stream
+        object is replaced and its rows renumbered from 0, so queries reading the old one see it
+        closed. Returns the new stream.
+
+        Raises :class:`NotFound`, :class:`InvalidInput` for bad new columns or rows that do not
+        fit them; then nothing changed."""
+        with self._lock:
+            stream = self.get(name)
+            meta = json.loads((stream.directory / _META).read_text())
+            kept = [Column.from_dict(c) for c in meta["columns"]]
+            tp_time = [c for c in kept if c.name == TP_TIME]
+            user = [c for c in kept if c.name != TP_TIME]
+            new_columns = [*(columns(user) if columns is not None else user), *tp_time]
+            settings = StreamSettings.from_dict(meta.get("settings", {}))
+            stored = stream.table()
+            stored = stored.drop_columns([c.name for c in stream.user_columns if c.alias])
+            new_rows = rows(stored)
+            self._checked(name, new_columns, settings)  # refuses bad columns before anything changes
+            for column in new_columns:
+                if column.name in new_rows.column_names and column.name != TP_TIME:
+                    try:
+                        new_rows.column(column.name).cast(column.type.arrow)
+                    except pa.ArrowException as exc:
+                        raise InvalidInput(f"column '{column.name}': the stored values do not fit {column.type}: "
+                                           f"{exc}") from None
+            self.drop(name)
+            new = self.create(name, new_columns, settings)
+            if new_rows.num_rows:
+                new.append_batch(new_rows)
+            return new
+
     def get(self, name: str) -> Stream:
         """The stream called ``name``. Raises :class:`NotFound`."""
         stream = self._streams.get(name)

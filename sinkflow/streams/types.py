@@ -36,6 +36,9 @@ _SIMPLE: dict[str, pa.DataType] = {
     "json": pa.string(),
     "date32": pa.date32(),
 }
+# Integers wider than 64 bits, held as 38-digit decimals (Arrow has no wider integer): values
+# beyond 38 digits do not fit (see docs/sql.md).
+_WIDE_INTEGERS = frozenset({"int128", "uint128", "int256", "uint256"})
 # Types stored as another one's Arrow type, keeping their own spelling.
 _TEXT_LIKE = frozenset({"uuid", "ipv4", "ipv6", "json"})
 # decimalN(scale): the precision each width holds.
@@ -223,7 +226,12 @@ class _Parser:
             spelled = f"datetime64({precision}, '{tz}')" if len(args) > 1 else f"datetime64({precision})"
             return DataType(spelled, pa.timestamp(_TIME_UNITS[precision], tz=tz))
         if name in _SIMPLE:
+            if name == "string" or pa.types.is_integer(_SIMPLE[name]) or pa.types.is_floating(_SIMPLE[name]):
+                self.args()  # a display width, as in INT(11), FLOAT(12) or VARCHAR(255): no effect
             return DataType(name, _SIMPLE[name])
+        if name in _WIDE_INTEGERS:
+            self.args()
+            return DataType(name, pa.decimal128(38, 0))
         raise InvalidInput(f"unknown type '{self.text}'")
 
     def enum_labels(self) -> list[tuple[str, int]]:

@@ -143,7 +143,7 @@ def test_explain_answers_the_operator_tree(engine: Engine, cars: Stream) -> None
     result = engine.execute("EXPLAIN select window_start, count() as n from tumble(car_live_data, 2s) "
                             "where speed_kmh > 1 group by window_start")
     assert result.kind == "rows" and result.table is not None
-    assert result.table.column("plan").to_pylist() == [
+    assert result.table.column("explain").to_pylist() == [
         "Project window_start datetime64(3, 'UTC'), n int64", "  Emit watermark delay 0s",
         "    Aggregate 0 key(s): count", "      Window tumble(_tp_time, 2s)", "        Filter",
         "          Scan car_live_data"]

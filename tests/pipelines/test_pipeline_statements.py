@@ -70,7 +70,7 @@ ERRORS: list[tuple[str, str, tuple[int, int]]] = [
     ("CREATE MATERIALIZED VIEW mv INTO AS SELECT 1", "expected [INTO target] AS SELECT", (1, 37)),
     ("CREATE MATERIALIZED VIEW mv AS INSERT INTO t VALUES (1)", "needs a query: expected SELECT after AS", (1, 32)),
     ("CREATE VIEW v AS", "needs a query", (1, 17)),
-    ("SYSTEM STOP MERGES", "SYSTEM STOP MERGES is not supported", (1, 8)),
+    ("SYSTEM SHUTDOWN NOW", "SYSTEM SHUTDOWN NOW is not supported", (1, 8)),
     ("SHOW CREATE", "expected SHOW CREATE name", (1, 6)),
 ]
 

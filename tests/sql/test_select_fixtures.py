@@ -82,7 +82,7 @@ ERRORS: list[tuple[str, str, tuple[int, int] | None]] = [
      "the time column 'cid' of session() must be a datetime", (1, 44)),
     ("select cid from session(car_live_data, 5s)", "session() without aggregation is not supported", None),
     ("select cid from car_live_data\nwhere cid in (select cid, license_plate from dim_car_info)",
-     "a subquery in an expression answers one column, not 2", (2, 22)),
+     "a subquery in an expression answers 1 column, not 2", (2, 22)),
     ("with x as (select cid from car_live_data)\nselect count() from tumble(x, 2s) group by window_start",
      "'x' has no _tp_time column: name the time column", (2, 28)),
     ("select cid from car_live_data union select cid from car_live_data", "Expected DISTINCT or ALL for Union", (1, 37)),

@@ -11,12 +11,15 @@ import pytest
 from sinkflow.engine.statements import execute_statement
 from sinkflow.errors import AlreadyExists, InvalidInput, NotFound, SqlError
 from sinkflow.sql.statements import (
+    AlterStream,
     CreateStream,
     DescribeStream,
     DropStream,
     Insert,
+    Maintenance,
     SetSettings,
     ShowStreams,
+    TruncateStream,
     parse_statement,
 )
 from sinkflow.streams.store import StreamStore
@@ -67,6 +70,35 @@ PARSED: list[tuple[str, object]] = [
     ("DESC s", DescribeStream("s")),
     ("DESCRIBE STREAM s", DescribeStream("s")),
     ("INSERT INTO s (a, b) VALUES (1, 'x'), (-2, 'it''s')", Insert("s", ("a", "b"), ((1, "x"), (-2, "it's")))),
+    ("EXPLAIN SYNTAX SELECT 1", None),
+    ("INSERT INTO db.s (a) VALUES (1) (2)", Insert("s", ("a",), ((1,), (2,)))),
+    ("CREATE STREAM db.m (a int8(8), b BIGINT(64), c FLOAT(12), d VARCHAR(11)) ENGINE = MergeTree ORDER BY a "
+     "SETTINGS index_granularity = 8192, min_bytes_for_wide_part = 0",
+     CreateStream("m", (col("a", "int8"), col("b", "int64"), col("c", "float32"), col("d", "string")),
+                  (("engine", "MergeTree"),))),
+    ("DROP TABLE IF EXISTS default.s", DropStream("s", True)),
+    ("SHOW TABLES FROM db", ShowStreams()),
+    ("TRUNCATE STREAM IF EXISTS db.s", TruncateStream("s", True)),
+    ("OPTIMIZE TABLE db.s PARTITION 201901 FINAL DEDUPLICATE", Maintenance("OPTIMIZE", "s")),
+    ("CHECK TABLE s SETTINGS max_threads = 1", Maintenance("CHECK TABLE", "s", check=True)),
+    ("SYSTEM DROP MARK CACHE", Maintenance("SYSTEM DROP MARK CACHE")),
+    ("CREATE DATABASE IF NOT EXISTS db ENGINE = Atomic", Maintenance("CREATE DATABASE db")),
+    ("DROP DATABASE db", Maintenance("DROP DATABASE db")),
+    ("USE db", Maintenance("USE db")),
+    ("SET max_insert_block_size = DEFAULT", SetSettings((("max_insert_block_size", "DEFAULT"),))),
+    ("ALTER STREAM db.s UPDATE a = a + 1, b = 'x, y' WHERE c IN (1, 2) SETTINGS mutations_sync = 2",
+     AlterStream("s", "update", assignments=(("a", "a + 1"), ("b", "'x, y'")), where="c IN (1, 2)")),
+    ('INSERT INTO s (a, b) FORMAT JSONEachRow {"a": 1.5, "b": "x"} {"b": "y", "a": -.5}, {"a": null}',
+     Insert("s", ("a", "b"), ((1.5, "x"), (-0.5, "y"), (None, None)))),
+    ('INSERT INTO s FORMAT JSONEachRow {"a": 1} {"c": [1]}', Insert("s", ("a", "c"), ((1, None), (None, [1])))),
+    ("INSERT INTO s FORMAT Values (1) (2)", Insert("s", None, ((1,), (2,)))),
+    ("ALTER TABLE s DELETE WHERE a = 1", AlterStream("s", "delete", where="a = 1")),
+    ("DELETE FROM s WHERE a > 2", AlterStream("s", "delete", where="a > 2")),
+    ("ALTER STREAM s RENAME COLUMN IF EXISTS a TO b", AlterStream("s", "rename", "a", True, new_name="b")),
+    ("ALTER STREAM s DROP COLUMN a", AlterStream("s", "drop", "a")),
+    ("ALTER STREAM s MODIFY COLUMN a nullable(int64)",
+     AlterStream("s", "modify", "a", definition=col("a", "nullable(int64)"))),
+    ("ALTER STREAM s MATERIALIZE INDEX idx IN PARTITION 1", Maintenance("ALTER STREAM … MATERIALIZE INDEX", "s")),
     ("INSERT INTO s VALUES (1.5, NULL, true, false, [1, 2], [], 'a\\'b', -1e3)",
      Insert("s", None, ((1.5, None, True, False, [1, 2], [], "a'b", -1000.0),))),
 ]
@@ -84,9 +116,15 @@ ERRORS: list[tuple[str, str, tuple[int, int] | None]] = [
     ("CREATE TABLE t (a int)", "CREATE TABLE is not supported", (1, 8)),
     ("CREATE EXTERNAL STREAM k (a string)", "expected SETTINGS type=", (1, 36)),
     ("CREATE STREAM s (a int32) SETTINGS shardz=3", "unknown stream setting 'shardz'", (1, 36)),
-    ("DROP TABLE v", "DROP TABLE is not supported", (1, 6)),
-    ("SHOW TABLES", "SHOW TABLES is not supported", (1, 6)),
-    ("EXPLAIN SELECT 1", "EXPLAIN statements are not supported", (1, 1)),
+    ("DROP USER v", "DROP USER is not supported", (1, 6)),
+    ("SHOW GRANTS", "SHOW GRANTS is not supported", (1, 6)),
+    ("OPTIMIZE TABLE s t", "expected OPTIMIZE [TABLE | STREAM] name", (1, 10)),
+    ("SYSTEM SHUTDOWN", "SYSTEM SHUTDOWN is not supported", (1, 8)),
+    ("SET a = DEFAULT x", "unexpected 'x' after the end of the statement", (1, 17)),
+    ("ALTER STREAM s UPDATE a = (1 + WHERE b", "invalid expression", None),
+    ('INSERT INTO s FORMAT JSONEachRow {"a": 1,\n "b": }', "JSONEachRow: Expecting value", (2, 7)),
+    ("INSERT INTO s FORMAT CSV 1,2", "INSERT … FORMAT takes its rows here as Values or JSONEachRow", (1, 22)),
+    ("ALTER STREAM s FETCH PARTITION 1", "ALTER STREAM … FETCH PARTITION is not supported", (1, 16)),
     ("CREATE STREAM s (a in32)", "column 'a': unknown type 'in32'", (1, 20)),
     ("CREATE STREAM s (\n  a int32,\n  b decimal(50, 2)\n)", "column 'b': type 'decimal(50, 2)'", (3, 5)),
     ("CREATE STREAM s (a int32", "expected ')'", (1, 25)),
@@ -227,3 +265,20 @@ def test_streams_survive_a_new_store(tmp_path: Path) -> None:
         assert run("SHOW STREAMS", second).table.column("rows").to_pylist() == [1]
     finally:
         second.close()
+
+
+def test_explain_forms_answer_the_normalised_query_or_the_operator_tree(store: StreamStore) -> None:
+    from sinkflow.engine import Engine
+
+    engine = Engine(store)
+    engine.execute("CREATE STREAM n (k uint32, name string)")
+    syntax = engine.execute("EXPLAIN SYNTAX SELECT k FROM table(n) WHERE name = 'A'")
+    assert syntax.table is not None
+    assert syntax.table.column("explain").to_pylist() == ["SELECT", "  k", "FROM table(n)", "WHERE", "  name = 'A'"]
+    tree = engine.execute("EXPLAIN SELECT k FROM n WHERE name = 'A'").table
+    assert tree is not None and tree.column("explain").to_pylist()[-1].strip() == "Scan n"
+    for form in ("PLAN", "PIPELINE", "AST", "ESTIMATE", "PLAN header = 1, actions = 1"):
+        answer = engine.execute(f"EXPLAIN {form} SELECT k FROM n WHERE name = 'A'").table
+        assert answer is not None and answer.column("explain").to_pylist() == tree.column("explain").to_pylist()
+    with pytest.raises(SqlError, match="unknown column 'nope'"):
+        engine.execute("EXPLAIN SYNTAX SELECT nope FROM n")

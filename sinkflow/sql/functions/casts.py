@@ -31,7 +31,10 @@ def cast(node: exp.Expression, target_text: str, value: exp.Expression, kind: st
             result = fill(f"DATE_TRUNC('{truncate}', {{0}})", [result])
         return mark(result, TIME, arrow.unit)
     if pa.types.is_string(arrow):
-        return mark(to_string([value], [kind], node), STRING)
+        text = to_string([value], [kind], node)
+        if target.name.startswith("fixed_string("):  # padded with zero bytes, as to_fixed_string
+            text = fill(f"RPAD({{0}}, {target.name[len('fixed_string('):-1]}, CHR(0))", [text])
+        return mark(text, STRING)
     if pa.types.is_boolean(arrow):
         return mark(to_bool([value], [kind], node), BOOL)
     if pa.types.is_decimal(arrow):
