@@ -26,6 +26,24 @@ SEED_QUERY = (
 )
 
 
+class ManualClock:
+    """A processing-time clock (seconds) that moves only when the test calls :meth:`advance`."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[StreamStore]:
     s = StreamStore(tmp_path / "data")
