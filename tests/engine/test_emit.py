@@ -11,19 +11,13 @@ from sinkflow.engine import Engine, QueryExecution
 from sinkflow.streams.store import Stream, StreamStore
 from sinkflow.streams.types import Column, parse_type
 
-from .conftest import ManualClock, drain
+from .conftest import ManualClock, drain, emitted_after
 
 INSERTS = [(1, "10:00:00"), (2, "10:00:05"), (3, "10:00:10")]
 
 
 def _at(clock: str) -> datetime:
     return datetime.fromisoformat(f"2024-01-24 {clock}+00:00")
-
-
-@pytest.fixture
-def engine(store: StreamStore, clock: ManualClock) -> Engine:
-    """The queries' timers read the test's clock, so their timing is asserted exactly at any machine load."""
-    return Engine(store, clock)
 
 
 @pytest.fixture
@@ -78,24 +72,15 @@ async def test_per_event_emits_once_per_row_of_one_batch(engine: Engine, ints: S
     assert await drain(execution) == [{"n": 1, "top": 5}, {"n": 2, "top": 5}, {"n": 3, "top": 9}]
 
 
-async def _after(execution: QueryExecution, clock: ManualClock, seconds: float) -> list[dict]:
-    """The rows emitted when ``seconds`` more pass on ``clock``, after asserting that nothing
-    comes out a millisecond earlier: the timer fires within a millisecond of its time."""
-    clock.advance(seconds - 0.001)
-    assert await drain(execution) == []
-    clock.advance(0.002)
-    return await drain(execution)
-
-
 async def test_windows_emit_periodically_then_once_more_at_close(engine: Engine, ints: Stream,
                                                                  clock: ManualClock) -> None:
     execution = engine.start(engine.plan(
         "select window_start, i, count() from tumble(test_35_stream, 10s) group by window_start, i emit periodic 200ms"))
     ints.append_rows(["i", "_tp_time"], [[1, _at("10:00:00")]])
-    first = await _after(execution, clock, 0.2)
+    first = await emitted_after(execution, clock, 0.2)
     assert [(_clock([r["window_start"]])[0], r["i"], r["count()"]) for r in first] == [("10:00:00", 1, 1)]
     ints.append_rows(["i", "_tp_time"], [[2, _at("10:00:05")]])
-    second = await _after(execution, clock, 0.2)
+    second = await emitted_after(execution, clock, 0.2)
     assert [(r["i"], r["count()"]) for r in second] == [(1, 1), (2, 1)]  # every group of the open window
     clock.advance(1.0)
     assert await drain(execution) == []  # no new rows: nothing more until something changes
@@ -116,9 +101,9 @@ async def test_on_update_with_batch_emits_changed_groups_once_per_period(engine:
                                          "emit on update with batch 300ms"))
     ints.append_rows(["i", "_tp_time"], [[1, _at("10:00:00")]])
     ints.append_rows(["i", "_tp_time"], [[1, _at("10:00:01")], [2, _at("10:00:02")]])
-    assert await _after(execution, clock, 0.3) == [{"i": 1, "n": 2}, {"i": 2, "n": 1}]
+    assert await emitted_after(execution, clock, 0.3) == [{"i": 1, "n": 2}, {"i": 2, "n": 1}]
     ints.append_rows(["i", "_tp_time"], [[2, _at("10:00:03")]])
-    assert await _after(execution, clock, 0.3) == [{"i": 2, "n": 2}]  # only the changed group
+    assert await emitted_after(execution, clock, 0.3) == [{"i": 2, "n": 2}]  # only the changed group
     clock.advance(0.3)
     assert await drain(execution) == []  # nothing changed in that period
     execution.close()
@@ -128,7 +113,7 @@ async def test_periodic_repeat_emits_without_new_rows(engine: Engine, ints: Stre
     execution = engine.start(engine.plan("select count() as n from test_35_stream emit periodic 100ms repeat"))
     ints.append_rows(["i", "_tp_time"], [[1, _at("10:00:00")]])
     for _ in range(3):
-        assert await _after(execution, clock, 0.1) == [{"n": 1}]
+        assert await emitted_after(execution, clock, 0.1) == [{"n": 1}]
     execution.close()
 
 
@@ -142,7 +127,7 @@ async def test_emit_timeout_closes_the_last_window_of_a_quiet_stream(engine: Eng
     ints.append_rows(["i", "_tp_time"], [[3, _at("10:00:02")]])
     assert await drain(execution) == []
     # The timeout counts from the last row read, not the first.
-    rows = await _after(execution, clock, 0.3)
+    rows = await emitted_after(execution, clock, 0.3)
     assert [(_clock([r["window_start"]])[0], r["n"]) for r in rows] == [("10:00:00", 3)]
     execution.close()
 
@@ -176,5 +161,5 @@ async def test_emit_last_starts_the_query_that_long_ago(engine: Engine, ints: St
     ints.append_rows(["i", "_tp_time"], [[2, now - timedelta(minutes=10)], [3, now - timedelta(minutes=5)]])
     execution = engine.start(engine.plan("select count() as n, sum(i) as total from test_35_stream "
                                          "emit periodic 100ms last 1h"))
-    assert await _after(execution, clock, 0.1) == [{"n": 2, "total": 5}]
+    assert await emitted_after(execution, clock, 0.1) == [{"n": 2, "total": 5}]
     execution.close()
