@@ -15,6 +15,8 @@
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 
 import pyarrow as pa
 
@@ -43,10 +45,14 @@ __all__ = ["ChangelogPlan", "Engine", "JoinPlan", "Plan", "QueryExecution", "Que
 
 
 class Engine:
-    """Plans and starts queries over the streams of one :class:`StreamStore`."""
+    """Plans and starts queries over the streams of one :class:`StreamStore`.
 
-    def __init__(self, store: StreamStore) -> None:
+    ``clock`` (seconds, monotonic) is the processing time every query it starts reads for its
+    timers (``EMIT PERIODIC``, ``EMIT TIMEOUT``, idle timeouts); tests pass a hand-driven one."""
+
+    def __init__(self, store: StreamStore, clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
+        self.clock = clock
 
     def plan(self, sql: str) -> Plan:
         """Plan a SELECT (its CTEs and subqueries included). Raises :class:`SqlError` (with a
@@ -70,7 +76,7 @@ class Engine:
         source is quiet; the query's ``SETTINGS idle_timeout=…`` overrides it. Raises
         :class:`InvalidInput` for a snapshot of another query.
         """
-        return QueryExecution(plan, self.store, snapshot, idle_timeout)
+        return QueryExecution(plan, self.store, snapshot, idle_timeout, self.clock)
 
     def execute(self, sql: str) -> StatementResult:
         """Run any statement: DDL/INSERT answer a status, a bounded SELECT its rows, a streaming

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -65,11 +66,15 @@ class _Source:
 
 
 class QueryExecution:
-    """A running query (see the module docstring). ``schema`` is the output schema every batch conforms to."""
+    """A running query (see the module docstring). ``schema`` is the output schema every batch conforms to.
+
+    ``clock`` (seconds, monotonic) is the one processing-time source of the query: every
+    operator's timers read it, and :meth:`step` fires what is due at its reading."""
 
     def __init__(self, plan: Plan, store: StreamStore, snapshot: bytes | None = None,
-                 idle_timeout: float | None = None) -> None:
+                 idle_timeout: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.plan = plan
+        self._clock = clock
         self.schema: pa.Schema = plan.output_schema
         self.epoch = 0
         self.finished = False
@@ -101,7 +106,7 @@ class QueryExecution:
         elif isinstance(plan, ChangelogPlan):
             op = ChangelogOperator(plan)
         else:
-            op = SelectOperator(plan, store, idle_timeout)
+            op = SelectOperator(plan, store, idle_timeout, self._clock)
         node = _Node("", op, consumer, port)
         if isinstance(plan, UnionPlan):
             for i, child in enumerate(plan.inputs):
@@ -197,7 +202,7 @@ class QueryExecution:
         await asyncio.gather(*pending, return_exceptions=True)
 
     def _until_timer(self) -> float:
-        now = time.monotonic()
+        now = self._clock()
         return max(0.0, min([float("inf"), *(n.op.due(now) for n in self._nodes if not n.op.finished)]))
 
     def _advance(self, reads: list[Entries]) -> list[pa.RecordBatch]:
@@ -233,7 +238,7 @@ class QueryExecution:
             if source.scan.ended and not source.scan.ended_signalled:
                 source.scan.ended_signalled = True
                 out.extend(self._end(source.consumer, source.port))
-        now = time.monotonic()
+        now = self._clock()
         for node in self._nodes:
             if not node.op.finished:
                 out.extend(self._after(node, node.op.fire(now)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 
 import pyarrow as pa
 
@@ -15,11 +16,13 @@ class Batcher:
 
     A batch is due when ``max_rows`` rows are waiting or the oldest waited ``max_wait``
     seconds. Memory stays bounded because the pipeline stops pulling results while a batch
-    is being delivered (backpressure): at most one query step's output waits here.
+    is being delivered (backpressure): at most one query step's output waits here. ``clock``
+    (seconds, monotonic) is what the age is measured on.
     """
 
-    def __init__(self, policy: BatchPolicy, schema: pa.Schema) -> None:
+    def __init__(self, policy: BatchPolicy, schema: pa.Schema, clock: Callable[[], float] = time.monotonic) -> None:
         self.policy = policy
+        self._clock = clock
         self.schema = schema
         self._batches: deque[pa.RecordBatch] = deque()
         self._rows = 0
@@ -32,7 +35,7 @@ class Batcher:
         if batch.num_rows == 0:
             return
         if self._since is None:
-            self._since = time.monotonic()
+            self._since = self._clock()
         self._batches.append(batch)
         self._rows += batch.num_rows
 
@@ -46,7 +49,7 @@ class Batcher:
         """Seconds until the waiting rows are due by age (``max_wait`` when none wait)."""
         if self._since is None:
             return self.policy.max_wait
-        return self.policy.max_wait - (time.monotonic() - self._since)
+        return self.policy.max_wait - (self._clock() - self._since)
 
     def take(self, rows: int | None = None) -> pa.RecordBatch:
         """Remove and return up to ``rows`` (default ``max_rows``) of the oldest waiting rows as one batch.
@@ -64,5 +67,5 @@ class Batcher:
             need -= batch.num_rows
         head = pieces[0] if len(pieces) == 1 else pa.concat_batches(pieces)
         self._rows -= head.num_rows
-        self._since = time.monotonic() if self._rows else None
+        self._since = self._clock() if self._rows else None
         return head

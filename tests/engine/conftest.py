@@ -26,6 +26,24 @@ SEED_QUERY = (
 )
 
 
+class ManualClock:
+    """A processing-time clock (seconds) that moves only when the test calls :meth:`advance`."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[StreamStore]:
     s = StreamStore(tmp_path / "data")
@@ -34,8 +52,9 @@ def store(tmp_path: Path) -> Iterator[StreamStore]:
 
 
 @pytest.fixture
-def engine(store: StreamStore) -> Engine:
-    return Engine(store)
+def engine(store: StreamStore, clock: ManualClock) -> Engine:
+    """The queries' timers read the test's clock, so their timing is asserted exactly at any machine load."""
+    return Engine(store, clock)
 
 
 @pytest.fixture
@@ -94,6 +113,15 @@ async def drain(execution: QueryExecution, max_steps: int = 1000) -> list[dict]:
         if execution.lag() == 0 or execution.finished:
             break
     return out
+
+
+async def emitted_after(execution: QueryExecution, clock: ManualClock, seconds: float) -> list[dict]:
+    """The rows emitted when ``seconds`` more pass on ``clock``, after asserting that nothing
+    comes out a millisecond earlier: the timer fires within a millisecond of its time."""
+    clock.advance(seconds - 0.001)
+    assert await drain(execution) == []
+    clock.advance(0.002)
+    return await drain(execution)
 
 
 async def step_until(execution: QueryExecution, predicate: Callable[[list[dict]], bool], timeout: float = 5.0,

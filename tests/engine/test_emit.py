@@ -3,7 +3,6 @@ and 0029_emit_changelog.yaml in Proton's repository) and their timing."""
 
 from __future__ import annotations
 
-import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -12,7 +11,7 @@ from sinkflow.engine import Engine, QueryExecution
 from sinkflow.streams.store import Stream, StreamStore
 from sinkflow.streams.types import Column, parse_type
 
-from .conftest import drain, step_until
+from .conftest import ManualClock, drain, emitted_after
 
 INSERTS = [(1, "10:00:00"), (2, "10:00:05"), (3, "10:00:10")]
 
@@ -73,61 +72,64 @@ async def test_per_event_emits_once_per_row_of_one_batch(engine: Engine, ints: S
     assert await drain(execution) == [{"n": 1, "top": 5}, {"n": 2, "top": 5}, {"n": 3, "top": 9}]
 
 
-async def test_windows_emit_periodically_then_once_more_at_close(engine: Engine, ints: Stream) -> None:
+async def test_windows_emit_periodically_then_once_more_at_close(engine: Engine, ints: Stream,
+                                                                 clock: ManualClock) -> None:
     execution = engine.start(engine.plan(
         "select window_start, i, count() from tumble(test_35_stream, 10s) group by window_start, i emit periodic 200ms"))
     ints.append_rows(["i", "_tp_time"], [[1, _at("10:00:00")]])
-    assert await drain(execution) == []  # the period has not passed yet
-    started = time.monotonic()
-    first = await step_until(execution, lambda out: len(out) >= 1)
-    assert time.monotonic() - started > 0.1
+    first = await emitted_after(execution, clock, 0.2)
     assert [(_clock([r["window_start"]])[0], r["i"], r["count()"]) for r in first] == [("10:00:00", 1, 1)]
     ints.append_rows(["i", "_tp_time"], [[2, _at("10:00:05")]])
-    second = await step_until(execution, lambda out: len(out) >= 2)
+    second = await emitted_after(execution, clock, 0.2)
     assert [(r["i"], r["count()"]) for r in second] == [(1, 1), (2, 1)]  # every group of the open window
-    quiet = await step_until(execution, lambda out: False, timeout=0.5)
-    assert quiet == []  # no new rows: nothing more until something changes
+    clock.advance(1.0)
+    assert await drain(execution) == []  # no new rows: nothing more until something changes
     ints.append_rows(["i", "_tp_time"], [[3, _at("10:00:10")]])
-    closing = await drain(execution)
-    closed = [(r["i"], r["count()"]) for r in closing if _clock([r["window_start"]])[0] == "10:00:00"]
-    assert closed == [(1, 1), (2, 1)]  # the window closed: its final rows
-    # The new window emits at its next period: in the same step when a period was due then, else later.
-    opened = [r for r in closing if r["i"] == 3]
-    later = opened or await step_until(execution, lambda out: len(out) >= 1)
-    assert [(_clock([r["window_start"]])[0], r["i"]) for r in later] == [("10:00:10", 3)]
+    closing = await drain(execution)  # no period is due: only the closed window's final rows
+    assert [(_clock([r["window_start"]])[0], r["i"], r["count()"]) for r in closing] == [
+        ("10:00:00", 1, 1), ("10:00:00", 2, 1)]
+    # The idle second fired an (empty) period, so the next one is a whole period after it.
+    clock.advance(0.2)
+    opened = await drain(execution)
+    assert [(_clock([r["window_start"]])[0], r["i"]) for r in opened] == [("10:00:10", 3)]
     execution.close()
 
 
-async def test_on_update_with_batch_emits_changed_groups_once_per_period(engine: Engine, ints: Stream) -> None:
+async def test_on_update_with_batch_emits_changed_groups_once_per_period(engine: Engine, ints: Stream,
+                                                                         clock: ManualClock) -> None:
     execution = engine.start(engine.plan("select i, count() as n from test_35_stream group by i "
                                          "emit on update with batch 300ms"))
     ints.append_rows(["i", "_tp_time"], [[1, _at("10:00:00")]])
     ints.append_rows(["i", "_tp_time"], [[1, _at("10:00:01")], [2, _at("10:00:02")]])
-    assert await drain(execution) == []
-    rows = await step_until(execution, lambda out: len(out) >= 2)
-    assert rows == [{"i": 1, "n": 2}, {"i": 2, "n": 1}]
+    assert await emitted_after(execution, clock, 0.3) == [{"i": 1, "n": 2}, {"i": 2, "n": 1}]
     ints.append_rows(["i", "_tp_time"], [[2, _at("10:00:03")]])
-    rows = await step_until(execution, lambda out: len(out) >= 1)
-    assert rows == [{"i": 2, "n": 2}]  # only the changed group
+    assert await emitted_after(execution, clock, 0.3) == [{"i": 2, "n": 2}]  # only the changed group
+    clock.advance(0.3)
+    assert await drain(execution) == []  # nothing changed in that period
     execution.close()
 
 
-async def test_periodic_repeat_emits_without_new_rows(engine: Engine, ints: Stream) -> None:
+async def test_periodic_repeat_emits_without_new_rows(engine: Engine, ints: Stream, clock: ManualClock) -> None:
     execution = engine.start(engine.plan("select count() as n from test_35_stream emit periodic 100ms repeat"))
     ints.append_rows(["i", "_tp_time"], [[1, _at("10:00:00")]])
-    rows = await step_until(execution, lambda out: len(out) >= 3, timeout=3)
-    assert rows[:3] == [{"n": 1}] * 3
+    for _ in range(3):
+        assert await emitted_after(execution, clock, 0.1) == [{"n": 1}]
+    execution.close()
 
 
-async def test_emit_timeout_closes_the_last_window_of_a_quiet_stream(engine: Engine, ints: Stream) -> None:
+async def test_emit_timeout_closes_the_last_window_of_a_quiet_stream(engine: Engine, ints: Stream,
+                                                                     clock: ManualClock) -> None:
     execution = engine.start(engine.plan("select window_start, count() as n from tumble(test_35_stream, 5s) "
                                          "group by window_start emit timeout 300ms"))
     ints.append_rows(["i", "_tp_time"], [[1, _at("10:00:00")], [2, _at("10:00:01")]])
     assert await drain(execution) == []
-    started = time.monotonic()
-    rows = await step_until(execution, lambda out: len(out) >= 1)
-    assert time.monotonic() - started > 0.2
-    assert [r["n"] for r in rows] == [2]
+    clock.advance(0.2)
+    ints.append_rows(["i", "_tp_time"], [[3, _at("10:00:02")]])
+    assert await drain(execution) == []
+    # The timeout counts from the last row read, not the first.
+    rows = await emitted_after(execution, clock, 0.3)
+    assert [(_clock([r["window_start"]])[0], r["n"]) for r in rows] == [("10:00:00", 3)]
+    execution.close()
 
 
 async def test_after_window_close_with_delay_waits_for_late_rows(engine: Engine, ints: Stream) -> None:
@@ -153,11 +155,11 @@ async def test_a_changelog_survives_a_snapshot(engine: Engine, ints: Stream) -> 
     assert await drain(second) == [{"odd": 1, "n": 1, "_tp_delta": -1}, {"odd": 1, "n": 2, "_tp_delta": 1}]
 
 
-async def test_emit_last_starts_the_query_that_long_ago(engine: Engine, ints: Stream) -> None:
+async def test_emit_last_starts_the_query_that_long_ago(engine: Engine, ints: Stream, clock: ManualClock) -> None:
     now = datetime.now(timezone.utc)
     ints.append_rows(["i", "_tp_time"], [[1, now - timedelta(hours=3)]])
     ints.append_rows(["i", "_tp_time"], [[2, now - timedelta(minutes=10)], [3, now - timedelta(minutes=5)]])
     execution = engine.start(engine.plan("select count() as n, sum(i) as total from test_35_stream "
                                          "emit periodic 100ms last 1h"))
-    rows = await step_until(execution, lambda out: len(out) >= 1)
-    assert rows[0] == {"n": 2, "total": 5}
+    assert await emitted_after(execution, clock, 0.1) == [{"n": 2, "total": 5}]
+    execution.close()

@@ -10,7 +10,7 @@ import pytest
 from sinkflow.engine import Engine
 from sinkflow.streams.store import Stream
 
-from .conftest import T0, car_rows, drain, step_until, to_batch
+from .conftest import T0, ManualClock, car_rows, drain, emitted_after, to_batch
 
 BASE = {"cid": "c1", "speed_kmh": 10.0, "total_km": 1.0, "gas_percent": 50.0, "locked": False, "in_use": True}
 
@@ -47,43 +47,49 @@ async def test_seek_to_earliest_and_to_a_timestamp(engine: Engine, cars: Stream)
     assert [r["total_km"] for r in await drain(since)] == [3.0]
 
 
-async def test_idle_timeout_closes_open_windows_of_a_quiet_stream(engine: Engine, cars: Stream) -> None:
+async def test_idle_timeout_closes_open_windows_of_a_quiet_stream(engine: Engine, cars: Stream,
+                                                                  clock: ManualClock) -> None:
     query = "select window_start, count() as n from tumble(car_live_data, 10s) group by window_start"
     with_setting = engine.start(engine.plan(query + " settings idle_timeout='300ms'"))
     engine_default = engine.start(engine.plan(query), idle_timeout=0.3)
     without = engine.start(engine.plan(query))
+    executions = (with_setting, engine_default, without)
     cars.append_batch(to_batch([row(100), row(200), row(300)]))
-    for execution in (with_setting, engine_default):
-        got = await step_until(execution, lambda rows: len(rows) > 0)
-        assert [r["n"] for r in got] == [3]
-        assert (got[0]["window_start"] - T0).total_seconds() == 0
+    assert [await drain(execution) for execution in executions] == [[], [], []]
+    clock.advance(0.299)
+    assert [await drain(execution) for execution in executions] == [[], [], []]  # not quiet long enough yet
+    clock.advance(0.002)
+    closed = [[(r["window_start"] - T0, r["n"]) for r in await drain(execution)] for execution in executions]
     # Without the opt-in the window stays open, as in Timeplus.
-    assert await step_until(without, lambda rows: len(rows) > 0, timeout=1.0) == []
+    assert closed == [[(timedelta(0), 3)], [(timedelta(0), 3)], []]
+    clock.advance(10.0)
+    assert await drain(without) == []
     # A row for the window closed by the timeout is late now.
     cars.append_batch(to_batch([row(400)]))
     await drain(with_setting)
     assert with_setting.stats()["late_rows_dropped"] == 1
 
 
-async def test_global_aggregation_emits_running_totals_periodically(engine: Engine, cars: Stream) -> None:
+async def test_global_aggregation_emits_running_totals_periodically(engine: Engine, cars: Stream,
+                                                                    clock: ManualClock) -> None:
     execution = engine.start(engine.plan(
         "select cid, count() as n, sum(total_km) as km from car_live_data group by cid emit periodic 200ms"))
     cars.append_batch(to_batch([row(0, cid="a", total_km=1.0), row(1, cid="b", total_km=2.0), row(2, cid="a", total_km=3.0)]))
-    first = await step_until(execution, lambda rows: len(rows) > 0)
+    first = await emitted_after(execution, clock, 0.2)
     assert first == [{"cid": "a", "n": 2, "km": 4.0}, {"cid": "b", "n": 1, "km": 2.0}]
     cars.append_batch(to_batch([row(3, cid="b", total_km=5.0)]))
-    second = await step_until(execution, lambda rows: len(rows) > 0)
+    second = await emitted_after(execution, clock, 0.2)
     assert second == [{"cid": "a", "n": 2, "km": 4.0}, {"cid": "b", "n": 2, "km": 7.0}]
 
 
-async def test_periodic_state_survives_a_snapshot(engine: Engine, cars: Stream) -> None:
+async def test_periodic_state_survives_a_snapshot(engine: Engine, cars: Stream, clock: ManualClock) -> None:
     plan = engine.plan("select count() as n, count_distinct(cid) as cars from car_live_data emit periodic 100ms")
     execution = engine.start(plan)
     cars.append_batch(to_batch([row(0, cid="a"), row(1, cid="b")]))
-    await step_until(execution, lambda rows: len(rows) > 0)
+    assert await emitted_after(execution, clock, 0.1) == [{"n": 2, "cars": 2}]
     restored = engine.start(plan, snapshot=execution.snapshot())
     cars.append_batch(to_batch([row(2, cid="a"), row(3, cid="c")]))
-    assert await step_until(restored, lambda rows: len(rows) > 0) == [{"n": 4, "cars": 3}]
+    assert await emitted_after(restored, clock, 0.1) == [{"n": 4, "cars": 3}]
 
 
 def test_table_is_bounded_and_ends(engine: Engine, cars: Stream) -> None:
@@ -218,16 +224,16 @@ async def test_a_query_failing_on_the_data_reports_it_and_stays_failed(engine: E
             await execution.step(0)
 
 
-async def test_group_array_keeps_arrival_order_across_steps_and_snapshots(engine: Engine, cars: Stream) -> None:
+async def test_group_array_keeps_arrival_order_across_steps_and_snapshots(engine: Engine, cars: Stream,
+                                                                          clock: ManualClock) -> None:
     plan = engine.plan("select cid, group_array(total_km) as kms from car_live_data group by cid emit periodic 100ms")
     execution = engine.start(plan)
     cars.append_batch(to_batch([row(5, cid="a", total_km=3.0), row(1, cid="b", total_km=9.0), row(0, cid="a", total_km=1.0)]))
-    assert await step_until(execution, lambda rows: len(rows) > 0) == [{"cid": "a", "kms": [3.0, 1.0]},
-                                                                       {"cid": "b", "kms": [9.0]}]
+    assert await emitted_after(execution, clock, 0.1) == [{"cid": "a", "kms": [3.0, 1.0]}, {"cid": "b", "kms": [9.0]}]
     restored = engine.start(plan, snapshot=execution.snapshot())
     cars.append_batch(to_batch([row(2, cid="a", total_km=2.0)]))
-    assert await step_until(restored, lambda rows: len(rows) > 0) == [{"cid": "a", "kms": [3.0, 1.0, 2.0]},
-                                                                      {"cid": "b", "kms": [9.0]}]
+    assert await emitted_after(restored, clock, 0.1) == [{"cid": "a", "kms": [3.0, 1.0, 2.0]},
+                                                         {"cid": "b", "kms": [9.0]}]
 
 
 def test_boolean_connectives_and_case_filter_and_project_rows(engine: Engine, cars: Stream) -> None:

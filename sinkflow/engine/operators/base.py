@@ -47,7 +47,7 @@ class Operator(ABC):
         return float("inf")
 
     def fire(self, now: float) -> list[pa.Table]:
-        """Run the processing-time timers that are due at ``now`` (``time.monotonic()``)."""
+        """Run the processing-time timers that are due at ``now`` (the execution's clock, in seconds)."""
         return []
 
     @abstractmethod

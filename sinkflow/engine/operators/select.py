@@ -15,6 +15,7 @@ grouped into steps: rows come out ordered by window start, then group keys.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
@@ -73,10 +74,15 @@ def _run_bounded(plan: Any, store: StreamStore) -> pa.Table:
 
 
 class SelectOperator(Operator):
-    """A fused SELECT (see the module docstring); ``schema`` is its output schema."""
+    """A fused SELECT (see the module docstring); ``schema`` is its output schema.
 
-    def __init__(self, plan: QueryPlan, store: StreamStore, idle_timeout: float | None = None) -> None:
+    ``clock`` (seconds, monotonic) is the processing time its timers read: ``EMIT PERIODIC``,
+    ``ON UPDATE WITH BATCH``, ``EMIT TIMEOUT`` and the idle timeout."""
+
+    def __init__(self, plan: QueryPlan, store: StreamStore, idle_timeout: float | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.plan = plan
+        self._clock = clock
         self.logical = plan.logical
         self.schema = plan.output_schema
         self._full = plan.full_schema or plan.output_schema  # with ORDER BY's hidden columns
@@ -128,7 +134,7 @@ class SelectOperator(Operator):
         self._carry: pa.Table | None = None  # the input rows lag() looks back at
         self._stats = {"late_rows_dropped": 0, "windows_emitted": 0, "rows_emitted": 0, "dedup_rows_dropped": 0,
                        "groups_expired": 0}
-        now = time.monotonic()
+        now = clock()
         self._last_input = now
         self._next_tick = now + self.logical.emit.period_us / 1e6
 
@@ -143,7 +149,7 @@ class SelectOperator(Operator):
     def _push(self, entries: Entries) -> list[pa.Table]:
         out: list[pa.Table] = []
         if entries:
-            self._last_input = time.monotonic()
+            self._last_input = self._clock()
             self._refresh_dims()
             if self._fold_con is not None and sum(b.num_rows for _, b in entries) >= 2 * PIPELINE_ROWS:
                 return self._output(self._push_pipelined(entries))
