@@ -25,6 +25,8 @@ import pyarrow as pa
 from sinkflow.catalog import ExternalStreamRecord, ViewRecord
 from sinkflow.engine import QueryPlan, StatementResult
 from sinkflow.engine.statements import execute_statement, show_create
+from sinkflow.engine.user_functions import UserFunctions
+from sinkflow.sql.function_statements import FUNCTION_STATEMENTS
 from sinkflow.errors import AlreadyExists, InvalidInput, NotFound, SinkflowError, SqlError
 from sinkflow.runtime.kafka_source import KafkaSources
 from sinkflow.runtime.manager import SinkDefinition, SinkManager
@@ -89,6 +91,7 @@ class SqlPipelines:
         self.store = sinks.store
         self.catalog = sinks.catalog
         self.sources = KafkaSources(self.store, self.catalog, sinks.holds)
+        self.functions = UserFunctions(self.store.data_dir)
         sinks.on_work_moved = self.start  # a cluster node's readers follow the units of work it holds
 
     async def start(self) -> None:
@@ -115,6 +118,8 @@ class SqlPipelines:
                 return await asyncio.to_thread(self.engine.execute, query)
             except SqlError as err:
                 raise self._unreadable(err) from None
+        if isinstance(statement, FUNCTION_STATEMENTS):
+            return await asyncio.to_thread(self.functions.execute, statement)
         handler = getattr(self, "_" + type(statement).__name__, None)
         if handler is not None:
             result: StatementResult | None = await handler(statement, sql)
