@@ -115,7 +115,7 @@ def _packages(stmt: PythonPackages) -> StatementResult:
                            "packages into sinkflow's Python environment instead")
     installed = sorted({(d.metadata["Name"], d.version) for d in metadata.distributions() if d.metadata["Name"]},
                        key=lambda nv: nv[0].lower())
-    table = pa.table({"name": pa.array([n for n, _ in installed], pa.string()),
+    table = pa.table({"package_name": pa.array([n for n, _ in installed], pa.string()),
                       "version": pa.array([v for _, v in installed], pa.string())})
     return StatementResult("rows", table=table, count=table.num_rows)
 

@@ -106,7 +106,7 @@ def test_other_languages_aggregates_and_package_installs_are_refused_by_name(api
     assert install.status_code == 400 and "arbitrary code" in install.json()["message"]
     uninstall = sql(api, "SYSTEM UNINSTALL PYTHON PACKAGE 'requests'")
     assert uninstall.status_code == 400
-    packages = {row["name"].lower(): row["version"] for row in rows(api, "SYSTEM LIST PYTHON PACKAGES")}
+    packages = {row["package_name"].lower(): row["version"] for row in rows(api, "SYSTEM LIST PYTHON PACKAGES")}
     assert packages["pyarrow"] and packages["duckdb"]
 
 

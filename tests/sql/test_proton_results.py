@@ -1,5 +1,5 @@
 """Statements as Proton's tests write them, answered as Proton answers them: each case of
-``fixtures/proton_results.sql`` is sent to a sinkflow server (a subprocess) through the
+``fixtures/proton_results*.sql`` is sent to a sinkflow server (a subprocess) through the
 ClickHouse-style HTTP interface Proton's clients use, and its TabSeparated answer compared with
 the text Proton prints."""
 
@@ -14,7 +14,8 @@ import pytest
 
 from tests.servers.sinkflow import SinkflowServer, server  # noqa: F401 - fixture
 
-FIXTURES = Path(__file__).parent / "fixtures" / "proton_results.sql"
+# proton_results.sql and the files of each engineer's cases, proton_results_<name>.sql.
+FIXTURES = sorted((Path(__file__).parent / "fixtures").glob("proton_results*.sql"))
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ def read_cases(text: str) -> list[Case]:
     return cases
 
 
-CASES = read_cases(FIXTURES.read_text())
+CASES = [case for path in FIXTURES for case in read_cases(path.read_text())]
 
 
 @pytest.fixture(scope="module")
