@@ -43,6 +43,8 @@ _log = logging.getLogger(__name__)
 _PREFIX = "__udf_"
 _REMOTE_TIMEOUT_S = 30.0
 Definition = CreatePythonFunction | CreateRemoteFunction
+# The names in the (process-wide) function table that are user functions, not built-ins.
+_installed: set[str] = set()
 
 
 class UserFunctionFailed(InvalidInput):
@@ -85,7 +87,7 @@ class UserFunctions:
         name = stmt.name
         if name in self.functions and not stmt.or_replace:
             raise AlreadyExists(f"function '{name}' already exists (use CREATE OR REPLACE FUNCTION)")
-        if name.lower() in FUNCTIONS and name not in self.functions:
+        if name.lower() in FUNCTIONS and name.lower() not in _installed:
             raise InvalidInput(f"function '{name}' is a built-in function; choose another name")
         if not stmt.arguments:
             raise InvalidInput(f"function '{name}' needs at least one argument")
@@ -191,10 +193,12 @@ def _install(stmt: Definition, call: Callable[..., list[object]] | None = None) 
     con.create_function(_PREFIX + name, batch, duck_types[:-1], duck_types[-1], type="arrow",
                         null_handling="special", side_effects=isinstance(stmt, CreateRemoteFunction))
     register(name.lower(), same_args(_PREFIX + name), len(arrow_types))
+    _installed.add(name.lower())
 
 
 def _uninstall(name: str) -> None:
     FUNCTIONS.pop(name.lower(), None)
+    _installed.discard(name.lower())
     try:
         define_functions().remove_function(_PREFIX + name)
     except duckdb.Error:  # not installed (its code failed to load at start)

@@ -25,7 +25,9 @@ import pyarrow as pa
 from sinkflow.catalog import ExternalStreamRecord, ViewRecord
 from sinkflow.engine import QueryPlan, StatementResult
 from sinkflow.engine.statements import execute_statement, show_create
+from sinkflow.engine.dictionaries import Dictionaries
 from sinkflow.engine.user_functions import UserFunctions
+from sinkflow.sql.dictionary_statements import DICTIONARY_STATEMENTS
 from sinkflow.sql.function_statements import FUNCTION_STATEMENTS
 from sinkflow.errors import AlreadyExists, InvalidInput, NotFound, SinkflowError, SqlError
 from sinkflow.runtime.kafka_source import KafkaSources
@@ -92,6 +94,7 @@ class SqlPipelines:
         self.catalog = sinks.catalog
         self.sources = KafkaSources(self.store, self.catalog, sinks.holds)
         self.functions = UserFunctions(self.store.data_dir)
+        self.dictionaries = Dictionaries(self.store.data_dir, self.store)
         sinks.on_work_moved = self.start  # a cluster node's readers follow the units of work it holds
 
     async def start(self) -> None:
@@ -120,6 +123,8 @@ class SqlPipelines:
                 raise self._unreadable(err) from None
         if isinstance(statement, FUNCTION_STATEMENTS):
             return await asyncio.to_thread(self.functions.execute, statement)
+        if isinstance(statement, DICTIONARY_STATEMENTS):
+            return await asyncio.to_thread(self.dictionaries.execute, statement)
         handler = getattr(self, "_" + type(statement).__name__, None)
         if handler is not None:
             result: StatementResult | None = await handler(statement, sql)

@@ -20,7 +20,7 @@ from sinkflow.errors import InvalidInput
 from sinkflow.streams.types import parse_type
 
 __all__ = ["FUNCTION_STATEMENTS", "CreatePythonFunction", "CreateRemoteFunction", "DropFunction", "PythonPackages",
-           "parse_function_statement"]
+           "parse_function_statement", "type_until"]
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ def _create(p: Any) -> CreatePythonFunction | CreateRemoteFunction | None:
     name = p.identifier("a function name")
     arguments = _arguments(p)
     p.expect_word("RETURNS")
-    returns = _type_until(p, ("LANGUAGE", "URL", "AS"))
+    returns = type_until(p, ("LANGUAGE", "URL", "AS"))
     if remote:
         return _remote(p, name, tuple(arguments), returns, or_replace)
     language = p.peek()
@@ -172,14 +172,14 @@ def _arguments(p: Any) -> list[tuple[str, str]]:
         return arguments
     while True:
         name = p.identifier("an argument name")
-        arguments.append((name, _type_until(p, ())))
+        arguments.append((name, type_until(p, ())))
         if p.accept(TokenType.COMMA):
             continue
         p.expect(TokenType.R_PAREN, ")")
         return arguments
 
 
-def _type_until(p: Any, words: tuple[str, ...]) -> str:
+def type_until(p: Any, words: tuple[str, ...]) -> str:
     """The type written from here to a top-level ',' or ')' or one of ``words``; checked."""
     first = p.peek()
     depth = 0

@@ -23,6 +23,7 @@ from sqlglot.tokens import Token, TokenType
 from sinkflow.errors import InvalidInput, SqlError
 from sinkflow.sql.defaults import parse_expression
 from sinkflow.sql.functions import to_duckdb
+from sinkflow.sql.dictionary_statements import DictionaryStatement, parse_dictionary_statement
 from sinkflow.sql.function_statements import FunctionStatement, parse_function_statement
 from sinkflow.sql.limits import check_sql_limits
 from sinkflow.sql.pipeline_statements import PipelineStatement, parse_pipeline
@@ -262,12 +263,12 @@ class _Parser:
         return first, last
 
     # -- statements ---------------------------------------------------------------------------
-    def statement(self) -> Statement | PipelineStatement | FunctionStatement | None:
+    def statement(self) -> Statement | PipelineStatement | FunctionStatement | DictionaryStatement | None:
         first = self.peek()
         assert first is not None
         if first.token_type in (TokenType.SELECT, TokenType.WITH, TokenType.L_PAREN):
             return None
-        function = parse_function_statement(self)
+        function = parse_function_statement(self) or parse_dictionary_statement(self)
         if function is not None:
             return function
         pipeline = parse_pipeline(self)

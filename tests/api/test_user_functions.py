@@ -166,3 +166,54 @@ def test_functions_survive_a_restart(tmp_path: Path) -> None:
         assert sql(api, f"DROP FUNCTION {fn}").status_code == 200
     with running(SinkflowServer(data_dir)) as third, third.client() as api:
         assert sql(api, f"SELECT {fn}(37)").status_code == 400
+
+
+def dictionary(name: str, stream: str) -> str:
+    return (f"CREATE DICTIONARY {name} (id uint32, label string, weight float64) PRIMARY KEY id "
+            f"SOURCE(TIMEPLUS(STREAM '{stream}')) LAYOUT(HASHED()) LIFETIME(MIN 0 MAX 1000)")
+
+
+def test_a_streaming_query_looks_up_a_dictionary_and_calls_a_python_function(api: httpx.Client) -> None:
+    dims, facts, dic, fn = unique("dims"), unique("facts"), unique("dic"), unique("add_five")
+    assert sql(api, f"CREATE MUTABLE STREAM {dims} (id uint32, label string, weight float64) PRIMARY KEY id").status_code == 200
+    assert sql(api, f"INSERT INTO {dims} (id, label, weight) VALUES (1, 'one', 0.5), (2, 'two', 2)").status_code == 200
+    assert sql(api, f"CREATE STREAM {facts} (id uint32, n uint16)").status_code == 200
+    created = sql(api, dictionary(dic, dims))
+    assert created.status_code == 200, created.text
+    assert sql(api, add_five(fn)).status_code == 200
+    # A dimension row changed after the dictionary was created is what lookups see.
+    assert sql(api, f"INSERT INTO {dims} (id, label, weight) VALUES (2, 'deux', 3)").status_code == 200
+
+    def feed() -> None:
+        assert sql(api, f"INSERT INTO {facts} (id, n) VALUES (1, 10), (2, 20), (9, 0)").status_code == 200
+
+    query = (f"SELECT id, dict_get('{dic}', 'label', id) AS label, dict_get_or_default('{dic}', 'weight', id, -1) AS w, "
+             f"dict_has('{dic}', id) AS known, {fn}(n) AS v FROM {facts} LIMIT 3")
+    with api.stream("POST", "/api/v1beta2/queries", json={"sql": query},
+                    headers={"Accept": "text/event-stream"}) as response:
+        assert response.status_code == 200
+        events = read_sse(response, on_start=lambda: threading.Thread(target=feed).start())
+    tailed = sorted(tuple(row) for event, batch in events if event == "row" for row in batch)
+    assert tailed == [(1, "one", 0.5, 1, 15), (2, "deux", 3.0, 1, 25), (9, "", -1.0, 0, 5)]
+    assert {row["name"]: row["source"] for row in rows(api, "SHOW DICTIONARIES")}[dic] == dims
+
+
+def test_dictionaries_refuse_sources_they_cannot_read_and_survive_a_restart(tmp_path: Path) -> None:
+    with running(SinkflowServer(tmp_path / "data")) as first, first.client() as api:
+        mysql = sql(api, "CREATE DICTIONARY d (id uint32, v string) PRIMARY KEY id "
+                         "SOURCE(MYSQL(HOST 'h' PORT 3306 USER 'u' PASSWORD 'p' TABLE 't' DB 'db')) LAYOUT(HASHED()) LIFETIME(0)")
+        assert mysql.status_code == 400 and "SOURCE(MYSQL)" in mysql.json()["message"]
+        assert "'p'" not in mysql.text
+        unknown = sql(api, "SELECT dict_get('nope', 'v', 1)")
+        assert unknown.status_code == 400 and "dictionary 'nope' does not exist" in unknown.json()["message"]
+        assert sql(api, "CREATE STREAM dims (id uint32, label string, weight float64)").status_code == 200
+        assert sql(api, "INSERT INTO dims (id, label, weight) VALUES (7, 'seven', 7)").status_code == 200
+        assert sql(api, dictionary("dic", "dims")).status_code == 200
+        assert sql(api, dictionary("dic", "dims")).status_code == 409
+        attribute = sql(api, "SELECT dict_get('dic', 'nope', 1)")
+        assert attribute.status_code == 400 and "no attribute 'nope'" in attribute.json()["message"]
+    with running(SinkflowServer(tmp_path / "data")) as second, second.client() as api:
+        assert rows(api, "SELECT dict_get('dic', 'label', 7) AS l") == [{"l": "seven"}]
+        assert sql(api, "DROP DICTIONARY dic").status_code == 200
+        assert rows(api, "SHOW DICTIONARIES") == []
+        assert sql(api, "SELECT dict_get('dic', 'label', 7)").status_code == 400
