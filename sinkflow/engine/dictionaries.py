@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -146,17 +147,25 @@ def _attribute(lookup: _Lookup, column: str, arrow_type: pa.DataType):  # noqa: 
 
 # --- dict_get and its family --------------------------------------------------------------------
 
-def _target(args: list[exp.Expression], node: exp.Expression) -> tuple[str, str, str]:
-    """The dictionary, attribute and attribute type named by a call's first two arguments."""
+def _target(args: list[exp.Expression], node: exp.Expression) -> tuple[str, list[str]]:
+    """The dictionary and attributes (one, or a tuple of them) named by a call's first two arguments."""
     name = literal_text(args[0], "the dictionary name")
     if name not in _attributes:
         raise error(f"dictionary '{name}' does not exist", args[0])
-    if isinstance(args[1], exp.Tuple):
-        raise error("dict_get of several attributes at once is not supported (call it per attribute)", args[1])
-    column = literal_text(args[1], "the attribute name")
-    if column not in _attributes[name]:
-        raise error(f"dictionary '{name}' has no attribute '{column}'", args[1])
-    return name, column, _attributes[name][column]
+    written = args[1].expressions if isinstance(args[1], exp.Tuple) else [args[1]]
+    columns = [literal_text(arg, "the attribute name") for arg in written]
+    for arg, column in zip(written, columns):
+        if column not in _attributes[name]:
+            raise error(f"dictionary '{name}' has no attribute '{column}'", arg)
+    return name, columns
+
+
+def _each(args: list[exp.Expression], node: exp.Expression,
+          one: Callable[[str, str], exp.Expression]) -> exp.Expression:
+    """``one(name, column)`` for the attribute, or a tuple of them for a tuple of attributes."""
+    name, columns = _target(args, node)
+    values = [one(name, column) for column in columns]
+    return values[0] if not isinstance(args[1], exp.Tuple) else exp.Tuple(expressions=values)
 
 
 def _call(name: str, column: str, key: exp.Expression) -> exp.Expression:
@@ -164,22 +173,22 @@ def _call(name: str, column: str, key: exp.Expression) -> exp.Expression:
 
 
 def _get(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
-    name, column, type_text = _target(args, node)
-    arrow_type = parse_type(type_text).arrow
-    zero = ("''" if pa.types.is_string(arrow_type) else "false" if pa.types.is_boolean(arrow_type)
-            else "0" if pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type) else None)
-    call = _call(name, column, args[2])
-    return call if zero is None else fill(f"coalesce({{0}}, {zero})", [call])
+    def one(name: str, column: str) -> exp.Expression:
+        arrow_type = parse_type(_attributes[name][column]).arrow
+        zero = ("''" if pa.types.is_string(arrow_type) else "false" if pa.types.is_boolean(arrow_type)
+                else "0" if pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type) else None)
+        call = _call(name, column, args[2])
+        return call if zero is None else fill(f"coalesce({{0}}, {zero})", [call])
+    return _each(args, node, one)
 
 
 def _get_or_null(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
-    name, column, _ = _target(args, node)
-    return _call(name, column, args[2])
+    return _each(args, node, lambda name, column: _call(name, column, args[2]))
 
 
 def _get_or_default(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
-    name, column, _ = _target(args, node)
-    return fill(f"coalesce({{0}}, CAST({{1}} AS {_duck_types[name][column]}))", [_call(name, column, args[2]), args[3]])
+    return _each(args, node, lambda name, column: fill(
+        f"coalesce({{0}}, CAST({{1}} AS {_duck_types[name][column]}))", [_call(name, column, args[2]), args[3]]))
 
 
 def _has(args: list[exp.Expression], kinds: list[str | None], node: exp.Expression) -> exp.Expression:
