@@ -105,6 +105,8 @@ class Dictionaries:
 
     def _install(self, stmt: CreateDictionary) -> None:
         lookup = _Lookup(self.store, stmt)
+        if stmt.name in _attributes:  # by another server of this process (tests, benchmarks)
+            _remove(stmt.name)
         con = define_functions()
         key_arrow = parse_type(dict(stmt.columns)[stmt.key]).arrow
         duck: dict[str, str] = {}
@@ -119,16 +121,21 @@ class Dictionaries:
         self.dictionaries[stmt.name] = stmt
 
     def _uninstall(self, name: str) -> None:
-        _duck_types.pop(name, None)
-        for column in (*_attributes.pop(name, {}), _HAS):
-            try:
-                define_functions().remove_function(_function(name, column))
-            except duckdb.Error:  # never installed
-                pass
+        _remove(name)
         del self.dictionaries[name]
 
     def _save(self) -> None:
         self.path.write_text(json.dumps([dataclasses.asdict(d) for d in self.dictionaries.values()]))
+
+
+def _remove(name: str) -> None:
+    """Make dictionary ``name``'s functions uncallable."""
+    _duck_types.pop(name, None)
+    for column in (*_attributes.pop(name, {}), _HAS):
+        try:
+            define_functions().remove_function(_function(name, column))
+        except duckdb.Error:  # never installed
+            pass
 
 
 def _function(dictionary: str, column: str) -> str:

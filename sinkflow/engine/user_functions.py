@@ -188,6 +188,8 @@ def _install(stmt: Definition, call: Callable[..., list[object]] | None = None) 
     # DuckDB counts the Python function's parameters: give it one per argument.
     batch.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [inspect.Parameter(f"a{i}", inspect.Parameter.POSITIONAL_ONLY) for i in range(len(arrow_types))])
+    if name.lower() in _installed:  # by another server of this process (tests, benchmarks)
+        _uninstall(name)
     con = define_functions()
     duck_types = con.from_arrow(pa.table({f"a{i}": pa.array([], t) for i, t in enumerate([*arrow_types, result_type])})).types
     con.create_function(_PREFIX + name, batch, duck_types[:-1], duck_types[-1], type="arrow",
