@@ -63,6 +63,14 @@ def connect() -> duckdb.DuckDBPyConnection:
     return con
 
 
+def define_functions() -> duckdb.DuckDBPyConnection:
+    """The shared database's own connection, to create or remove Python functions on: they are
+    then callable from every :func:`connect` cursor (one made on a cursor dies with it)."""
+    connect().close()
+    assert _database is not None
+    return _database
+
+
 class _Explained:
     """A plan whose one-text EXPLAIN is its tree's lines."""
 

@@ -25,6 +25,10 @@ import pyarrow as pa
 from sinkflow.catalog import ExternalStreamRecord, FunctionRecord, ViewRecord
 from sinkflow.engine import QueryPlan, StatementResult
 from sinkflow.engine.statements import execute_statement, show_create
+from sinkflow.engine.dictionaries import Dictionaries
+from sinkflow.engine.user_functions import UserFunctions
+from sinkflow.sql.dictionary_statements import DICTIONARY_STATEMENTS
+from sinkflow.sql.function_statements import FUNCTION_STATEMENTS
 from sinkflow.errors import AlreadyExists, InvalidInput, NotFound, SinkflowError, SqlError
 from sinkflow.runtime.kafka_source import KafkaSources
 from sinkflow.runtime.manager import SinkDefinition, SinkManager
@@ -93,6 +97,8 @@ class SqlPipelines:
         self.store = sinks.store
         self.catalog = sinks.catalog
         self.sources = KafkaSources(self.store, self.catalog, sinks.holds)
+        self.functions = UserFunctions(self.store.data_dir)
+        self.dictionaries = Dictionaries(self.store.data_dir, self.store)
         sinks.on_work_moved = self.start  # a cluster node's readers follow the units of work it holds
 
     async def start(self) -> None:
@@ -119,6 +125,10 @@ class SqlPipelines:
                 return await asyncio.to_thread(self.engine.execute, query)
             except SqlError as err:
                 raise self._unreadable(err) from None
+        if isinstance(statement, FUNCTION_STATEMENTS):
+            return await asyncio.to_thread(self.functions.execute, statement)
+        if isinstance(statement, DICTIONARY_STATEMENTS):
+            return await asyncio.to_thread(self.dictionaries.execute, statement)
         handler = getattr(self, "_" + type(statement).__name__, None)
         if handler is not None:
             result: StatementResult | None = await handler(statement, sql)
@@ -191,11 +201,13 @@ class SqlPipelines:
         return StatementResult("status", f"created function '{function.name}'")
 
     async def _DropFunction(self, stmt: DropFunction, sql: str) -> StatementResult:
-        if stmt.name not in self._functions():
+        """Drop a SQL function (the catalog's) or a Python or remote one (:attr:`functions`)."""
+        if stmt.name in self._functions():
+            self.catalog.delete_function(stmt.name)
+        elif not await asyncio.to_thread(self.functions.drop, stmt.name):
             if stmt.if_exists:
                 return StatementResult("status", f"function '{stmt.name}' does not exist")
             raise NotFound(f"function '{stmt.name}' does not exist")
-        self.catalog.delete_function(stmt.name)
         return StatementResult("status", f"dropped function '{stmt.name}'")
 
     # -- external streams -------------------------------------------------------------------------

@@ -27,6 +27,8 @@ from sqlglot.tokens import Token, TokenType
 from sinkflow.errors import InvalidInput, SqlError
 from sinkflow.sql.defaults import parse_expression
 from sinkflow.sql.functions import to_duckdb
+from sinkflow.sql.dictionary_statements import DictionaryStatement, parse_dictionary_statement
+from sinkflow.sql.function_statements import FunctionStatement, parse_function_statement
 from sinkflow.sql.limits import check_sql_limits
 from sinkflow.sql.pipeline_statements import PipelineStatement, parse_pipeline
 from sinkflow.sql.user_functions import UserFunction
@@ -379,7 +381,7 @@ class _Parser:
         return first, last
 
     # -- statements ---------------------------------------------------------------------------
-    def statement(self) -> Statement | PipelineStatement | None:
+    def statement(self) -> Statement | PipelineStatement | FunctionStatement | DictionaryStatement | None:
         first = self.peek()
         assert first is not None
         if first.token_type in (TokenType.SELECT, TokenType.WITH, TokenType.L_PAREN) or self.is_word("EXPLAIN"):
@@ -387,6 +389,9 @@ class _Parser:
         maintenance = self.maintenance()
         if maintenance is not None:
             return maintenance
+        function = parse_function_statement(self) or parse_dictionary_statement(self)
+        if function is not None:
+            return function
         pipeline = parse_pipeline(self)
         if pipeline is not None:
             return pipeline
