@@ -527,8 +527,8 @@ class _Parser:
         if self.accept_word("ON", "CLUSTER"):
             self.identifier("a cluster name")
         if not self.is_word("AS"):
-            raise self.error(f"function '{name}': sinkflow runs SQL functions only, written "
-                             f"CREATE FUNCTION {name} AS (x, y) -> expression (JavaScript functions are not supported)")
+            raise self.error(f"function '{name}': write CREATE FUNCTION {name} AS (x, y) -> expression, or "
+                             f"CREATE FUNCTION {name}(x type) RETURNS type LANGUAGE PYTHON AS $$ … $$")
         self.i += 1
         params: list[str] = []
         if self.accept(TokenType.L_PAREN):

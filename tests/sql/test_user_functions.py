@@ -81,7 +81,7 @@ async def test_bad_functions_and_calls_are_refused_with_their_place(tmp_path: Pa
             await p.execute("SELECT loop_b(1, 2)")
         with pytest.raises(InvalidInput, match="built-in function"):
             await p.execute("CREATE FUNCTION length AS x -> 1")
-        with pytest.raises(SqlError, match="JavaScript functions are not supported"):
+        with pytest.raises(SqlError, match="LANGUAGE JAVASCRIPT functions are not supported"):
             await p.execute("CREATE FUNCTION js(x int) RETURNS int LANGUAGE JAVASCRIPT AS $$ return x $$")
         with pytest.raises(SqlError, match="names a parameter twice"):
             await p.execute("CREATE FUNCTION two AS (x, x) -> x")
