@@ -30,7 +30,7 @@ from typing import Any
 from confluent_kafka import Message
 from cryptography.fernet import Fernet, InvalidToken
 
-from sinkflow.catalog import CatalogStore, Checkpoint, ExternalStreamRecord, SinkRecord, ViewRecord
+from sinkflow.catalog import CatalogStore, Checkpoint, ExternalStreamRecord, FunctionRecord, SinkRecord, ViewRecord
 from sinkflow.cluster.replica import Replica, header
 from sinkflow.errors import AlreadyExists, InvalidInput, NotFound
 
@@ -71,9 +71,10 @@ class ClusterCatalog(CatalogStore):
         self._views: dict[str, ViewRecord] = {}
         self._externals: dict[str, ExternalStreamRecord] = {}
         self._kafka_offsets: dict[str, dict[int, int]] = {}
+        self._functions: dict[str, FunctionRecord] = {}
         #: The records kept by name, by the kind of their key.
         self._named: dict[str, dict[str, Any]] = {"view": self._views, "external": self._externals,
-                                                  "kafka_offsets": self._kafka_offsets}
+                                                  "kafka_offsets": self._kafka_offsets, "function": self._functions}
         self.on_change: Callable[[], None] = lambda: None
         self.stream_handler: Callable[[str, dict[str, Any] | None], None] = lambda name, value: None
 
@@ -99,6 +100,19 @@ class ClusterCatalog(CatalogStore):
     def delete_view(self, name: str) -> None:
         """Forget a view (its sink, if any, is deleted with :meth:`delete_sink`)."""
         self.replica.publish(self.topic, f"view/{name}".encode(), None)
+
+    def functions(self) -> list[FunctionRecord]:
+        """Every SQL function, in the order they were stored."""
+        with self._lock:
+            return list(self._functions.values())
+
+    def put_function(self, record: FunctionRecord) -> None:
+        """Store a SQL function, replacing one of the same name; returns once applied here."""
+        self.replica.publish(self.topic, f"function/{record.name}".encode(), json.dumps(asdict(record)).encode())
+
+    def delete_function(self, name: str) -> None:
+        """Forget a SQL function (nothing happens when there is none of that name)."""
+        self.replica.publish(self.topic, f"function/{name}".encode(), None)
 
     def external_streams(self) -> list[ExternalStreamRecord]:
         """Every external stream, oldest first, with its secrets."""
@@ -285,6 +299,8 @@ class ClusterCatalog(CatalogStore):
         body = json.loads(value)
         if kind == "view":
             table[name] = ViewRecord(**body)
+        elif kind == "function":
+            table[name] = FunctionRecord(body["name"], tuple(body["params"]), body["body"])
         elif kind == "external":
             body["secrets"] = self._unseal(f"external stream '{name}'", body["secrets"])
             body["columns"] = [tuple(c) for c in body["columns"]]

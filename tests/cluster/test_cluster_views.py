@@ -47,6 +47,23 @@ def test_a_view_made_on_one_node_is_read_on_another(nodes: list[SinkflowNode]) -
     wait_for(lambda: not rows(a, "SHOW VIEWS"), "the view dropped on n0")
 
 
+def test_a_sql_function_made_on_one_node_is_called_on_another(nodes: list[SinkflowNode]) -> None:
+    a, b, c = nodes
+    sql(a, "CREATE FUNCTION with_tax AS (x) -> x * 2 + 1")
+    got = wait_for(lambda: _answer(b, "SELECT with_tax(20) AS v"), "the function on n1")
+    assert got == [{"v": 41}]
+    sql(c, "DROP FUNCTION with_tax")
+    wait_for(lambda: _answer(a, "SELECT with_tax(20) AS v") is None, "the function dropped on n0")
+
+
+def _answer(node: SinkflowNode, text: str) -> list[dict[str, Any]] | None:
+    """The rows of ``text`` on ``node``, or None while the node refuses it."""
+    try:
+        return rows(node, text)
+    except httpx.HTTPStatusError:
+        return None
+
+
 def test_a_materialized_view_into_an_external_stream_writes_kafka(nodes: list[SinkflowNode],
                                                                   cluster: ClusterNodes) -> None:
     a, b, c = nodes
