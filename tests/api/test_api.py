@@ -30,6 +30,13 @@ def sql(api: httpx.Client, text: str) -> httpx.Response:
     return api.post("/api/v1beta2/queries", json={"sql": text})
 
 
+def rows(api: httpx.Client, text: str) -> list[dict[str, object]]:
+    """The rows of a bounded query ``text`` (which must succeed)."""
+    response = sql(api, text)
+    assert response.status_code == 200, response.text
+    return response.json()["rows"]
+
+
 # -- streams and ingest ----------------------------------------------------------------------
 
 

@@ -4,25 +4,10 @@ and SQL ingest, keyed streams described, random streams generating rows that que
 from __future__ import annotations
 
 import time
-import uuid
 
 import httpx
 
-from tests.api.test_api import read_sse
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:8]}"
-
-
-def sql(api: httpx.Client, text: str) -> httpx.Response:
-    return api.post("/api/v1beta2/queries", json={"sql": text})
-
-
-def rows(api: httpx.Client, text: str) -> list[dict[str, object]]:
-    response = sql(api, text)
-    assert response.status_code == 200, response.text
-    return response.json()["rows"]
+from tests.api.test_api import read_sse, rows, sql, unique
 
 
 def test_rest_ingest_fills_defaults_from_expressions_over_given_columns(api: httpx.Client) -> None:

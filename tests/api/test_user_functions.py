@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,23 +14,9 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from tests.api.test_api import read_sse
+from tests.api.test_api import read_sse, rows, sql, unique
 from tests.servers.process import running
 from tests.servers.sinkflow import SinkflowServer
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:8]}"
-
-
-def sql(api: httpx.Client, text: str) -> httpx.Response:
-    return api.post("/api/v1beta2/queries", json={"sql": text})
-
-
-def rows(api: httpx.Client, text: str) -> list[dict[str, object]]:
-    response = sql(api, text)
-    assert response.status_code == 200, response.text
-    return response.json()["rows"]
 
 
 def add_five(name: str) -> str:
